@@ -1,0 +1,1 @@
+"""Streamlit pages for toydiff (launched by ``toydiff app``)."""
