@@ -1,0 +1,107 @@
+"""Checkpoints: safetensors weights plus JSON metadata, written atomically.
+
+A checkpoint is one ``.safetensors`` file. Tensors are stored by name; the metadata (config, schedule,
+normalisation, step, RNG states, anything JSON-serialisable) is stored as one JSON string in the
+safetensors header under the key ``"toydiff"``, so weights and metadata can never get out of step.
+
+Writes go to a temporary file in the same folder, are flushed and fsynced, then renamed over the
+target (``os.replace`` is atomic on POSIX), so a crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write_bytes", "rng_state", "set_rng_state"]
+
+_META_KEY = "toydiff"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, not a toydiff checkpoint, or does not fit the model."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:
+    """Save named tensors and JSON-serialisable ``metadata`` to ``path`` atomically.
+
+    Args:
+        path: target file (conventionally ``*.safetensors``); parent folders are created.
+        tensors: name -> tensor; tensors are moved to CPU and made contiguous.
+        metadata: any JSON-serialisable dict (raises ``TypeError`` naming the bad value otherwise).
+    """
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise TypeError("tensors must be a dict of name -> torch.Tensor")
+    try:
+        meta_json = json.dumps(metadata)
+    except TypeError as e:
+        raise TypeError(f"metadata must be JSON-serialisable: {e}") from None
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    data = _st_save(flat, metadata={_META_KEY: meta_json})
+    return atomic_write_bytes(path, data)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load ``(tensors, metadata)`` written by :func:`save_checkpoint`.
+
+    Raises:
+        CheckpointError: the file is missing, truncated/corrupt, or has no toydiff metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return load_checkpoint_bytes(path.read_bytes(), name=str(path))
+
+
+def load_checkpoint_bytes(data: bytes, name: str = "<bytes>") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Like :func:`load_checkpoint` for the bytes of a checkpoint (an uploaded file, say)."""
+    try:
+        tensors = _st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + header_len])
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as e:
+        raise CheckpointError(f"{name} is not a valid checkpoint (truncated or corrupt): {e}") from None
+    meta = header.get("__metadata__", {}) or {}
+    if _META_KEY not in meta:
+        raise CheckpointError(f"{name} is a safetensors file but not a toydiff checkpoint (no '{_META_KEY}' metadata)")
+    return tensors, json.loads(meta[_META_KEY])
+
+
+def rng_state(generator: torch.Generator | None = None) -> list[int]:
+    """The state of ``generator`` (or torch's global CPU RNG) as a JSON-friendly list of bytes."""
+    state = generator.get_state() if generator is not None else torch.get_rng_state()
+    return state.tolist()
+
+
+def set_rng_state(state: list[int], generator: torch.Generator | None = None) -> None:
+    """Restore a state captured by :func:`rng_state`."""
+    t = torch.tensor(state, dtype=torch.uint8)
+    if generator is not None:
+        generator.set_state(t)
+    else:
+        torch.set_rng_state(t)
