@@ -1,0 +1,45 @@
+"""toydiff: diffusion maths written once, for any tensor rank, and checked against an exact oracle.
+
+    import toydiff as td
+    s = td.schedules.linear(T=1000)
+    gm = td.GaussianMixture(weights=[1.0, 2.0], means=[[-4.0], [4.0]], covs=[[[1.0]], [[1.0]]])
+    x0 = td.sample(gm.eps_fn(s), torch.randn(1000, 1), s, method="ddim", steps=50)
+"""
+
+from . import checkpoint, embeddings, exact, forward, samplers, schedules, trajectory
+from .exact import GaussianMixture, LossFloor
+from .forward import (
+    eps_to_x0,
+    q_posterior,
+    q_sample,
+    q_step,
+    randn_like,
+    to_v,
+    v_to_eps,
+    v_to_x0,
+    x0_to_eps,
+)
+from .samplers import (
+    METHODS,
+    chain_callbacks,
+    classifier_free_guidance,
+    conditional_eps_fn,
+    function_evaluations,
+    guidance_combine,
+    inpaint_projection,
+    sample,
+    sdedit,
+)
+from .schedules import NoiseSchedule, StepPlan, TerminalSNRWarning
+from .trajectory import TrajectoryRecorder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "checkpoint", "embeddings", "exact", "forward", "samplers", "schedules", "trajectory",
+    "GaussianMixture", "LossFloor",
+    "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
+    "METHODS", "sample", "sdedit", "guidance_combine", "classifier_free_guidance", "conditional_eps_fn",
+    "inpaint_projection", "chain_callbacks", "function_evaluations",
+    "NoiseSchedule", "StepPlan", "TerminalSNRWarning", "TrajectoryRecorder",
+]

@@ -1,0 +1,236 @@
+"""The exact oracle: a Gaussian mixture's noised marginals, score and optimal noise predictor in closed form.
+
+If x_0 ~ Σ_k w_k N(μ_k, Σ_k) and x_t = sqrt(ᾱ) x_0 + sqrt(1 − ᾱ) ε, then x_t is again a mixture,
+Σ_k w_k N(sqrt(ᾱ) μ_k, ᾱ Σ_k + (1 − ᾱ) I). Its score ∇ log p_t is a responsibility-weighted sum of
+Gaussian scores, and the minimiser of E‖ε − ε̂(x_t, t)‖² is ε*(x_t) = E[ε | x_t] = −sqrt(1 − ᾱ) ∇ log p_t
+(Tweedie's formula; Vincent 2011). So every sampler can run on the *true* denoiser, and the training loss
+has a known floor.
+
+Each covariance is diagonalised once (Σ_k = U_k diag(λ_k) U_kᵀ); the noised covariance shares U_k with
+eigenvalues ᾱ λ_k + 1 − ᾱ, so any ᾱ — per sample, even continuous — costs one projection. Maths is float64.
+Points are ``[N, D]``; any ``[N, *event]`` with ``prod(event) == D`` is accepted and the output keeps its shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .forward import randn_like
+from .schedules import NoiseSchedule
+
+__all__ = ["GaussianMixture", "LossFloor"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class LossFloor:
+    """The Bayes-optimal ε-prediction loss (per element, as ``nn.MSELoss`` averages) at each step ``t``.
+
+    ``per_t[i]`` estimates E‖ε − ε*(x_t, t_i)‖² / D by Monte Carlo with ``n`` fresh samples; ``stderr`` is
+    its standard error. ``mean`` averages over the given steps (all of them: the uniform-t training loss).
+    """
+
+    t: torch.Tensor
+    per_t: torch.Tensor
+    stderr: torch.Tensor
+    n: int
+
+    @property
+    def mean(self) -> float:
+        return float(self.per_t.mean())
+
+    def bucketed(self, n_buckets: int) -> torch.Tensor:
+        """The floor averaged over ``n_buckets`` equal runs of consecutive steps, ``[n_buckets]``."""
+        return torch.stack([c.mean() for c in self.per_t.tensor_split(n_buckets)])
+
+
+class GaussianMixture:
+    """A mixture of full-covariance Gaussians in any dimension D, with its exact diffusion quantities.
+
+    Args:
+        weights: ``[K]`` non-negative, normalised here.
+        means: ``[K, D]``.
+        covs: ``[K, D, D]`` symmetric positive definite.
+
+    Example:
+        >>> gm = GaussianMixture([1.0, 2.0], [[-4.0], [4.0]], [[[1.0]], [[1.0]]])
+        >>> eps_fn = gm.eps_fn(schedule)     # exact ε*(x_t, t), usable by every sampler
+    """
+
+    def __init__(self, weights, means, covs):
+        w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+        mu = torch.as_tensor(means, dtype=torch.float64)
+        cov = torch.as_tensor(covs, dtype=torch.float64)
+        if w.numel() == 0 or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError("weights must be finite, non-negative and not all zero")
+        if mu.ndim != 2 or mu.shape[0] != w.numel():
+            raise ValueError(f"means must have shape [K={w.numel()}, D], got {tuple(mu.shape)}")
+        K, D = mu.shape
+        if cov.shape != (K, D, D):
+            raise ValueError(f"covs must have shape [K={K}, D={D}, D={D}], got {tuple(cov.shape)}")
+        if not torch.isfinite(mu).all() or not torch.isfinite(cov).all():
+            raise ValueError("means and covs must be finite")
+        if not torch.allclose(cov, cov.transpose(1, 2), atol=1e-10, rtol=1e-8):
+            raise ValueError("covs must be symmetric")
+        evals, evecs = torch.linalg.eigh(cov)
+        if (evals <= 0).any():
+            raise ValueError("covs must be positive definite (an eigenvalue is <= 0)")
+        self._w = w / w.sum()
+        self._mu = mu
+        self._cov = cov
+        self._lam = evals  # [K, D]
+        self._U = evecs  # [K, D, D], columns are eigenvectors
+        self.K, self.D = K, D
+
+    @classmethod
+    def diagonal(cls, weights, means, stds) -> "GaussianMixture":
+        """A mixture with axis-aligned components; ``stds`` is a scalar, ``[K]`` or ``[K, D]``."""
+        mu = torch.as_tensor(means, dtype=torch.float64)
+        if mu.ndim != 2:
+            raise ValueError(f"means must have shape [K, D], got {tuple(mu.shape)}")
+        s = torch.as_tensor(stds, dtype=torch.float64)
+        if (s <= 0).any():
+            raise ValueError("stds must be positive")
+        s = s.reshape(-1, 1).expand_as(mu) if s.ndim <= 1 else s
+        if s.shape != mu.shape:
+            raise ValueError(f"stds must be a scalar, [K] or [K, D]={tuple(mu.shape)}, got {tuple(s.shape)}")
+        return cls(weights, mu, torch.diag_embed(s**2))
+
+    def __repr__(self) -> str:
+        return f"GaussianMixture(K={self.K}, D={self.D})"
+
+    # --- parameters (copies) ----------------------------------------------------------------------
+    @property
+    def weights(self) -> torch.Tensor:
+        return self._w.clone()
+
+    @property
+    def means(self) -> torch.Tensor:
+        return self._mu.clone()
+
+    @property
+    def covs(self) -> torch.Tensor:
+        return self._cov.clone()
+
+    def mean(self) -> torch.Tensor:
+        """The mixture's mean ``[D]``."""
+        return self._w @ self._mu
+
+    def covariance(self) -> torch.Tensor:
+        """The mixture's covariance ``[D, D]`` (law of total covariance)."""
+        m = self.mean()
+        d = self._mu - m
+        return torch.einsum("k,kij->ij", self._w, self._cov) + torch.einsum("k,ki,kj->ij", self._w, d, d)
+
+    # --- sampling and densities -------------------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator | None = None, *, return_components: bool = False):
+        """Draw ``n`` points ``[n, D]`` (float64); with ``return_components``, also their component ``[n]``."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        comp = torch.multinomial(self._w, n, replacement=True, generator=generator) if n else torch.zeros(0, dtype=torch.long)
+        z = torch.randn(n, self.D, dtype=torch.float64, generator=generator)
+        x = self._mu[comp] + torch.einsum("nde,ne->nd", self._U[comp], z * self._lam[comp].sqrt())
+        return (x, comp) if return_components else x
+
+    def _flat(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim < 1 or math.prod(x.shape[1:]) != self.D:
+            raise ValueError(f"{name} must have shape [N, *event] with prod(event) = D = {self.D}, got {tuple(x.shape)}")
+        return x.reshape(x.shape[0], self.D).to(torch.float64)
+
+    def _alpha_bar(self, alpha_bar, n: int) -> torch.Tensor:
+        ab = torch.as_tensor(alpha_bar, dtype=torch.float64)
+        if ab.ndim == 0:
+            ab = ab.expand(n)
+        if ab.shape != (n,):
+            raise ValueError(f"alpha_bar must be a scalar or have shape [N={n}], got {tuple(ab.shape)}")
+        if not ((ab > 0) & (ab <= 1)).all():
+            raise ValueError("alpha_bar must lie in (0, 1]")
+        return ab.cpu()
+
+    def _project(self, x: torch.Tensor, alpha_bar):
+        """Whitened residuals of each noised component: ``u [N, K, D]`` and eigenvalues ``lam [N, K, D]``."""
+        xf = self._flat(x).cpu()
+        ab = self._alpha_bar(alpha_bar, xf.shape[0])
+        diff = xf[:, None, :] - ab.sqrt()[:, None, None] * self._mu[None]  # [N, K, D]
+        u = torch.einsum("nkd,kde->nke", diff, self._U)
+        lam = ab[:, None, None] * self._lam[None] + (1 - ab)[:, None, None]
+        return u, lam
+
+    def _component_log_probs(self, u, lam) -> torch.Tensor:
+        return self._w.log()[None] - 0.5 * ((u**2 / lam).sum(-1) + lam.log().sum(-1) + self.D * _LOG_2PI)
+
+    def log_prob(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """log p(x) of the mixture noised to ``alpha_bar`` (1 = clean), ``[N]`` float64."""
+        return torch.logsumexp(self._component_log_probs(*self._project(x, alpha_bar)), dim=-1)
+
+    def responsibilities(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """Posterior component probabilities p(k | x) under the noised mixture, ``[N, K]``."""
+        return torch.softmax(self._component_log_probs(*self._project(x, alpha_bar)), dim=-1)
+
+    def noised(self, alpha_bar: float) -> "GaussianMixture":
+        """The marginal of x_t = sqrt(ᾱ) x_0 + sqrt(1 − ᾱ) ε, itself a GaussianMixture."""
+        ab = float(alpha_bar)
+        if not 0 < ab <= 1:
+            raise ValueError(f"alpha_bar must lie in (0, 1], got {alpha_bar}")
+        eye = torch.eye(self.D, dtype=torch.float64)
+        return GaussianMixture(self._w, math.sqrt(ab) * self._mu, ab * self._cov + (1 - ab) * eye)
+
+    # --- score and optimal denoiser ----------------------------------------------------------------
+    def score(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """∇_x log p_t(x) = −Σ_k p(k | x) C_k⁻¹ (x − m_k), same shape as ``x``, float64."""
+        u, lam = self._project(x, alpha_bar)
+        r = torch.softmax(self._component_log_probs(u, lam), dim=-1)  # [N, K]
+        s = -torch.einsum("nk,nke,kde->nd", r, u / lam, self._U)
+        return s.reshape(x.shape)
+
+    def eps_star(self, x_t: torch.Tensor, alpha_bar: float | torch.Tensor) -> torch.Tensor:
+        """The optimal noise prediction ε*(x_t) = E[ε | x_t] = −sqrt(1 − ᾱ) ∇ log p_t(x_t), float64."""
+        ab = self._alpha_bar(alpha_bar, x_t.shape[0])
+        return -(1 - ab).sqrt().reshape((-1,) + (1,) * (x_t.ndim - 1)) * self.score(x_t, ab)
+
+    def eps_fn(self, schedule: NoiseSchedule):
+        """An exact denoiser ``eps_fn(x_t [B, *event], t LongTensor [B]) -> ε* [B, *event]`` for ``schedule``.
+
+        The result has the input's shape, dtype and device, so it drops into :func:`toydiff.sample`.
+        """
+        ab_all = schedule.alpha_bars
+
+        def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if t.shape != (x_t.shape[0],):
+                raise ValueError(f"t must have shape [B={x_t.shape[0]}], got {tuple(t.shape)}")
+            return self.eps_star(x_t, ab_all[t.cpu()]).to(dtype=x_t.dtype, device=x_t.device)
+
+        return eps_fn
+
+    # --- the loss floor ----------------------------------------------------------------------------
+    def bayes_optimal_loss(self, schedule: NoiseSchedule, *, t: Sequence[int] | torch.Tensor | None = None,
+                           n: int = 4096, generator: torch.Generator | None = None) -> LossFloor:
+        """The Bayes-optimal ε-prediction loss E‖ε − ε*(x_t, t)‖² / D at each step (Monte Carlo, ``n`` per step).
+
+        No model can beat this on fresh data; a trained model's held-out loss at step t estimates it plus
+        the model's excess error. ``t`` defaults to every step, so ``.mean`` is the uniform-t floor.
+        Data are drawn from this mixture as it stands (normalise it first if the model sees normalised data).
+        """
+        ts = torch.arange(schedule.T) if t is None else torch.as_tensor(t, dtype=torch.long).flatten()
+        if ts.numel() == 0 or int(ts.min()) < 0 or int(ts.max()) >= schedule.T:
+            raise ValueError(f"t must be steps in [0, {schedule.T - 1}]")
+        ab_all = schedule.alpha_bars
+        means, errs = [], []
+        chunk = max(1, 2**20 // max(1, n * self.K * self.D))
+        for ts_c in ts.split(chunk):
+            m = ts_c.numel()
+            x0 = self.sample(m * n, generator)
+            eps = randn_like(x0, generator)
+            ab = ab_all[ts_c].repeat_interleave(n)
+            x_t = ab.sqrt()[:, None] * x0 + (1 - ab).sqrt()[:, None] * eps
+            se = ((eps - self.eps_star(x_t, ab)) ** 2).mean(dim=1).reshape(m, n)  # per element
+            means.append(se.mean(dim=1))
+            errs.append(se.std(dim=1) / math.sqrt(n))
+        return LossFloor(t=ts, per_t=torch.cat(means), stderr=torch.cat(errs), n=n)

@@ -1,0 +1,272 @@
+"""Noise schedules: pure builders returning an immutable :class:`NoiseSchedule`, and respacing.
+
+Index convention (as in Ho et al. 2020, shifted to 0-based): ``t = 0`` is the first noising step, so
+``x_t`` has ``alpha_bars[t] = prod_{s <= t} (1 - betas[s])``; the clean sample sits at "t = -1", where
+``alpha_bar = 1``. All schedule maths is float64; samplers cast on use.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+__all__ = [
+    "NoiseSchedule",
+    "StepPlan",
+    "TerminalSNRWarning",
+    "linear",
+    "constant",
+    "cosine",
+    "sigmoid",
+    "from_betas",
+    "SPACINGS",
+    "TERMINAL_ALPHA_BAR_TOLERANCE",
+]
+
+SPACINGS = ("linspace", "leading", "trailing")
+
+#: ``alpha_bar`` at the first sampled step above this warns: x_T is then visibly not N(0, I).
+TERMINAL_ALPHA_BAR_TOLERANCE = 0.01
+
+
+class TerminalSNRWarning(UserWarning):
+    """The noisiest step a sampler starts from keeps signal: x_T ~ N(0, I) is then the wrong prior."""
+
+
+def _warn_terminal(alpha_bar: float, where: str) -> None:
+    if alpha_bar > TERMINAL_ALPHA_BAR_TOLERANCE:
+        warnings.warn(
+            f"{where}: alpha_bar = {alpha_bar:.4g} > {TERMINAL_ALPHA_BAR_TOLERANCE} at the noisiest step, so x_t there "
+            f"keeps {math.sqrt(alpha_bar):.3f} of the signal and is not N(0, I); samples started from pure noise will be "
+            "biased (use more steps, a larger beta or T, or 'trailing'/'linspace' spacing)",
+            TerminalSNRWarning,
+            stacklevel=3,
+        )
+
+
+class NoiseSchedule:
+    """An immutable discrete variance-preserving noise schedule (float64).
+
+    Built by :func:`linear`, :func:`constant`, :func:`cosine`, :func:`sigmoid` or :func:`from_betas`.
+    Every array property returns a fresh float64 tensor of shape ``[T]``, so no caller can alter the
+    schedule (diffusers' ``add_noise`` reassigning ``alphas_cumprod`` is the trap this avoids).
+
+    Attributes:
+        T: number of diffusion steps.
+        name: the builder and its parameters, for display and checkpoints.
+    """
+
+    __slots__ = ("_betas", "_alpha_bars", "_ab_list", "T", "name", "params")
+
+    def __init__(self, betas: torch.Tensor | Sequence[float], name: str = "custom", params: dict | None = None):
+        b = torch.as_tensor(betas, dtype=torch.float64).detach().clone()
+        if b.ndim != 1 or b.numel() == 0:
+            raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {tuple(b.shape)}")
+        if not torch.isfinite(b).all() or (b <= 0).any() or (b >= 1).any():
+            bad = b[~(torch.isfinite(b) & (b > 0) & (b < 1))][0].item()
+            raise ValueError(f"betas must lie in the open interval (0, 1); found {bad!r}")
+        object.__setattr__(self, "_betas", b)
+        ab = torch.cumprod(1.0 - b, dim=0)
+        object.__setattr__(self, "_alpha_bars", ab)
+        object.__setattr__(self, "_ab_list", ab.tolist())  # python floats: cheap scalar lookups in samplers
+        object.__setattr__(self, "T", int(b.numel()))
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "params", dict(params or {}))
+
+    def __setattr__(self, key, value):
+        raise AttributeError("NoiseSchedule is immutable; build a new one instead")
+
+    def __repr__(self) -> str:
+        return f"NoiseSchedule({self.name}, T={self.T}, alpha_bar[T-1]={self._ab_list[-1]:.3g})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, NoiseSchedule) and torch.equal(self._betas, other._betas)
+
+    def __hash__(self) -> int:
+        return hash((self.T, tuple(self._betas[:: max(1, self.T // 16)].tolist())))
+
+    # --- arrays (fresh copies, float64, shape [T]) -------------------------------------------
+    @property
+    def betas(self) -> torch.Tensor:
+        """β_t, ``[T]``."""
+        return self._betas.clone()
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        """α_t = 1 − β_t, ``[T]``."""
+        return 1.0 - self._betas
+
+    @property
+    def alpha_bars(self) -> torch.Tensor:
+        """ᾱ_t = Π_{s≤t} α_s, ``[T]``; strictly decreasing in (0, 1)."""
+        return self._alpha_bars.clone()
+
+    @property
+    def alpha_bars_prev(self) -> torch.Tensor:
+        """ᾱ_{t−1}, ``[T]``, with ᾱ_{−1} = 1 (the clean sample)."""
+        return torch.cat([self._alpha_bars.new_ones(1), self._alpha_bars[:-1]])
+
+    @property
+    def posterior_variance(self) -> torch.Tensor:
+        """β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), the variance of q(x_{t−1} | x_t, x_0), ``[T]`` (β̃_0 = 0)."""
+        return self._betas * (1.0 - self.alpha_bars_prev) / (1.0 - self._alpha_bars)
+
+    @property
+    def snr(self) -> torch.Tensor:
+        """Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t), ``[T]``."""
+        return self._alpha_bars / (1.0 - self._alpha_bars)
+
+    @property
+    def log_snr(self) -> torch.Tensor:
+        """log SNR = 2λ_t in DPM-Solver's notation, ``[T]``."""
+        return torch.log(self.snr)
+
+    @property
+    def sigmas(self) -> torch.Tensor:
+        """Karras et al. 2022 noise levels σ_t = sqrt((1 − ᾱ_t) / ᾱ_t) of the scaled variable x / sqrt(ᾱ_t), ``[T]``."""
+        return torch.sqrt((1.0 - self._alpha_bars) / self._alpha_bars)
+
+    def alpha_bar(self, t: int) -> float:
+        """ᾱ at integer step ``t`` as a Python float; ``t = -1`` gives 1.0 (the clean sample)."""
+        if not -1 <= t < self.T:
+            raise ValueError(f"t must be in [-1, {self.T - 1}], got {t}")
+        return 1.0 if t < 0 else self._ab_list[t]
+
+    def to_dict(self) -> dict:
+        """JSON-friendly description: enough to rebuild the schedule with :meth:`from_dict`."""
+        return {"name": self.name, "params": self.params, "betas": self._betas.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NoiseSchedule":
+        return cls(d["betas"], name=d.get("name", "custom"), params=d.get("params"))
+
+    # --- respacing ------------------------------------------------------------------------------
+    def respace(self, steps: int | Sequence[int] | None = None, spacing: str = "linspace") -> "StepPlan":
+        """The descending steps a sampler visits, as a :class:`StepPlan`.
+
+        Args:
+            steps: how many steps (``1 <= steps <= T``; ``None`` means all ``T``), or an explicit strictly
+                descending sequence of timesteps in ``[0, T-1]`` (e.g. the seed notebooks' stride of 30:
+                ``range(990, -1, -30)``; its first element is where sampling starts, as in SDEdit).
+            spacing: for an int ``steps``: ``"linspace"`` (round(linspace(T−1, 0, steps))), ``"leading"``
+                (multiples of T // steps from 0, the DDIM paper's choice; its first t can sit well below T−1)
+                or ``"trailing"`` (round(T − i·T/steps) − 1: starts at T−1; Lin et al. 2024), as diffusers names them.
+        """
+        return StepPlan(self, _respace(self.T, steps, spacing))
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """The (t, t_prev) pairs a sampler visits, descending; the last pair ends at the clean sample.
+
+    ``t_prev = -1`` denotes the clean sample (ᾱ_prev = 1). ``print(plan)`` shows a table.
+    """
+
+    schedule: NoiseSchedule
+    timesteps: tuple[int, ...]
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        ts = self.timesteps
+        return [(ts[i], ts[i + 1] if i + 1 < len(ts) else -1) for i in range(len(ts))]
+
+    def __len__(self) -> int:
+        return len(self.timesteps)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.pairs)
+
+    def __str__(self) -> str:
+        s = self.schedule
+        rows = [f"{'step':>5} {'t':>5} {'t_prev':>6} {'alpha_bar_t':>12} {'alpha_bar_prev':>14}"]
+        for i, (t, tp) in enumerate(self.pairs):
+            rows.append(f"{i:>5} {t:>5} {tp:>6} {s.alpha_bar(t):>12.6f} {s.alpha_bar(tp):>14.6f}")
+        return "\n".join(rows)
+
+
+def _respace(T: int, steps, spacing: str) -> tuple[int, ...]:
+    if steps is None:
+        return tuple(range(T - 1, -1, -1))
+    if isinstance(steps, bool):
+        raise TypeError("steps must be an int or a sequence of ints, not bool")
+    if isinstance(steps, int):
+        if not 1 <= steps <= T:
+            raise ValueError(f"steps must satisfy 1 <= steps <= T = {T}, got {steps}")
+        if spacing == "linspace":
+            if steps == 1:
+                return (T - 1,)
+            ts = [round((T - 1) * (steps - 1 - i) / (steps - 1)) for i in range(steps)]
+        elif spacing == "leading":
+            ratio = T // steps
+            ts = [i * ratio for i in range(steps - 1, -1, -1)]
+        elif spacing == "trailing":
+            ts = [round(T - i * T / steps) - 1 for i in range(steps)]
+        else:
+            raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+        return tuple(ts)
+    try:
+        ts = tuple(int(v) for v in steps)
+    except TypeError:
+        raise TypeError(f"steps must be an int, a sequence of ints or None, got {type(steps).__name__}") from None
+    if not ts:
+        raise ValueError("steps must not be empty")
+    if any(not 0 <= v < T for v in ts):
+        raise ValueError(f"steps: every timestep must lie in [0, {T - 1}], got {ts}")
+    if any(a <= b for a, b in zip(ts, ts[1:])):
+        raise ValueError(f"steps must be strictly descending, got {ts}")
+    return ts
+
+
+# --- builders -----------------------------------------------------------------------------------
+
+def _check_T(T) -> int:
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+    return T
+
+
+def _finish(betas: torch.Tensor, name: str, params: dict) -> NoiseSchedule:
+    s = NoiseSchedule(betas, name=name, params=params)
+    _warn_terminal(s.alpha_bar(s.T - 1), f"schedule {name}{params}")
+    return s
+
+
+def from_betas(betas: torch.Tensor | Sequence[float], name: str = "custom") -> NoiseSchedule:
+    """A schedule from explicit β_t values (each in (0, 1)), ``[T]``."""
+    return _finish(torch.as_tensor(betas, dtype=torch.float64), name, {})
+
+
+def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
+    """Linear β from ``beta_start`` to ``beta_end`` (Ho et al. 2020: T=1000, 1e-4 -> 0.02)."""
+    _check_T(T)
+    return _finish(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), "linear",
+                   {"T": T, "beta_start": beta_start, "beta_end": beta_end})
+
+
+def constant(T: int = 250, beta: float = 0.02) -> NoiseSchedule:
+    """Constant β (the 1-D sandbox of the seed exercise: β = 0.02, T = 250)."""
+    _check_T(T)
+    return _finish(torch.full((T,), float(beta), dtype=torch.float64), "constant", {"T": T, "beta": beta})
+
+
+def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> NoiseSchedule:
+    """Cosine schedule (Nichol & Dhariwal 2021): ᾱ(t) ∝ cos²((t/T + s)/(1 + s) · π/2), β clipped at ``max_beta``."""
+    _check_T(T)
+    if s < 0:
+        raise ValueError(f"s must be >= 0, got {s}")
+    u = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
+    betas = (1 - f[1:] / f[:-1]).clamp(max=max_beta)
+    return _finish(betas, "cosine", {"T": T, "s": s, "max_beta": max_beta})
+
+
+def sigmoid(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, steepness: float = 6.0) -> NoiseSchedule:
+    """Sigmoid-shaped β from ``beta_start`` to ``beta_end`` (as in GeoDiff, Xu et al. 2022): slow at both ends."""
+    _check_T(T)
+    u = torch.linspace(-steepness, steepness, T, dtype=torch.float64)
+    betas = beta_start + (beta_end - beta_start) * torch.sigmoid(u)
+    return _finish(betas, "sigmoid", {"T": T, "beta_start": beta_start, "beta_end": beta_end, "steepness": steepness})

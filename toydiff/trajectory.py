@@ -1,0 +1,93 @@
+"""Trajectories: a sampler callback that records x_t and x̂_0 for chosen samples at chosen steps.
+
+Memory is bounded by what is asked for: ``len(indices) × len(steps)`` rows of each kept quantity
+(plus the final sample), copied to the CPU as they arrive.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import torch
+
+__all__ = ["TrajectoryRecorder"]
+
+_KEEPABLE = ("x_t", "x0_hat", "eps")
+
+
+class TrajectoryRecorder:
+    """Callback for :func:`toydiff.sample` keeping per-step tensors of a few samples.
+
+    Args:
+        indices: which samples of the batch to keep (``None``: all — only for small batches).
+        steps: which sampler steps to keep, as step numbers ``0 .. n_steps-1`` (negative numbers count from
+            the end); ``None`` keeps every step.
+        keep: which of ``"x_t"``, ``"x0_hat"``, ``"eps"`` to keep.
+
+    After sampling:
+        ``timesteps`` — the diffusion step t of each kept row; ``x_t``, ``x0_hat`` (and ``eps``) —
+        ``[S, n, *event]``; ``final`` — the sampler's output for the kept samples ``[n, *event]``;
+        :meth:`path` — ``[S + 1, n, *event]``: the kept x_t followed by the final sample.
+
+    Example:
+        >>> rec = TrajectoryRecorder(indices=range(50))
+        >>> x0 = td.sample(eps_fn, x_T, s, method="ddpm", callback=rec, generator=g)
+        >>> rec.path().shape   # [T + 1, 50, 1]
+    """
+
+    def __init__(self, indices: Iterable[int] | None = None, steps: Iterable[int] | None = None,
+                 keep: Sequence[str] = ("x_t", "x0_hat")):
+        bad = [k for k in keep if k not in _KEEPABLE]
+        if bad:
+            raise ValueError(f"keep must name some of {_KEEPABLE}, got {bad}")
+        self.indices = None if indices is None else torch.as_tensor(list(indices), dtype=torch.long)
+        self._steps = None if steps is None else [int(s) for s in steps]
+        self.keep = tuple(keep)
+        self.timesteps: list[int] = []
+        self.steps: list[int] = []
+        self._rows: dict[str, list[torch.Tensor]] = {k: [] for k in self.keep}
+        self.final: torch.Tensor | None = None
+
+    def _take(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.detach()
+        if self.indices is not None:
+            x = x[self.indices.to(x.device)]
+        return x.to("cpu", copy=True)
+
+    def _wanted(self, step: int, n_steps: int) -> bool:
+        return self._steps is None or step in self._steps or step - n_steps in self._steps
+
+    def __call__(self, info: dict) -> None:
+        step, n_steps = info["step"], info["n_steps"]
+        if self._wanted(step, n_steps):
+            self.steps.append(step)
+            self.timesteps.append(int(info["t"]))
+            for k in self.keep:
+                self._rows[k].append(self._take(info[k]))
+        if step == n_steps - 1:
+            self.final = self._take(info["x_prev"])
+
+    def _stack(self, key: str) -> torch.Tensor:
+        if key not in self.keep:
+            raise KeyError(f"{key!r} was not kept (keep={self.keep})")
+        if not self._rows[key]:
+            raise RuntimeError("nothing recorded yet: pass the recorder as callback= to toydiff.sample")
+        return torch.stack(self._rows[key])
+
+    @property
+    def x_t(self) -> torch.Tensor:
+        return self._stack("x_t")
+
+    @property
+    def x0_hat(self) -> torch.Tensor:
+        return self._stack("x0_hat")
+
+    @property
+    def eps(self) -> torch.Tensor:
+        return self._stack("eps")
+
+    def path(self) -> torch.Tensor:
+        """``[S + 1, n, *event]``: each kept x_t, then the final sample."""
+        if self.final is None:
+            raise RuntimeError("sampling has not finished")
+        return torch.cat([self.x_t, self.final[None]])
