@@ -182,6 +182,20 @@ class GaussianMixture:
         eye = torch.eye(self.D, dtype=torch.float64)
         return GaussianMixture(self._w, math.sqrt(ab) * self._mu, ab * self._cov + (1 - ab) * eye)
 
+    def affine(self, scale, shift=0.0) -> "GaussianMixture":
+        """The law of ``scale * x + shift`` (``scale`` a positive scalar or ``[D]``, ``shift`` scalar or ``[D]``).
+
+        Normalising data as ``(x - mean) / std`` maps the oracle with ``affine(1 / std, -mean / std)``.
+        """
+        a = torch.as_tensor(scale, dtype=torch.float64).flatten().expand(self.D) if torch.as_tensor(scale).numel() == 1 \
+            else torch.as_tensor(scale, dtype=torch.float64)
+        b = torch.as_tensor(shift, dtype=torch.float64).flatten()
+        if a.shape != (self.D,) or (a <= 0).any():
+            raise ValueError(f"scale must be a positive scalar or have shape [D={self.D}]")
+        if b.numel() not in (1, self.D):
+            raise ValueError(f"shift must be a scalar or have shape [D={self.D}]")
+        return GaussianMixture(self._w, self._mu * a + b, self._cov * a[:, None] * a[None, :])
+
     # --- score and optimal denoiser ----------------------------------------------------------------
     def score(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
         """∇_x log p_t(x) = −Σ_k p(k | x) C_k⁻¹ (x − m_k), same shape as ``x``, float64."""
