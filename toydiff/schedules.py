@@ -153,7 +153,7 @@ class NoiseSchedule:
                 descending sequence of timesteps in ``[0, T-1]`` (e.g. the seed notebooks' stride of 30:
                 ``range(990, -1, -30)``; its first element is where sampling starts, as in SDEdit).
             spacing: for an int ``steps``: ``"linspace"`` (round(linspace(T−1, 0, steps))), ``"leading"``
-                (multiples of T // steps from 0, the DDIM paper's choice; its first t can sit well below T−1)
+                (floor(i·T/steps) from 0, the DDIM paper's choice; its first t sits up to T/steps below T−1)
                 or ``"trailing"`` (round(T − i·T/steps) − 1: starts at T−1; Lin et al. 2024), as diffusers names them.
         """
         return StepPlan(self, _respace(self.T, steps, spacing))
@@ -201,8 +201,8 @@ def _respace(T: int, steps, spacing: str) -> tuple[int, ...]:
                 return (T - 1,)
             ts = [round((T - 1) * (steps - 1 - i) / (steps - 1)) for i in range(steps)]
         elif spacing == "leading":
-            ratio = T // steps
-            ts = [i * ratio for i in range(steps - 1, -1, -1)]
+            # floor(i T / steps): diffusers' integer ratio T // steps can start almost T/2 below T - 1
+            ts = [i * T // steps for i in range(steps - 1, -1, -1)]
         elif spacing == "trailing":
             ts = [round(T - i * T / steps) - 1 for i in range(steps)]
         else:

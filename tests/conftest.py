@@ -1,0 +1,14 @@
+"""Shared test set-up: Hypothesis profiles and a headless matplotlib backend."""
+
+import os
+
+import matplotlib
+from hypothesis import HealthCheck, settings
+
+matplotlib.use("Agg")
+
+# CI: reproducible and free of timing flakiness. Locally: the same, but random examples.
+settings.register_profile("ci", deadline=None, derandomize=True, max_examples=25,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

@@ -1,0 +1,131 @@
+import math
+import warnings
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import toydiff as td
+from toydiff import schedules
+
+BUILDERS = {
+    "linear": lambda T: schedules.linear(T=T),
+    "constant": lambda T: schedules.constant(T=T, beta=0.02),
+    "cosine": lambda T: schedules.cosine(T=T),
+    "sigmoid": lambda T: schedules.sigmoid(T=T),
+}
+
+
+def quiet(fn, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", td.TerminalSNRWarning)
+        return fn(*args, **kw)
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+@given(T=st.integers(2, 1500))
+def test_alpha_bar_strictly_decreasing_in_unit_interval(name, T):
+    s = quiet(BUILDERS[name], T)
+    ab = s.alpha_bars
+    assert s.T == T and ab.shape == (T,) and ab.dtype == torch.float64
+    assert ((ab > 0) & (ab < 1)).all()
+    assert (ab[1:] < ab[:-1]).all()
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_posterior_variance_matches_definition(name):
+    s = BUILDERS[name](1000)
+    b, ab = s.betas, s.alpha_bars
+    for t in [1, 2, 10, 500, 999]:
+        expected = b[t] * (1 - ab[t - 1]) / (1 - ab[t])
+        assert s.posterior_variance[t].item() == pytest.approx(expected.item(), rel=1e-12)
+    assert s.posterior_variance[0] == 0  # q(x_{-1} | x_0, x_0) is a point mass
+    assert torch.allclose(s.alpha_bars_prev[1:], ab[:-1]) and s.alpha_bars_prev[0] == 1
+    assert torch.allclose(s.snr, ab / (1 - ab))
+    assert torch.allclose(s.alphas, 1 - b)
+    assert torch.allclose(s.sigmas**2, (1 - ab) / ab)
+
+
+def test_builder_defaults_match_the_papers():
+    lin = schedules.linear()
+    assert lin.T == 1000 and lin.betas[0].item() == pytest.approx(1e-4) and lin.betas[-1].item() == pytest.approx(0.02)
+    c = schedules.constant()
+    assert c.T == 250 and torch.all(c.betas == 0.02)
+    assert c.alpha_bars[-1].item() == pytest.approx(0.98**250)
+    cos = schedules.cosine(T=1000)
+    assert cos.betas.max().item() <= 0.999 + 1e-12
+    # Nichol & Dhariwal: alpha_bar(t) = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1+s)) pi/2)
+    f = lambda u: math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
+    assert cos.alpha_bars[499].item() == pytest.approx(f(500 / 1000) / f(0), rel=1e-9)
+
+
+def test_schedule_is_immutable():
+    s = schedules.linear(T=10, beta_start=0.1, beta_end=0.5)
+    b = s.betas
+    b[0] = 0.9
+    assert s.betas[0].item() == pytest.approx(0.1)
+    with pytest.raises(AttributeError):
+        s.T = 5
+    assert td.NoiseSchedule.from_dict(s.to_dict()) == s
+
+
+@pytest.mark.parametrize("betas", [[0.1, 0.0], [0.5, 1.0], [-0.1], [float("nan")], []])
+def test_betas_outside_unit_interval_raise(betas):
+    with pytest.raises(ValueError, match="betas"):
+        schedules.from_betas(betas)
+
+
+def test_terminal_warning_when_alpha_bar_far_from_zero():
+    with pytest.warns(td.TerminalSNRWarning, match="alpha_bar"):
+        schedules.linear(T=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", td.TerminalSNRWarning)
+        schedules.linear(T=1000)
+        schedules.constant()
+
+
+@pytest.mark.parametrize("spacing", schedules.SPACINGS)
+@given(data=st.data(), T=st.integers(1, 1200))
+def test_respacing_properties(spacing, data, T):
+    s = quiet(schedules.linear, T=T, beta_start=1e-4, beta_end=0.02) if T > 1 else schedules.from_betas([0.5])
+    steps = data.draw(st.integers(1, T))
+    plan = s.respace(steps, spacing)
+    ts = plan.timesteps
+    assert len(ts) == steps
+    assert all(0 <= t < T for t in ts)
+    assert all(a > b for a, b in zip(ts, ts[1:])), "strictly descending, no duplicates"
+    pairs = plan.pairs
+    assert [p[0] for p in pairs] == list(ts)
+    assert all(p[1] == q[0] for p, q in zip(pairs, pairs[1:])), "each step starts where the last ended"
+    assert pairs[-1][1] == -1 and s.alpha_bar(pairs[-1][1]) == 1.0, "last step lands on the clean sample"
+    if spacing in ("linspace", "trailing"):
+        assert ts[0] == T - 1
+    else:  # leading: floor(i T / steps) from 0, so the first t falls short of T - 1 by less than T / steps
+        assert ts[-1] == 0 and T - 1 - ts[0] < T / steps
+
+
+def test_respacing_explicit_and_printable():
+    s = schedules.linear()
+    plan = s.respace(range(990, -1, -30))  # the seed notebooks' stride of 30
+    assert plan.timesteps[0] == 990 and plan.timesteps[-1] == 0 and len(plan) == 34
+    text = str(plan)
+    assert "t_prev" in text and "990" in text and text.count("\n") == len(plan)
+
+
+@pytest.mark.parametrize("steps", [0, -3, 1001])
+def test_bad_steps_raise(steps):
+    with pytest.raises(ValueError, match="steps"):
+        schedules.linear().respace(steps)
+
+
+def test_bad_respacing_input_raise():
+    s = schedules.linear()
+    with pytest.raises(ValueError, match="spacing"):
+        s.respace(10, "uniform")
+    with pytest.raises(ValueError, match="descending"):
+        s.respace([10, 20])
+    with pytest.raises(ValueError, match="steps"):
+        s.respace([1000, 5])
+    with pytest.raises(TypeError, match="steps"):
+        s.respace(10.5)
