@@ -49,6 +49,13 @@ class LossFloor:
         return torch.stack([c.mean() for c in self.per_t.tensor_split(n_buckets)])
 
 
+def _f64(v) -> torch.Tensor:
+    """A float64 tensor from numbers, nested lists, arrays or (lists of) tensors."""
+    if isinstance(v, (list, tuple)) and any(isinstance(e, (torch.Tensor, list, tuple)) for e in v):
+        return torch.stack([_f64(e) for e in v])
+    return torch.as_tensor(v, dtype=torch.float64)
+
+
 class GaussianMixture:
     """A mixture of full-covariance Gaussians in any dimension D, with its exact diffusion quantities.
 
@@ -63,9 +70,7 @@ class GaussianMixture:
     """
 
     def __init__(self, weights, means, covs):
-        w = torch.as_tensor(weights, dtype=torch.float64).flatten()
-        mu = torch.as_tensor(means, dtype=torch.float64)
-        cov = torch.as_tensor(covs, dtype=torch.float64)
+        w, mu, cov = _f64(weights).flatten(), _f64(means), _f64(covs)
         if w.numel() == 0 or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise ValueError("weights must be finite, non-negative and not all zero")
         if mu.ndim != 2 or mu.shape[0] != w.numel():
