@@ -130,10 +130,14 @@ def q_step(schedule: NoiseSchedule, x_prev: torch.Tensor, t: torch.Tensor | int,
 # them directly, so this is the one place the maths lives.
 
 def _eps_to_x0(x_t, eps, ab):
+    if isinstance(ab, float):  # one fused pass and one allocation: the samplers' hot path
+        return torch.add(x_t, eps, alpha=-((1.0 - ab) ** 0.5)).div_(ab**0.5)
     return (x_t - expand_to((1.0 - ab) ** 0.5, x_t) * eps) / expand_to(ab ** 0.5, x_t)
 
 
 def _x0_to_eps(x_t, x0, ab):
+    if isinstance(ab, float):
+        return torch.add(x_t, x0, alpha=-(ab**0.5)).div_((1.0 - ab) ** 0.5)
     return (x_t - expand_to(ab ** 0.5, x_t) * x0) / expand_to((1.0 - ab) ** 0.5, x_t)
 
 

@@ -167,15 +167,15 @@ def sample(
 
         if method in ("ddpm", "ddpm-no-noise"):
             c0, ct, post_var = posterior_coefficients(ab_t, ab_p)
-            x_prev = c0 * x0 + ct * x
+            x_prev = torch.mul(x0, c0).add_(x, alpha=ct)
             if method == "ddpm" and tp >= 0:  # Ho et al.: z = 0 on the final step
                 var = post_var if variance == "posterior" else 1.0 - ab_t / ab_p
-                x_prev = x_prev + math.sqrt(var) * noise(x)
+                x_prev.add_(noise(x), alpha=math.sqrt(var))
         elif method == "ddim":
             sigma = eta * math.sqrt((1.0 - ab_p) / (1.0 - ab_t) * (1.0 - ab_t / ab_p))
-            x_prev = math.sqrt(ab_p) * x0 + math.sqrt(max(1.0 - ab_p - sigma**2, 0.0)) * eps
+            x_prev = torch.mul(x0, math.sqrt(ab_p)).add_(eps, alpha=math.sqrt(max(1.0 - ab_p - sigma**2, 0.0)))
             if sigma > 0:
-                x_prev = x_prev + sigma * noise(x)
+                x_prev.add_(noise(x), alpha=sigma)
         elif method in ("euler", "heun"):
             s_t, s_p = math.sqrt((1.0 - ab_t) / ab_t), math.sqrt((1.0 - ab_p) / ab_p)
             xs = x / math.sqrt(ab_t)  # Karras' scaled variable x~ = x / s(t), noise level sigma
