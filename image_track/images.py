@@ -1,0 +1,167 @@
+"""Small image utilities for the lab: a user's PNG as an MNIST-like digit, masks, Gaussian blur.
+
+Images are tensors ``[B, C, H, W]`` in ``[-1, 1]`` (MNIST convention: a bright digit on a dark
+background); masks are ``[1, 1, H, W]`` in ``{0, 1}``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.signal.windows import gaussian
+
+__all__ = [
+    "load_png",
+    "load_mask_png",
+    "save_png",
+    "gaussian_kernel1d",
+    "gaussian_blur",
+    "scaled_blur",
+    "downsample",
+]
+
+
+def _open(path: str | os.PathLike, what: str):
+    """Open ``path`` with pillow, upright; a missing file or a non-image raises a message naming it."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} file not found: {p}")
+    try:
+        img = Image.open(p)
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"{what} {p} is not an image file pillow can read ({type(e).__name__})") from None
+    return ImageOps.exif_transpose(img)
+
+
+def _to_gray(img) -> np.ndarray:
+    """Any pillow mode -> float array [H, W] in [0, 1]; transparent pixels count as white paper."""
+    from PIL import Image
+
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # high bit depth: rescale to [0, 1] by hand
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    rgba = img.convert("RGBA")  # palette, LA, CMYK, ... all go through RGBA
+    paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(paper, rgba).convert("L"), dtype=np.float64) / 255.0
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
+def _square(a: np.ndarray, fill: float) -> np.ndarray:
+    """Pad [H, W] to a centred square with ``fill`` so that resizing keeps the aspect ratio."""
+    h, w = a.shape
+    n = max(h, w)
+    out = np.full((n, n), fill, dtype=a.dtype)
+    top, left = (n - h) // 2, (n - w) // 2
+    out[top:top + h, left:left + w] = a
+    return out
+
+
+def _resize(a: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    img = Image.fromarray(a.astype(np.float32), mode="F")
+    return np.asarray(img.resize((size, size), Image.Resampling.BOX if a.shape[0] > size else Image.Resampling.BILINEAR))
+
+
+def load_png(path: str | os.PathLike, *, size: int = 28, invert: bool | str = "auto") -> torch.Tensor:
+    """Load any image file pillow reads as an MNIST-like digit ``[1, 1, size, size]`` float32 in [-1, 1].
+
+    Any mode (RGB, RGBA, palette, 16-bit, ...) becomes gray (transparency over white paper); a
+    non-square image is padded to a square with its background before resizing.
+
+    Args:
+        path: the image file.
+        size: output height and width.
+        invert: ``True`` / ``False``, or ``"auto"``: invert when the border is bright, so a dark digit
+            drawn on white paper becomes MNIST's bright digit on black.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not an image, or a bad ``size`` / ``invert``.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    if invert not in (True, False, "auto"):
+        raise ValueError(f"invert must be True, False or 'auto', got {invert!r}")
+    a = _to_gray(_open(path, "image"))
+    if invert is True or (invert == "auto" and _border(a).mean() > 0.5):
+        a = 1.0 - a
+    a = _resize(_square(a, float(np.median(_border(a)))), size)
+    x = torch.from_numpy(np.clip(a, 0.0, 1.0).astype(np.float32))
+    return (x * 2.0 - 1.0)[None, None]
+
+
+def load_mask_png(path: str | os.PathLike, *, size: int = 28) -> torch.Tensor:
+    """Load a mask image as ``[1, 1, size, size]`` float32 in {0, 1}: 1 (white) where content is generated.
+
+    The image is resized (without padding: a mask covers the whole picture) and thresholded at half gray.
+    """
+    from PIL import Image
+
+    a = _to_gray(_open(path, "mask"))
+    img = Image.fromarray(a.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BOX)
+    m = torch.from_numpy((np.asarray(img) >= 0.5).astype(np.float32))
+    return m[None, None]
+
+
+def save_png(x: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
+    """Write one gray image (any shape that squeezes to [H, W], values in [-1, 1]) as an 8-bit PNG."""
+    from PIL import Image
+
+    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64).squeeze()
+    if a.ndim != 2:
+        raise ValueError(f"save_png needs one image that squeezes to [H, W], got shape {a.shape}")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.rint((np.clip(a, -1, 1) + 1) * 127.5).astype(np.uint8), mode="L").save(p)
+    return p
+
+
+def gaussian_kernel1d(kernel_size: int, sigma: float) -> torch.Tensor:
+    """A normalised 1-D Gaussian window ``[kernel_size]`` (float64), from ``scipy.signal.windows.gaussian``."""
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma!r}")
+    k = torch.from_numpy(gaussian(kernel_size, std=float(sigma)))
+    return k / k.sum()
+
+
+def gaussian_blur(x: torch.Tensor, kernel_size: int, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``x`` ``[B, C, H, W]`` (reflect padding; same shape and dtype out)."""
+    if x.ndim != 4:
+        raise ValueError(f"gaussian_blur needs [B, C, H, W], got {tuple(x.shape)}")
+    B, C, H, W = x.shape
+    k = gaussian_kernel1d(kernel_size, sigma).to(x.dtype).to(x.device)
+    r = kernel_size // 2
+    mode = "reflect" if r < min(H, W) else "replicate"
+    y = F.pad(x.reshape(B * C, 1, H, W), (r, r, r, r), mode=mode)
+    y = F.conv2d(y, k.view(1, 1, 1, -1))  # along W
+    y = F.conv2d(y, k.view(1, 1, -1, 1))  # along H
+    return y.reshape(B, C, H, W)
+
+
+def scaled_blur(size: int, *, ref_size: int = 64, ref_kernel: int = 33, ref_sigma: float = 2.0) -> tuple[int, float]:
+    """Kernel size and σ scaled from a blur tuned at ``ref_size`` pixels to ``size`` pixels.
+
+    The seed's hybrid images use kernel 33 and σ = 2 at 64 px; at 28 px that is σ = 0.875 and kernel 15
+    (33 · 28/64 = 14.4, rounded up to the next odd size).
+    """
+    f = size / ref_size
+    k = max(1, int(round(ref_kernel * f)))
+    return (k if k % 2 else k + 1), ref_sigma * f
+
+
+def downsample(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Area-average ``x`` ``[B, C, H, W]`` to ``size × size``: the picture as seen from further away."""
+    return F.adaptive_avg_pool2d(x, size)
