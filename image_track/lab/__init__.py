@@ -1,0 +1,35 @@
+"""The image lab: seven MNIST experiments composed from toydiff's sampler layer (no sampling loop here).
+
+Each experiment is one function returning a small dataclass of numpy arrays (and writing a figure to
+``out=``) and one ``toydiff mnist lab <name>`` subcommand:
+
+==========  ==========================================================================================
+denoise     Gaussian blur vs one-step x̂_0 vs iterative strided denoising at t = 250, 500, 750
+sdedit      SDEdit (Meng et al. 2022) from strided start indices, unconditional and towards a class
+inpaint     RePaint-style inpainting (Lugmayr et al. 2022) of a rectangle or a mask image
+anagram     visual anagrams: one digit that reads as a, and as b when flipped / rotated
+hybrid      hybrid images: class a from afar (low frequencies), class b close up (high frequencies)
+denoiser    the single-step denoiser z = x + σε (σ = 0.5): training, loss curve, out-of-distribution σ
+guidance    classifier-free guidance sweep w ∈ {0, 5, 10}: grids and animated GIFs per digit
+==========  ==========================================================================================
+"""
+
+from .anagram import AnagramResult, anagram
+from .common import LabModel, load_lab_model, strided_timesteps
+from .denoise import DenoiseResult, denoise
+from .hybrid import HybridResult, hybrid
+from .inpaint import InpaintResult, inpaint
+from .sdedit import SDEditResult, sdedit
+
+__all__ = [
+    "main", "LabModel", "load_lab_model", "strided_timesteps",
+    "denoise", "sdedit", "inpaint", "anagram", "hybrid",
+    "DenoiseResult", "SDEditResult", "InpaintResult", "AnagramResult", "HybridResult",
+]
+
+
+def main(argv=None) -> int:
+    """``toydiff mnist lab <experiment> [options]``; see :mod:`image_track.lab.cli`."""
+    from .cli import main as _main
+
+    return _main(argv)

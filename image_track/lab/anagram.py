@@ -1,0 +1,72 @@
+"""Visual anagrams (Geng et al. 2024): one digit that reads as class a, and as class b when transformed.
+
+The denoiser averages ε̂(x_t, a) with T⁻¹ ε̂(T x_t, b) (:func:`image_track.lab.combinators.anagram_eps_fn`)
+for T a horizontal flip or a 180° rotation (a 6 turned over is a 9), and :func:`toydiff.sample` does the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import toydiff as td
+
+from .combinators import TRANSFORMS, anagram_eps_fn
+from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, new_figure, save_figure, show,
+                     strided_timesteps, to_numpy)
+
+__all__ = ["AnagramResult", "anagram", "plot_anagram"]
+
+_VIEW = {"identity": "as is", "hflip": "mirrored", "rot180": "turned 180°"}
+
+
+@dataclass
+class AnagramResult:
+    samples: np.ndarray  # [n, H, W] as generated: reads as class a
+    transformed: np.ndarray  # [n, H, W] after the transform: reads as class b
+    a: int
+    b: int
+    transform: str
+    w: float | None = None
+
+
+def anagram(model: LabModel, *, a: int = 6, b: int = 9, transform: str = "rot180", w: float | None = 3.0,
+            n: int = 4, method: str = METHOD, stride: int = STRIDE, seed: int = 0, out=None,
+            progress: bool = False) -> AnagramResult:
+    """Sample ``n`` anagrams of classes ``a`` / ``b`` under ``transform`` (``"hflip"``, ``"rot180"``, ``"identity"``).
+
+    ``w`` is the classifier-free guidance scale of both denoisers (``None``: plain conditional).
+    """
+    check_choice(method, "method", td.METHODS)
+    check_choice(transform, "transform", tuple(TRANSFORMS))
+    a, b = check_class(a, "a", model.num_classes), check_class(b, "b", model.num_classes)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    gens = generators(seed, n)
+    size = model.image_size
+    x_T = td.randn_like(torch.zeros(n, 1, size, size), gens)
+    eps = anagram_eps_fn(model.eps_fn(a, n, w=w), model.eps_fn(b, n, w=w), transform)
+    x = td.sample(eps, x_T, model.schedule, method=method, steps=strided_timesteps(model.schedule.T, stride),
+                  generator=gens, progress=progress)
+    fwd, _ = TRANSFORMS[transform]
+    res = AnagramResult(samples=to_numpy(x[:, 0]), transformed=to_numpy(fwd(x)[:, 0]), a=a, b=b,
+                        transform=transform, w=w)
+    if out is not None:
+        save_figure(plot_anagram(res), out)
+    return res
+
+
+def plot_anagram(res: AnagramResult):
+    n = len(res.samples)
+    fig = new_figure(1.5 * n + 1.0, 3.8)
+    axes = fig.subplots(2, n, squeeze=False)
+    for i in range(n):
+        show(axes[0, i], res.samples[i], f"#{i + 1}", fontsize=8)
+        show(axes[1, i], res.transformed[i])
+    axes[0, 0].set_ylabel(f"reads as {res.a}", fontsize=10)
+    axes[1, 0].set_ylabel(f"{_VIEW[res.transform]}:\nreads as {res.b}", fontsize=10)
+    wtxt = "" if res.w is None else f", guidance w = {res.w:g}"
+    fig.suptitle(f"Visual anagrams: ε = ½[ε({res.a}) + T⁻¹ε(T x, {res.b})], T = {res.transform}{wtxt}", fontsize=10)
+    return fig

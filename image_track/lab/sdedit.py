@@ -1,0 +1,98 @@
+"""SDEdit (Meng et al. 2022): noise a picture part of the way, then denoise it, freely or towards a class.
+
+A *start index* i indexes the strided timesteps [990, 960, ..., 30, 0]: the picture is noised to
+``strided[i]`` and denoised over ``strided[i:]`` (:func:`toydiff.sdedit`). Index 0 (t = 990) is almost pure
+noise, an ordinary sample; the last index (t = 0) gives the input back. Small indices edit a lot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+import toydiff as td
+
+from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, load_input, new_figure, save_figure,
+                     show, strided_timesteps, to_numpy)
+
+__all__ = ["SDEditResult", "sdedit", "plot_sdedit", "I_STARTS"]
+
+I_STARTS = (1, 3, 5, 7, 10, 20)
+
+
+@dataclass
+class SDEditResult:
+    original: np.ndarray  # [H, W]
+    i_starts: np.ndarray  # [K]
+    t_starts: np.ndarray  # [K] the timestep each start index denotes
+    unconditional: np.ndarray  # [K, H, W]
+    guided: np.ndarray | None  # [K, H, W] towards ``target``, or None
+    target: int | None = None
+    w: float | None = None
+    caption: str = ""
+
+
+def sdedit(model: LabModel, *, image=None, digit: int | None = 3, index: int | None = None,
+           target: int | None = 8, w: float | None = 5.0, i_starts: Sequence[int] = I_STARTS,
+           method: str = METHOD, stride: int = STRIDE, seed: int = 0, out=None,
+           progress: bool = False) -> SDEditResult:
+    """Edit one picture from each start index, unconditionally and (if ``target``) towards class ``target``.
+
+    Args:
+        image: a tensor ``[1, 1, H, W]`` or an image file of any size/mode; default MNIST test ``digit``/``index``.
+        target: the class to edit towards (``None``: only the unconditional row).
+        w: classifier-free guidance scale for the targeted row (``None``: plain conditional).
+        i_starts: indices into the strided timesteps (0 = t 990 ... last = t 0).
+        seed: one noise ε for all start indices (so columns differ only in how far they are noised), and
+            the sampler's noise.
+    """
+    check_choice(method, "method", td.METHODS)
+    strided = strided_timesteps(model.schedule.T, stride)
+    idx = list(i_starts)
+    if not idx or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < len(strided)
+                      for i in idx):
+        raise ValueError(f"i_starts must be indices in [0, {len(strided) - 1}] of the strided timesteps, got {idx!r}")
+    if target is not None:
+        check_class(target, "target", model.num_classes)
+    x0, caption = load_input(image, digit=digit, index=index, size=model.image_size)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+
+    def run(label, guidance) -> torch.Tensor:
+        outs = []
+        for i in idx:
+            outs.append(td.sdedit(model.eps_fn(label, 1, w=guidance), x0, model.schedule, steps=strided[i:],
+                                  noise=noise, generator=torch.Generator().manual_seed(seed + 1),
+                                  method=method, progress=progress))
+        return torch.cat(outs)[:, 0]
+
+    uncond = run(None, None)
+    guided = run(target, w) if target is not None else None
+    res = SDEditResult(original=to_numpy(x0[0, 0]), i_starts=np.array(idx), t_starts=np.array([strided[i] for i in idx]),
+                       unconditional=to_numpy(uncond), guided=None if guided is None else to_numpy(guided),
+                       target=target, w=w, caption=caption)
+    if out is not None:
+        save_figure(plot_sdedit(res), out)
+    return res
+
+
+def plot_sdedit(res: SDEditResult):
+    """A row per conditioning, a column per start index, the input on the right."""
+    K = len(res.i_starts)
+    rows = [("unconditional", res.unconditional)]
+    if res.guided is not None:
+        wtxt = "" if res.w is None else f", w = {res.w:g}"
+        rows.append((f"towards {res.target}{wtxt}", res.guided))
+    fig = new_figure(1.45 * (K + 1) + 0.6, 1.75 * len(rows) + 0.6)
+    axes = fig.subplots(len(rows), K + 1, squeeze=False)
+    for r, (name, imgs) in enumerate(rows):
+        for c in range(K):
+            show(axes[r, c], imgs[c], f"i_start={res.i_starts[c]}\n(t = {res.t_starts[c]})" if r == 0 else None,
+                 fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=10)
+        show(axes[r, K], res.original, res.caption if r == 0 else None, fontsize=8)
+    fig.suptitle("SDEdit (Meng et al. 2022): noise to strided[i_start], then denoise — small i_start = more noise",
+                 fontsize=10)
+    return fig

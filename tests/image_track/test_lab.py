@@ -1,0 +1,154 @@
+"""image_track.lab: every experiment runs end to end on a tiny untrained net, and composes toydiff exactly."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import toydiff as td
+from image_track import lab
+from image_track.lab import LabModel, strided_timesteps
+from image_track.lab.combinators import anagram_eps_fn, hybrid_eps_fn
+
+S = td.schedules.linear(T=1000)
+STRIDED = strided_timesteps()
+
+
+class TinyNet(nn.Module):
+    """A few-hundred-parameter class-conditional ε-predictor: depends on x, t and y; 10 classes + null."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.out = nn.Conv2d(4, 1, 3, padding=1)
+        self.emb = nn.Embedding(11, 4)
+
+    def forward(self, x, t, y=None):
+        y = torch.full_like(t, 10) if y is None else y
+        h = torch.tanh(self.conv(x) + self.emb(y)[:, :, None, None] + (t.float() / 1000)[:, None, None, None])
+        return 0.5 * self.out(h)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions on a shared CPU: one thread is ~50x faster than an oversubscribed pool."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return LabModel(net=TinyNet().eval(), schedule=S, num_classes=10)
+
+
+@pytest.fixture(scope="module")
+def digit():
+    g = torch.Generator().manual_seed(3)
+    return (torch.rand(1, 1, 28, 28, generator=g) * 2 - 1).clamp(-1, 1)
+
+
+def _finite(a, shape):
+    assert isinstance(a, np.ndarray) and a.shape == shape and np.isfinite(a).all()
+
+
+def test_strided_timesteps():
+    assert STRIDED[:3] == [990, 960, 930] and STRIDED[-1] == 0 and len(STRIDED) == 34
+    with pytest.raises(ValueError, match="stride"):
+        strided_timesteps(1000, 0)
+
+
+def test_denoise_end_to_end(model, digit, tmp_path):
+    res = lab.denoise(model, image=digit, timesteps=(250, 500, 750), out=tmp_path / "d.png")
+    for a in (res.noisy, res.blurred, res.one_step, res.iterative):
+        _finite(a, (3, 28, 28))
+    assert res.n_steps == (10, 18, 26)  # [250, 240, ..., 0]; t = 750 is strided[8]: len(strided[8:]) = 26
+    assert (tmp_path / "d.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="timesteps"):
+        lab.denoise(model, image=digit, timesteps=(1000,))
+
+
+def test_sdedit_end_to_end_and_bad_input(model, digit, tmp_path):
+    res = lab.sdedit(model, image=digit, i_starts=(1, 20), target=8, out=tmp_path / "s.png")
+    _finite(res.unconditional, (2, 28, 28))
+    _finite(res.guided, (2, 28, 28))
+    assert list(res.t_starts) == [960, 390]
+    with pytest.raises(ValueError, match="target"):
+        lab.sdedit(model, image=digit, target=12)
+    with pytest.raises(ValueError, match="i_starts"):
+        lab.sdedit(model, image=digit, i_starts=(34,))
+
+
+def test_sdedit_from_t0_returns_the_input(model, digit):
+    res = lab.sdedit(model, image=digit, i_starts=(len(STRIDED) - 1,), target=None)
+    assert res.t_starts[0] == 0
+    np.testing.assert_allclose(res.unconditional[0], digit[0, 0].numpy(), atol=0.05)
+
+
+def test_sdedit_from_the_top_is_an_ordinary_sample(model, digit):
+    """From t = 990 the input survives only as sqrt(ᾱ_990) ≈ 0.007 of it: the result is ordinary sampling
+    from the same noise and seed, up to that trace (relative: the untrained net's samples are large)."""
+    seed = 5
+    res = lab.sdedit(model, image=digit, i_starts=(0,), target=None, method="ddim", seed=seed)
+    noise = torch.randn(digit.shape, generator=torch.Generator().manual_seed(seed))
+    ordinary = td.sample(model.eps_fn(None, 1), noise, S, method="ddim", steps=STRIDED,
+                         generator=torch.Generator().manual_seed(seed + 1))
+    a, b = res.unconditional[0], ordinary[0, 0].numpy()
+    assert np.linalg.norm(a - b) < 0.01 * np.linalg.norm(b)
+
+
+def test_inpaint_keeps_unmasked_pixels_exactly(model, digit, tmp_path):
+    res = lab.inpaint(model, image=digit, rect="5,6,10,12", n=3, out=tmp_path / "i.png")
+    _finite(res.samples, (3, 28, 28))
+    keep = res.mask == 0
+    assert keep.sum() == 28 * 28 - 120
+    for s in res.samples:
+        assert np.array_equal(s[keep], digit[0, 0].numpy()[keep])
+    assert not np.allclose(res.samples[0][~keep], digit[0, 0].numpy()[~keep])
+
+
+@pytest.mark.parametrize("rect", ["1,2,3", "0,0,0,5", "20,0,10,5", "a,b,c,d", "-1,0,4,4"])
+def test_inpaint_bad_rect(model, digit, rect):
+    with pytest.raises(ValueError, match="rect"):
+        lab.inpaint(model, image=digit, rect=rect)
+
+
+def test_anagram_end_to_end(model, tmp_path):
+    res = lab.anagram(model, a=6, b=9, transform="rot180", n=2, out=tmp_path / "a.png")
+    _finite(res.samples, (2, 28, 28))
+    np.testing.assert_array_equal(res.transformed, res.samples[:, ::-1, ::-1])
+    with pytest.raises(ValueError, match="transform"):
+        lab.anagram(model, transform="spin")
+    with pytest.raises(ValueError, match="b must"):
+        lab.anagram(model, b=10)
+
+
+def _ordinary(model, label, n, w, seed):
+    gens = [torch.Generator().manual_seed(seed + i) for i in range(n)]
+    x_T = td.randn_like(torch.zeros(n, 1, 28, 28), gens)
+    return td.sample(model.eps_fn(label, n, w=w), x_T, S, method="ddpm", steps=STRIDED, generator=gens)
+
+
+def test_anagram_of_a_class_with_itself_under_identity_is_ordinary_sampling(model):
+    res = lab.anagram(model, a=4, b=4, transform="identity", w=3.0, n=2, seed=11)
+    assert torch.allclose(torch.from_numpy(res.samples), _ordinary(model, 4, 2, 3.0, 11)[:, 0])
+
+
+def test_hybrid_end_to_end_and_same_class_is_ordinary_sampling(model, tmp_path):
+    res = lab.hybrid(model, low=1, high=7, n=2, out=tmp_path / "h.png")
+    _finite(res.samples, (2, 28, 28))
+    _finite(res.far, (2, 7, 7))
+    assert (res.kernel, res.sigma) == (15, 0.875)
+    same = lab.hybrid(model, low=2, high=2, w=3.0, n=2, seed=4)
+    assert torch.allclose(torch.from_numpy(same.samples), _ordinary(model, 2, 2, 3.0, 4)[:, 0], atol=1e-5)
+
+
+def test_combinators_are_generic_eps_fns():
+    x, t = torch.randn(2, 1, 4, 4), torch.tensor([10, 10])
+    ea = lambda x, t: x * 2  # noqa: E731
+    eb = lambda x, t: x + 1  # noqa: E731
+    # hflip: inverse(eb(flip(x))) = x + 1
+    assert torch.allclose(anagram_eps_fn(ea, eb, "hflip")(x, t), 0.5 * (2 * x + x + 1))
+    assert torch.allclose(hybrid_eps_fn(ea, ea, lambda e: e.mean((-2, -1), keepdim=True))(x, t), 2 * x)
