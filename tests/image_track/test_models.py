@@ -1,0 +1,137 @@
+"""image_track.models: every preset through one shared interface test, plus what each architecture promises."""
+
+import json
+
+import pytest
+import torch
+
+from image_track.models import PRESETS, build_model, count_parameters, list_presets
+
+# Parameter counts for one input channel at 28x28, unconditional. The notebooks report 3 712 257
+# (simple), 678 961 (efficient) and 145 233 (tiny, counted with 3 input channels = 144 945 with 1).
+TARGETS = {"simple": 3_712_257, "efficient": 678_961, "attention": 12_919_041, "tiny": 144_945, "fcblock": 1_996_417}
+BAND = 0.02  # relative
+
+# Narrow versions of each preset (overrides of the preset's own config fields), for the slower checks.
+SMALL = {"simple": {"channels": [8, 16, 32]}, "efficient": {"channels": [8, 16, 32], "time_dim": 16},
+         "attention": {"base_channels": 8}, "tiny": {"widths": [4, 8, 16]}, "fcblock": {"hidden": 8}}
+
+CASES = [(name, size, nc) for name in PRESETS for size in (28, 32) for nc in (None, 10)]
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    return {case: build_model(case[0], image_size=case[1], num_classes=case[2]).eval() for case in CASES}
+
+
+@pytest.mark.parametrize("name,size,nc", CASES)
+def test_forward_shape_and_finite(models, name, size, nc):
+    model = models[(name, size, nc)]
+    x = torch.randn(2, 1, size, size, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0, 999])
+    with torch.no_grad():
+        out = model(x, t) if nc is None else model(x, t, torch.tensor([3, nc]))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_parameter_counts_match_the_notebooks(models, name):
+    n = count_parameters(models[(name, 28, None)])
+    assert abs(n - TARGETS[name]) <= BAND * TARGETS[name], f"{name}: {n} parameters"
+
+
+def test_exact_notebook_counts(models):
+    assert count_parameters(models[("simple", 28, None)]) == 3_712_257
+    assert count_parameters(models[("efficient", 28, None)]) == 678_961
+    assert count_parameters(build_model("tiny", in_channels=3)) - 34 == 145_233  # notebook: 3 in, 1 out
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_output_depends_on_t_and_y(models, name):
+    model = models[(name, 28, 10)]
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        base = model(x, torch.tensor([10, 10]), torch.tensor([1, 1]))
+        other_t = model(x, torch.tensor([700, 700]), torch.tensor([1, 1]))
+        other_y = model(x, torch.tensor([10, 10]), torch.tensor([7, 7]))
+        null = model(x, torch.tensor([10, 10]), torch.tensor([10, 10]))
+        none = model(x, torch.tensor([10, 10]))
+    assert not torch.allclose(base, other_t)
+    assert not torch.allclose(base, other_y)
+    assert torch.equal(null, none)  # y=None means the null class
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_config_round_trip_rebuilds_the_same_architecture(name):
+    model = build_model(name, num_classes=10, T=300, image_size=32, **SMALL[name])
+    config = json.loads(json.dumps(model.config))
+    rebuilt = build_model(**config)
+    assert rebuilt.config == model.config and config["name"] == name and config["T"] == 300
+    rebuilt.load_state_dict(model.state_dict())  # same parameter names and shapes
+    assert count_parameters(rebuilt) < count_parameters(build_model(name, num_classes=10, image_size=32))
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_bad_inputs_raise_naming_the_argument(models, name):
+    model = models[(name, 28, None)]
+    t = torch.tensor([1, 2])
+    with pytest.raises(ValueError, match="image_size"):
+        model(torch.randn(2, 1, 32, 32), t)
+    with pytest.raises(ValueError, match="in_channels"):
+        model(torch.randn(2, 3, 28, 28), t)
+    with pytest.raises(ValueError, match="t must"):
+        model(torch.randn(2, 1, 28, 28), torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="y must be None"):
+        model(torch.randn(2, 1, 28, 28), t, torch.tensor([1, 2]))
+    cond = models[(name, 28, 10)]
+    with pytest.raises(ValueError, match="y must hold labels"):
+        cond(torch.randn(2, 1, 28, 28), t, torch.tensor([1, 11]))
+    with pytest.raises(ValueError, match="image_size"):
+        build_model(name, image_size=30)
+
+
+def test_attention_rejects_sizes_it_cannot_handle():
+    for size in (8, 12, 30):
+        with pytest.raises(ValueError, match="image_size"):
+            build_model("attention", image_size=size)
+
+
+def test_registry_and_build_errors():
+    assert set(list_presets()) == {"simple", "efficient", "attention", "tiny", "fcblock"}
+    with pytest.raises(ValueError, match="name"):
+        build_model("resnet")
+    with pytest.raises(ValueError, match="overrides"):
+        build_model("tiny", hidden=3)
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model("tiny", num_classes=0)
+    assert count_parameters(build_model("fcblock", hidden=8)) < count_parameters(build_model("fcblock"))
+    with pytest.raises(TypeError, match="model"):
+        count_parameters("tiny")
+
+
+def test_fcblock_null_class_is_the_zero_one_hot():
+    model = build_model("fcblock", num_classes=10).eval()
+    x = torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    seen = {}
+
+    def hook(_module, inputs, _out):
+        seen["c"] = inputs[0].clone()
+
+    model.fc1_c.register_forward_hook(hook)
+    with torch.no_grad():
+        model(x, torch.tensor([5]), torch.tensor([10]))
+    assert torch.equal(seen["c"], torch.zeros(1, 10))
+    with torch.no_grad():
+        model(x, torch.tensor([5]), torch.tensor([3]))
+    assert seen["c"].argmax().item() == 3 and seen["c"].sum().item() == 1
+
+
+@pytest.mark.parametrize("name", [n for n in PRESETS if n != "attention"])
+def test_every_parameter_gets_a_gradient(name):
+    """No dead branches: with a conditional model in training mode, one backward pass reaches every weight."""
+    model = build_model(name, num_classes=10, **SMALL[name]).train()
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    model(x, torch.tensor([0, 10, 500, 999]), torch.tensor([0, 4, 9, 10])).square().mean().backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, f"{name}: no gradient reaches {dead}"
