@@ -17,14 +17,17 @@ guidance    classifier-free guidance sweep w ∈ {0, 5, 10}: grids and animated 
 from .anagram import AnagramResult, anagram
 from .common import LabModel, load_lab_model, strided_timesteps
 from .denoise import DenoiseResult, denoise
+from .denoiser import DenoiserConfig, DenoiserResult, denoiser
 from .hybrid import HybridResult, hybrid
 from .inpaint import InpaintResult, inpaint
+from .guidance import GuidanceResult, guidance
 from .sdedit import SDEditResult, sdedit
 
 __all__ = [
     "main", "LabModel", "load_lab_model", "strided_timesteps",
-    "denoise", "sdedit", "inpaint", "anagram", "hybrid",
+    "denoise", "sdedit", "inpaint", "anagram", "hybrid", "denoiser", "guidance", "DenoiserConfig",
     "DenoiseResult", "SDEditResult", "InpaintResult", "AnagramResult", "HybridResult",
+    "DenoiserResult", "GuidanceResult",
 ]
 
 

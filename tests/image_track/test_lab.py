@@ -152,3 +152,92 @@ def test_combinators_are_generic_eps_fns():
     # hflip: inverse(eb(flip(x))) = x + 1
     assert torch.allclose(anagram_eps_fn(ea, eb, "hflip")(x, t), 0.5 * (2 * x + x + 1))
     assert torch.allclose(hybrid_eps_fn(ea, ea, lambda e: e.mean((-2, -1), keepdim=True))(x, t), 2 * x)
+
+
+# --- the CLI -------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cli(monkeypatch, model):
+    from image_track.lab import cli as lab_cli
+
+    monkeypatch.setattr(lab_cli, "load_lab_model", lambda checkpoint=None: model)
+    return lab_cli.main
+
+
+@pytest.fixture
+def png(tmp_path):
+    from PIL import Image
+
+    a = np.full((50, 40, 3), 255, dtype=np.uint8)
+    a[10:40, 18:24] = 0
+    p = tmp_path / "mine.png"
+    Image.fromarray(a).save(p)
+    return p
+
+
+@pytest.mark.parametrize("args", [
+    ["denoise", "--t", "500"],
+    ["sdedit", "--i-starts", "1,4", "--target", "8"],
+    ["inpaint", "--rect", "0,0,10,28", "--n", "2", "--mask-from-png"],
+    ["anagram", "--a", "6", "--b", "9", "--n", "2", "--transform", "hflip"],
+    ["hybrid", "--low", "0", "--high", "1", "--n", "2"],
+])
+def test_cli_runs_on_tiny_settings(cli, png, tmp_path, args, capsys):
+    out = tmp_path / "fig.png"
+    args = list(args)
+    if "--mask-from-png" in args:  # inpaint a user's picture with a rectangle
+        args.remove("--mask-from-png")
+    extra = ["--image", str(png)] if args[0] in ("denoise", "sdedit", "inpaint") else []
+    assert cli(args + extra + ["--stride", "200", "--quiet", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, word", [
+    (["sdedit", "--target", "12"], "target"),
+    (["inpaint", "--rect", "1,2,3"], "rect"),
+    (["anagram", "--transform", "spin"], "transform"),
+    (["hybrid", "--low", "-1"], "low"),
+    (["denoise", "--t", "abc"], "--t"),
+    (["sdedit", "--i-starts", "99"], "i_starts"),
+    (["nonsense"], "invalid choice"),
+])
+def test_cli_bad_input_exits_2_with_one_line(cli, tmp_path, args, word, capsys):
+    assert cli(args + ["--quiet", "--out", str(tmp_path / "x.png")] if args != ["nonsense"] else args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and word in err
+
+
+def test_cli_wrong_file_exits_2(cli, tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    assert cli(["sdedit", "--image", str(bad), "--quiet", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "notes.png" in err
+
+
+def test_cli_denoiser_on_tiny_settings(tmp_path, monkeypatch):
+    import importlib
+
+    from image_track.lab import cli as lab_cli
+
+    lab_denoiser = importlib.import_module("image_track.lab.denoiser")  # the package re-exports the function
+
+    g = torch.Generator().manual_seed(0)
+    fake = (torch.rand(24, 1, 28, 28, generator=g) * 2 - 1, torch.rand(8, 1, 28, 28, generator=g) * 2 - 1)
+    real = lab_denoiser.denoiser
+    monkeypatch.setattr(lab_denoiser, "denoiser", lambda cfg, **kw: real(cfg, data=fake, **kw))
+    out, ckpt = tmp_path / "den.png", tmp_path / "den.safetensors"
+    assert lab_cli.main(["denoiser", "--epochs", "2", "--subset", "16", "--batch-size", "8", "--quiet",
+                         "--out", str(out), "--save", str(ckpt)]) == 0
+    assert out.stat().st_size > 0 and ckpt.stat().st_size > 0
+
+
+def test_guidance_end_to_end(model, tmp_path):
+    res = lab.guidance(model, ws=(0, 5), digits=(1, 2, 3), n=2, stride=100, out=tmp_path / "g.png")
+    _finite(res.samples, (2, 3, 2, 28, 28))
+    assert res.frames.shape == (2, 11, 3, 2, 28, 28)
+    np.testing.assert_array_equal(res.frames[:, -1], res.samples)
+    # w = 0 ignores the label: every digit column of a seed is the same unconditional sample path
+    assert not np.allclose(res.samples[1, 0], res.samples[1, 1])
+    with pytest.raises(ValueError, match="digits"):
+        lab.guidance(model, digits=(10,))

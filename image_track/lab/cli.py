@@ -1,0 +1,175 @@
+"""``toydiff mnist lab <experiment> [options]``: one subcommand per lab experiment, each writing a figure.
+
+    toydiff mnist lab denoise  [--digit 3 | --index I | --image my.png] [--t 250,500,750]
+    toydiff mnist lab sdedit   [--digit 3 | --image my.png] [--target 8] [--w 5] [--i-starts 1,3,5,7,10,20]
+    toydiff mnist lab inpaint  [--rect top,left,height,width | --mask mask.png] [--label 7]
+    toydiff mnist lab anagram  [--a 6 --b 9 --transform rot180|hflip]
+    toydiff mnist lab hybrid   [--low 1 --high 7]
+    toydiff mnist lab denoiser [--epochs 5 --subset 2048 --preset tiny]
+    toydiff mnist lab guidance [--ws 0,5,10 --digits 0,...,9] [--gif-dir DIR]
+
+Common options: ``--checkpoint`` (default: the committed ``tiny_cond``), ``--out`` (PNG), ``--seed``,
+``--method``, ``--stride`` (30), ``--quiet``. Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Callable, Sequence
+
+import toydiff as td
+from toydiff.cli import OneLineParser, run_guarded
+
+from .common import load_lab_model
+
+__all__ = ["main", "build_parser"]
+
+PROG = "toydiff mnist lab"
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        vals = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return vals
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        vals = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return vals
+
+
+def _common(p: argparse.ArgumentParser, name: str, *, model: bool = True) -> None:
+    p.add_argument("--out", default=f"lab_{name}.png", help="figure to write (PNG; default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="all randomness (default %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    if model:
+        p.add_argument("--checkpoint", default=None, help="class-conditional checkpoint (default: committed tiny_cond)")
+        p.add_argument("--method", default="ddpm", choices=td.METHODS, help="sampler (default %(default)s)")
+        p.add_argument("--stride", type=int, default=30, help="timestep stride over T (default %(default)s)")
+
+
+def _source(p: argparse.ArgumentParser, default_digit: int | None) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--image", help="your own picture (any size or mode; made 28x28 gray)")
+    g.add_argument("--digit", type=int, default=default_digit, help="the first MNIST test image of this class")
+    g.add_argument("--index", type=int, help="MNIST test image number")
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="experiment", required=True, metavar="{denoise,sdedit,inpaint,anagram,hybrid,"
+                                                                           "denoiser,guidance}")
+
+    p = sub.add_parser("denoise", help="Gaussian blur vs one-step x0 vs iterative denoising")
+    _source(p, 3)
+    p.add_argument("--t", type=_ints, default=[250, 500, 750], help="noise levels (default 250,500,750)")
+    p.add_argument("--label", type=int, default=None, help="condition the denoiser on this class")
+    p.add_argument("--blur-kernel", type=int, default=7)
+    p.add_argument("--blur-sigma", type=float, default=1.5)
+    _common(p, "denoise")
+
+    p = sub.add_parser("sdedit", help="SDEdit from strided start indices, free and towards a class")
+    _source(p, 3)
+    p.add_argument("--target", type=int, default=8, help="class to edit towards (default %(default)s)")
+    p.add_argument("--w", type=float, default=5.0, help="guidance scale towards the target (default %(default)s)")
+    p.add_argument("--i-starts", type=_ints, default=[1, 3, 5, 7, 10, 20],
+                   help="indices into [990, 960, ..., 0] (default 1,3,5,7,10,20)")
+    _common(p, "sdedit")
+
+    p = sub.add_parser("inpaint", help="keep pixels outside a mask, generate inside")
+    _source(p, 7)
+    m = p.add_mutually_exclusive_group()
+    m.add_argument("--rect", help="top,left,height,width to regenerate (default 0,0,14,28: the top half)")
+    m.add_argument("--mask", help="mask image: white = generate")
+    p.add_argument("--label", type=int, default=None, help="generate the hole as this class")
+    p.add_argument("--w", type=float, default=None, help="guidance scale for --label")
+    p.add_argument("--n", type=int, default=4, help="how many inpaintings")
+    _common(p, "inpaint")
+
+    p = sub.add_parser("anagram", help="a digit that reads as a, and as b when flipped/rotated")
+    p.add_argument("--a", type=int, default=6)
+    p.add_argument("--b", type=int, default=9)
+    p.add_argument("--transform", default="rot180", choices=("rot180", "hflip", "identity"))
+    p.add_argument("--w", type=float, default=3.0, help="guidance scale (default %(default)s)")
+    p.add_argument("--n", type=int, default=6)
+    _common(p, "anagram")
+
+    p = sub.add_parser("hybrid", help="class a from afar, class b close up")
+    p.add_argument("--low", type=int, default=1, help="class in the low frequencies (seen from afar)")
+    p.add_argument("--high", type=int, default=7, help="class in the high frequencies (seen close up)")
+    p.add_argument("--kernel", type=int, default=None, help="Gaussian kernel (default: 33 at 64 px scaled: 15)")
+    p.add_argument("--sigma", type=float, default=None, help="Gaussian sigma (default: 2 at 64 px scaled: 0.875)")
+    p.add_argument("--w", type=float, default=3.0, help="guidance scale (default %(default)s)")
+    p.add_argument("--n", type=int, default=6)
+    _common(p, "hybrid")
+
+    p = sub.add_parser("denoiser", help="train the single-step denoiser z = x + sigma*eps and test other sigma")
+    p.add_argument("--preset", default="tiny", help="UNet preset used image-to-image (default %(default)s)")
+    p.add_argument("--sigma", type=float, default=0.5)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--subset", type=int, default=2048, help="training images (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--test-sigmas", type=_floats, default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    p.add_argument("--save", default=None, help="also save the trained net (safetensors)")
+    _common(p, "denoiser", model=False)
+
+    p = sub.add_parser("guidance", help="classifier-free guidance sweep: grids and GIFs per digit")
+    p.add_argument("--ws", type=_floats, default=[0.0, 5.0, 10.0], help="guidance scales (default 0,5,10)")
+    p.add_argument("--digits", type=_ints, default=list(range(10)), help="classes (default 0..9)")
+    p.add_argument("--n", type=int, default=2, help="samples per digit and scale")
+    p.add_argument("--gif-dir", default=None, help="write one GIF of sampling per digit here (default: none)")
+    _common(p, "guidance")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    # the submodules (the package re-exports functions of the same names, so import them by full name)
+    anagram, denoise, denoiser, guidance, hybrid, inpaint, sdedit = (
+        importlib.import_module(f"{__package__}.{m}")
+        for m in ("anagram", "denoise", "denoiser", "guidance", "hybrid", "inpaint", "sdedit"))
+    progress = not args.quiet
+    name = args.experiment
+    if name == "denoiser":
+        cfg = denoiser.DenoiserConfig(preset=args.preset, sigma=args.sigma, epochs=args.epochs, subset=args.subset,
+                                      batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                      test_sigmas=tuple(args.test_sigmas))
+        denoiser.denoiser(cfg, out=args.out, save=args.save, progress=progress)
+        print(args.out)
+        return 0
+    model = load_lab_model(args.checkpoint)
+    common = dict(method=args.method, stride=args.stride, seed=args.seed, out=args.out, progress=progress)
+    runners: dict[str, Callable[[], object]] = {
+        "denoise": lambda: denoise.denoise(model, image=args.image, digit=args.digit, index=args.index,
+                                           timesteps=args.t, label=args.label, blur_kernel=args.blur_kernel,
+                                           blur_sigma=args.blur_sigma, **common),
+        "sdedit": lambda: sdedit.sdedit(model, image=args.image, digit=args.digit, index=args.index,
+                                        target=args.target, w=args.w, i_starts=args.i_starts, **common),
+        "inpaint": lambda: inpaint.inpaint(model, image=args.image, digit=args.digit, index=args.index,
+                                           rect=args.rect, mask=args.mask, label=args.label, w=args.w, n=args.n,
+                                           **common),
+        "anagram": lambda: anagram.anagram(model, a=args.a, b=args.b, transform=args.transform, w=args.w, n=args.n,
+                                           **common),
+        "hybrid": lambda: hybrid.hybrid(model, low=args.low, high=args.high, kernel=args.kernel, sigma=args.sigma,
+                                        w=args.w, n=args.n, **common),
+        "guidance": lambda: guidance.guidance(model, ws=args.ws, digits=args.digits, n=args.n,
+                                              gif_dir=args.gif_dir, **common),
+    }
+    runners[name]()
+    print(args.out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    return run_guarded(lambda: _run(parser.parse_args(argv)), PROG)
