@@ -84,7 +84,8 @@ def plot_guidance(res: GuidanceResult):
         w = res.ws[k]
         note = " (unconditional)" if w == 0 else " (conditional)" if w == 1 else ""
         sf.suptitle(f"w = {w:g}{note}", fontsize=10)
-    fig.suptitle("Classifier-free guidance ε_u + w(ε_c − ε_u): same starting noise in each column", fontsize=11)
+    fig.suptitle("Classifier-free guidance ε_u + w (ε_c − ε_u): each grid position starts from the same noise at every w",
+                 fontsize=11)
     return fig
 
 

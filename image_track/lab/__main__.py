@@ -1,0 +1,7 @@
+"""``python -m image_track.lab <experiment> ...``: the same as ``toydiff mnist lab <experiment> ...``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
