@@ -1,6 +1,6 @@
 """``toydiff mnist lab <experiment> [options]``: one subcommand per lab experiment, each writing a figure.
 
-    toydiff mnist lab denoise  [--digit 3 | --index I | --image my.png] [--t 250,500,750]
+    toydiff mnist lab denoise  [--digit 3 | --index I | --image my.png] [--t 250,500,750 | --i-starts 8,16]
     toydiff mnist lab sdedit   [--digit 3 | --image my.png] [--target 8] [--w 5] [--i-starts 1,3,5,7,10,20]
     toydiff mnist lab inpaint  [--rect top,left,height,width | --mask mask.png] [--label 7]
     toydiff mnist lab anagram  [--a 6 --b 9 --transform rot180|hflip]
@@ -72,7 +72,9 @@ def build_parser() -> OneLineParser:
 
     p = sub.add_parser("denoise", help="Gaussian blur vs one-step x0 vs iterative denoising")
     _source(p, 3)
-    p.add_argument("--t", type=_ints, default=[250, 500, 750], help="noise levels (default 250,500,750)")
+    lv = p.add_mutually_exclusive_group()
+    lv.add_argument("--t", type=_ints, default=[250, 500, 750], help="noise levels (default 250,500,750)")
+    lv.add_argument("--i-starts", type=_ints, default=None, help="or: indices into [990, 960, ..., 0]")
     p.add_argument("--label", type=int, default=None, help="condition the denoiser on this class")
     p.add_argument("--blur-kernel", type=int, default=7)
     p.add_argument("--blur-sigma", type=float, default=1.5)
@@ -151,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
     common = dict(method=args.method, stride=args.stride, seed=args.seed, out=args.out, progress=progress)
     runners: dict[str, Callable[[], object]] = {
         "denoise": lambda: denoise.denoise(model, image=args.image, digit=args.digit, index=args.index,
-                                           timesteps=args.t, label=args.label, blur_kernel=args.blur_kernel,
+                                           timesteps=args.t, i_starts=args.i_starts, label=args.label, blur_kernel=args.blur_kernel,
                                            blur_sigma=args.blur_sigma, **common),
         "sdedit": lambda: sdedit.sdedit(model, image=args.image, digit=args.digit, index=args.index,
                                         target=args.target, w=args.w, i_starts=args.i_starts, **common),

@@ -47,7 +47,8 @@ def plan_from(t: int, strided: Sequence[int]) -> list[int]:
 
 
 def denoise(model: LabModel, *, image=None, digit: int | None = None, index: int | None = None,
-            timesteps: Sequence[int] = (250, 500, 750), label: int | None = None,
+            timesteps: Sequence[int] = (250, 500, 750), i_starts: Sequence[int] | None = None,
+            label: int | None = None,
             blur_kernel: int = 7, blur_sigma: float = 1.5, method: str = METHOD, stride: int = STRIDE,
             seed: int = 0, out=None, progress: bool = False) -> DenoiseResult:
     """Noise one picture to each of ``timesteps`` and denoise it three ways; plot to ``out`` if given.
@@ -56,6 +57,7 @@ def denoise(model: LabModel, *, image=None, digit: int | None = None, index: int
         model: the denoiser and its schedule.
         image: a tensor ``[1, 1, H, W]`` or an image file; default an MNIST test ``digit`` / ``index``.
         timesteps: noise levels t in ``[0, T-1]``.
+        i_starts: instead of ``timesteps``, indices into the strided timesteps (i -> t = strided[i]).
         label: condition the one-step and iterative denoisers on this class (default unconditional).
         blur_kernel, blur_sigma: the classical Gaussian blur.
         method: sampler for the iterative row (any of ``toydiff.METHODS``).
@@ -63,6 +65,13 @@ def denoise(model: LabModel, *, image=None, digit: int | None = None, index: int
     """
     check_choice(method, "method", td.METHODS)
     T = model.schedule.T
+    strided = strided_timesteps(T, stride)
+    if i_starts is not None:
+        if not i_starts or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(strided)
+                               for i in i_starts):
+            raise ValueError(f"i_starts must be indices in [0, {len(strided) - 1}] of the strided timesteps, "
+                             f"got {list(i_starts)!r}")
+        timesteps = [strided[i] for i in i_starts]
     ts = [int(t) for t in timesteps]
     if not ts or any(isinstance(t, bool) or not 0 <= t < T for t in timesteps):
         raise ValueError(f"timesteps must be ints in [0, {T - 1}], got {list(timesteps)!r}")
@@ -77,7 +86,6 @@ def denoise(model: LabModel, *, image=None, digit: int | None = None, index: int
     eps_fn = model.eps_fn(label, K)
     with torch.no_grad():
         one_step = td.eps_to_x0(model.schedule, x_t, t, eps_fn(x_t, t))
-    strided = strided_timesteps(T, stride)
     iterative, n_steps = [], []
     for k, tk in enumerate(ts):
         plan = plan_from(tk, strided)

@@ -68,6 +68,9 @@ def test_denoise_end_to_end(model, digit, tmp_path):
     assert (tmp_path / "d.png").stat().st_size > 0
     with pytest.raises(ValueError, match="timesteps"):
         lab.denoise(model, image=digit, timesteps=(1000,))
+    by_index = lab.denoise(model, image=digit, i_starts=(8,))  # strided[8] = 750: the same run as t = 750
+    assert list(by_index.timesteps) == [750] and by_index.n_steps == (26,)
+    np.testing.assert_array_equal(by_index.iterative[0], lab.denoise(model, image=digit, timesteps=(750,)).iterative[0])
 
 
 def test_sdedit_end_to_end_and_bad_input(model, digit, tmp_path):
