@@ -14,8 +14,8 @@ import torch
 import toydiff as td
 
 from .combinators import TRANSFORMS, anagram_eps_fn
-from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, new_figure, save_figure, show,
-                     strided_timesteps, to_numpy)
+from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, judge, new_figure,
+                     save_figure, show, strided_timesteps, to_numpy, verdict)
 
 __all__ = ["AnagramResult", "anagram", "plot_anagram"]
 
@@ -30,6 +30,14 @@ class AnagramResult:
     b: int
     transform: str
     w: float | None = None
+    probs: np.ndarray | None = None  # [n, 10] MNIST-classifier probabilities of the samples (None: no classifier)
+    probs_transformed: np.ndarray | None = None  # [n, 10] of the transformed samples
+
+    def success(self) -> float | None:
+        """Fraction of anagrams the classifier reads as ``a`` upright *and* as ``b`` transformed."""
+        if self.probs is None:
+            return None
+        return float(np.mean((self.probs.argmax(1) == self.a) & (self.probs_transformed.argmax(1) == self.b)))
 
 
 def anagram(model: LabModel, *, a: int = 6, b: int = 9, transform: str = "rot180", w: float | None = 3.0,
@@ -52,7 +60,7 @@ def anagram(model: LabModel, *, a: int = 6, b: int = 9, transform: str = "rot180
                   generator=gens, progress=progress)
     fwd, _ = TRANSFORMS[transform]
     res = AnagramResult(samples=to_numpy(x[:, 0]), transformed=to_numpy(fwd(x)[:, 0]), a=a, b=b,
-                        transform=transform, w=w)
+                        transform=transform, w=w, probs=judge(x), probs_transformed=judge(fwd(x)))
     if out is not None:
         save_figure(plot_anagram(res), out)
     return res
@@ -65,8 +73,13 @@ def plot_anagram(res: AnagramResult):
     for i in range(n):
         show(axes[0, i], res.samples[i], f"#{i + 1}", fontsize=8)
         show(axes[1, i], res.transformed[i])
+        axes[0, i].set_xlabel(verdict(res.probs, i), fontsize=7)
+        axes[1, i].set_xlabel(verdict(res.probs_transformed, i), fontsize=7)
     axes[0, 0].set_ylabel(f"reads as {res.a}", fontsize=10)
     axes[1, 0].set_ylabel(f"{_VIEW[res.transform]}:\nreads as {res.b}", fontsize=10)
     wtxt = "" if res.w is None else f", guidance w = {res.w:g}"
-    fig.suptitle(f"Visual anagrams: ε = ½[ε({res.a}) + T⁻¹ε(T x, {res.b})], T = {res.transform}{wtxt}", fontsize=10)
+    ok = res.success()
+    stxt = "" if ok is None else f"\nclassifier reads both ways: {ok:.0%} of samples"
+    fig.suptitle(f"Visual anagrams: ε = ½[ε(x, {res.a}) + T⁻¹ε(T x, {res.b})], T = {res.transform}{wtxt}{stxt}",
+                 fontsize=10)
     return fig

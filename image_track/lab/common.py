@@ -30,6 +30,8 @@ __all__ = [
     "show",
     "save_figure",
     "new_figure",
+    "judge",
+    "verdict",
 ]
 
 STRIDE = 30
@@ -176,3 +178,22 @@ def new_figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def judge(x: torch.Tensor) -> np.ndarray | None:
+    """Class probabilities ``[B, 10]`` of images ``[B, 1, 28, 28]`` from the committed MNIST classifier
+    (:mod:`image_track.classifier`), or ``None`` where its weights are not available."""
+    try:
+        from image_track.classifier import classify
+
+        return classify(x.detach().float().cpu()).numpy()
+    except (ImportError, FileNotFoundError, ValueError, KeyError, RuntimeError):  # CheckpointError is a ValueError
+        return None
+
+
+def verdict(probs: np.ndarray | None, i: int) -> str:
+    """``"clf: 8 (93%)"`` for row ``i`` of classifier probabilities, or ``""`` without a classifier."""
+    if probs is None:
+        return ""
+    k = int(probs[i].argmax())
+    return f"clf: {k} ({probs[i, k]:.0%})"

@@ -18,8 +18,8 @@ import torch
 
 import toydiff as td
 
-from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, new_figure, save_figure, show,
-                     strided_timesteps, to_numpy)
+from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, judge, new_figure,
+                     save_figure, show, strided_timesteps, to_numpy)
 
 __all__ = ["GuidanceResult", "guidance", "plot_guidance", "WS"]
 
@@ -34,6 +34,7 @@ class GuidanceResult:
     frames: np.ndarray  # [W, S + 1, D, n, H, W]: x_t at every strided step, then the sample
     timesteps: np.ndarray  # [S]
     gifs: list[str]
+    accuracy: np.ndarray | None = None  # [W]: fraction the MNIST classifier reads as the requested digit
 
 
 def guidance(model: LabModel, *, ws: Sequence[float] = WS, digits: Sequence[int] = tuple(range(10)), n: int = 2,
@@ -62,8 +63,13 @@ def guidance(model: LabModel, *, ws: Sequence[float] = WS, digits: Sequence[int]
         samples.append(x.reshape(D, n, size, size))
         frames.append(rec.path().reshape(-1, D, n, size, size))
         ts = rec.timesteps
+    probs = judge(torch.stack(samples).reshape(-1, 1, size, size))
+    acc = None
+    if probs is not None:
+        hit = probs.argmax(1).reshape(len(ws), D, n) == np.array(digits)[None, :, None]
+        acc = hit.mean(axis=(1, 2))
     res = GuidanceResult(ws=np.array(ws), digits=np.array(digits), samples=to_numpy(torch.stack(samples)),
-                         frames=to_numpy(torch.stack(frames)), timesteps=np.array(ts), gifs=[])
+                         frames=to_numpy(torch.stack(frames)), timesteps=np.array(ts), gifs=[], accuracy=acc)
     if gif_dir is not None:
         res.gifs = [str(p) for p in write_gifs(res, gif_dir)]
     if out is not None:
@@ -83,7 +89,8 @@ def plot_guidance(res: GuidanceResult):
                 show(axes[i, j], res.samples[k, j, i], str(res.digits[j]) if i == 0 else None, fontsize=8)
         w = res.ws[k]
         note = " (unconditional)" if w == 0 else " (conditional)" if w == 1 else ""
-        sf.suptitle(f"w = {w:g}{note}", fontsize=10)
+        acc = "" if res.accuracy is None else f": classifier agrees with the column's digit on {res.accuracy[k]:.0%}"
+        sf.suptitle(f"w = {w:g}{note}{acc}", fontsize=10)
     fig.suptitle("Classifier-free guidance ε_u + w (ε_c − ε_u): each grid position starts from the same noise at every w",
                  fontsize=11)
     return fig

@@ -17,8 +17,8 @@ import toydiff as td
 from image_track.images import downsample, gaussian_blur, scaled_blur
 
 from .combinators import hybrid_eps_fn
-from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, new_figure, save_figure, show,
-                     strided_timesteps, to_numpy)
+from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, judge, new_figure,
+                     save_figure, show, strided_timesteps, to_numpy, verdict)
 
 __all__ = ["HybridResult", "hybrid", "plot_hybrid"]
 
@@ -32,6 +32,8 @@ class HybridResult:
     kernel: int
     sigma: float
     w: float | None = None
+    probs: np.ndarray | None = None  # [n, 10] MNIST-classifier probabilities close up (None: no classifier)
+    probs_far: np.ndarray | None = None  # [n, 10] of the far view scaled back up to full size
 
 
 def hybrid(model: LabModel, *, low: int = 1, high: int = 7, w: float | None = 3.0, n: int = 4,
@@ -58,8 +60,10 @@ def hybrid(model: LabModel, *, low: int = 1, high: int = 7, w: float | None = 3.
     eps = hybrid_eps_fn(model.eps_fn(low, n, w=w), model.eps_fn(high, n, w=w), lowpass)
     x = td.sample(eps, x_T, model.schedule, method=method, steps=strided_timesteps(model.schedule.T, stride),
                   generator=gens, progress=progress)
-    res = HybridResult(samples=to_numpy(x[:, 0]), far=to_numpy(downsample(x, far_size)[:, 0]), low=low, high=high,
-                       kernel=kernel, sigma=sigma, w=w)
+    far = downsample(x, far_size)
+    back = torch.nn.functional.interpolate(far, size=(size, size), mode="bilinear", align_corners=False)
+    res = HybridResult(samples=to_numpy(x[:, 0]), far=to_numpy(far[:, 0]), low=low, high=high, kernel=kernel,
+                       sigma=sigma, w=w, probs=judge(x), probs_far=judge(back))
     if out is not None:
         save_figure(plot_hybrid(res), out)
     return res
@@ -72,7 +76,9 @@ def plot_hybrid(res: HybridResult):
     axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [4, 1]})
     for i in range(n):
         show(axes[0, i], res.samples[i], f"#{i + 1}", fontsize=8)
+        axes[0, i].set_xlabel(verdict(res.probs, i), fontsize=7)
         show(axes[1, i], res.samples[i])
+        axes[1, i].set_xlabel(verdict(res.probs_far, i), fontsize=7)
     axes[0, 0].set_ylabel(f"close up:\nhigh freq. = {res.high}", fontsize=9)
     axes[1, 0].set_ylabel(f"afar:\n{res.low}", fontsize=9)
     wtxt = "" if res.w is None else f", w = {res.w:g}"

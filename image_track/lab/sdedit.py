@@ -15,8 +15,8 @@ import torch
 
 import toydiff as td
 
-from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, load_input, new_figure, save_figure,
-                     show, strided_timesteps, to_numpy)
+from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, judge, load_input, new_figure,
+                     save_figure, show, strided_timesteps, to_numpy, verdict)
 
 __all__ = ["SDEditResult", "sdedit", "plot_sdedit", "I_STARTS"]
 
@@ -33,6 +33,8 @@ class SDEditResult:
     target: int | None = None
     w: float | None = None
     caption: str = ""
+    probs_unconditional: np.ndarray | None = None  # [K, 10] MNIST-classifier probabilities (None: no classifier)
+    probs_guided: np.ndarray | None = None
 
 
 def sdedit(model: LabModel, *, image=None, digit: int | None = 3, index: int | None = None,
@@ -72,7 +74,8 @@ def sdedit(model: LabModel, *, image=None, digit: int | None = 3, index: int | N
     guided = run(target, w) if target is not None else None
     res = SDEditResult(original=to_numpy(x0[0, 0]), i_starts=np.array(idx), t_starts=np.array([strided[i] for i in idx]),
                        unconditional=to_numpy(uncond), guided=None if guided is None else to_numpy(guided),
-                       target=target, w=w, caption=caption)
+                       target=target, w=w, caption=caption, probs_unconditional=judge(uncond[:, None]),
+                       probs_guided=None if guided is None else judge(guided[:, None]))
     if out is not None:
         save_figure(plot_sdedit(res), out)
     return res
@@ -81,16 +84,17 @@ def sdedit(model: LabModel, *, image=None, digit: int | None = 3, index: int | N
 def plot_sdedit(res: SDEditResult):
     """A row per conditioning, a column per start index, the input on the right."""
     K = len(res.i_starts)
-    rows = [("unconditional", res.unconditional)]
+    rows = [("unconditional", res.unconditional, res.probs_unconditional)]
     if res.guided is not None:
         wtxt = "" if res.w is None else f", w = {res.w:g}"
-        rows.append((f"towards {res.target}{wtxt}", res.guided))
+        rows.append((f"towards {res.target}{wtxt}", res.guided, res.probs_guided))
     fig = new_figure(1.45 * (K + 1) + 0.6, 1.75 * len(rows) + 0.6)
     axes = fig.subplots(len(rows), K + 1, squeeze=False)
-    for r, (name, imgs) in enumerate(rows):
+    for r, (name, imgs, probs) in enumerate(rows):
         for c in range(K):
             show(axes[r, c], imgs[c], f"i_start={res.i_starts[c]}\n(t = {res.t_starts[c]})" if r == 0 else None,
                  fontsize=8)
+            axes[r, c].set_xlabel(verdict(probs, c), fontsize=7)
         axes[r, 0].set_ylabel(name, fontsize=10)
         show(axes[r, K], res.original, res.caption if r == 0 else None, fontsize=8)
     fig.suptitle("SDEdit (Meng et al. 2022): noise to strided[i_start], then denoise — small i_start = more noise",

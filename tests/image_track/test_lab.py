@@ -122,6 +122,8 @@ def test_anagram_end_to_end(model, tmp_path):
     res = lab.anagram(model, a=6, b=9, transform="rot180", n=2, out=tmp_path / "a.png")
     _finite(res.samples, (2, 28, 28))
     np.testing.assert_array_equal(res.transformed, res.samples[:, ::-1, ::-1])
+    if res.probs is not None:  # the committed MNIST classifier judges both views
+        assert res.probs.shape == res.probs_transformed.shape == (2, 10) and 0 <= res.success() <= 1
     with pytest.raises(ValueError, match="transform"):
         lab.anagram(model, transform="spin")
     with pytest.raises(ValueError, match="b must"):
