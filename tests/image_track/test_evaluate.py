@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from image_track import evaluate as ev
 from image_track.classifier import DEFAULT_WEIGHTS, classify, features, load_classifier
@@ -61,6 +63,17 @@ def test_frechet_grows_with_the_gap():
     assert ds == sorted(ds) and ds[0] < 0.1 < ds[-1]
 
 
+@given(seed=st.integers(0, 2**16), shift=st.floats(-3, 3), scale=st.floats(0.2, 3.0))
+def test_frechet_properties(seed, shift, scale):
+    """Symmetric, non-negative, invariant to a common shift; a pure shift s of every feature costs F s^2."""
+    a, b = _gauss(60, 3, seed), scale * _gauss(60, 3, seed + 1)
+    d = ev.frechet_distance(a, b)
+    assert d >= 0.0
+    assert ev.frechet_distance(b, a) == pytest.approx(d, rel=1e-6, abs=1e-9)
+    assert ev.frechet_distance(a + shift, b + shift) == pytest.approx(d, rel=1e-6, abs=1e-9)
+    assert ev.frechet_distance(a, a + shift) == pytest.approx(3 * shift**2, rel=1e-6, abs=1e-9)
+
+
 def test_frechet_bad_input():
     with pytest.raises(ValueError, match="feats_a"):
         ev.frechet_distance(np.zeros(5), np.zeros((5, 1)))
@@ -80,6 +93,12 @@ def test_kl_to_uniform_known_values():
     assert ev.kl_to_uniform([1, 3]) == pytest.approx(0.25 * math.log(0.5) + 0.75 * math.log(1.5))
     with pytest.raises(ValueError, match="histogram"):
         ev.kl_to_uniform([-1, 2])
+
+
+@given(st.lists(st.floats(0, 100), min_size=1, max_size=12).filter(lambda h: sum(h) > 1e-3))
+def test_kl_to_uniform_lies_between_zero_and_log_k(hist):
+    kl = ev.kl_to_uniform(hist)
+    assert -1e-12 <= kl <= math.log(len(hist)) + 1e-12
 
 
 # ------------------------------------------------------------------------------ the classifier

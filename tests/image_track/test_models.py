@@ -135,3 +135,15 @@ def test_every_parameter_gets_a_gradient(name):
     model(x, torch.tensor([0, 10, 500, 999]), torch.tensor([0, 4, 9, 10])).square().mean().backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"{name}: no gradient reaches {dead}"
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_eval_output_of_a_sample_does_not_depend_on_its_batch(name):
+    """In eval mode image i gets the same eps_hat alone or in a batch (no cross-sample leakage)."""
+    model = build_model(name, num_classes=10, **SMALL[name]).eval()
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    t, y = torch.tensor([3, 300, 900]), torch.tensor([1, 10, 7])
+    with torch.no_grad():
+        batch = model(x, t, y)
+        single = model(x[1:2], t[1:2], y[1:2])
+    assert torch.allclose(batch[1:2], single, atol=1e-5)
