@@ -16,7 +16,8 @@ FCBlock(F_in, F_out) = Linear + GELU + Linear. With hidden width ``D``::
 
 with ``t1 = FCBlock(1, 2D)(t / T)``, ``t2 = FCBlock(1, D)(t / T)`` and, when class-conditional,
 ``c1 = FCBlock(K, 2D)(onehot(y))``, ``c2 = FCBlock(K, D)(onehot(y))`` (else ``c1 = c2 = 1``). The null
-class ``y = K`` is the all-zero one-hot vector, as in the notebook's label dropout. Default ``D = 64``
+class ``y = K`` is the all-zero one-hot vector, as in the notebook's label dropout. (The notebook's
+pseudocode adds ``t1`` to ``up1``, a typo: ``t1`` has 2D channels and ``up1`` D, so ``t2`` is meant.) Default ``D = 64``
 (the notebook's time- and class-conditioned runs). ``image_size`` must be a multiple of 4 (28 -> 7, 32 -> 8).
 """
 
