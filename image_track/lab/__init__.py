@@ -12,6 +12,9 @@ hybrid      hybrid images: class a from afar (low frequencies), class b close up
 denoiser    the single-step denoiser z = x + σε (σ = 0.5): training, loss curve, out-of-distribution σ
 guidance    classifier-free guidance sweep w ∈ {0, 5, 10}: grids and animated GIFs per digit
 ==========  ==========================================================================================
+
+The sampling experiments clamp x̂_0 to [-1, 1] at every step (``clip_x0=1.0``, as DDPM's reference code does for
+images; ``clip_x0=None`` turns it off) and use ancestral DDPM over the strided timesteps [990, 960, ..., 0].
 """
 
 from .anagram import AnagramResult, anagram

@@ -41,8 +41,8 @@ class AnagramResult:
 
 
 def anagram(model: LabModel, *, a: int = 6, b: int = 9, transform: str = "rot180", w: float | None = 3.0,
-            n: int = 4, method: str = METHOD, stride: int = STRIDE, seed: int = 0, out=None,
-            progress: bool = False) -> AnagramResult:
+            n: int = 4, method: str = METHOD, stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0,
+            out=None, progress: bool = False) -> AnagramResult:
     """Sample ``n`` anagrams of classes ``a`` / ``b`` under ``transform`` (``"hflip"``, ``"rot180"``, ``"identity"``).
 
     ``w`` is the classifier-free guidance scale of both denoisers (``None``: plain conditional).
@@ -56,7 +56,8 @@ def anagram(model: LabModel, *, a: int = 6, b: int = 9, transform: str = "rot180
     size = model.image_size
     x_T = td.randn_like(torch.zeros(n, 1, size, size), gens)
     eps = anagram_eps_fn(model.eps_fn(a, n, w=w), model.eps_fn(b, n, w=w), transform)
-    x = td.sample(eps, x_T, model.schedule, method=method, steps=strided_timesteps(model.schedule.T, stride),
+    x = td.sample(eps, x_T, model.schedule, method=method, clip_x0=clip_x0,
+                  steps=strided_timesteps(model.schedule.T, stride),
                   generator=gens, progress=progress)
     fwd, _ = TRANSFORMS[transform]
     res = AnagramResult(samples=to_numpy(x[:, 0]), transformed=to_numpy(fwd(x)[:, 0]), a=a, b=b,

@@ -9,7 +9,7 @@
     toydiff mnist lab guidance [--ws 0,5,10 --digits 0,...,9] [--gif-dir DIR]
 
 Common options: ``--checkpoint`` (default: the committed ``tiny_cond``), ``--out`` (PNG), ``--seed``,
-``--method``, ``--stride`` (30), ``--quiet``. Bad input prints one line on stderr and exits with status 2.
+``--method`` (ddpm), ``--stride`` (30), ``--no-clip``, ``--quiet``. Bad input prints one line on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def _common(p: argparse.ArgumentParser, name: str, *, model: bool = True) -> Non
         p.add_argument("--checkpoint", default=None, help="class-conditional checkpoint (default: committed tiny_cond)")
         p.add_argument("--method", default="ddpm", choices=td.METHODS, help="sampler (default %(default)s)")
         p.add_argument("--stride", type=int, default=30, help="timestep stride over T (default %(default)s)")
+        p.add_argument("--no-clip", action="store_true", help="don't clamp x0-hat to [-1, 1] at each step")
 
 
 def _source(p: argparse.ArgumentParser, default_digit: int | None) -> None:
@@ -150,7 +151,8 @@ def _run(args: argparse.Namespace) -> int:
         print(args.out)
         return 0
     model = load_lab_model(args.checkpoint)
-    common = dict(method=args.method, stride=args.stride, seed=args.seed, out=args.out, progress=progress)
+    common = dict(method=args.method, stride=args.stride, clip_x0=None if args.no_clip else 1.0, seed=args.seed,
+                  out=args.out, progress=progress)
     runners: dict[str, Callable[[], object]] = {
         "denoise": lambda: denoise.denoise(model, image=args.image, digit=args.digit, index=args.index,
                                            timesteps=args.t, i_starts=args.i_starts, label=args.label, blur_kernel=args.blur_kernel,

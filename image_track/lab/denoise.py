@@ -50,7 +50,7 @@ def denoise(model: LabModel, *, image=None, digit: int | None = None, index: int
             timesteps: Sequence[int] = (250, 500, 750), i_starts: Sequence[int] | None = None,
             label: int | None = None,
             blur_kernel: int = 7, blur_sigma: float = 1.5, method: str = METHOD, stride: int = STRIDE,
-            seed: int = 0, out=None, progress: bool = False) -> DenoiseResult:
+            clip_x0: float | None = 1.0, seed: int = 0, out=None, progress: bool = False) -> DenoiseResult:
     """Noise one picture to each of ``timesteps`` and denoise it three ways; plot to ``out`` if given.
 
     Args:
@@ -91,7 +91,7 @@ def denoise(model: LabModel, *, image=None, digit: int | None = None, index: int
         plan = plan_from(tk, strided)
         n_steps.append(len(plan))
         iterative.append(td.sample(model.eps_fn(label, 1), x_t[k:k + 1], model.schedule, method=method,
-                                   steps=plan, generator=torch.Generator().manual_seed(seed + 1 + k),
+                                   clip_x0=clip_x0, steps=plan, generator=torch.Generator().manual_seed(seed + 1 + k),
                                    progress=progress))
     res = DenoiseResult(original=to_numpy(x0[0, 0]), timesteps=np.array(ts), noisy=to_numpy(x_t[:, 0]),
                         blurred=to_numpy(blurred[:, 0]), one_step=to_numpy(one_step[:, 0]),

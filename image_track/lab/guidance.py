@@ -38,8 +38,8 @@ class GuidanceResult:
 
 
 def guidance(model: LabModel, *, ws: Sequence[float] = WS, digits: Sequence[int] = tuple(range(10)), n: int = 2,
-             method: str = METHOD, stride: int = STRIDE, seed: int = 0, out=None, gif_dir=None,
-             progress: bool = False) -> GuidanceResult:
+             method: str = METHOD, stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0, out=None,
+             gif_dir=None, progress: bool = False) -> GuidanceResult:
     """Sample ``n`` of each digit at each guidance scale; plot the grid to ``out``, GIFs into ``gif_dir``."""
     check_choice(method, "method", td.METHODS)
     ws = [float(w) for w in ws]
@@ -59,7 +59,8 @@ def guidance(model: LabModel, *, ws: Sequence[float] = WS, digits: Sequence[int]
         gens = generators(seed, B)  # the same x_T and sampler noise at every w
         rec = td.TrajectoryRecorder(keep=("x_t",))
         x = td.sample(model.eps_fn(labels, B, w=w), td.randn_like(torch.zeros(B, 1, size, size), gens),
-                      model.schedule, method=method, steps=steps, generator=gens, callback=rec, progress=progress)
+                      model.schedule, method=method, clip_x0=clip_x0, steps=steps, generator=gens, callback=rec,
+                      progress=progress)
         samples.append(x.reshape(D, n, size, size))
         frames.append(rec.path().reshape(-1, D, n, size, size))
         ts = rec.timesteps

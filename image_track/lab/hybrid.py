@@ -38,7 +38,8 @@ class HybridResult:
 
 def hybrid(model: LabModel, *, low: int = 1, high: int = 7, w: float | None = 3.0, n: int = 4,
            kernel: int | None = None, sigma: float | None = None, far_size: int = 7, method: str = METHOD,
-           stride: int = STRIDE, seed: int = 0, out=None, progress: bool = False) -> HybridResult:
+           stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0, out=None,
+           progress: bool = False) -> HybridResult:
     """Sample ``n`` hybrids: the low frequencies of class ``low``, the high ones of class ``high``.
 
     ``kernel``/``sigma`` default to :func:`image_track.images.scaled_blur` of the image size; ``w`` is the
@@ -58,7 +59,8 @@ def hybrid(model: LabModel, *, low: int = 1, high: int = 7, w: float | None = 3.
     gens = generators(seed, n)
     x_T = td.randn_like(torch.zeros(n, 1, size, size), gens)
     eps = hybrid_eps_fn(model.eps_fn(low, n, w=w), model.eps_fn(high, n, w=w), lowpass)
-    x = td.sample(eps, x_T, model.schedule, method=method, steps=strided_timesteps(model.schedule.T, stride),
+    x = td.sample(eps, x_T, model.schedule, method=method, clip_x0=clip_x0,
+                  steps=strided_timesteps(model.schedule.T, stride),
                   generator=gens, progress=progress)
     far = downsample(x, far_size)
     back = torch.nn.functional.interpolate(far, size=(size, size), mode="bilinear", align_corners=False)

@@ -74,7 +74,8 @@ def _mask(mask, rect, size: int) -> torch.Tensor:
 
 def inpaint(model: LabModel, *, image=None, digit: int | None = None, index: int | None = None, mask=None,
             rect=None, label: int | None = None, w: float | None = None, n: int = 4, method: str = METHOD,
-            stride: int = STRIDE, seed: int = 0, out=None, progress: bool = False) -> InpaintResult:
+            stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0, out=None,
+            progress: bool = False) -> InpaintResult:
     """Regenerate the masked part of one picture ``n`` times over the strided timesteps.
 
     Args:
@@ -96,7 +97,7 @@ def inpaint(model: LabModel, *, image=None, digit: int | None = None, index: int
     gens = generators(seed, n)
     x_T = td.randn_like(x_orig, gens)
     project = td.inpaint_projection(model.schedule, x_orig, m, gens)
-    x = td.sample(model.eps_fn(label, n, w=w), x_T, model.schedule, method=method,
+    x = td.sample(model.eps_fn(label, n, w=w), x_T, model.schedule, method=method, clip_x0=clip_x0,
                   steps=strided_timesteps(model.schedule.T, stride), generator=gens, project=project,
                   progress=progress)
     res = InpaintResult(original=to_numpy(x0[0, 0]), mask=to_numpy(m[0, 0]), samples=to_numpy(x[:, 0]),

@@ -39,7 +39,7 @@ class SDEditResult:
 
 def sdedit(model: LabModel, *, image=None, digit: int | None = 3, index: int | None = None,
            target: int | None = 8, w: float | None = 5.0, i_starts: Sequence[int] = I_STARTS,
-           method: str = METHOD, stride: int = STRIDE, seed: int = 0, out=None,
+           method: str = METHOD, stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0, out=None,
            progress: bool = False) -> SDEditResult:
     """Edit one picture from each start index, unconditionally and (if ``target``) towards class ``target``.
 
@@ -67,7 +67,7 @@ def sdedit(model: LabModel, *, image=None, digit: int | None = 3, index: int | N
         for i in idx:
             outs.append(td.sdedit(model.eps_fn(label, 1, w=guidance), x0, model.schedule, steps=strided[i:],
                                   noise=noise, generator=torch.Generator().manual_seed(seed + 1),
-                                  method=method, progress=progress))
+                                  method=method, clip_x0=clip_x0, progress=progress))
         return torch.cat(outs)[:, 0]
 
     uncond = run(None, None)
