@@ -113,6 +113,9 @@ def plot_inpaint(res: InpaintResult):
     axes = fig.subplots(1, n + 3)
     show(axes[0], res.original, f"original\n{res.caption}", fontsize=8)
     show(axes[1], res.mask * 2 - 1, "mask\n(white = generate)", fontsize=8)
+    for sp in axes[1].spines.values():  # frame the mask: its white would melt into the page
+        sp.set_visible(True)
+        sp.set_color("0.5")
     show(axes[2], np.where(res.mask > 0, 0.0, res.original), "kept pixels\n(hole in gray)", fontsize=8)
     what = "unconditional" if res.label is None else f"class {res.label}"
     for i in range(n):
