@@ -1,0 +1,332 @@
+"""Sample from trained MNIST checkpoints through toydiff's samplers, and draw what came out.
+
+    from image_track.sampling import load_model, generate, grid_image, default_checkpoint
+    m = load_model(default_checkpoint(conditional=True))
+    x = generate(m.model, m.schedule, 100, labels=torch.arange(10).repeat_interleave(10), w=3.0)
+    grid_image(x, nrow=10).save("grid.png")
+
+* :func:`load_model` reads a training checkpoint or a shipped weights file (EMA weights, eval mode) and
+  raises :class:`~toydiff.checkpoint.CheckpointError` for anything that does not fit.
+* :func:`make_eps_fn` turns a network into the ``eps_fn(x_t, t)`` toydiff samples with; a conditional
+  network goes through :func:`toydiff.conditional_eps_fn` (batched classifier-free guidance).
+* :func:`generate` uses per-sample seeds (a list of generators seeded ``seed + i``), so image ``i`` is
+  the same whatever the batch size.
+* Figures: :func:`grid_image` (PIL), :func:`guidance_sweep_figure`, :func:`fixed_init_figure` (one x_T,
+  ten samples, with and without the sampler noise), :func:`progression_figure` (x_t and x̂_0 strips from
+  a :class:`toydiff.TrajectoryRecorder`) and :func:`progression_gif`. Images are clipped to ``[-1, 1]``
+  and shown as ``(x + 1) / 2``.
+
+No diffusion maths lives here: schedules, guidance and samplers all come from :mod:`toydiff`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+import toydiff
+from toydiff.checkpoint import CheckpointError, load_checkpoint
+from toydiff.schedules import NoiseSchedule
+
+__all__ = [
+    "LoadedModel", "load_model", "default_checkpoint", "DEFAULT_SAMPLER", "make_eps_fn", "per_sample_generators",
+    "generate", "digit_labels", "to_display", "grid_image", "grid_figure", "guidance_sweep_figure",
+    "fixed_init_samples", "fixed_init_figure", "record_progression", "progression_figure", "progression_gif",
+]
+
+#: how the committed checkpoints are sampled by default
+DEFAULT_SAMPLER = {"method": "ddim", "steps": 50, "eta": 0.0}
+DEFAULT_W = 3.0
+
+
+@dataclass
+class LoadedModel:
+    """A network with its EMA weights in eval mode, the schedule it was trained with, and the metadata."""
+
+    model: nn.Module
+    schedule: NoiseSchedule
+    metadata: dict
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.model.config.get("num_classes")
+
+    @property
+    def image_size(self) -> int:
+        return self.model.config["image_size"]
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
+
+
+def default_checkpoint(conditional: bool) -> Path:
+    """The committed ``tiny`` weights: class-conditional (``tiny_cond``) or unconditional (``tiny_uncond``)."""
+    name = "tiny_cond.safetensors" if conditional else "tiny_uncond.safetensors"
+    return Path(str(importlib.resources.files("image_track") / "weights" / name))
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
+    """Load a checkpoint written by :mod:`image_track.train` (or its exported weights).
+
+    Raises:
+        CheckpointError: missing, truncated or corrupt file; metadata without a model config; weights that
+            do not fit the model the metadata describes.
+    """
+    from .models import build_model
+
+    tensors, meta = load_checkpoint(path)
+    if "model_config" not in meta or "schedule" not in meta:
+        raise CheckpointError(f"{path} is a toydiff checkpoint but not an image_track model (no model_config)")
+    try:
+        model = build_model(**meta["model_config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} describes a model that cannot be built: {e}") from None
+    prefix = "ema." if use_ema and any(k.startswith("ema.") for k in tensors) else "model."
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(f"{path} holds no '{prefix[:-1]}' weights")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not fit the {meta['model_config'].get('name')!r} model: "
+                              f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise CheckpointError(f"{path} does not fit the {meta['model_config'].get('name')!r} model: {k} has "
+                                  f"shape {tuple(v.shape)}, the model needs {tuple(expected[k].shape)}")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    schedule = NoiseSchedule.from_dict(meta["schedule"])
+    if schedule.T != model.config["T"]:
+        raise CheckpointError(f"{path}: schedule has T={schedule.T} but the model was built with T={model.config['T']}")
+    return LoadedModel(model.to(device).eval().requires_grad_(False), schedule, meta)
+
+
+# --------------------------------------------------------------------------------------------- sampling
+
+
+def make_eps_fn(model: nn.Module, labels: torch.Tensor | None = None, w: float | None = None) -> Callable:
+    """``eps_fn(x_t, t)`` for toydiff's samplers.
+
+    Unconditional model: ``labels`` must be ``None``. Conditional model: ``labels [B]`` (``None``: the null
+    class, i.e. the unconditional denoiser), and ``w`` the guidance scale (ε_u + w (ε_c − ε_u); ``None``
+    or 1 is the plain conditional denoiser).
+    """
+    num_classes = model.config.get("num_classes") if hasattr(model, "config") else None
+    if num_classes is None:
+        if labels is not None:
+            raise ValueError("labels were given but the model is unconditional")
+        return lambda x, t: model(x, t)
+    if labels is None:
+        return lambda x, t: model(x, t, None)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.tolist()[:10]}")
+    return toydiff.conditional_eps_fn(model, labels, w=w, null_label=num_classes)
+
+
+def per_sample_generators(seed: int, indices: Sequence[int] | range, device: str | torch.device = "cpu") -> list[torch.Generator]:
+    """One generator per sample, seeded ``seed + i``: sample ``i`` draws the same numbers in any batch."""
+    return [torch.Generator(device=device).manual_seed(int(seed) + int(i)) for i in indices]
+
+
+@torch.no_grad()
+def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch.Tensor | None = None,
+             w: float | None = None, method: str = "ddim", steps: int | None = 50, eta: float = 0.0,
+             seed: int = 0, batch_size: int = 500, device: str | torch.device | None = None,
+             clip_x0: float | None = 1.0, x_T: torch.Tensor | None = None, callback=None,
+             progress: bool = False) -> torch.Tensor:
+    """Draw ``n`` images ``[n, C, H, W]`` (CPU, clipped to [-1, 1]) with ``toydiff.sample``.
+
+    Image ``i`` uses a generator seeded ``seed + i`` for its x_T and every sampler step, so it does not
+    depend on ``batch_size``. ``labels [n]`` (conditional models) and ``w`` (guidance) as in
+    :func:`make_eps_fn`; ``x_T [n, C, H, W]`` overrides the starting noise.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if labels.shape != (n,):
+            raise ValueError(f"labels must have shape [n] = [{n}], got {tuple(labels.shape)}")
+    if device is None:
+        device = next(model.parameters()).device
+    cfg = model.config
+    shape = (cfg["in_channels"], cfg["image_size"], cfg["image_size"])
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for i0 in range(0, n, batch_size):
+            idx = range(i0, min(i0 + batch_size, n))
+            gens = per_sample_generators(seed, idx)
+            if x_T is None:
+                xb = torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device)
+            else:
+                xb = x_T[idx.start: idx.stop].to(device)
+            lb = None if labels is None else labels[idx.start: idx.stop].to(device)
+            eps_fn = make_eps_fn(model, lb, w)
+            x0 = toydiff.sample(eps_fn, xb, schedule, method=method, steps=steps, eta=eta, generator=gens,
+                                clip_x0=clip_x0, callback=callback, progress=progress)
+            out.append(x0.float().clamp(-1, 1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def digit_labels(rows: int = 10, per_row: int = 10, num_classes: int = 10) -> torch.Tensor:
+    """Labels for a grid whose row ``r`` shows digit ``r``: ``[rows * per_row]``."""
+    return torch.arange(rows).remainder(num_classes).repeat_interleave(per_row)
+
+
+# --------------------------------------------------------------------------------------------- figures
+
+
+def to_display(images: torch.Tensor) -> np.ndarray:
+    """``[N, C, H, W]`` in [-1, 1] -> ``[N, H, W]`` (C = 1) or ``[N, H, W, C]`` float in [0, 1]."""
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()
+    return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
+
+
+def grid_image(images: torch.Tensor, nrow: int = 10, pad: int = 2, scale: int = 1):
+    """A PIL image tiling ``images [N, C, H, W]`` (in [-1, 1]) ``nrow`` to a row on a grey background."""
+    from PIL import Image
+
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape [N, C, H, W], got {tuple(images.shape)}")
+    x = to_display(images)
+    n, h, w = x.shape[0], x.shape[1], x.shape[2]
+    ncol = nrow
+    nrows = -(-n // ncol)
+    canvas = np.full((nrows * (h + pad) + pad, ncol * (w + pad) + pad) + x.shape[3:], 0.5, dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = x[i]
+    img = Image.fromarray(np.rint(canvas * 255).astype(np.uint8))
+    if scale != 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return img
+
+
+def grid_figure(images: torch.Tensor, nrow: int = 10, title: str | None = None, row_labels: Sequence[str] | None = None):
+    """A matplotlib Figure of an image grid (optionally with a title and one label per row)."""
+    import matplotlib.pyplot as plt
+
+    img = np.asarray(grid_image(images, nrow=nrow))
+    nrows = -(-len(images) // nrow)
+    fig, ax = plt.subplots(figsize=(0.6 * nrow + 0.6, 0.6 * nrows + 0.6))
+    ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([])
+    h = img.shape[0] / nrows
+    if row_labels is not None:
+        ax.set_yticks([h * (r + 0.5) for r in range(len(row_labels))], list(row_labels))
+    else:
+        ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def guidance_sweep_figure(model: nn.Module, schedule: NoiseSchedule, ws: Sequence[float] = (0.0, 5.0, 10.0), *,
+                          per_digit: int = 4, seed: int = 0, **sample_kw):
+    """One panel per guidance scale: ``per_digit`` samples of each digit (same seeds in every panel)."""
+    import matplotlib.pyplot as plt
+
+    nc = model.config.get("num_classes")
+    if nc is None:
+        raise ValueError("a guidance sweep needs a class-conditional model")
+    labels = digit_labels(nc, per_digit, nc)
+    fig, axes = plt.subplots(1, len(ws), figsize=(2.2 * len(ws) + 0.4, 5.2), squeeze=False)
+    for ax, w in zip(axes[0], ws):
+        x = generate(model, schedule, len(labels), labels=labels, w=float(w), seed=seed, **sample_kw)
+        # transpose so each column is one digit: grid of per_digit rows x nc columns
+        order = torch.arange(len(labels)).view(nc, per_digit).t().reshape(-1)
+        ax.imshow(np.asarray(grid_image(x[order], nrow=nc)), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"w = {w:g}")
+        ax.axis("off")
+    fig.suptitle("classifier-free guidance: ε_u + w (ε_c − ε_u)")
+    fig.tight_layout()
+    return fig
+
+
+def fixed_init_samples(model: nn.Module, schedule: NoiseSchedule, n: int = 10, *, seed: int = 0,
+                       label: int | None = None, steps: int | None = None) -> dict[str, torch.Tensor]:
+    """The fixed-initialisation experiment: one x_T copied ``n`` times, run through ``ddpm`` (fresh noise
+    per sample at every step: ``n`` different digits) and ``ddpm-no-noise`` (no σ·z: ``n`` identical,
+    blurry images). Returns ``{"ddpm": [n, C, H, W], "ddpm-no-noise": [n, C, H, W]}``."""
+    cfg = model.config
+    g = torch.Generator().manual_seed(seed)
+    x_T = torch.randn((1, cfg["in_channels"], cfg["image_size"], cfg["image_size"]), generator=g).expand(n, -1, -1, -1)
+    labels = None if label is None else torch.full((n,), int(label))
+    w = None if label is None else 1.0
+    return {m: generate(model, schedule, n, labels=labels, w=w, method=m, steps=steps, seed=seed + 1, x_T=x_T)
+            for m in ("ddpm", "ddpm-no-noise")}
+
+
+def fixed_init_figure(samples: dict[str, torch.Tensor]):
+    """Rows: one per method of :func:`fixed_init_samples`."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(samples), 1, figsize=(8, 1.2 * len(samples) + 0.4), squeeze=False)
+    for ax, (name, x) in zip(axes[:, 0], samples.items()):
+        ax.imshow(np.asarray(grid_image(x, nrow=len(x))), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{name}: one x_T, {len(x)} runs", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def record_progression(model: nn.Module, schedule: NoiseSchedule, n: int = 4, *, labels: torch.Tensor | None = None,
+                       w: float | None = None, method: str = "ddpm", steps: int | None = None, seed: int = 0,
+                       keep_steps: Sequence[int] | None = None) -> toydiff.TrajectoryRecorder:
+    """Sample ``n`` images recording x_t and x̂_0 at ``keep_steps`` (sampler step numbers; None: all)."""
+    rec = toydiff.TrajectoryRecorder(indices=range(n), steps=keep_steps, keep=("x_t", "x0_hat"))
+    generate(model, schedule, n, labels=labels, w=w, method=method, steps=steps, seed=seed, callback=rec,
+             batch_size=n)
+    return rec
+
+
+def evenly_spaced_steps(n_steps: int, k: int) -> list[int]:
+    """``k`` sampler step numbers spread over ``0 .. n_steps - 1``, the last included."""
+    return sorted({int(round(v)) for v in np.linspace(0, n_steps - 1, k)})
+
+
+def progression_figure(rec: toydiff.TrajectoryRecorder, sample: int = 0):
+    """Two strips for one sample: x_t (top) and the model's x̂_0 (bottom) at each recorded step."""
+    import matplotlib.pyplot as plt
+
+    xt, x0 = rec.x_t[:, sample], rec.x0_hat[:, sample]  # [S, C, H, W]
+    S = len(xt)
+    fig, axes = plt.subplots(2, S, figsize=(1.1 * S + 0.6, 2.7), squeeze=False)
+    for j in range(S):
+        for r, (row, name) in enumerate(((xt, "x_t"), (x0, "x̂_0"))):
+            ax = axes[r, j]
+            ax.imshow(to_display(row[j: j + 1])[0], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name)
+        axes[0, j].set_title(f"t={rec.timesteps[j]}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def progression_gif(rec: toydiff.TrajectoryRecorder, path: str | os.PathLike, *, scale: int = 4,
+                    duration_ms: int = 60, hold_ms: int = 1200) -> Path:
+    """An animated GIF: each frame shows the recorded samples' x_t above their x̂_0; the last frame holds."""
+    xt, x0 = rec.x_t, rec.x0_hat  # [S, n, C, H, W]
+    frames = [grid_image(torch.cat([xt[s], x0[s]]), nrow=xt.shape[1], scale=scale).convert("P") for s in range(len(xt))]
+    if rec.final is not None:
+        frames.append(grid_image(torch.cat([rec.final, rec.final]), nrow=xt.shape[1], scale=scale).convert("P"))
+    durations = [duration_ms] * (len(frames) - 1) + [hold_ms]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return path
