@@ -1,0 +1,23 @@
+"""The toydiff Streamlit app: one entry point, one file per page (``toydiff app`` launches it).
+
+    streamlit run apps/main.py --server.address 127.0.0.1
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+HERE = Path(__file__).resolve().parent
+
+st.set_page_config(page_title="toydiff", page_icon="🌫️", layout="wide")
+
+PAGES = [
+    st.Page(HERE / "pages" / "schedules.py", title="Schedules & forward process", icon="📈", url_path="schedules",
+            default=True),
+    st.Page(HERE / "pages" / "toy.py", title="Toy sandbox", icon="🧪", url_path="toy"),
+    st.Page(HERE / "pages" / "samplers.py", title="Sampler lab", icon="🎲", url_path="samplers"),
+    st.Page(HERE / "pages" / "mnist.py", title="MNIST", icon="🔢", url_path="mnist"),
+    st.Page(HERE / "pages" / "image_lab.py", title="Image lab", icon="🎨", url_path="image_lab"),
+]
+
+st.navigation(PAGES).run()
