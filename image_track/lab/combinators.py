@@ -2,6 +2,8 @@
 
 - :func:`anagram_eps_fn` — visual anagrams (Geng et al. 2024): ε = ½ (ε_a(x_t) + T⁻¹ ε_b(T x_t)) for an
   image transform T (a flip, a 180° rotation), so the sample reads as class a upright and b transformed.
+- :func:`blockwise_eps_fn` — a different denoiser for each consecutive block of the batch (e.g. one
+  guidance scale per block), so one sampler run serves several settings.
 - :func:`hybrid_eps_fn` — factorized diffusion / hybrid images (Geng et al. 2024):
   ε = lowpass(ε_a(x_t)) + highpass(ε_b(x_t)) with highpass = identity − lowpass, so the picture reads as
   a from afar (low frequencies) and b close up (high frequencies).
@@ -9,13 +11,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from toydiff.samplers import EpsFn
 
-__all__ = ["TRANSFORMS", "anagram_eps_fn", "hybrid_eps_fn"]
+__all__ = ["TRANSFORMS", "anagram_eps_fn", "hybrid_eps_fn", "blockwise_eps_fn"]
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -55,5 +57,20 @@ def hybrid_eps_fn(eps_low: EpsFn, eps_high: EpsFn, lowpass: Callable[[torch.Tens
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         e_low, e_high = eps_low(x, t), eps_high(x, t)
         return lowpass(e_low) + (e_high - lowpass(e_high))
+
+    return eps
+
+
+def blockwise_eps_fn(eps_fns: Sequence[EpsFn], sizes: Sequence[int]) -> EpsFn:
+    """Denoise consecutive blocks of the batch with different denoisers: rows ``[0, sizes[0])`` with
+    ``eps_fns[0]``, the next ``sizes[1]`` rows with ``eps_fns[1]``, ... (the batch must be ``sum(sizes)``)."""
+    sizes = [int(s) for s in sizes]
+    if len(eps_fns) != len(sizes) or not sizes or min(sizes) < 1:
+        raise ValueError(f"need one positive block size per eps_fn, got {len(eps_fns)} eps_fns and sizes {sizes}")
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != sum(sizes):
+            raise ValueError(f"batch of {x.shape[0]} does not match the blocks {sizes}")
+        return torch.cat([f(xb, tb) for f, xb, tb in zip(eps_fns, x.split(sizes), t.split(sizes))])
 
     return eps

@@ -81,16 +81,13 @@ def load_lab_model(checkpoint: str | os.PathLike | None = None) -> LabModel:
     from image_track import sampling  # lazy: torch-heavy, and written by another module's owners
 
     path = Path(checkpoint) if checkpoint is not None else sampling.default_checkpoint(conditional=True)
-    loaded = sampling.load_model(path)
-    net = getattr(loaded, "model", loaded)
-    schedule = getattr(loaded, "schedule", None) or td.schedules.linear(T=1000)
-    num_classes = getattr(loaded, "num_classes", None) or getattr(net, "num_classes", None)
-    if not num_classes:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    loaded = sampling.load_model(path)  # EMA weights, eval mode; CheckpointError (a ValueError) if it does not fit
+    if not loaded.conditional:
         raise ValueError(f"checkpoint {path} is not class-conditional: the lab needs a conditional model")
-    if hasattr(net, "eval"):
-        net.eval()
-    size = int(getattr(loaded, "image_size", None) or getattr(net, "image_size", 28))
-    return LabModel(net=net, schedule=schedule, num_classes=int(num_classes), image_size=size)
+    return LabModel(net=loaded.model, schedule=loaded.schedule, num_classes=int(loaded.num_classes),
+                    image_size=int(loaded.image_size))
 
 
 def strided_timesteps(T: int = 1000, stride: int = STRIDE) -> list[int]:

@@ -2,13 +2,14 @@
 
 w = 0 is the unconditional model (the label is ignored), w = 1 the plain conditional one, larger w trades
 variety for digits that look more like their class. Every w starts from the same noise (per-sample seeds),
-so a column of the grid shows one starting point under growing guidance. The GIFs animate x_t over the
-strided sampling steps, one file per digit with a panel per w.
+so a grid position shows one starting point under growing guidance. The GIFs animate x_t over the
+strided sampling steps, one file per digit (:func:`image_track.sampling.progression_gif`): x_t above x̂_0,
+n columns per w, left to right in the order of ``ws``. All scales run as one batch, a block per w
+(:func:`image_track.lab.combinators.blockwise_eps_fn`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +19,7 @@ import torch
 
 import toydiff as td
 
+from .combinators import blockwise_eps_fn
 from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, judge, new_figure,
                      save_figure, show, strided_timesteps, to_numpy)
 
@@ -50,29 +52,33 @@ def guidance(model: LabModel, *, ws: Sequence[float] = WS, digits: Sequence[int]
         raise ValueError("digits must name at least one class")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    D, size = len(digits), model.image_size
-    B = D * n
-    labels = torch.tensor(digits, dtype=torch.long).repeat_interleave(n)  # [B]: d0 d0 d1 d1 ...
-    steps = strided_timesteps(model.schedule.T, stride)
-    samples, frames, ts = [], [], None
-    for w in ws:
-        gens = generators(seed, B)  # the same x_T and sampler noise at every w
-        rec = td.TrajectoryRecorder(keep=("x_t",))
-        x = td.sample(model.eps_fn(labels, B, w=w), td.randn_like(torch.zeros(B, 1, size, size), gens),
-                      model.schedule, method=method, clip_x0=clip_x0, steps=steps, generator=gens, callback=rec,
-                      progress=progress)
-        samples.append(x.reshape(D, n, size, size))
-        frames.append(rec.path().reshape(-1, D, n, size, size))
-        ts = rec.timesteps
-    probs = judge(torch.stack(samples).reshape(-1, 1, size, size))
+    W, D, size = len(ws), len(digits), model.image_size
+    B = D * n  # one block of the batch per w: [d0 x n, d1 x n, ...]
+    labels = torch.tensor(digits, dtype=torch.long).repeat_interleave(n)  # [B]
+    eps = blockwise_eps_fn([model.eps_fn(labels, B, w=w) for w in ws], [B] * W)
+    gens = [g for _ in ws for g in generators(seed, B)]  # the same x_T and sampler noise in every block
+    x_T = td.randn_like(torch.zeros(W * B, 1, size, size), gens)
+    rec = td.TrajectoryRecorder(keep=("x_t",))
+    per_digit = [td.TrajectoryRecorder(indices=[k * B + j * n + i for k in range(W) for i in range(n)])
+                 for j in range(D)] if gif_dir is not None else []
+    x = td.sample(eps, x_T, model.schedule, method=method, clip_x0=clip_x0,
+                  steps=strided_timesteps(model.schedule.T, stride), generator=gens,
+                  callback=td.chain_callbacks(rec, *per_digit), progress=progress)
+    samples = x.reshape(W, D, n, size, size)
+    frames = rec.path().reshape(-1, W, D, n, size, size).transpose(0, 1)  # [W, S + 1, D, n, H, W]
+    ts = rec.timesteps
+    probs = judge(x)
     acc = None
     if probs is not None:
-        hit = probs.argmax(1).reshape(len(ws), D, n) == np.array(digits)[None, :, None]
+        hit = probs.argmax(1).reshape(W, D, n) == np.array(digits)[None, :, None]
         acc = hit.mean(axis=(1, 2))
-    res = GuidanceResult(ws=np.array(ws), digits=np.array(digits), samples=to_numpy(torch.stack(samples)),
-                         frames=to_numpy(torch.stack(frames)), timesteps=np.array(ts), gifs=[], accuracy=acc)
+    res = GuidanceResult(ws=np.array(ws), digits=np.array(digits), samples=to_numpy(samples),
+                         frames=to_numpy(frames), timesteps=np.array(ts), gifs=[], accuracy=acc)
     if gif_dir is not None:
-        res.gifs = [str(p) for p in write_gifs(res, gif_dir)]
+        from image_track.sampling import progression_gif
+
+        folder = Path(gif_dir)
+        res.gifs = [str(progression_gif(r, folder / f"guidance_digit{d}.gif")) for d, r in zip(digits, per_digit)]
     if out is not None:
         save_figure(plot_guidance(res), out)
     return res
@@ -95,18 +101,3 @@ def plot_guidance(res: GuidanceResult):
     fig.suptitle("Classifier-free guidance ε_u + w (ε_c − ε_u): each grid position starts from the same noise at every w",
                  fontsize=11)
     return fig
-
-
-def write_gifs(res: GuidanceResult, gif_dir: str | os.PathLike) -> list[Path]:
-    """One GIF per digit: the n samples side by side for each w, x_t frame by frame."""
-    from image_track import sampling
-
-    folder = Path(gif_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for j, d in enumerate(res.digits):
-        # frames [S + 1, W * n, 1, H, W]: one row of the GIF's grid per w
-        fr = torch.from_numpy(res.frames[:, :, j]).permute(1, 0, 2, 3, 4)  # [S+1, W, n, H, W]
-        fr = fr.reshape(fr.shape[0], -1, 1, *fr.shape[-2:])
-        paths.append(sampling.save_gif(fr, folder / f"guidance_digit{int(d)}.gif", nrow=res.samples.shape[2]))
-    return paths

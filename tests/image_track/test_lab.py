@@ -1,5 +1,7 @@
 """image_track.lab: every experiment runs end to end on a tiny untrained net, and composes toydiff exactly."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,7 @@ from torch import nn
 import toydiff as td
 from image_track import lab
 from image_track.lab import LabModel, strided_timesteps
-from image_track.lab.combinators import anagram_eps_fn, hybrid_eps_fn
+from image_track.lab.combinators import anagram_eps_fn, blockwise_eps_fn, hybrid_eps_fn
 
 S = td.schedules.linear(T=1000)
 STRIDED = strided_timesteps()
@@ -158,6 +160,10 @@ def test_combinators_are_generic_eps_fns():
     # hflip: inverse(eb(flip(x))) = x + 1
     assert torch.allclose(anagram_eps_fn(ea, eb, "hflip")(x, t), 0.5 * (2 * x + x + 1))
     assert torch.allclose(hybrid_eps_fn(ea, ea, lambda e: e.mean((-2, -1), keepdim=True))(x, t), 2 * x)
+    both = blockwise_eps_fn([ea, eb], [1, 1])(x, t)
+    assert torch.equal(both[:1], 2 * x[:1]) and torch.equal(both[1:], x[1:] + 1)
+    with pytest.raises(ValueError, match="blocks"):
+        blockwise_eps_fn([ea, eb], [1, 2])(x, t)
 
 
 # --- the CLI -------------------------------------------------------------------------------------------
@@ -213,6 +219,14 @@ def test_cli_bad_input_exits_2_with_one_line(cli, tmp_path, args, word, capsys):
     assert "\n" not in err and word in err
 
 
+def test_cli_missing_checkpoint_exits_2(tmp_path, capsys):
+    from image_track.lab import cli as lab_cli
+
+    assert lab_cli.main(["anagram", "--checkpoint", str(tmp_path / "nope.safetensors"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "nope.safetensors" in err
+
+
 def test_cli_wrong_file_exits_2(cli, tmp_path, capsys):
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")
@@ -239,11 +253,14 @@ def test_cli_denoiser_on_tiny_settings(tmp_path, monkeypatch):
 
 
 def test_guidance_end_to_end(model, tmp_path):
-    res = lab.guidance(model, ws=(0, 5), digits=(1, 2, 3), n=2, stride=100, out=tmp_path / "g.png")
+    res = lab.guidance(model, ws=(0, 5), digits=(1, 2, 3), n=2, stride=100, out=tmp_path / "g.png",
+                       gif_dir=tmp_path / "gifs")
     _finite(res.samples, (2, 3, 2, 28, 28))
     assert res.frames.shape == (2, 11, 3, 2, 28, 28)
     np.testing.assert_array_equal(res.frames[:, -1], res.samples)
-    # w = 0 ignores the label: every digit column of a seed is the same unconditional sample path
-    assert not np.allclose(res.samples[1, 0], res.samples[1, 1])
+    assert len(res.gifs) == 3 and all(Path(p).stat().st_size > 0 for p in res.gifs)
+    # one batch with a block per w gives what each w gives alone (per-sample seeds)
+    alone = lab.guidance(model, ws=(5,), digits=(1, 2, 3), n=2, stride=100)
+    assert torch.allclose(torch.from_numpy(alone.samples[0]), torch.from_numpy(res.samples[1]), atol=1e-5)
     with pytest.raises(ValueError, match="digits"):
         lab.guidance(model, digits=(10,))
