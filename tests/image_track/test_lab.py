@@ -264,3 +264,27 @@ def test_guidance_end_to_end(model, tmp_path):
     assert torch.allclose(torch.from_numpy(alone.samples[0]), torch.from_numpy(res.samples[1]), atol=1e-5)
     with pytest.raises(ValueError, match="digits"):
         lab.guidance(model, digits=(10,))
+
+
+def test_cli_with_a_real_checkpoint_file(tmp_path):
+    """The lab loads what image_track.train ships (EMA weights + model config + schedule) via image_track.sampling."""
+    from image_track.lab import cli as lab_cli
+    from image_track.lab import load_lab_model
+    from image_track.models import build_model
+    from toydiff.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    net = build_model("tiny", num_classes=10)
+    path = save_checkpoint(tmp_path / "tiny_cond.safetensors", {f"ema.{k}": v for k, v in net.state_dict().items()},
+                           {"model_config": net.config, "schedule": S.to_dict(), "format": "image_track.weights/1"})
+    m = load_lab_model(path)
+    assert m.num_classes == 10 and m.null_label == 10 and m.schedule == S and m.image_size == 28
+    out = tmp_path / "a.png"
+    assert lab_cli.main(["anagram", "--checkpoint", str(path), "--n", "1", "--stride", "250", "--quiet",
+                         "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    uncond = build_model("tiny")
+    p2 = save_checkpoint(tmp_path / "u.safetensors", {f"ema.{k}": v for k, v in uncond.state_dict().items()},
+                         {"model_config": uncond.config, "schedule": S.to_dict()})
+    with pytest.raises(ValueError, match="class-conditional"):
+        load_lab_model(p2)
