@@ -9,7 +9,6 @@ the digit's range. The out-of-distribution test keeps the trained net and varies
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
