@@ -156,12 +156,16 @@ class History:
     device: str = "cpu"
     world_size: int = 1
 
+    model: Any = field(default=None, repr=False, compare=False)
+    ema_model: Any = field(default=None, repr=False, compare=False)
+
     @property
     def images_per_s(self) -> float:
         return self.images_seen / self.train_seconds if self.train_seconds > 0 else float("nan")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "ema_model")}
+        d = copy.deepcopy(d)
         d["images_per_s"] = self.images_per_s
         return d
 
@@ -506,6 +510,7 @@ def _train(config: TrainConfig, build_model, rank: int, world: int, device: torc
     if bar is not None:
         bar.close()
     history.step, history.epoch, history.stopped = step, epoch, stop_reason
+    history.model, history.ema_model = raw, ema.module  # the trained modules (not serialised)
     if is_main and out_dir is not None:
         (out_dir / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
     return history

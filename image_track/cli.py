@@ -1,0 +1,265 @@
+"""``toydiff mnist {train,sample,eval,lab}``: train UNet presets, sample and draw them, score them.
+
+    toydiff mnist train  --preset tiny --conditional --epochs 5 --out runs/tiny_cond [--minutes 10] [--resume CKPT]
+    toydiff mnist sample [--checkpoint CKPT | --conditional] --out figs/ [--method ddim --steps 50 --eta 0]
+                         [--figures grid,sweep,fixed-init,progression,gif] [--ws 0,5,10] [--w 3]
+    toydiff mnist eval   [--checkpoint CKPT | --conditional] --n 1000 [--ws 0,1,3,5] --out eval.json
+    toydiff mnist lab    <experiment> ...          (see image_track.lab)
+
+Without ``--checkpoint``, ``sample`` and ``eval`` use the committed ``tiny`` weights (``--conditional`` picks
+the class-conditional one). Multi-GPU training: ``torchrun --nproc_per_node=N -m image_track.train ...``.
+Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import toydiff
+from toydiff.cli import OneLineParser, fail, run_guarded
+
+__all__ = ["main", "build_parser", "evaluate_model"]
+
+PROG = "toydiff mnist"
+FIGURES = ("grid", "sweep", "fixed-init", "progression", "gif")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        vals = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return vals
+
+
+def _figures(text: str) -> list[str]:
+    vals = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [v for v in vals if v not in FIGURES + ("all",)]
+    if bad or not vals:
+        raise argparse.ArgumentTypeError(f"figures must be some of {', '.join(FIGURES)} or all, got {text!r}")
+    return list(FIGURES) if "all" in vals else vals
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="checkpoint (default: the committed tiny weights)")
+    p.add_argument("--conditional", action="store_true", help="with no --checkpoint: the class-conditional tiny")
+    p.add_argument("--method", default="ddim", choices=toydiff.METHODS, help="sampler (default %(default)s)")
+    p.add_argument("--steps", type=_positive, default=50, help="sampler steps (default %(default)s)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default %(default)s)")
+    p.add_argument("--batch-size", type=_positive, default=500)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> OneLineParser:
+    from .train import add_train_arguments
+
+    parser = OneLineParser(prog=PROG, description="MNIST diffusion: train, sample, eval, lab.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    add_train_arguments(sub.add_parser("train", help="train a UNet preset"))
+
+    s = sub.add_parser("sample", help="sample a checkpoint and draw figures")
+    _model_args(s)
+    s.add_argument("--out", default="mnist_samples", help="folder for the figures (default %(default)s)")
+    s.add_argument("--figures", type=_figures, default=["grid"], help=f"some of {', '.join(FIGURES)}, or all")
+    s.add_argument("--w", type=float, default=3.0, help="guidance scale for conditional grids (default %(default)s)")
+    s.add_argument("--ws", type=_floats, default=[0.0, 5.0, 10.0], help="guidance sweep scales (default 0,5,10)")
+    s.add_argument("--label", type=int, default=None, help="digit for the fixed-initialisation / progression runs")
+    s.add_argument("--save-tensor", action="store_true", help="also write the grid's samples as samples.safetensors")
+
+    e = sub.add_parser("eval", help="FID-MNIST, accuracy per guidance scale, class histogram")
+    _model_args(e)
+    e.add_argument("--n", type=_positive, default=1000, help="samples per setting, 2..10000 (default %(default)s)")
+    e.add_argument("--ws", type=_floats, default=[0.0, 1.0, 3.0, 5.0], help="guidance scales (default 0,1,3,5)")
+    e.add_argument("--out", default="mnist_eval.json", help="JSON to write (default %(default)s)")
+    return parser
+
+
+def _load(a):
+    from .sampling import default_checkpoint, load_model
+
+    path = Path(a.checkpoint) if a.checkpoint else default_checkpoint(a.conditional)
+    if not path.is_file():
+        fail(f"{PROG}: error: checkpoint not found: {path}")
+    return load_model(path, device=a.device)
+
+
+def _sample_kw(a) -> dict:
+    if not 0.0 <= a.eta <= 1.0:
+        fail(f"{PROG}: error: --eta must lie in [0, 1], got {a.eta}")
+    return dict(method=a.method, steps=a.steps, eta=a.eta, batch_size=a.batch_size, progress=not a.quiet)
+
+
+def _run_sample(a) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from . import sampling as S
+
+    m = _load(a)
+    kw = _sample_kw(a)
+    nc = m.num_classes
+    if a.label is not None and (nc is None or not 0 <= a.label < nc):
+        fail(f"{PROG}: error: --label needs a class-conditional model and a label in 0..{(nc or 1) - 1}")
+    if "sweep" in a.figures and nc is None:
+        fail(f"{PROG}: error: the guidance sweep needs a class-conditional checkpoint")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "grid" in a.figures:
+        labels = S.digit_labels(10, 10, nc) if nc else None
+        x = S.generate(m.model, m.schedule, 100, labels=labels, w=a.w if nc else None, seed=a.seed, **kw)
+        S.grid_image(x, nrow=10, scale=3).save(out / "grid.png")
+        written.append(out / "grid.png")
+        if a.save_tensor:
+            from toydiff.checkpoint import save_checkpoint
+
+            save_checkpoint(out / "samples.safetensors", {"images": x, **({"labels": labels} if nc else {})},
+                            {"method": a.method, "steps": a.steps, "eta": a.eta, "seed": a.seed, "w": a.w})
+            written.append(out / "samples.safetensors")
+    if "sweep" in a.figures:
+        fig = S.guidance_sweep_figure(m.model, m.schedule, a.ws, seed=a.seed, **kw)
+        fig.savefig(out / "guidance_sweep.png", dpi=120)
+        plt.close(fig)
+        written.append(out / "guidance_sweep.png")
+    if "fixed-init" in a.figures:
+        samples = S.fixed_init_samples(m.model, m.schedule, 10, seed=a.seed, label=a.label,
+                                       steps=None if a.steps >= m.schedule.T else a.steps)
+        fig = S.fixed_init_figure(samples)
+        fig.savefig(out / "fixed_init.png", dpi=120)
+        plt.close(fig)
+        written.append(out / "fixed_init.png")
+    if "progression" in a.figures or "gif" in a.figures:
+        labels = None if a.label is None else torch.full((4,), a.label)
+        w = a.w if nc and labels is not None else None
+        keep = None if "gif" in a.figures else S.evenly_spaced_steps(a.steps, 10)
+        rec = S.record_progression(m.model, m.schedule, 4, labels=labels, w=w, method=a.method, steps=a.steps,
+                                   seed=a.seed, keep_steps=keep)
+        if "progression" in a.figures:
+            idx = S.evenly_spaced_steps(len(rec.timesteps), 10)
+            sub = _SubRecorder(rec, idx)
+            fig = S.progression_figure(sub)
+            fig.savefig(out / "progression.png", dpi=120)
+            plt.close(fig)
+            written.append(out / "progression.png")
+        if "gif" in a.figures:
+            written.append(S.progression_gif(rec, out / "progression.gif"))
+    for p in written:
+        print(p)
+    return 0
+
+
+class _SubRecorder:
+    """A view of some rows of a TrajectoryRecorder (for a strip of a few steps out of a full recording)."""
+
+    def __init__(self, rec, rows):
+        self.x_t, self.x0_hat = rec.x_t[rows], rec.x0_hat[rows]
+        self.timesteps = [rec.timesteps[i] for i in rows]
+
+
+def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, **sample_kw) -> dict:
+    """Score a loaded model with :mod:`image_track.evaluate` on ``n`` samples per setting.
+
+    Unconditional: FID-MNIST vs ``n`` test digits, its floor (train vs test at the same ``n``), class histogram,
+    KL to uniform, confident fraction. Conditional: the same for the null class (w = 0 is the unconditional
+    denoiser), and accuracy / confident fraction / FID for labels ``i mod 10`` at every ``w``.
+    """
+    import torch
+
+    from . import evaluate
+    from .data import load_mnist
+    from .sampling import generate
+
+    if not 2 <= n <= 10_000:
+        raise ValueError(f"n must lie in [2, 10000], got {n}")
+    x_test, _ = load_mnist("test", pad_to_32=m.image_size == 32)
+    ref = x_test[torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed + 1))[:n]]
+    floor = evaluate.fid_floor(n)
+
+    def scores(x):
+        hist = evaluate.class_histogram(x)
+        return {"fid_mnist": evaluate.fid_mnist(x, ref), "confident_fraction": evaluate.confident_fraction(x, 0.9),
+                "class_histogram": [round(v, 4) for v in hist.tolist()], "kl_to_uniform": evaluate.kl_to_uniform(hist)}
+
+    result = {"n": n, "fid_floor": floor, "sampler": {k: v for k, v in sample_kw.items() if k != "progress"},
+              "seed": seed, "conditional": m.conditional, "model": m.model.config,
+              "checkpoint_step": m.metadata.get("step")}
+    x_u = generate(m.model, m.schedule, n, seed=seed, **sample_kw)
+    result["unconditional"] = scores(x_u)
+    if m.conditional:
+        labels = torch.arange(n) % m.num_classes
+        per_w = {}
+        for w in ws:
+            if float(w) == 0.0:  # w = 0 is the unconditional denoiser: the samples above
+                per_w[f"{w:g}"] = {"accuracy": evaluate.conditional_accuracy(x_u, labels), **result["unconditional"]}
+                continue
+            x = generate(m.model, m.schedule, n, labels=labels, w=float(w), seed=seed, **sample_kw)
+            per_w[f"{w:g}"] = {"accuracy": evaluate.conditional_accuracy(x, labels), **scores(x)}
+        result["per_w"] = per_w
+        best = max(per_w, key=lambda k: (per_w[k]["accuracy"], -per_w[k]["fid_mnist"]))
+        result["best_w"] = float(best)
+    return result
+
+
+def _run_eval(a) -> int:
+    m = _load(a)
+    result = evaluate_model(m, a.n, a.ws, seed=a.seed, **_sample_kw(a))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    u = result["unconditional"]
+    print(f"FID-MNIST {u['fid_mnist']:.2f} (floor {result['fid_floor']:.2f} at n={a.n}), "
+          f"confident {u['confident_fraction']:.3f}, KL to uniform {u['kl_to_uniform']:.4f}")
+    for w, r in result.get("per_w", {}).items():
+        print(f"w={w}: accuracy {r['accuracy']:.3f}, confident {r['confident_fraction']:.3f}, FID {r['fid_mnist']:.2f}")
+    print(out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "lab":  # another module's command line: imported only when asked for
+        import importlib
+
+        return int(importlib.import_module("image_track.lab").main(argv[1:]) or 0)
+    if not argv:
+        print(f"{PROG}: error: a command is required (train, sample, eval, lab)", file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+
+    def run() -> int:
+        a = build_parser().parse_args(argv)
+        if a.command == "train":
+            from .train import run_from_args
+
+            return run_from_args(a)
+        return {"sample": _run_sample, "eval": _run_eval}[a.command](a)
+
+    return run_guarded(run, PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""``toydiff mnist``: train -> sample -> eval end to end on tiny settings; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from image_track.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    rc = main(["train", "--preset", "tiny", "--conditional", "--subset", "256", "--batch-size", "128",
+               "--max-steps", "2", "--val-size", "64", "--sample-steps", "2", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+def test_train_sample_eval(trained, tmp_path, capsys):
+    ckpt = trained / "checkpoint.safetensors"
+    assert ckpt.is_file() and (trained / "samples_epoch000.png").is_file()
+    hist = json.loads((trained / "history.json").read_text())
+    assert hist["step"] == 2 and "val_loss" in hist["epochs"][-1]
+
+    figs = tmp_path / "figs"
+    rc = main(["sample", "--checkpoint", str(ckpt), "--out", str(figs), "--steps", "2", "--figures", "all",
+               "--ws", "0,5", "--label", "3", "--quiet", "--save-tensor"])
+    assert rc == 0
+    for name in ("grid.png", "guidance_sweep.png", "fixed_init.png", "progression.png", "progression.gif",
+                 "samples.safetensors"):
+        assert (figs / name).is_file(), name
+
+    out = tmp_path / "eval.json"
+    rc = main(["eval", "--checkpoint", str(ckpt), "--n", "20", "--steps", "2", "--ws", "0,2", "--quiet",
+               "--out", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["n"] == 20 and r["fid_floor"] >= 0 and set(r["per_w"]) == {"0", "2"}
+    assert 0 <= r["per_w"]["2"]["accuracy"] <= 1 and len(r["unconditional"]["class_histogram"]) == 10
+    assert "FID-MNIST" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["nonsense"],
+    ["sample", "--method", "euler-maruyama"],
+    ["sample", "--steps", "0"],
+    ["sample", "--figures", "grid,movie"],
+    ["eval", "--n", "0"],
+    ["sample", "--checkpoint", "/nonexistent/x.safetensors"],
+    ["train", "--out", "x", "--batch-size", "-3"],
+    ["train"],
+])
+def test_bad_input_is_one_line_and_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err and len(err.splitlines()) == 1, err
+
+
+def test_eta_out_of_range_and_wrong_kind_of_checkpoint(trained, tmp_path, capsys):
+    ckpt = str(trained / "checkpoint.safetensors")
+    assert main(["sample", "--checkpoint", ckpt, "--eta", "2", "--out", str(tmp_path)]) == 2
+    assert "eta" in capsys.readouterr().err
+    bad = tmp_path / "cut.safetensors"
+    bad.write_bytes((trained / "checkpoint.safetensors").read_bytes()[:1000])
+    assert main(["eval", "--checkpoint", str(bad), "--n", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "truncated or corrupt" in err and len(err.splitlines()) == 1
