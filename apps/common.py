@@ -264,9 +264,11 @@ def mnist_test() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def find_runs(root: Path | None = None) -> list[Path]:
-    """Checkpoints (``*.safetensors``) under ``runs/`` of the working directory and of the repository."""
+    """Checkpoints (``*.safetensors``) under ``runs/`` of the working directory and of the repository, and
+    under the folders listed in ``TOYDIFF_RUNS_DIR`` (separated by ``os.pathsep``)."""
     seen: dict[Path, None] = {}
-    for base in {Path(os.getcwd()) / "runs", (root or REPO_ROOT) / "runs"}:
+    extra = [Path(p) for p in os.environ.get("TOYDIFF_RUNS_DIR", "").split(os.pathsep) if p]
+    for base in [Path(os.getcwd()) / "runs", (root or REPO_ROOT) / "runs", *extra]:
         if base.is_dir():
             for p in sorted(base.rglob("*.safetensors")):
                 seen[p.resolve()] = None

@@ -1,4 +1,270 @@
-import streamlit as st
+"""MNIST: pick a checkpoint (committed, found under runs/, or uploaded), generate a grid with class and guidance
+controls, watch the denoising progression (figure and GIF), sweep the guidance scale, and evaluate samples."""
 
-st.title("mnist")
-st.info("This page is being built.")
+from __future__ import annotations
+
+import hashlib
+import io
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import streamlit as st
+import torch
+
+import toydiff as td
+from apps.common import fig_png, find_runs, mnist_test, need, readable_errors, show_error, show_png
+from toydiff.checkpoint import CheckpointError
+
+UPLOAD_DIR = Path(tempfile.gettempdir()) / "toydiff_app_uploads"
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the checkpoint…")
+def load(path: str, stamp: tuple):
+    """``image_track.sampling.load_model`` (cached per file version: ``stamp`` is its mtime and size)."""
+    from image_track.sampling import load_model
+
+    return load_model(path)
+
+
+def load_path(path: Path):
+    stat = path.stat()
+    return load(str(path), (stat.st_mtime_ns, stat.st_size))
+
+
+def load_upload(data: bytes, name: str):
+    """Write an upload to a content-addressed temp file and load it; CheckpointError if it is not one."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    path = UPLOAD_DIR / f"{digest}.safetensors"
+    if not path.exists():
+        path.write_bytes(data)
+    try:
+        return load_path(path)
+    except CheckpointError as e:
+        raise CheckpointError(str(e).replace(str(path), f"'{name}'")) from None
+
+
+def model_key(lm) -> str:
+    """A cache key for a loaded model: the id of the object ``load`` keeps alive, plus its weights' checksum."""
+    first = next(iter(lm.model.state_dict().values()))
+    return f"{id(lm)}:{float(first.double().sum()):.10g}"
+
+
+# --- cached work ---------------------------------------------------------------------------------------
+
+
+def labels_for(lm, digits: tuple[int, ...], n: int) -> torch.Tensor | None:
+    if not lm.conditional:
+        return None
+    return torch.tensor(digits, dtype=torch.long).repeat(-(-n // len(digits)))[:n]
+
+
+@st.cache_data(max_entries=32, show_spinner="Generating…")
+def grid(key: str, _lm, n: int, digits: tuple[int, ...], w: float | None, method: str, steps: int, eta: float,
+         seed: int) -> bytes:
+    from image_track.sampling import generate, grid_image
+
+    x = generate(_lm.model, _lm.schedule, n, labels=labels_for(_lm, digits, n), w=w, method=method, steps=steps,
+                 eta=eta, seed=seed)
+    nrow = len(digits) if _lm.conditional and len(digits) > 1 else min(10, n)
+    buf = io.BytesIO()
+    grid_image(x, nrow=nrow, scale=4).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@st.cache_data(max_entries=16, show_spinner="Sweeping the guidance scale…")
+def sweep(key: str, _lm, ws: tuple[float, ...], method: str, steps: int, seed: int) -> bytes:
+    from image_track.sampling import guidance_sweep_figure
+
+    return fig_png(guidance_sweep_figure(_lm.model, _lm.schedule, ws, per_digit=2, seed=seed, method=method,
+                                         steps=steps))
+
+
+@st.cache_data(max_entries=16, show_spinner="Recording the denoising progression…")
+def progression(key: str, _lm, digit: int | None, w: float | None, method: str, steps: int, seed: int,
+                frames: int) -> tuple[bytes, bytes]:
+    from image_track import sampling
+
+    labels = None if digit is None else torch.full((4,), digit)
+    keep = sampling.evenly_spaced_steps(steps, frames)
+    rec = sampling.record_progression(_lm.model, _lm.schedule, 4, labels=labels, w=w, method=method, steps=steps,
+                                      seed=seed, keep_steps=keep)
+    fig = sampling.progression_figure(rec, 0)
+    fig.suptitle("x_t (top) and the model's estimate x̂_0 (bottom) as sampling proceeds", fontsize=10)
+    png = fig_png(fig)
+    gif_rec = sampling.record_progression(_lm.model, _lm.schedule, 4, labels=labels, w=w, method=method, steps=steps,
+                                          seed=seed)  # every step, for a smooth GIF
+    with tempfile.TemporaryDirectory() as d:
+        gif = sampling.progression_gif(gif_rec, Path(d) / "progression.gif", scale=3).read_bytes()
+    return png, gif
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring the FID floor (train vs test digits)…")
+def fid_floor(n: int) -> float:
+    from image_track.evaluate import fid_floor as floor
+
+    return floor(n)
+
+
+def evaluate(key: str, lm, n: int, w: float | None, method: str, steps: int, seed: int) -> dict:
+    cache = st.session_state.setdefault("mnist_eval_cache", {})
+    ck = (key, n, w, method, steps, seed)
+    if ck in cache:
+        return cache[ck]
+    from image_track import evaluate as ev
+    from image_track.sampling import generate
+
+    labels = labels_for(lm, tuple(range(10)), n)
+    with st.status(f"Evaluating {n} samples…", expanded=True) as status:
+        bar = st.progress(0.0)
+        total = [0]
+        per_batch = len(lm.schedule.respace(steps).timesteps)
+        n_batches = -(-n // 50)
+
+        def tick(info: dict) -> None:
+            total[0] += 1
+            bar.progress(min(1.0, total[0] / (per_batch * n_batches)), text=f"sampling: step {total[0]}")
+
+        x = generate(lm.model, lm.schedule, n, labels=labels, w=w, method=method, steps=steps, seed=seed,
+                     batch_size=50, callback=tick)
+        st.write("scoring with the MNIST classifier…")
+        ref, _ = mnist_test()
+        hist = ev.class_histogram(x)
+        out = {"fid": ev.fid_mnist(x, ref[:n]), "floor": fid_floor(n), "confident": ev.confident_fraction(x),
+               "accuracy": None if labels is None else ev.conditional_accuracy(x, labels),
+               "hist": hist.numpy(), "kl": ev.kl_to_uniform(hist)}
+        status.update(label=f"Evaluated {n} samples", state="complete", expanded=False)
+    cache[ck] = out
+    return out
+
+
+def hist_png(hist: np.ndarray, n: int) -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.bar(range(10), hist, color="tab:blue")
+    ax.axhline(0.1, color="k", ls="--", lw=1, label="uniform (0.1)")
+    ax.set(xticks=range(10), xlabel="class the classifier assigns", ylabel="fraction of samples",
+           title=f"Class histogram of {n} samples")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig_png(fig)
+
+
+# --- the page ------------------------------------------------------------------------------------------
+
+st.title("MNIST")
+st.caption("Sample the image track's UNets through the same toydiff samplers the 1-D toys use.")
+
+sampling = need("image_track.sampling", "MNIST sampling")
+if sampling is None:
+    st.stop()
+
+SOURCES = ("Committed: class-conditional", "Committed: unconditional", "Run on disk", "Upload a checkpoint")
+source = st.radio("Checkpoint", SOURCES, horizontal=True, key="mnist_source")
+lm = None
+with readable_errors("Loading the checkpoint"):
+    if source.startswith("Committed"):
+        path = sampling.default_checkpoint(conditional=source == SOURCES[0])
+        if path.is_file():
+            lm = load_path(path)
+            label = f"committed `{path.name}`"
+        else:
+            st.info(f"**Not available yet:** the committed checkpoint `{path.name}` has not landed. "
+                    "Pick a run on disk or upload a checkpoint.", icon="⏳")
+    elif source == "Run on disk":
+        runs = find_runs()
+        if not runs:
+            st.info("No checkpoints (`*.safetensors`) found under `runs/`.", icon="ℹ️")
+        else:
+            names = [str(p) for p in runs]
+            chosen = st.selectbox("Run", names, key="mnist_run")
+            lm = load_path(Path(chosen))
+            label = f"`{Path(chosen).name}`"
+    else:
+        up = st.file_uploader("A checkpoint (.safetensors from image_track.train or its export)", key="mnist_upload")
+        if up is not None:
+            try:
+                lm = load_upload(up.getvalue(), up.name)
+                label = f"uploaded `{up.name}`"
+            except CheckpointError as e:
+                st.error(f"**{up.name} is not a usable MNIST checkpoint.** {e}", icon="🚫")
+
+if lm is None:
+    st.stop()
+
+key = model_key(lm)
+cfg = lm.model.config
+n_params = sum(p.numel() for p in lm.model.parameters())
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Model", f"{cfg.get('name', '?')} ({n_params / 1e3:.0f}k params)")
+m2.metric("Conditioning", f"{lm.num_classes} classes + null" if lm.conditional else "unconditional")
+m3.metric("Schedule", f"{lm.schedule.name}, T = {lm.schedule.T}")
+m4.metric("Trained steps", lm.metadata.get("step", "—"))
+st.caption(f"Checkpoint: {label}.")
+
+st.subheader("Generate")
+c1, c2, c3, c4 = st.columns(4)
+method = c1.selectbox("Sampler", td.METHODS, index=td.METHODS.index("ddim"), key="mnist_method")
+steps = int(c2.slider("Steps", 5, min(200, lm.schedule.T), 25, key="mnist_steps"))
+n = int(c3.select_slider("Images", [10, 20, 30, 40], value=10, key="mnist_n"))
+seed = int(c4.number_input("Seed", 0, 10_000, 0, key="mnist_seed"))
+eta = 0.0
+if method == "ddim":
+    eta = float(st.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key="mnist_eta"))
+digits: tuple[int, ...] = tuple(range(10))
+w = None
+if lm.conditional:
+    c1, c2 = st.columns([2, 1])
+    digits = tuple(sorted(c1.multiselect("Classes", list(range(10)), default=list(range(10)), key="mnist_digits"))) \
+        or tuple(range(10))
+    w = float(c2.slider("Guidance scale w (0 = unconditional, 1 = conditional)", 0.0, 10.0, 3.0, 0.5,
+                        key="mnist_w"))
+with readable_errors("Generating"):
+    st.image(grid(key, lm, n, digits, w, method, steps, eta, seed),
+             caption=f"{n} samples, {method}, {steps} steps" + ("" if w is None else f", w = {w:g}")
+             + (f"; each column cycles through classes {list(digits)}" if lm.conditional else ""))
+
+st.subheader("Denoising progression")
+c1, c2 = st.columns(2)
+prog_digit = None
+if lm.conditional:
+    prog_digit = int(c1.selectbox("Digit", list(range(10)), index=3, key="mnist_prog_digit"))
+frames = int(c2.slider("Frames in the strip", 4, 12, 8, key="mnist_frames"))
+with readable_errors("Recording the progression"):
+    png, gif = progression(key, lm, prog_digit, w, method, steps, seed, frames)
+    c1, c2 = st.columns([3, 1])
+    show_png(png, container=c1)
+    c2.image(gif, caption="x_t above x̂_0, every step (GIF)")
+    c2.download_button("Download the GIF", gif, file_name="progression.gif", mime="image/gif", key="mnist_gif_dl")
+
+if lm.conditional:
+    st.subheader("Guidance sweep")
+    ws = st.multiselect("Guidance scales", [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0], default=[0.0, 1.0, 3.0, 7.0],
+                        key="mnist_ws")
+    if st.toggle("Run the sweep (two samples of each digit per scale)", value=False, key="mnist_sweep_on"):
+        if ws:
+            with readable_errors("The guidance sweep"):
+                show_png(sweep(key, lm, tuple(sorted(ws)), method, steps, seed))
+        else:
+            st.info("Pick at least one guidance scale.")
+
+st.subheader("Evaluation")
+st.caption("Fréchet distance in the committed MNIST classifier's feature space (comparable within toydiff only), "
+           "next to its floor: the same distance between as many real training and test digits.")
+c1, c2 = st.columns([1, 3])
+n_eval = int(c1.select_slider("Samples to score", [50, 100, 200, 500], value=100, key="mnist_neval"))
+if c2.toggle("Evaluate (samples all ten digits; takes a while on a CPU)", value=False, key="mnist_eval_on"):
+    with readable_errors("Evaluation"):
+        if need("image_track.evaluate", "Evaluation metrics") is not None:
+            r = evaluate(key, lm, n_eval, w, method, steps, seed)
+            m1, m2, m3, m4 = st.columns(4)
+            m1.metric("FID (classifier features)", f"{r['fid']:.2f}", help="lower is better")
+            m2.metric("FID floor (real vs real)", f"{r['floor']:.2f}")
+            m3.metric("Requested class recognised", "—" if r["accuracy"] is None else f"{r['accuracy']:.0%}")
+            m4.metric("Confident (p > 0.9)", f"{r['confident']:.0%}")
+            st.metric("KL(class histogram ‖ uniform)", f"{r['kl']:.3f} nats", help="0 when all ten digits are equally common")
+            show_png(hist_png(r["hist"], n_eval))
