@@ -7,8 +7,10 @@ Heavy results are cached on hashable specs (``st.cache_data`` for values and PNG
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import io
+import tempfile
 import os
 import warnings
 from contextlib import contextmanager
@@ -48,6 +50,7 @@ __all__ = [
     "ToyRun",
     "toy_run",
     "TOY_RUN_KEY",
+    "checkpoint_picker",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -308,3 +311,88 @@ def toy_run() -> ToyRun | None:
     """The model trained on the Toy sandbox page in this session, if any."""
     run = st.session_state.get(TOY_RUN_KEY)
     return run if isinstance(run, ToyRun) else None
+
+
+# --- MNIST checkpoints -------------------------------------------------------------------------------
+
+UPLOAD_DIR = Path(tempfile.gettempdir()) / "toydiff_app_uploads"
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the checkpoint…")
+def load(path: str, stamp: tuple):
+    """``image_track.sampling.load_model`` (cached per file version: ``stamp`` is its mtime and size)."""
+    from image_track.sampling import load_model
+
+    return load_model(path)
+
+
+def load_path(path: Path):
+    stat = path.stat()
+    return load(str(path), (stat.st_mtime_ns, stat.st_size))
+
+
+def load_upload(data: bytes, name: str):
+    """Write an upload to a content-addressed temp file and load it; CheckpointError if it is not one."""
+    from toydiff.checkpoint import CheckpointError
+
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    path = UPLOAD_DIR / f"{digest}.safetensors"
+    if not path.exists():
+        path.write_bytes(data)
+    try:
+        return load_path(path)
+    except CheckpointError as e:
+        raise CheckpointError(str(e).replace(str(path), f"'{name}'")) from None
+
+
+def model_key(lm) -> str:
+    """A cache key for a loaded model: the id of the object ``load`` keeps alive, plus its weights' checksum."""
+    first = next(iter(lm.model.state_dict().values()))
+    return f"{id(lm)}:{float(first.double().sum()):.10g}"
+
+
+CHECKPOINT_SOURCES = ("Committed: class-conditional", "Committed: unconditional", "Run on disk", "Upload a checkpoint")
+
+
+def checkpoint_picker(key: str, *, conditional_only: bool = False):
+    """Radio + selector for an image_track checkpoint: committed, found under runs/, or uploaded.
+
+    Returns ``(LoadedModel, caption, cache_key)`` or ``None`` (after an info or error box saying why).
+    """
+    from toydiff.checkpoint import CheckpointError
+
+    sampling = need("image_track.sampling", "MNIST checkpoints")
+    if sampling is None:
+        return None
+    sources = [s for s in CHECKPOINT_SOURCES if not (conditional_only and s == CHECKPOINT_SOURCES[1])]
+    source = st.radio("Checkpoint", sources, horizontal=True, key=f"{key}_source")
+    lm, label = None, ""
+    with readable_errors("Loading the checkpoint"):
+        if source.startswith("Committed"):
+            path = sampling.default_checkpoint(conditional=source == CHECKPOINT_SOURCES[0])
+            if path.is_file():
+                lm, label = load_path(path), f"committed `{path.name}`"
+            else:
+                st.info(f"**Not available yet:** the committed checkpoint `{path.name}` has not landed. "
+                        "Pick a run on disk or upload a checkpoint.", icon="⏳")
+        elif source == "Run on disk":
+            runs = find_runs()
+            if not runs:
+                st.info("No checkpoints (`*.safetensors`) found under `runs/`.", icon="ℹ️")
+            else:
+                chosen = st.selectbox("Run", [str(p) for p in runs], key=f"{key}_run")
+                lm, label = load_path(Path(chosen)), f"`{chosen}`"
+        else:
+            up = st.file_uploader("A checkpoint (.safetensors written by image_track.train, or its export)",
+                                  key=f"{key}_upload")
+            if up is not None:
+                try:
+                    lm, label = load_upload(up.getvalue(), up.name), f"uploaded `{up.name}`"
+                except CheckpointError as e:
+                    st.error(f"**{up.name} is not a usable MNIST checkpoint.** {e}", icon="🚫")
+    if lm is not None and conditional_only and not lm.conditional:
+        st.error("This checkpoint is unconditional; the image lab needs a class-conditional model "
+                 "(classifier-free guidance, anagrams and hybrids condition on digits).", icon="🚫")
+        return None
+    return None if lm is None else (lm, label, model_key(lm))

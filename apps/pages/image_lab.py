@@ -1,4 +1,203 @@
-import streamlit as st
+"""Image lab: SDEdit (a test digit or your PNG), inpainting a rectangle, visual anagrams and hybrid images,
+each an ``image_track.lab`` experiment on a class-conditional MNIST checkpoint."""
 
-st.title("image_lab")
-st.info("This page is being built.")
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+import toydiff as td
+from apps.common import checkpoint_picker, fig_png, mnist_test, need, readable_errors, show_png
+
+EXPERIMENTS = ("SDEdit", "Inpainting", "Anagrams", "Hybrids")
+NO_CLASS = "none (unconditional)"
+
+
+def lab_model(lm):
+    from image_track.lab import LabModel
+
+    return LabModel(net=lm.model, schedule=lm.schedule, num_classes=lm.num_classes, image_size=lm.image_size)
+
+
+# --- inputs --------------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def upload_tensor(data: bytes, name: str, size: int) -> torch.Tensor:
+    """A user's image as an MNIST-like digit ``[1, 1, size, size]`` (image_track.images.load_png)."""
+    from image_track.images import load_png
+
+    suffix = Path(name).suffix or ".png"
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            return load_png(path, size=size)
+        except ValueError as e:
+            raise ValueError(f"{name} is not an image file that can be read ({e})".replace(str(path), name)) from None
+
+
+def input_picker(key: str, size: int) -> tuple[str, torch.Tensor, str] | None:
+    """A test digit or an uploaded image: ``(cache key, image [1, 1, size, size], caption)``."""
+    c1, c2 = st.columns([1, 2])
+    kind = c1.radio("Input", ["Test digit", "Upload an image"], key=f"{key}_input")
+    if kind == "Test digit":
+        digit = int(c2.selectbox("Digit", list(range(10)), index=3, key=f"{key}_digit"))
+        nth = int(c2.slider("Which one (n-th test image of that digit)", 0, 20, 0, key=f"{key}_nth"))
+        images, labels = mnist_test()
+        idx = int(torch.nonzero(labels == digit)[nth])
+        x = images[idx: idx + 1]
+        if x.shape[-1] != size:
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        return f"test:{idx}", x.clone(), f"test image #{idx} ({digit})"
+    up = c2.file_uploader("A picture of a digit (PNG, JPEG, …; dark on white is inverted automatically)",
+                          key=f"{key}_upload")
+    if up is None:
+        st.info("Upload an image to edit it.", icon="ℹ️")
+        return None
+    data = up.getvalue()
+    try:
+        x = upload_tensor(data, up.name, size)
+    except ValueError as e:
+        st.error(f"**That upload cannot be used.** {e}", icon="🚫")
+        return None
+    return f"upload:{hashlib.sha256(data).hexdigest()[:16]}", x, up.name
+
+
+def class_choice(label: str, key: str, default, container=None):
+    c = container or st
+    options = [NO_CLASS] + list(range(10))
+    v = c.selectbox(label, options, index=options.index(default), key=key)
+    return None if v == NO_CLASS else int(v)
+
+
+# --- cached experiments (PNG bytes of the lab's own figures) -------------------------------------------
+
+
+@st.cache_data(max_entries=32, show_spinner="Running SDEdit…")
+def run_sdedit(mkey: str, _lm, ikey: str, _x: torch.Tensor, caption: str, target, w, i_starts: tuple, method: str,
+               stride: int, seed: int) -> bytes:
+    from image_track.lab.sdedit import plot_sdedit, sdedit
+
+    res = sdedit(lab_model(_lm), image=_x, target=target, w=w, i_starts=i_starts, method=method, stride=stride,
+                 seed=seed)
+    res.caption = caption
+    return fig_png(plot_sdedit(res))
+
+
+@st.cache_data(max_entries=32, show_spinner="Inpainting…")
+def run_inpaint(mkey: str, _lm, ikey: str, _x: torch.Tensor, caption: str, rect: tuple, label, w, n: int,
+                method: str, stride: int, seed: int) -> bytes:
+    from image_track.lab.inpaint import inpaint, plot_inpaint
+
+    res = inpaint(lab_model(_lm), image=_x, rect=rect, label=label, w=w, n=n, method=method, stride=stride, seed=seed)
+    res.caption = caption
+    return fig_png(plot_inpaint(res))
+
+
+@st.cache_data(max_entries=32, show_spinner="Sampling anagrams…")
+def run_anagram(mkey: str, _lm, a: int, b: int, transform: str, w, n: int, method: str, stride: int, seed: int) -> bytes:
+    from image_track.lab.anagram import anagram, plot_anagram
+
+    return fig_png(plot_anagram(anagram(lab_model(_lm), a=a, b=b, transform=transform, w=w, n=n, method=method,
+                                        stride=stride, seed=seed)))
+
+
+@st.cache_data(max_entries=32, show_spinner="Sampling hybrids…")
+def run_hybrid(mkey: str, _lm, low: int, high: int, w, n: int, method: str, stride: int, seed: int) -> bytes:
+    from image_track.lab.hybrid import hybrid, plot_hybrid
+
+    return fig_png(plot_hybrid(hybrid(lab_model(_lm), low=low, high=high, w=w, n=n, method=method, stride=stride,
+                                      seed=seed)))
+
+
+# --- the page ------------------------------------------------------------------------------------------
+
+st.title("Image lab")
+st.caption("Editing with a diffusion model, composed from toydiff's sampler layer: SDEdit noises a picture part-way "
+           "and denoises it; inpainting projects the known pixels at every step; anagrams and hybrids combine two "
+           "class-conditional denoisers.")
+
+if need("image_track.lab", "The image lab experiments") is None:
+    st.stop()
+picked = checkpoint_picker("ilab", conditional_only=True)
+if picked is None:
+    st.stop()
+lm, label, mkey = picked
+st.caption(f"Checkpoint: {label} ({lm.schedule.name} schedule, T = {lm.schedule.T}).")
+
+experiment = st.radio("Experiment", EXPERIMENTS, horizontal=True, key="ilab_experiment")
+c1, c2, c3, c4 = st.columns(4)
+method = c1.selectbox("Sampler", td.METHODS, index=td.METHODS.index("ddpm"), key="ilab_method")
+stride = int(c2.select_slider("Stride between timesteps", [10, 20, 30, 50, 100], value=30, key="ilab_stride",
+                              help="The sampler visits T−1 rounded down to the stride, then every stride-th step to 0"))
+seed = int(c3.number_input("Seed", 0, 10_000, 0, key="ilab_seed"))
+w_on = c4.toggle("Classifier-free guidance", value=True, key="ilab_w_on")
+
+from image_track.lab.common import strided_timesteps  # noqa: E402 (after the availability check)
+
+strided = strided_timesteps(lm.schedule.T, stride)
+
+if experiment == "SDEdit":
+    st.subheader("SDEdit (Meng et al. 2022)")
+    picked_input = input_picker("ilab_sd", lm.image_size)
+    c1, c2, c3 = st.columns(3)
+    target = class_choice("Edit towards class", "ilab_sd_target", 8, c1)
+    w = float(c2.slider("Guidance scale w", 0.0, 10.0, 5.0, 0.5, key="ilab_sd_w")) if w_on else None
+    default_starts = [i for i in (1, 3, 5, 7, 10, 20) if i < len(strided)]
+    i_starts = c3.multiselect("Start indices into the strided timesteps (small = more noise)",
+                              list(range(len(strided))), default=default_starts, key=f"ilab_sd_starts_{stride}")
+    if picked_input is not None and i_starts:
+        ikey, x, caption = picked_input
+        with readable_errors("SDEdit"):
+            show_png(run_sdedit(mkey, lm, ikey, x, caption, target, w, tuple(sorted(i_starts)), method, stride, seed))
+    elif not i_starts:
+        st.info("Pick at least one start index.")
+
+elif experiment == "Inpainting":
+    st.subheader("Inpainting a rectangle (RePaint-style projection, Lugmayr et al. 2022)")
+    picked_input = input_picker("ilab_in", lm.image_size)
+    size = lm.image_size
+    c1, c2, c3, c4 = st.columns(4)
+    top = int(c1.slider("Top", 0, size - 1, 0, key="ilab_in_top"))
+    left = int(c2.slider("Left", 0, size - 1, 0, key="ilab_in_left"))
+    height = int(c3.slider("Height", 1, size, size // 2, key="ilab_in_h"))
+    width = int(c4.slider("Width", 1, size, size, key="ilab_in_w"))
+    h_fit, w_fit = min(height, size - top), min(width, size - left)
+    if (h_fit, w_fit) != (height, width):
+        st.caption(f"The rectangle is clipped to the image: {h_fit} × {w_fit} pixels.")
+    c1, c2, c3 = st.columns(3)
+    label_in = class_choice("Fill the hole as class", "ilab_in_label", NO_CLASS, c1)
+    w = float(c2.slider("Guidance scale w", 0.0, 10.0, 3.0, 0.5, key="ilab_in_w_scale")) \
+        if w_on and label_in is not None else None
+    n = int(c3.slider("Inpaintings", 1, 6, 4, key="ilab_in_n"))
+    if picked_input is not None:
+        ikey, x, caption = picked_input
+        with readable_errors("Inpainting"):
+            show_png(run_inpaint(mkey, lm, ikey, x, caption, (top, left, h_fit, w_fit), label_in, w, n, method,
+                                 stride, seed))
+
+elif experiment == "Anagrams":
+    st.subheader("Visual anagrams: one picture, two digits")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    a = int(c1.selectbox("Reads as", list(range(10)), index=6, key="ilab_an_a"))
+    b = int(c2.selectbox("…and when transformed as", list(range(10)), index=9, key="ilab_an_b"))
+    transform = c3.selectbox("Transform", ["rot180", "hflip", "identity"], key="ilab_an_t")
+    w = float(c4.slider("Guidance scale w", 0.0, 10.0, 3.0, 0.5, key="ilab_an_w")) if w_on else None
+    n = int(c5.slider("Samples", 1, 6, 4, key="ilab_an_n"))
+    with readable_errors("Anagrams"):
+        show_png(run_anagram(mkey, lm, a, b, transform, w, n, method, stride, seed))
+
+else:
+    st.subheader("Hybrid images: one digit from afar, another close up")
+    c1, c2, c3, c4 = st.columns(4)
+    low = int(c1.selectbox("From afar (low frequencies)", list(range(10)), index=1, key="ilab_hy_low"))
+    high = int(c2.selectbox("Close up (high frequencies)", list(range(10)), index=7, key="ilab_hy_high"))
+    w = float(c3.slider("Guidance scale w", 0.0, 10.0, 3.0, 0.5, key="ilab_hy_w")) if w_on else None
+    n = int(c4.slider("Samples", 1, 6, 4, key="ilab_hy_n"))
+    with readable_errors("Hybrids"):
+        show_png(run_hybrid(mkey, lm, low, high, w, n, method, stride, seed))

@@ -3,7 +3,6 @@ controls, watch the denoising progression (figure and GIF), sweep the guidance s
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tempfile
 from pathlib import Path
@@ -14,46 +13,7 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps.common import fig_png, find_runs, mnist_test, need, readable_errors, show_error, show_png
-from toydiff.checkpoint import CheckpointError
-
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "toydiff_app_uploads"
-
-
-# --- loading -------------------------------------------------------------------------------------------
-
-
-@st.cache_resource(max_entries=8, show_spinner="Loading the checkpoint…")
-def load(path: str, stamp: tuple):
-    """``image_track.sampling.load_model`` (cached per file version: ``stamp`` is its mtime and size)."""
-    from image_track.sampling import load_model
-
-    return load_model(path)
-
-
-def load_path(path: Path):
-    stat = path.stat()
-    return load(str(path), (stat.st_mtime_ns, stat.st_size))
-
-
-def load_upload(data: bytes, name: str):
-    """Write an upload to a content-addressed temp file and load it; CheckpointError if it is not one."""
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
-    path = UPLOAD_DIR / f"{digest}.safetensors"
-    if not path.exists():
-        path.write_bytes(data)
-    try:
-        return load_path(path)
-    except CheckpointError as e:
-        raise CheckpointError(str(e).replace(str(path), f"'{name}'")) from None
-
-
-def model_key(lm) -> str:
-    """A cache key for a loaded model: the id of the object ``load`` keeps alive, plus its weights' checksum."""
-    first = next(iter(lm.model.state_dict().values()))
-    return f"{id(lm)}:{float(first.double().sum()):.10g}"
-
+from apps.common import checkpoint_picker, fig_png, mnist_test, need, readable_errors, show_png
 
 # --- cached work ---------------------------------------------------------------------------------------
 
@@ -159,44 +119,10 @@ def hist_png(hist: np.ndarray, n: int) -> bytes:
 st.title("MNIST")
 st.caption("Sample the image track's UNets through the same toydiff samplers the 1-D toys use.")
 
-sampling = need("image_track.sampling", "MNIST sampling")
-if sampling is None:
+picked = checkpoint_picker("mnist")
+if picked is None:
     st.stop()
-
-SOURCES = ("Committed: class-conditional", "Committed: unconditional", "Run on disk", "Upload a checkpoint")
-source = st.radio("Checkpoint", SOURCES, horizontal=True, key="mnist_source")
-lm = None
-with readable_errors("Loading the checkpoint"):
-    if source.startswith("Committed"):
-        path = sampling.default_checkpoint(conditional=source == SOURCES[0])
-        if path.is_file():
-            lm = load_path(path)
-            label = f"committed `{path.name}`"
-        else:
-            st.info(f"**Not available yet:** the committed checkpoint `{path.name}` has not landed. "
-                    "Pick a run on disk or upload a checkpoint.", icon="⏳")
-    elif source == "Run on disk":
-        runs = find_runs()
-        if not runs:
-            st.info("No checkpoints (`*.safetensors`) found under `runs/`.", icon="ℹ️")
-        else:
-            names = [str(p) for p in runs]
-            chosen = st.selectbox("Run", names, key="mnist_run")
-            lm = load_path(Path(chosen))
-            label = f"`{Path(chosen).name}`"
-    else:
-        up = st.file_uploader("A checkpoint (.safetensors from image_track.train or its export)", key="mnist_upload")
-        if up is not None:
-            try:
-                lm = load_upload(up.getvalue(), up.name)
-                label = f"uploaded `{up.name}`"
-            except CheckpointError as e:
-                st.error(f"**{up.name} is not a usable MNIST checkpoint.** {e}", icon="🚫")
-
-if lm is None:
-    st.stop()
-
-key = model_key(lm)
+lm, label, key = picked
 cfg = lm.model.config
 n_params = sum(p.numel() for p in lm.model.parameters())
 m1, m2, m3, m4 = st.columns(4)
