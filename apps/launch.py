@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streamlit.web import cli as stcli  # in-process: Ctrl-C and SIGTERM stop the server, no orphan
 
         print(f"toydiff app: serving on http://{args.address}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
+        if args.address not in ("127.0.0.1", "localhost", "::1"):
+            print(f"toydiff app: note: --address {args.address} makes the app reachable from other machines",
+                  file=sys.stderr)
         try:
             stcli.main(args=streamlit_args(args.port, args.address, headless=not args.browser),
                        prog_name="streamlit", standalone_mode=False)
