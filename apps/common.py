@@ -267,11 +267,11 @@ def mnist_test() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def find_runs(root: Path | None = None) -> list[Path]:
-    """Checkpoints (``*.safetensors``) under ``runs/`` of the working directory and of the repository, and
-    under the folders listed in ``TOYDIFF_RUNS_DIR`` (separated by ``os.pathsep``)."""
+    """Checkpoints (``*.safetensors``) under the folders listed in ``TOYDIFF_RUNS_DIR`` (``os.pathsep``-separated,
+    listed first), then under ``runs/`` of the working directory and of the repository."""
     seen: dict[Path, None] = {}
     extra = [Path(p) for p in os.environ.get("TOYDIFF_RUNS_DIR", "").split(os.pathsep) if p]
-    for base in [Path(os.getcwd()) / "runs", (root or REPO_ROOT) / "runs", *extra]:
+    for base in [*extra, Path(os.getcwd()) / "runs", (root or REPO_ROOT) / "runs"]:
         if base.is_dir():
             for p in sorted(base.rglob("*.safetensors")):
                 seen[p.resolve()] = None

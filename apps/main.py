@@ -9,15 +9,15 @@ import streamlit as st
 
 HERE = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="toydiff", page_icon="🌫️", layout="wide")
+st.set_page_config(page_title="toydiff", page_icon=":material/blur_on:", layout="wide")
 
 PAGES = [
-    st.Page(HERE / "pages" / "schedules.py", title="Schedules & forward process", icon="📈", url_path="schedules",
+    st.Page(HERE / "pages" / "schedules.py", title="Schedules & forward process", icon=":material/show_chart:", url_path="schedules",
             default=True),
-    st.Page(HERE / "pages" / "toy.py", title="Toy sandbox", icon="🧪", url_path="toy"),
-    st.Page(HERE / "pages" / "samplers.py", title="Sampler lab", icon="🎲", url_path="samplers"),
-    st.Page(HERE / "pages" / "mnist.py", title="MNIST", icon="🔢", url_path="mnist"),
-    st.Page(HERE / "pages" / "image_lab.py", title="Image lab", icon="🎨", url_path="image_lab"),
+    st.Page(HERE / "pages" / "toy.py", title="Toy sandbox", icon=":material/science:", url_path="toy"),
+    st.Page(HERE / "pages" / "samplers.py", title="Sampler lab", icon=":material/casino:", url_path="samplers"),
+    st.Page(HERE / "pages" / "mnist.py", title="MNIST", icon=":material/grid_view:", url_path="mnist"),
+    st.Page(HERE / "pages" / "image_lab.py", title="Image lab", icon=":material/brush:", url_path="image_lab"),
 ]
 
 st.navigation(PAGES).run()

@@ -125,11 +125,13 @@ if picked is None:
 lm, label, key = picked
 cfg = lm.model.config
 n_params = sum(p.numel() for p in lm.model.parameters())
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Model", f"{cfg.get('name', '?')} ({n_params / 1e3:.0f}k params)")
-m2.metric("Conditioning", f"{lm.num_classes} classes + null" if lm.conditional else "unconditional")
-m3.metric("Schedule", f"{lm.schedule.name}, T = {lm.schedule.T}")
-m4.metric("Trained steps", lm.metadata.get("step", "—"))
+m1, m2, m3, m4, m5, m6 = st.columns(6)
+m1.metric("Model", cfg.get("name", "?"))
+m2.metric("Parameters", f"{n_params / 1e3:.0f}k")
+m3.metric("Classes", f"{lm.num_classes} + null" if lm.conditional else "none")
+m4.metric("Schedule", lm.schedule.name)
+m5.metric("T", lm.schedule.T)
+m6.metric("Trained steps", lm.metadata.get("step", "—"))
 st.caption(f"Checkpoint: {label}.")
 
 st.subheader("Generate")

@@ -279,7 +279,8 @@ with readable_errors("Comparing ε̂ with ε*"):
 st.subheader("4 · Sample")
 c1, c2, c3, c4, c5 = st.columns(5)
 method = c1.selectbox("Sampler", td.METHODS, key="toy_method")
-steps = int(c2.slider("Steps", 1, T, min(50, T), key=f"toy_steps_{T}"))
+steps = int(c2.slider("Steps", 1, T, T if T <= 250 else 50, key=f"toy_steps_{T}",
+                      help="Default: every step for T ≤ 250 (the seed exercise), else 50 respaced steps"))
 spacing = c3.selectbox("Spacing", td.schedules.SPACINGS, key="toy_spacing")
 n = int(c4.select_slider("Samples", [500, 1000, 2000, 5000, 10000], value=2000, key="toy_n"))
 sample_seed = int(c5.number_input("Sampling seed", 0, 10_000, 0, key="toy_sseed"))
