@@ -8,7 +8,9 @@ so they do not depend on committed weights.
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,10 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
 TIMEOUT = 90
+
+TOY_MODULES = ("toydiff.datasets", "toydiff.models", "toydiff.training", "toydiff.plots", "toydiff.metrics")
+needs_toy = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in TOY_MODULES),
+                               reason="the toy-track modules (datasets, models, training, plots, metrics) have not landed")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -89,6 +95,7 @@ def tables(at: AppTest) -> list[str]:
 # --- schedules ---------------------------------------------------------------------------------------
 
 
+@needs_toy
 def test_schedules_page(warm_mnist):
     at = open_page("schedules")
     assert_clean(at)
@@ -120,6 +127,15 @@ def test_schedules_page_reports_a_bad_schedule_readably():
     assert any("alpha_bar" in w.value for w in at.warning)
 
 
+@pytest.mark.parametrize("page, missing", [("toy", "toydiff.training"), ("schedules", "toydiff.plots"),
+                                           ("mnist", "image_track.sampling"), ("image_lab", "image_track.lab")])
+def test_a_module_that_has_not_landed_is_a_message_not_a_traceback(monkeypatch, page, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # import now fails as for a module not yet written
+    at = open_page(page)
+    assert_clean(at)
+    assert any("not available yet" in i.value for i in at.info)
+
+
 # --- toy sandbox and sampler lab -------------------------------------------------------------------------
 
 
@@ -129,6 +145,7 @@ def train_small(at: AppTest) -> AppTest:
     return at.button(key="toy_train").click().run()
 
 
+@needs_toy
 def test_toy_page_trains_samples_and_scores():
     at = open_page("toy")
     assert_clean(at)
@@ -155,6 +172,7 @@ def test_toy_page_trains_samples_and_scores():
     assert [v for k, v in metrics(at).items() if k.startswith("E‖ε̂ − ε*‖²")] != gap
 
 
+@needs_toy
 def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
     at.switch_page("pages/samplers.py")
