@@ -137,7 +137,8 @@ st.caption(f"Checkpoint: {label}.")
 st.subheader("Generate")
 c1, c2, c3, c4 = st.columns(4)
 method = c1.selectbox("Sampler", td.METHODS, index=td.METHODS.index("ddim"), key="mnist_method")
-steps = int(c2.slider("Steps", 5, min(200, lm.schedule.T), 25, key="mnist_steps"))
+hi = min(200, lm.schedule.T)
+steps = int(c2.slider("Steps", 1, hi, min(25, hi), key="mnist_steps")) if hi > 1 else 1
 n = int(c3.select_slider("Images", [10, 20, 30, 40], value=10, key="mnist_n"))
 seed = int(c4.number_input("Seed", 0, 10_000, 0, key="mnist_seed"))
 eta = 0.0

@@ -131,7 +131,7 @@ if sched_a is not None and need("image_track.data", "Noised MNIST digits") is no
     n_digits = c2.slider("Digits", 1, 6, 3, key="mnist_n_digits")
     if ts:
         with readable_errors("Noising MNIST digits"):
-            show_png(mnist_forward_png(fwd_spec, tuple(sorted(ts)), n_digits, 0))
+            show_png(mnist_forward_png(fwd_spec, tuple(sorted(ts)), n_digits, 0), container=st.columns([3, 1])[0])
     else:
         st.info("Pick at least one step t.")
 

@@ -54,7 +54,7 @@ def eps_compare(run_id: int, _run: ToyRun, t: int) -> tuple[bytes, float | None]
         grid = torch.linspace(-3.5, 3.5, 400)[:, None]
         with torch.no_grad():
             e_hat = model(grid, torch.full((len(grid),), t)).numpy()[:, 0]
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig, ax = plt.subplots(figsize=(9, 4))
         ax.plot(grid[:, 0], e_hat, color="tab:red", lw=2, label="learned ε̂(x_t, t)")
         if oracle is not None:
             ax.plot(grid[:, 0], oracle.eps_star(grid.double(), ab).numpy()[:, 0], "k--", lw=1.5,
@@ -272,9 +272,12 @@ T = run.schedule.T
 t_cmp = st.slider("Step t", 0, T - 1, min(T - 1, T // 10), key=f"toy_tcmp_{T}")
 with readable_errors("Comparing ε̂ with ε*"):
     png, gap = eps_compare(run.run_id, run, int(t_cmp))
+    c1, c2 = st.columns([1, 3])
     if gap is not None:
-        st.metric(f"E‖ε̂ − ε*‖² / D over x_t ~ p_t at t = {t_cmp}", f"{gap:.4g}")
-    show_png(png)
+        c1.metric(f"E‖ε̂ − ε*‖² / D over x_t ~ p_t at t = {t_cmp}", f"{gap:.4g}")
+        c1.caption("How far the learned noise prediction is from the optimal one, averaged over where x_t "
+                   "actually lives at this step. It is largest where the data's modes still overlap.")
+    show_png(png, container=c2)
 
 st.subheader("4 · Sample")
 c1, c2, c3, c4, c5 = st.columns(5)
