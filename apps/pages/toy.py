@@ -190,7 +190,11 @@ def train(dataset: str, spec, width: int, depth: int, activation: str, time_inpu
 
                 live.image(fig_png(plots.loss_curves(trainer.history, title="live"), dpi=60))
 
-        trainer.fit(progress=False, on_epoch=on_epoch)
+        try:
+            trainer.fit(progress=False, on_epoch=on_epoch)
+        except BaseException:
+            status.update(label="Training failed", state="error", expanded=False)
+            raise
         live.empty()
         secs = time.perf_counter() - t0
     status.update(label=f"Trained {epochs} epochs in {secs:.1f} s", state="complete", expanded=False)
