@@ -132,6 +132,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--digits", type=_ints, default=list(range(10)), help="classes (default 0..9)")
     p.add_argument("--n", type=int, default=2, help="samples per digit and scale")
     p.add_argument("--gif-dir", default=None, help="write one GIF of sampling per digit here (default: none)")
+    p.add_argument("--gif-frames", type=int, default=12, help="sampler steps shown in each GIF (default %(default)s)")
     _common(p, "guidance")
     return parser
 
@@ -167,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
         "hybrid": lambda: hybrid.hybrid(model, low=args.low, high=args.high, kernel=args.kernel, sigma=args.sigma,
                                         w=args.w, n=args.n, **common),
         "guidance": lambda: guidance.guidance(model, ws=args.ws, digits=args.digits, n=args.n,
-                                              gif_dir=args.gif_dir, **common),
+                                              gif_dir=args.gif_dir, gif_frames=args.gif_frames, **common),
     }
     runners[name]()
     print(args.out)

@@ -41,8 +41,9 @@ class GuidanceResult:
 
 def guidance(model: LabModel, *, ws: Sequence[float] = WS, digits: Sequence[int] = tuple(range(10)), n: int = 2,
              method: str = METHOD, stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0, out=None,
-             gif_dir=None, progress: bool = False) -> GuidanceResult:
-    """Sample ``n`` of each digit at each guidance scale; plot the grid to ``out``, GIFs into ``gif_dir``."""
+             gif_dir=None, gif_frames: int = 12, progress: bool = False) -> GuidanceResult:
+    """Sample ``n`` of each digit at each guidance scale; plot the grid to ``out``, GIFs into ``gif_dir``
+    (``gif_frames`` evenly spaced sampler steps each: noise frames do not compress, so keep them few)."""
     check_choice(method, "method", td.METHODS)
     ws = [float(w) for w in ws]
     if not ws or any(not np.isfinite(w) for w in ws):
@@ -52,17 +53,24 @@ def guidance(model: LabModel, *, ws: Sequence[float] = WS, digits: Sequence[int]
         raise ValueError("digits must name at least one class")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
+    if isinstance(gif_frames, bool) or not isinstance(gif_frames, int) or gif_frames < 1:
+        raise ValueError(f"gif_frames must be a positive int, got {gif_frames!r}")
     W, D, size = len(ws), len(digits), model.image_size
     B = D * n  # one block of the batch per w: [d0 x n, d1 x n, ...]
     labels = torch.tensor(digits, dtype=torch.long).repeat_interleave(n)  # [B]
     eps = blockwise_eps_fn([model.eps_fn(labels, B, w=w) for w in ws], [B] * W)
     gens = [g for _ in ws for g in generators(seed, B)]  # the same x_T and sampler noise in every block
     x_T = td.randn_like(torch.zeros(W * B, 1, size, size), gens)
+    steps = strided_timesteps(model.schedule.T, stride)
     rec = td.TrajectoryRecorder(keep=("x_t",))
-    per_digit = [td.TrajectoryRecorder(indices=[k * B + j * n + i for k in range(W) for i in range(n)])
-                 for j in range(D)] if gif_dir is not None else []
-    x = td.sample(eps, x_T, model.schedule, method=method, clip_x0=clip_x0,
-                  steps=strided_timesteps(model.schedule.T, stride), generator=gens,
+    per_digit = []
+    if gif_dir is not None:
+        from image_track.sampling import evenly_spaced_steps
+
+        keep = evenly_spaced_steps(len(steps), min(gif_frames, len(steps)))
+        per_digit = [td.TrajectoryRecorder(indices=[k * B + j * n + i for k in range(W) for i in range(n)], steps=keep)
+                     for j in range(D)]
+    x = td.sample(eps, x_T, model.schedule, method=method, clip_x0=clip_x0, steps=steps, generator=gens,
                   callback=td.chain_callbacks(rec, *per_digit), progress=progress)
     samples = x.reshape(W, D, n, size, size)
     frames = rec.path().reshape(-1, W, D, n, size, size).transpose(0, 1)  # [W, S + 1, D, n, H, W]
@@ -78,7 +86,8 @@ def guidance(model: LabModel, *, ws: Sequence[float] = WS, digits: Sequence[int]
         from image_track.sampling import progression_gif
 
         folder = Path(gif_dir)
-        res.gifs = [str(progression_gif(r, folder / f"guidance_digit{d}.gif")) for d, r in zip(digits, per_digit)]
+        res.gifs = [str(progression_gif(r, folder / f"guidance_digit{d}.gif", scale=2, duration_ms=150))
+                    for d, r in zip(digits, per_digit)]
     if out is not None:
         save_figure(plot_guidance(res), out)
     return res
