@@ -76,8 +76,8 @@ def plot_anagram(res: AnagramResult):
         show(axes[1, i], res.transformed[i])
         axes[0, i].set_xlabel(verdict(res.probs, i), fontsize=7)
         axes[1, i].set_xlabel(verdict(res.probs_transformed, i), fontsize=7)
-    axes[0, 0].set_ylabel(f"reads as {res.a}", fontsize=10)
-    axes[1, 0].set_ylabel(f"{_VIEW[res.transform]}:\nreads as {res.b}", fontsize=10)
+    axes[0, 0].set_ylabel(f"upright:\nmeant as {res.a}", fontsize=10)
+    axes[1, 0].set_ylabel(f"{_VIEW[res.transform]}:\nmeant as {res.b}", fontsize=10)
     wtxt = "" if res.w is None else f", guidance w = {res.w:g}"
     ok = res.success()
     stxt = "" if ok is None else f"\nclassifier reads both ways: {ok:.0%} of samples"
