@@ -193,6 +193,7 @@ def png(tmp_path):
     ["inpaint", "--rect", "0,0,10,28", "--n", "2", "--mask-from-png"],
     ["anagram", "--a", "6", "--b", "9", "--n", "2", "--transform", "hflip"],
     ["hybrid", "--low", "0", "--high", "1", "--n", "2"],
+    ["guidance", "--ws", "0,5", "--digits", "1,2", "--n", "1"],
 ])
 def test_cli_runs_on_tiny_settings(cli, png, tmp_path, args, capsys):
     out = tmp_path / "fig.png"
@@ -211,6 +212,7 @@ def test_cli_runs_on_tiny_settings(cli, png, tmp_path, args, capsys):
     (["hybrid", "--low", "-1"], "low"),
     (["denoise", "--t", "abc"], "--t"),
     (["sdedit", "--i-starts", "99"], "i_starts"),
+    (["guidance", "--digits", "3,11"], "digits"),
     (["nonsense"], "invalid choice"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(cli, tmp_path, args, word, capsys):
