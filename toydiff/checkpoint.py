@@ -21,7 +21,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write_bytes", "rng_state", "set_rng_state"]
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_checkpoint_bytes",
+    "atomic_write_bytes",
+    "rng_state",
+    "set_rng_state",
+    "split_state",
+    "join_state",
+]
 
 _META_KEY = "toydiff"
 
@@ -105,3 +115,41 @@ def set_rng_state(state: list[int], generator: torch.Generator | None = None) ->
         generator.set_state(t)
     else:
         torch.set_rng_state(t)
+
+
+def split_state(obj: Any, prefix: str) -> tuple[dict[str, torch.Tensor], Any]:
+    """Split a nested state (e.g. ``optimizer.state_dict()``) into tensors and a JSON-friendly skeleton.
+
+    Tensors go to the returned dict under ``prefix.<path>`` and are replaced in the skeleton by
+    ``{"__tensor__": key}``; dicts become ``{"__dict__": [[key, value], ...]}`` so integer keys survive JSON.
+    :func:`join_state` inverts it.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(o: Any, path: str) -> Any:
+        if isinstance(o, torch.Tensor):
+            tensors[path] = o
+            return {"__tensor__": path}
+        if isinstance(o, dict):
+            return {"__dict__": [[k, walk(v, f"{path}.{k}")] for k, v in o.items()]}
+        if isinstance(o, (list, tuple)):
+            return [walk(v, f"{path}.{i}") for i, v in enumerate(o)]
+        return o
+
+    return tensors, walk(obj, prefix)
+
+
+def join_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Rebuild what :func:`split_state` split."""
+    if isinstance(skeleton, dict):
+        if "__tensor__" in skeleton:
+            key = skeleton["__tensor__"]
+            if key not in tensors:
+                raise CheckpointError(f"checkpoint is missing tensor {key!r}")
+            return tensors[key]
+        if "__dict__" in skeleton:
+            return {k: join_state(v, tensors) for k, v in skeleton["__dict__"]}
+        return {k: join_state(v, tensors) for k, v in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [join_state(v, tensors) for v in skeleton]
+    return skeleton

@@ -44,3 +44,21 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         ck.save_checkpoint(path, {"w": torch.zeros(3)}, {"step": 2})
     assert ck.load_checkpoint(path)[1]["step"] == 1
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_optimizer_state_survives_split_and_join(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    tensors, skeleton = ck.split_state(opt.state_dict(), "optim")
+    path = ck.save_checkpoint(tmp_path / "o.safetensors", tensors, {"optim": skeleton})
+    loaded, meta = ck.load_checkpoint(path)
+    opt2 = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters(), lr=5.0)
+    opt2.load_state_dict(ck.join_state(meta["optim"], loaded))
+    assert opt2.param_groups[0]["lr"] == 1e-3
+    for k in (0, 1):
+        assert torch.equal(opt2.state[opt2.param_groups[0]["params"][k]]["exp_avg"],
+                           opt.state[opt.param_groups[0]["params"][k]]["exp_avg"])
+    with pytest.raises(ck.CheckpointError, match="missing tensor"):
+        ck.join_state(meta["optim"], {})
