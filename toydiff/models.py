@@ -1,0 +1,95 @@
+"""Time-conditioned MLP noise predictors for 1-D / 2-D points.
+
+``MLPDenoiser(config)(x [B, D], t LongTensor [B]) -> eps_hat [B, D]``. The step enters either as a
+sinusoidal embedding (:func:`toydiff.embeddings.sinusoidal_embedding`, shared with image_track's UNets)
+or, as in the seed exercise, as the raw number t concatenated to x.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .embeddings import sinusoidal_embedding
+
+__all__ = ["MLPConfig", "MLPDenoiser", "ACTIVATIONS", "exercise_config", "build_mlp"]
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+TIME_INPUTS = ("sinusoidal", "raw")
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Architecture of :class:`MLPDenoiser`.
+
+    Attributes:
+        dim: D, the dimension of a point.
+        width: hidden units per layer.
+        depth: number of hidden layers.
+        activation: one of ``ACTIVATIONS``.
+        time_input: ``"sinusoidal"`` (an embedding of ``time_dim`` channels) or ``"raw"`` (t as one float).
+        time_dim: width of the sinusoidal embedding.
+    """
+
+    dim: int = 1
+    width: int = 128
+    depth: int = 3
+    activation: str = "silu"
+    time_input: str = "sinusoidal"
+    time_dim: int = 32
+
+    def __post_init__(self):
+        for name in ("dim", "width", "depth", "time_dim"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
+        if self.time_input not in TIME_INPUTS:
+            raise ValueError(f"time_input must be one of {TIME_INPUTS}, got {self.time_input!r}")
+        if self.time_input == "sinusoidal" and self.time_dim % 2:
+            raise ValueError(f"time_dim must be even, got {self.time_dim}")
+
+
+def exercise_config(dim: int = 1) -> MLPConfig:
+    """The seed exercise's network: concat(x, t) -> 128 -> 128 -> D with tanh, t as a raw float."""
+    return MLPConfig(dim=dim, width=128, depth=2, activation="tanh", time_input="raw")
+
+
+class MLPDenoiser(nn.Module):
+    """ε̂(x_t, t): an MLP on ``concat(x_t, embed(t))``; ``[B, D], [B] -> [B, D]``."""
+
+    def __init__(self, config: MLPConfig):
+        super().__init__()
+        self.config = config
+        t_in = config.time_dim if config.time_input == "sinusoidal" else 1
+        layers: list[nn.Module] = []
+        d_in = config.dim + t_in
+        for _ in range(config.depth):
+            layers += [nn.Linear(d_in, config.width), ACTIVATIONS[config.activation]()]
+            d_in = config.width
+        layers.append(nn.Linear(d_in, config.dim))
+        self.net = nn.Sequential(*layers)
+
+    def embed_time(self, t: torch.Tensor) -> torch.Tensor:
+        if self.config.time_input == "raw":
+            return t.to(torch.float32)[:, None]
+        return sinusoidal_embedding(t, self.config.time_dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.config.dim:
+            raise ValueError(f"x must have shape [B, {self.config.dim}], got {tuple(x.shape)}")
+        if t.shape != (x.shape[0],):
+            raise ValueError(f"t must have shape [B={x.shape[0]}], got {tuple(t.shape)}")
+        h = torch.cat([x.to(torch.float32), self.embed_time(t).to(x.device)], dim=1)
+        return self.net(h).to(x.dtype)
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+
+def build_mlp(config: MLPConfig | dict) -> MLPDenoiser:
+    """An :class:`MLPDenoiser` from a config or its dict (as stored in checkpoints)."""
+    return MLPDenoiser(config if isinstance(config, MLPConfig) else MLPConfig(**config))
