@@ -1,0 +1,89 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import toydiff as td
+from toydiff import metrics
+from toydiff.datasets import get_dataset
+
+
+def normal(n, d=1, seed=0, shift=0.0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + shift
+
+
+@given(shift=st.floats(-5, 5), seed=st.integers(0, 100))
+def test_w1_of_a_translate_is_the_shift(shift, seed):
+    x = normal(300, seed=seed)
+    assert metrics.wasserstein1(x, x + shift) == pytest.approx(abs(shift), abs=1e-9)
+
+
+def test_sliced_w_of_a_translate():
+    x = normal(4000, 2)
+    # a shift c along one axis projects to c|cos θ| on a random direction: mean 2c/π
+    assert metrics.sliced_wasserstein(x, x + torch.tensor([1.0, 0.0], dtype=torch.float64), n_projections=2000) == \
+        pytest.approx(2 / math.pi, rel=0.05)
+    with pytest.raises(ValueError, match="dimensions"):
+        metrics.sliced_wasserstein(normal(10, 2), normal(10, 3))
+    with pytest.raises(ValueError, match="1-D"):
+        metrics.wasserstein1(normal(10, 2), normal(10, 2))
+
+
+@pytest.mark.parametrize("fn", [metrics.energy_distance, metrics.mmd2])
+def test_two_sample_distances_separate_distributions(fn):
+    same = fn(normal(1500, 2, 0), normal(1500, 2, 1))
+    shifted = fn(normal(1500, 2, 0), normal(1500, 2, 1, shift=0.5))
+    assert abs(same) < 0.01 and shifted > 10 * max(abs(same), 1e-4)
+    assert fn(normal(100, 2), normal(100, 2)) == pytest.approx(0.0, abs=1e-12) or fn is metrics.mmd2
+
+
+def test_nll_of_true_samples_is_the_entropy():
+    gm = td.GaussianMixture([1.0], [[0.0]], [[[4.0]]])
+    x = gm.sample(100_000, torch.Generator().manual_seed(0))
+    assert metrics.nll(x, gm) == pytest.approx(0.5 * math.log(2 * math.pi * math.e * 4.0), abs=0.01)
+
+
+def test_kde_divergences_small_for_truth_large_for_a_shift():
+    gm = get_dataset("two_gaussians").mixture
+    x = gm.sample(4000, torch.Generator().manual_seed(0))
+    good, bad = metrics.kde_divergences(x, gm), metrics.kde_divergences(x + 3.0, gm)
+    assert set(good) == {"kl_true_kde", "kl_kde_true", "js"}
+    assert good["js"] < 0.03 and 0.1 < bad["js"] <= math.log(2) + 1e-9
+    assert all(v >= 0 for v in good.values())
+
+
+def test_mode_stats_recover_weights_and_missing_modes():
+    gm = get_dataset("8gaussians").mixture
+    g = torch.Generator().manual_seed(0)
+    x, comp = gm.sample(8000, g, return_components=True)
+    s = metrics.mode_stats(x, gm)
+    assert s["covered"] == 8 and s["max_weight_error"] < 0.02
+    only_three = x[comp < 3]
+    s = metrics.mode_stats(only_three, gm)
+    assert s["covered"] == 3 and np.allclose(sum(s["weights"]), 1.0)
+    assert s["max_weight_error"] == pytest.approx(1 / 3 - 1 / 8, abs=0.03)
+
+
+@pytest.mark.parametrize("name", ["two_gaussians", "8gaussians", "moons"])
+def test_report_puts_true_samples_at_the_floor_and_a_shift_far_above(name):
+    ds = get_dataset(name)
+    x = ds.sample(2000, torch.Generator().manual_seed(9)).double()
+    good, bad = metrics.report(x, ds, seed=1), metrics.report(x + 1.0, ds, seed=1)
+    key = "wasserstein1" if ds.dim == 1 else "sliced_wasserstein"
+    assert set(good) >= {key, "energy_distance", "mmd2"}
+    assert ("nll" in good) == ds.has_oracle and ("modes_covered" in good) == ds.has_oracle
+    assert good[key]["value"] < 2.5 * good[key]["floor"]
+    assert bad[key]["value"] > 5 * bad[key]["floor"]
+    assert bad["energy_distance"]["value"] > 10 * good["energy_distance"]["value"]
+    assert bad[key]["floor"] == good[key]["floor"]  # the floor depends only on n and the seed
+
+
+def test_report_bad_input():
+    ds = get_dataset("two_gaussians")
+    with pytest.raises(ValueError, match="10 points"):
+        metrics.report(torch.zeros(5, 1), ds)
+    with pytest.raises(ValueError, match="dimension"):
+        metrics.report(torch.zeros(50, 2), ds)
