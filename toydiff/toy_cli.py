@@ -1,0 +1,223 @@
+"""``toydiff toy``: train, sample and report on the 1-D / 2-D toy track.
+
+    toydiff toy train  --dataset two_gaussians --out runs/toy            # the seed exercise, seconds
+    toydiff toy train  --out runs/toy --epochs 120 --resume              # continue a run
+    toydiff toy sample --run runs/toy --method ddim --steps 50 --n 10000 --out samples.npy
+    toydiff toy sample --oracle --dataset 8gaussians --method heun --steps 20 --out exact.npy
+    toydiff toy report --run runs/toy --out report/                      # figures + metrics.json
+
+Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .cli import OneLineParser, fail, run_guarded
+from .datasets import DATASETS
+from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
+from .samplers import METHODS
+from .schedules import NoiseSchedule
+from .toyrun import CHECKPOINT_NAME, ToyRun, default_schedule, load_toy, oracle_run, train_toy
+from .training import TrainConfig
+
+__all__ = ["main", "build_parser"]
+
+PROG = "toydiff toy"
+SCHEDULES = ("constant", "linear", "cosine", "sigmoid")
+
+
+def _positive(kind):
+    def parse(s: str):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise ValueError(f"expected a positive {kind.__name__}, got {s!r}") from None
+        if not v > 0:
+            raise ValueError(f"expected a positive {kind.__name__}, got {s!r}")
+        return v
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _add_sampling(p: OneLineParser) -> None:
+    src = p.add_argument_group("denoiser (one of)")
+    src.add_argument("--run", help="a run folder or checkpoint written by 'toydiff toy train'")
+    src.add_argument("--oracle", action="store_true",
+                     help="use the exact eps* of the data set's mixture (no training); with --run, that run's "
+                          "schedule and normalisation")
+    p.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="for --oracle without --run")
+    p.add_argument("--method", choices=METHODS, default="ddpm")
+    p.add_argument("--steps", type=_positive(int), default=None, help="respaced steps (default: every step)")
+    p.add_argument("--spacing", choices=("linspace", "leading", "trailing"), default="linspace")
+    p.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 deterministic, 1 DDPM-like")
+    p.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="ddpm only")
+    p.add_argument("--n", type=_positive(int), default=10_000, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog=PROG, description="The 1-D / 2-D toy track.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    t = sub.add_parser("train", help="train an MLP noise predictor")
+    t.add_argument("--dataset", choices=DATASETS, default="two_gaussians")
+    t.add_argument("--out", required=True, help="run folder (checkpoint.safetensors, history.json, loss.png)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out (--epochs may be raised)")
+    t.add_argument("--preset", choices=("default", "exercise"), default="default",
+                   help="'exercise': the seed notebook's concat(x, t) -> 128 -> 128 tanh network")
+    t.add_argument("--width", type=_positive(int), default=128)
+    t.add_argument("--depth", type=_positive(int), default=3)
+    t.add_argument("--activation", choices=tuple(ACTIVATIONS), default="silu")
+    t.add_argument("--time-input", choices=TIME_INPUTS, default="sinusoidal")
+    t.add_argument("--epochs", type=_positive(int), default=TrainConfig.epochs)
+    t.add_argument("--batch-size", type=_positive(int), default=TrainConfig.batch_size)
+    t.add_argument("--lr", type=_positive(float), default=TrainConfig.lr)
+    t.add_argument("--n-train", type=_positive(int), default=10_000)
+    t.add_argument("--n-val", type=_positive(int), default=2_000)
+    t.add_argument("--schedule", choices=SCHEDULES, default="constant",
+                   help="constant: beta 0.02 (the seed exercise); others: their paper defaults")
+    t.add_argument("--T", type=_positive(int), default=250)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("sample", help="draw samples with any sampler, from a run or the exact oracle")
+    _add_sampling(s)
+    s.add_argument("--out", required=True, help="a .npy file ([n, D], data units)")
+
+    r = sub.add_parser("report", help="figures and metrics (each with its noise floor) into a folder")
+    _add_sampling(r)
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--track", type=_positive(int), default=200, help="trajectories drawn (1-D)")
+    return p
+
+
+def _schedule(name: str, T: int) -> NoiseSchedule:
+    from . import schedules
+
+    if name == "constant":
+        return schedules.constant(T=T, beta=0.02) if T != 250 else default_schedule()
+    return getattr(schedules, name)(T=T)
+
+
+def _train(a) -> int:
+    from .datasets import get_dataset
+
+    ds = get_dataset(a.dataset)
+    if a.preset == "exercise":
+        model_config = exercise_config(ds.dim)
+    else:
+        model_config = MLPConfig(dim=ds.dim, width=a.width, depth=a.depth, activation=a.activation,
+                                 time_input=a.time_input)
+    config = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed)
+    out = Path(a.out)
+    if (out / CHECKPOINT_NAME).exists() and not a.resume:
+        fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    run = train_toy(ds, model_config=model_config, config=config, schedule=_schedule(a.schedule, a.T),
+                    n_train=a.n_train, n_val=a.n_val, seed=a.seed, out=out, resume=a.resume, progress=not a.quiet)
+    from . import plots
+
+    plots.loss_curves(run.history, title=ds.name).savefig(out / "loss.png", dpi=110)
+    last = run.history.records[-1]
+    floor = run.history.floor
+    ratio = f" = {last['val_loss'] / floor:.4f} x the Bayes floor {floor:.4f}" if floor else ""
+    print(f"{ds.name}: {last['epoch']} epochs, held-out loss {last['val_loss']:.4f}{ratio}; wrote {out}")
+    return 0
+
+
+def _run_for(a) -> ToyRun:
+    if a.run is None and not a.oracle:
+        fail(f"{PROG} {a.command}: error: give --run RUN or --oracle")
+    run = load_toy(a.run) if a.run is not None else oracle_run(a.dataset)
+    if a.oracle and not run.dataset.has_oracle:
+        fail(f"{PROG} {a.command}: error: --oracle: dataset {run.dataset.name!r} has no exact mixture")
+    return run
+
+
+def _sample(run: ToyRun, a, callback=None) -> torch.Tensor:
+    kwargs = {"eta": a.eta} if a.method == "ddim" else {"variance": a.variance} if a.method == "ddpm" else {}
+    return run.sample(a.n, method=a.method, steps=a.steps, spacing=a.spacing, seed=a.seed, exact=a.oracle,
+                      callback=callback, progress=True, **kwargs)
+
+
+def _sample_cmd(a) -> int:
+    out = Path(a.out)
+    if out.suffix != ".npy":
+        fail(f"{PROG} sample: error: --out must end in .npy, got {a.out!r}")
+    run = _run_for(a)
+    x = _sample(run, a)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, x.numpy())
+    src = "exact oracle" if a.oracle else f"run {a.run}"
+    print(f"{a.n} samples of {run.dataset.name} [{a.n}, {run.dataset.dim}] from the {src} "
+          f"({a.method}, {a.steps or run.schedule.T} steps): mean {x.mean(0).tolist()}, std {x.std(0).tolist()}; "
+          f"wrote {out}")
+    return 0
+
+
+def _report(a) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import metrics, plots
+    from .trajectory import TrajectoryRecorder
+
+    run = _run_for(a)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds, mixture = run.dataset, run.dataset.mixture
+    n_track = min(a.track, a.n)
+    rec = TrajectoryRecorder(indices=range(n_track))
+    x = _sample(run, a, callback=rec)
+    figures = {}
+    true = ds.sample(a.n, torch.Generator().manual_seed(a.seed + 1))
+    label = f"{ds.name}: {a.method}, {a.steps or run.schedule.T} steps, {'exact oracle' if a.oracle else 'model'}"
+    if ds.dim == 1:
+        figures["samples"] = plots.kde_vs_histogram(x, mixture=mixture, true_samples=None if mixture else true,
+                                                    title=label)
+        path = run.normalizer.inverse(rec.path().double())
+        figures["trajectories"] = plots.trajectories(path, rec.timesteps, mixture=mixture)
+    else:
+        figures["samples"] = plots.scatter_with_density(x, mixture=mixture, true_samples=None if mixture else true,
+                                                        title=label)
+        fns = {} if (a.oracle or run.model is None) else {"learned ε̂": run.eps_fn()}
+        if run.oracle is not None:
+            fns["exact ε*"] = run.eps_fn(exact=True)
+        figures["vector_field"] = plots.vector_fields(fns, run.schedule, t=run.schedule.T // 10)
+    if run.history is not None and run.history.records:
+        figures["loss"] = plots.loss_curves(run.history, title=ds.name)
+    if run.oracle is not None:
+        figures["forward"] = plots.forward_density(run.oracle, run.schedule)
+    for name, fig in figures.items():
+        fig.savefig(out / f"{name}.png", dpi=110)
+    m = metrics.report(x, ds, seed=a.seed + 2)
+    summary = {"dataset": ds.name, "denoiser": "oracle" if a.oracle else str(a.run), "method": a.method,
+               "steps": a.steps or run.schedule.T, "n": a.n, "seed": a.seed, "metrics": m}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    np.save(out / "samples.npy", x.numpy())
+    width = max(len(k) for k in m)
+    print(f"{label}\n  {'metric':<{width}}  {'value':>10}  {'noise floor':>11}")
+    for k, v in m.items():
+        print(f"  {k:<{width}}  {v['value']:>10.4g}  {v['floor']:>11.4g}")
+    print(f"wrote {', '.join(sorted(f'{n}.png' for n in figures))}, metrics.json and samples.npy to {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    def run() -> int:
+        a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        return {"train": _train, "sample": _sample_cmd, "report": _report}[a.command](a)
+
+    return run_guarded(run, PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
