@@ -27,7 +27,7 @@ __all__ = [
     "TERMINAL_ALPHA_BAR_TOLERANCE",
 ]
 
-SPACINGS = ("linspace", "leading", "trailing")
+SPACINGS = ("linspace", "leading", "trailing", "karras")
 
 #: ``alpha_bar`` at the first sampled step above this warns: x_T is then visibly not N(0, I).
 TERMINAL_ALPHA_BAR_TOLERANCE = 0.01
@@ -154,9 +154,12 @@ class NoiseSchedule:
                 ``range(990, -1, -30)``; its first element is where sampling starts, as in SDEdit).
             spacing: for an int ``steps``: ``"linspace"`` (round(linspace(T−1, 0, steps))), ``"leading"``
                 (floor(i·T/steps) from 0, the DDIM paper's choice; its first t sits up to T/steps below T−1)
-                or ``"trailing"`` (round(T − i·T/steps) − 1: starts at T−1; Lin et al. 2024), as diffusers names them.
+                or ``"trailing"`` (round(T − i·T/steps) − 1: starts at T−1; Lin et al. 2024), as diffusers names them;
+                or ``"karras"``: the noise levels σ = √((1 − ᾱ)/ᾱ) spaced as in Karras et al. 2022 (ρ = 7,
+                from σ at T−1 down to σ at 0), each mapped to the nearest t in log σ — many steps where the
+                noise is small, which is where few-step ODE samplers lose most.
         """
-        return StepPlan(self, _respace(self.T, steps, spacing))
+        return StepPlan(self, _respace(self.T, steps, spacing, self.alpha_bars))
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,22 @@ class StepPlan:
         return "\n".join(rows)
 
 
-def _respace(T: int, steps, spacing: str) -> tuple[int, ...]:
+def _karras_timesteps(alpha_bars: torch.Tensor, steps: int, rho: float = 7.0) -> list[int]:
+    """Karras et al. 2022 (eq. 5) noise levels on a discrete schedule: strictly descending t from T−1 to 0."""
+    T = alpha_bars.shape[0]
+    log_sigma = (0.5 * ((1 - alpha_bars) / alpha_bars).log()).double()
+    s_max, s_min = log_sigma[-1].exp(), log_sigma[0].exp()
+    u = torch.linspace(0, 1, steps, dtype=torch.float64)
+    target = (s_max ** (1 / rho) + u * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
+    ts = (log_sigma[None, :] - target.log()[:, None]).abs().argmin(dim=1).tolist()
+    ts = [min(t, T - 1 - j) for j, t in enumerate(ts)]           # leave room for the steps still to come
+    ts[-1] = 0
+    for j in range(steps - 2, -1, -1):                            # strictly descending: push up collisions
+        ts[j] = max(ts[j], ts[j + 1] + 1)
+    return ts
+
+
+def _respace(T: int, steps, spacing: str, alpha_bars: torch.Tensor | None = None) -> tuple[int, ...]:
     if steps is None:
         return tuple(range(T - 1, -1, -1))
     if isinstance(steps, bool):
@@ -205,6 +223,8 @@ def _respace(T: int, steps, spacing: str) -> tuple[int, ...]:
             ts = [i * T // steps for i in range(steps - 1, -1, -1)]
         elif spacing == "trailing":
             ts = [round(T - i * T / steps) - 1 for i in range(steps)]
+        elif spacing == "karras" and alpha_bars is not None:
+            ts = [T - 1] if steps == 1 else _karras_timesteps(alpha_bars, steps)
         else:
             raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
         return tuple(ts)

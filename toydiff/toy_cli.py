@@ -23,7 +23,7 @@ from .cli import OneLineParser, fail, run_guarded
 from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from .samplers import METHODS
-from .schedules import NoiseSchedule
+from .schedules import SPACINGS, NoiseSchedule
 from .toyrun import CHECKPOINT_NAME, ToyRun, default_schedule, load_toy, oracle_run, train_toy
 from .training import TrainConfig
 
@@ -56,7 +56,7 @@ def _add_sampling(p: OneLineParser) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="for --oracle without --run")
     p.add_argument("--method", choices=METHODS, default="ddpm")
     p.add_argument("--steps", type=_positive(int), default=None, help="respaced steps (default: every step)")
-    p.add_argument("--spacing", choices=("linspace", "leading", "trailing"), default="linspace")
+    p.add_argument("--spacing", choices=SPACINGS, default="linspace")
     p.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 deterministic, 1 DDPM-like")
     p.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="ddpm only")
     p.add_argument("--n", type=_positive(int), default=10_000, help="number of samples")
@@ -82,6 +82,8 @@ def build_parser() -> OneLineParser:
     t.add_argument("--lr", type=_positive(float), default=TrainConfig.lr)
     t.add_argument("--n-train", type=_positive(int), default=10_000)
     t.add_argument("--n-val", type=_positive(int), default=2_000)
+    t.add_argument("--fixed-data", action="store_true",
+                   help="revisit the same --n-train points every epoch (the seed exercise) instead of fresh ones")
     t.add_argument("--schedule", choices=SCHEDULES, default="constant",
                    help="constant: beta 0.02 (the seed exercise); others: their paper defaults")
     t.add_argument("--T", type=_positive(int), default=250)
@@ -122,7 +124,8 @@ def _train(a) -> int:
         fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     run = train_toy(ds, model_config=model_config, config=config, schedule=_schedule(a.schedule, a.T),
-                    n_train=a.n_train, n_val=a.n_val, seed=a.seed, out=out, resume=a.resume, progress=not a.quiet)
+                    n_train=a.n_train, n_val=a.n_val, seed=a.seed, fresh=not a.fixed_data, out=out, resume=a.resume,
+                    progress=not a.quiet)
     from . import plots
 
     plots.loss_curves(run.history, title=ds.name).savefig(out / "loss.png", dpi=110)

@@ -91,8 +91,9 @@ class ToyRun:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         g = torch.Generator().manual_seed(seed)
-        dtype = torch.float64 if (exact or self.model is None) else torch.float32
-        x_T = torch.randn(n, self.dataset.dim, generator=g, dtype=dtype)
+        # float64 for the model too (it computes in float32 inside): the same seed then gives the model and
+        # the oracle the very same x_T and sampler noise, so their samples compare pathwise
+        x_T = torch.randn(n, self.dataset.dim, generator=g, dtype=torch.float64)
         x0 = sample(self.eps_fn(exact), x_T, self.schedule, method=method, steps=steps, generator=g,
                     callback=callback, progress=progress, **sampler_kwargs)
         return self.normalizer.inverse(x0.double())

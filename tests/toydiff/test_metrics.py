@@ -87,3 +87,18 @@ def test_report_bad_input():
         metrics.report(torch.zeros(5, 1), ds)
     with pytest.raises(ValueError, match="dimension"):
         metrics.report(torch.zeros(50, 2), ds)
+
+
+def test_the_noise_floor_shrinks_with_n():
+    ds = get_dataset("two_gaussians")
+    floors = [metrics.report(ds.sample(n, torch.Generator().manual_seed(0)), ds, seed=4)["wasserstein1"]["floor"]
+              for n in (200, 2000, 20000)]
+    assert floors[0] > floors[1] > floors[2]
+    assert floors[0] / floors[2] > 4  # about sqrt(100) = 10 for a 1/sqrt(n) rate
+
+
+def test_kl_of_a_density_with_itself_is_about_zero():
+    gm = td.GaussianMixture([1.0], [[0.0]], [[[1.0]]])
+    x = gm.sample(20000, torch.Generator().manual_seed(0))
+    d = metrics.kde_divergences(x, gm)
+    assert d["kl_true_kde"] < 0.005 and d["kl_kde_true"] < 0.005
