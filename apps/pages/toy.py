@@ -173,7 +173,8 @@ def train(dataset: str, spec, width: int, depth: int, activation: str, time_inpu
     with status:
         st.write("Estimating the Bayes-optimal loss floor from the exact mixture…" if oracle is not None
                  else "No exact mixture for this data set: no loss floor.")
-        trainer = Trainer(model, schedule, xn[:n_train], xn[n_train:], cfg, oracle=oracle, metadata={"dataset": dataset})
+        trainer = Trainer(model, schedule, xn[:n_train], xn[n_train:], cfg, oracle=oracle, metadata={"dataset": dataset},
+                          fresh_data=lambda k, gen: norm.forward(ds.sample(k, gen)))
         bar = st.progress(0.0, text="epoch 0")
         live = st.empty()
         every = max(2, epochs // 4)
@@ -227,18 +228,19 @@ with c1:
         show_png(data_png(dataset, 2000, 0))
 with c2:
     width = st.select_slider("Hidden width", [16, 32, 64, 128, 256], value=128, key="toy_width")
-    depth = st.slider("Hidden layers", 1, 4, 2, key="toy_depth")
-    activation = st.selectbox("Activation", ["tanh", "relu", "silu", "gelu"], key="toy_act")
-    time_input = st.radio("Time input", ["raw", "sinusoidal"], horizontal=True, key="toy_time",
-                          help="raw: t as one number concatenated to x (the seed exercise); "
-                               "sinusoidal: a 32-channel embedding")
+    depth = st.slider("Hidden layers", 1, 4, 3, key="toy_depth",
+                      help="the seed exercise's network: 2 layers of 128, tanh, raw t")
+    activation = st.selectbox("Activation", ["silu", "tanh", "relu", "gelu"], key="toy_act")
+    time_input = st.radio("Time input", ["sinusoidal", "raw"], horizontal=True, key="toy_time",
+                          help="sinusoidal: a 32-channel embedding (shared with the image track's UNets); "
+                               "raw: t as one number concatenated to x (the seed exercise)")
 with c3:
     spec = schedule_picker("toy_sched", label="Schedule", default=spec_of("constant", T=250, beta=0.02))
     schedule = schedule_or_error(spec, "Schedule")
 
 st.subheader("2 · Train")
 c1, c2, c3, c4, c5 = st.columns(5)
-epochs = c1.slider("Epochs", 1, 200, 40, key="toy_epochs")
+epochs = c1.slider("Epochs", 1, 200, 60, key="toy_epochs", help="each epoch draws fresh training points")
 n_train = c2.select_slider("Training points", [1000, 2000, 5000, 10000, 20000], value=10000, key="toy_ntrain")
 batch_size = c3.select_slider("Batch size", [64, 128, 256, 512, 1024], value=256, key="toy_batch")
 lr = c4.select_slider("Peak learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=3e-3, key="toy_lr")
