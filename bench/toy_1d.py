@@ -32,7 +32,7 @@ from toydiff import metrics
 from toydiff.datasets import Normalizer, get_dataset
 from toydiff.losses import eps_prediction_loss
 from toydiff.models import build_mlp, exercise_config
-from toydiff.toyrun import ToyRun, default_schedule, oracle_run, train_toy
+from toydiff.toyrun import ToyRun, default_schedule, train_toy
 from toydiff.training import TrainConfig, held_out_loss
 
 

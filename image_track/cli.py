@@ -20,22 +20,12 @@ from pathlib import Path
 from typing import Sequence
 
 import toydiff
-from toydiff.cli import OneLineParser, fail, run_guarded
+from toydiff.cli import OneLineParser, fail, float_list, run_guarded
 
 __all__ = ["main", "build_parser", "evaluate_model"]
 
 PROG = "toydiff mnist"
 FIGURES = ("grid", "sweep", "fixed-init", "progression", "gif")
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        vals = [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return vals
 
 
 def _figures(text: str) -> list[str]:
@@ -81,14 +71,14 @@ def build_parser() -> OneLineParser:
     s.add_argument("--out", default="mnist_samples", help="folder for the figures (default %(default)s)")
     s.add_argument("--figures", type=_figures, default=["grid"], help=f"some of {', '.join(FIGURES)}, or all")
     s.add_argument("--w", type=float, default=3.0, help="guidance scale for conditional grids (default %(default)s)")
-    s.add_argument("--ws", type=_floats, default=[0.0, 5.0, 10.0], help="guidance sweep scales (default 0,5,10)")
+    s.add_argument("--ws", type=float_list, default=[0.0, 5.0, 10.0], help="guidance sweep scales (default 0,5,10)")
     s.add_argument("--label", type=int, default=None, help="digit for the fixed-initialisation / progression runs")
     s.add_argument("--save-tensor", action="store_true", help="also write the grid's samples as samples.safetensors")
 
     e = sub.add_parser("eval", help="FID-MNIST, accuracy per guidance scale, class histogram")
     _model_args(e)
     e.add_argument("--n", type=_positive, default=1000, help="samples per setting, 2..10000 (default %(default)s)")
-    e.add_argument("--ws", type=_floats, default=[0.0, 1.0, 3.0, 5.0], help="guidance scales (default 0,1,3,5)")
+    e.add_argument("--ws", type=float_list, default=[0.0, 1.0, 3.0, 5.0], help="guidance scales (default 0,1,3,5)")
     e.add_argument("--out", default="mnist_eval.json", help="JSON to write (default %(default)s)")
     return parser
 

@@ -15,7 +15,7 @@ import importlib
 import sys
 from typing import Callable, Sequence
 
-__all__ = ["main", "OneLineParser", "run_guarded", "fail"]
+__all__ = ["main", "OneLineParser", "run_guarded", "fail", "int_list", "float_list"]
 
 #: subcommand -> "module:function" taking argv (the rest of the command line) and returning an exit code
 COMMANDS = {
@@ -35,6 +35,25 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         raise UsageError(f"{self.prog}: error: {message}")
+
+
+def _number_list(kind: type, what: str) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        try:
+            vals = [kind(p) for p in text.split(",") if p.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}s, got {text!r}") from None
+        if not vals:
+            raise argparse.ArgumentTypeError(f"expected at least one {what}")
+        return vals
+
+    parse.__name__ = f"{what} list"
+    return parse
+
+
+#: argparse types for comma-separated lists: ``--ws 0,5,10``, ``--t 250,500,750``
+int_list = _number_list(int, "integer")
+float_list = _number_list(float, "number")
 
 
 def fail(message: str) -> None:

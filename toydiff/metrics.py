@@ -13,7 +13,6 @@ coverage / recovered mode weights from the oracle's responsibilities.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np

@@ -4,12 +4,11 @@ against the number of steps, and one x_T through ddpm, ddpm-no-noise and ddim si
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import numpy as np
 import streamlit as st
 import torch
 
 import toydiff as td
-from apps.common import (ToyRun, build_schedule, dataset_names, describe_dataset, fig_png, load_dataset,
+from apps.common import (ToyRun, dataset_names, describe_dataset, fig_png, load_dataset,
                          markdown_table, mixture_of, optional_module, readable_errors, schedule_or_error,
                          schedule_picker, show_png, spec_of, toy_run)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 import streamlit as st
 import torch
 

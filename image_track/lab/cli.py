@@ -19,33 +19,13 @@ import importlib
 from typing import Callable, Sequence
 
 import toydiff as td
-from toydiff.cli import OneLineParser, run_guarded
+from toydiff.cli import OneLineParser, float_list, int_list, run_guarded
 
 from .common import load_lab_model
 
 __all__ = ["main", "build_parser"]
 
 PROG = "toydiff mnist lab"
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        vals = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return vals
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        vals = [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return vals
 
 
 def _common(p: argparse.ArgumentParser, name: str, *, model: bool = True) -> None:
@@ -74,8 +54,8 @@ def build_parser() -> OneLineParser:
     p = sub.add_parser("denoise", help="Gaussian blur vs one-step x0 vs iterative denoising")
     _source(p, 3)
     lv = p.add_mutually_exclusive_group()
-    lv.add_argument("--t", type=_ints, default=[250, 500, 750], help="noise levels (default 250,500,750)")
-    lv.add_argument("--i-starts", type=_ints, default=None, help="or: indices into [990, 960, ..., 0]")
+    lv.add_argument("--t", type=int_list, default=[250, 500, 750], help="noise levels (default 250,500,750)")
+    lv.add_argument("--i-starts", type=int_list, default=None, help="or: indices into [990, 960, ..., 0]")
     p.add_argument("--label", type=int, default=None, help="condition the denoiser on this class")
     p.add_argument("--blur-kernel", type=int, default=7)
     p.add_argument("--blur-sigma", type=float, default=1.5)
@@ -85,7 +65,7 @@ def build_parser() -> OneLineParser:
     _source(p, 3)
     p.add_argument("--target", type=int, default=8, help="class to edit towards (default %(default)s)")
     p.add_argument("--w", type=float, default=5.0, help="guidance scale towards the target (default %(default)s)")
-    p.add_argument("--i-starts", type=_ints, default=[1, 3, 5, 7, 10, 20],
+    p.add_argument("--i-starts", type=int_list, default=[1, 3, 5, 7, 10, 20],
                    help="indices into [990, 960, ..., 0] (default 1,3,5,7,10,20)")
     _common(p, "sdedit")
 
@@ -123,13 +103,13 @@ def build_parser() -> OneLineParser:
     p.add_argument("--subset", type=int, default=2048, help="training images (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--test-sigmas", type=_floats, default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    p.add_argument("--test-sigmas", type=float_list, default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     p.add_argument("--save", default=None, help="also save the trained net (safetensors)")
     _common(p, "denoiser", model=False)
 
     p = sub.add_parser("guidance", help="classifier-free guidance sweep: grids and GIFs per digit")
-    p.add_argument("--ws", type=_floats, default=[0.0, 5.0, 10.0], help="guidance scales (default 0,5,10)")
-    p.add_argument("--digits", type=_ints, default=list(range(10)), help="classes (default 0..9)")
+    p.add_argument("--ws", type=float_list, default=[0.0, 5.0, 10.0], help="guidance scales (default 0,5,10)")
+    p.add_argument("--digits", type=int_list, default=list(range(10)), help="classes (default 0..9)")
     p.add_argument("--n", type=int, default=2, help="samples per digit and scale")
     p.add_argument("--gif-dir", default=None, help="write one GIF of sampling per digit here (default: none)")
     p.add_argument("--gif-frames", type=int, default=12, help="sampler steps shown in each GIF (default %(default)s)")

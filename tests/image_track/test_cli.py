@@ -5,18 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from image_track.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

@@ -11,16 +11,6 @@ from image_track import sampling as S
 from image_track.models import build_model
 from toydiff.checkpoint import CheckpointError, save_checkpoint
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, two OpenMP threads can be 10-100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)

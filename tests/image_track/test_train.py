@@ -11,16 +11,6 @@ from image_track.sampling import load_model
 from image_track.train import TrainConfig, export_weights, lr_factor, train
 from toydiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, two OpenMP threads can be 10-100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 FAST = dict(preset="tiny", val_split=None, sample_every_epoch=False, progress=False, warmup_steps=2)
 
 
