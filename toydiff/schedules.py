@@ -27,7 +27,7 @@ __all__ = [
     "TERMINAL_ALPHA_BAR_TOLERANCE",
 ]
 
-SPACINGS = ("linspace", "leading", "trailing", "karras")
+SPACINGS = ("linspace", "leading", "trailing", "karras", "logsnr")
 
 #: ``alpha_bar`` at the first sampled step above this warns: x_T is then visibly not N(0, I).
 TERMINAL_ALPHA_BAR_TOLERANCE = 0.01
@@ -157,7 +157,8 @@ class NoiseSchedule:
                 or ``"trailing"`` (round(T − i·T/steps) − 1: starts at T−1; Lin et al. 2024), as diffusers names them;
                 or ``"karras"``: the noise levels σ = √((1 − ᾱ)/ᾱ) spaced as in Karras et al. 2022 (ρ = 7,
                 from σ at T−1 down to σ at 0), each mapped to the nearest t in log σ — many steps where the
-                noise is small, which is where few-step ODE samplers lose most.
+                noise is small, which is where few-step ODE samplers lose most; or ``"logsnr"``: uniform in
+                λ = log(ᾱ/(1 − ᾱ)) (Lu et al. 2022's choice for DPM-Solver; the best here for dpm++2m).
         """
         return StepPlan(self, _respace(self.T, steps, spacing, self.alpha_bars))
 
@@ -191,19 +192,31 @@ class StepPlan:
         return "\n".join(rows)
 
 
+def _nearest_descending(level: torch.Tensor, targets: torch.Tensor) -> list[int]:
+    """For each target (descending noise), the t whose ``level[t]`` is nearest; made strictly descending
+    from T−1 to 0 by pushing collisions up (the low-noise end crowds when targets sit closer than steps)."""
+    T, steps = level.shape[0], targets.shape[0]
+    ts = (level[None, :] - targets[:, None]).abs().argmin(dim=1).tolist()
+    ts = [min(t, T - 1 - j) for j, t in enumerate(ts)]           # leave room for the steps still to come
+    ts[0], ts[-1] = T - 1, 0
+    for j in range(steps - 2, -1, -1):
+        ts[j] = max(ts[j], ts[j + 1] + 1)
+    return ts
+
+
 def _karras_timesteps(alpha_bars: torch.Tensor, steps: int, rho: float = 7.0) -> list[int]:
-    """Karras et al. 2022 (eq. 5) noise levels on a discrete schedule: strictly descending t from T−1 to 0."""
-    T = alpha_bars.shape[0]
-    log_sigma = (0.5 * ((1 - alpha_bars) / alpha_bars).log()).double()
+    """Karras et al. 2022 (eq. 5) noise levels σ = √((1 − ᾱ)/ᾱ), ρ = 7, matched in log σ."""
+    log_sigma = 0.5 * ((1 - alpha_bars) / alpha_bars).log().double()
     s_max, s_min = log_sigma[-1].exp(), log_sigma[0].exp()
     u = torch.linspace(0, 1, steps, dtype=torch.float64)
     target = (s_max ** (1 / rho) + u * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
-    ts = (log_sigma[None, :] - target.log()[:, None]).abs().argmin(dim=1).tolist()
-    ts = [min(t, T - 1 - j) for j, t in enumerate(ts)]           # leave room for the steps still to come
-    ts[-1] = 0
-    for j in range(steps - 2, -1, -1):                            # strictly descending: push up collisions
-        ts[j] = max(ts[j], ts[j + 1] + 1)
-    return ts
+    return _nearest_descending(log_sigma, target.log())
+
+
+def _logsnr_timesteps(alpha_bars: torch.Tensor, steps: int) -> list[int]:
+    """Uniform in log-SNR λ = log(ᾱ / (1 − ᾱ)), the spacing Lu et al. 2022 use for DPM-Solver."""
+    lam = (alpha_bars / (1 - alpha_bars)).log().double()
+    return _nearest_descending(-lam, torch.linspace(-lam[-1].item(), -lam[0].item(), steps, dtype=torch.float64))
 
 
 def _respace(T: int, steps, spacing: str, alpha_bars: torch.Tensor | None = None) -> tuple[int, ...]:
@@ -223,8 +236,9 @@ def _respace(T: int, steps, spacing: str, alpha_bars: torch.Tensor | None = None
             ts = [i * T // steps for i in range(steps - 1, -1, -1)]
         elif spacing == "trailing":
             ts = [round(T - i * T / steps) - 1 for i in range(steps)]
-        elif spacing == "karras" and alpha_bars is not None:
-            ts = [T - 1] if steps == 1 else _karras_timesteps(alpha_bars, steps)
+        elif spacing in ("karras", "logsnr") and alpha_bars is not None:
+            ts = [T - 1] if steps == 1 else (_karras_timesteps if spacing == "karras" else _logsnr_timesteps)(
+                alpha_bars, steps)
         else:
             raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
         return tuple(ts)

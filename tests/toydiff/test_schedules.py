@@ -99,9 +99,9 @@ def test_respacing_properties(spacing, data, T):
     assert [p[0] for p in pairs] == list(ts)
     assert all(p[1] == q[0] for p, q in zip(pairs, pairs[1:])), "each step starts where the last ended"
     assert pairs[-1][1] == -1 and s.alpha_bar(pairs[-1][1]) == 1.0, "last step lands on the clean sample"
-    if spacing == "karras":  # Karras et al. 2022: from the largest noise level to the smallest
+    if spacing in ("karras", "logsnr"):  # from the largest noise level to the smallest
         assert ts[0] == T - 1 and (ts[-1] == 0 or steps == 1)
-    if spacing in ("linspace", "trailing", "karras"):
+    if spacing in ("linspace", "trailing", "karras", "logsnr"):
         assert ts[0] == T - 1
     else:  # leading: floor(i T / steps) from 0, so the first t falls short of T - 1 by less than T / steps
         assert ts[-1] == 0 and T - 1 - ts[0] < T / steps
@@ -115,6 +115,14 @@ def test_karras_spacing_crowds_the_low_noise_end():
     sigma = ((1 - s.alpha_bars) / s.alpha_bars).sqrt()[list(ts)]
     ratios = (sigma[:-1] / sigma[1:]).log()
     assert (ratios > 0).all()  # noise levels strictly decrease
+
+
+def test_logsnr_spacing_is_uniform_in_log_snr():
+    s = schedules.linear()
+    ts = list(s.respace(20, "logsnr").timesteps)
+    lam = (s.alpha_bars / (1 - s.alpha_bars)).log()[ts]
+    gaps = lam[1:-1] - lam[:-2]  # the last steps sit on neighbouring integers, where rounding dominates
+    assert (gaps > 0).all() and gaps.max() / gaps.min() < 1.6
 
 
 def test_respacing_explicit_and_printable():
