@@ -32,7 +32,7 @@ from .samplers import sample
 from .schedules import NoiseSchedule
 from .training import History, TrainConfig, Trainer, load_weights
 
-__all__ = ["ToyRun", "default_schedule", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME"]
+__all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
@@ -99,8 +99,10 @@ class ToyRun:
         return self.normalizer.inverse(x0.double())
 
 
-def _trainer(dataset: ToyDataset, schedule: NoiseSchedule, model_config: MLPConfig, config: TrainConfig,
-             n_train: int, n_val: int, seed: int, fresh: bool) -> tuple[Trainer, Normalizer]:
+def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule, model_config: MLPConfig, config: TrainConfig,
+                n_train: int, n_val: int, seed: int, fresh: bool = True) -> tuple[Trainer, Normalizer]:
+    """A ready :class:`Trainer` and the normalisation: ``n_train + n_val`` points drawn with ``seed``,
+    normalised by the training part, the MLP initialised from ``seed``, the oracle (if any) giving the floor."""
     g = torch.Generator().manual_seed(seed)
     x = dataset.sample(n_train + n_val, g)
     normalizer = Normalizer.fit(x[:n_train])
@@ -143,7 +145,7 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
         raise ValueError(f"model_config.dim is {model_config.dim} but dataset {ds.name!r} has dimension {ds.dim}")
     if resume and out is None:
         raise ValueError("resume needs out, the folder holding the checkpoint")
-    trainer, normalizer = _trainer(ds, schedule, model_config, config, n_train, n_val, seed, fresh)
+    trainer, normalizer = toy_trainer(ds, schedule, model_config, config, n_train, n_val, seed, fresh)
     ckpt = None if out is None else Path(out) / CHECKPOINT_NAME
     if resume:
         if not ckpt.exists():

@@ -153,27 +153,20 @@ def report_rows(report: dict) -> list[dict]:
 
 def train(dataset: str, spec, width: int, depth: int, activation: str, time_input: str, epochs: int,
           n_train: int, batch_size: int, lr: float, seed: int) -> ToyRun:
-    from toydiff.datasets import Normalizer
-    from toydiff.models import MLPConfig, build_mlp
-    from toydiff.training import TrainConfig, Trainer
+    from toydiff.models import MLPConfig
+    from toydiff.toyrun import toy_trainer
+    from toydiff.training import TrainConfig
 
     ds = load_dataset(dataset)
     schedule = build_schedule(spec)[0]
-    g = torch.Generator().manual_seed(seed)
-    n_val = max(1000, n_train // 5)
-    x = ds.sample(n_train + n_val, g)
-    norm = Normalizer.fit(x[:n_train])
-    xn = norm.forward(x)
-    oracle = norm.oracle(ds.mixture) if ds.mixture is not None else None
-    torch.manual_seed(seed)  # the MLP's initial weights
-    model = build_mlp(MLPConfig(dim=ds.dim, width=width, depth=depth, activation=activation, time_input=time_input))
+    model_config = MLPConfig(dim=ds.dim, width=width, depth=depth, activation=activation, time_input=time_input)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     status = st.status(f"Training on {dataset} for {epochs} epochs…", expanded=True)
     with status:
-        st.write("Estimating the Bayes-optimal loss floor from the exact mixture…" if oracle is not None
+        st.write("Estimating the Bayes-optimal loss floor from the exact mixture…" if ds.has_oracle
                  else "No exact mixture for this data set: no loss floor.")
-        trainer = Trainer(model, schedule, xn[:n_train], xn[n_train:], cfg, oracle=oracle, metadata={"dataset": dataset},
-                          fresh_data=lambda k, gen: norm.forward(ds.sample(k, gen)))
+        trainer, norm = toy_trainer(ds, schedule, model_config, cfg, n_train, max(1000, n_train // 5), seed)
+        oracle = norm.oracle(ds.mixture) if ds.has_oracle else None
         bar = st.progress(0.0, text="epoch 0")
         live = st.empty()
         every = max(2, epochs // 4)
