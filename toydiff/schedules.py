@@ -160,7 +160,8 @@ class NoiseSchedule:
                 noise is small, which is where few-step ODE samplers lose most; or ``"logsnr"``: uniform in
                 λ = log(ᾱ/(1 − ᾱ)) (Lu et al. 2022's choice for DPM-Solver; the best here for dpm++2m).
         """
-        return StepPlan(self, _respace(self.T, steps, spacing, self.alpha_bars))
+        log_snr = self.log_snr if spacing in ("karras", "logsnr") else None  # only these need it
+        return StepPlan(self, _respace(self.T, steps, spacing, log_snr))
 
 
 @dataclass(frozen=True)
@@ -204,22 +205,22 @@ def _nearest_descending(level: torch.Tensor, targets: torch.Tensor) -> list[int]
     return ts
 
 
-def _karras_timesteps(alpha_bars: torch.Tensor, steps: int, rho: float = 7.0) -> list[int]:
-    """Karras et al. 2022 (eq. 5) noise levels σ = √((1 − ᾱ)/ᾱ), ρ = 7, matched in log σ."""
-    log_sigma = 0.5 * ((1 - alpha_bars) / alpha_bars).log().double()
+def _karras_timesteps(log_snr: torch.Tensor, steps: int, rho: float = 7.0) -> list[int]:
+    """Karras et al. 2022 (eq. 5) noise levels σ = √((1 − ᾱ)/ᾱ) = SNR^(-1/2), ρ = 7, matched in log σ."""
+    log_sigma = -0.5 * log_snr
     s_max, s_min = log_sigma[-1].exp(), log_sigma[0].exp()
     u = torch.linspace(0, 1, steps, dtype=torch.float64)
     target = (s_max ** (1 / rho) + u * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
     return _nearest_descending(log_sigma, target.log())
 
 
-def _logsnr_timesteps(alpha_bars: torch.Tensor, steps: int) -> list[int]:
+def _logsnr_timesteps(log_snr: torch.Tensor, steps: int) -> list[int]:
     """Uniform in log-SNR λ = log(ᾱ / (1 − ᾱ)), the spacing Lu et al. 2022 use for DPM-Solver."""
-    lam = (alpha_bars / (1 - alpha_bars)).log().double()
+    lam = log_snr
     return _nearest_descending(-lam, torch.linspace(-lam[-1].item(), -lam[0].item(), steps, dtype=torch.float64))
 
 
-def _respace(T: int, steps, spacing: str, alpha_bars: torch.Tensor | None = None) -> tuple[int, ...]:
+def _respace(T: int, steps, spacing: str, log_snr: torch.Tensor | None = None) -> tuple[int, ...]:
     if steps is None:
         return tuple(range(T - 1, -1, -1))
     if isinstance(steps, bool):
@@ -236,9 +237,9 @@ def _respace(T: int, steps, spacing: str, alpha_bars: torch.Tensor | None = None
             ts = [i * T // steps for i in range(steps - 1, -1, -1)]
         elif spacing == "trailing":
             ts = [round(T - i * T / steps) - 1 for i in range(steps)]
-        elif spacing in ("karras", "logsnr") and alpha_bars is not None:
+        elif spacing in ("karras", "logsnr") and log_snr is not None:
             ts = [T - 1] if steps == 1 else (_karras_timesteps if spacing == "karras" else _logsnr_timesteps)(
-                alpha_bars, steps)
+                log_snr, steps)
         else:
             raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
         return tuple(ts)
