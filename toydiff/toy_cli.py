@@ -24,7 +24,7 @@ from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from .samplers import METHODS
 from .schedules import SPACINGS, NoiseSchedule
-from .toyrun import CHECKPOINT_NAME, ToyRun, default_schedule, load_toy, oracle_run, train_toy
+from .toyrun import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
 from .training import TrainConfig
 
 __all__ = ["main", "build_parser"]
@@ -104,9 +104,7 @@ def build_parser() -> OneLineParser:
 def _schedule(name: str, T: int) -> NoiseSchedule:
     from . import schedules
 
-    if name == "constant":
-        return schedules.constant(T=T, beta=0.02) if T != 250 else default_schedule()
-    return getattr(schedules, name)(T=T)
+    return schedules.constant(T=T, beta=0.02) if name == "constant" else getattr(schedules, name)(T=T)
 
 
 def _train(a) -> int:
