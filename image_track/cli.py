@@ -49,6 +49,12 @@ def _positive(text: str) -> int:
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the committed tiny weights)")
     p.add_argument("--conditional", action="store_true", help="with no --checkpoint: the class-conditional tiny")
+    p.add_argument("--guide", nargs="?", const="committed", default=None, metavar="CKPT",
+                   help="autoguidance (Karras et al. 2024) for an unconditional model: a weaker checkpoint of the same "
+                        "kind (alone: the committed weak tiny model); --w / --ws are then its scales")
+    p.add_argument("--guide-t-max", type=int, default=None,
+                   help="with --guide: guide only at steps t < this, a limited guidance interval (default 600, "
+                        "measured best for the committed model; 0: every step)")
     p.add_argument("--method", default="ddim", choices=toydiff.METHODS, help="sampler (default %(default)s)")
     p.add_argument("--steps", type=_positive, default=50, help="sampler steps (default %(default)s)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
@@ -70,7 +76,8 @@ def build_parser() -> OneLineParser:
     _model_args(s)
     s.add_argument("--out", default="mnist_samples", help="folder for the figures (default %(default)s)")
     s.add_argument("--figures", type=_figures, default=["grid"], help=f"some of {', '.join(FIGURES)}, or all")
-    s.add_argument("--w", type=float, default=3.0, help="guidance scale for conditional grids (default %(default)s)")
+    s.add_argument("--w", type=float, default=3.0,
+                   help="guidance scale: classifier-free for conditional grids, or autoguidance with --guide (default %(default)s)")
     s.add_argument("--ws", type=float_list, default=[0.0, 5.0, 10.0], help="guidance sweep scales (default 0,5,10)")
     s.add_argument("--label", type=int, default=None, help="digit for the fixed-initialisation / progression runs")
     s.add_argument("--save-tensor", action="store_true", help="also write the grid's samples as samples.safetensors")
@@ -78,18 +85,38 @@ def build_parser() -> OneLineParser:
     e = sub.add_parser("eval", help="FID-MNIST, accuracy per guidance scale, class histogram")
     _model_args(e)
     e.add_argument("--n", type=_positive, default=1000, help="samples per setting, 2..10000 (default %(default)s)")
-    e.add_argument("--ws", type=float_list, default=[0.0, 1.0, 3.0, 5.0], help="guidance scales (default 0,1,3,5)")
+    e.add_argument("--ws", type=float_list, default=None,
+                   help="guidance scales (default 0,1,3,5; with --guide, autoguidance scales >= 1, default 1,2,3)")
     e.add_argument("--out", default="mnist_eval.json", help="JSON to write (default %(default)s)")
     return parser
 
 
 def _load(a):
-    from .sampling import default_checkpoint, load_model
+    """The model of ``--checkpoint`` (or the committed one), and ``--guide``'s weak model (or None)."""
+    from .sampling import default_checkpoint, default_guide, load_model
 
     path = Path(a.checkpoint) if a.checkpoint else default_checkpoint(a.conditional)
     if not path.is_file():
         fail(f"{PROG}: error: checkpoint not found: {path}")
-    return load_model(path, device=a.device)
+    m = load_model(path, device=a.device)
+    if a.guide is None:
+        return m, None
+    from .sampling import AUTOGUIDANCE_T_MAX
+
+    if a.guide_t_max is None:
+        a.guide_t_max = AUTOGUIDANCE_T_MAX
+    elif a.guide_t_max < 0:
+        fail(f"{PROG}: error: --guide-t-max must be >= 0, got {a.guide_t_max}")
+    a.guide_t_max = a.guide_t_max or None  # 0: guide at every step
+    if m.conditional:
+        fail(f"{PROG}: error: --guide (autoguidance) is for unconditional models; use --w for classifier-free guidance")
+    guide_path = default_guide() if a.guide == "committed" else Path(a.guide)
+    if not guide_path.is_file():
+        fail(f"{PROG}: error: --guide checkpoint not found: {guide_path}")
+    g = load_model(guide_path, device=a.device)
+    if g.model.config != m.model.config or g.schedule.T != m.schedule.T:
+        fail(f"{PROG}: error: --guide {guide_path} is not the same kind of model as {path}")
+    return m, g.model
 
 
 def _sample_kw(a) -> dict:
@@ -107,8 +134,8 @@ def _run_sample(a) -> int:
 
     from . import sampling as S
 
-    m = _load(a)
-    kw = _sample_kw(a)
+    m, guide = _load(a)
+    kw = _sample_kw(a) | ({"guide": guide, "w": a.w, "guide_t_max": a.guide_t_max} if guide is not None else {})
     nc = m.num_classes
     if a.label is not None and (nc is None or not 0 <= a.label < nc):
         fail(f"{PROG}: error: --label needs a class-conditional model and a label in 0..{(nc or 1) - 1}")
@@ -119,7 +146,7 @@ def _run_sample(a) -> int:
     written = []
     if "grid" in a.figures:
         labels = S.digit_labels(10, 10, nc) if nc else None
-        x = S.generate(m.model, m.schedule, 100, labels=labels, w=a.w if nc else None, seed=a.seed, **kw)
+        x = S.generate(m.model, m.schedule, 100, labels=labels, **({"w": a.w} if nc else {}), seed=a.seed, **kw)
         S.grid_image(x, nrow=10, scale=3).save(out / "grid.png")
         written.append(out / "grid.png")
         if a.save_tensor:
@@ -168,12 +195,14 @@ class _SubRecorder:
         self.timesteps = [rec.timesteps[i] for i in rows]
 
 
-def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, **sample_kw) -> dict:
+def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None, guide_t_max: int | None = None,
+                   **sample_kw) -> dict:
     """Score a loaded model with :mod:`image_track.evaluate` on ``n`` samples per setting.
 
     Unconditional: FID-MNIST vs ``n`` test digits, its floor (train vs test at the same ``n``), class histogram,
-    KL to uniform, confident fraction. Conditional: the same for the null class (w = 0 is the unconditional
-    denoiser), and accuracy / confident fraction / FID for labels ``i mod 10`` at every ``w``.
+    KL to uniform, confident fraction; with a ``guide`` model, the same at every autoguidance scale ``w``
+    (Karras et al. 2024; w = 1 is the model alone; ``guide_t_max`` limits it to steps t below it). Conditional: the same for the null class (w = 0 is the
+    unconditional denoiser), and accuracy / confident fraction / FID for labels ``i mod 10`` at every ``w``.
     """
     import torch
 
@@ -197,6 +226,13 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, **sample_kw
               "checkpoint_step": m.metadata.get("step")}
     x_u = generate(m.model, m.schedule, n, seed=seed, **sample_kw)
     result["unconditional"] = scores(x_u)
+    if guide is not None:
+        result["autoguidance_t_max"] = guide_t_max
+        result["autoguidance"] = {
+            f"{w:g}": result["unconditional"] if float(w) == 1.0
+            else scores(generate(m.model, m.schedule, n, seed=seed, guide=guide, w=float(w), guide_t_max=guide_t_max,
+                                 **sample_kw))
+            for w in ws}
     if m.conditional:
         labels = torch.arange(n) % m.num_classes
         per_w = {}
@@ -213,14 +249,21 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, **sample_kw
 
 
 def _run_eval(a) -> int:
-    m = _load(a)
-    result = evaluate_model(m, a.n, a.ws, seed=a.seed, **_sample_kw(a))
+    m, guide = _load(a)
+    if a.ws is None:
+        a.ws = [1.0, 2.0, 3.0] if guide is not None else [0.0, 1.0, 3.0, 5.0]
+    if guide is not None and min(a.ws) < 1:
+        fail(f"{PROG}: error: --ws: autoguidance scales must be >= 1, got {min(a.ws):g}")
+    result = evaluate_model(m, a.n, a.ws, seed=a.seed, guide=guide, guide_t_max=a.guide_t_max, **_sample_kw(a))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     u = result["unconditional"]
     print(f"FID-MNIST {u['fid_mnist']:.2f} (floor {result['fid_floor']:.2f} at n={a.n}), "
           f"confident {u['confident_fraction']:.3f}, KL to uniform {u['kl_to_uniform']:.4f}")
+    for w, r in result.get("autoguidance", {}).items():
+        print(f"autoguidance w={w}: confident {r['confident_fraction']:.3f}, FID {r['fid_mnist']:.2f}, "
+              f"KL to uniform {r['kl_to_uniform']:.4f}")
     for w, r in result.get("per_w", {}).items():
         print(f"w={w}: accuracy {r['accuracy']:.3f}, confident {r['confident_fraction']:.3f}, FID {r['fid_mnist']:.2f}")
     print(out)

@@ -36,7 +36,7 @@ from toydiff.checkpoint import CheckpointError, load_checkpoint
 from toydiff.schedules import NoiseSchedule
 
 __all__ = [
-    "LoadedModel", "load_model", "default_checkpoint", "DEFAULT_SAMPLER", "make_eps_fn", "per_sample_generators",
+    "LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "DEFAULT_SAMPLER", "make_eps_fn", "per_sample_generators",
     "generate", "digit_labels", "to_display", "grid_image", "grid_figure", "guidance_sweep_figure",
     "fixed_init_samples", "fixed_init_figure", "record_progression", "progression_figure", "progression_gif",
 ]
@@ -71,6 +71,17 @@ def default_checkpoint(conditional: bool) -> Path:
     """The committed ``tiny`` weights: class-conditional (``tiny_cond``) or unconditional (``tiny_uncond``)."""
     name = "tiny_cond.safetensors" if conditional else "tiny_uncond.safetensors"
     return Path(str(importlib.resources.files("image_track") / "weights" / name))
+
+
+#: the guidance interval the committed unconditional tiny model is autoguided over (steps t < this): measured
+#: best of t < 500 / 600 / 800 / every step (``bench/mnist_cpu_tiny.py``); above it guidance skews the digit mix
+AUTOGUIDANCE_T_MAX = 600
+
+
+def default_guide() -> Path:
+    """The committed weak ``tiny`` model for autoguidance of ``tiny_uncond``: an early EMA snapshot of the
+    same training run (see ``bench/mnist_cpu_tiny.py``)."""
+    return Path(str(importlib.resources.files("image_track") / "weights" / "tiny_uncond_guide.safetensors"))
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
@@ -113,13 +124,23 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, u
 # --------------------------------------------------------------------------------------------- sampling
 
 
-def make_eps_fn(model: nn.Module, labels: torch.Tensor | None = None, w: float | None = None) -> Callable:
+def make_eps_fn(model: nn.Module, labels: torch.Tensor | None = None, w: float | None = None, *,
+                guide: nn.Module | None = None, guide_t_max: int | None = None) -> Callable:
     """``eps_fn(x_t, t)`` for toydiff's samplers.
 
     Unconditional model: ``labels`` must be ``None``. Conditional model: ``labels [B]`` (``None``: the null
     class, i.e. the unconditional denoiser), and ``w`` the guidance scale (ε_u + w (ε_c − ε_u); ``None``
     or 1 is the plain conditional denoiser).
+
+    With ``guide`` (a weaker model of the same kind, e.g. an early snapshot of the same run), ``w`` is the
+    autoguidance scale instead (Karras et al. 2024): ε_guide + w (ε_model − ε_guide), both given ``labels``,
+    applied at steps ``t < guide_t_max`` only when that is given (a limited guidance interval).
     """
+    if guide is not None:
+        if (guide.config.get("num_classes") is None) != (model.config.get("num_classes") is None):
+            raise ValueError("guide must be conditional exactly when the model is")
+        return toydiff.autoguidance(make_eps_fn(model, labels), make_eps_fn(guide, labels), 1.0 if w is None else w,
+                                    t_max=guide_t_max)
     num_classes = model.config.get("num_classes") if hasattr(model, "config") else None
     if num_classes is None:
         if labels is not None:
@@ -143,12 +164,13 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
              w: float | None = None, method: str = "ddim", steps: int | None = 50, eta: float = 0.0,
              seed: int = 0, batch_size: int = 500, device: str | torch.device | None = None,
              clip_x0: float | None = 1.0, x_T: torch.Tensor | None = None, callback=None,
-             progress: bool = False) -> torch.Tensor:
+             progress: bool = False, guide: nn.Module | None = None, guide_t_max: int | None = None) -> torch.Tensor:
     """Draw ``n`` images ``[n, C, H, W]`` (CPU, clipped to [-1, 1]) with ``toydiff.sample``.
 
     Image ``i`` uses a generator seeded ``seed + i`` for its x_T and every sampler step, so it does not
     depend on ``batch_size``. ``labels [n]`` (conditional models) and ``w`` (guidance) as in
-    :func:`make_eps_fn`; ``x_T [n, C, H, W]`` overrides the starting noise.
+    :func:`make_eps_fn`, as are ``guide`` and ``guide_t_max`` (autoguidance, ``w`` its scale); ``x_T [n, C, H, W]``
+    overrides the starting noise.
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -160,8 +182,10 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
         device = next(model.parameters()).device
     cfg = model.config
     shape = (cfg["in_channels"], cfg["image_size"], cfg["image_size"])
-    was_training = model.training
-    model.eval()
+    was_training = [m.training for m in (model, guide) if m is not None]
+    for m in (model, guide):
+        if m is not None:
+            m.eval()
     out = []
     try:
         for i0 in range(0, n, batch_size):
@@ -172,12 +196,13 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
             else:
                 xb = x_T[idx.start: idx.stop].to(device)
             lb = None if labels is None else labels[idx.start: idx.stop].to(device)
-            eps_fn = make_eps_fn(model, lb, w)
+            eps_fn = make_eps_fn(model, lb, w, guide=guide, guide_t_max=guide_t_max)
             x0 = toydiff.sample(eps_fn, xb, schedule, method=method, steps=steps, eta=eta, generator=gens,
                                 clip_x0=clip_x0, callback=callback, progress=progress)
             out.append(x0.float().clamp(-1, 1).cpu())
     finally:
-        model.train(was_training)
+        for m, mode in zip([m for m in (model, guide) if m is not None], was_training):
+            m.train(mode)
     return torch.cat(out)
 
 

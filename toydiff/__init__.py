@@ -21,6 +21,7 @@ from .forward import (
 )
 from .samplers import (
     METHODS,
+    autoguidance,
     chain_callbacks,
     classifier_free_guidance,
     conditional_eps_fn,
@@ -39,7 +40,7 @@ __all__ = [
     "checkpoint", "embeddings", "exact", "forward", "samplers", "schedules", "trajectory",
     "GaussianMixture", "LossFloor",
     "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
-    "METHODS", "sample", "sdedit", "guidance_combine", "classifier_free_guidance", "conditional_eps_fn",
+    "METHODS", "sample", "sdedit", "guidance_combine", "classifier_free_guidance", "autoguidance", "conditional_eps_fn",
     "inpaint_projection", "chain_callbacks", "function_evaluations",
     "NoiseSchedule", "StepPlan", "TerminalSNRWarning", "TrajectoryRecorder",
 ]

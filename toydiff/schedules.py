@@ -145,7 +145,8 @@ class NoiseSchedule:
         return cls(d["betas"], name=d.get("name", "custom"), params=d.get("params"))
 
     # --- respacing ------------------------------------------------------------------------------
-    def respace(self, steps: int | Sequence[int] | None = None, spacing: str = "linspace") -> "StepPlan":
+    def respace(self, steps: int | Sequence[int] | None = None, spacing: str = "linspace", *,
+                log_snr_range: tuple[float, float] | None = None) -> "StepPlan":
         """The descending steps a sampler visits, as a :class:`StepPlan`.
 
         Args:
@@ -159,8 +160,26 @@ class NoiseSchedule:
                 from σ at T−1 down to σ at 0), each mapped to the nearest t in log σ — many steps where the
                 noise is small, which is where few-step ODE samplers lose most; or ``"logsnr"``: uniform in
                 λ = log(ᾱ/(1 − ᾱ)) (Lu et al. 2022's choice for DPM-Solver; the best here for dpm++2m).
+            log_snr_range: ``"logsnr"`` only: ``(λ_lo, λ_hi)``. The plan still starts at T−1 and ends at 0,
+                but the ``steps − 2`` steps between are uniform in λ over this window (clipped to the
+                schedule's own range) instead of the whole range. For unit-variance data little happens
+                below λ ≈ −5 (σ ≈ 12 data standard deviations; one large step from T−1 crosses it) or above
+                λ ≈ 7 (σ ≈ 0.03): on the exact 1-D mixture, dpm++2m at 20 steps lands 1.4× from 1000
+                ancestral steps with (−5, 7), 1.9× with the whole range (``python bench/toy_nfe.py``).
         """
         log_snr = self.log_snr if spacing in ("karras", "logsnr") else None  # only these need it
+        if log_snr_range is not None:
+            if spacing != "logsnr" or not isinstance(steps, int):
+                raise ValueError("log_snr_range applies to spacing='logsnr' with an int number of steps")
+            lo, hi = (float(v) for v in log_snr_range)
+            if not lo < hi:
+                raise ValueError(f"log_snr_range must be (low, high) with low < high, got {log_snr_range!r}")
+            if not 3 <= steps <= self.T:
+                raise ValueError(f"steps must lie in [3, T = {self.T}] with log_snr_range, got {steps}")
+            lam = log_snr
+            lo, hi = max(lo, float(lam[-1])), min(hi, float(lam[0]))
+            targets = torch.cat([lam[-1:], torch.linspace(lo, hi, steps - 2, dtype=torch.float64), lam[:1]])
+            return StepPlan(self, tuple(_nearest_descending(-lam, -targets)))
         return StepPlan(self, _respace(self.T, steps, spacing, log_snr))
 
 

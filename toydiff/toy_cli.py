@@ -21,6 +21,7 @@ import torch
 
 from .cli import OneLineParser, fail, run_guarded
 from .datasets import DATASETS
+from .losses import T_SAMPLINGS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from .samplers import METHODS
 from .schedules import SPACINGS, NoiseSchedule
@@ -80,6 +81,8 @@ def build_parser() -> OneLineParser:
     t.add_argument("--epochs", type=_positive(int), default=TrainConfig.epochs)
     t.add_argument("--batch-size", type=_positive(int), default=TrainConfig.batch_size)
     t.add_argument("--lr", type=_positive(float), default=TrainConfig.lr)
+    t.add_argument("--t-sampling", choices=T_SAMPLINGS, default=TrainConfig.t_sampling,
+                   help="how training steps are drawn; low-noise: more of the last steps (sharper 2-D modes)")
     t.add_argument("--n-train", type=_positive(int), default=10_000)
     t.add_argument("--n-val", type=_positive(int), default=2_000)
     t.add_argument("--fixed-data", action="store_true",
@@ -116,7 +119,7 @@ def _train(a) -> int:
     else:
         model_config = MLPConfig(dim=ds.dim, width=a.width, depth=a.depth, activation=a.activation,
                                  time_input=a.time_input)
-    config = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed)
+    config = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, t_sampling=a.t_sampling, seed=a.seed)
     out = Path(a.out)
     if (out / CHECKPOINT_NAME).exists() and not a.resume:
         fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume to continue it or choose another --out")

@@ -13,7 +13,7 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps.common import checkpoint_picker, fig_png, mnist_test, need, readable_errors, show_png
+from apps.common import checkpoint_picker, fig_png, load_path, mnist_test, need, readable_errors, show_png
 
 # --- cached work ---------------------------------------------------------------------------------------
 
@@ -24,13 +24,22 @@ def labels_for(lm, digits: tuple[int, ...], n: int) -> torch.Tensor | None:
     return torch.tensor(digits, dtype=torch.long).repeat(-(-n // len(digits)))[:n]
 
 
+def guide_kw(guide, ag_w: float | None) -> dict:
+    """Autoguidance arguments for ``generate``: none at w = 1 or without a guide model."""
+    from image_track.sampling import AUTOGUIDANCE_T_MAX
+
+    if guide is None or ag_w is None or ag_w == 1:
+        return {}
+    return {"guide": guide, "w": ag_w, "guide_t_max": AUTOGUIDANCE_T_MAX}
+
+
 @st.cache_data(max_entries=32, show_spinner="Generating…")
 def grid(key: str, _lm, n: int, digits: tuple[int, ...], w: float | None, method: str, steps: int, eta: float,
-         seed: int) -> bytes:
+         seed: int, ag_w: float | None = None, _guide=None) -> bytes:
     from image_track.sampling import generate, grid_image
 
-    x = generate(_lm.model, _lm.schedule, n, labels=labels_for(_lm, digits, n), w=w, method=method, steps=steps,
-                 eta=eta, seed=seed)
+    x = generate(_lm.model, _lm.schedule, n, labels=labels_for(_lm, digits, n), method=method, steps=steps,
+                 eta=eta, seed=seed, **(guide_kw(_guide, ag_w) or {"w": w}))
     nrow = len(digits) if _lm.conditional and len(digits) > 1 else min(10, n)
     buf = io.BytesIO()
     grid_image(x, nrow=nrow, scale=4).save(buf, format="PNG")
@@ -71,9 +80,10 @@ def fid_floor(n: int) -> float:
     return floor(n)
 
 
-def evaluate(key: str, lm, n: int, w: float | None, method: str, steps: int, seed: int) -> dict:
+def evaluate(key: str, lm, n: int, w: float | None, method: str, steps: int, seed: int,
+             ag_w: float | None = None, guide=None) -> dict:
     cache = st.session_state.setdefault("mnist_eval_cache", {})
-    ck = (key, n, w, method, steps, seed)
+    ck = (key, n, w, method, steps, seed, ag_w)
     if ck in cache:
         return cache[ck]
     from image_track import evaluate as ev
@@ -90,8 +100,8 @@ def evaluate(key: str, lm, n: int, w: float | None, method: str, steps: int, see
             total[0] += 1
             bar.progress(min(1.0, total[0] / (per_batch * n_batches)), text=f"sampling: step {total[0]}")
 
-        x = generate(lm.model, lm.schedule, n, labels=labels, w=w, method=method, steps=steps, seed=seed,
-                     batch_size=50, callback=tick)
+        x = generate(lm.model, lm.schedule, n, labels=labels, method=method, steps=steps, seed=seed,
+                     batch_size=50, callback=tick, **(guide_kw(guide, ag_w) or {"w": w}))
         st.write("scoring with the MNIST classifier…")
         ref, _ = mnist_test()
         hist = ev.class_histogram(x)
@@ -152,9 +162,19 @@ if lm.conditional:
         or tuple(range(10))
     w = float(c2.slider("Guidance scale w (0 = unconditional, 1 = conditional)", 0.0, 10.0, 3.0, 0.5,
                         key="mnist_w"))
+guide, ag_w = None, None
+if not lm.conditional and label.startswith("committed"):
+    from image_track.sampling import AUTOGUIDANCE_T_MAX, default_guide
+
+    if default_guide().is_file():
+        ag_w = float(st.slider(
+            "Autoguidance w (1 = off): extrapolate away from an early snapshot of the same training run "
+            f"(Karras et al. 2024), at steps t < {AUTOGUIDANCE_T_MAX}", 1.0, 5.0, 1.0, 0.5, key="mnist_ag_w"))
+        guide = load_path(default_guide()).model if ag_w != 1 else None
 with readable_errors("Generating"):
-    st.image(grid(key, lm, n, digits, w, method, steps, eta, seed),
+    st.image(grid(key, lm, n, digits, w, method, steps, eta, seed, ag_w, guide),
              caption=f"{n} samples, {method}, {steps} steps" + ("" if w is None else f", w = {w:g}")
+             + ("" if not guide else f", autoguidance w = {ag_w:g}")
              + (f"; each column cycles through classes {list(digits)}" if lm.conditional else ""))
 
 st.subheader("Denoising progression")
@@ -189,7 +209,7 @@ n_eval = int(c1.select_slider("Samples to score", [50, 100, 200, 500], value=100
 if c2.toggle("Evaluate (samples all ten digits; takes a while on a CPU)", value=False, key="mnist_eval_on"):
     with readable_errors("Evaluation"):
         if need("image_track.evaluate", "Evaluation metrics") is not None:
-            r = evaluate(key, lm, n_eval, w, method, steps, seed)
+            r = evaluate(key, lm, n_eval, w, method, steps, seed, ag_w, guide)
             m1, m2, m3, m4 = st.columns(4)
             m1.metric("FID (classifier features)", f"{r['fid']:.2f}", help="lower is better")
             m2.metric("FID floor (real vs real)", f"{r['floor']:.2f}")

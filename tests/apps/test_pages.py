@@ -216,6 +216,21 @@ def test_mnist_page_committed_checkpoint_or_a_clear_message():
         assert any("not available yet" in i.value.lower() for i in at.info)
 
 
+def test_mnist_page_autoguides_the_committed_unconditional_model():
+    from image_track.sampling import default_guide
+
+    at = open_page("mnist")
+    at.radio(key="mnist_source").set_value("Committed: unconditional").run()
+    assert_clean(at)
+    assert metrics(at)["Classes"] == "none"
+    assert default_guide().is_file()  # committed with the unconditional weights
+    plain = images(at)[0]
+    at.slider(key="mnist_ag_w").set_value(3.0).run()
+    assert_clean(at)
+    assert images(at)[0] != plain
+    assert any("autoguidance w = 3" in c for im in at.image for c in im.captions)
+
+
 def test_mnist_page_generates_and_reacts(runs_dir, warm_mnist):
     at = open_page("mnist")
     at.radio(key="mnist_source").set_value("Run on disk").run()

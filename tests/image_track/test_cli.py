@@ -67,3 +67,34 @@ def test_eta_out_of_range_and_wrong_kind_of_checkpoint(trained, tmp_path, capsys
     assert main(["eval", "--checkpoint", str(bad), "--n", "4"]) == 2
     err = capsys.readouterr().err.strip()
     assert "truncated or corrupt" in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def uncond_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uncond")
+    rc = main(["train", "--preset", "tiny", "--subset", "128", "--batch-size", "64", "--max-steps", "2",
+               "--snapshot-steps", "1", "--val-size", "64", "--no-samples", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+def test_autoguidance_with_an_early_snapshot(uncond_run, trained, tmp_path, capsys):
+    ckpt, weak = uncond_run / "checkpoint.safetensors", uncond_run / "ema_step1.safetensors"
+    assert weak.is_file()
+    rc = main(["sample", "--checkpoint", str(ckpt), "--guide", str(weak), "--w", "2", "--steps", "2", "--quiet",
+               "--out", str(tmp_path / "figs")])
+    assert rc == 0 and (tmp_path / "figs" / "grid.png").is_file()
+    out = tmp_path / "eval.json"
+    rc = main(["eval", "--checkpoint", str(ckpt), "--guide", str(weak), "--n", "10", "--steps", "2", "--quiet",
+               "--out", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert set(r["autoguidance"]) == {"1", "2", "3"} and r["autoguidance"]["1"] == r["unconditional"]
+    assert "autoguidance w=3" in capsys.readouterr().out
+    # bad uses: guidance scale below 1, a conditional model, a guide of another kind
+    assert main(["eval", "--checkpoint", str(ckpt), "--guide", str(weak), "--ws", "0,2", "--n", "4"]) == 2
+    assert "--ws" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(trained / "checkpoint.safetensors"), "--guide", str(weak)]) == 2
+    assert "unconditional" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(ckpt), "--guide", str(trained / "checkpoint.safetensors")]) == 2
+    assert "not the same kind" in capsys.readouterr().err

@@ -49,6 +49,24 @@ def test_labels_and_image_size_are_checked(nets):
         S.generate(uncond, s, 2, steps=2, x_T=torch.randn(2, 1, 32, 32))
 
 
+def test_autoguidance_extrapolates_from_the_guide(nets):
+    uncond, cond, s = nets
+    torch.manual_seed(1)
+    weak = build_model("tiny", widths=(4, 8, 8)).eval()
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([10, 900])
+    with torch.no_grad():
+        e_good, e_bad = uncond(x, t), weak(x, t)
+        torch.testing.assert_close(S.make_eps_fn(uncond, w=3.0, guide=weak)(x, t), e_bad + 3.0 * (e_good - e_bad))
+        torch.testing.assert_close(S.make_eps_fn(uncond, w=1.0, guide=weak)(x, t), e_good)
+    a = S.generate(uncond, s, 2, steps=4, seed=3, guide=weak, w=2.0)
+    b = S.generate(uncond, s, 2, steps=4, seed=3)
+    assert a.shape == b.shape and not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="guide must be conditional"):
+        S.make_eps_fn(uncond, w=2.0, guide=cond)
+    with pytest.raises(ValueError, match="w must be"):
+        S.make_eps_fn(uncond, w=0.5, guide=weak)
+
+
 def test_fixed_initialisation_with_and_without_noise(nets):
     uncond, _, s = nets
     out = S.fixed_init_samples(uncond, s, 4, steps=5)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from image_track.sampling import load_model
-from image_track.train import TrainConfig, export_weights, lr_factor, train
+from image_track.train import TrainConfig, bf16_autocast, export_weights, lr_factor, snapshot_path, train
 from toydiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 FAST = dict(preset="tiny", val_split=None, sample_every_epoch=False, progress=False, warmup_steps=2)
@@ -20,6 +20,37 @@ def test_a_few_steps_lower_the_loss():
     assert h.step == 24 and len(h.step_losses) == 24
     assert last < 0.7 * first
     assert len(h.epochs) == 6 and all(len(e["train_loss_by_bucket"]) == 10 for e in h.epochs)
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_min_snr_weighting_trains_and_logs_the_plain_loss(amp):
+    cfg = dict(subset=128, batch_size=32, max_steps=24, lr=2e-3, amp=amp, **FAST)
+    plain = train(TrainConfig(**cfg))
+    weighted = train(TrainConfig(loss_weighting="min-snr", min_snr_gamma=5.0, **cfg))
+    first, last = sum(weighted.step_losses[:5]) / 5, sum(weighted.step_losses[-5:]) / 5
+    assert last < 0.8 * first
+    # same data, t and noise: the first logged loss is the same unweighted ε-loss, the updates then differ
+    assert weighted.step_losses[0] == pytest.approx(plain.step_losses[0], rel=1e-6)
+    assert weighted.step_losses[-1] != plain.step_losses[-1]
+
+
+def test_bf16_autocast_only_where_it_is_fast():
+    with bf16_autocast("cpu", enabled=False):
+        assert not torch.is_autocast_enabled("cpu")
+    with bf16_autocast("cpu"):
+        assert torch.is_autocast_enabled("cpu") == torch.cpu._is_amx_tile_supported()
+
+
+def test_snapshots_hold_the_ema_weights_of_their_step(tmp_path):
+    h = train(TrainConfig(subset=96, batch_size=32, max_steps=6, snapshot_steps=(2, 6), out_dir=str(tmp_path),
+                          **FAST))
+    early, last = load_model(snapshot_path(tmp_path, 2)), load_model(snapshot_path(tmp_path, 6))
+    assert early.metadata["step"] == 2 and last.metadata["step"] == 6
+    final = h.ema_model.state_dict()
+    for k, v in last.model.state_dict().items():  # float16 on disk
+        torch.testing.assert_close(v, final[k], atol=2e-3, rtol=2e-3)
+    assert any(not torch.allclose(v, final[k]) for k, v in early.model.state_dict().items())
+    assert TrainConfig.from_dict(TrainConfig(snapshot_steps=(2,)).to_dict()).snapshot_steps == (2,)
 
 
 def _weights(path):
@@ -90,6 +121,12 @@ def test_missing_data_and_bad_settings(tmp_path):
         TrainConfig(p_uncond=1.0)
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay="step")
+    with pytest.raises(ValueError, match="loss_weighting"):
+        TrainConfig(loss_weighting="snr")
+    with pytest.raises(ValueError, match="min_snr_gamma"):
+        TrainConfig(min_snr_gamma=0.0)
+    with pytest.raises(ValueError, match="snapshot_steps"):
+        TrainConfig(snapshot_steps=(0,))
     with pytest.raises(ValueError, match="num_classes"):  # labels 0..9 do not fit 5 classes
         train(TrainConfig(subset=8, batch_size=8, max_steps=1, num_classes=5, **FAST))
 

@@ -96,6 +96,23 @@ def test_guidance_scale_zero_and_one():
     assert torch.allclose(w3, uncond(x, t) + 3 * (cond(x, t) - uncond(x, t)))
 
 
+def test_autoguidance_is_the_good_model_at_one_and_extrapolates_beyond():
+    good = td.GaussianMixture([1.0], [[2.0, 0.0]], [torch.eye(2).tolist()]).eps_fn(S)
+    bad = td.GaussianMixture([1.0], [[1.0, 0.0]], [(2 * torch.eye(2)).tolist()]).eps_fn(S)
+    x, t = noise((5, 2), 2), torch.full((5,), 300)
+    assert torch.equal(td.autoguidance(good, bad, 1.0)(x, t), good(x, t))
+    assert torch.allclose(td.autoguidance(good, bad, 2.5)(x, t), bad(x, t) + 2.5 * (good(x, t) - bad(x, t)))
+    # extrapolating away from a wider, off-centre guide pulls samples further than the good model alone
+    g = torch.Generator().manual_seed(0)
+    x_T = torch.randn(4000, 2, generator=g, dtype=torch.float64)
+    plain = td.sample(good, x_T, S, method="ddim", steps=50)
+    guided = td.sample(td.autoguidance(good, bad, 2.0), x_T, S, method="ddim", steps=50)
+    assert guided.std(0).mean() < plain.std(0).mean() and guided[:, 0].mean() > plain[:, 0].mean()
+    for w in (0.5, True, "2"):
+        with pytest.raises(ValueError, match="w must be"):
+            td.autoguidance(good, bad, w)
+
+
 def test_batched_conditional_guidance_matches_the_combinator():
     means = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0]])
 

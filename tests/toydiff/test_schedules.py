@@ -125,6 +125,26 @@ def test_logsnr_spacing_is_uniform_in_log_snr():
     assert (gaps > 0).all() and gaps.max() / gaps.min() < 1.6
 
 
+def test_logsnr_window_spends_the_inner_steps_inside_it():
+    s = schedules.linear()
+    ts = list(s.respace(20, "logsnr", log_snr_range=(-5.0, 7.0)).timesteps)
+    assert len(ts) == 20 and ts[0] == 999 and ts[-1] == 0 and all(a > b for a, b in zip(ts, ts[1:]))
+    lam = s.log_snr[ts]
+    inner = lam[1:-1]
+    assert inner[0] == pytest.approx(-5.0, abs=0.05) and inner[-1] == pytest.approx(7.0, abs=0.3)
+    gaps = inner[1:-3] - inner[:-4]  # uniform, but for rounding to integer t at the crowded low-noise end
+    assert (gaps > 0).all() and gaps.max() / gaps.min() < 1.3
+    # a window wider than the schedule is clipped to it (the collisions at the ends pushed apart)
+    wide = s.respace(20, "logsnr", log_snr_range=(-100.0, 100.0)).timesteps
+    assert len(wide) == 20 and wide[0] == 999 and wide[-1] == 0 and all(a > b for a, b in zip(wide, wide[1:]))
+    with pytest.raises(ValueError, match="log_snr_range"):
+        s.respace(20, "karras", log_snr_range=(-5.0, 7.0))
+    with pytest.raises(ValueError, match="log_snr_range"):
+        s.respace(20, "logsnr", log_snr_range=(7.0, -5.0))
+    with pytest.raises(ValueError, match="steps"):
+        s.respace(2, "logsnr", log_snr_range=(-5.0, 7.0))
+
+
 def test_respacing_explicit_and_printable():
     s = schedules.linear()
     plan = s.respace(range(990, -1, -30))  # the seed notebooks' stride of 30

@@ -48,6 +48,18 @@ def test_training_approaches_the_floor_and_records_history():
     assert h.records[-1]["lr"] == pytest.approx(0.0, abs=1e-6)  # cosine to zero
 
 
+@pytest.mark.parametrize("t_sampling", ["uniform", "low-noise"])
+def test_training_draws_t_from_the_configured_distribution(t_sampling):
+    p = torch.ones(S.T) if t_sampling == "uniform" else torch.arange(1, S.T + 1).double().rsqrt()
+    share = float(p[: S.T // 10].sum() / p.sum())  # 0.10, or 0.27 for T = 100
+    tr = trainer(epochs=3, n_train=4000, t_sampling=t_sampling)
+    seen, forward = [], tr.model.forward
+    tr.model.forward = lambda x, t: (seen.append(t.clone()), forward(x, t))[1] if tr.model.training else forward(x, t)
+    tr.fit(progress=False)
+    t = torch.cat(seen)
+    assert len(t) == 3 * 4000 and float((t < S.T // 10).double().mean()) == pytest.approx(share, abs=0.02)
+
+
 def test_ema_weights_differ_from_raw_weights():
     tr = trainer(epochs=2)
     tr.fit(progress=False)
@@ -102,7 +114,8 @@ def test_history_round_trip():
 
 
 @pytest.mark.parametrize("kwargs, name", [({"epochs": 0}, "epochs"), ({"lr": 0.0}, "lr"),
-                                          ({"lr_schedule": "step"}, "lr_schedule"), ({"ema_decay": 1.0}, "ema_decay")])
+                                          ({"lr_schedule": "step"}, "lr_schedule"), ({"ema_decay": 1.0}, "ema_decay"),
+                                          ({"t_sampling": "lognormal"}, "t_sampling")])
 def test_bad_config(kwargs, name):
     with pytest.raises(ValueError, match=name):
         TrainConfig(**kwargs)
