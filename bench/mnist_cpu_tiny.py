@@ -1,20 +1,27 @@
 """The ``tiny`` preset (~145k parameters) trained on a CPU within a time budget, then judged by the classifier.
 
-    python bench/mnist_cpu_tiny.py --minutes 14 --out runs/cpu_tiny_uncond \\
-        --export image_track/weights/tiny_uncond.safetensors
-    python bench/mnist_cpu_tiny.py --conditional --minutes 14 --out runs/cpu_tiny_cond \\
-        --export image_track/weights/tiny_cond.safetensors
+    python bench/mnist_cpu_tiny.py --minutes 15 --guide-at 0.025,0.05 --ag-ws 3 --eval-method ddpm \\
+        --eval-steps 250 --export image_track/weights/tiny_uncond.safetensors \\
+        --guide-export image_track/weights/tiny_uncond_guide.safetensors
+    python bench/mnist_cpu_tiny.py --conditional --minutes 14 --no-amp --loss-weighting uniform \\
+        --out runs/cpu_tiny_cond --export image_track/weights/tiny_cond.safetensors   # the committed one's recipe
+    python bench/mnist_cpu_tiny.py --eval-only --out runs/cpu_tiny ...     # re-score a finished run
 
 Recipe: batch 32, AdamW lr 2e-3 (200 warm-up steps, cosine to 5%), EMA 0.999, gradient clipping at 1,
-channels_last, linear schedule T = 1000; the step count is sized from a short throughput probe so the cosine
-ends near the budget, and ``--minutes`` stops the run regardless. Evaluation samples use DDIM, 50 steps,
-clipped x̂_0. At a fixed budget, small batches won on this CPU (4-minute runs, one thread each, 300 samples:
-confident fraction 0.31 at batch 128, 0.36 at 64, 0.41 at 32; at batch 128, lr 5e-3 did worse, 0.22, and
-the cosine noise schedule made no difference, 0.32).
+channels_last, bf16 autocast where the CPU has AMX (``--no-amp`` for float32), Min-SNR-γ loss weights (Hang
+et al. 2023, γ = 5; ``--loss-weighting uniform`` for the plain loss), linear schedule T = 1000; the step
+count is sized from a short throughput probe so the cosine ends near the budget, and ``--minutes`` stops the
+run regardless. An unconditional run also keeps the EMA weights at the ``--guide-at`` fractions of its steps:
+each is tried as the weak model of autoguidance (Karras et al. 2024) at the ``--ag-ws`` scales, guiding only
+steps t < ``--guide-t-max``, and the best is exported with ``--guide-export``. Evaluation samples use
+``--eval-method`` / ``--eval-steps`` (default DDIM 50) with clipped x̂_0. At a fixed budget, small batches won
+on this CPU (4-minute float32 runs, one thread each, 300 samples: confident fraction 0.31 at batch 128, 0.36
+at 64, 0.41 at 32; at batch 128, lr 5e-3 did worse, 0.22, and the cosine noise schedule made no difference).
 
 Prints a table: minutes, steps, images/s, confident fraction (top probability > 0.9), FID-MNIST of
-``--n-eval`` samples against the test set, and the floor (train vs test at the same N); for a conditional
-model also accuracy per guidance scale. Timings on a shared CPU are noisy: say so when quoting them.
+``--n-eval`` samples against the test set, and the floor (train vs test at the same N), per weak model and
+scale; for a conditional model accuracy per guidance scale. Timings on a shared CPU are noisy: say so when
+quoting them.
 """
 
 from __future__ import annotations

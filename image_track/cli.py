@@ -7,7 +7,9 @@
     toydiff mnist lab    <experiment> ...          (see image_track.lab)
 
 Without ``--checkpoint``, ``sample`` and ``eval`` use the committed ``tiny`` weights (``--conditional`` picks
-the class-conditional one). Multi-GPU training: ``torchrun --nproc_per_node=N -m image_track.train ...``.
+the class-conditional one). ``--guide [CKPT]`` autoguides an unconditional model (Karras et al. 2024) with a
+weaker one (alone: the committed early snapshot of the committed model's run); ``--w`` / ``--ws`` are then
+autoguidance scales, applied at steps t < ``--guide-t-max`` (600). Multi-GPU training: ``torchrun --nproc_per_node=N -m image_track.train ...``.
 Bad input prints one line on stderr and exits with status 2.
 """
 
