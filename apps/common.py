@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
+import itertools
 import tempfile
+import threading
 import os
 import warnings
 from contextlib import contextmanager
@@ -279,6 +281,18 @@ def find_runs(root: Path | None = None) -> list[Path]:
 
 
 # --- the toy sandbox's trained model, shared with the sampler lab ----------------------------------
+
+
+_RUN_IDS = itertools.count(1)
+_RUN_IDS_LOCK = threading.Lock()
+
+
+def new_run_id() -> int:
+    """A model number unique in this server process: the cached figures and samples are keyed by it, and
+    ``st.cache_data`` is shared by every browser session, so a per-session counter would hand one session's
+    cached samples to another session's model #1."""
+    with _RUN_IDS_LOCK:
+        return next(_RUN_IDS)
 
 
 @dataclass

@@ -3,8 +3,8 @@
     python bench/mnist_cpu_tiny.py --minutes 15 --guide-at 0.025,0.05 --ag-ws 3 --eval-method ddpm \\
         --eval-steps 250 --export image_track/weights/tiny_uncond.safetensors \\
         --guide-export image_track/weights/tiny_uncond_guide.safetensors
-    python bench/mnist_cpu_tiny.py --conditional --minutes 14 --no-amp --loss-weighting uniform \\
-        --out runs/cpu_tiny_cond --export image_track/weights/tiny_cond.safetensors   # the committed one's recipe
+    python bench/mnist_cpu_tiny.py --conditional --minutes 15 --out runs/cpu_tiny_cond \\
+        --export image_track/weights/tiny_cond.safetensors
     python bench/mnist_cpu_tiny.py --eval-only --out runs/cpu_tiny ...     # re-score a finished run
 
 Recipe: batch 32, AdamW lr 2e-3 (200 warm-up steps, cosine to 5%), EMA 0.999, gradient clipping at 1,

@@ -11,7 +11,7 @@ import torch
 
 import toydiff as td
 from apps.common import (TOY_RUN_KEY, ToyRun, build_schedule, dataset_names, describe_dataset, fig_png,
-                         load_dataset, markdown_table, need, readable_errors, schedule_or_error, schedule_picker,
+                         load_dataset, markdown_table, need, new_run_id, readable_errors, schedule_or_error, schedule_picker,
                          show_png, spec_of, toy_run)
 
 # --- cached work (keyed by the run id; the run itself is not hashed) --------------------------------
@@ -152,7 +152,7 @@ def report_rows(report: dict) -> list[dict]:
 
 
 def train(dataset: str, spec, width: int, depth: int, activation: str, time_input: str, epochs: int,
-          n_train: int, batch_size: int, lr: float, seed: int) -> ToyRun:
+          n_train: int, batch_size: int, lr: float, seed: int, t_sampling: str = "uniform") -> ToyRun:
     from toydiff.models import MLPConfig
     from toydiff.toyrun import toy_trainer
     from toydiff.training import TrainConfig
@@ -160,7 +160,7 @@ def train(dataset: str, spec, width: int, depth: int, activation: str, time_inpu
     ds = load_dataset(dataset)
     schedule = build_schedule(spec)[0]
     model_config = MLPConfig(dim=ds.dim, width=width, depth=depth, activation=activation, time_input=time_input)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, t_sampling=t_sampling)
     status = st.status(f"Training on {dataset} for {epochs} epochs…", expanded=True)
     with status:
         st.write("Estimating the Bayes-optimal loss floor from the exact mixture…" if ds.has_oracle
@@ -192,7 +192,7 @@ def train(dataset: str, spec, width: int, depth: int, activation: str, time_inpu
         secs = time.perf_counter() - t0
     status.update(label=f"Trained {epochs} epochs in {secs:.1f} s", state="complete", expanded=False)
     trainer.eval_model.eval()
-    run_id = (toy_run().run_id + 1) if toy_run() is not None else 1
+    run_id = new_run_id()
     summary = (f"{dataset}, MLP {width}×{depth} {activation} ({time_input} t), {spec[0]} schedule T={schedule.T}, "
                f"{epochs} epochs on {n_train:,} points")
     return ToyRun(run_id=run_id, dataset=dataset, model=trainer.eval_model, schedule_spec=spec, schedule=schedule,
@@ -237,11 +237,17 @@ n_train = c2.select_slider("Training points", [1000, 2000, 5000, 10000, 20000], 
 batch_size = c3.select_slider("Batch size", [64, 128, 256, 512, 1024], value=256, key="toy_batch")
 lr = c4.select_slider("Peak learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=3e-3, key="toy_lr")
 seed = int(c5.number_input("Seed", 0, 10_000, 0, key="toy_seed"))
+t_sampling = st.radio(
+    "Training steps t", ["uniform", "low-noise"], index=1 if load_dataset(dataset).dim == 2 else 0, horizontal=True,
+    key=f"toy_tsampling_{dataset}",
+    help="uniform: t ~ U{0, …, T−1} (Ho et al. 2020). low-noise: P(t) ∝ 1/√(t+1), three times more of the last "
+         "tenth of the steps. Narrow 2-D modes need it: with uniform t a network leaves ~20 % of its 8-Gaussians "
+         "samples between the modes, at a held-out loss only 1.5 % above the floor.")
 
 if st.button("Train", type="primary", key="toy_train", disabled=schedule is None):
     with readable_errors("Training"):
         st.session_state[TOY_RUN_KEY] = train(dataset, spec, width, depth, activation, time_input, epochs, n_train,
-                                              batch_size, lr, seed)
+                                              batch_size, lr, seed, t_sampling)
 
 run = toy_run()
 if run is None:

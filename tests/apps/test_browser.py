@@ -171,7 +171,7 @@ def test_every_page_in_chromium(server, browser, tmp_path):
 
     # 2. toy sandbox: train the default (the seed exercise), then change the sampler's step count
     open_via_nav(page, "Toy sandbox")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     settle(page, timeout_ms=120_000)
     page.get_by_text("Bayes-optimal floor").first.wait_for()
     nudge_slider(page, "Steps", "ArrowLeft")

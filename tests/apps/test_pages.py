@@ -173,6 +173,17 @@ def test_toy_page_trains_samples_and_scores():
 
 
 @needs_toy
+def test_toy_page_draws_low_noise_steps_for_2d_data():
+    at = open_page("toy")
+    assert at.radio(key="toy_tsampling_two_gaussians").value == "uniform"
+    at.selectbox(key="toy_dataset").set_value("8gaussians").run()
+    assert at.radio(key="toy_tsampling_8gaussians").value == "low-noise"
+    train_small(at)
+    assert_clean(at)
+    assert "Final held-out loss" in metrics(at)
+
+
+@needs_toy
 def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
     at.switch_page("pages/samplers.py")
