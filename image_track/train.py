@@ -9,7 +9,8 @@ One loop serves a laptop CPU and a multi-GPU node:
   (the EMA is what is sampled from, validated and saved for use);
 * label dropout ``p_uncond`` (labels replaced by the null class) so one network is both conditional and
   unconditional, as classifier-free guidance needs (Ho & Salimans 2022);
-* bf16 autocast and TF32 on CUDA only, channels_last everywhere; optional ``torch.compile``;
+* bf16 autocast on CUDA and on CPUs with AMX (:func:`bf16_autocast`), TF32 on CUDA, channels_last
+  everywhere; optional ``torch.compile``; optional Min-SNR-γ loss weights (Hang et al. 2023);
 * DistributedDataParallel when launched by ``torchrun --nproc_per_node=N`` (NCCL on GPUs, gloo on CPU);
   rank 0 logs, validates, samples and checkpoints;
 * every random draw (data order, t, noise, label dropout, flips) comes from generators seeded by
@@ -233,9 +234,8 @@ def bf16_autocast(device: torch.device | str, enabled: bool = True):
     """A bf16 ``torch.autocast`` context where bf16 is fast, else a no-op context.
 
     Fast means CUDA, or a CPU with AMX tiles (Intel Sapphire Rapids and later), where oneDNN runs bf16
-    convolutions on the matrix units: the ``tiny`` preset trains about 2x faster there (measured with
-    ``python bench/mnist_cpu_tiny.py --no-amp`` against the default). Elsewhere bf16 on a CPU is emulated
-    and slower than float32, so it stays off.
+    convolutions on the matrix units: the ``tiny`` preset trains 2.0-2.4x faster there
+    (``python bench/cpu_amp.py``). Elsewhere bf16 on a CPU is emulated and slower than float32, so it stays off.
     """
     device = torch.device(device)
     if enabled and device.type == "cuda":
@@ -422,6 +422,9 @@ def _train(config: TrainConfig, build_model, rank: int, world: int, device: torc
         out_dir.mkdir(parents=True, exist_ok=True)
     val = _validation_set(config, device, image_size) if is_main and config.val_split else None
     autocast = bf16_autocast(device, config.amp)
+    # per-step loss weights [T], looked up by t in the loop (None: the plain loss)
+    weight_of_t = loss_weights(schedule, torch.arange(config.T, device=device), config.loss_weighting,
+                               gamma=config.min_snr_gamma)
 
     def all_rng_states() -> list:
         state = rng_state(gen)
@@ -486,8 +489,7 @@ def _train(config: TrainConfig, build_model, rank: int, world: int, device: torc
                 g["lr"] = config.lr * lr_factor(step, total_steps, config)
             with autocast:
                 terms = eps_prediction_loss(train_model, schedule, x0, generator=gen, **kwargs)
-            weights = loss_weights(schedule, terms.t, config.loss_weighting, gamma=config.min_snr_gamma)
-            loss = terms.loss if weights is None else (terms.per_sample * weights).mean()
+            loss = terms.loss if weight_of_t is None else (terms.per_sample * weight_of_t[terms.t]).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:

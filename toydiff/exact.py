@@ -175,6 +175,11 @@ class GaussianMixture:
         """log p(x) of the mixture noised to ``alpha_bar`` (1 = clean), ``[N]`` float64."""
         return torch.logsumexp(self._component_log_probs(*self._project(x, alpha_bar)), dim=-1)
 
+    def mahalanobis_sq(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """Squared Mahalanobis distance of each point to each noised component, ``[N, K]`` float64."""
+        u, lam = self._project(x, alpha_bar)
+        return (u**2 / lam).sum(-1)
+
     def responsibilities(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:
         """Posterior component probabilities p(k | x) under the noised mixture, ``[N, K]``."""
         return torch.softmax(self._component_log_probs(*self._project(x, alpha_bar)), dim=-1)

@@ -14,7 +14,6 @@ coverage / recovered mode weights from the oracle's responsibilities.
 from __future__ import annotations
 
 import math
-
 from typing import Callable
 
 import numpy as np
@@ -147,8 +146,7 @@ def mode_stats(samples: Points, mixture: GaussianMixture, min_share: float = 0.2
     between the modes (true 2-D samples: e^(−9/2) ≈ 1.1 %; 1-D: 0.27 %, less where modes overlap).
     """
     x = torch.from_numpy(_np(samples))
-    u, lam = mixture._project(x, 1.0)                        # whitened residuals [N, K, D]
-    off = float(((u**2 / lam).sum(-1).min(dim=1).values > 9.0).double().mean())
+    off = float((mixture.mahalanobis_sq(x).min(dim=1).values > 9.0).double().mean())
     counts = torch.bincount(mixture.responsibilities(x).argmax(1), minlength=mixture.K).double()
     share = counts / counts.sum()
     true = mixture.weights
