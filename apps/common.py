@@ -222,13 +222,13 @@ def schedule_or_error(spec: ScheduleSpec, what: str = "Building the schedule") -
 
 # --- data ------------------------------------------------------------------------------------------
 
-#: the seed exercise's mixture, used only while ``toydiff.datasets`` has not landed
+#: the seed exercise's mixture, used only while ``toydiff.toy.datasets`` has not landed
 _FALLBACK = {"two_gaussians": (1, "1-D: weights 1:2, means -4 / +4, std 1 (the seed exercise)")}
 
 
 def dataset_names(dim: int | None = None, *, oracle_only: bool = False) -> list[str]:
     """Registered toy data sets (those with an exact mixture only, if asked)."""
-    ds, _ = optional_module("toydiff.datasets")
+    ds, _ = optional_module("toydiff.toy.datasets")
     if ds is None:
         return [n for n, (d, _) in _FALLBACK.items() if dim is None or d == dim]
     names = ds.list_datasets(dim)
@@ -237,8 +237,8 @@ def dataset_names(dim: int | None = None, *, oracle_only: bool = False) -> list[
 
 @st.cache_resource(show_spinner=False)
 def load_dataset(name: str):
-    """The ``toydiff.datasets`` data set ``name`` (cached: its mixture is built once)."""
-    ds, reason = optional_module("toydiff.datasets")
+    """The ``toydiff.toy.datasets`` data set ``name`` (cached: its mixture is built once)."""
+    ds, reason = optional_module("toydiff.toy.datasets")
     if ds is None:
         raise RuntimeError(reason)
     return ds.get_dataset(name)
@@ -246,8 +246,8 @@ def load_dataset(name: str):
 
 @st.cache_resource(show_spinner=False)
 def mixture_of(name: str) -> td.GaussianMixture | None:
-    """The exact mixture of a data set (``None`` if it has none); works before ``toydiff.datasets`` lands."""
-    ds, _ = optional_module("toydiff.datasets")
+    """The exact mixture of a data set (``None`` if it has none); works before ``toydiff.toy.datasets`` lands."""
+    ds, _ = optional_module("toydiff.toy.datasets")
     if ds is None:
         if name != "two_gaussians":
             raise ValueError(f"unknown data set {name!r}")
@@ -256,7 +256,7 @@ def mixture_of(name: str) -> td.GaussianMixture | None:
 
 
 def describe_dataset(name: str) -> str:
-    ds, _ = optional_module("toydiff.datasets")
+    ds, _ = optional_module("toydiff.toy.datasets")
     return _FALLBACK[name][1] if ds is None else load_dataset(name).description
 
 

@@ -6,7 +6,7 @@
 Task (from the seed notebook): data = mixture weights 1:2, means −4 / +4, std 1; 10 000 training points,
 normalised by their mean/std; constant β = 0.02 over T = 250.
 
-* **toydiff's recipe** — :func:`toydiff.toyrun.train_toy` with the default MLP (128 × 3, SiLU, sinusoidal t),
+* **toydiff's recipe** — :func:`toydiff.toy.run.train_toy` with the default MLP (128 × 3, SiLU, sinusoidal t),
   AdamW with warm-up and cosine decay, EMA 0.995, fresh points every epoch; two lengths, both in this run:
   the CLI's default (60 epochs of batch 256) and a longer one for sample quality (200 epochs of batch 64).
 * **the exercise's recipe, re-implemented** — concat(x, t) → 128 → 128 → 1 with tanh, t as a raw float,
@@ -28,11 +28,11 @@ import time
 import numpy as np
 import torch
 
-from toydiff import metrics
-from toydiff.datasets import Normalizer, get_dataset
+from toydiff.toy import metrics
+from toydiff.toy.datasets import Normalizer, get_dataset
 from toydiff.losses import eps_prediction_loss
-from toydiff.models import build_mlp, exercise_config
-from toydiff.toyrun import ToyRun, default_schedule, train_toy
+from toydiff.toy.models import build_mlp, exercise_config
+from toydiff.toy.run import ToyRun, default_schedule, train_toy
 from toydiff.training import TrainConfig, held_out_loss
 
 

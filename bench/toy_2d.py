@@ -3,7 +3,7 @@
     python bench/toy_2d.py            # a few minutes on 2 CPU cores
     python bench/toy_2d.py --quick
 
-Each data set is trained with :func:`toydiff.toyrun.train_toy` (``--epochs`` over 10 000 fresh points per
+Each data set is trained with :func:`toydiff.toy.run.train_toy` (``--epochs`` over 10 000 fresh points per
 epoch in batches of ``--batch-size``, constant β = 0.02, T = 250, training steps drawn ``--t-sampling``)
 and sampled with DDPM at all 250 steps (Ho et al. 2020), n = 5 000.
 Printed: held-out ε-loss against the Bayes floor (8 Gaussians only: moons have no closed form), energy
@@ -25,9 +25,9 @@ import time
 import numpy as np
 import torch
 
-from toydiff import metrics
-from toydiff.models import MLPConfig
-from toydiff.toyrun import train_toy
+from toydiff.toy import metrics
+from toydiff.toy.models import MLPConfig
+from toydiff.toy.run import train_toy
 from toydiff.losses import T_SAMPLINGS
 from toydiff.training import TrainConfig
 

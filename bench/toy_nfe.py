@@ -29,9 +29,11 @@ import time
 import numpy as np
 import torch
 
-from toydiff import metrics, schedules
+from toydiff import schedules
+
+from toydiff.toy import metrics
 from toydiff.samplers import function_evaluations
-from toydiff.toyrun import oracle_run
+from toydiff.toy.run import oracle_run
 
 BUDGETS = (10, 20, 50)
 FEW_STEP = ("ddim", "euler", "heun", "dpm++2m")

@@ -1,29 +1,32 @@
-"""The ``toydiff`` command.
+"""The ``toydiff`` command and the small pieces every subcommand shares.
 
     toydiff demo                 samplers on the exact oracle; writes figures (no training, no download)
     toydiff app [--port P]       the Streamlit sandbox (binds 127.0.0.1 unless --address is given)
     toydiff toy  {train,sample,report} ...
     toydiff mnist {train,sample,eval,lab} ...
 
-Bad input prints one line on stderr and exits with status 2.
+Subcommands register themselves in the ``toydiff.commands`` entry-point group (see ``pyproject.toml``):
+each entry names a ``main(argv) -> int`` function, so this module imports nothing of the layers above it
+and a plug-in package can add a command without touching toydiff. Bad input prints one line on stderr
+and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from typing import Callable, Sequence
 
 __all__ = ["main", "OneLineParser", "run_guarded", "fail", "int_list", "float_list"]
 
-#: subcommand -> "module:function" taking argv (the rest of the command line) and returning an exit code
-COMMANDS = {
-    "demo": "toydiff.demo:main",
-    "app": "apps.launch:main",
-    "toy": "toydiff.toy_cli:main",
-    "mnist": "image_track.cli:main",
-}
+#: the entry-point group subcommands register in: ``name = "package.module:main"``
+COMMAND_GROUP = "toydiff.commands"
+
+
+def commands() -> dict[str, EntryPoint]:
+    """The registered subcommands, by name (sorted)."""
+    return {ep.name: ep for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name)}
 
 
 class UsageError(Exception):
@@ -78,14 +81,15 @@ def run_guarded(fn: Callable[[], int | None], prog: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
+        print(__doc__.strip().split("\n\n")[1])
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd not in COMMANDS:
-        print(f"toydiff: error: unknown command {cmd!r} (choose from {', '.join(COMMANDS)})", file=sys.stderr)
+    registered = commands()
+    if cmd not in registered:
+        known = ", ".join(registered) or f"none: reinstall toydiff so the {COMMAND_GROUP!r} entry points exist"
+        print(f"toydiff: error: unknown command {cmd!r} (choose from {known})", file=sys.stderr)
         return 2
-    module, func = COMMANDS[cmd].split(":")
-    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    return int(registered[cmd].load()(rest) or 0)
 
 
 if __name__ == "__main__":

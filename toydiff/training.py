@@ -5,7 +5,7 @@
 epochs compare exactly, and that held-out loss split by t bucket — next to the Bayes-optimal floor per
 bucket when the data's exact mixture is known. Weights are averaged by EMA (``torch.optim.swa_utils``);
 checkpoints hold everything needed to resume to the very same weights as an uninterrupted run.
-No plotting here (see :mod:`toydiff.plots`).
+No plotting here (see :mod:`toydiff.toy.plots`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ class Source:
 
     def __init__(self, key: tuple, dataset: str, schedule: td.NoiseSchedule, run: ToyRun | None):
         self.key, self.dataset, self.schedule, self.run = key, dataset, schedule, run
-        self.dim = load_dataset(dataset).dim if optional_module("toydiff.datasets")[0] else 1
+        self.dim = load_dataset(dataset).dim if optional_module("toydiff.toy.datasets")[0] else 1
 
     def eps_fn(self):
         return self.run.model if self.run is not None else mixture_of(self.dataset).eps_fn(self.schedule)
@@ -44,8 +44,8 @@ class Source:
 
 
 def distance(a: torch.Tensor, b: torch.Tensor) -> tuple[str, float]:
-    """Wasserstein-1 in 1-D, sliced Wasserstein in 2-D (toydiff.metrics; scipy for 1-D until it lands)."""
-    metrics, _ = optional_module("toydiff.metrics")
+    """Wasserstein-1 in 1-D, sliced Wasserstein in 2-D (toydiff.toy.metrics; scipy for 1-D until it lands)."""
+    metrics, _ = optional_module("toydiff.toy.metrics")
     if a.shape[1] == 1:
         if metrics is None:
             from scipy.stats import wasserstein_distance
@@ -53,7 +53,7 @@ def distance(a: torch.Tensor, b: torch.Tensor) -> tuple[str, float]:
             return "Wasserstein-1", float(wasserstein_distance(a[:, 0].numpy(), b[:, 0].numpy()))
         return "Wasserstein-1", metrics.wasserstein1(a, b)
     if metrics is None:
-        raise RuntimeError("the 2-D distance needs toydiff.metrics, which has not landed yet")
+        raise RuntimeError("the 2-D distance needs toydiff.toy.metrics, which has not landed yet")
     return "sliced Wasserstein", metrics.sliced_wasserstein(a, b)
 
 
@@ -94,7 +94,7 @@ def convergence_png(key: tuple, table: dict, floor: float, name: str, by_nfe: bo
 
 @st.cache_data(max_entries=64, show_spinner="Sampling…")
 def side_png(key: tuple, _src: Source, method: str, steps: int, n: int, seed: int) -> tuple[bytes, float]:
-    from toydiff import plots
+    from toydiff.toy import plots
 
     x = run_sampler(_src, method, steps, n, seed)
     d = distance(x.double(), _src.truth(n, seed + 1000))[1]

@@ -19,14 +19,14 @@ def spec_label(spec: ScheduleSpec) -> str:
 
 @st.cache_data(max_entries=32, show_spinner="Drawing the schedule curves…")
 def curves_png(specs: tuple[ScheduleSpec, ...]) -> bytes:
-    from toydiff import plots
+    from toydiff.toy import plots
 
     return fig_png(plots.schedule_curves(*[build_schedule(s)[0] for s in specs], labels=[spec_label(s) for s in specs]))
 
 
 @st.cache_data(max_entries=32, show_spinner="Computing the exact marginals q(x_t)…")
 def forward_png(dataset: str, spec: ScheduleSpec, n_samples: int, n_panels: int, seed: int) -> bytes:
-    from toydiff import plots
+    from toydiff.toy import plots
 
     fig = plots.forward_density(mixture_of(dataset), build_schedule(spec)[0], n_samples=n_samples, n_panels=n_panels,
                                 generator=torch.Generator().manual_seed(seed))
@@ -70,7 +70,7 @@ def plan_table(spec: ScheduleSpec, steps: int, spacing: str) -> list[dict]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def embedding_png(dim: int, T: int) -> bytes:
-    from toydiff import plots
+    from toydiff.toy import plots
 
     return fig_png(plots.embedding_heatmap(dim, T))
 
@@ -90,7 +90,7 @@ with col_b:
 
 sched_a = schedule_or_error(spec_a, "Schedule A")
 sched_b = schedule_or_error(spec_b, "Schedule B") if spec_b is not None else None
-plots_mod = need("toydiff.plots", "Schedule, forward-process and embedding figures")
+plots_mod = need("toydiff.toy.plots", "Schedule, forward-process and embedding figures")
 
 if sched_a is not None:
     m1, m2, m3 = st.columns(3)

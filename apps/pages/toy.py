@@ -19,7 +19,7 @@ from apps.common import (TOY_RUN_KEY, ToyRun, build_schedule, dataset_names, des
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def data_png(dataset: str, n: int, seed: int) -> bytes:
-    from toydiff import plots
+    from toydiff.toy import plots
 
     ds = load_dataset(dataset)
     x = ds.sample(n, torch.Generator().manual_seed(seed))
@@ -32,7 +32,7 @@ def data_png(dataset: str, n: int, seed: int) -> bytes:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def loss_png(run_id: int, _run: ToyRun) -> bytes:
-    from toydiff import plots
+    from toydiff.toy import plots
 
     return fig_png(plots.loss_curves(_run.history, title=f"{_run.dataset}"))
 
@@ -70,7 +70,7 @@ def eps_compare(run_id: int, _run: ToyRun, t: int) -> tuple[bytes, float | None]
         ax.grid(alpha=0.3)
         fig.tight_layout()
     else:
-        from toydiff import plots
+        from toydiff.toy import plots
 
         fns = {"learned ε̂": model}
         if oracle is not None:
@@ -95,7 +95,7 @@ def toy_samples(run_id: int, _run: ToyRun, method: str, steps: int, spacing: str
     path = _run.normalizer.inverse(rec.path().double())
     out = {"samples": raw.numpy(), "path": path.numpy(), "timesteps": list(rec.timesteps), "seconds": secs,
            "nfe": td.function_evaluations(method, len(rec.timesteps)), "report": None, "report_error": None}
-    metrics, reason = _optional("toydiff.metrics")
+    metrics, reason = _optional("toydiff.toy.metrics")
     if metrics is None:
         out["report_error"] = reason
     else:
@@ -114,7 +114,7 @@ def _optional(name):
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def samples_png(run_id: int, _res: dict, dataset: str, key: tuple) -> tuple[bytes, bytes]:
-    from toydiff import plots
+    from toydiff.toy import plots
 
     ds = load_dataset(dataset)
     x, path, ts = _res["samples"], _res["path"], _res["timesteps"]
@@ -153,8 +153,8 @@ def report_rows(report: dict) -> list[dict]:
 
 def train(dataset: str, spec, width: int, depth: int, activation: str, time_input: str, epochs: int,
           n_train: int, batch_size: int, lr: float, seed: int, t_sampling: str = "uniform") -> ToyRun:
-    from toydiff.models import MLPConfig
-    from toydiff.toyrun import toy_trainer
+    from toydiff.toy.models import MLPConfig
+    from toydiff.toy.run import toy_trainer
     from toydiff.training import TrainConfig
 
     ds = load_dataset(dataset)
@@ -179,7 +179,7 @@ def train(dataset: str, spec, width: int, depth: int, activation: str, time_inpu
                          text=f"epoch {rec['epoch']}/{epochs}: train {rec['train_loss']:.4f}, "
                               f"held-out {rec['val_loss']:.4f}{ftxt}")
             if rec["epoch"] % every == 0 and rec["epoch"] < epochs:
-                from toydiff import plots
+                from toydiff.toy import plots
 
                 live.image(fig_png(plots.loss_curves(trainer.history, title="live"), dpi=60))
 
@@ -205,8 +205,8 @@ st.title("Toy sandbox")
 st.caption("Train a small MLP ε̂(x_t, t) on a 1-D or 2-D toy set, watch the loss approach the Bayes-optimal floor, "
            "then sample with any sampler. The default is the seed exercise and trains in a few seconds.")
 
-mods = [need(m, f) for m, f in (("toydiff.datasets", "Toy data sets"), ("toydiff.models", "The MLP noise predictor"),
-                                ("toydiff.training", "Training"), ("toydiff.plots", "Toy-track figures"))]
+mods = [need(m, f) for m, f in (("toydiff.toy.datasets", "Toy data sets"), ("toydiff.toy.models", "The MLP noise predictor"),
+                                ("toydiff.training", "Training"), ("toydiff.toy.plots", "Toy-track figures"))]
 if any(m is None for m in mods):
     st.stop()
 

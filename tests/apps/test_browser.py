@@ -25,7 +25,7 @@ MAIN = ROOT / "apps" / "main.py"
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "docs" / "screenshots"
 
-TOY_MODULES = ("toydiff.datasets", "toydiff.models", "toydiff.training", "toydiff.plots", "toydiff.metrics")
+TOY_MODULES = ("toydiff.toy.datasets", "toydiff.toy.models", "toydiff.training", "toydiff.toy.plots", "toydiff.toy.metrics")
 
 pytestmark = [
     pytest.mark.browser,

@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
 TIMEOUT = 90
 
-TOY_MODULES = ("toydiff.datasets", "toydiff.models", "toydiff.training", "toydiff.plots", "toydiff.metrics")
+TOY_MODULES = ("toydiff.toy.datasets", "toydiff.toy.models", "toydiff.training", "toydiff.toy.plots", "toydiff.toy.metrics")
 needs_toy = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in TOY_MODULES),
                                reason="the toy-track modules (datasets, models, training, plots, metrics) have not landed")
 
@@ -127,7 +127,7 @@ def test_schedules_page_reports_a_bad_schedule_readably():
     assert any("alpha_bar" in w.value for w in at.warning)
 
 
-@pytest.mark.parametrize("page, missing", [("toy", "toydiff.training"), ("schedules", "toydiff.plots"),
+@pytest.mark.parametrize("page, missing", [("toy", "toydiff.training"), ("schedules", "toydiff.toy.plots"),
                                            ("mnist", "image_track.sampling"), ("image_lab", "image_track.lab")])
 def test_a_module_that_has_not_landed_is_a_message_not_a_traceback(monkeypatch, page, missing):
     monkeypatch.setitem(sys.modules, missing, None)  # import now fails as for a module not yet written

@@ -3,8 +3,8 @@ import torch
 
 from toydiff import schedules
 from toydiff.checkpoint import CheckpointError
-from toydiff.datasets import Normalizer, get_dataset
-from toydiff.models import MLPConfig, build_mlp
+from toydiff.toy.datasets import Normalizer, get_dataset
+from toydiff.toy.models import MLPConfig, build_mlp
 from toydiff.training import History, TrainConfig, Trainer, held_out_loss
 
 S = schedules.constant(T=100, beta=0.05)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .cli import OneLineParser, run_guarded
+from ..cli import OneLineParser, run_guarded
 
 
 def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
@@ -21,7 +21,7 @@ def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
     import matplotlib.pyplot as plt
     from scipy.stats import wasserstein_distance
 
-    from . import GaussianMixture, METHODS, function_evaluations, sample, schedules
+    from .. import GaussianMixture, METHODS, function_evaluations, sample, schedules
 
     s = schedules.linear(T=1000)
     gm = GaussianMixture([1.0, 2.0], [[-4.0], [4.0]], [[[1.0]], [[1.0]]])

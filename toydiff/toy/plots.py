@@ -14,11 +14,11 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
-from .embeddings import sinusoidal_embedding
-from .exact import GaussianMixture
-from .forward import q_sample
-from .schedules import NoiseSchedule
-from .training import History
+from ..embeddings import sinusoidal_embedding
+from ..exact import GaussianMixture
+from ..forward import q_sample
+from ..schedules import NoiseSchedule
+from ..training import History
 
 __all__ = [
     "kde_vs_histogram",

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toydiff.models import MLPConfig, MLPDenoiser, build_mlp, exercise_config
+from toydiff.toy.models import MLPConfig, MLPDenoiser, build_mlp, exercise_config
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])

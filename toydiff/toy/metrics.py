@@ -22,7 +22,7 @@ from scipy import stats
 from scipy.spatial.distance import cdist
 
 from .datasets import ToyDataset
-from .exact import GaussianMixture
+from ..exact import GaussianMixture
 
 __all__ = [
     "wasserstein1",

@@ -3,7 +3,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toydiff.datasets import DATASETS, Normalizer, get_dataset, list_datasets
+from toydiff.toy.datasets import DATASETS, Normalizer, get_dataset, list_datasets
 
 
 def gen(seed: int) -> torch.Generator:

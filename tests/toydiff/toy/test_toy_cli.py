@@ -1,4 +1,4 @@
-"""``toydiff toy`` end to end, and the run glue it shares with the benchmarks (toydiff.toyrun)."""
+"""``toydiff toy`` end to end, and the run glue it shares with the benchmarks (toydiff.toy.run)."""
 
 import json
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from toydiff import toyrun
+from toydiff.toy import run as toyrun
 from toydiff.checkpoint import CheckpointError
 from toydiff.cli import main as toydiff_main
-from toydiff.models import MLPConfig
+from toydiff.toy.models import MLPConfig
 from toydiff.training import TrainConfig
 
 

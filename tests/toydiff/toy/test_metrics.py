@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import toydiff as td
-from toydiff import metrics
-from toydiff.datasets import get_dataset
+from toydiff.toy import metrics
+from toydiff.toy.datasets import get_dataset
 
 
 def normal(n, d=1, seed=0, shift=0.0):

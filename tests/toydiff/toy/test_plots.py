@@ -6,8 +6,9 @@ import torch
 from matplotlib.figure import Figure
 
 import toydiff as td
-from toydiff import plots, schedules
-from toydiff.datasets import get_dataset
+from toydiff import schedules
+from toydiff.toy import plots
+from toydiff.toy.datasets import get_dataset
 from toydiff.training import History
 
 S = schedules.constant(T=60, beta=0.08)

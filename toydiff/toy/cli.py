@@ -19,14 +19,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .cli import OneLineParser, fail, run_guarded
+from ..cli import OneLineParser, fail, run_guarded
 from .datasets import DATASETS
-from .losses import T_SAMPLINGS
+from ..losses import T_SAMPLINGS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
-from .samplers import METHODS
-from .schedules import SPACINGS, NoiseSchedule
-from .toyrun import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
-from .training import TrainConfig
+from ..samplers import METHODS
+from ..schedules import SPACINGS, NoiseSchedule
+from .run import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
+from ..training import TrainConfig
 
 __all__ = ["main", "build_parser"]
 
@@ -105,7 +105,7 @@ def build_parser() -> OneLineParser:
 
 
 def _schedule(name: str, T: int) -> NoiseSchedule:
-    from . import schedules
+    from .. import schedules
 
     return schedules.constant(T=T, beta=0.02) if name == "constant" else getattr(schedules, name)(T=T)
 
@@ -172,7 +172,7 @@ def _report(a) -> int:
 
     matplotlib.use("Agg")
     from . import metrics, plots
-    from .trajectory import TrajectoryRecorder
+    from ..trajectory import TrajectoryRecorder
 
     run = _run_for(a)
     out = Path(a.out)

@@ -1,0 +1,13 @@
+"""The 1-D / 2-D toy track, built on toydiff's shared schedule-and-sampler layer.
+
+- :mod:`~toydiff.toy.datasets`: 1-D mixtures and 2-D data sets, each drawn from a generator, with its exact
+  :class:`~toydiff.GaussianMixture` where one exists;
+- :mod:`~toydiff.toy.models`: the time-conditioned MLP noise predictor;
+- :mod:`~toydiff.toy.metrics`: sample sets against the truth, each next to its two-sample noise floor;
+- :mod:`~toydiff.toy.plots`: the track's figures (functions return a matplotlib Figure);
+- :mod:`~toydiff.toy.run`: one run end to end (``train_toy``, ``load_toy``, ``oracle_run``), shared by the
+  CLI, the app and the benchmarks;
+- :mod:`~toydiff.toy.cli`: ``toydiff toy train|sample|report``; :mod:`~toydiff.toy.demo`: ``toydiff demo``.
+
+Nothing in :mod:`toydiff`'s core imports this package.
+"""

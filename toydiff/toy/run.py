@@ -1,0 +1,191 @@
+"""One toy-track run end to end: data → normalisation → MLP → training → checkpoint → samples.
+
+The pieces (:mod:`~toydiff.datasets`, :mod:`~toydiff.models`, :mod:`~toydiff.training`,
+:func:`toydiff.sample`) compose by hand; this module is the glue the CLI, the benchmarks and notebooks
+share, so a run trained by one is loaded by the others::
+
+    run = train_toy("two_gaussians", out="runs/toy")     # the seed exercise, in seconds
+    x = run.sample(10_000, method="ddim", steps=50, seed=0)   # [10000, 1], in data units
+    exact = oracle_run("two_gaussians").sample(10_000, method="ddim", steps=50, seed=0)
+
+Training happens in normalised units (per-dimension mean/std of the training set, as the seed exercise
+does); :meth:`ToyRun.sample` maps back to data units. The oracle of a run is the exact law of the
+*normalised* data, so a model and its oracle run through the very same schedule and sampler.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .. import schedules
+from ..checkpoint import CheckpointError, load_checkpoint
+from .datasets import Normalizer, ToyDataset, get_dataset
+from ..exact import GaussianMixture
+from .models import MLPConfig, build_mlp
+from ..samplers import sample
+from ..schedules import NoiseSchedule
+from ..training import History, TrainConfig, Trainer, load_weights
+
+__all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+def default_schedule() -> NoiseSchedule:
+    """The seed exercise's schedule: constant β = 0.02 over T = 250 steps (ᾱ_T ≈ 0.0064)."""
+    return schedules.constant(T=250, beta=0.02)
+
+
+@dataclass
+class ToyRun:
+    """A trained (or exact) toy denoiser with everything needed to sample and judge it.
+
+    Attributes:
+        dataset: the toy data set.
+        schedule: the noise schedule the model was trained on.
+        normalizer: data units ↔ model units.
+        model: ``ε̂(x_t [B, D], t [B]) -> [B, D]`` in model units (EMA weights), or ``None`` for an oracle run.
+        history: the training history (``None`` for an oracle run).
+        metadata: the checkpoint's JSON metadata.
+    """
+
+    dataset: ToyDataset
+    schedule: NoiseSchedule
+    normalizer: Normalizer
+    model: nn.Module | None = None
+    history: History | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def oracle(self) -> GaussianMixture | None:
+        """The exact law of the normalised data, or ``None`` if the data set has no closed form."""
+        return self.normalizer.oracle(self.dataset.mixture) if self.dataset.has_oracle else None
+
+    def eps_fn(self, exact: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The denoiser in model units: the trained network, or with ``exact=True`` the oracle's ε*."""
+        if exact or self.model is None:
+            if self.oracle is None:
+                raise ValueError(f"dataset {self.dataset.name!r} has no exact mixture: there is no oracle denoiser")
+            return self.oracle.eps_fn(self.schedule)
+        model = self.model.eval()
+
+        def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return model(x.float(), t).to(x.dtype)
+
+        return eps
+
+    def sample(self, n: int, *, method: str = "ddpm", steps: int | None = None, seed: int = 0, exact: bool = False,
+               callback: Callable[[dict], None] | None = None, progress: bool = False, **sampler_kwargs) -> torch.Tensor:
+        """``n`` samples ``[n, D]`` in data units, from x_T ~ N(0, I) drawn with ``seed``.
+
+        ``method``, ``steps`` and ``sampler_kwargs`` (``eta``, ``variance``, ``spacing`` …) go to
+        :func:`toydiff.sample`; ``exact=True`` samples with the oracle instead of the model.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        g = torch.Generator().manual_seed(seed)
+        # float64 for the model too (it computes in float32 inside): the same seed then gives the model and
+        # the oracle the very same x_T and sampler noise, so their samples compare pathwise
+        x_T = torch.randn(n, self.dataset.dim, generator=g, dtype=torch.float64)
+        x0 = sample(self.eps_fn(exact), x_T, self.schedule, method=method, steps=steps, generator=g,
+                    callback=callback, progress=progress, **sampler_kwargs)
+        return self.normalizer.inverse(x0.double())
+
+
+def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule, model_config: MLPConfig, config: TrainConfig,
+                n_train: int, n_val: int, seed: int, fresh: bool = True) -> tuple[Trainer, Normalizer]:
+    """A ready :class:`Trainer` and the normalisation: ``n_train + n_val`` points drawn with ``seed``,
+    normalised by the training part, the MLP initialised from ``seed``, the oracle (if any) giving the floor."""
+    g = torch.Generator().manual_seed(seed)
+    x = dataset.sample(n_train + n_val, g)
+    normalizer = Normalizer.fit(x[:n_train])
+    xn = normalizer.forward(x)
+    torch.manual_seed(seed)  # the MLP's initial weights
+    model = build_mlp(model_config)
+    oracle = normalizer.oracle(dataset.mixture) if dataset.has_oracle else None
+    meta = {"dataset": dataset.name, "model_config": asdict(model_config), "normalizer": normalizer.to_dict(),
+            "n_train": n_train, "n_val": n_val, "data_seed": seed, "fresh_data": fresh}
+    fresh_data = (lambda n, g: normalizer.forward(dataset.sample(n, g))) if fresh else None
+    trainer = Trainer(model, schedule, xn[:n_train], xn[n_train:], config, oracle=oracle, metadata=meta,
+                      fresh_data=fresh_data)
+    return trainer, normalizer
+
+
+def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPConfig | None = None,
+              config: TrainConfig | None = None, schedule: NoiseSchedule | None = None, n_train: int = 10_000,
+              n_val: int = 2_000, seed: int = 0, fresh: bool = True, out: str | Path | None = None, resume: bool = False,
+              progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> ToyRun:
+    """Train an MLP noise predictor on a toy data set (Ho et al. 2020, Algorithm 1) and return the run.
+
+    Args:
+        dataset: a name from :data:`toydiff.datasets.DATASETS` or a :class:`ToyDataset`.
+        model_config: the MLP (default: :class:`MLPConfig` of the data's dimension).
+        config: optimisation (default: :class:`TrainConfig`).
+        schedule: default :func:`default_schedule` (the seed exercise's).
+        n_train, n_val: points drawn (with ``seed``) for training and for the held-out loss.
+        fresh: draw ``n_train`` new points every epoch (the normalisation stays the first set's); with
+            ``False`` every epoch revisits the same points, as the seed exercise does.
+        out: folder; ``out/checkpoint.safetensors`` is written atomically after every epoch and
+            ``out/history.json`` at the end.
+        resume: continue from ``out``'s checkpoint (to the same weights as an uninterrupted run); the
+            other arguments must match the checkpoint's, except ``config.epochs``, which may grow.
+    """
+    ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    schedule = schedule or default_schedule()
+    model_config = model_config or MLPConfig(dim=ds.dim)
+    config = config or TrainConfig()
+    if model_config.dim != ds.dim:
+        raise ValueError(f"model_config.dim is {model_config.dim} but dataset {ds.name!r} has dimension {ds.dim}")
+    if resume and out is None:
+        raise ValueError("resume needs out, the folder holding the checkpoint")
+    trainer, normalizer = toy_trainer(ds, schedule, model_config, config, n_train, n_val, seed, fresh)
+    ckpt = None if out is None else Path(out) / CHECKPOINT_NAME
+    if resume:
+        if not ckpt.exists():
+            raise FileNotFoundError(f"resume: no checkpoint at {ckpt}")
+        _, meta = load_checkpoint(ckpt)
+        for key in ("dataset", "model_config", "n_train", "n_val", "data_seed", "fresh_data"):
+            if meta.get(key) != trainer.metadata[key]:
+                raise CheckpointError(f"{ckpt}: {key} is {meta.get(key)!r} there but {trainer.metadata[key]!r} here")
+        trainer.load(ckpt)
+    history = trainer.fit(progress=progress, checkpoint=ckpt, on_epoch=on_epoch)
+    if out is not None:
+        (Path(out) / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+    return ToyRun(ds, schedule, normalizer, trainer.eval_model.eval(), history, dict(trainer.metadata))
+
+
+def load_toy(path: str | Path) -> ToyRun:
+    """Load a run written by :func:`train_toy` (a checkpoint file, or the folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    tensors, meta = load_checkpoint(path)
+    if meta.get("kind") != "toydiff.toy":
+        raise CheckpointError(f"{path} is not a toy-track checkpoint (kind {meta.get('kind')!r})")
+    try:
+        ds = get_dataset(meta["dataset"])
+        model = build_mlp(meta["model_config"])
+        schedule = NoiseSchedule.from_dict(meta["schedule"])
+        normalizer = Normalizer.from_dict(meta["normalizer"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: incomplete toy-track metadata ({e})") from None
+    ema = any(k.startswith("ema.module.") for k in tensors)
+    if ema:
+        tensors = {"model." + k[len("ema.module."):]: v for k, v in tensors.items() if k.startswith("ema.module.")}
+    load_weights(model, tensors, "model.", path)
+    return ToyRun(ds, schedule, normalizer, model.eval(), History.from_dict(meta["history"]), meta)
+
+
+def oracle_run(dataset: str | ToyDataset = "two_gaussians", schedule: NoiseSchedule | None = None) -> ToyRun:
+    """A run whose denoiser is the exact ε* (no training), normalised by the mixture's exact moments."""
+    ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    if not ds.has_oracle:
+        raise ValueError(f"dataset {ds.name!r} has no exact mixture: no oracle run")
+    return ToyRun(ds, schedule or default_schedule(), Normalizer.from_mixture(ds.mixture))
