@@ -23,6 +23,8 @@ __all__ = [
     "cosine",
     "sigmoid",
     "from_betas",
+    "from_name",
+    "BUILDERS",
     "SPACINGS",
     "TERMINAL_ALPHA_BAR_TOLERANCE",
 ]
@@ -324,3 +326,21 @@ def sigmoid(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, ste
     u = torch.linspace(-steepness, steepness, T, dtype=torch.float64)
     betas = beta_start + (beta_end - beta_start) * torch.sigmoid(u)
     return _finish(betas, "sigmoid", {"T": T, "beta_start": beta_start, "beta_end": beta_end, "steepness": steepness})
+
+
+#: the named builders, for CLIs, apps and checkpoints: ``from_name("cosine", T=500)``
+BUILDERS = {"linear": linear, "constant": constant, "cosine": cosine, "sigmoid": sigmoid}
+
+
+def from_name(name: str, **params) -> NoiseSchedule:
+    """The schedule a builder name and its keyword parameters describe (``NoiseSchedule.name`` / ``params``).
+
+    The one way to build a schedule from data (a CLI flag, an app widget, a checkpoint's metadata):
+    ``from_name("linear", T=1000)``; each builder's own defaults fill what is not given.
+    """
+    if name not in BUILDERS:
+        raise ValueError(f"schedule must be one of {tuple(BUILDERS)}, got {name!r}")
+    try:
+        return BUILDERS[name](**params)
+    except TypeError as e:
+        raise TypeError(f"schedule {name!r}: {e}") from None

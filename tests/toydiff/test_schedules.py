@@ -169,3 +169,17 @@ def test_bad_respacing_input_raise():
         s.respace([1000, 5])
     with pytest.raises(TypeError, match="steps"):
         s.respace(10.5)
+
+
+@pytest.mark.parametrize("name", sorted(schedules.BUILDERS))
+def test_from_name_builds_what_the_builder_builds(name):
+    s = schedules.from_name(name, T=50)
+    assert s == schedules.BUILDERS[name](T=50) and s.T == 50 and s.name == name
+    assert schedules.from_name(s.name, **s.params) == s      # a checkpoint's record rebuilds the schedule
+
+
+def test_from_name_names_the_bad_argument():
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        schedules.from_name("linaer")
+    with pytest.raises(TypeError, match="schedule 'linear'"):
+        schedules.from_name("linear", beta=0.1)
