@@ -1,11 +1,17 @@
 """The toydiff Streamlit app: one entry point, one file per page (``toydiff app`` launches it).
 
     streamlit run apps/main.py --server.address 127.0.0.1
+
+The pages draw with matplotlib off screen (Agg), selected here, at the entry, rather than by any module on
+import. ``toydiff app`` also pins torch's thread count (see ``apps.launch.configure_process``).
 """
 
 from pathlib import Path
 
+import matplotlib
 import streamlit as st
+
+matplotlib.use("Agg")  # figures are rendered to PNG bytes; no window, and safe off the main thread
 
 HERE = Path(__file__).resolve().parent
 

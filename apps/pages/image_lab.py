@@ -11,7 +11,9 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps.common import checkpoint_picker, fig_png, mnist_test, need, readable_errors, show_png
+from apps.models import checkpoint_picker, mnist_test
+from apps.ui import fig_png, readable_errors, show_png
+from image_track.lab.common import strided_timesteps
 
 EXPERIMENTS = ("SDEdit", "Inpainting", "Anagrams", "Hybrids")
 NO_CLASS = "none (unconditional)"
@@ -122,8 +124,6 @@ st.caption("Editing with a diffusion model, composed from toydiff's sampler laye
            "and denoises it; inpainting projects the known pixels at every step; anagrams and hybrids combine two "
            "class-conditional denoisers.")
 
-if need("image_track.lab", "The image lab experiments") is None:
-    st.stop()
 picked = checkpoint_picker("ilab", conditional_only=True)
 if picked is None:
     st.stop()
@@ -137,8 +137,6 @@ stride = int(c2.select_slider("Stride between timesteps", [10, 20, 30, 50, 100],
                               help="The sampler visits T−1 rounded down to the stride, then every stride-th step to 0"))
 seed = int(c3.number_input("Seed", 0, 10_000, 0, key="ilab_seed"))
 w_on = c4.toggle("Classifier-free guidance", value=True, key="ilab_w_on")
-
-from image_track.lab.common import strided_timesteps  # noqa: E402 (after the availability check)
 
 strided = strided_timesteps(lm.schedule.T, stride)
 

@@ -7,13 +7,13 @@ import io
 import tempfile
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import streamlit as st
 import torch
 
 import toydiff as td
-from apps.common import checkpoint_picker, fig_png, load_path, mnist_test, need, readable_errors, show_png
+from apps.models import checkpoint_picker, load_path, mnist_test
+from apps.ui import fig_png, readable_errors, session_memo, show_png
+from image_track import plots as image_plots
 
 # --- cached work ---------------------------------------------------------------------------------------
 
@@ -82,10 +82,13 @@ def fid_floor(n: int) -> float:
 
 def evaluate(key: str, lm, n: int, w: float | None, method: str, steps: int, seed: int,
              ag_w: float | None = None, guide=None) -> dict:
-    cache = st.session_state.setdefault("mnist_eval_cache", {})
-    ck = (key, n, w, method, steps, seed, ag_w)
-    if ck in cache:
-        return cache[ck]
+    """FID, its floor, class accuracy and histogram of ``n`` samples (remembered for this session's last few
+    settings: the progress widgets it draws would not replay from ``st.cache_data``)."""
+    return session_memo("mnist_eval", (key, n, w, method, steps, seed, ag_w),
+                        lambda: _evaluate(lm, n, w, method, steps, seed, ag_w, guide), max_entries=8)
+
+
+def _evaluate(lm, n: int, w: float | None, method: str, steps: int, seed: int, ag_w: float | None, guide) -> dict:
     from image_track import evaluate as ev
     from image_track.sampling import generate
 
@@ -109,19 +112,7 @@ def evaluate(key: str, lm, n: int, w: float | None, method: str, steps: int, see
                "accuracy": None if labels is None else ev.conditional_accuracy(x, labels),
                "hist": hist.numpy(), "kl": ev.kl_to_uniform(hist)}
         status.update(label=f"Evaluated {n} samples", state="complete", expanded=False)
-    cache[ck] = out
     return out
-
-
-def hist_png(hist: np.ndarray, n: int) -> bytes:
-    fig, ax = plt.subplots(figsize=(6, 2.8))
-    ax.bar(range(10), hist, color="tab:blue")
-    ax.axhline(0.1, color="k", ls="--", lw=1, label="uniform (0.1)")
-    ax.set(xticks=range(10), xlabel="class the classifier assigns", ylabel="fraction of samples",
-           title=f"Class histogram of {n} samples")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig_png(fig)
 
 
 # --- the page ------------------------------------------------------------------------------------------
@@ -208,12 +199,11 @@ c1, c2 = st.columns([1, 3])
 n_eval = int(c1.select_slider("Samples to score", [50, 100, 200, 500], value=100, key="mnist_neval"))
 if c2.toggle("Evaluate (samples all ten digits; takes a while on a CPU)", value=False, key="mnist_eval_on"):
     with readable_errors("Evaluation"):
-        if need("image_track.evaluate", "Evaluation metrics") is not None:
-            r = evaluate(key, lm, n_eval, w, method, steps, seed, ag_w, guide)
-            m1, m2, m3, m4 = st.columns(4)
-            m1.metric("FID (classifier features)", f"{r['fid']:.2f}", help="lower is better")
-            m2.metric("FID floor (real vs real)", f"{r['floor']:.2f}")
-            m3.metric("Requested class recognised", "—" if r["accuracy"] is None else f"{r['accuracy']:.0%}")
-            m4.metric("Confident (p > 0.9)", f"{r['confident']:.0%}")
-            st.metric("KL(class histogram ‖ uniform)", f"{r['kl']:.3f} nats", help="0 when all ten digits are equally common")
-            show_png(hist_png(r["hist"], n_eval))
+        r = evaluate(key, lm, n_eval, w, method, steps, seed, ag_w, guide)
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric("FID (classifier features)", f"{r['fid']:.2f}", help="lower is better")
+        m2.metric("FID floor (real vs real)", f"{r['floor']:.2f}")
+        m3.metric("Requested class recognised", "—" if r["accuracy"] is None else f"{r['accuracy']:.0%}")
+        m4.metric("Confident (p > 0.9)", f"{r['confident']:.0%}")
+        st.metric("KL(class histogram ‖ uniform)", f"{r['kl']:.3f} nats", help="0 when all ten digits are equally common")
+        show_png(fig_png(image_plots.class_histogram(r["hist"], n_eval)))

@@ -3,14 +3,15 @@ against the number of steps, and one x_T through ddpm, ddpm-no-noise and ddim si
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import streamlit as st
 import torch
 
 import toydiff as td
-from apps.common import (ToyRun, dataset_names, describe_dataset, fig_png, load_dataset,
-                         markdown_table, mixture_of, optional_module, readable_errors, schedule_or_error,
-                         schedule_picker, show_png, spec_of, toy_run)
+from apps.schedule_widgets import schedule_or_error, schedule_picker, spec_of
+from apps.toy_data import dataset_names, describe_dataset, load_dataset, mixture_of
+from apps.toy_state import TrainedToy, toy_run
+from apps.ui import fig_png, markdown_table, readable_errors, show_png
+from toydiff.toy import metrics, plots
 
 STEP_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -22,38 +23,31 @@ class Source:
     maps samples back to data space for figures.
     """
 
-    def __init__(self, key: tuple, dataset: str, schedule: td.NoiseSchedule, run: ToyRun | None):
-        self.key, self.dataset, self.schedule, self.run = key, dataset, schedule, run
-        self.dim = load_dataset(dataset).dim if optional_module("toydiff.toy.datasets")[0] else 1
+    def __init__(self, key: tuple, dataset: str, schedule: td.NoiseSchedule, trained: TrainedToy | None):
+        self.key, self.dataset, self.schedule, self.trained = key, dataset, schedule, trained
+        self.dim = load_dataset(dataset).dim
 
     def eps_fn(self):
-        return self.run.model if self.run is not None else mixture_of(self.dataset).eps_fn(self.schedule)
+        return self.trained.run.model if self.trained is not None else mixture_of(self.dataset).eps_fn(self.schedule)
 
     @property
     def dtype(self):
-        return torch.float32 if self.run is not None else torch.float64
+        return torch.float32 if self.trained is not None else torch.float64
 
     def truth(self, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
-        if self.run is None:
+        if self.trained is None:
             return mixture_of(self.dataset).sample(n, g)
-        return self.run.normalizer.forward(load_dataset(self.dataset).sample(n, g).double())
+        return self.trained.run.normalizer.forward(load_dataset(self.dataset).sample(n, g).double())
 
     def to_data(self, x: torch.Tensor) -> torch.Tensor:
-        return x.double() if self.run is None else self.run.normalizer.inverse(x.double())
+        return x.double() if self.trained is None else self.trained.run.normalizer.inverse(x.double())
 
 
 def distance(a: torch.Tensor, b: torch.Tensor) -> tuple[str, float]:
-    """Wasserstein-1 in 1-D, sliced Wasserstein in 2-D (toydiff.toy.metrics; scipy for 1-D until it lands)."""
-    metrics, _ = optional_module("toydiff.toy.metrics")
+    """Wasserstein-1 in 1-D, sliced Wasserstein in 2-D (``toydiff.toy.metrics``)."""
     if a.shape[1] == 1:
-        if metrics is None:
-            from scipy.stats import wasserstein_distance
-
-            return "Wasserstein-1", float(wasserstein_distance(a[:, 0].numpy(), b[:, 0].numpy()))
         return "Wasserstein-1", metrics.wasserstein1(a, b)
-    if metrics is None:
-        raise RuntimeError("the 2-D distance needs toydiff.toy.metrics, which has not landed yet")
     return "sliced Wasserstein", metrics.sliced_wasserstein(a, b)
 
 
@@ -78,35 +72,25 @@ def noise_floor(key: tuple, _src: Source, n: int, seed: int) -> float:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def convergence_png(key: tuple, table: dict, floor: float, name: str, by_nfe: bool) -> bytes:
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    curves = {}
     for method, row in table.items():
         steps = sorted(row)
         xs = [td.function_evaluations(method, s) for s in steps] if by_nfe else steps
-        ax.plot(xs, [row[s] for s in steps], "o-", label=method)
-    ax.axhline(floor, color="k", ls="--", lw=1, label=f"noise floor (two true sets) {floor:.3g}")
-    ax.set(xscale="log", yscale="log", xlabel="network evaluations" if by_nfe else "sampler steps",
-           ylabel=f"{name} to the truth", title=f"Distance to the truth against {'evaluations' if by_nfe else 'steps'}")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig_png(fig)
+        curves[method] = (xs, [row[s] for s in steps])
+    return fig_png(plots.convergence(curves, floor, metric=name,
+                                     xlabel="network evaluations" if by_nfe else "sampler steps"))
 
 
 @st.cache_data(max_entries=64, show_spinner="Sampling…")
 def side_png(key: tuple, _src: Source, method: str, steps: int, n: int, seed: int) -> tuple[bytes, float]:
-    from toydiff.toy import plots
-
     x = run_sampler(_src, method, steps, n, seed)
     d = distance(x.double(), _src.truth(n, seed + 1000))[1]
-    xd = _src.to_data(x)
-    mixture = load_dataset(_src.dataset).mixture if _src.run is not None else mixture_of(_src.dataset)
-    title = f"{method}, {steps} steps"
+    ds = load_dataset(_src.dataset)
+    truth = None if ds.mixture is not None else ds.sample(n, torch.Generator().manual_seed(1))
+    fig = plots.samples_vs_truth(_src.to_data(x), mixture=ds.mixture, true_samples=truth,
+                                 title=f"{method}, {steps} steps")
     if _src.dim == 1:
-        fig = plots.kde_vs_histogram(xd, mixture=mixture, title=title)
         fig.set_size_inches(5.5, 4)
-    else:
-        truth = None if mixture is not None else load_dataset(_src.dataset).sample(n, torch.Generator().manual_seed(1))
-        fig = plots.scatter_with_density(xd, mixture=mixture, true_samples=truth, title=title)
     return fig_png(fig), d
 
 
@@ -116,11 +100,11 @@ st.title("Sampler lab")
 st.caption("The exact oracle ε*(x_t, t) = E[ε | x_t] turns sampler comparison into pure numerics: with the true "
            "denoiser, any gap to the truth is the sampler's discretisation error.")
 
-run = toy_run()
-sources = ["Exact oracle"] + (["Trained model (Toy sandbox)"] if run is not None else [])
+trained = toy_run()
+sources = ["Exact oracle"] + (["Trained model (Toy sandbox)"] if trained is not None else [])
 c1, c2 = st.columns([1, 2])
 source = c1.radio("Denoiser", sources, key="lab_source")
-if run is None:
+if trained is None:
     c1.caption("Train a model on the Toy sandbox page to sample it here too.")
 
 if source == "Exact oracle":
@@ -134,8 +118,8 @@ if source == "Exact oracle":
         schedule = schedule_or_error(spec)
     src = None if schedule is None else Source(("oracle", dataset, spec), dataset, schedule, None)
 else:
-    c2.markdown(f"**Model #{run.run_id}**: {run.summary}.  \nDistances are measured in the model's normalised space.")
-    src = Source(("run", run.run_id), run.dataset, run.schedule, run)
+    c2.markdown(f"**Model #{trained.run_id}**: {trained.summary}.  \nDistances are measured in the model's normalised space.")
+    src = Source(("run", trained.run_id), trained.dataset, trained.run.schedule, trained)
 
 if src is None:
     st.stop()

@@ -8,26 +8,21 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps.common import (ScheduleSpec, build_schedule, dataset_names, describe_dataset, fig_png, markdown_table, mixture_of,
-                         mnist_test, need, readable_errors, schedule_or_error, schedule_picker, show_png, spec_of)
-
-
-def spec_label(spec: ScheduleSpec) -> str:
-    kind, params = spec
-    return f"{kind}(" + ", ".join(f"{k}={v:g}" for k, v in params) + ")"
+from apps.models import mnist_test
+from apps.schedule_widgets import ScheduleSpec, build_schedule, schedule_or_error, schedule_picker, spec_label, spec_of
+from apps.toy_data import dataset_names, describe_dataset, mixture_of
+from apps.ui import fig_png, markdown_table, readable_errors, show_png
+from image_track import plots as image_plots
+from toydiff.toy import plots
 
 
 @st.cache_data(max_entries=32, show_spinner="Drawing the schedule curves…")
 def curves_png(specs: tuple[ScheduleSpec, ...]) -> bytes:
-    from toydiff.toy import plots
-
     return fig_png(plots.schedule_curves(*[build_schedule(s)[0] for s in specs], labels=[spec_label(s) for s in specs]))
 
 
 @st.cache_data(max_entries=32, show_spinner="Computing the exact marginals q(x_t)…")
 def forward_png(dataset: str, spec: ScheduleSpec, n_samples: int, n_panels: int, seed: int) -> bytes:
-    from toydiff.toy import plots
-
     fig = plots.forward_density(mixture_of(dataset), build_schedule(spec)[0], n_samples=n_samples, n_panels=n_panels,
                                 generator=torch.Generator().manual_seed(seed))
     return fig_png(fig)
@@ -35,43 +30,24 @@ def forward_png(dataset: str, spec: ScheduleSpec, n_samples: int, n_panels: int,
 
 @st.cache_data(max_entries=32, show_spinner="Noising digits…")
 def mnist_forward_png(spec: ScheduleSpec, ts: tuple[int, ...], n_digits: int, seed: int) -> bytes:
-    import matplotlib.pyplot as plt
-
-    s = build_schedule(spec)[0]
     images, labels = mnist_test()
     idx = [int(torch.nonzero(labels == d)[0]) for d in range(n_digits)]  # the first test image of digits 0, 1, ...
-    x0 = images[idx]  # [n, 1, 28, 28]
-    g = torch.Generator().manual_seed(seed)
-    eps = torch.randn(x0.shape, generator=g)  # the same noise at every t: columns differ only in ᾱ_t
-    cols = [x0] + [td.q_sample(s, x0, t, eps) for t in ts]
-    fig, axes = plt.subplots(n_digits, len(cols), figsize=(1.3 * len(cols) + 0.4, 1.3 * n_digits + 0.5), squeeze=False)
-    for j, col in enumerate(cols):
-        title = "x_0" if j == 0 else f"t = {ts[j - 1]}\nᾱ = {s.alpha_bar(ts[j - 1]):.3f}"
-        for i in range(n_digits):
-            ax = axes[i, j]
-            ax.imshow(col[i, 0].numpy(), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=8)
-    fig.suptitle(f"q_sample(x_0, t, ε) = √ᾱ_t x_0 + √(1 − ᾱ_t) ε on {spec_label(spec)} (gray scale clipped to [-1, 1])",
-                 fontsize=9)
-    fig.tight_layout()
-    return fig_png(fig)
+    title = (f"q_sample(x_0, t, ε) = √ᾱ_t x_0 + √(1 − ᾱ_t) ε on {spec_label(spec)} "
+             "(gray scale clipped to [-1, 1])")
+    return fig_png(image_plots.noised_digits(images[idx], build_schedule(spec)[0], ts,
+                                             generator=torch.Generator().manual_seed(seed), title=title))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def plan_table(spec: ScheduleSpec, steps: int, spacing: str) -> list[dict]:
     s = build_schedule(spec)[0]
-    plan = s.respace(steps, spacing)
+    sigmas = s.sigmas
     return [{"step": i, "t": t, "t_prev": tp, "ᾱ_t": s.alpha_bar(t), "ᾱ_prev": s.alpha_bar(tp),
-          "σ_t (Karras)": float(np.sqrt((1 - s.alpha_bar(t)) / s.alpha_bar(t)))} for i, (t, tp) in enumerate(plan.pairs)]
+             "σ_t (Karras)": float(sigmas[t])} for i, (t, tp) in enumerate(s.respace(steps, spacing).pairs)]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def embedding_png(dim: int, T: int) -> bytes:
-    from toydiff.toy import plots
-
     return fig_png(plots.embedding_heatmap(dim, T))
 
 
@@ -90,7 +66,6 @@ with col_b:
 
 sched_a = schedule_or_error(spec_a, "Schedule A")
 sched_b = schedule_or_error(spec_b, "Schedule B") if spec_b is not None else None
-plots_mod = need("toydiff.toy.plots", "Schedule, forward-process and embedding figures")
 
 if sched_a is not None:
     m1, m2, m3 = st.columns(3)
@@ -98,10 +73,9 @@ if sched_a is not None:
     if sched_b is not None:
         m2.metric("B: ᾱ at the last step", f"{sched_b.alpha_bar(sched_b.T - 1):.2e}")
     m3.metric("A: step where ᾱ falls below ½", int(np.searchsorted(-sched_a.alpha_bars.numpy(), -0.5)))
-    if plots_mod is not None:
-        with readable_errors("Drawing the schedule curves"):
-            specs = (spec_a,) + ((spec_b,) if sched_b is not None else ())
-            show_png(curves_png(specs))
+    with readable_errors("Drawing the schedule curves"):
+        specs = (spec_a,) + ((spec_b,) if sched_b is not None else ())
+        show_png(curves_png(specs))
 
 # --- the forward process on a toy distribution ---------------------------------------------------
 st.subheader("The forward process on a toy distribution")
@@ -116,13 +90,13 @@ n_samples = c3.slider("q_sample draws", 500, 5000, 2000, 500, key="fwd_n")
 n_panels = c4.slider("Panels (steps shown)", 3, 8, 5, key="fwd_panels")
 st.caption(describe_dataset(dataset))
 fwd_spec = spec_a if which == "A" else spec_b
-if plots_mod is not None and (sched_a if which == "A" else sched_b) is not None:
+if (sched_a if which == "A" else sched_b) is not None:
     with readable_errors("Drawing the forward process"):
         show_png(forward_png(dataset, fwd_spec, n_samples, n_panels, 0))
 
 # --- the forward process on MNIST digits ----------------------------------------------------------
 st.subheader("The forward process on MNIST digits")
-if sched_a is not None and need("image_track.data", "Noised MNIST digits") is not None:
+if sched_a is not None:
     T = (sched_a if which == "A" else sched_b).T
     c1, c2 = st.columns([3, 1])
     options = sorted({min(t, T - 1) for t in (0, 10, 25, 50, 100, 150, 250, 400, 500, 600, 750, 900, 999, 1999)})
@@ -153,7 +127,7 @@ if sched_a is not None:
 
 # --- time embedding ------------------------------------------------------------------------------------
 st.subheader("The sinusoidal time embedding")
-if sched_a is not None and plots_mod is not None:
+if sched_a is not None:
     dim = st.select_slider("Embedding width", [8, 16, 32, 64, 128, 256], value=64, key="emb_dim")
     with readable_errors("Drawing the embedding"):
         show_png(embedding_png(int(dim), sched_a.T))

@@ -8,9 +8,11 @@ so they do not depend on committed weights.
 
 from __future__ import annotations
 
-import importlib.util
 import io
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,17 +24,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
 TIMEOUT = 90
 
-TOY_MODULES = ("toydiff.toy.datasets", "toydiff.toy.models", "toydiff.training", "toydiff.toy.plots", "toydiff.toy.metrics")
-needs_toy = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in TOY_MODULES),
-                               reason="the toy-track modules (datasets, models, training, plots, metrics) have not landed")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _restore_torch_threads():
-    """apps.common pins torch to one thread (fast on a shared CPU); give other test modules theirs back."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+ROOT = MAIN.parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +56,7 @@ def runs_dir(checkpoints, monkeypatch):
 @pytest.fixture(scope="module")
 def warm_mnist():
     """Decode the MNIST test set once for the module (the app caches it per server process as well)."""
-    from apps.common import mnist_test
+    from apps.models import mnist_test
 
     return mnist_test()
 
@@ -95,7 +87,6 @@ def tables(at: AppTest) -> list[str]:
 # --- schedules ---------------------------------------------------------------------------------------
 
 
-@needs_toy
 def test_schedules_page(warm_mnist):
     at = open_page("schedules")
     assert_clean(at)
@@ -127,15 +118,6 @@ def test_schedules_page_reports_a_bad_schedule_readably():
     assert any("alpha_bar" in w.value for w in at.warning)
 
 
-@pytest.mark.parametrize("page, missing", [("toy", "toydiff.training"), ("schedules", "toydiff.toy.plots"),
-                                           ("mnist", "image_track.sampling"), ("image_lab", "image_track.lab")])
-def test_a_module_that_has_not_landed_is_a_message_not_a_traceback(monkeypatch, page, missing):
-    monkeypatch.setitem(sys.modules, missing, None)  # import now fails as for a module not yet written
-    at = open_page(page)
-    assert_clean(at)
-    assert any("not available yet" in i.value for i in at.info)
-
-
 # --- toy sandbox and sampler lab -------------------------------------------------------------------------
 
 
@@ -145,7 +127,6 @@ def train_small(at: AppTest) -> AppTest:
     return at.button(key="toy_train").click().run()
 
 
-@needs_toy
 def test_toy_page_trains_samples_and_scores():
     at = open_page("toy")
     assert_clean(at)
@@ -172,7 +153,6 @@ def test_toy_page_trains_samples_and_scores():
     assert [v for k, v in metrics(at).items() if k.startswith("E‖ε̂ − ε*‖²")] != gap
 
 
-@needs_toy
 def test_toy_page_draws_low_noise_steps_for_2d_data():
     at = open_page("toy")
     assert at.radio(key="toy_tsampling_two_gaussians").value == "uniform"
@@ -183,7 +163,6 @@ def test_toy_page_draws_low_noise_steps_for_2d_data():
     assert "Final held-out loss" in metrics(at)
 
 
-@needs_toy
 def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
     at.switch_page("pages/samplers.py")
@@ -216,15 +195,23 @@ def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
 # --- MNIST and the image lab ---------------------------------------------------------------------------
 
 
-def test_mnist_page_committed_checkpoint_or_a_clear_message():
-    from image_track.sampling import default_checkpoint
-
+def test_mnist_page_opens_on_the_committed_conditional_checkpoint():
     at = open_page("mnist")
     assert_clean(at)
-    if default_checkpoint(conditional=True).is_file():
-        assert images(at)
-    else:
-        assert any("not available yet" in i.value.lower() for i in at.info)
+    assert at.radio(key="mnist_source").value == "Committed: class-conditional"
+    assert metrics(at)["Classes"] == "10 + null"
+    assert len(images(at)) >= 3  # grid, progression strip, GIF
+    assert any("tiny_cond.safetensors" in c.value for c in at.caption)
+
+
+def test_mnist_page_says_so_when_the_committed_checkpoint_is_missing(monkeypatch, tmp_path):
+    from image_track import sampling
+
+    monkeypatch.setattr(sampling, "default_checkpoint", lambda conditional: tmp_path / "gone.safetensors")
+    at = open_page("mnist")
+    assert_clean(at)
+    assert any("gone.safetensors" in i.value and "missing" in i.value for i in at.info)
+    assert not images(at) and not at.metric
 
 
 def test_mnist_page_autoguides_the_committed_unconditional_model():
@@ -261,19 +248,35 @@ def test_mnist_page_generates_and_reacts(runs_dir, warm_mnist):
     assert {"FID (classifier features)", "FID floor (real vs real)", "Requested class recognised"} <= set(metrics(at))
 
 
-def test_mnist_page_rejects_a_bad_upload(runs_dir):
+def test_mnist_page_rejects_a_bad_upload_and_keeps_no_uploaded_file(runs_dir, monkeypatch):
+    from apps.models import _load_bytes
+    from image_track import sampling
+
+    _load_bytes.clear()
+    read = []
+    real = sampling.load_model
+
+    def spy(path, *args, **kw):
+        read.append(Path(path))
+        assert Path(path).is_file()  # the upload is on disk while it is read
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(sampling, "load_model", spy)
     at = open_page("mnist")
     at.radio(key="mnist_source").set_value("Upload a checkpoint").run()
     at.file_uploader(key="mnist_upload").set_value(("weights.safetensors", b"not a checkpoint", "application/octet-stream"))
     at.run()
     assert not at.exception
-    assert any("not a usable MNIST checkpoint" in e.value for e in at.error)
+    (err,) = [e.value for e in at.error]
+    assert "not a usable MNIST checkpoint" in err and "'weights.safetensors'" in err and tempfile.gettempdir() not in err
 
     at.file_uploader(key="mnist_upload").set_value(
         ("mine.safetensors", runs_dir["uncond"].read_bytes(), "application/octet-stream")).run()
     assert_clean(at)
     assert metrics(at)["Classes"] == "none"
     assert images(at)
+    assert len(read) == 2 and all(p.is_relative_to(tempfile.gettempdir()) for p in read)
+    assert not any(p.exists() or p.parent.exists() for p in read)  # file and folder removed once loaded
 
 
 @pytest.mark.parametrize("experiment", ["SDEdit", "Inpainting", "Anagrams", "Hybrids"])
@@ -319,7 +322,10 @@ def test_image_lab_uploads(runs_dir, warm_mnist):
 def captured(monkeypatch):
     from streamlit.web import cli as stcli
 
+    import apps.launch
+
     calls = []
+    monkeypatch.setattr(apps.launch, "configure_process", lambda: calls.append("configured"))
     monkeypatch.setattr(stcli, "main", lambda args, **kw: calls.append(args))
     return calls
 
@@ -329,7 +335,8 @@ def test_launch_binds_localhost_by_default(captured):
     from apps.launch import main
 
     assert main(["--port", "8642"]) == 0
-    (args,) = captured
+    configured, args = captured  # process settings first, then the server
+    assert configured == "configured"
     assert args[:2] == ["run", str(LAUNCHED)] and LAUNCHED == MAIN
     opts = dict(zip(args[2::2], args[3::2]))
     assert opts == {"--server.address": "127.0.0.1", "--server.port": "8642", "--server.headless": "true",
@@ -340,8 +347,55 @@ def test_launch_address_and_bad_input(captured, capsys):
     from toydiff.cli import main as toydiff_main
 
     assert toydiff_main(["app", "--address", "0.0.0.0"]) == 0
-    assert captured[0][captured[0].index("--server.address") + 1] == "0.0.0.0"
+    args = captured[1]
+    assert args[args.index("--server.address") + 1] == "0.0.0.0"
     assert "other machines" in capsys.readouterr().err
     assert toydiff_main(["app", "--port", "http"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("toydiff app: error:") and "\n" not in err
+
+
+def test_importing_the_app_changes_no_process_state_and_launch_sets_it():
+    """Importing every apps module leaves torch's threads and matplotlib's backend alone; only
+    ``configure_process`` (called by ``toydiff app``) sets them."""
+    code = """
+import torch, matplotlib
+n = torch.get_num_threads()
+torch.set_num_threads(3)
+import apps.ui, apps.models, apps.schedule_widgets, apps.toy_data, apps.toy_state, apps.launch
+import image_track.plots, toydiff.toy.plots
+assert torch.get_num_threads() == 3, torch.get_num_threads()
+assert matplotlib.get_backend().lower() == "svg", matplotlib.get_backend()
+assert apps.launch.configure_process() == 1
+assert torch.get_num_threads() == 1 and matplotlib.get_backend().lower() == "agg"
+assert apps.launch.configure_process(2) == 2 and torch.get_num_threads() == 2
+try:
+    apps.launch.configure_process(0)
+except ValueError as e:
+    assert "threads" in str(e)
+else:
+    raise AssertionError("threads=0 accepted")
+print("ok")
+"""
+    env = {**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("TOYDIFF_APP_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_session_memo_is_bounded_and_keeps_the_most_recent():
+    from apps.ui import session_memo
+
+    script = """
+import streamlit as st
+from apps.ui import session_memo
+calls = st.session_state.setdefault("calls", [])
+for k in [1, 2, 3, 1, 4]:
+    session_memo("m", k, lambda k=k: calls.append(k) or k * 10, max_entries=3)
+"""
+    at = AppTest.from_string(script).run()
+    assert not at.exception
+    assert at.session_state["calls"] == [1, 2, 3, 4]  # 1 again was remembered, not recomputed
+    assert list(at.session_state["_memo_m"]) == [3, 1, 4]  # 2, the least recently used, was dropped
+    with pytest.raises(ValueError, match="max_entries"):
+        session_memo("m", 0, lambda: 0, max_entries=0)

@@ -29,6 +29,10 @@ __all__ = [
     "loss_curves",
     "scatter_with_density",
     "vector_fields",
+    "samples_vs_truth",
+    "eps_comparison",
+    "trajectories_2d",
+    "convergence",
 ]
 
 TRUE_COLOR, SAMPLE_COLOR = "tab:blue", "tab:red"
@@ -264,5 +268,89 @@ def vector_fields(eps_fns: dict[str, Callable], schedule: NoiseSchedule, t: int,
         mag = np.linalg.norm(e, axis=1)
         ax.quiver(XX.numpy(), YY.numpy(), -e[:, 0].reshape(XX.shape), -e[:, 1].reshape(XX.shape), mag, cmap="viridis")
         ax.set(title=f"{name}: −ε(x, t={t}), ᾱ = {schedule.alpha_bar(int(t)):.3f}", aspect="equal")
+    fig.tight_layout()
+    return fig
+
+
+def samples_vs_truth(samples, *, mixture: GaussianMixture | None = None, true_samples=None,
+                     title: str = "Samples") -> Figure:
+    """:func:`kde_vs_histogram` for 1-D samples ``[N, 1]``, :func:`scatter_with_density` for 2-D ``[N, 2]``."""
+    dim = _np(samples).reshape(len(samples), -1).shape[1]
+    if dim == 1:
+        return kde_vs_histogram(samples, mixture=mixture, true_samples=true_samples, title=title)
+    return scatter_with_density(samples, mixture=mixture, true_samples=true_samples, title=title)
+
+
+def eps_comparison(learned: Callable, schedule: NoiseSchedule, t: int, *, oracle: GaussianMixture | None = None,
+                   extent: tuple[float, float] = (-3.5, 3.5)) -> Figure:
+    """A learned ε̂(x, t) against the exact ε*(x, t) = E[ε | x_t = x] of ``oracle`` at step ``t``.
+
+    1-D: both curves over x, with the exact density of x_t shaded on a second axis. 2-D: their fields side by
+    side (:func:`vector_fields`). ``learned`` is called as ``learned(x [N, D] float32, t [N])``.
+    """
+    dim = getattr(getattr(learned, "config", None), "dim", None) or (oracle.D if oracle is not None else 1)
+    if dim != 1:
+        fns = {"learned ε̂": learned, **({"exact ε*": oracle.eps_fn(schedule)} if oracle is not None else {})}
+        return vector_fields(fns, schedule, t, extent=extent, n=21)
+    ab = schedule.alpha_bar(int(t))
+    grid = torch.linspace(extent[0], extent[1], 400)[:, None]
+    with torch.no_grad():
+        e_hat = _np(learned(grid, torch.full((len(grid),), int(t))))[:, 0]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(grid[:, 0], e_hat, color=SAMPLE_COLOR, lw=2, label="learned ε̂(x_t, t)")
+    if oracle is not None:
+        ax.plot(grid[:, 0], _np(oracle.eps_star(grid.double(), ab))[:, 0], "k--", lw=1.5,
+                label="exact ε*(x_t, t) = E[ε | x_t]")
+        ax2 = ax.twinx()
+        ax2.fill_between(grid[:, 0], _np(oracle.log_prob(grid.double(), ab).exp()), color=TRUE_COLOR, alpha=0.15,
+                         label="p_t(x_t) (exact)")
+        ax2.set_ylabel("density of x_t", color=TRUE_COLOR)
+        ax2.set_ylim(bottom=0)
+        ax2.legend(loc="lower right", fontsize=8)
+    ax.set(xlabel="x_t (normalised)", ylabel="noise prediction", title=f"ε̂ vs ε* at t = {t} (ᾱ = {ab:.3f})")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def trajectories_2d(path, *, n: int = 40, title: str = "Reverse trajectories") -> Figure:
+    """The first ``n`` tracked 2-D paths ``[S + 1, N, 2]`` (``TrajectoryRecorder.path()``), start and end marked."""
+    p = _np(path)
+    if p.ndim != 3 or p.shape[2] != 2:
+        raise ValueError(f"path must have shape [S + 1, n, 2], got {p.shape}")
+    k = min(n, p.shape[1])
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    for i in range(k):
+        ax.plot(p[:, i, 0], p[:, i, 1], lw=0.6, alpha=0.5)
+    ax.scatter(p[-1, :k, 0], p[-1, :k, 1], s=10, color=SAMPLE_COLOR, zorder=3, label="x_0 (end)")
+    ax.scatter(p[0, :k, 0], p[0, :k, 1], s=10, color="0.5", zorder=3, label="x_T (start)")
+    ax.set(title=f"{title} ({k} samples)", aspect="equal", xlabel="x", ylabel="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def convergence(curves: dict[str, tuple[Sequence[float], Sequence[float]]], floor: float | None = None, *,
+                metric: str = "distance", xlabel: str = "sampler steps") -> Figure:
+    """Distance to the truth against cost, one line per sampler, log-log, with the two-sample noise floor.
+
+    Args:
+        curves: ``{sampler: (xs, distances)}``, xs being step counts or network evaluations.
+        floor: the same distance between two independent true sets (drawn dashed).
+    """
+    if not curves:
+        raise ValueError("give at least one curve")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, (xs, ys) in curves.items():
+        if len(xs) != len(ys):
+            raise ValueError(f"curve {name!r}: {len(xs)} x values but {len(ys)} distances")
+        ax.plot(xs, ys, "o-", label=name)
+    if floor is not None:
+        ax.axhline(floor, color="k", ls="--", lw=1, label=f"noise floor (two true sets) {floor:.3g}")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=f"{metric} to the truth",
+           title=f"Distance to the truth against {xlabel}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

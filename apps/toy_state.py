@@ -1,0 +1,63 @@
+"""The toy sandbox's trained model, kept in the browser session and shared with the sampler lab.
+
+The model itself is a :class:`toydiff.toy.run.ToyRun` (trained by :func:`toydiff.toy.run.train_toy`); the
+session record adds what the pages need around it: a process-wide model number for cache keys, the
+schedule's widget spec, a one-line summary and the training time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+import toydiff as td
+from apps.schedule_widgets import ScheduleSpec
+from toydiff.toy.run import ToyRun
+
+__all__ = ["TrainedToy", "TOY_RUN_KEY", "new_run_id", "toy_run"]
+
+TOY_RUN_KEY = "toy_run"
+
+_RUN_IDS = itertools.count(1)
+_RUN_IDS_LOCK = threading.Lock()
+
+
+def new_run_id() -> int:
+    """A model number unique in this server process: the cached figures and samples are keyed by it, and
+    ``st.cache_data`` is shared by every browser session, so a per-session counter would hand one session's
+    cached samples to another session's model #1."""
+    with _RUN_IDS_LOCK:
+        return next(_RUN_IDS)
+
+
+@dataclass
+class TrainedToy:
+    """A model trained in this browser session (``st.session_state[TOY_RUN_KEY]``).
+
+    ``run.model`` sees normalised data: ``run.normalizer.forward`` maps raw points to its space and
+    ``.inverse`` maps samples back; ``oracle`` is the exact law of the *normalised* data (or None).
+    """
+
+    run_id: int
+    run: ToyRun
+    schedule_spec: ScheduleSpec
+    summary: str
+    seconds: float
+    oracle: td.GaussianMixture | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.oracle = self.run.oracle  # built once: ToyRun.oracle rebuilds it on every access
+
+    @property
+    def dataset(self) -> str:
+        return self.run.dataset.name
+
+
+def toy_run() -> TrainedToy | None:
+    """The model trained on the Toy sandbox page in this session, if any."""
+    run = st.session_state.get(TOY_RUN_KEY)
+    return run if isinstance(run, TrainedToy) else None
+
