@@ -59,10 +59,60 @@ def test_schedule_embedding_and_loss_figures():
 def test_2d_figures():
     gm = get_dataset("8gaussians").mixture
     x = gm.sample(300, torch.Generator().manual_seed(0))
-    assert isinstance(plots.scatter_with_density(x, mixture=gm), Figure)
+    fig = plots.scatter_with_density(x, mixture=gm)
+    (ax,) = fig.axes
+    (pts,) = ax.collections[-1:]
+    assert pts.get_offsets().shape == (300, 2) and len(ax.collections) > 1  # the samples over density contours
     moons = get_dataset("moons").sample(300, torch.Generator().manual_seed(0))
-    assert isinstance(plots.scatter_with_density(moons, true_samples=moons), Figure)
+    ax = plots.scatter_with_density(moons, true_samples=moons).axes[0]
+    assert [c.get_offsets().shape for c in ax.collections] == [(300, 2), (300, 2)]  # truth, then samples
     fig = plots.vector_fields({"exact": gm.eps_fn(S), "zero": lambda x, t: torch.zeros_like(x)}, S, t=10, n=7)
     assert len(fig.axes) >= 2
     with pytest.raises(ValueError, match="2-D"):
         plots.scatter_with_density(torch.zeros(10, 1))
+
+
+def test_samples_vs_truth_picks_the_figure_by_rank():
+    gm1, gm2 = get_dataset("two_gaussians").mixture, get_dataset("8gaussians").mixture
+    g = torch.Generator().manual_seed(0)
+    ax = plots.samples_vs_truth(gm1.sample(200, g), mixture=gm1, title="one").axes[0]
+    assert ax.get_title() == "one" and len(ax.patches) > 10  # a histogram
+    ax = plots.samples_vs_truth(gm2.sample(200, g), mixture=gm2, title="two").axes[0]
+    assert ax.get_title() == "two" and ax.collections[-1].get_offsets().shape == (200, 2)  # a scatter
+
+
+def test_eps_comparison_draws_the_learned_and_exact_noise():
+    gm = get_dataset("two_gaussians").mixture
+    exact = gm.eps_fn(S)
+    fig = plots.eps_comparison(lambda x, t: exact(x.double(), t), S, 10, oracle=gm)
+    ax, density = fig.axes
+    learned, star = ax.lines
+    assert learned.get_xdata().shape == (400,) and "t = 10" in ax.get_title()
+    assert abs(learned.get_ydata() - star.get_ydata()).max() < 1e-5  # the exact ε* against itself
+    assert density.get_ylabel() == "density of x_t"
+    assert len(plots.eps_comparison(lambda x, t: torch.zeros_like(x), S, 10).axes) == 1  # no oracle: no density
+    gm2 = get_dataset("8gaussians").mixture
+    fig = plots.eps_comparison(lambda x, t: torch.zeros_like(x), S, 10, oracle=gm2)
+    assert [a.get_title().split(":")[0] for a in fig.axes] == ["learned ε̂", "exact ε*"]
+
+
+def test_trajectories_2d_and_convergence():
+    path = torch.randn(6, 50, 2)
+    ax = plots.trajectories_2d(path, n=10, title="heun").axes[0]
+    assert len(ax.lines) == 10 and ax.get_title() == "heun (10 samples)"
+    end, start = ax.collections
+    assert (end.get_offsets() == path[-1, :10].numpy()).all() and (start.get_offsets() == path[0, :10].numpy()).all()
+    with pytest.raises(ValueError, match="path"):
+        plots.trajectories_2d(torch.zeros(5, 3, 1))
+
+    fig = plots.convergence({"ddpm": ([5, 10], [0.4, 0.2]), "ddim": ([5, 10], [0.3, 0.1])}, 0.05, metric="W1",
+                            xlabel="network evaluations")
+    (ax,) = fig.axes
+    ddpm, ddim, floor = ax.lines
+    assert list(ddim.get_ydata()) == [0.3, 0.1] and list(floor.get_ydata()) == [0.05, 0.05]
+    assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_ylabel() == "W1 to the truth"
+    assert ax.get_xlabel() == "network evaluations"
+    with pytest.raises(ValueError, match="2 x values"):
+        plots.convergence({"ddpm": ([5, 10], [0.4])})
+    with pytest.raises(ValueError, match="at least one"):
+        plots.convergence({})
