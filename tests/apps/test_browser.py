@@ -1,13 +1,14 @@
-"""End to end in a real browser: ``streamlit run apps/main.py`` on 127.0.0.1 and Debian's Chromium driven by
-Playwright. Every page is visited, a widget moved, and a rendered plot and the absence of error boxes checked;
-one screenshot per page lands in the test's folder (and in ``docs/screenshots/`` with TOYDIFF_SCREENSHOTS=1).
+"""End to end in a real browser: ``toydiff app`` (``python -m apps.launch``) on 127.0.0.1 and Debian's Chromium
+driven by Playwright. Every page is visited, a widget moved and the figure it feeds seen to change, and the
+rendered plots and the absence of error boxes checked; one screenshot per page lands in the test's folder (and
+in ``docs/screenshots/`` with TOYDIFF_SCREENSHOTS=1). Every wait is for a condition (the script run an action
+started has finished, images have loaded), never a fixed sleep.
 
 Never runs ``playwright install``: it uses /usr/bin/chromium and skips where that is missing.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -16,28 +17,44 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MAIN = ROOT / "apps" / "main.py"
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "docs" / "screenshots"
-
-TOY_MODULES = ("toydiff.toy.datasets", "toydiff.toy.models", "toydiff.training", "toydiff.toy.plots", "toydiff.toy.metrics")
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
-    pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in TOY_MODULES),
-                       reason="the toy-track modules (datasets, models, training, plots, metrics) have not landed"),
 ]
 
-STATUS = '[data-testid="stStatusWidget"]'
-PLOT = '[data-testid="stImage"] img, [data-testid="stPlotlyChart"], [data-testid="stPyplot"] img'
+APP = '[data-testid="stApp"]'
+IMG = '[data-testid="stImage"] img'
 EXCEPTION = '[data-testid="stException"]'
 ERROR_ALERT = '[data-testid="stAlertContentError"]'
+
+# Streamlit marks its root with data-test-script-state ("running", then "notRunning" when a script run ends).
+# ARM starts watching before an action; RAN_AND_DONE holds once a run has started and ended since then.
+ARM = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  window.__ran = false;
+  if (window.__watch) window.__watch.disconnect();
+  window.__watch = new MutationObserver(records => {
+    if (records.some(r => r.oldValue === 'running') || app.getAttribute('data-test-script-state') === 'running')
+      window.__ran = true;
+  });
+  window.__watch.observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
+}"""
+RAN_AND_DONE = """() => window.__ran &&
+  document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'notRunning'"""
+IMAGES_LOADED = """() => {
+  const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
+  return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+}"""
+TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
 
 def free_port() -> int:
@@ -48,30 +65,17 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The app on a free port of 127.0.0.1; a random-weight conditional checkpoint is offered under runs."""
-    import torch
-
-    import toydiff as td
-    from image_track.models import build_model
-    from toydiff.checkpoint import save_checkpoint
-
-    runs = tmp_path_factory.mktemp("browser_runs")
-    torch.manual_seed(0)
-    model = build_model("tiny", num_classes=10)
-    save_checkpoint(runs / "tiny_cond_random.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()},
-                    {"model_config": model.config, "schedule": td.schedules.linear(1000).to_dict()})
-
+    """``toydiff app`` on a free port of 127.0.0.1 (the committed checkpoints serve the MNIST pages)."""
     port = free_port()
     log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TOYDIFF_RUNS_DIR": str(runs)})
+    env = {**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "apps.launch", "--port", str(port)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
+        while True:  # poll the health endpoint until the server answers
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                     if r.status == 200:
@@ -104,54 +108,53 @@ def browser():
             b.close()
 
 
-def settle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until the script run an interaction started has finished (the status widget is gone)."""
-    try:
-        page.locator(STATUS).wait_for(state="attached", timeout=1_500)
-    except Exception:  # noqa: BLE001 - a fast rerun may finish before the widget appears
-        pass
-    page.locator(STATUS).wait_for(state="detached", timeout=timeout_ms)
-    page.wait_for_timeout(300)
+@contextmanager
+def rerun(page, timeout_ms: int = 60_000):
+    """Wrap an action that makes the app rerun: on exit, that run has finished and its images have loaded."""
+    page.evaluate(ARM)
+    yield
+    page.wait_for_function(RAN_AND_DONE, timeout=timeout_ms)
+    page.wait_for_function(IMAGES_LOADED, timeout=timeout_ms)
+
+
+def image_sources(page) -> list[str]:
+    return page.eval_on_selector_all(IMG, "els => els.map(e => e.src)")
 
 
 def nudge_slider(page, label: str, key: str = "ArrowRight") -> None:
-    """Move the slider whose label is exactly ``label`` one step with the keyboard."""
+    """Move the slider whose label is exactly ``label`` one step with the keyboard; some figure must change."""
     exact = page.locator('[data-testid="stWidgetLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
     slider = page.locator('[data-testid="stSlider"]').filter(has=exact).get_by_role("slider").first
+    before = image_sources(page)
     slider.focus()
-    slider.press(key)
-    settle(page)
+    with rerun(page):
+        slider.press(key)
+    assert image_sources(page) != before, f"moving {label!r} changed no figure"
 
 
 def open_via_nav(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
-    page.wait_for_timeout(500)
-    settle(page)
-
-
-def use_disk_checkpoint_if_needed(page) -> None:
-    """Pick the offered run when the committed checkpoint has not landed (the page says so)."""
-    if page.get_by_text("Not available yet").count():
-        page.get_by_text("Run on disk", exact=True).click()
-        settle(page)
+    with rerun(page, timeout_ms=120_000):
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
 
 
 def check_and_shoot(page, name: str, out: Path) -> None:
-    page.locator(PLOT).first.wait_for(state="visible", timeout=30_000)
-    imgs = page.locator(PLOT)
-    assert imgs.count() >= 1
-    width = page.evaluate("(el) => el.naturalWidth", imgs.first.element_handle())
-    assert width > 0, f"{name}: the plot did not render"
+    from PIL import Image
+
     assert page.locator(EXCEPTION).count() == 0, f"{name}: {page.locator(EXCEPTION).first.inner_text()}"
     assert page.locator(ERROR_ALERT).count() == 0, f"{name}: {page.locator(ERROR_ALERT).first.inner_text()}"
+    assert page.locator(IMG).count() >= 1, f"{name}: no plot rendered"
     # Streamlit scrolls inside its main container, not the document: grow the viewport to the content first
-    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height), 7000))})
-    page.wait_for_timeout(400)
+    height = max(1000, min(int(page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")), 7000))
+    page.set_viewport_size({"width": 1400, "height": height})
+    page.wait_for_function(IMAGES_LOADED)
+    page.evaluate(TWO_FRAMES)  # the resized layout has been painted
     path = out / f"{name}.png"
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 1000})
-    assert path.stat().st_size > 10_000
+    with Image.open(path) as im:
+        assert im.size == (1400, height)
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 500, f"{name}: the screenshot is nearly blank"
     if os.environ.get("TOYDIFF_SCREENSHOTS") == "1":
         SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, SHOTS / f"{name}.png")
@@ -163,7 +166,8 @@ def test_every_page_in_chromium(server, browser, tmp_path):
     page.set_default_timeout(60_000)
     page.goto(server)
     page.locator('[data-testid="stSidebarNav"]').wait_for()
-    settle(page)
+    page.wait_for_function(f"() => document.querySelector('{APP}').getAttribute('data-test-script-state') === 'notRunning'")
+    page.wait_for_function(IMAGES_LOADED)
 
     # 1. schedules: the default page
     nudge_slider(page, "q_sample draws")
@@ -171,9 +175,9 @@ def test_every_page_in_chromium(server, browser, tmp_path):
 
     # 2. toy sandbox: train the default (the seed exercise), then change the sampler's step count
     open_via_nav(page, "Toy sandbox")
-    page.get_by_role("button", name="Train", exact=True).click()
-    settle(page, timeout_ms=120_000)
-    page.get_by_text("Bayes-optimal floor").first.wait_for()
+    with rerun(page, timeout_ms=180_000):
+        page.get_by_role("button", name="Train", exact=True).click()
+    assert page.get_by_text("Bayes-optimal floor").count() >= 1
     nudge_slider(page, "Steps", "ArrowLeft")
     check_and_shoot(page, "toy", tmp_path)
 
@@ -182,17 +186,15 @@ def test_every_page_in_chromium(server, browser, tmp_path):
     nudge_slider(page, "Steps", "ArrowLeft")
     check_and_shoot(page, "samplers", tmp_path)
 
-    # 4. MNIST: the committed checkpoint (or the offered run until it lands); move the guidance scale
+    # 4. MNIST: the committed class-conditional checkpoint; move the guidance scale
     open_via_nav(page, "MNIST")
-    use_disk_checkpoint_if_needed(page)
     nudge_slider(page, "Guidance scale w (0 = unconditional, 1 = conditional)")
     check_and_shoot(page, "mnist", tmp_path)
 
     # 5. image lab: SDEdit on a test digit; pick another test image of that digit
     open_via_nav(page, "Image lab")
-    use_disk_checkpoint_if_needed(page)
     nudge_slider(page, "Which one (n-th test image of that digit)")
     check_and_shoot(page, "image_lab", tmp_path)
 
     page.close()
-    print(f"browser walk through 5 pages: {time.monotonic() - t0:.1f} s")  # ~55 s on a shared 2-core CPU
+    print(f"browser walk through 5 pages: {time.monotonic() - t0:.1f} s")
