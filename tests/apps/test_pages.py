@@ -110,12 +110,17 @@ def test_schedules_page(warm_mnist):
 
 
 def test_schedules_page_reports_a_bad_schedule_readably():
-    at = open_page("schedules")
-    at.selectbox(key="sched_a_kind").set_value("constant").run()
-    at.select_slider(key="sched_a_constant_T").set_value(50).run()
-    at.number_input(key="sched_a_constant_b").set_value(0.001).run()  # alpha_bar stays near 0.95 at T
-    assert not at.exception
-    assert any("alpha_bar" in w.value for w in at.warning)
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    at.switch_page("pages/schedules.py")
+    # widgets read their first value from the session: one run instead of four
+    for key, value in {"sched_a_kind": "constant", "sched_a_constant_T": 50, "sched_a_constant_b": 0.001,
+                       "sched_compare": False}.items():
+        at.session_state[key] = value
+    at.run()
+    assert_clean(at)
+    (warning,) = [w.value for w in at.warning]
+    assert "alpha_bar = 0.9512 > 0.01" in warning  # (1 - 0.001)^50: x_T keeps most of the signal
+    assert metrics(at)["A: ᾱ at the last step"] == "9.51e-01"
 
 
 # --- toy sandbox and sampler lab -------------------------------------------------------------------------
@@ -262,8 +267,11 @@ def test_mnist_page_rejects_a_bad_upload_and_keeps_no_uploaded_file(runs_dir, mo
         return real(path, *args, **kw)
 
     monkeypatch.setattr(sampling, "load_model", spy)
-    at = open_page("mnist")
-    at.radio(key="mnist_source").set_value("Upload a checkpoint").run()
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    at.switch_page("pages/mnist.py")
+    at.session_state["mnist_source"] = "Upload a checkpoint"  # no committed model is loaded first
+    at.run()
+    assert not read and not at.metric
     at.file_uploader(key="mnist_upload").set_value(("weights.safetensors", b"not a checkpoint", "application/octet-stream"))
     at.run()
     assert not at.exception

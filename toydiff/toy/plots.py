@@ -14,6 +14,7 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
+from ..checks import check_int
 from ..embeddings import sinusoidal_embedding
 from ..exact import GaussianMixture
 from ..forward import q_sample
@@ -288,14 +289,15 @@ def eps_comparison(learned: Callable, schedule: NoiseSchedule, t: int, *, oracle
     1-D: both curves over x, with the exact density of x_t shaded on a second axis. 2-D: their fields side by
     side (:func:`vector_fields`). ``learned`` is called as ``learned(x [N, D] float32, t [N])``.
     """
+    t = check_int(t, "t", min=0, max=schedule.T - 1)
     dim = getattr(getattr(learned, "config", None), "dim", None) or (oracle.D if oracle is not None else 1)
     if dim != 1:
         fns = {"learned ε̂": learned, **({"exact ε*": oracle.eps_fn(schedule)} if oracle is not None else {})}
         return vector_fields(fns, schedule, t, extent=extent, n=21)
-    ab = schedule.alpha_bar(int(t))
+    ab = schedule.alpha_bar(t)
     grid = torch.linspace(extent[0], extent[1], 400)[:, None]
     with torch.no_grad():
-        e_hat = _np(learned(grid, torch.full((len(grid),), int(t))))[:, 0]
+        e_hat = _np(learned(grid, torch.full((len(grid),), t)))[:, 0]
     fig, ax = plt.subplots(figsize=(9, 4))
     ax.plot(grid[:, 0], e_hat, color=SAMPLE_COLOR, lw=2, label="learned ε̂(x_t, t)")
     if oracle is not None:
@@ -316,6 +318,7 @@ def eps_comparison(learned: Callable, schedule: NoiseSchedule, t: int, *, oracle
 
 def trajectories_2d(path, *, n: int = 40, title: str = "Reverse trajectories") -> Figure:
     """The first ``n`` tracked 2-D paths ``[S + 1, N, 2]`` (``TrajectoryRecorder.path()``), start and end marked."""
+    n = check_int(n, "n", min=1)
     p = _np(path)
     if p.ndim != 3 or p.shape[2] != 2:
         raise ValueError(f"path must have shape [S + 1, n, 2], got {p.shape}")

@@ -94,6 +94,8 @@ def test_eps_comparison_draws_the_learned_and_exact_noise():
     gm2 = get_dataset("8gaussians").mixture
     fig = plots.eps_comparison(lambda x, t: torch.zeros_like(x), S, 10, oracle=gm2)
     assert [a.get_title().split(":")[0] for a in fig.axes] == ["learned ε̂", "exact ε*"]
+    with pytest.raises(ValueError, match="t must be in"):
+        plots.eps_comparison(exact, S, S.T, oracle=gm)
 
 
 def test_trajectories_2d_and_convergence():
@@ -104,6 +106,8 @@ def test_trajectories_2d_and_convergence():
     assert (end.get_offsets() == path[-1, :10].numpy()).all() and (start.get_offsets() == path[0, :10].numpy()).all()
     with pytest.raises(ValueError, match="path"):
         plots.trajectories_2d(torch.zeros(5, 3, 1))
+    with pytest.raises(TypeError, match="n must be an int"):
+        plots.trajectories_2d(path, n=2.5)
 
     fig = plots.convergence({"ddpm": ([5, 10], [0.4, 0.2]), "ddim": ([5, 10], [0.3, 0.1])}, 0.05, metric="W1",
                             xlabel="network evaluations")
