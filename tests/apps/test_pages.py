@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import toydiff as td
+
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -30,7 +32,6 @@ ROOT = MAIN.parents[1]
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Random-weight tiny UNets (conditional and not) in the shipped checkpoint format."""
-    import toydiff as td
     from image_track.models import build_model
     from toydiff.checkpoint import save_checkpoint
 
@@ -94,6 +95,9 @@ def test_schedules_page(warm_mnist):
     assert "A: ᾱ at the last step" in metrics(at)
     (plan,) = tables(at)
     assert len(plan.splitlines()) == 2 + 10  # header, rule, 10 pairs
+    first = [c.strip() for c in plan.splitlines()[2].strip("|").split("|")]
+    assert first[:3] == ["0", "999", "888"]
+    assert first[-1] == f"{float(td.schedules.linear().sigmas[999]):.4g}"  # the schedule's Karras σ
 
     before = images(at)
     at.selectbox(key="fwd_dataset").set_value("8gaussians").run()
