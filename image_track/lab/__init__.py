@@ -18,7 +18,7 @@ images; ``clip_x0=None`` turns it off) and use ancestral DDPM over the strided t
 """
 
 from .anagram import AnagramResult, anagram
-from .common import LabModel, load_lab_model, strided_timesteps
+from .common import LabModel, LoadedModel, load_lab_model, strided_timesteps
 from .denoise import DenoiseResult, denoise
 from .denoiser import DenoiserConfig, DenoiserResult, denoiser
 from .hybrid import HybridResult, hybrid
@@ -27,7 +27,7 @@ from .guidance import GuidanceResult, guidance
 from .sdedit import SDEditResult, sdedit
 
 __all__ = [
-    "main", "LabModel", "load_lab_model", "strided_timesteps",
+    "main", "LoadedModel", "LabModel", "load_lab_model", "strided_timesteps",
     "denoise", "sdedit", "inpaint", "anagram", "hybrid", "denoiser", "guidance", "DenoiserConfig",
     "DenoiseResult", "SDEditResult", "InpaintResult", "AnagramResult", "HybridResult",
     "DenoiserResult", "GuidanceResult",

@@ -9,7 +9,7 @@ from torch import nn
 
 import toydiff as td
 from image_track import lab
-from image_track.lab import LabModel, strided_timesteps
+from image_track.lab import LabModel, LoadedModel, strided_timesteps
 from image_track.lab.combinators import anagram_eps_fn, blockwise_eps_fn, hybrid_eps_fn
 
 S = td.schedules.linear(T=1000)
@@ -43,7 +43,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def model():
-    return LabModel(net=TinyNet().eval(), schedule=S, num_classes=10)
+    return LoadedModel.from_net(TinyNet().eval(), S, num_classes=10)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,13 @@ def digit():
 
 def _finite(a, shape):
     assert isinstance(a, np.ndarray) and a.shape == shape and np.isfinite(a).all()
+
+
+def _probabilities(p, n):
+    """``p`` is the committed classifier's verdict on ``n`` images: ``[n, 10]`` rows that sum to 1."""
+    assert p is not None, "the committed classifier (image_track/weights/classifier.safetensors) must judge"
+    assert p.shape == (n, 10) and (p >= 0).all()
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
 
 
 def test_strided_timesteps():
@@ -125,8 +132,14 @@ def test_anagram_end_to_end(model, tmp_path):
     res = lab.anagram(model, a=6, b=9, transform="rot180", n=2, out=tmp_path / "a.png")
     _finite(res.samples, (2, 28, 28))
     np.testing.assert_array_equal(res.transformed, res.samples[:, ::-1, ::-1])
-    if res.probs is not None:  # the committed MNIST classifier judges both views
-        assert res.probs.shape == res.probs_transformed.shape == (2, 10) and 0 <= res.success() <= 1
+    _probabilities(res.probs, 2)  # the committed MNIST classifier judges both views
+    _probabilities(res.probs_transformed, 2)
+    from image_track.classifier import classify
+
+    np.testing.assert_allclose(res.probs_transformed, classify(torch.from_numpy(res.transformed)[:, None]).numpy(),
+                               atol=1e-6)
+    upright, turned = res.probs.argmax(1) == 6, res.probs_transformed.argmax(1) == 9
+    assert res.success() == np.mean(upright & turned)
     with pytest.raises(ValueError, match="transform"):
         lab.anagram(model, transform="spin")
     with pytest.raises(ValueError, match="b must"):
@@ -187,22 +200,76 @@ def png(tmp_path):
     return p
 
 
-@pytest.mark.parametrize("args", [
-    ["denoise", "--t", "500"],
-    ["sdedit", "--i-starts", "1,4", "--target", "8"],
-    ["inpaint", "--rect", "0,0,10,28", "--n", "2", "--mask-from-png"],
-    ["anagram", "--a", "6", "--b", "9", "--n", "2", "--transform", "hflip"],
-    ["hybrid", "--low", "0", "--high", "1", "--n", "2"],
-    ["guidance", "--ws", "0,5", "--digits", "1,2", "--n", "1"],
+@pytest.fixture
+def spy(monkeypatch):
+    """Record what each lab experiment returned when the CLI ran it: ``spy[name]`` is its result."""
+    import importlib
+
+    seen = {}
+    for name in ("denoise", "sdedit", "inpaint", "anagram", "hybrid", "guidance"):
+        mod = importlib.import_module(f"image_track.lab.{name}")  # the package re-exports the function
+        real = getattr(mod, name)
+
+        def wrapped(*args, _real=real, _name=name, **kw):
+            seen[_name] = _real(*args, **kw)
+            return seen[_name]
+
+        monkeypatch.setattr(mod, name, wrapped)
+    return seen
+
+
+def _figure_png(path, min_width=300):
+    """The CLI wrote a real figure: a PNG at least ``min_width`` px wide, with dark ink and light paper."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width >= min_width and im.height >= 100
+        gray = np.asarray(im.convert("L"))
+    assert gray.min() < 40 and gray.max() > 215
+
+
+@pytest.mark.parametrize("args, shape", [
+    (["denoise", "--t", "500"], ("iterative", (1, 28, 28))),
+    (["sdedit", "--i-starts", "1,4", "--target", "8"], ("guided", (2, 28, 28))),
+    (["inpaint", "--rect", "0,0,10,28", "--n", "2"], ("samples", (2, 28, 28))),
+    (["anagram", "--a", "6", "--b", "9", "--n", "2", "--transform", "hflip"], ("samples", (2, 28, 28))),
+    (["hybrid", "--low", "0", "--high", "1", "--n", "2"], ("samples", (2, 28, 28))),
+    (["guidance", "--ws", "0,5", "--digits", "1,2", "--n", "1"], ("samples", (2, 2, 1, 28, 28))),
 ])
-def test_cli_runs_on_tiny_settings(cli, png, tmp_path, args, capsys):
+def test_cli_runs_on_tiny_settings(cli, spy, png, tmp_path, args, shape, capsys):
     out = tmp_path / "fig.png"
-    args = list(args)
-    if "--mask-from-png" in args:  # inpaint a user's picture with a rectangle
-        args.remove("--mask-from-png")
     extra = ["--image", str(png)] if args[0] in ("denoise", "sdedit", "inpaint") else []
     assert cli(args + extra + ["--stride", "200", "--quiet", "--out", str(out)]) == 0
-    assert out.stat().st_size > 0
+    assert capsys.readouterr().out.strip() == str(out)
+    field, want = shape
+    assert getattr(spy[args[0]], field).shape == want
+    _figure_png(out)
+    if extra:  # the user's picture (a dark bar on white, inverted and squared) is what was edited
+        from image_track.images import load_png
+
+        np.testing.assert_array_equal(spy[args[0]].original, load_png(png)[0, 0].numpy())
+
+
+def test_cli_inpaint_with_a_mask_png_keeps_the_pixels_outside_it(cli, spy, png, tmp_path):
+    from PIL import Image
+
+    from image_track.images import load_png
+
+    m = np.zeros((56, 56), dtype=np.uint8)  # twice the model's size: the mask is box-resized to 28 x 28
+    m[8:30, 20:48] = 255  # white = generate: rows 4..14, columns 10..23 at 28 px
+    Image.fromarray(m).save(tmp_path / "mask.png")
+    out = tmp_path / "fig.png"
+    assert cli(["inpaint", "--image", str(png), "--mask", str(tmp_path / "mask.png"), "--n", "2", "--stride", "200",
+                "--quiet", "--out", str(out)]) == 0
+    res = spy["inpaint"]
+    want = np.zeros((28, 28), dtype=np.float32)
+    want[4:15, 10:24] = 1
+    np.testing.assert_array_equal(res.mask, want)
+    picture, keep = load_png(png)[0, 0].numpy(), want == 0
+    for sample in res.samples:
+        np.testing.assert_array_equal(sample[keep], picture[keep])
+        assert not np.allclose(sample[~keep], picture[~keep])
+    _figure_png(out)
 
 
 @pytest.mark.parametrize("args, word", [

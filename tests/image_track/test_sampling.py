@@ -54,17 +54,21 @@ def test_autoguidance_extrapolates_from_the_guide(nets):
     torch.manual_seed(1)
     weak = build_model("tiny", widths=(4, 8, 8)).eval()
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([10, 900])
+    m = S.LoadedModel(uncond, s)
     with torch.no_grad():
         e_good, e_bad = uncond(x, t), weak(x, t)
-        torch.testing.assert_close(S.make_eps_fn(uncond, w=3.0, guide=weak)(x, t), e_bad + 3.0 * (e_good - e_bad))
-        torch.testing.assert_close(S.make_eps_fn(uncond, w=1.0, guide=weak)(x, t), e_good)
+        torch.testing.assert_close(m.eps_fn(w=3.0, guide=weak)(x, t), e_bad + 3.0 * (e_good - e_bad))
+        torch.testing.assert_close(m.eps_fn(w=1.0, guide=S.LoadedModel(weak, s))(x, t), e_good)
+        # a limited interval: guided at t = 10 only
+        limited = m.eps_fn(w=3.0, guide=weak, guide_t_max=500)(x, t)
+        torch.testing.assert_close(limited, torch.stack([e_bad[0] + 3.0 * (e_good[0] - e_bad[0]), e_good[1]]))
     a = S.generate(uncond, s, 2, steps=4, seed=3, guide=weak, w=2.0)
     b = S.generate(uncond, s, 2, steps=4, seed=3)
     assert a.shape == b.shape and not torch.allclose(a, b)
     with pytest.raises(ValueError, match="guide must be conditional"):
-        S.make_eps_fn(uncond, w=2.0, guide=cond)
+        m.eps_fn(w=2.0, guide=cond)
     with pytest.raises(ValueError, match="w must be"):
-        S.make_eps_fn(uncond, w=0.5, guide=weak)
+        m.eps_fn(w=0.5, guide=weak)
 
 
 def test_fixed_initialisation_with_and_without_noise(nets):
