@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import toydiff as td
-
-from .combinators import TRANSFORMS, anagram_eps_fn
 from toydiff.checks import check_choice, check_int
 
+from .combinators import TRANSFORMS, anagram_eps_fn
 from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
                      to_numpy, verdict)
 

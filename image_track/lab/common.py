@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 import toydiff as td
-from image_track.loaded import LoadedModel
 from toydiff.checks import check_choice, check_int
+from image_track.loaded import LoadedModel
 from toydiff.schedules import NoiseSchedule
 
 __all__ = [

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 
 import toydiff as td
-from image_track.images import gaussian_blur
-
 from toydiff.checks import check_choice, check_int
+from image_track.images import gaussian_blur
 
 from .common import (METHOD, STRIDE, LoadedModel, finish, load_input, new_figure, show, strided_timesteps,
                      to_numpy)

@@ -18,10 +18,9 @@ import numpy as np
 import torch
 
 import toydiff as td
-
-from .combinators import blockwise_eps_fn
 from toydiff.checks import check_choice, check_int, check_number
 
+from .combinators import blockwise_eps_fn
 from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
                      strided_timesteps, to_numpy)
 

@@ -14,11 +14,10 @@ import numpy as np
 import torch
 
 import toydiff as td
+from toydiff.checks import check_choice, check_int
 from image_track.images import downsample, gaussian_blur, scaled_blur
 
 from .combinators import hybrid_eps_fn
-from toydiff.checks import check_choice, check_int
-
 from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
                      to_numpy, verdict)
 

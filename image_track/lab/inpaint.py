@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 import toydiff as td
-
 from toydiff.checks import check_choice, check_int
 
 from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, load_input, new_figure, show, strided_sample,

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 import toydiff as td
-
 from toydiff.checks import check_choice, check_int
 
 from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, load_input, new_figure, show,

@@ -9,7 +9,7 @@ from torch import nn
 
 import toydiff as td
 from image_track import lab
-from image_track.lab import LabModel, LoadedModel, strided_timesteps
+from image_track.lab import LoadedModel, strided_timesteps
 from image_track.lab.combinators import anagram_eps_fn, blockwise_eps_fn, hybrid_eps_fn
 
 S = td.schedules.linear(T=1000)
@@ -74,7 +74,7 @@ def test_denoise_end_to_end(model, digit, tmp_path):
     for a in (res.noisy, res.blurred, res.one_step, res.iterative):
         _finite(a, (3, 28, 28))
     assert res.n_steps == (10, 18, 26)  # [250, 240, ..., 0]; t = 750 is strided[8]: len(strided[8:]) = 26
-    assert (tmp_path / "d.png").stat().st_size > 0
+    _figure_png(tmp_path / "d.png")
     with pytest.raises(ValueError, match="timesteps"):
         lab.denoise(model, image=digit, timesteps=(1000,))
     by_index = lab.denoise(model, image=digit, i_starts=(8,))  # strided[8] = 750: the same run as t = 750
@@ -87,6 +87,9 @@ def test_sdedit_end_to_end_and_bad_input(model, digit, tmp_path):
     _finite(res.unconditional, (2, 28, 28))
     _finite(res.guided, (2, 28, 28))
     assert list(res.t_starts) == [960, 390]
+    _probabilities(res.probs_unconditional, 2)
+    _probabilities(res.probs_guided, 2)
+    _figure_png(tmp_path / "s.png")
     with pytest.raises(ValueError, match="target"):
         lab.sdedit(model, image=digit, target=12)
     with pytest.raises(ValueError, match="i_starts"):
@@ -146,6 +149,26 @@ def test_anagram_end_to_end(model, tmp_path):
         lab.anagram(model, b=10)
 
 
+def test_judge_is_none_only_without_the_weights_file(model, monkeypatch, tmp_path):
+    from image_track import classifier
+    from image_track.lab.common import judge
+
+    x = torch.zeros(2, 1, 28, 28)
+    _probabilities(judge(x), 2)
+    monkeypatch.setattr(classifier, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    assert judge(x) is None
+    res = lab.anagram(model, n=1, stride=250, out=tmp_path / "a.png")  # no classifier: no verdicts, still a figure
+    assert res.probs is None and res.probs_transformed is None and res.success() is None
+    monkeypatch.undo()
+
+    def broken(images):
+        raise RuntimeError("classifier bug")
+
+    monkeypatch.setattr(classifier, "classify", broken)
+    with pytest.raises(RuntimeError, match="classifier bug"):  # a bug is not "no classifier"
+        judge(x)
+
+
 def _ordinary(model, label, n, w, seed):
     gens = [torch.Generator().manual_seed(seed + i) for i in range(n)]
     x_T = td.randn_like(torch.zeros(n, 1, 28, 28), gens)
@@ -162,6 +185,9 @@ def test_hybrid_end_to_end_and_same_class_is_ordinary_sampling(model, tmp_path):
     _finite(res.samples, (2, 28, 28))
     _finite(res.far, (2, 7, 7))
     assert (res.kernel, res.sigma) == (15, 0.875)
+    _probabilities(res.probs, 2)
+    _probabilities(res.probs_far, 2)
+    _figure_png(tmp_path / "h.png")
     same = lab.hybrid(model, low=2, high=2, w=3.0, n=2, seed=4)
     assert torch.allclose(torch.from_numpy(same.samples), _ordinary(model, 2, 2, 3.0, 4)[:, 0], atol=1e-5)
 
@@ -318,7 +344,12 @@ def test_cli_denoiser_on_tiny_settings(tmp_path, monkeypatch):
     out, ckpt = tmp_path / "den.png", tmp_path / "den.safetensors"
     assert lab_cli.main(["denoiser", "--epochs", "2", "--subset", "16", "--batch-size", "8", "--quiet",
                          "--out", str(out), "--save", str(ckpt)]) == 0
-    assert out.stat().st_size > 0 and ckpt.stat().st_size > 0
+    _figure_png(out)
+    from toydiff.checkpoint import load_checkpoint
+
+    tensors, meta = load_checkpoint(ckpt)
+    assert meta["kind"] == "image_track.lab.denoiser" and meta["config"]["epochs"] == 2
+    assert tensors and all(k.startswith("unet.") for k in tensors)
 
 
 def test_guidance_end_to_end(model, tmp_path):
@@ -327,7 +358,14 @@ def test_guidance_end_to_end(model, tmp_path):
     _finite(res.samples, (2, 3, 2, 28, 28))
     assert res.frames.shape == (2, 11, 3, 2, 28, 28)
     np.testing.assert_array_equal(res.frames[:, -1], res.samples)
-    assert len(res.gifs) == 3 and all(Path(p).stat().st_size > 0 for p in res.gifs)
+    assert [Path(p).name for p in res.gifs] == [f"guidance_digit{d}.gif" for d in (1, 2, 3)]
+    from PIL import Image
+
+    for p in res.gifs:  # x_t above x̂_0 for 2 scales x 2 samples, 10 steps (stride 100) and the final frame
+        with Image.open(p) as im:
+            assert im.n_frames == 11 and im.size == (2 * (4 * 30 + 2), 2 * (2 * 30 + 2))
+    assert res.accuracy.shape == (2,) and ((0 <= res.accuracy) & (res.accuracy <= 1)).all()
+    _figure_png(tmp_path / "g.png")
     # one batch with a block per w gives what each w gives alone (per-sample seeds)
     alone = lab.guidance(model, ws=(5,), digits=(1, 2, 3), n=2, stride=100)
     assert torch.allclose(torch.from_numpy(alone.samples[0]), torch.from_numpy(res.samples[1]), atol=1e-5)
@@ -351,7 +389,7 @@ def test_cli_with_a_real_checkpoint_file(tmp_path):
     out = tmp_path / "a.png"
     assert lab_cli.main(["anagram", "--checkpoint", str(path), "--n", "1", "--stride", "250", "--quiet",
                          "--out", str(out)]) == 0
-    assert out.stat().st_size > 0
+    _figure_png(out)
     uncond = build_model("tiny")
     p2 = save_checkpoint(tmp_path / "u.safetensors", {f"ema.{k}": v for k, v in uncond.state_dict().items()},
                          {"model_config": uncond.config, "schedule": S.to_dict()})
