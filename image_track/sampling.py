@@ -92,6 +92,8 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
 
 def digit_labels(rows: int = 10, per_row: int = 10, num_classes: int = 10) -> torch.Tensor:
     """Labels for a grid whose row ``r`` shows digit ``r``: ``[rows * per_row]``."""
+    rows, per_row = check_int(rows, "rows", min=1), check_int(per_row, "per_row", min=1)
+    num_classes = check_int(num_classes, "num_classes", min=1)
     return torch.arange(rows).remainder(num_classes).repeat_interleave(per_row)
 
 
@@ -110,6 +112,7 @@ def grid_image(images: torch.Tensor, nrow: int = 10, pad: int = 2, scale: int = 
 
     if images.ndim != 4:
         raise ValueError(f"images must have shape [N, C, H, W], got {tuple(images.shape)}")
+    nrow, pad, scale = check_int(nrow, "nrow", min=1), check_int(pad, "pad", min=0), check_int(scale, "scale", min=1)
     x = to_display(images)
     n, h, w = x.shape[0], x.shape[1], x.shape[2]
     ncol = nrow
@@ -152,6 +155,7 @@ def guidance_sweep_figure(model: nn.Module, schedule: NoiseSchedule, ws: Sequenc
     nc = model.config.get("num_classes")
     if nc is None:
         raise ValueError("a guidance sweep needs a class-conditional model")
+    per_digit = check_int(per_digit, "per_digit", min=1)
     labels = digit_labels(nc, per_digit, nc)
     fig, axes = plt.subplots(1, len(ws), figsize=(2.2 * len(ws) + 0.4, 5.2), squeeze=False)
     for ax, w in zip(axes[0], ws):
@@ -171,8 +175,8 @@ def fixed_init_samples(model: nn.Module, schedule: NoiseSchedule, n: int = 10, *
     """The fixed-initialisation experiment: one x_T copied ``n`` times, run through ``ddpm`` (fresh noise
     per sample at every step: ``n`` different digits) and ``ddpm-no-noise`` (no σ·z: ``n`` identical,
     blurry images). Returns ``{"ddpm": [n, C, H, W], "ddpm-no-noise": [n, C, H, W]}``."""
-    cfg = model.config
-    g = torch.Generator().manual_seed(seed)
+    cfg, n = model.config, check_int(n, "n", min=1)
+    g = torch.Generator().manual_seed(check_int(seed, "seed"))
     x_T = torch.randn((1, cfg["in_channels"], cfg["image_size"], cfg["image_size"]), generator=g).expand(n, -1, -1, -1)
     labels = None if label is None else torch.full((n,), int(label))
     w = None if label is None else 1.0
@@ -205,6 +209,7 @@ def record_progression(model: nn.Module, schedule: NoiseSchedule, n: int = 4, *,
 
 def evenly_spaced_steps(n_steps: int, k: int) -> list[int]:
     """``k`` sampler step numbers spread over ``0 .. n_steps - 1``, the last included."""
+    n_steps, k = check_int(n_steps, "n_steps", min=1), check_int(k, "k", min=1)
     return sorted({int(round(v)) for v in np.linspace(0, n_steps - 1, k)})
 
 
