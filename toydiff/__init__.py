@@ -40,7 +40,8 @@ __version__ = "0.1.0"
 __all__ = [
     "checkpoint", "embeddings", "exact", "forward", "samplers", "schedules", "trajectory",
     "GaussianMixture", "LossFloor",
-    "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like", "per_sample_generators",
+    "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
+    "per_sample_generators",
     "METHODS", "sample", "sdedit", "guidance_combine", "classifier_free_guidance", "autoguidance", "conditional_eps_fn",
     "inpaint_projection", "chain_callbacks", "function_evaluations",
     "NoiseSchedule", "StepPlan", "TerminalSNRWarning", "TrajectoryRecorder",
