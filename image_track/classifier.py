@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toydiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from toydiff.checks import check_int
 
 __all__ = ["ClassifierConfig", "MNISTClassifier", "DEFAULT_WEIGHTS", "load_classifier", "classify",
            "features", "train_classifier", "main"]
@@ -92,6 +93,7 @@ def _batched(fn, images: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 def classify(images: torch.Tensor, classifier: MNISTClassifier | None = None, batch_size: int = 1000) -> torch.Tensor:
     """Class probabilities ``[B, 10]`` for images ``[B, 1, 28|32, 28|32]`` in ``[-1, 1]``."""
+    batch_size = check_int(batch_size, "batch_size", min=1)
     clf = classifier if classifier is not None else _default()
     dev = next(clf.parameters()).device
     return _batched(lambda x: clf(x.to(dev).float()).softmax(-1).cpu(), images, batch_size)
@@ -99,6 +101,7 @@ def classify(images: torch.Tensor, classifier: MNISTClassifier | None = None, ba
 
 def features(images: torch.Tensor, classifier: MNISTClassifier | None = None, batch_size: int = 1000) -> torch.Tensor:
     """Penultimate-layer features ``[B, 96]`` (float32) for images ``[B, 1, 28|32, 28|32]`` in ``[-1, 1]``."""
+    batch_size = check_int(batch_size, "batch_size", min=1)
     clf = classifier if classifier is not None else _default()
     dev = next(clf.parameters()).device
     return _batched(lambda x: clf.features(x.to(dev).float()).cpu(), images, batch_size)

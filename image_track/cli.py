@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 import toydiff
+from toydiff.checks import check_int
 from toydiff.cli import OneLineParser, fail, float_list, run_guarded
 
 __all__ = ["main", "build_parser", "evaluate_model"]
@@ -212,8 +213,7 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None,
     from .data import load_mnist
     from .sampling import generate
 
-    if not 2 <= n <= 10_000:
-        raise ValueError(f"n must lie in [2, 10000], got {n}")
+    n = check_int(n, "n", min=2, max=10_000)
     x_test, _ = load_mnist("test", pad_to_32=m.image_size == 32)
     ref = x_test[torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed + 1))[:n]]
     floor = evaluate.fid_floor(n)

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from toydiff.checks import check_number
+
 __all__ = [
     "MNIST_SHA256",
     "SPLITS",
@@ -211,8 +213,7 @@ def random_hflip(images: torch.Tensor, generator: torch.Generator, p: float = 0.
     """
     if images.ndim != 4:
         raise ValueError(f"images must have shape [B, C, H, W], got {tuple(images.shape)}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must lie in [0, 1], got {p!r}")
+    p = check_number(p, "p", min=0.0, max=1.0)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     flip = torch.rand(images.shape[0], generator=generator, device=generator.device) < p  # [B]

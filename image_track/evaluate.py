@@ -18,6 +18,8 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from toydiff.checks import check_int, check_number
+
 from .classifier import MNISTClassifier, classify, features
 
 __all__ = ["frechet_distance", "fid_mnist", "fid_floor", "conditional_accuracy", "confident_fraction",
@@ -70,9 +72,8 @@ def fid_floor(n: int, classifier: MNISTClassifier | None = None, *, seed: int = 
     """
     from .data import load_mnist
 
-    if not isinstance(n, int) or not 2 <= n <= 10_000:
-        raise ValueError(f"n must be an int in [2, 10000], got {n!r}")
-    gen = torch.Generator().manual_seed(seed)
+    n = check_int(n, "n", min=2, max=10_000)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed"))
     x_train, _ = load_mnist("train")
     x_test, _ = load_mnist("test")
     a = x_train[torch.randperm(len(x_train), generator=gen)[:n]]
@@ -92,7 +93,7 @@ def conditional_accuracy(images: torch.Tensor, requested_labels: torch.Tensor,
 
 def confident_fraction(images: torch.Tensor, threshold: float = 0.9, classifier: MNISTClassifier | None = None) -> float:
     """Fraction of ``images`` whose top class probability exceeds ``threshold`` (legible digits)."""
-    if not 0.0 <= threshold < 1.0:
+    if check_number(threshold, "threshold", min=0.0) >= 1.0:
         raise ValueError(f"threshold must lie in [0, 1), got {threshold!r}")
     return (classify(images, classifier).max(-1).values > threshold).float().mean().item()
 

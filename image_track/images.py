@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from scipy.signal.windows import gaussian
 
+from toydiff.checks import check_int, check_number
+
 __all__ = [
     "load_png",
     "load_mask_png",
@@ -89,9 +91,8 @@ def load_png(path: str | os.PathLike, *, size: int = 28, invert: bool | str = "a
     Raises:
         FileNotFoundError: no such file. ValueError: not an image, or a bad ``size`` / ``invert``.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive int, got {size!r}")
-    if invert not in (True, False, "auto"):
+    size = check_int(size, "size", min=1)
+    if not isinstance(invert, bool) and invert != "auto":  # not check_choice: 1 == True would pass it
         raise ValueError(f"invert must be True, False or 'auto', got {invert!r}")
     a = _to_gray(_open(path, "image"))
     if invert is True or (invert == "auto" and _border(a).mean() > 0.5):
@@ -108,6 +109,7 @@ def load_mask_png(path: str | os.PathLike, *, size: int = 28) -> torch.Tensor:
     """
     from PIL import Image
 
+    size = check_int(size, "size", min=1)
     a = _to_gray(_open(path, "mask"))
     img = Image.fromarray(a.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BOX)
     m = torch.from_numpy((np.asarray(img) >= 0.5).astype(np.float32))
@@ -129,10 +131,10 @@ def save_png(x: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
 
 def gaussian_kernel1d(kernel_size: int, sigma: float) -> torch.Tensor:
     """A normalised 1-D Gaussian window ``[kernel_size]`` (float64), from ``scipy.signal.windows.gaussian``."""
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+    if check_int(kernel_size, "kernel_size", min=1) % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma!r}")
+    if check_number(sigma, "sigma", min=0.0) == 0:
+        raise ValueError("sigma must be positive, got 0")
     k = torch.from_numpy(gaussian(kernel_size, std=float(sigma)))
     return k / k.sum()
 
@@ -164,4 +166,5 @@ def scaled_blur(size: int, *, ref_size: int = 64, ref_kernel: int = 33, ref_sigm
 
 def downsample(x: torch.Tensor, size: int) -> torch.Tensor:
     """Area-average ``x`` ``[B, C, H, W]`` to ``size × size``: the picture as seen from further away."""
+    size = check_int(size, "size", min=1)
     return F.adaptive_avg_pool2d(x, size)

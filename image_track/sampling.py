@@ -5,12 +5,13 @@
     x = generate(m.model, m.schedule, 100, labels=torch.arange(10).repeat_interleave(10), w=3.0)
     grid_image(x, nrow=10).save("grid.png")
 
-* :func:`load_model` reads a training checkpoint or a shipped weights file (EMA weights, eval mode) and
-  raises :class:`~toydiff.checkpoint.CheckpointError` for anything that does not fit.
-* :func:`make_eps_fn` turns a network into the ``eps_fn(x_t, t)`` toydiff samples with; a conditional
-  network goes through :func:`toydiff.conditional_eps_fn` (batched classifier-free guidance).
-* :func:`generate` uses per-sample seeds (a list of generators seeded ``seed + i``), so image ``i`` is
-  the same whatever the batch size.
+* :func:`load_model` reads a training checkpoint or a shipped weights file (EMA weights, eval mode) into a
+  :class:`~image_track.loaded.LoadedModel` and raises :class:`~toydiff.checkpoint.CheckpointError` for anything
+  that does not fit (both live in :mod:`image_track.loaded`, re-exported here).
+* :meth:`LoadedModel.eps_fn <image_track.loaded.LoadedModel.eps_fn>` turns the network, labels and a guidance
+  scale (or an autoguidance model) into the ``eps_fn(x_t, t)`` toydiff samples with.
+* :func:`generate` uses per-sample seeds (:func:`toydiff.per_sample_generators`: generators seeded
+  ``seed + i``), so image ``i`` is the same whatever the batch size.
 * Figures: :func:`grid_image` (PIL), :func:`guidance_sweep_figure`, :func:`fixed_init_figure` (one x_T,
   ten samples, with and without the sampler noise), :func:`progression_figure` (x_t and x̂_0 strips from
   a :class:`toydiff.TrajectoryRecorder`) and :func:`progression_gif`. Images are clipped to ``[-1, 1]``
@@ -21,22 +22,24 @@ No diffusion maths lives here: schedules, guidance and samplers all come from :m
 
 from __future__ import annotations
 
-import importlib.resources
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 import toydiff
-from toydiff.checkpoint import CheckpointError, load_checkpoint
+from toydiff import per_sample_generators
+from toydiff.checks import check_int
 from toydiff.schedules import NoiseSchedule
 
+from .loaded import AUTOGUIDANCE_T_MAX, LoadedModel, default_checkpoint, default_guide, load_model
+
 __all__ = [
-    "LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "DEFAULT_SAMPLER", "make_eps_fn", "per_sample_generators",
+    "LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "DEFAULT_SAMPLER",
+    "per_sample_generators",
     "generate", "digit_labels", "to_display", "grid_image", "grid_figure", "guidance_sweep_figure",
     "fixed_init_samples", "fixed_init_figure", "record_progression", "progression_figure", "progression_gif",
 ]
@@ -44,119 +47,6 @@ __all__ = [
 #: how the committed checkpoints are sampled by default
 DEFAULT_SAMPLER = {"method": "ddim", "steps": 50, "eta": 0.0}
 DEFAULT_W = 3.0
-
-
-@dataclass
-class LoadedModel:
-    """A network with its EMA weights in eval mode, the schedule it was trained with, and the metadata."""
-
-    model: nn.Module
-    schedule: NoiseSchedule
-    metadata: dict
-
-    @property
-    def num_classes(self) -> int | None:
-        return self.model.config.get("num_classes")
-
-    @property
-    def image_size(self) -> int:
-        return self.model.config["image_size"]
-
-    @property
-    def conditional(self) -> bool:
-        return self.num_classes is not None
-
-
-def default_checkpoint(conditional: bool) -> Path:
-    """The committed ``tiny`` weights: class-conditional (``tiny_cond``) or unconditional (``tiny_uncond``)."""
-    name = "tiny_cond.safetensors" if conditional else "tiny_uncond.safetensors"
-    return Path(str(importlib.resources.files("image_track") / "weights" / name))
-
-
-#: the guidance interval the committed unconditional tiny model is autoguided over (steps t < this): measured
-#: best of t < 500 / 600 / 800 / every step (``bench/mnist_cpu_tiny.py``); above it guidance skews the digit mix
-AUTOGUIDANCE_T_MAX = 600
-
-
-def default_guide() -> Path:
-    """The committed weak ``tiny`` model for autoguidance of ``tiny_uncond``: an early EMA snapshot of the
-    same training run (see ``bench/mnist_cpu_tiny.py``)."""
-    return Path(str(importlib.resources.files("image_track") / "weights" / "tiny_uncond_guide.safetensors"))
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
-    """Load a checkpoint written by :mod:`image_track.train` (or its exported weights).
-
-    Raises:
-        CheckpointError: missing, truncated or corrupt file; metadata without a model config; weights that
-            do not fit the model the metadata describes.
-    """
-    from .models import build_model
-
-    tensors, meta = load_checkpoint(path)
-    if "model_config" not in meta or "schedule" not in meta:
-        raise CheckpointError(f"{path} is a toydiff checkpoint but not an image_track model (no model_config)")
-    try:
-        model = build_model(**meta["model_config"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} describes a model that cannot be built: {e}") from None
-    prefix = "ema." if use_ema and any(k.startswith("ema.") for k in tensors) else "model."
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    if not state:
-        raise CheckpointError(f"{path} holds no '{prefix[:-1]}' weights")
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{path} does not fit the {meta['model_config'].get('name')!r} model: "
-                              f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            raise CheckpointError(f"{path} does not fit the {meta['model_config'].get('name')!r} model: {k} has "
-                                  f"shape {tuple(v.shape)}, the model needs {tuple(expected[k].shape)}")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
-    schedule = NoiseSchedule.from_dict(meta["schedule"])
-    if schedule.T != model.config["T"]:
-        raise CheckpointError(f"{path}: schedule has T={schedule.T} but the model was built with T={model.config['T']}")
-    return LoadedModel(model.to(device).eval().requires_grad_(False), schedule, meta)
-
-
-# --------------------------------------------------------------------------------------------- sampling
-
-
-def make_eps_fn(model: nn.Module, labels: torch.Tensor | None = None, w: float | None = None, *,
-                guide: nn.Module | None = None, guide_t_max: int | None = None) -> Callable:
-    """``eps_fn(x_t, t)`` for toydiff's samplers.
-
-    Unconditional model: ``labels`` must be ``None``. Conditional model: ``labels [B]`` (``None``: the null
-    class, i.e. the unconditional denoiser), and ``w`` the guidance scale (ε_u + w (ε_c − ε_u); ``None``
-    or 1 is the plain conditional denoiser).
-
-    With ``guide`` (a weaker model of the same kind, e.g. an early snapshot of the same run), ``w`` is the
-    autoguidance scale instead (Karras et al. 2024): ε_guide + w (ε_model − ε_guide), both given ``labels``,
-    applied at steps ``t < guide_t_max`` only when that is given (a limited guidance interval).
-    """
-    if guide is not None:
-        if (guide.config.get("num_classes") is None) != (model.config.get("num_classes") is None):
-            raise ValueError("guide must be conditional exactly when the model is")
-        return toydiff.autoguidance(make_eps_fn(model, labels), make_eps_fn(guide, labels), 1.0 if w is None else w,
-                                    t_max=guide_t_max)
-    num_classes = model.config.get("num_classes") if hasattr(model, "config") else None
-    if num_classes is None:
-        if labels is not None:
-            raise ValueError("labels were given but the model is unconditional")
-        return lambda x, t: model(x, t)
-    if labels is None:
-        return lambda x, t: model(x, t, None)
-    labels = torch.as_tensor(labels, dtype=torch.long)
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.tolist()[:10]}")
-    return toydiff.conditional_eps_fn(model, labels, w=w, null_label=num_classes)
-
-
-def per_sample_generators(seed: int, indices: Sequence[int] | range, device: str | torch.device = "cpu") -> list[torch.Generator]:
-    """One generator per sample, seeded ``seed + i``: sample ``i`` draws the same numbers in any batch."""
-    return [torch.Generator(device=device).manual_seed(int(seed) + int(i)) for i in indices]
 
 
 @torch.no_grad()
@@ -168,46 +58,42 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
     """Draw ``n`` images ``[n, C, H, W]`` (CPU, clipped to [-1, 1]) with ``toydiff.sample``.
 
     Image ``i`` uses a generator seeded ``seed + i`` for its x_T and every sampler step, so it does not
-    depend on ``batch_size``. ``labels [n]`` (conditional models) and ``w`` (guidance) as in
-    :func:`make_eps_fn`, as are ``guide`` and ``guide_t_max`` (autoguidance, ``w`` its scale); ``x_T [n, C, H, W]``
-    overrides the starting noise.
+    depend on ``batch_size``. ``labels [n]`` (conditional models), ``w`` (guidance), ``guide`` and
+    ``guide_t_max`` (autoguidance, ``w`` its scale) as in :meth:`LoadedModel.eps_fn
+    <image_track.loaded.LoadedModel.eps_fn>`; ``x_T [n, C, H, W]`` overrides the starting noise.
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if labels is not None:
-        labels = torch.as_tensor(labels, dtype=torch.long)
-        if labels.shape != (n,):
-            raise ValueError(f"labels must have shape [n] = [{n}], got {tuple(labels.shape)}")
+    n, batch_size = check_int(n, "n", min=1), check_int(batch_size, "batch_size", min=1)
+    handle = LoadedModel(model, schedule)
+    labels = handle.labels(labels, n)
     if device is None:
         device = next(model.parameters()).device
-    cfg = model.config
-    shape = (cfg["in_channels"], cfg["image_size"], cfg["image_size"])
-    was_training = [m.training for m in (model, guide) if m is not None]
-    for m in (model, guide):
-        if m is not None:
-            m.eval()
+    shape = (handle.in_channels, handle.image_size, handle.image_size)
+    nets = [m for m in (model, guide) if m is not None]
+    was_training = [m.training for m in nets]
+    for m in nets:
+        m.eval()
     out = []
     try:
         for i0 in range(0, n, batch_size):
             idx = range(i0, min(i0 + batch_size, n))
             gens = per_sample_generators(seed, idx)
-            if x_T is None:
-                xb = torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device)
-            else:
-                xb = x_T[idx.start: idx.stop].to(device)
+            xb = (torch.stack([torch.randn(shape, generator=g) for g in gens]) if x_T is None
+                  else x_T[idx.start: idx.stop]).to(device)
             lb = None if labels is None else labels[idx.start: idx.stop].to(device)
-            eps_fn = make_eps_fn(model, lb, w, guide=guide, guide_t_max=guide_t_max)
+            eps_fn = handle.eps_fn(lb, w=w, guide=guide, guide_t_max=guide_t_max)
             x0 = toydiff.sample(eps_fn, xb, schedule, method=method, steps=steps, eta=eta, generator=gens,
                                 clip_x0=clip_x0, callback=callback, progress=progress)
             out.append(x0.float().clamp(-1, 1).cpu())
     finally:
-        for m, mode in zip([m for m in (model, guide) if m is not None], was_training):
+        for m, mode in zip(nets, was_training):
             m.train(mode)
     return torch.cat(out)
 
 
 def digit_labels(rows: int = 10, per_row: int = 10, num_classes: int = 10) -> torch.Tensor:
     """Labels for a grid whose row ``r`` shows digit ``r``: ``[rows * per_row]``."""
+    rows, per_row = check_int(rows, "rows", min=1), check_int(per_row, "per_row", min=1)
+    num_classes = check_int(num_classes, "num_classes", min=1)
     return torch.arange(rows).remainder(num_classes).repeat_interleave(per_row)
 
 
@@ -226,6 +112,7 @@ def grid_image(images: torch.Tensor, nrow: int = 10, pad: int = 2, scale: int = 
 
     if images.ndim != 4:
         raise ValueError(f"images must have shape [N, C, H, W], got {tuple(images.shape)}")
+    nrow, pad, scale = check_int(nrow, "nrow", min=1), check_int(pad, "pad", min=0), check_int(scale, "scale", min=1)
     x = to_display(images)
     n, h, w = x.shape[0], x.shape[1], x.shape[2]
     ncol = nrow
@@ -268,6 +155,7 @@ def guidance_sweep_figure(model: nn.Module, schedule: NoiseSchedule, ws: Sequenc
     nc = model.config.get("num_classes")
     if nc is None:
         raise ValueError("a guidance sweep needs a class-conditional model")
+    per_digit = check_int(per_digit, "per_digit", min=1)
     labels = digit_labels(nc, per_digit, nc)
     fig, axes = plt.subplots(1, len(ws), figsize=(2.2 * len(ws) + 0.4, 5.2), squeeze=False)
     for ax, w in zip(axes[0], ws):
@@ -287,8 +175,8 @@ def fixed_init_samples(model: nn.Module, schedule: NoiseSchedule, n: int = 10, *
     """The fixed-initialisation experiment: one x_T copied ``n`` times, run through ``ddpm`` (fresh noise
     per sample at every step: ``n`` different digits) and ``ddpm-no-noise`` (no σ·z: ``n`` identical,
     blurry images). Returns ``{"ddpm": [n, C, H, W], "ddpm-no-noise": [n, C, H, W]}``."""
-    cfg = model.config
-    g = torch.Generator().manual_seed(seed)
+    cfg, n = model.config, check_int(n, "n", min=1)
+    g = torch.Generator().manual_seed(check_int(seed, "seed"))
     x_T = torch.randn((1, cfg["in_channels"], cfg["image_size"], cfg["image_size"]), generator=g).expand(n, -1, -1, -1)
     labels = None if label is None else torch.full((n,), int(label))
     w = None if label is None else 1.0
@@ -321,6 +209,7 @@ def record_progression(model: nn.Module, schedule: NoiseSchedule, n: int = 4, *,
 
 def evenly_spaced_steps(n_steps: int, k: int) -> list[int]:
     """``k`` sampler step numbers spread over ``0 .. n_steps - 1``, the last included."""
+    n_steps, k = check_int(n_steps, "n_steps", min=1), check_int(k, "k", min=1)
     return sorted({int(round(v)) for v in np.linspace(0, n_steps - 1, k)})
 
 

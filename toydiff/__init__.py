@@ -10,6 +10,7 @@ from . import checkpoint, embeddings, exact, forward, samplers, schedules, traje
 from .exact import GaussianMixture, LossFloor
 from .forward import (
     eps_to_x0,
+    per_sample_generators,
     q_posterior,
     q_sample,
     q_step,
@@ -40,6 +41,7 @@ __all__ = [
     "checkpoint", "embeddings", "exact", "forward", "samplers", "schedules", "trajectory",
     "GaussianMixture", "LossFloor",
     "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
+    "per_sample_generators",
     "METHODS", "sample", "sdedit", "guidance_combine", "classifier_free_guidance", "autoguidance", "conditional_eps_fn",
     "inpaint_projection", "chain_callbacks", "function_evaluations",
     "NoiseSchedule", "StepPlan", "TerminalSNRWarning", "TrajectoryRecorder",

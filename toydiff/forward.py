@@ -8,8 +8,11 @@ the data's dtype on use; they broadcast over trailing dimensions (never a reshap
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
+from .checks import check_int
 from .schedules import NoiseSchedule
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "q_posterior",
     "posterior_coefficients",
     "randn_like",
+    "per_sample_generators",
 ]
 
 
@@ -82,6 +86,22 @@ def randn_like(x: torch.Tensor, generator: torch.Generator | list[torch.Generato
     if generator is not None and generator.device != x.device:
         return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def per_sample_generators(seed: int, n_or_indices: int | Sequence[int], device: str | torch.device = "cpu"
+                          ) -> list[torch.Generator]:
+    """One ``torch.Generator`` per sample, sample ``i`` seeded ``seed + i``.
+
+    ``n_or_indices``: a count ``n`` (samples ``0 .. n-1``) or the sample indices themselves (e.g. the
+    ``range(500, 1000)`` of a second batch), so sample ``i`` draws the same numbers in any batch and at any
+    batch size when the list is passed to :func:`randn_like` or a sampler's ``generator=``.
+    """
+    seed = check_int(seed, "seed")
+    if isinstance(n_or_indices, Sequence):
+        indices = [check_int(i, "n_or_indices", min=0) for i in n_or_indices]
+    else:
+        indices = range(check_int(n_or_indices, "n_or_indices", min=0))
+    return [torch.Generator(device=device).manual_seed(seed + i) for i in indices]
 
 
 def q_sample(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor | int,

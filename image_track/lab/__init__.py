@@ -13,12 +13,18 @@ denoiser    the single-step denoiser z = x + σε (σ = 0.5): training, loss cur
 guidance    classifier-free guidance sweep w ∈ {0, 5, 10}: grids and animated GIFs per digit
 ==========  ==========================================================================================
 
+Every experiment takes the one model handle, :class:`image_track.loaded.LoadedModel` (from :func:`load_lab_model`,
+which insists on a class-conditional checkpoint, or :func:`image_track.sampling.load_model`; ``LabModel`` is its
+former name, kept as a function that wraps a bare network). The sampling ones share one skeleton
+(:mod:`image_track.lab.common`): ``LoadedModel.eps_fn`` and a combinator -> ``strided_sample`` -> ``judge`` ->
+``finish`` (figure to ``out=``).
+
 The sampling experiments clamp x̂_0 to [-1, 1] at every step (``clip_x0=1.0``, as DDPM's reference code does for
 images; ``clip_x0=None`` turns it off) and use ancestral DDPM over the strided timesteps [990, 960, ..., 0].
 """
 
 from .anagram import AnagramResult, anagram
-from .common import LabModel, load_lab_model, strided_timesteps
+from .common import LabModel, LoadedModel, load_lab_model, strided_timesteps
 from .denoise import DenoiseResult, denoise
 from .denoiser import DenoiserConfig, DenoiserResult, denoiser
 from .hybrid import HybridResult, hybrid
@@ -27,7 +33,7 @@ from .guidance import GuidanceResult, guidance
 from .sdedit import SDEditResult, sdedit
 
 __all__ = [
-    "main", "LabModel", "load_lab_model", "strided_timesteps",
+    "main", "LoadedModel", "LabModel", "load_lab_model", "strided_timesteps",
     "denoise", "sdedit", "inpaint", "anagram", "hybrid", "denoiser", "guidance", "DenoiserConfig",
     "DenoiseResult", "SDEditResult", "InpaintResult", "AnagramResult", "HybridResult",
     "DenoiserResult", "GuidanceResult",

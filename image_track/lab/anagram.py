@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-
 import toydiff as td
+from toydiff.checks import check_choice, check_int
 
 from .combinators import TRANSFORMS, anagram_eps_fn
-from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, judge, new_figure,
-                     save_figure, show, strided_timesteps, to_numpy, verdict)
+from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
+                     to_numpy, verdict)
 
 __all__ = ["AnagramResult", "anagram", "plot_anagram"]
 
@@ -40,7 +39,7 @@ class AnagramResult:
         return float(np.mean((self.probs.argmax(1) == self.a) & (self.probs_transformed.argmax(1) == self.b)))
 
 
-def anagram(model: LabModel, *, a: int = 6, b: int = 9, transform: str = "rot180", w: float | None = 3.0,
+def anagram(model: LoadedModel, *, a: int = 6, b: int = 9, transform: str = "rot180", w: float | None = 3.0,
             n: int = 4, method: str = METHOD, stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0,
             out=None, progress: bool = False) -> AnagramResult:
     """Sample ``n`` anagrams of classes ``a`` / ``b`` under ``transform`` (``"hflip"``, ``"rot180"``, ``"identity"``).
@@ -50,21 +49,13 @@ def anagram(model: LabModel, *, a: int = 6, b: int = 9, transform: str = "rot180
     check_choice(method, "method", td.METHODS)
     check_choice(transform, "transform", tuple(TRANSFORMS))
     a, b = check_class(a, "a", model.num_classes), check_class(b, "b", model.num_classes)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    gens = generators(seed, n)
-    size = model.image_size
-    x_T = td.randn_like(torch.zeros(n, 1, size, size), gens)
+    n = check_int(n, "n", min=1)
     eps = anagram_eps_fn(model.eps_fn(a, n, w=w), model.eps_fn(b, n, w=w), transform)
-    x = td.sample(eps, x_T, model.schedule, method=method, clip_x0=clip_x0,
-                  steps=strided_timesteps(model.schedule.T, stride),
-                  generator=gens, progress=progress)
-    fwd, _ = TRANSFORMS[transform]
-    res = AnagramResult(samples=to_numpy(x[:, 0]), transformed=to_numpy(fwd(x)[:, 0]), a=a, b=b,
-                        transform=transform, w=w, probs=judge(x), probs_transformed=judge(fwd(x)))
-    if out is not None:
-        save_figure(plot_anagram(res), out)
-    return res
+    x = strided_sample(model, eps, n, method=method, stride=stride, clip_x0=clip_x0, seed=seed, progress=progress)
+    fx = TRANSFORMS[transform][0](x)  # [n, 1, H, W] the transformed view
+    res = AnagramResult(samples=to_numpy(x[:, 0]), transformed=to_numpy(fx[:, 0]), a=a, b=b,
+                        transform=transform, w=w, probs=judge(x), probs_transformed=judge(fx))
+    return finish(res, plot_anagram, out)
 
 
 def plot_anagram(res: AnagramResult):

@@ -46,12 +46,7 @@ def _source(p: argparse.ArgumentParser, default_digit: int | None) -> None:
     g.add_argument("--index", type=int, help="MNIST test image number")
 
 
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="experiment", required=True, metavar="{denoise,sdedit,inpaint,anagram,hybrid,"
-                                                                           "denoiser,guidance}")
-
-    p = sub.add_parser("denoise", help="Gaussian blur vs one-step x0 vs iterative denoising")
+def _denoise(p: argparse.ArgumentParser) -> None:
     _source(p, 3)
     lv = p.add_mutually_exclusive_group()
     lv.add_argument("--t", type=int_list, default=[250, 500, 750], help="noise levels (default 250,500,750)")
@@ -59,17 +54,17 @@ def build_parser() -> OneLineParser:
     p.add_argument("--label", type=int, default=None, help="condition the denoiser on this class")
     p.add_argument("--blur-kernel", type=int, default=7)
     p.add_argument("--blur-sigma", type=float, default=1.5)
-    _common(p, "denoise")
 
-    p = sub.add_parser("sdedit", help="SDEdit from strided start indices, free and towards a class")
+
+def _sdedit(p: argparse.ArgumentParser) -> None:
     _source(p, 3)
     p.add_argument("--target", type=int, default=8, help="class to edit towards (default %(default)s)")
     p.add_argument("--w", type=float, default=5.0, help="guidance scale towards the target (default %(default)s)")
     p.add_argument("--i-starts", type=int_list, default=[1, 3, 5, 7, 10, 20],
                    help="indices into [990, 960, ..., 0] (default 1,3,5,7,10,20)")
-    _common(p, "sdedit")
 
-    p = sub.add_parser("inpaint", help="keep pixels outside a mask, generate inside")
+
+def _inpaint(p: argparse.ArgumentParser) -> None:
     _source(p, 7)
     m = p.add_mutually_exclusive_group()
     m.add_argument("--rect", help="top,left,height,width to regenerate (default 0,0,14,28: the top half)")
@@ -77,26 +72,26 @@ def build_parser() -> OneLineParser:
     p.add_argument("--label", type=int, default=None, help="generate the hole as this class")
     p.add_argument("--w", type=float, default=None, help="guidance scale for --label")
     p.add_argument("--n", type=int, default=4, help="how many inpaintings")
-    _common(p, "inpaint")
 
-    p = sub.add_parser("anagram", help="a digit that reads as a, and as b when flipped/rotated")
+
+def _anagram(p: argparse.ArgumentParser) -> None:
     p.add_argument("--a", type=int, default=6)
     p.add_argument("--b", type=int, default=9)
     p.add_argument("--transform", default="rot180", choices=("rot180", "hflip", "identity"))
     p.add_argument("--w", type=float, default=3.0, help="guidance scale (default %(default)s)")
     p.add_argument("--n", type=int, default=6)
-    _common(p, "anagram")
 
-    p = sub.add_parser("hybrid", help="class a from afar, class b close up")
+
+def _hybrid(p: argparse.ArgumentParser) -> None:
     p.add_argument("--low", type=int, default=1, help="class in the low frequencies (seen from afar)")
     p.add_argument("--high", type=int, default=7, help="class in the high frequencies (seen close up)")
     p.add_argument("--kernel", type=int, default=None, help="Gaussian kernel (default: 33 at 64 px scaled: 15)")
     p.add_argument("--sigma", type=float, default=None, help="Gaussian sigma (default: 2 at 64 px scaled: 0.875)")
     p.add_argument("--w", type=float, default=3.0, help="guidance scale (default %(default)s)")
     p.add_argument("--n", type=int, default=6)
-    _common(p, "hybrid")
 
-    p = sub.add_parser("denoiser", help="train the single-step denoiser z = x + sigma*eps and test other sigma")
+
+def _denoiser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="tiny", help="UNet preset used image-to-image (default %(default)s)")
     p.add_argument("--sigma", type=float, default=0.5)
     p.add_argument("--epochs", type=int, default=5)
@@ -105,15 +100,35 @@ def build_parser() -> OneLineParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--test-sigmas", type=float_list, default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     p.add_argument("--save", default=None, help="also save the trained net (safetensors)")
-    _common(p, "denoiser", model=False)
 
-    p = sub.add_parser("guidance", help="classifier-free guidance sweep: grids and GIFs per digit")
+
+def _guidance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ws", type=float_list, default=[0.0, 5.0, 10.0], help="guidance scales (default 0,5,10)")
     p.add_argument("--digits", type=int_list, default=list(range(10)), help="classes (default 0..9)")
     p.add_argument("--n", type=int, default=2, help="samples per digit and scale")
     p.add_argument("--gif-dir", default=None, help="write one GIF of sampling per digit here (default: none)")
     p.add_argument("--gif-frames", type=int, default=12, help="sampler steps shown in each GIF (default %(default)s)")
-    _common(p, "guidance")
+
+
+#: experiment -> (help line, its own flags); every one also gets :func:`_common`'s flags
+EXPERIMENTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "denoise": ("Gaussian blur vs one-step x0 vs iterative denoising", _denoise),
+    "sdedit": ("SDEdit from strided start indices, free and towards a class", _sdedit),
+    "inpaint": ("keep pixels outside a mask, generate inside", _inpaint),
+    "anagram": ("a digit that reads as a, and as b when flipped/rotated", _anagram),
+    "hybrid": ("class a from afar, class b close up", _hybrid),
+    "denoiser": ("train the single-step denoiser z = x + sigma*eps and test other sigma", _denoiser),
+    "guidance": ("classifier-free guidance sweep: grids and GIFs per digit", _guidance),
+}
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="experiment", required=True, metavar="{" + ",".join(EXPERIMENTS) + "}")
+    for name, (help_line, add_flags) in EXPERIMENTS.items():
+        p = sub.add_parser(name, help=help_line)
+        add_flags(p)
+        _common(p, name, model=name != "denoiser")
     return parser
 
 

@@ -1,31 +1,36 @@
-"""What every lab experiment shares: the model handle, the strided timesteps, inputs, figure helpers.
+"""What every lab experiment shares: the model handle, the strided timesteps, inputs, judging, figures.
 
-Nothing here samples or noises: the experiments compose :func:`toydiff.sample`, :func:`toydiff.sdedit`,
-:func:`toydiff.inpaint_projection` and the denoiser combinators in :mod:`image_track.lab.combinators`.
+Each sampling experiment follows one skeleton: check its arguments, build a denoiser from
+:meth:`LoadedModel.eps_fn <image_track.loaded.LoadedModel.eps_fn>` (and the combinators of
+:mod:`image_track.lab.combinators`), sample with :func:`strided_sample` (or :func:`toydiff.sdedit`), judge the
+images with :func:`judge` into its result dataclass, and hand that to :func:`finish`, which draws and saves the
+figure. The maths lives in :mod:`toydiff` (:func:`toydiff.sample`, :func:`toydiff.inpaint_projection`, ...).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 
 import toydiff as td
+from toydiff.checks import check_choice, check_int
+from image_track.loaded import LoadedModel
 from toydiff.schedules import NoiseSchedule
 
 __all__ = [
+    "LoadedModel",
     "LabModel",
     "load_lab_model",
     "strided_timesteps",
+    "strided_sample",
+    "finish",
     "check_class",
-    "check_choice",
     "mnist_digit",
     "load_input",
-    "generators",
     "to_numpy",
     "show",
     "save_figure",
@@ -38,75 +43,63 @@ STRIDE = 30
 METHOD = "ddpm"
 
 
-@dataclass(frozen=True)
-class LabModel:
-    """A class-conditional noise predictor and the schedule it was trained with.
-
-    Attributes:
-        net: ``net(x [B, 1, H, W], t LongTensor [B], y LongTensor [B]) -> eps [B, 1, H, W]``; label
-            ``num_classes`` is the null ("no class") label of classifier-free guidance.
-        schedule: its noise schedule.
-        num_classes: number of real classes (10 for MNIST).
-        image_size: H = W.
-    """
-
-    net: Callable[..., torch.Tensor]
-    schedule: NoiseSchedule
-    num_classes: int = 10
-    image_size: int = 28
-
-    @property
-    def null_label(self) -> int:
-        return self.num_classes
-
-    def eps_fn(self, label: int | torch.Tensor | None, n: int, *, w: float | None = None) -> td.samplers.EpsFn:
-        """A denoiser for a batch of ``n``: class ``label`` (an int, or labels ``[n]``; ``None`` is
-        unconditional, the null label), with classifier-free guidance ε_u + w (ε_c − ε_u) when ``w`` is given
-        (Ho & Salimans 2022, via :func:`toydiff.conditional_eps_fn`)."""
-        if label is None:
-            return td.conditional_eps_fn(self.net, torch.full((n,), self.null_label, dtype=torch.long))
-        if isinstance(label, torch.Tensor):
-            y = label.to(torch.long)
-            if y.shape != (n,) or int(y.min()) < 0 or int(y.max()) >= self.num_classes:
-                raise ValueError(f"labels must be [{n}] classes in 0..{self.num_classes - 1}, got {label!r}")
-        else:
-            y = torch.full((n,), check_class(label, "class", self.num_classes), dtype=torch.long)
-        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w)):
-            raise ValueError(f"w (guidance scale) must be a finite number, got {w!r}")
-        return td.conditional_eps_fn(self.net, y, w=w, null_label=self.null_label)
+def LabModel(net: Callable[..., torch.Tensor], schedule: NoiseSchedule, num_classes: int = 10,  # noqa: N802
+             image_size: int = 28) -> LoadedModel:
+    """The lab's former handle, kept as a name: a class-conditional ``net`` wrapped as a :class:`LoadedModel`
+    (:meth:`LoadedModel.from_net`). A loaded checkpoint already is a ``LoadedModel``: pass it as it is."""
+    return LoadedModel.from_net(net, schedule, num_classes=num_classes, image_size=image_size)
 
 
-def load_lab_model(checkpoint: str | os.PathLike | None = None) -> LabModel:
-    """Load a class-conditional checkpoint (default: the committed ``tiny_cond``) as a :class:`LabModel`."""
-    from image_track import sampling  # lazy: torch-heavy, and written by another module's owners
+def load_lab_model(checkpoint: str | os.PathLike | None = None) -> LoadedModel:
+    """Load a class-conditional checkpoint (default: the committed ``tiny_cond``) as a :class:`LoadedModel`."""
+    from image_track.loaded import default_checkpoint, load_model
 
-    path = Path(checkpoint) if checkpoint is not None else sampling.default_checkpoint(conditional=True)
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint(conditional=True)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    loaded = sampling.load_model(path)  # EMA weights, eval mode; CheckpointError (a ValueError) if it does not fit
+    loaded = load_model(path)  # EMA weights, eval mode; CheckpointError (a ValueError) if it does not fit
     if not loaded.conditional:
         raise ValueError(f"checkpoint {path} is not class-conditional: the lab needs a conditional model")
-    return LabModel(net=loaded.model, schedule=loaded.schedule, num_classes=int(loaded.num_classes),
-                    image_size=int(loaded.image_size))
+    return loaded
 
 
 def strided_timesteps(T: int = 1000, stride: int = STRIDE) -> list[int]:
     """The seed's strided timesteps, descending to 0: T = 1000, stride 30 -> [990, 960, ..., 30, 0]."""
-    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < T:
-        raise ValueError(f"stride must be an int in [1, {T - 1}], got {stride!r}")
+    stride = check_int(stride, "stride", min=1, max=T - 1)
     return list(range((T - 1) // stride * stride, -1, -stride))
 
 
+def strided_sample(model: LoadedModel, eps_fn: Callable, n: int, *, method: str = METHOD, stride: int = STRIDE,
+                   clip_x0: float | None = 1.0, seed: int = 0, progress: bool = False,
+                   generators: list[torch.Generator] | None = None, project: Callable | None = None,
+                   callback: Callable | None = None) -> torch.Tensor:
+    """The skeleton's sampling step: ``n`` images ``[n, C, H, W]`` from ``eps_fn`` with :func:`toydiff.sample`
+    (ancestral DDPM by default, Ho et al. 2020) over :func:`strided_timesteps`.
+
+    ``generators``: one per sample (default :func:`toydiff.per_sample_generators` ``(seed, n)``), drawing sample
+    ``i``'s x_T and its sampler noise. ``project``: a function of those generators returning a projection for
+    :func:`toydiff.sample` (e.g. :func:`toydiff.inpaint_projection`, which draws from the same generators).
+    """
+    check_choice(method, "method", td.METHODS)
+    gens = td.per_sample_generators(seed, check_int(n, "n", min=1)) if generators is None else generators
+    size = model.image_size
+    x_T = td.randn_like(torch.zeros(len(gens), model.in_channels, size, size), gens)  # [n, C, H, W]
+    return td.sample(eps_fn, x_T, model.schedule, method=method, clip_x0=clip_x0,
+                     steps=strided_timesteps(model.schedule.T, stride), generator=gens,
+                     project=None if project is None else project(gens), callback=callback, progress=progress)
+
+
+def finish(result, plot: Callable, out: str | os.PathLike | None):
+    """The skeleton's last step: draw ``plot(result)`` and save it to ``out`` (PNG; ``None``: no figure);
+    return ``result`` (the experiment's dataclass, its images already judged by :func:`judge`)."""
+    if out is not None:
+        save_figure(plot(result), out)
+    return result
+
+
 def check_class(c, name: str, num_classes: int = 10) -> int:
-    """``c`` as a class index in ``[0, num_classes)``; a ValueError naming ``name`` otherwise."""
-    if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= int(c) < num_classes:
-        raise ValueError(f"{name} must be a digit class in 0..{num_classes - 1}, got {c!r}")
-    return int(c)
-
-
-def check_choice(value, name: str, choices: Sequence) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    """``c`` as a class index in ``[0, num_classes)``; a TypeError / ValueError naming ``name`` otherwise."""
+    return check_int(c, name, min=0, max=num_classes - 1)
 
 
 def mnist_digit(*, digit: int | None = None, index: int | None = None) -> tuple[torch.Tensor, int]:
@@ -117,8 +110,8 @@ def mnist_digit(*, digit: int | None = None, index: int | None = None) -> tuple[
     if index is None:
         d = check_class(3 if digit is None else digit, "digit")
         index = int(torch.nonzero(labels == d)[0])
-    elif isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(images):
-        raise ValueError(f"index must be an int in [0, {len(images) - 1}], got {index!r}")
+    else:
+        index = check_int(index, "index", min=0, max=len(images) - 1)
     return images[index: index + 1].clone(), int(labels[index])
 
 
@@ -135,13 +128,6 @@ def load_input(image: str | os.PathLike | torch.Tensor | None, *, digit: int | N
         return load_png(image, size=size), Path(image).name
     x, label = mnist_digit(digit=digit, index=index)
     return x, f"test digit ({label})"
-
-
-def generators(seed: int, n: int) -> list[torch.Generator]:
-    """Per-sample generators seeded ``seed, seed + 1, ...``: sample i is the same at any batch size."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an int, got {seed!r}")
-    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
@@ -179,13 +165,12 @@ def new_figure(width: float, height: float):
 
 def judge(x: torch.Tensor) -> np.ndarray | None:
     """Class probabilities ``[B, 10]`` of images ``[B, 1, 28, 28]`` from the committed MNIST classifier
-    (:mod:`image_track.classifier`), or ``None`` where its weights are not available."""
-    try:
-        from image_track.classifier import classify
+    (:mod:`image_track.classifier`), or ``None`` only where its weights file is absent; any other failure raises."""
+    from image_track import classifier
 
-        return classify(x.detach().float().cpu()).numpy()
-    except (ImportError, FileNotFoundError, ValueError, KeyError, RuntimeError):  # CheckpointError is a ValueError
+    if not Path(classifier.DEFAULT_WEIGHTS).is_file():
         return None
+    return classifier.classify(x.detach().float().cpu()).numpy()
 
 
 def verdict(probs: np.ndarray | None, i: int) -> str:

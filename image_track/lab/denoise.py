@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 import toydiff as td
+from toydiff.checks import check_choice, check_int
 from image_track.images import gaussian_blur
 
-from .common import (METHOD, STRIDE, LabModel, check_choice, load_input, new_figure, save_figure, show,
-                     strided_timesteps, to_numpy)
+from .common import (METHOD, STRIDE, LoadedModel, finish, load_input, new_figure, show, strided_timesteps,
+                     to_numpy)
 
 __all__ = ["DenoiseResult", "denoise", "plot_denoise", "plan_from"]
 
@@ -46,7 +47,7 @@ def plan_from(t: int, strided: Sequence[int]) -> list[int]:
     return [int(t)] + [s for s in strided if s < t]
 
 
-def denoise(model: LabModel, *, image=None, digit: int | None = None, index: int | None = None,
+def denoise(model: LoadedModel, *, image=None, digit: int | None = None, index: int | None = None,
             timesteps: Sequence[int] = (250, 500, 750), i_starts: Sequence[int] | None = None,
             label: int | None = None,
             blur_kernel: int = 7, blur_sigma: float = 1.5, method: str = METHOD, stride: int = STRIDE,
@@ -67,14 +68,10 @@ def denoise(model: LabModel, *, image=None, digit: int | None = None, index: int
     T = model.schedule.T
     strided = strided_timesteps(T, stride)
     if i_starts is not None:
-        if not i_starts or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(strided)
-                               for i in i_starts):
-            raise ValueError(f"i_starts must be indices in [0, {len(strided) - 1}] of the strided timesteps, "
-                             f"got {list(i_starts)!r}")
-        timesteps = [strided[i] for i in i_starts]
-    ts = [int(t) for t in timesteps]
-    if not ts or any(isinstance(t, bool) or not 0 <= t < T for t in timesteps):
-        raise ValueError(f"timesteps must be ints in [0, {T - 1}], got {list(timesteps)!r}")
+        timesteps = [strided[check_int(i, "i_starts", min=0, max=len(strided) - 1)] for i in i_starts]
+    ts = [check_int(t, "timesteps", min=0, max=T - 1) for t in timesteps]
+    if not ts:
+        raise ValueError("timesteps (or i_starts) must name at least one noise level")
     x0, caption = load_input(image, digit=digit, index=index, size=model.image_size)
     K = len(ts)
     g = torch.Generator().manual_seed(seed)
@@ -97,9 +94,7 @@ def denoise(model: LabModel, *, image=None, digit: int | None = None, index: int
                         blurred=to_numpy(blurred[:, 0]), one_step=to_numpy(one_step[:, 0]),
                         iterative=to_numpy(torch.cat(iterative)[:, 0]), caption=caption,
                         blur=(blur_kernel, blur_sigma), n_steps=tuple(n_steps))
-    if out is not None:
-        save_figure(plot_denoise(res), out)
-    return res
+    return finish(res, plot_denoise, out)
 
 
 def plot_denoise(res: DenoiseResult):

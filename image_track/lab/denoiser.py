@@ -15,7 +15,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .common import new_figure, save_figure, show, to_numpy
+from toydiff.checks import check_int, check_number
+
+from .common import finish, new_figure, show, to_numpy
 
 __all__ = ["DenoiserConfig", "DenoiserResult", "ImageDenoiser", "denoiser", "train_denoiser", "plot_denoiser"]
 
@@ -38,15 +40,15 @@ class DenoiserConfig:
 
     def __post_init__(self):
         for name in ("epochs", "subset", "batch_size", "n_show"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
-            raise ValueError(f"sigma must be a positive number, got {self.sigma!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if not self.test_sigmas or any(not s >= 0 for s in self.test_sigmas):
-            raise ValueError(f"test_sigmas must be non-negative numbers, got {self.test_sigmas!r}")
+            check_int(getattr(self, name), name, min=1)
+        check_int(self.seed, "seed")
+        for name in ("sigma", "lr"):
+            if check_number(getattr(self, name), name, min=0.0) == 0:
+                raise ValueError(f"{name} must be positive, got 0")
+        if not self.test_sigmas:
+            raise ValueError("test_sigmas must name at least one noise level")
+        for s in self.test_sigmas:
+            check_number(s, "test_sigmas", min=0.0)
 
 
 class ImageDenoiser(nn.Module):
@@ -146,9 +148,7 @@ def denoiser(config: DenoiserConfig | None = None, *, data: tuple[torch.Tensor, 
 
         save_checkpoint(save, {f"unet.{k}": v for k, v in net.unet.state_dict().items()},
                         {"kind": "image_track.lab.denoiser", "config": asdict(cfg), "unet_config": net.unet.config})
-    if out is not None:
-        save_figure(plot_denoiser(res), out)
-    return res
+    return finish(res, plot_denoiser, out)
 
 
 def plot_denoiser(res: DenoiserResult):

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 import toydiff as td
+from toydiff.checks import check_choice, check_int, check_number
 
 from .combinators import blockwise_eps_fn
-from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, judge, new_figure,
-                     save_figure, show, strided_timesteps, to_numpy)
+from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
+                     strided_timesteps, to_numpy)
 
 __all__ = ["GuidanceResult", "guidance", "plot_guidance", "WS"]
 
@@ -39,58 +40,51 @@ class GuidanceResult:
     accuracy: np.ndarray | None = None  # [W]: fraction the MNIST classifier reads as the requested digit
 
 
-def guidance(model: LabModel, *, ws: Sequence[float] = WS, digits: Sequence[int] = tuple(range(10)), n: int = 2,
+def guidance(model: LoadedModel, *, ws: Sequence[float] = WS, digits: Sequence[int] = tuple(range(10)), n: int = 2,
              method: str = METHOD, stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0, out=None,
              gif_dir=None, gif_frames: int = 12, progress: bool = False) -> GuidanceResult:
     """Sample ``n`` of each digit at each guidance scale; plot the grid to ``out``, GIFs into ``gif_dir``
     (``gif_frames`` evenly spaced sampler steps each: noise frames do not compress, so keep them few)."""
     check_choice(method, "method", td.METHODS)
-    ws = [float(w) for w in ws]
-    if not ws or any(not np.isfinite(w) for w in ws):
-        raise ValueError(f"ws must be finite guidance scales, got {ws!r}")
+    ws = [check_number(w, "ws") for w in ws]
     digits = [check_class(d, "digits", model.num_classes) for d in digits]
-    if not digits:
-        raise ValueError("digits must name at least one class")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if isinstance(gif_frames, bool) or not isinstance(gif_frames, int) or gif_frames < 1:
-        raise ValueError(f"gif_frames must be a positive int, got {gif_frames!r}")
+    if not ws or not digits:
+        raise ValueError(f"ws and digits must each name at least one value, got ws={ws!r}, digits={digits!r}")
+    n, gif_frames = check_int(n, "n", min=1), check_int(gif_frames, "gif_frames", min=1)
     W, D, size = len(ws), len(digits), model.image_size
     B = D * n  # one block of the batch per w: [d0 x n, d1 x n, ...]
     labels = torch.tensor(digits, dtype=torch.long).repeat_interleave(n)  # [B]
     eps = blockwise_eps_fn([model.eps_fn(labels, B, w=w) for w in ws], [B] * W)
-    gens = [g for _ in ws for g in generators(seed, B)]  # the same x_T and sampler noise in every block
-    x_T = td.randn_like(torch.zeros(W * B, 1, size, size), gens)
-    steps = strided_timesteps(model.schedule.T, stride)
-    rec = td.TrajectoryRecorder(keep=("x_t",))
-    per_digit = []
-    if gif_dir is not None:
-        from image_track.sampling import evenly_spaced_steps
-
-        keep = evenly_spaced_steps(len(steps), min(gif_frames, len(steps)))
-        per_digit = [td.TrajectoryRecorder(indices=[k * B + j * n + i for k in range(W) for i in range(n)], steps=keep)
-                     for j in range(D)]
-    x = td.sample(eps, x_T, model.schedule, method=method, clip_x0=clip_x0, steps=steps, generator=gens,
-                  callback=td.chain_callbacks(rec, *per_digit), progress=progress)
-    samples = x.reshape(W, D, n, size, size)
+    gens = [g for _ in ws for g in td.per_sample_generators(seed, B)]  # the same x_T and sampler noise in every block
+    rec, per_digit = td.TrajectoryRecorder(keep=("x_t",)), _gif_recorders(gif_dir, gif_frames, model, stride, W, D, n)
+    x = strided_sample(model, eps, W * B, method=method, stride=stride, clip_x0=clip_x0, generators=gens,
+                       callback=td.chain_callbacks(rec, *per_digit), progress=progress)  # [W * B, 1, H, W]
     frames = rec.path().reshape(-1, W, D, n, size, size).transpose(0, 1)  # [W, S + 1, D, n, H, W]
-    ts = rec.timesteps
     probs = judge(x)
-    acc = None
-    if probs is not None:
-        hit = probs.argmax(1).reshape(W, D, n) == np.array(digits)[None, :, None]
-        acc = hit.mean(axis=(1, 2))
-    res = GuidanceResult(ws=np.array(ws), digits=np.array(digits), samples=to_numpy(samples),
-                         frames=to_numpy(frames), timesteps=np.array(ts), gifs=[], accuracy=acc)
+    acc = None if probs is None else (probs.argmax(1).reshape(W, D, n) == np.array(digits)[None, :, None]).mean(axis=(1, 2))
+    res = GuidanceResult(ws=np.array(ws), digits=np.array(digits), samples=to_numpy(x.reshape(W, D, n, size, size)),
+                         frames=to_numpy(frames), timesteps=np.array(rec.timesteps), gifs=[], accuracy=acc)
     if gif_dir is not None:
         from image_track.sampling import progression_gif
 
-        folder = Path(gif_dir)
-        res.gifs = [str(progression_gif(r, folder / f"guidance_digit{d}.gif", scale=2, duration_ms=150))
+        res.gifs = [str(progression_gif(r, Path(gif_dir) / f"guidance_digit{d}.gif", scale=2, duration_ms=150))
                     for d, r in zip(digits, per_digit)]
-    if out is not None:
-        save_figure(plot_guidance(res), out)
-    return res
+    return finish(res, plot_guidance, out)
+
+
+def _gif_recorders(gif_dir, gif_frames: int, model: LoadedModel, stride: int, W: int, D: int,
+                   n: int) -> list[td.TrajectoryRecorder]:
+    """One recorder per digit (its ``n`` samples at every w) at ``gif_frames`` evenly spaced steps; none
+    without ``gif_dir``."""
+    if gif_dir is None:
+        return []
+    from image_track.sampling import evenly_spaced_steps
+
+    steps = strided_timesteps(model.schedule.T, stride)
+    keep = evenly_spaced_steps(len(steps), min(gif_frames, len(steps)))
+    B = D * n
+    return [td.TrajectoryRecorder(indices=[k * B + j * n + i for k in range(W) for i in range(n)], steps=keep)
+            for j in range(D)]
 
 
 def plot_guidance(res: GuidanceResult):

@@ -14,11 +14,12 @@ import numpy as np
 import torch
 
 import toydiff as td
+from toydiff.checks import check_choice, check_int
 from image_track.images import downsample, gaussian_blur, scaled_blur
 
 from .combinators import hybrid_eps_fn
-from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, judge, new_figure,
-                     save_figure, show, strided_timesteps, to_numpy, verdict)
+from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
+                     to_numpy, verdict)
 
 __all__ = ["HybridResult", "hybrid", "plot_hybrid"]
 
@@ -36,7 +37,7 @@ class HybridResult:
     probs_far: np.ndarray | None = None  # [n, 10] of the far view scaled back up to full size
 
 
-def hybrid(model: LabModel, *, low: int = 1, high: int = 7, w: float | None = 3.0, n: int = 4,
+def hybrid(model: LoadedModel, *, low: int = 1, high: int = 7, w: float | None = 3.0, n: int = 4,
            kernel: int | None = None, sigma: float | None = None, far_size: int = 7, method: str = METHOD,
            stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0, out=None,
            progress: bool = False) -> HybridResult:
@@ -47,28 +48,20 @@ def hybrid(model: LabModel, *, low: int = 1, high: int = 7, w: float | None = 3.
     """
     check_choice(method, "method", td.METHODS)
     low, high = check_class(low, "low", model.num_classes), check_class(high, "high", model.num_classes)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n", min=1)
     size = model.image_size
     k0, s0 = scaled_blur(size)
     kernel, sigma = (k0 if kernel is None else kernel), (s0 if sigma is None else float(sigma))
     lowpass = partial(gaussian_blur, kernel_size=kernel, sigma=sigma)
     lowpass(torch.zeros(1, 1, size, size))  # validates kernel and sigma before sampling
-    if isinstance(far_size, bool) or not isinstance(far_size, int) or not 1 <= far_size <= size:
-        raise ValueError(f"far_size must be an int in [1, {size}], got {far_size!r}")
-    gens = generators(seed, n)
-    x_T = td.randn_like(torch.zeros(n, 1, size, size), gens)
+    far_size = check_int(far_size, "far_size", min=1, max=size)
     eps = hybrid_eps_fn(model.eps_fn(low, n, w=w), model.eps_fn(high, n, w=w), lowpass)
-    x = td.sample(eps, x_T, model.schedule, method=method, clip_x0=clip_x0,
-                  steps=strided_timesteps(model.schedule.T, stride),
-                  generator=gens, progress=progress)
-    far = downsample(x, far_size)
+    x = strided_sample(model, eps, n, method=method, stride=stride, clip_x0=clip_x0, seed=seed, progress=progress)
+    far = downsample(x, far_size)  # [n, 1, far_size, far_size]
     back = torch.nn.functional.interpolate(far, size=(size, size), mode="bilinear", align_corners=False)
     res = HybridResult(samples=to_numpy(x[:, 0]), far=to_numpy(far[:, 0]), low=low, high=high, kernel=kernel,
                        sigma=sigma, w=w, probs=judge(x), probs_far=judge(back))
-    if out is not None:
-        save_figure(plot_hybrid(res), out)
-    return res
+    return finish(res, plot_hybrid, out)
 
 
 def plot_hybrid(res: HybridResult):

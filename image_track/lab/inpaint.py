@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 import toydiff as td
+from toydiff.checks import check_choice, check_int
 
-from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, generators, load_input, new_figure,
-                     save_figure, show, strided_timesteps, to_numpy)
+from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, load_input, new_figure, show, strided_sample,
+                     to_numpy)
 
 __all__ = ["InpaintResult", "inpaint", "plot_inpaint", "parse_rect", "rect_mask"]
 
@@ -72,7 +73,7 @@ def _mask(mask, rect, size: int) -> torch.Tensor:
     return load_mask_png(mask, size=size)
 
 
-def inpaint(model: LabModel, *, image=None, digit: int | None = None, index: int | None = None, mask=None,
+def inpaint(model: LoadedModel, *, image=None, digit: int | None = None, index: int | None = None, mask=None,
             rect=None, label: int | None = None, w: float | None = None, n: int = 4, method: str = METHOD,
             stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0, out=None,
             progress: bool = False) -> InpaintResult:
@@ -86,25 +87,19 @@ def inpaint(model: LabModel, *, image=None, digit: int | None = None, index: int
         n: how many inpaintings (per-sample seeds ``seed, seed + 1, ...``).
     """
     check_choice(method, "method", td.METHODS)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n", min=1)
     if label is not None:
         check_class(label, "label", model.num_classes)
     size = model.image_size
-    m = _mask(mask, rect, size)
+    m = _mask(mask, rect, size)  # [1, 1, H, W], 1 = generate
     x0, caption = load_input(image, digit=digit, index=index, size=size)
-    x_orig = x0.expand(n, *x0.shape[1:])
-    gens = generators(seed, n)
-    x_T = td.randn_like(x_orig, gens)
-    project = td.inpaint_projection(model.schedule, x_orig, m, gens)
-    x = td.sample(model.eps_fn(label, n, w=w), x_T, model.schedule, method=method, clip_x0=clip_x0,
-                  steps=strided_timesteps(model.schedule.T, stride), generator=gens, project=project,
-                  progress=progress)
+    x_orig = x0.expand(n, *x0.shape[1:])  # [n, 1, H, W]
+    x = strided_sample(model, model.eps_fn(label, n, w=w), n, method=method, stride=stride, clip_x0=clip_x0,
+                       seed=seed, progress=progress,
+                       project=lambda gens: td.inpaint_projection(model.schedule, x_orig, m, gens))
     res = InpaintResult(original=to_numpy(x0[0, 0]), mask=to_numpy(m[0, 0]), samples=to_numpy(x[:, 0]),
                         label=label, caption=caption)
-    if out is not None:
-        save_figure(plot_inpaint(res), out)
-    return res
+    return finish(res, plot_inpaint, out)
 
 
 def plot_inpaint(res: InpaintResult):

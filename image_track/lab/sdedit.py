@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 import toydiff as td
+from toydiff.checks import check_choice, check_int
 
-from .common import (METHOD, STRIDE, LabModel, check_choice, check_class, judge, load_input, new_figure,
-                     save_figure, show, strided_timesteps, to_numpy, verdict)
+from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, load_input, new_figure, show,
+                     strided_timesteps, to_numpy, verdict)
 
 __all__ = ["SDEditResult", "sdedit", "plot_sdedit", "I_STARTS"]
 
@@ -37,7 +38,7 @@ class SDEditResult:
     probs_guided: np.ndarray | None = None
 
 
-def sdedit(model: LabModel, *, image=None, digit: int | None = 3, index: int | None = None,
+def sdedit(model: LoadedModel, *, image=None, digit: int | None = 3, index: int | None = None,
            target: int | None = 8, w: float | None = 5.0, i_starts: Sequence[int] = I_STARTS,
            method: str = METHOD, stride: int = STRIDE, clip_x0: float | None = 1.0, seed: int = 0, out=None,
            progress: bool = False) -> SDEditResult:
@@ -53,10 +54,9 @@ def sdedit(model: LabModel, *, image=None, digit: int | None = 3, index: int | N
     """
     check_choice(method, "method", td.METHODS)
     strided = strided_timesteps(model.schedule.T, stride)
-    idx = list(i_starts)
-    if not idx or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < len(strided)
-                      for i in idx):
-        raise ValueError(f"i_starts must be indices in [0, {len(strided) - 1}] of the strided timesteps, got {idx!r}")
+    idx = [check_int(i, "i_starts", min=0, max=len(strided) - 1) for i in i_starts]
+    if not idx:
+        raise ValueError("i_starts must name at least one index into the strided timesteps")
     if target is not None:
         check_class(target, "target", model.num_classes)
     x0, caption = load_input(image, digit=digit, index=index, size=model.image_size)
@@ -76,9 +76,7 @@ def sdedit(model: LabModel, *, image=None, digit: int | None = 3, index: int | N
                        unconditional=to_numpy(uncond), guided=None if guided is None else to_numpy(guided),
                        target=target, w=w, caption=caption, probs_unconditional=judge(uncond[:, None]),
                        probs_guided=None if guided is None else judge(guided[:, None]))
-    if out is not None:
-        save_figure(plot_sdedit(res), out)
-    return res
+    return finish(res, plot_sdedit, out)
 
 
 def plot_sdedit(res: SDEditResult):

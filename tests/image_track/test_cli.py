@@ -8,6 +8,7 @@ import pytest
 
 from image_track.cli import main
 
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
@@ -27,9 +28,23 @@ def test_train_sample_eval(trained, tmp_path, capsys):
     rc = main(["sample", "--checkpoint", str(ckpt), "--out", str(figs), "--steps", "2", "--figures", "all",
                "--ws", "0,5", "--label", "3", "--quiet", "--save-tensor"])
     assert rc == 0
-    for name in ("grid.png", "guidance_sweep.png", "fixed_init.png", "progression.png", "progression.gif",
-                 "samples.safetensors"):
-        assert (figs / name).is_file(), name
+    names = ("grid.png", "samples.safetensors", "guidance_sweep.png", "fixed_init.png", "progression.png",
+             "progression.gif")
+    assert capsys.readouterr().out.split() == [str(figs / n) for n in names]  # one line per file written
+    from PIL import Image
+
+    from toydiff.checkpoint import load_checkpoint
+
+    tensors, meta = load_checkpoint(figs / "samples.safetensors")
+    assert tensors["images"].shape == (100, 1, 28, 28) and tensors["labels"].tolist() == [d for d in range(10) for _ in range(10)]
+    assert meta["steps"] == 2 and meta["w"] == 3.0
+    with Image.open(figs / "grid.png") as im:  # 10 x 10 images of 28 px, 2 px gaps, drawn 3x
+        assert im.size == (3 * (10 * 30 + 2), 3 * (10 * 30 + 2))
+    with Image.open(figs / "progression.gif") as im:  # 4 samples: x_t over x0-hat at each of the 2 steps, then the result
+        assert im.n_frames == 3 and im.size == (4 * (4 * 30 + 2), 4 * (2 * 30 + 2))
+    for name in names[2:4]:
+        with Image.open(figs / name) as im:
+            assert im.format == "PNG" and im.width > 300
 
     out = tmp_path / "eval.json"
     rc = main(["eval", "--checkpoint", str(ckpt), "--n", "20", "--steps", "2", "--ws", "0,2", "--quiet",
@@ -83,7 +98,7 @@ def test_autoguidance_with_an_early_snapshot(uncond_run, trained, tmp_path, caps
     assert weak.is_file()
     rc = main(["sample", "--checkpoint", str(ckpt), "--guide", str(weak), "--w", "2", "--steps", "2", "--quiet",
                "--out", str(tmp_path / "figs")])
-    assert rc == 0 and (tmp_path / "figs" / "grid.png").is_file()
+    assert rc == 0 and capsys.readouterr().out.split() == [str(tmp_path / "figs" / "grid.png")]
     out = tmp_path / "eval.json"
     rc = main(["eval", "--checkpoint", str(ckpt), "--guide", str(weak), "--n", "10", "--steps", "2", "--quiet",
                "--out", str(out)])

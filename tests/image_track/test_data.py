@@ -68,6 +68,21 @@ def test_random_hflip_flips_exactly_the_drawn_images():
         data.random_hflip(x, None)
 
 
+def test_random_hflip_flips_the_images_its_generator_draws():
+    """Image i is mirrored exactly when the generator's i-th uniform draw is below p (and only then)."""
+    x = torch.randn(16, 1, 6, 5, generator=torch.Generator().manual_seed(1))
+    out = data.random_hflip(x, torch.Generator().manual_seed(3), p=0.5)
+    drawn = torch.rand(16, generator=torch.Generator().manual_seed(3)) < 0.5  # [B]
+    assert 0 < int(drawn.sum()) < 16  # this seed flips some and keeps some
+    assert torch.equal(out[drawn], torch.flip(x[drawn], dims=[-1]))
+    assert torch.equal(out[~drawn], x[~drawn])
+    torch.testing.assert_close(out.sum(-1), x.sum(-1))  # a mirror moves pixels within their row only
+    with pytest.raises(ValueError, match="p must"):
+        data.random_hflip(x, torch.Generator(), p=1.5)
+    with pytest.raises(TypeError, match="p must"):
+        data.random_hflip(x, torch.Generator(), p=True)
+
+
 def test_make_loader_is_seeded_and_covers_everything():
     x = torch.arange(10, dtype=torch.float32)[:, None, None, None]
     y = torch.arange(10)

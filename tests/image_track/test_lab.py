@@ -9,7 +9,7 @@ from torch import nn
 
 import toydiff as td
 from image_track import lab
-from image_track.lab import LabModel, strided_timesteps
+from image_track.lab import LoadedModel, strided_timesteps
 from image_track.lab.combinators import anagram_eps_fn, blockwise_eps_fn, hybrid_eps_fn
 
 S = td.schedules.linear(T=1000)
@@ -43,7 +43,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def model():
-    return LabModel(net=TinyNet().eval(), schedule=S, num_classes=10)
+    return LoadedModel.from_net(TinyNet().eval(), S, num_classes=10)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,13 @@ def digit():
 
 def _finite(a, shape):
     assert isinstance(a, np.ndarray) and a.shape == shape and np.isfinite(a).all()
+
+
+def _probabilities(p, n):
+    """``p`` is the committed classifier's verdict on ``n`` images: ``[n, 10]`` rows that sum to 1."""
+    assert p is not None, "the committed classifier (image_track/weights/classifier.safetensors) must judge"
+    assert p.shape == (n, 10) and (p >= 0).all()
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
 
 
 def test_strided_timesteps():
@@ -67,7 +74,7 @@ def test_denoise_end_to_end(model, digit, tmp_path):
     for a in (res.noisy, res.blurred, res.one_step, res.iterative):
         _finite(a, (3, 28, 28))
     assert res.n_steps == (10, 18, 26)  # [250, 240, ..., 0]; t = 750 is strided[8]: len(strided[8:]) = 26
-    assert (tmp_path / "d.png").stat().st_size > 0
+    _figure_png(tmp_path / "d.png")
     with pytest.raises(ValueError, match="timesteps"):
         lab.denoise(model, image=digit, timesteps=(1000,))
     by_index = lab.denoise(model, image=digit, i_starts=(8,))  # strided[8] = 750: the same run as t = 750
@@ -80,6 +87,9 @@ def test_sdedit_end_to_end_and_bad_input(model, digit, tmp_path):
     _finite(res.unconditional, (2, 28, 28))
     _finite(res.guided, (2, 28, 28))
     assert list(res.t_starts) == [960, 390]
+    _probabilities(res.probs_unconditional, 2)
+    _probabilities(res.probs_guided, 2)
+    _figure_png(tmp_path / "s.png")
     with pytest.raises(ValueError, match="target"):
         lab.sdedit(model, image=digit, target=12)
     with pytest.raises(ValueError, match="i_starts"):
@@ -125,12 +135,38 @@ def test_anagram_end_to_end(model, tmp_path):
     res = lab.anagram(model, a=6, b=9, transform="rot180", n=2, out=tmp_path / "a.png")
     _finite(res.samples, (2, 28, 28))
     np.testing.assert_array_equal(res.transformed, res.samples[:, ::-1, ::-1])
-    if res.probs is not None:  # the committed MNIST classifier judges both views
-        assert res.probs.shape == res.probs_transformed.shape == (2, 10) and 0 <= res.success() <= 1
+    _probabilities(res.probs, 2)  # the committed MNIST classifier judges both views
+    _probabilities(res.probs_transformed, 2)
+    from image_track.classifier import classify
+
+    np.testing.assert_allclose(res.probs_transformed, classify(torch.from_numpy(res.transformed)[:, None]).numpy(),
+                               atol=1e-6)
+    upright, turned = res.probs.argmax(1) == 6, res.probs_transformed.argmax(1) == 9
+    assert res.success() == np.mean(upright & turned)
     with pytest.raises(ValueError, match="transform"):
         lab.anagram(model, transform="spin")
     with pytest.raises(ValueError, match="b must"):
         lab.anagram(model, b=10)
+
+
+def test_judge_is_none_only_without_the_weights_file(model, monkeypatch, tmp_path):
+    from image_track import classifier
+    from image_track.lab.common import judge
+
+    x = torch.zeros(2, 1, 28, 28)
+    _probabilities(judge(x), 2)
+    monkeypatch.setattr(classifier, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    assert judge(x) is None
+    res = lab.anagram(model, n=1, stride=250, out=tmp_path / "a.png")  # no classifier: no verdicts, still a figure
+    assert res.probs is None and res.probs_transformed is None and res.success() is None
+    monkeypatch.undo()
+
+    def broken(images):
+        raise RuntimeError("classifier bug")
+
+    monkeypatch.setattr(classifier, "classify", broken)
+    with pytest.raises(RuntimeError, match="classifier bug"):  # a bug is not "no classifier"
+        judge(x)
 
 
 def _ordinary(model, label, n, w, seed):
@@ -149,6 +185,9 @@ def test_hybrid_end_to_end_and_same_class_is_ordinary_sampling(model, tmp_path):
     _finite(res.samples, (2, 28, 28))
     _finite(res.far, (2, 7, 7))
     assert (res.kernel, res.sigma) == (15, 0.875)
+    _probabilities(res.probs, 2)
+    _probabilities(res.probs_far, 2)
+    _figure_png(tmp_path / "h.png")
     same = lab.hybrid(model, low=2, high=2, w=3.0, n=2, seed=4)
     assert torch.allclose(torch.from_numpy(same.samples), _ordinary(model, 2, 2, 3.0, 4)[:, 0], atol=1e-5)
 
@@ -187,22 +226,76 @@ def png(tmp_path):
     return p
 
 
-@pytest.mark.parametrize("args", [
-    ["denoise", "--t", "500"],
-    ["sdedit", "--i-starts", "1,4", "--target", "8"],
-    ["inpaint", "--rect", "0,0,10,28", "--n", "2", "--mask-from-png"],
-    ["anagram", "--a", "6", "--b", "9", "--n", "2", "--transform", "hflip"],
-    ["hybrid", "--low", "0", "--high", "1", "--n", "2"],
-    ["guidance", "--ws", "0,5", "--digits", "1,2", "--n", "1"],
+@pytest.fixture
+def spy(monkeypatch):
+    """Record what each lab experiment returned when the CLI ran it: ``spy[name]`` is its result."""
+    import importlib
+
+    seen = {}
+    for name in ("denoise", "sdedit", "inpaint", "anagram", "hybrid", "guidance"):
+        mod = importlib.import_module(f"image_track.lab.{name}")  # the package re-exports the function
+        real = getattr(mod, name)
+
+        def wrapped(*args, _real=real, _name=name, **kw):
+            seen[_name] = _real(*args, **kw)
+            return seen[_name]
+
+        monkeypatch.setattr(mod, name, wrapped)
+    return seen
+
+
+def _figure_png(path, min_width=300):
+    """The CLI wrote a real figure: a PNG at least ``min_width`` px wide, with dark ink and light paper."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width >= min_width and im.height >= 100
+        gray = np.asarray(im.convert("L"))
+    assert gray.min() < 40 and gray.max() > 215
+
+
+@pytest.mark.parametrize("args, shape", [
+    (["denoise", "--t", "500"], ("iterative", (1, 28, 28))),
+    (["sdedit", "--i-starts", "1,4", "--target", "8"], ("guided", (2, 28, 28))),
+    (["inpaint", "--rect", "0,0,10,28", "--n", "2"], ("samples", (2, 28, 28))),
+    (["anagram", "--a", "6", "--b", "9", "--n", "2", "--transform", "hflip"], ("samples", (2, 28, 28))),
+    (["hybrid", "--low", "0", "--high", "1", "--n", "2"], ("samples", (2, 28, 28))),
+    (["guidance", "--ws", "0,5", "--digits", "1,2", "--n", "1"], ("samples", (2, 2, 1, 28, 28))),
 ])
-def test_cli_runs_on_tiny_settings(cli, png, tmp_path, args, capsys):
+def test_cli_runs_on_tiny_settings(cli, spy, png, tmp_path, args, shape, capsys):
     out = tmp_path / "fig.png"
-    args = list(args)
-    if "--mask-from-png" in args:  # inpaint a user's picture with a rectangle
-        args.remove("--mask-from-png")
     extra = ["--image", str(png)] if args[0] in ("denoise", "sdedit", "inpaint") else []
     assert cli(args + extra + ["--stride", "200", "--quiet", "--out", str(out)]) == 0
-    assert out.stat().st_size > 0
+    assert capsys.readouterr().out.strip() == str(out)
+    field, want = shape
+    assert getattr(spy[args[0]], field).shape == want
+    _figure_png(out)
+    if extra:  # the user's picture (a dark bar on white, inverted and squared) is what was edited
+        from image_track.images import load_png
+
+        np.testing.assert_array_equal(spy[args[0]].original, load_png(png)[0, 0].numpy())
+
+
+def test_cli_inpaint_with_a_mask_png_keeps_the_pixels_outside_it(cli, spy, png, tmp_path):
+    from PIL import Image
+
+    from image_track.images import load_png
+
+    m = np.zeros((56, 56), dtype=np.uint8)  # twice the model's size: the mask is box-resized to 28 x 28
+    m[8:30, 20:48] = 255  # white = generate: rows 4..14, columns 10..23 at 28 px
+    Image.fromarray(m).save(tmp_path / "mask.png")
+    out = tmp_path / "fig.png"
+    assert cli(["inpaint", "--image", str(png), "--mask", str(tmp_path / "mask.png"), "--n", "2", "--stride", "200",
+                "--quiet", "--out", str(out)]) == 0
+    res = spy["inpaint"]
+    want = np.zeros((28, 28), dtype=np.float32)
+    want[4:15, 10:24] = 1
+    np.testing.assert_array_equal(res.mask, want)
+    picture, keep = load_png(png)[0, 0].numpy(), want == 0
+    for sample in res.samples:
+        np.testing.assert_array_equal(sample[keep], picture[keep])
+        assert not np.allclose(sample[~keep], picture[~keep])
+    _figure_png(out)
 
 
 @pytest.mark.parametrize("args, word", [
@@ -251,7 +344,12 @@ def test_cli_denoiser_on_tiny_settings(tmp_path, monkeypatch):
     out, ckpt = tmp_path / "den.png", tmp_path / "den.safetensors"
     assert lab_cli.main(["denoiser", "--epochs", "2", "--subset", "16", "--batch-size", "8", "--quiet",
                          "--out", str(out), "--save", str(ckpt)]) == 0
-    assert out.stat().st_size > 0 and ckpt.stat().st_size > 0
+    _figure_png(out)
+    from toydiff.checkpoint import load_checkpoint
+
+    tensors, meta = load_checkpoint(ckpt)
+    assert meta["kind"] == "image_track.lab.denoiser" and meta["config"]["epochs"] == 2
+    assert tensors and all(k.startswith("unet.") for k in tensors)
 
 
 def test_guidance_end_to_end(model, tmp_path):
@@ -260,7 +358,14 @@ def test_guidance_end_to_end(model, tmp_path):
     _finite(res.samples, (2, 3, 2, 28, 28))
     assert res.frames.shape == (2, 11, 3, 2, 28, 28)
     np.testing.assert_array_equal(res.frames[:, -1], res.samples)
-    assert len(res.gifs) == 3 and all(Path(p).stat().st_size > 0 for p in res.gifs)
+    assert [Path(p).name for p in res.gifs] == [f"guidance_digit{d}.gif" for d in (1, 2, 3)]
+    from PIL import Image
+
+    for p in res.gifs:  # x_t above x̂_0 for 2 scales x 2 samples, 10 steps (stride 100) and the final frame
+        with Image.open(p) as im:
+            assert im.n_frames == 11 and im.size == (2 * (4 * 30 + 2), 2 * (2 * 30 + 2))
+    assert res.accuracy.shape == (2,) and ((0 <= res.accuracy) & (res.accuracy <= 1)).all()
+    _figure_png(tmp_path / "g.png")
     # one batch with a block per w gives what each w gives alone (per-sample seeds)
     alone = lab.guidance(model, ws=(5,), digits=(1, 2, 3), n=2, stride=100)
     assert torch.allclose(torch.from_numpy(alone.samples[0]), torch.from_numpy(res.samples[1]), atol=1e-5)
@@ -284,7 +389,7 @@ def test_cli_with_a_real_checkpoint_file(tmp_path):
     out = tmp_path / "a.png"
     assert lab_cli.main(["anagram", "--checkpoint", str(path), "--n", "1", "--stride", "250", "--quiet",
                          "--out", str(out)]) == 0
-    assert out.stat().st_size > 0
+    _figure_png(out)
     uncond = build_model("tiny")
     p2 = save_checkpoint(tmp_path / "u.safetensors", {f"ema.{k}": v for k, v in uncond.state_dict().items()},
                          {"model_config": uncond.config, "schedule": S.to_dict()})

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-from matplotlib.figure import Figure
 
 import toydiff
 from image_track import sampling as S
 from image_track.models import build_model
 from toydiff.checkpoint import CheckpointError, save_checkpoint
+
 
 @pytest.fixture(scope="module")
 def nets():
@@ -54,17 +55,21 @@ def test_autoguidance_extrapolates_from_the_guide(nets):
     torch.manual_seed(1)
     weak = build_model("tiny", widths=(4, 8, 8)).eval()
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([10, 900])
+    m = S.LoadedModel(uncond, s)
     with torch.no_grad():
         e_good, e_bad = uncond(x, t), weak(x, t)
-        torch.testing.assert_close(S.make_eps_fn(uncond, w=3.0, guide=weak)(x, t), e_bad + 3.0 * (e_good - e_bad))
-        torch.testing.assert_close(S.make_eps_fn(uncond, w=1.0, guide=weak)(x, t), e_good)
+        torch.testing.assert_close(m.eps_fn(w=3.0, guide=weak)(x, t), e_bad + 3.0 * (e_good - e_bad))
+        torch.testing.assert_close(m.eps_fn(w=1.0, guide=S.LoadedModel(weak, s))(x, t), e_good)
+        # a limited interval: guided at t = 10 only
+        limited = m.eps_fn(w=3.0, guide=weak, guide_t_max=500)(x, t)
+        torch.testing.assert_close(limited, torch.stack([e_bad[0] + 3.0 * (e_good[0] - e_bad[0]), e_good[1]]))
     a = S.generate(uncond, s, 2, steps=4, seed=3, guide=weak, w=2.0)
     b = S.generate(uncond, s, 2, steps=4, seed=3)
     assert a.shape == b.shape and not torch.allclose(a, b)
     with pytest.raises(ValueError, match="guide must be conditional"):
-        S.make_eps_fn(uncond, w=2.0, guide=cond)
+        m.eps_fn(w=2.0, guide=cond)
     with pytest.raises(ValueError, match="w must be"):
-        S.make_eps_fn(uncond, w=0.5, guide=weak)
+        m.eps_fn(w=0.5, guide=weak)
 
 
 def test_fixed_initialisation_with_and_without_noise(nets):
@@ -73,18 +78,27 @@ def test_fixed_initialisation_with_and_without_noise(nets):
     assert out["ddpm"].shape == out["ddpm-no-noise"].shape == (4, 1, 28, 28)
     assert torch.allclose(out["ddpm-no-noise"], out["ddpm-no-noise"][:1].expand(4, -1, -1, -1))
     assert not torch.allclose(out["ddpm"][0], out["ddpm"][1])
-    assert isinstance(S.fixed_init_figure(out), Figure)
+    fig = S.fixed_init_figure(out)
+    assert [ax.get_title() for ax in fig.axes] == ["ddpm: one x_T, 4 runs", "ddpm-no-noise: one x_T, 4 runs"]
+    shown = fig.axes[1].images[0].get_array()  # the no-noise row: the grid of its 4 identical images
+    assert shown.shape[:2] == (32, 4 * 30 + 2)
+    np.testing.assert_array_equal(shown, np.asarray(S.grid_image(out["ddpm-no-noise"], nrow=4)))
 
 
 def test_figures_and_gif(nets, tmp_path):
     _, cond, s = nets
     img = S.grid_image(torch.zeros(12, 1, 28, 28), nrow=5)
     assert img.size == (5 * 30 + 2, 3 * 30 + 2)
-    assert isinstance(S.guidance_sweep_figure(cond, s, (0, 5), per_digit=1, steps=2), Figure)
+    fig = S.guidance_sweep_figure(cond, s, (0, 5), per_digit=1, steps=2)
+    assert [ax.get_title() for ax in fig.axes] == ["w = 0", "w = 5"]
+    x5 = S.generate(cond, s, 10, labels=S.digit_labels(10, 1), w=5.0, steps=2)  # one row of the ten digits
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), np.asarray(S.grid_image(x5, nrow=10)))
     rec = S.record_progression(cond, s, 2, labels=torch.tensor([1, 7]), w=3.0, method="ddpm", steps=6,
                                keep_steps=[0, 2, -1])
     assert rec.x_t.shape == rec.x0_hat.shape == (3, 2, 1, 28, 28)
-    assert isinstance(S.progression_figure(rec), Figure)
+    fig = S.progression_figure(rec)
+    assert len(fig.axes) == 2 * 3 and [ax.get_title() for ax in fig.axes[:3]] == [f"t={t}" for t in rec.timesteps]
+    np.testing.assert_allclose(fig.axes[3].images[0].get_array(), S.to_display(rec.x0_hat[0, :1])[0])
     gif = S.progression_gif(rec, tmp_path / "p.gif")
     from PIL import Image
 
@@ -117,3 +131,72 @@ def test_committed_checkpoints_load(conditional):
     m = S.load_model(path)
     assert m.conditional == conditional and m.model.config["name"] == "tiny"
     assert path.stat().st_size < 1_000_000
+
+
+def test_handle_eps_builder_gives_the_images_of_the_direct_toydiff_path():
+    """generate() through LoadedModel.eps_fn equals td.conditional_eps_fn wired by hand (labels, w, null label)
+    on the committed tiny_cond, and the committed weights still give the images they gave before the merge."""
+    m = S.load_model(S.default_checkpoint(conditional=True))
+    labels = torch.tensor([3, 7])
+    x = S.generate(m.model, m.schedule, 2, labels=labels, w=3.0, method="ddim", steps=5, seed=0)
+    gens = toydiff.per_sample_generators(0, 2)
+    x_T = toydiff.randn_like(torch.zeros(2, 1, 28, 28), gens)
+    with torch.no_grad():
+        eps = toydiff.conditional_eps_fn(m.model, labels, w=3.0, null_label=10)
+        direct = toydiff.sample(eps, x_T, m.schedule, method="ddim", steps=5, generator=gens, clip_x0=1.0).clamp(-1, 1)
+        swapped = toydiff.sample(toydiff.conditional_eps_fn(m.model, labels.flip(0), w=3.0, null_label=10), x_T,
+                                 m.schedule, method="ddim", steps=5, generator=toydiff.per_sample_generators(0, 2))
+    torch.testing.assert_close(x, direct, atol=0, rtol=0)
+    assert not torch.allclose(x, swapped.clamp(-1, 1), atol=1e-2)  # the labels matter, so wiring them wrong shows
+    # fingerprint of these two images from before LoadedModel and LabModel were merged
+    assert abs(float(x.sum()) - -1052.592) < 0.05 and abs(float(x.abs().sum()) - 1443.248) < 0.05
+    torch.testing.assert_close(x[0, 0, 14, 10:14], torch.tensor([-0.96485, -0.38719, 1.0, 0.99463]), atol=1e-3, rtol=0)
+    unguided = S.generate(m.model, m.schedule, 2, labels=labels, w=1.0, method="ddim", steps=5, seed=0)
+    assert not torch.allclose(x, unguided, atol=1e-2)  # w reaches the sampler
+
+
+def test_loaded_model_eps_fn_labels_null_label_and_checks(nets):
+    uncond, cond, s = nets
+    m = S.LoadedModel(cond, s)
+    assert (m.num_classes, m.null_label, m.image_size, m.in_channels, m.conditional) == (10, 10, 28, 1, True)
+    x, t = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.tensor([5, 500, 900])
+    with torch.no_grad():
+        null = cond(x, t, torch.full((3,), 10))
+        torch.testing.assert_close(m.eps_fn()(x, t), null, atol=0, rtol=0)  # no labels: the null label
+        torch.testing.assert_close(m.eps_fn(4, 3)(x, t), cond(x, t, torch.full((3,), 4)), atol=0, rtol=0)
+        y = torch.tensor([0, 4, 9])
+        c = cond(x, t, y)
+        torch.testing.assert_close(m.eps_fn(y, w=2.5)(x, t), null + 2.5 * (c - null), atol=1e-5, rtol=0)
+        torch.testing.assert_close(m.eps_fn(y, w=0.0)(x, t), null, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="labels must lie"):
+        m.eps_fn(torch.tensor([0, 10, 1]))
+    with pytest.raises(ValueError, match=r"shape \[n\] = \[2\]"):
+        m.eps_fn(y, 2)
+    with pytest.raises(ValueError, match="label must be in"):
+        m.eps_fn(10, 3)
+    with pytest.raises(ValueError, match="n \\(the batch size\\)"):
+        m.eps_fn(3)
+    with pytest.raises(TypeError, match="w must be a number"):
+        m.eps_fn(y, w="3")
+    u = S.LoadedModel(uncond, s)
+    with pytest.raises(ValueError, match="unconditional"):
+        u.eps_fn(torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="needs a class-conditional model"):
+        u.eps_fn(w=3.0)
+
+
+def test_lab_names_are_the_same_handle(nets):
+    from image_track.lab import LabModel, LoadedModel
+
+    _, cond, s = nets
+    old = LabModel(net=cond, schedule=s, num_classes=10, image_size=28)  # apps/pages/image_lab.py builds it so
+    assert isinstance(old, S.LoadedModel) and LoadedModel is S.LoadedModel
+    assert old.net is cond and old.null_label == 10 and old.schedule is s
+
+    bare = S.LoadedModel.from_net(lambda x, t, y: x * 0 + y.float()[:, None, None, None], s, num_classes=3,
+                                  image_size=4)
+    assert (bare.num_classes, bare.image_size) == (3, 4)
+    x, t = torch.zeros(2, 1, 4, 4), torch.tensor([1, 1])
+    assert torch.equal(bare.eps_fn()(x, t), torch.full((2, 1, 4, 4), 3.0))  # the null label is num_classes
+    with pytest.raises(ValueError, match="num_classes"):
+        S.LoadedModel.from_net(cond, s, num_classes=0)

@@ -95,3 +95,16 @@ def test_bad_input_names_the_argument():
         td.q_sample(S, torch.zeros(3, 2, dtype=torch.long), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="t_prev"):
         td.q_posterior(S, x0, x0, 5, 7)
+
+
+def test_per_sample_generators_seed_each_sample_by_its_index():
+    gens = td.per_sample_generators(7, 3)
+    assert [g.initial_seed() for g in gens] == [7, 8, 9]
+    second_batch = td.per_sample_generators(7, range(2, 4))  # samples 2 and 3 of a larger run
+    x = td.randn_like(torch.zeros(3, 2, 2), td.per_sample_generators(7, 3))
+    assert torch.equal(td.randn_like(torch.zeros(2, 2, 2), second_batch)[0], x[2])
+    assert td.per_sample_generators(0, 0) == []
+    with pytest.raises(TypeError, match="seed"):
+        td.per_sample_generators(True, 2)
+    with pytest.raises(ValueError, match="n_or_indices"):
+        td.per_sample_generators(0, -1)

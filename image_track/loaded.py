@@ -1,0 +1,196 @@
+"""The one handle on a trained MNIST noise predictor: network, schedule, metadata, and its ε builder.
+
+    m = load_model(default_checkpoint(conditional=True))        # EMA weights, eval mode
+    eps = m.eps_fn(torch.tensor([3, 7]), w=3.0)                 # eps(x_t [2, 1, 28, 28], t [2]) -> [2, 1, 28, 28]
+    x0 = toydiff.sample(eps, x_T, m.schedule, method="ddim", steps=50)
+
+:class:`LoadedModel` serves sampling, evaluation, the lab and the app alike; :meth:`LoadedModel.eps_fn` is the
+only place a label, the null label, a classifier-free guidance scale or an autoguidance model turns into an
+``eps_fn(x_t, t)`` (the maths itself is :func:`toydiff.conditional_eps_fn` and :func:`toydiff.autoguidance`).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import numbers
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+import toydiff
+from toydiff.checkpoint import CheckpointError, load_checkpoint
+from toydiff.checks import check_int, check_number
+from toydiff.schedules import NoiseSchedule
+
+__all__ = ["LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX"]
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: the guidance interval the committed unconditional tiny model is autoguided over (steps t < this): measured
+#: best of t < 500 / 600 / 800 / every step (``bench/mnist_cpu_tiny.py``); above it guidance skews the digit mix
+AUTOGUIDANCE_T_MAX = 600
+
+
+@dataclass
+class LoadedModel:
+    """A noise predictor (EMA weights, eval mode when loaded), the schedule it was trained with, and metadata.
+
+    Attributes:
+        model: ``model(x [B, C, H, W], t LongTensor [B][, y LongTensor [B]]) -> eps [B, C, H, W]``; a
+            class-conditional one takes labels ``0 .. num_classes - 1`` and the null label ``num_classes``.
+        schedule: its noise schedule.
+        metadata: the checkpoint's JSON metadata; its ``model_config`` describes a network without a
+            ``config`` of its own (see :meth:`from_net`).
+    """
+
+    model: nn.Module
+    schedule: NoiseSchedule
+    metadata: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_net(cls, net: Callable[..., torch.Tensor], schedule: NoiseSchedule, *, num_classes: int | None = 10,
+                 image_size: int = 28, in_channels: int = 1) -> "LoadedModel":
+        """Wrap any network (e.g. a test's tiny net) that has no ``config``: conditional on ``num_classes``."""
+        config = {"num_classes": None if num_classes is None else check_int(num_classes, "num_classes", min=1),
+                  "image_size": check_int(image_size, "image_size", min=1),
+                  "in_channels": check_int(in_channels, "in_channels", min=1)}
+        return cls(net, schedule, {"model_config": config})
+
+    @property
+    def config(self) -> dict:
+        """The network's config (UNet presets carry one), else the metadata's ``model_config``."""
+        own = getattr(self.model, "config", None)
+        return own if isinstance(own, dict) else self.metadata.get("model_config", {})
+
+    @property
+    def net(self) -> nn.Module:
+        """The network (the lab's former name for :attr:`model`)."""
+        return self.model
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.config.get("num_classes")
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
+
+    @property
+    def null_label(self) -> int | None:
+        """The "no class" label of classifier-free guidance (``num_classes``), or None if unconditional."""
+        return self.num_classes
+
+    @property
+    def image_size(self) -> int:
+        return self.config.get("image_size", 28)
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.get("in_channels", 1)
+
+    def labels(self, labels: int | torch.Tensor | None, n: int | None = None) -> torch.Tensor | None:
+        """Labels as a LongTensor ``[n]``: an int is repeated ``n`` times; ``None`` stays None (no class)."""
+        if labels is None:
+            return None
+        if not self.conditional:
+            raise ValueError("labels were given but the model is unconditional")
+        nc = self.num_classes
+        if isinstance(labels, numbers.Integral) and not isinstance(labels, bool):
+            if n is None:
+                raise ValueError("n (the batch size) is needed with a single int label")
+            c = check_int(labels, "label", min=0, max=nc - 1)
+            return torch.full((check_int(n, "n", min=1),), c, dtype=torch.long)
+        y = torch.as_tensor(labels, dtype=torch.long)
+        if y.ndim != 1 or (n is not None and y.shape != (n,)):
+            raise ValueError(f"labels must have shape [n]{'' if n is None else f' = [{n}]'}, got {tuple(y.shape)}")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= nc):
+            raise ValueError(f"labels must lie in 0..{nc - 1}, got {y.tolist()[:10]}")
+        return y
+
+    def eps_fn(self, labels: int | torch.Tensor | None = None, n: int | None = None, *, w: float | None = None,
+               guide: "LoadedModel | nn.Module | None" = None, guide_t_max: int | None = None) -> EpsFn:
+        """``eps_fn(x_t [B, C, H, W], t [B]) -> [B, C, H, W]`` for :func:`toydiff.sample`.
+
+        Args:
+            labels: ``None`` (unconditional model: the model; conditional: the null label, i.e. its unconditional
+                denoiser), one class for a batch of ``n``, or labels ``[B]``.
+            w: without ``guide``, the classifier-free guidance scale ε_u + w (ε_c − ε_u) (Ho & Salimans 2022;
+                ``None`` or 1: the plain conditional denoiser; meaningless without labels). With ``guide``, the
+                autoguidance scale ε_guide + w (ε_model − ε_guide) (Karras et al. 2024), both given ``labels``.
+            guide: a weaker model of the same kind (e.g. an early snapshot of the same run).
+            guide_t_max: guide only at steps ``t < guide_t_max`` (a limited guidance interval).
+        """
+        if w is not None:
+            w = check_number(w, "w")
+        if guide is not None:
+            guide = guide if isinstance(guide, LoadedModel) else LoadedModel(guide, self.schedule)
+            if guide.conditional != self.conditional:
+                raise ValueError("guide must be conditional exactly when the model is")
+            return toydiff.autoguidance(self.eps_fn(labels, n), guide.eps_fn(labels, n), 1.0 if w is None else w,
+                                        t_max=guide_t_max)
+        net, y = self.model, self.labels(labels, n)
+        if not self.conditional:
+            if w is not None:
+                raise ValueError("w (classifier-free guidance) needs a class-conditional model")
+            return lambda x, t: net(x, t)
+        if y is None:
+            null = self.null_label
+            return lambda x, t: net(x, t, torch.full((x.shape[0],), null, dtype=torch.long, device=x.device))
+        return toydiff.conditional_eps_fn(net, y, w=w, null_label=self.null_label)
+
+
+def default_checkpoint(conditional: bool) -> Path:
+    """The committed ``tiny`` weights: class-conditional (``tiny_cond``) or unconditional (``tiny_uncond``)."""
+    name = "tiny_cond.safetensors" if conditional else "tiny_uncond.safetensors"
+    return Path(str(importlib.resources.files("image_track") / "weights" / name))
+
+
+def default_guide() -> Path:
+    """The committed weak ``tiny`` model for autoguidance of ``tiny_uncond``: an early EMA snapshot of the
+    same training run (see ``bench/mnist_cpu_tiny.py``)."""
+    return Path(str(importlib.resources.files("image_track") / "weights" / "tiny_uncond_guide.safetensors"))
+
+
+def _weights(tensors: dict, meta: dict, model: nn.Module, path, use_ema: bool) -> dict:
+    """The ``ema.`` (else ``model.``) tensors of a checkpoint, checked against ``model``'s state dict."""
+    prefix = "ema." if use_ema and any(k.startswith("ema.") for k in tensors) else "model."
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(f"{path} holds no '{prefix[:-1]}' weights")
+    expected = model.state_dict()
+    name = meta["model_config"].get("name")
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not fit the {name!r} model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise CheckpointError(f"{path} does not fit the {name!r} model: {k} has shape {tuple(v.shape)}, the model "
+                                  f"needs {tuple(expected[k].shape)}")
+    return {k: v.to(expected[k].dtype) for k, v in state.items()}
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
+    """Load a checkpoint written by :mod:`image_track.train` (or its exported weights).
+
+    Raises:
+        CheckpointError: missing, truncated or corrupt file; metadata without a model config; weights that
+            do not fit the model the metadata describes.
+    """
+    from .models import build_model
+
+    tensors, meta = load_checkpoint(path)
+    if "model_config" not in meta or "schedule" not in meta:
+        raise CheckpointError(f"{path} is a toydiff checkpoint but not an image_track model (no model_config)")
+    try:
+        model = build_model(**meta["model_config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} describes a model that cannot be built: {e}") from None
+    model.load_state_dict(_weights(tensors, meta, model, path, use_ema))
+    schedule = NoiseSchedule.from_dict(meta["schedule"])
+    if schedule.T != model.config["T"]:
+        raise CheckpointError(f"{path}: schedule has T={schedule.T} but the model was built with T={model.config['T']}")
+    return LoadedModel(model.to(device).eval().requires_grad_(False), schedule, meta)
