@@ -19,12 +19,6 @@ EXPERIMENTS = ("SDEdit", "Inpainting", "Anagrams", "Hybrids")
 NO_CLASS = "none (unconditional)"
 
 
-def lab_model(lm):
-    from image_track.lab import LabModel
-
-    return LabModel(net=lm.model, schedule=lm.schedule, num_classes=lm.num_classes, image_size=lm.image_size)
-
-
 # --- inputs --------------------------------------------------------------------------------------------
 
 
@@ -85,7 +79,7 @@ def run_sdedit(mkey: str, _lm, ikey: str, _x: torch.Tensor, caption: str, target
                stride: int, seed: int) -> bytes:
     from image_track.lab.sdedit import plot_sdedit, sdedit
 
-    res = sdedit(lab_model(_lm), image=_x, target=target, w=w, i_starts=i_starts, method=method, stride=stride,
+    res = sdedit(_lm, image=_x, target=target, w=w, i_starts=i_starts, method=method, stride=stride,
                  seed=seed)
     res.caption = caption
     return fig_png(plot_sdedit(res))
@@ -96,7 +90,7 @@ def run_inpaint(mkey: str, _lm, ikey: str, _x: torch.Tensor, caption: str, rect:
                 method: str, stride: int, seed: int) -> bytes:
     from image_track.lab.inpaint import inpaint, plot_inpaint
 
-    res = inpaint(lab_model(_lm), image=_x, rect=rect, label=label, w=w, n=n, method=method, stride=stride, seed=seed)
+    res = inpaint(_lm, image=_x, rect=rect, label=label, w=w, n=n, method=method, stride=stride, seed=seed)
     res.caption = caption
     return fig_png(plot_inpaint(res))
 
@@ -105,7 +99,7 @@ def run_inpaint(mkey: str, _lm, ikey: str, _x: torch.Tensor, caption: str, rect:
 def run_anagram(mkey: str, _lm, a: int, b: int, transform: str, w, n: int, method: str, stride: int, seed: int) -> bytes:
     from image_track.lab.anagram import anagram, plot_anagram
 
-    return fig_png(plot_anagram(anagram(lab_model(_lm), a=a, b=b, transform=transform, w=w, n=n, method=method,
+    return fig_png(plot_anagram(anagram(_lm, a=a, b=b, transform=transform, w=w, n=n, method=method,
                                         stride=stride, seed=seed)))
 
 
@@ -113,7 +107,7 @@ def run_anagram(mkey: str, _lm, a: int, b: int, transform: str, w, n: int, metho
 def run_hybrid(mkey: str, _lm, low: int, high: int, w, n: int, method: str, stride: int, seed: int) -> bytes:
     from image_track.lab.hybrid import hybrid, plot_hybrid
 
-    return fig_png(plot_hybrid(hybrid(lab_model(_lm), low=low, high=high, w=w, n=n, method=method, stride=stride,
+    return fig_png(plot_hybrid(hybrid(_lm, low=low, high=high, w=w, n=n, method=method, stride=stride,
                                       seed=seed)))
 
 
