@@ -22,13 +22,14 @@ list of one per sample).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from . import sampler_methods as m
-from .checks import check_choice, check_number, check_tensor
+from .checks import check_choice, check_int, check_number, check_tensor
 from .forward import _eps_to_x0, _x0_to_eps, randn_like
 from .schedules import NoiseSchedule, _warn_terminal
 
@@ -55,20 +56,22 @@ class Method:
     nfe: Callable[[int], int] = lambda n: n
 
 
-REGISTRY: dict[str, Method] = {
+#: name -> method, read-only (``METHODS`` is its keys); a new sampler is a function in
+#: :mod:`toydiff.sampler_methods` and a line here
+REGISTRY: MappingProxyType[str, Method] = MappingProxyType({
     "ddpm": Method(m.ddpm_step, options=("variance",)),
     "ddpm-no-noise": Method(m.ddpm_no_noise_step),
     "ddim": Method(m.ddim_step, options=("eta",)),
     "euler": Method(m.euler_step),
     "heun": Method(m.heun_step, nfe=lambda n: 2 * n - 1),
     "dpm++2m": Method(m.dpmpp_2m_step),
-}
+})
 METHODS = tuple(REGISTRY)
 
 
 def function_evaluations(method: str, n_steps: int) -> int:
     """How many calls of ``eps_fn`` a method makes over ``n_steps`` steps ending at the clean sample."""
-    return REGISTRY[check_choice(method, "method", METHODS)].nfe(n_steps)
+    return REGISTRY[check_choice(method, "method", METHODS)].nfe(check_int(n_steps, "n_steps", min=1))
 
 
 class StepContext:
@@ -99,6 +102,7 @@ class StepContext:
 
         With ``clip_x0``, x̂_0 is clamped to [−clip_x0, clip_x0] and ε̂ recomputed from it, so the pair
         stays consistent (x_t = sqrt(ᾱ_t) x̂_0 + sqrt(1 − ᾱ_t) ε̂) and every method sees the clipped estimate.
+        Every denoiser output of every method passes through here, once per evaluation: checks on it go here.
         """
         eps = self.eps_fn(x, self._t.fill_(t))
         if not isinstance(eps, torch.Tensor) or eps.shape != self._shape:
