@@ -6,6 +6,11 @@ linear schedule (T = 1000) on points ``[B, 2]`` in float32, in the same process,
 median of ``--repeats`` runs is reported.
 
     python bench/sampler_overhead.py            # batch 1 and 100 000, ddpm and ddim
+    python bench/sampler_overhead.py --methods ddpm ddim euler heun dpm++2m --batches 1
+
+diffusers is a bench-only dependency (``pip install diffusers``); without it only toydiff's column is
+measured. Methods diffusers has no equivalent for here (euler, heun, dpm++2m on this discrete schedule)
+get toydiff's column only.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ def eps_fn(x, t):
 
 def toydiff_run(method: str, x_T: torch.Tensor, schedule) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
-    return td.sample(eps_fn, x_T, schedule, method=method, eta=0.0, generator=g)
+    return td.sample(eps_fn, x_T, schedule, method=method, generator=g)  # eta = 0 (the default) for ddim
 
 
 def diffusers_run(method: str, x_T: torch.Tensor, scheduler) -> torch.Tensor:
@@ -51,30 +56,43 @@ def time_pair(fa, fb, repeats: int) -> tuple[float, float]:
     return statistics.median(ta), statistics.median(tb)
 
 
+def _diffusers_schedulers() -> dict:
+    """diffusers' DDPM (σ² = β̃, "fixed_small") and DDIM schedulers on the same linear schedule; {} without diffusers."""
+    try:
+        from diffusers import DDIMScheduler, DDPMScheduler
+    except ImportError:
+        return {}
+    common = dict(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", clip_sample=False)
+    return {"ddpm": DDPMScheduler(**common, variance_type="fixed_small"),
+            "ddim": DDIMScheduler(**common, set_alpha_to_one=True)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 100_000])
+    ap.add_argument("--methods", nargs="+", default=["ddpm", "ddim"], choices=td.METHODS)
     args = ap.parse_args()
-    from diffusers import DDIMScheduler, DDPMScheduler
-
     torch.set_num_threads(2)
     schedule = td.schedules.linear(T=1000)
-    common = dict(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", clip_sample=False)
-    schedulers = {"ddpm": DDPMScheduler(**common, variance_type="fixed_small"),
-                  "ddim": DDIMScheduler(**common, set_alpha_to_one=True)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 1000 steps, median of {args.repeats}\n")
+    schedulers = _diffusers_schedulers()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 1000 steps, median of {args.repeats}"
+          + ("" if schedulers else " (diffusers not installed: toydiff only)") + "\n")
     print("| method | batch | toydiff µs/step | diffusers µs/step | diffusers / toydiff |")
     print("|---|---:|---:|---:|---:|")
     for batch in args.batches:
         x_T = torch.randn(batch, 2, generator=torch.Generator().manual_seed(1))
-        for method in ("ddpm", "ddim"):
+        for method in args.methods:
+            ours_fn = lambda: toydiff_run(method, x_T, schedule)
+            if method not in schedulers:
+                ours, _ = time_pair(ours_fn, lambda: None, args.repeats)
+                print(f"| {method} | {batch:,} | {ours * 1e3:.1f} | — | — |")
+                continue
             # same maths: the deterministic samplers agree to float precision
             if method == "ddim":
-                a, b = toydiff_run(method, x_T, schedule), diffusers_run(method, x_T, schedulers[method])
+                a, b = ours_fn(), diffusers_run(method, x_T, schedulers[method])
                 assert torch.allclose(a, b, rtol=1e-3, atol=1e-3), (a - b).abs().max()
-            ours, theirs = time_pair(lambda: toydiff_run(method, x_T, schedule),
-                                     lambda: diffusers_run(method, x_T, schedulers[method]), args.repeats)
+            ours, theirs = time_pair(ours_fn, lambda: diffusers_run(method, x_T, schedulers[method]), args.repeats)
             print(f"| {method} | {batch:,} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | {theirs / ours:.2f}× |")
 
 

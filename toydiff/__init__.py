@@ -6,7 +6,7 @@
     x0 = td.sample(gm.eps_fn(s), torch.randn(1000, 1), s, method="ddim", steps=50)
 """
 
-from . import checkpoint, embeddings, exact, forward, samplers, schedules, trajectory
+from . import checkpoint, editing, embeddings, exact, forward, guidance, samplers, schedules, trajectory
 from .exact import GaussianMixture, LossFloor
 from .forward import (
     eps_to_x0,
@@ -20,25 +20,16 @@ from .forward import (
     v_to_x0,
     x0_to_eps,
 )
-from .samplers import (
-    METHODS,
-    autoguidance,
-    chain_callbacks,
-    classifier_free_guidance,
-    conditional_eps_fn,
-    function_evaluations,
-    guidance_combine,
-    inpaint_projection,
-    sample,
-    sdedit,
-)
+from .editing import inpaint_projection, sdedit
+from .guidance import autoguidance, classifier_free_guidance, conditional_eps_fn, guidance_combine
+from .samplers import METHODS, function_evaluations, sample
 from .schedules import NoiseSchedule, StepPlan, TerminalSNRWarning
-from .trajectory import TrajectoryRecorder
+from .trajectory import TrajectoryRecorder, chain_callbacks
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "checkpoint", "embeddings", "exact", "forward", "samplers", "schedules", "trajectory",
+    "checkpoint", "editing", "embeddings", "exact", "forward", "guidance", "samplers", "schedules", "trajectory",
     "GaussianMixture", "LossFloor",
     "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
     "per_sample_generators",

@@ -6,11 +6,11 @@ Memory is bounded by what is asked for: ``len(indices) × len(steps)`` rows of e
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 
-__all__ = ["TrajectoryRecorder"]
+__all__ = ["TrajectoryRecorder", "chain_callbacks"]
 
 _KEEPABLE = ("x_t", "x0_hat", "eps")
 
@@ -91,3 +91,14 @@ class TrajectoryRecorder:
         if self.final is None:
             raise RuntimeError("sampling has not finished")
         return torch.cat([self.x_t, self.final[None]])
+
+
+def chain_callbacks(*callbacks: Callable[[dict], None] | None) -> Callable[[dict], None]:
+    """One callback for :func:`toydiff.sample` that calls each given (non-None) callback in turn."""
+    cbs = [c for c in callbacks if c is not None]
+
+    def chained(info: dict) -> None:
+        for c in cbs:
+            c(info)
+
+    return chained
