@@ -169,17 +169,22 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         m = f.metadata
         default = f.default if f.default is not MISSING else f.default_factory()
+        flag = _flag(f)
         kw: dict[str, Any] = {"dest": f.name, "help": m["help"]}
         if isinstance(default, bool):
             kw["action"] = "store_false" if default else "store_true"
+            kw["help"] = f"turn off: {m['help']}" if default else m["help"]
         else:
+            if not m["choices"]:
+                kw["metavar"] = flag.lstrip("-").upper().replace("-", "_")
+            kw["help"] = m["help"] + ("" if m["required"] else " (default %(default)s)")
             kw["type"] = m["type"] or type(default)
             kw["default"] = list(default) if isinstance(default, tuple) else default
             if m["choices"]:
                 kw["choices"] = m["choices"]
             if m["required"]:
                 kw["required"] = True
-        p.add_argument(_flag(f), **kw)
+        p.add_argument(flag, **kw)
     p.add_argument("--conditional", action="store_true", help="shorthand for --num-classes 10")
     p.add_argument("--no-val", action="store_true", help="no validation split")
 

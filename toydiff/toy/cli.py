@@ -24,7 +24,7 @@ from .datasets import DATASETS
 from ..losses import T_SAMPLINGS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from ..samplers import METHODS
-from ..schedules import SPACINGS, NoiseSchedule
+from ..schedules import SPACINGS, from_name
 from .run import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
 from ..training import TrainConfig
 
@@ -104,12 +104,6 @@ def build_parser() -> OneLineParser:
     return p
 
 
-def _schedule(name: str, T: int) -> NoiseSchedule:
-    from .. import schedules
-
-    return schedules.constant(T=T, beta=0.02) if name == "constant" else getattr(schedules, name)(T=T)
-
-
 def _train(a) -> int:
     from .datasets import get_dataset
 
@@ -124,7 +118,7 @@ def _train(a) -> int:
     if (out / CHECKPOINT_NAME).exists() and not a.resume:
         fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    run = train_toy(ds, model_config=model_config, config=config, schedule=_schedule(a.schedule, a.T),
+    run = train_toy(ds, model_config=model_config, config=config, schedule=from_name(a.schedule, T=a.T),
                     n_train=a.n_train, n_val=a.n_val, seed=a.seed, fresh=not a.fixed_data, out=out, resume=a.resume,
                     progress=not a.quiet)
     from . import plots
