@@ -297,3 +297,29 @@ def test_engine_resume_is_bit_identical_and_refuses_what_it_cannot_resume(tmp_pa
         engine(epochs=3, ema_warmup=True).load(tmp_path / "mid.safetensors").fit()
     with pytest.raises(CheckpointError, match="schedule"):
         Engine(Shift(), schedules.constant(T=100, beta=0.02), TensorBatches(torch.zeros(4, 2), 2)).load(tmp_path / "ck.safetensors")
+
+
+def test_a_toy_checkpoint_in_the_layout_before_the_shared_engine_still_loads_and_resumes(tmp_path):
+    from toydiff.checkpoint import save_checkpoint
+    from toydiff.toy.run import load_toy, train_toy
+
+    kw = dict(model_config=MLPConfig(dim=1, width=8, depth=1), n_train=300, n_val=100, progress=False)
+    train_toy("two_gaussians", config=TrainConfig(epochs=1, warmup_steps=2), out=tmp_path / "new", **kw)
+    tensors, meta = load_checkpoint(tmp_path / "new" / "checkpoint.safetensors")
+    # torch AveragedModel's keys, one generator state under "rng", the optimizer under "optim"
+    old = {("ema.module." + k[4:] if k.startswith("ema.") else k): v for k, v in tensors.items()}
+    old["ema.n_averaged"] = torch.tensor(3)
+    meta["rng"], meta["optim"] = meta.pop("rng_states")[0], meta.pop("optimizer")
+    for k in ("batch_in_epoch", "betas", "min_lr_ratio", "lr_gamma", "ema_warmup", "loss_weighting",
+              "min_snr_gamma", "max_steps", "checkpoint_every"):
+        meta.pop(k, None)
+        meta["config"].pop(k, None)
+    (tmp_path / "old").mkdir()
+    save_checkpoint(tmp_path / "old" / "checkpoint.safetensors", old, meta)
+    a, b = load_toy(tmp_path / "new"), load_toy(tmp_path / "old")
+    for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(v, w), k
+    runs = [train_toy("two_gaussians", config=TrainConfig(epochs=2, warmup_steps=2), out=tmp_path / d, resume=True,
+                      **kw) for d in ("new", "old")]
+    for v, w in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
+        assert torch.equal(v, w)
