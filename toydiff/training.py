@@ -32,10 +32,12 @@ from . import checkpoint as ck
 from .batches import Batches, TensorBatches
 from .checkpoint import checkpoint_kind, load_weights
 from .checks import check_choice, check_int, check_number
+from .cli import float_list
 from .ema import EMA
 from .hooks import EpochStats, Hook, NonFiniteLossError, StepOutput
 from .losses import LOSS_WEIGHTINGS, T_SAMPLINGS, bucket_sums, eps_prediction_loss, held_out_loss, loss_weights
 from .lr import LR_SCHEDULES, lr_factor
+from .options import option
 from .schedules import NoiseSchedule
 
 __all__ = ["TrainConfig", "History", "Batches", "TensorBatches", "Trainer", "held_out_loss", "load_weights"]
@@ -61,25 +63,26 @@ class TrainConfig:
         seed: seeds data order, t and ε draws.
     """
 
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 50
-    lr_schedule: str = "cosine"
-    ema_decay: float | None = 0.995
-    grad_clip: float | None = 1.0
-    n_buckets: int = 10
-    t_sampling: str = "uniform"
-    seed: int = 0
-    betas: tuple[float, float] = (0.9, 0.999)
-    min_lr_ratio: float = 0.0
-    lr_gamma: float = 0.9995
-    ema_warmup: bool = False
-    loss_weighting: str = "uniform"
-    min_snr_gamma: float = 5.0
-    max_steps: int | None = None
-    checkpoint_every: int | None = None
+    epochs: int = option(60, "passes over the training set")
+    batch_size: int = option(256, "points per step")
+    lr: float = option(3e-3, "peak learning rate (AdamW)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup_steps: int = option(50, "linear warm-up steps")
+    lr_schedule: str = option("cosine", "decay after warm-up", choices=LR_SCHEDULES)
+    ema_decay: float | None = option(0.995, "EMA decay of the weights; 0: no EMA", zero_is_none=True)
+    grad_clip: float | None = option(1.0, "max gradient norm; 0: no clipping", zero_is_none=True)
+    n_buckets: int = option(10, "equal-width t buckets of the loss split")
+    t_sampling: str = option("uniform", "how training steps are drawn; low-noise: more of the last steps "
+                             "(sharper 2-D modes)", choices=T_SAMPLINGS)
+    seed: int = option(0, "seeds the random draws of the run")
+    betas: tuple[float, float] = option((0.9, 0.999), "AdamW betas, e.g. 0.9,0.999", type=float_list)
+    min_lr_ratio: float = option(0.0, "cosine floor, as a fraction of the peak")
+    lr_gamma: float = option(0.9995, "exponential decay per step after warm-up")
+    ema_warmup: bool = option(False, "EMA decay warm-up min(d, (1+k)/(10+k))")
+    loss_weighting: str = option("uniform", "min-snr: Min-SNR-γ weights (Hang et al. 2023)", choices=LOSS_WEIGHTINGS)
+    min_snr_gamma: float = option(5.0, "γ of the Min-SNR weights")
+    max_steps: int | None = option(None, "run length in steps (overrides the epochs)", type=int)
+    checkpoint_every: int | None = option(None, "also checkpoint every N steps", type=int)
 
     def __post_init__(self):
         check_choice(self.t_sampling, "t_sampling", T_SAMPLINGS)
@@ -103,6 +106,8 @@ class TrainConfig:
         check_number(self.min_lr_ratio, "min_lr_ratio", min=0.0, max=1.0)
         check_number(self.lr_gamma, "lr_gamma", min=0.0, max=1.0)
         object.__setattr__(self, "betas", tuple(self.betas))
+        if len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers, got {self.betas!r}")
 
     def to_dict(self) -> dict:
         """JSON-ready (``betas`` as a list)."""

@@ -1,6 +1,6 @@
 """What a user sets for an MNIST training run (:class:`TrainConfig`) and what a run records (:class:`History`).
 
-Every :class:`TrainConfig` field carries its command-line flag in its metadata (:func:`option`);
+Every :class:`TrainConfig` field carries its command-line flag in its metadata (:func:`toydiff.options.option`);
 :func:`add_config_arguments` generates the ``toydiff mnist train`` flags from the fields and
 :func:`config_from_args` reads them back, so a field cannot lack a flag nor be mapped twice.
 """
@@ -10,33 +10,22 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from toydiff import training as engine
 from toydiff.checks import check_choice, check_int, check_number
 from toydiff.cli import float_list, int_list
 from toydiff.losses import LOSS_WEIGHTINGS
 from toydiff.lr import LR_SCHEDULES
+from toydiff.options import add_dataclass_arguments, dataclass_values, option
 
-__all__ = ["TrainConfig", "History", "SCHEDULES", "LR_DECAYS", "DATASETS", "option", "add_config_arguments",
+__all__ = ["TrainConfig", "History", "SCHEDULES", "LR_DECAYS", "DATASETS", "add_config_arguments",
            "config_from_args", "engine_config"]
 
 SCHEDULES = ("linear", "cosine", "sigmoid")
 LR_DECAYS = LR_SCHEDULES
 DATASETS = ("mnist", "fashion_mnist")
-
-
-def option(default: Any, help: str, *, flag: str | None = None, type: Callable | None = None,
-           choices: tuple | None = None, zero_is_none: bool = False, required: bool = False) -> Any:
-    """A dataclass field with its flag: ``--field-name`` unless ``flag`` says otherwise (a bool that defaults
-    to True gets ``--no-field-name``); ``type`` parses the flag's text (needed when the default is None);
-    ``zero_is_none``: the flag's value 0 means None."""
-    meta = {"help": help, "flag": flag, "type": type, "choices": choices, "zero_is_none": zero_is_none,
-            "required": required}
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 def _json_dict(text: str) -> dict:
@@ -154,47 +143,17 @@ def engine_config(c: TrainConfig) -> engine.TrainConfig:
         seed=c.seed)
 
 
-def _flag(f) -> str:
-    name = f.metadata["flag"]
-    if name:
-        return name
-    if f.type in (bool, "bool") and f.default is True:
-        return "--no-" + f.name.replace("_", "-")
-    return "--" + f.name.replace("_", "-")
-
-
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """One flag per :class:`TrainConfig` field (dest = the field's name), plus the shorthands
     ``--conditional`` (``--num-classes 10``) and ``--no-val`` (no validation split)."""
-    for f in fields(TrainConfig):
-        m = f.metadata
-        default = f.default if f.default is not MISSING else f.default_factory()
-        flag = _flag(f)
-        kw: dict[str, Any] = {"dest": f.name, "help": m["help"]}
-        if isinstance(default, bool):
-            kw["action"] = "store_false" if default else "store_true"
-            kw["help"] = f"turn off: {m['help']}" if default else m["help"]
-        else:
-            if not m["choices"]:
-                kw["metavar"] = flag.lstrip("-").upper().replace("-", "_")
-            kw["help"] = m["help"] + ("" if m["required"] else " (default %(default)s)")
-            kw["type"] = m["type"] or type(default)
-            kw["default"] = list(default) if isinstance(default, tuple) else default
-            if m["choices"]:
-                kw["choices"] = m["choices"]
-            if m["required"]:
-                kw["required"] = True
-        p.add_argument(flag, **kw)
+    add_dataclass_arguments(p, TrainConfig)
     p.add_argument("--conditional", action="store_true", help="shorthand for --num-classes 10")
     p.add_argument("--no-val", action="store_true", help="no validation split")
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed flags."""
-    values = {}
-    for f in fields(TrainConfig):
-        v = getattr(a, f.name)
-        values[f.name] = None if f.metadata["zero_is_none"] and not v else v
+    values = dataclass_values(a, TrainConfig)
     if a.conditional and values["num_classes"] is None:
         values["num_classes"] = 10
     if a.no_val:
