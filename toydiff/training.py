@@ -254,7 +254,7 @@ class Trainer:
         self._call("on_losses", first, losses)
 
     # --- the loop -----------------------------------------------------------------------------------
-    def fit(self) -> object:
+    def fit(self):
         """Train until ``total_steps`` (continuing where a resumed trainer stopped) or a hook's stop."""
         self.stop_reason = None
         self._call("on_fit_start")

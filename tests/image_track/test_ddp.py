@@ -23,7 +23,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from image_track.train import TrainConfig, train
+    from image_track.training import TrainConfig, train
 
     dist.init_process_group("gloo")  # one group for the three runs (train() uses it and leaves it open)
     cfg = dict(preset="tiny", num_classes=10, subset=64, batch_size=16, max_steps=3, val_size=16,

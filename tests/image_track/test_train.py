@@ -1,4 +1,4 @@
-"""image_track.train: the loss falls, checkpoints round-trip, resume is bit-exact, errors are clear."""
+"""image_track.training: the loss falls, checkpoints round-trip, resume is bit-exact, errors are clear."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from dataclasses import fields
 
 from image_track.sampling import load_model
-from image_track.train import TrainConfig, bf16_autocast, export_weights, snapshot_path, train
+from image_track.training import TrainConfig, bf16_autocast, export_weights, snapshot_path, train
 from image_track.training.config import engine_config
 from image_track.training.loop import TRAIN_KIND
 from toydiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -142,6 +142,14 @@ def test_missing_data_and_bad_settings(tmp_path):
         TrainConfig(snapshot_steps=(0,))
     with pytest.raises(ValueError, match="num_classes"):  # labels 0..9 do not fit 5 classes
         train(TrainConfig(subset=8, batch_size=8, max_steps=1, num_classes=5, **FAST))
+
+
+def test_image_track_train_still_names_the_training_api():
+    import image_track.train as old
+    import image_track.training as new
+
+    for name in ("TrainConfig", "History", "train", "bf16_autocast", "export_weights", "snapshot_path", "main"):
+        assert getattr(old, name) is getattr(new, name), name
 
 
 def test_the_engine_gets_the_image_recipe():
