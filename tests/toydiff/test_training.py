@@ -241,15 +241,22 @@ def test_min_snr_weighting_scales_each_samples_gradient_by_min_snr_over_snr():
     assert float(out.loss) == pytest.approx(float(logged["uniform"].loss))
 
 
-def test_a_non_finite_loss_raises_or_goes_to_the_hook(tmp_path):
+def test_a_non_finite_loss_raises_or_goes_to_the_hook_and_the_last_good_checkpoint_stays(tmp_path):
     x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
-    x[40] = float("inf")  # whichever batch holds it has a NaN loss (0 * inf)
-    tr = engine(x=x, epochs=1)
-    tr.loss_sync_every = 1
-    tr.checkpoint_path = tmp_path / "ck.safetensors"
-    with pytest.raises(NonFiniteLossError, match="at step"):
-        tr.fit()
-    assert not (tmp_path / "ck.safetensors").exists()  # nothing written after the bad step
+
+    def broken(n, g):  # the second epoch's points: infinite, so is the loss from step 5 on
+        return torch.full((n, 2), float("inf"))
+
+    def run(hooks=()):
+        cfg = TrainConfig(epochs=3, batch_size=16, lr=0.1, warmup_steps=2)
+        tr = Engine(Shift(), S, TensorBatches(x, 16, fresh=broken), cfg, hooks=hooks, loss_sync_every=1,
+                    checkpoint=tmp_path / "ck.safetensors")
+        return tr
+
+    with pytest.raises(NonFiniteLossError, match="is inf at step 5"):
+        run().fit()
+    _, meta = load_checkpoint(tmp_path / "ck.safetensors")
+    assert meta["step"] == 4  # the first epoch's checkpoint: nothing was written after the bad step
 
     seen = []
 
@@ -258,11 +265,11 @@ def test_a_non_finite_loss_raises_or_goes_to_the_hook(tmp_path):
             seen.append((step, value))
             return True
 
-    tr = engine([Handle()], x=x, epochs=3)
-    tr.checkpoint_path = tmp_path / "ck2.safetensors"
+    (tmp_path / "ck.safetensors").unlink()
+    tr = run([Handle()])
     tr.fit()
-    assert tr.stop_reason == "non-finite loss" and len(seen) == 1 and not math.isfinite(seen[0][1])
-    assert tr.step < 3 * 4 and not (tmp_path / "ck2.safetensors").exists()
+    assert tr.stop_reason == "non-finite loss" and len(seen) == 1 and seen == [(5, float("inf"))]
+    assert tr.step < 12 and load_checkpoint(tmp_path / "ck.safetensors")[1]["step"] == 4
 
 
 def test_engine_resume_is_bit_identical_and_refuses_what_it_cannot_resume(tmp_path):
