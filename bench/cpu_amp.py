@@ -3,9 +3,9 @@
     python bench/cpu_amp.py                  # tiny preset, batch 32 and 128, 1 and 2 threads (~1 minute)
     python bench/cpu_amp.py --compile        # adds torch.compile rows (each compiles for ~20 s first)
 
-Each row times forward + backward + AdamW steps of ``--preset`` (channels_last, as image_track.train runs
+Each row times forward + backward + AdamW steps of ``--preset`` (channels_last, as image_track.training runs
 it) after warm-up steps, with autocast on or off in the same process, so the ratio column compares like with
-like. bf16 autocast only pays where the CPU has AMX tiles (``image_track.train.bf16_autocast`` turns it on
+like. bf16 autocast only pays where the CPU has AMX tiles (``image_track.training.bf16_autocast`` turns it on
 only there); elsewhere expect a ratio below 1.
 """
 

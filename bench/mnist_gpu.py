@@ -28,7 +28,7 @@ import torch
 from image_track.cli import evaluate_model
 from image_track.models import build_model
 from image_track.sampling import digit_labels, generate, grid_image, load_model
-from image_track.train import TrainConfig, train
+from image_track.training import TrainConfig, train
 
 
 def probe_images_per_s(config: TrainConfig, device: torch.device, steps: int = 30) -> float:

@@ -68,7 +68,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> OneLineParser:
-    from .train import add_train_arguments
+    from .training import add_train_arguments
 
     parser = OneLineParser(prog=PROG, description="MNIST diffusion: train, sample, eval, lab.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         a = build_parser().parse_args(argv)
         if a.command == "train":
-            from .train import run_from_args
+            from .training import run_from_args
 
             return run_from_args(a)
         return {"sample": _run_sample, "eval": _run_eval}[a.command](a)

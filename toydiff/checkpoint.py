@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
@@ -31,6 +32,8 @@ __all__ = [
     "set_rng_state",
     "split_state",
     "join_state",
+    "checkpoint_kind",
+    "load_weights",
 ]
 
 _META_KEY = "toydiff"
@@ -153,3 +156,32 @@ def join_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(skeleton, list):
         return [join_state(v, tensors) for v in skeleton]
     return skeleton
+
+
+def checkpoint_kind(meta: dict[str, Any]) -> str | None:
+    """The kind tag of a checkpoint's metadata: ``meta["kind"]`` (files written before the training engine
+    was shared tagged image_track checkpoints with ``"format"`` instead; both are read)."""
+    return meta.get("kind", meta.get("format"))
+
+
+def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "", *,
+                 source: str | os.PathLike = "checkpoint", what: str = "the model") -> nn.Module:
+    """Load the tensors named ``prefix + <parameter name>`` into ``module`` (cast to its dtypes) and return it.
+
+    Raises:
+        CheckpointError: no tensor has the prefix, or the names or shapes do not fit the module; the
+            message names ``source`` and ``what``.
+    """
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(f"{source} holds no {prefix[:-1] or 'model'!r} weights")
+    expected = module.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{source} does not fit {what}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise CheckpointError(f"{source} does not fit {what}: {k} has shape {tuple(v.shape)}, "
+                                  f"{what} needs {tuple(expected[k].shape)}")
+    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    return module

@@ -8,15 +8,17 @@ averaged over the event dimensions (as ``nn.MSELoss`` does), so it is comparable
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ContextManager
 
 import torch
 
 from .forward import q_sample, randn_like
 from .schedules import NoiseSchedule
 
-__all__ = ["LossTerms", "LOSS_WEIGHTINGS", "T_SAMPLINGS", "eps_prediction_loss", "loss_weights", "sample_timesteps", "bucket_of"]
+__all__ = ["LossTerms", "LOSS_WEIGHTINGS", "T_SAMPLINGS", "eps_prediction_loss", "loss_weights", "sample_timesteps",
+           "bucket_of", "bucket_sums", "held_out_draws", "held_out_loss"]
 
 LOSS_WEIGHTINGS = ("uniform", "min-snr")
 T_SAMPLINGS = ("uniform", "low-noise")
@@ -104,3 +106,51 @@ def loss_weights(schedule: NoiseSchedule, t: torch.Tensor, weighting: str = "uni
 def bucket_of(t: torch.Tensor, T: int, n_buckets: int) -> torch.Tensor:
     """Index of the equal-width step bucket each ``t`` falls in, ``[B]`` in ``[0, n_buckets)``."""
     return (t.long() * n_buckets // T).clamp_(0, n_buckets - 1)
+
+
+def bucket_sums(values: torch.Tensor, t: torch.Tensor, T: int, n_buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bucket ``(sum, count)`` of ``values [B]`` taken at steps ``t [B]``, both float64 ``[n_buckets]``."""
+    b = bucket_of(t, T, n_buckets)
+    v = values.detach().double()
+    s = torch.zeros(n_buckets, dtype=torch.float64, device=v.device).index_add_(0, b, v)
+    return s, torch.zeros_like(s).index_add_(0, b, torch.ones_like(v))
+
+
+def held_out_draws(schedule: NoiseSchedule, shape: tuple[int, ...] | torch.Size, *, seed: int,
+                   noise_dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed steps ``t [N]`` then noise ``ε [N, *event]`` (of ``noise_dtype``) drawn from a CPU generator
+    seeded with ``seed``: the same draws at every epoch, so held-out losses compare exactly."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, schedule.T, (shape[0],), generator=g)
+    return t, torch.randn(tuple(shape), generator=g, dtype=noise_dtype)
+
+
+def held_out_loss(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, x0: torch.Tensor, *,
+                  t: torch.Tensor | None = None, noise: torch.Tensor | None = None, seed: int = 1,
+                  n_buckets: int = 10, batch_size: int = 65_536, model_kwargs: dict | None = None,
+                  context: Callable[[], ContextManager] | None = None) -> tuple[float, list[float]]:
+    """The ε-prediction loss of ``model`` on held-out ``x0 [N, *event]`` at fixed ``(t [N], noise [N, *event])``.
+
+    Returns ``(mean loss, mean loss per equal-width t bucket)`` (NaN for an empty bucket), accumulated in
+    float64. Without ``t`` / ``noise`` they come from :func:`held_out_draws` with ``seed`` (noise drawn in
+    float64, so the draws are the same at any dtype). With the exact ε* as ``model`` this is the
+    Bayes-optimal floor on the very same draws, a paired comparison free of the held-out set's own
+    sampling noise. ``model_kwargs`` hold per-sample tensors ``[N, ...]`` (e.g. ``y`` labels), sliced with
+    the batches; ``context()`` wraps each forward pass (e.g. bf16 autocast).
+    """
+    if (t is None) != (noise is None):
+        raise ValueError("give both t and noise, or neither")
+    if t is None:
+        t, noise = held_out_draws(schedule, x0.shape, seed=seed)
+        noise = noise.to(x0.dtype)
+    per = []
+    with torch.no_grad():
+        for i in range(0, x0.shape[0], batch_size):
+            sl = slice(i, i + batch_size)
+            kw = {k: v[sl] for k, v in (model_kwargs or {}).items()}
+            with (context or nullcontext)():
+                per.append(eps_prediction_loss(model, schedule, x0[sl], t=t[sl], noise=noise[sl], **kw).per_sample)
+    per_sample = torch.cat(per).double()
+    s, c = bucket_sums(per_sample, t.to(per_sample.device), schedule.T, n_buckets)
+    by_bucket = torch.where(c > 0, s / c.clamp(min=1), torch.full_like(s, float("nan")))
+    return float(per_sample.mean()), by_bucket.tolist()

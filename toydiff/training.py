@@ -1,82 +1,123 @@
-"""Training a noise predictor: Algorithm 1 of Ho et al. 2020, generic over model and data rank.
+"""The training engine: Algorithm 1 of Ho et al. 2020 for any network, data rank and track.
 
-``Trainer(model, schedule, train_data, val_data, config).fit()`` runs epochs over a fixed training set
-(shuffled from the config's seed), logs the train loss, a held-out loss on *fixed* (t, ε) draws so that
-epochs compare exactly, and that held-out loss split by t bucket — next to the Bayes-optimal floor per
-bucket when the data's exact mixture is known. Weights are averaged by EMA (``torch.optim.swa_utils``);
-checkpoints hold everything needed to resume to the very same weights as an uninterrupted run.
-No plotting here (see :mod:`toydiff.toy.plots`).
+    trainer = Trainer(model, schedule, TensorBatches(x_train, 256), TrainConfig(epochs=60), hooks=[...])
+    history = trainer.fit()
+
+:class:`Trainer` holds the whole training state (network, :class:`~toydiff.ema.EMA`, AdamW, step / epoch /
+batch-in-epoch, the generator every draw comes from) and runs one loop: a batch ``(x0 [B, *event],
+model_kwargs)`` from the track's data source, one :meth:`Trainer.train_step` (ε-prediction loss with
+t drawn by :func:`~toydiff.losses.sample_timesteps`, optional Min-SNR-γ weights, optional autocast,
+gradient clipping, :func:`~toydiff.lr.lr_factor` learning rate, EMA update), and the track's
+:mod:`~toydiff.hooks` at step, evaluation, epoch and checkpoint time. Checkpoints (:mod:`toydiff.checkpoint`,
+atomic) hold everything needed to resume to the very same weights as an uninterrupted run. Under
+``torch.distributed`` the engine sums epoch statistics over processes, gathers every process's generator
+state into the checkpoint, and lets only process 0 write. No plotting here (see :mod:`toydiff.toy.plots`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, ContextManager, Sequence
 
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm.auto import tqdm
 
 from . import checkpoint as ck
-from .exact import GaussianMixture
-from .losses import T_SAMPLINGS, bucket_of, eps_prediction_loss
+from .batches import Batches, TensorBatches
+from .checkpoint import checkpoint_kind, load_weights
+from .checks import check_choice, check_int, check_number
+from .cli import float_list
+from .ema import EMA
+from .hooks import EpochStats, Hook, NonFiniteLossError, StepOutput
+from .losses import LOSS_WEIGHTINGS, T_SAMPLINGS, bucket_sums, eps_prediction_loss, held_out_loss, loss_weights
+from .lr import LR_SCHEDULES, lr_factor
+from .options import option
 from .schedules import NoiseSchedule
 
-__all__ = ["TrainConfig", "History", "Trainer", "held_out_loss"]
+__all__ = ["TrainConfig", "History", "Batches", "TensorBatches", "Trainer", "held_out_loss", "load_weights"]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings. The defaults are a fast recipe for the 1-D / 2-D toys.
+    """Optimisation settings of the engine. The defaults are a fast recipe for the 1-D / 2-D toys.
 
     Attributes:
-        epochs: passes over the training set.
-        batch_size: points per step.
-        lr: peak learning rate (AdamW), reached after ``warmup_steps`` and decayed by ``lr_schedule``.
-        lr_schedule: ``"cosine"`` (to 0 at the last step) or ``"constant"``.
-        ema_decay: EMA decay of the weights, or ``None`` for no EMA.
+        epochs: passes over the training set (the run's length unless ``max_steps`` is given).
+        batch_size: points per step (the global batch under DDP).
+        lr, weight_decay, betas: AdamW; ``lr`` is the peak, reached after ``warmup_steps``.
+        lr_schedule, min_lr_ratio, lr_gamma: the decay after warm-up (:func:`toydiff.lr.lr_factor`).
+        ema_decay, ema_warmup: the EMA of the weights (:class:`toydiff.ema.EMA`), or ``None`` for none.
         grad_clip: max gradient norm, or ``None``.
         n_buckets: equal-width t buckets for the loss split.
-        t_sampling: how training steps are drawn: ``"uniform"`` (Ho et al. 2020) or ``"low-noise"``
-            (more of the last steps; see :func:`toydiff.losses.sample_timesteps`). The held-out loss is
-            always the uniform-t one, so it stays comparable with the Bayes floor; the training loss is not.
-        seed: seeds data order, t and ε draws (the held-out draws use ``seed + 1``).
+        t_sampling: how training steps are drawn (:func:`toydiff.losses.sample_timesteps`); held-out
+            losses always use uniform t, so they stay comparable with the Bayes floor.
+        loss_weighting, min_snr_gamma: per-step loss weights (:func:`toydiff.losses.loss_weights`).
+        max_steps: the run's length in steps (overrides ``epochs``).
+        checkpoint_every: also checkpoint every this many steps (one is always written at every epoch end).
+        seed: seeds data order, t and ε draws.
     """
 
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 50
-    lr_schedule: str = "cosine"
-    ema_decay: float | None = 0.995
-    grad_clip: float | None = 1.0
-    n_buckets: int = 10
-    t_sampling: str = "uniform"
-    seed: int = 0
+    epochs: int = option(60, "passes over the training set")
+    batch_size: int = option(256, "points per step")
+    lr: float = option(3e-3, "peak learning rate (AdamW)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup_steps: int = option(50, "linear warm-up steps")
+    lr_schedule: str = option("cosine", "decay after warm-up", choices=LR_SCHEDULES)
+    ema_decay: float | None = option(0.995, "EMA decay of the weights; 0: no EMA", zero_is_none=True)
+    grad_clip: float | None = option(1.0, "max gradient norm; 0: no clipping", zero_is_none=True)
+    n_buckets: int = option(10, "equal-width t buckets of the loss split")
+    t_sampling: str = option("uniform", "how training steps are drawn; low-noise: more of the last steps "
+                             "(sharper 2-D modes)", choices=T_SAMPLINGS)
+    seed: int = option(0, "seeds the random draws of the run")
+    betas: tuple[float, float] = option((0.9, 0.999), "AdamW betas, e.g. 0.9,0.999", type=float_list)
+    min_lr_ratio: float = option(0.0, "cosine floor, as a fraction of the peak")
+    lr_gamma: float = option(0.9995, "exponential decay per step after warm-up")
+    ema_warmup: bool = option(False, "EMA decay warm-up min(d, (1+k)/(10+k))")
+    loss_weighting: str = option("uniform", "min-snr: Min-SNR-γ weights (Hang et al. 2023)", choices=LOSS_WEIGHTINGS)
+    min_snr_gamma: float = option(5.0, "γ of the Min-SNR weights")
+    max_steps: int | None = option(None, "run length in steps (overrides the epochs)", type=int)
+    checkpoint_every: int | None = option(None, "also checkpoint every N steps", type=int)
 
     def __post_init__(self):
-        if self.t_sampling not in T_SAMPLINGS:
-            raise ValueError(f"t_sampling must be one of {T_SAMPLINGS}, got {self.t_sampling!r}")
+        check_choice(self.t_sampling, "t_sampling", T_SAMPLINGS)
+        check_choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
+        check_choice(self.loss_weighting, "loss_weighting", LOSS_WEIGHTINGS)
         for name in ("epochs", "batch_size", "n_buckets"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+            check_int(getattr(self, name), name, min=1)
+        for name in ("max_steps", "checkpoint_every"):
+            if getattr(self, name) is not None:
+                check_int(getattr(self, name), name, min=1)
+        check_int(self.warmup_steps, "warmup_steps", min=0)
+        if not check_number(self.lr, "lr") > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not check_number(self.min_snr_gamma, "min_snr_gamma") > 0:
+            raise ValueError(f"min_snr_gamma must be positive, got {self.min_snr_gamma!r}")
+        if self.ema_decay is not None and not 0 <= check_number(self.ema_decay, "ema_decay") < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1) or be None, got {self.ema_decay!r}")
+        if self.grad_clip is not None and not check_number(self.grad_clip, "grad_clip") > 0:
+            raise ValueError(f"grad_clip must be None or positive, got {self.grad_clip!r}")
+        check_number(self.weight_decay, "weight_decay", min=0.0)
+        check_number(self.min_lr_ratio, "min_lr_ratio", min=0.0, max=1.0)
+        check_number(self.lr_gamma, "lr_gamma", min=0.0, max=1.0)
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers, got {self.betas!r}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready (``betas`` as a list)."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 @dataclass
 class History:
-    """Per-epoch records: ``epoch, step, train_loss, val_loss, val_by_bucket, lr, seconds``; plus the floors."""
+    """Per-epoch records (the toy track: ``epoch, step, train_loss, val_loss, val_by_bucket, lr, seconds``)
+    and the Bayes floors."""
 
     records: list[dict] = field(default_factory=list)
     n_buckets: int = 10
@@ -101,201 +142,230 @@ class History:
     def from_dict(cls, d: dict) -> "History":
         return cls(**d)
 
-
-def held_out_loss(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, *, seed: int = 1,
-                  n_buckets: int = 10, batch_size: int = 65_536) -> tuple[float, list[float]]:
-    """The ε-prediction loss of ``model`` on ``x0 [N, *event]`` at fixed (t, ε) drawn from ``seed``.
-
-    Returns ``(mean loss, mean loss per t bucket)``. Fixed draws make numbers comparable across epochs and
-    between models. With the exact ε* as ``model`` this is the Bayes-optimal floor on the same draws — the
-    paired comparison the :class:`Trainer` reports, whose ratio is not blurred by which held-out points
-    happened to be drawn (on 2 000 points that noise alone is several percent of the loss).
-    """
-    g = torch.Generator().manual_seed(seed)
-    t = torch.randint(0, schedule.T, (x0.shape[0],), generator=g)
-    noise = torch.randn(x0.shape, generator=g, dtype=torch.float64).to(x0.dtype)  # same draws at any dtype
-    per = []
-    with torch.no_grad():
-        for sl in torch.arange(x0.shape[0]).split(batch_size):
-            per.append(eps_prediction_loss(model, schedule, x0[sl], t=t[sl], noise=noise[sl]).per_sample)
-    per_sample = torch.cat(per)
-    b = bucket_of(t, schedule.T, n_buckets)
-    by_bucket = [per_sample[b == k].mean().item() if (b == k).any() else float("nan") for k in range(n_buckets)]
-    return per_sample.mean().item(), by_bucket
+    def load_dict(self, d: dict) -> None:
+        """Take over the state of a checkpoint's history (on resume)."""
+        for k, v in self.from_dict(d).__dict__.items():
+            setattr(self, k, v)
 
 
 class Trainer:
-    """Trains ``model(x_t, t) -> eps_hat`` on ``train_data [N, *event]`` with the DDPM loss.
+    """The training state and loop; see the module docstring.
 
     Args:
-        model: the noise predictor (an ``nn.Module``).
+        model: the noise predictor ``model(x_t, t, **model_kwargs) -> eps_hat`` (its weights are trained).
         schedule: the noise schedule.
-        train_data, val_data: tensors ``[N, *event]`` (already normalised, if normalising).
+        data: the track's :class:`Batches`.
         config: :class:`TrainConfig`.
-        oracle: the exact law of the (normalised) data, if known: gives the loss floors.
-        metadata: extra JSON stored in checkpoints (model config, normalisation, data set name...).
-        fresh_data: ``fresh_data(n, generator) -> [n, *event]`` draws a new training set of
-            ``len(train_data)`` points for every epoch after the first (from the trainer's generator, so a
-            resumed run draws the same points). For toy distributions one can sample without end; fresh
-            points remove the training set's own sampling error (e.g. its mode weights being off by
-            ~1/√N), which a model otherwise learns faithfully.
+        hooks: :class:`~toydiff.hooks.Hook` objects, called in order.
+        kind: the checkpoint's ``kind`` tag (a resume refuses another kind).
+        metadata: extra JSON for every checkpoint (overrides the engine's keys, e.g. a track's ``config``).
+        history: the object the hooks record into (``to_dict()`` / ``load_dict(d)``; default :class:`History`).
+        train_model: what the forward pass runs (a DDP or compiled wrapper of ``model``; default ``model``).
+        generator: the source of every draw (default: a CPU generator seeded with ``config.seed``).
+        autocast: a zero-argument callable giving the forward pass's context (e.g. bf16 autocast).
+        checkpoint: where checkpoints go (``None``: none).
+        loss_sync_every: the step losses are copied to the host (and checked for NaN) this often.
     """
 
-    def __init__(self, model: nn.Module, schedule: NoiseSchedule, train_data: torch.Tensor, val_data: torch.Tensor,
-                 config: TrainConfig = TrainConfig(), *, oracle: GaussianMixture | None = None,
-                 metadata: dict | None = None,
-                 fresh_data: Callable[[int, torch.Generator], torch.Tensor] | None = None):
-        if train_data.ndim < 2 or train_data.shape[0] < 1:
-            raise ValueError(f"train_data must have shape [N, *event], got {tuple(train_data.shape)}")
-        if val_data.shape[1:] != train_data.shape[1:]:
-            raise ValueError(f"val_data points {tuple(val_data.shape[1:])} differ from train_data's {tuple(train_data.shape[1:])}")
-        self.model, self.schedule, self.config = model, schedule, config
-        self.train_data, self.val_data = train_data, val_data
-        self.fresh_data = fresh_data
-        self.metadata = dict(metadata or {})
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.steps_per_epoch = math.ceil(train_data.shape[0] / config.batch_size)
-        total = config.epochs * self.steps_per_epoch
-        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factory(total))
-        self.ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
-                    if config.ema_decay is not None else None)
-        self.step = 0
-        self.epoch = 0
-        self.history = History(n_buckets=config.n_buckets)
-        if oracle is not None:
-            # the oracle's loss on the very (x0, t, eps) draws the model is scored on: the same estimate of
-            # the Bayes floor E||eps - eps*||^2, and free of the held-out set's own sampling noise
-            floor, floor_by_bucket = held_out_loss(oracle.eps_fn(schedule), schedule, val_data,
-                                                   seed=config.seed + 1, n_buckets=config.n_buckets)
-            self.history.floor, self.history.floor_by_bucket = floor, floor_by_bucket
+    def __init__(self, model: nn.Module, schedule: NoiseSchedule, data: Batches, config: TrainConfig = TrainConfig(),
+                 *, hooks: Sequence[Hook] = (), kind: str = "toydiff.train", metadata: dict | None = None,
+                 history=None, train_model: nn.Module | None = None, generator: torch.Generator | None = None,
+                 autocast: Callable[[], ContextManager] = nullcontext, checkpoint: str | Path | None = None,
+                 loss_sync_every: int = 10):
+        self.model, self.schedule, self.data, self.config = model, schedule, data, config
+        self.train_model = train_model if train_model is not None else model
+        self.hooks, self.kind, self.metadata = list(hooks), kind, dict(metadata or {})
+        self.history = history if history is not None else History(n_buckets=config.n_buckets)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+        self.autocast, self.checkpoint_path = autocast, checkpoint
+        self.loss_sync_every = check_int(loss_sync_every, "loss_sync_every", min=1)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
+                                           weight_decay=config.weight_decay)
+        self.ema = EMA(model, config.ema_decay, warmup=config.ema_warmup) if config.ema_decay is not None else None
+        self.steps_per_epoch = data.steps_per_epoch
+        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.n_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.stop_reason: str | None = None
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self._pending: list[torch.Tensor] = []
+        device = self.generator.device
+        self.weight_of_t = loss_weights(schedule, torch.arange(schedule.T, device=device), config.loss_weighting,
+                                        gamma=config.min_snr_gamma)
 
-    def _lr_factory(self, total: int) -> Callable[[int], float]:
-        warm, cosine = self.config.warmup_steps, self.config.lr_schedule == "cosine"
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            if not cosine:
-                return 1.0
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        return factor
+    # --- state --------------------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        """Whether this is process 0 (the one that logs, evaluates and writes)."""
+        return self.rank == 0
 
     @property
     def eval_model(self) -> nn.Module:
-        """The weights to sample with: the EMA average if there is one."""
+        """The weights to sample and evaluate with: the EMA average if there is one."""
         return self.ema.module if self.ema is not None else self.model
 
-    def _train_epoch(self, bar: tqdm | None) -> float:
-        self.model.train()
-        data = self.train_data
-        if self.fresh_data is not None and self.epoch > 0:
-            data = self.fresh_data(data.shape[0], self.generator).to(data)
-            if data.shape != self.train_data.shape:
-                raise ValueError(f"fresh_data returned shape {tuple(data.shape)}, expected {tuple(self.train_data.shape)}")
-        perm = torch.randperm(data.shape[0], generator=self.generator)
-        total, count = 0.0, 0
-        for idx in perm.split(self.config.batch_size):
-            x0 = data[idx]
-            loss = eps_prediction_loss(self.model, self.schedule, x0, generator=self.generator,
-                                       t_sampling=self.config.t_sampling).loss
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            self.optimizer.step()
-            self.lr_scheduler.step()
-            if self.ema is not None:
-                self.ema.update_parameters(self.model)
-            self.step += 1
-            total += loss.item() * x0.shape[0]
-            count += x0.shape[0]
-            if bar is not None:
-                bar.update(1)
-        return total / count
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimiser step ``step`` (0-based)."""
+        c = self.config
+        return c.lr * lr_factor(step, self.total_steps, warmup_steps=c.warmup_steps, schedule=c.lr_schedule,
+                                min_lr_ratio=c.min_lr_ratio, gamma=c.lr_gamma)
 
-    def fit(self, *, progress: bool = True, checkpoint: str | Path | None = None,
-            on_epoch: Callable[[dict], None] | None = None) -> History:
-        """Train until ``config.epochs`` (continuing from where a resumed trainer stopped).
+    def request_stop(self, reason: str) -> None:
+        """Stop after the current step; the engine checkpoints and :meth:`fit` returns (``stop_reason``)."""
+        self.stop_reason = reason
 
-        Args:
-            progress: tqdm bar over steps.
-            checkpoint: path written atomically after every epoch.
-            on_epoch: called with each epoch's record (live figures, Streamlit progress...).
-        """
-        remaining = self.config.epochs - self.epoch
-        bar = tqdm(total=remaining * self.steps_per_epoch, desc="training", disable=not progress, leave=False)
+    def _call(self, point: str, *args) -> list:
+        return [getattr(h, point)(self, *args) for h in self.hooks if hasattr(h, point)]
+
+    # --- one step -----------------------------------------------------------------------------------
+    def train_step(self, x0: torch.Tensor, **model_kwargs) -> StepOutput:
+        """One optimiser step on ``x0 [B, *event]`` (Ho et al. 2020, Algorithm 1): t ~ the configured
+        distribution, ε ~ N(0, I) from the generator, ``‖ε − ε_θ(x_t, t)‖²`` (weighted per t when
+        configured), AdamW at :meth:`lr_at`, gradient clipping, EMA update."""
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr_at(self.step)
+        with self.autocast():
+            terms = eps_prediction_loss(self.train_model, self.schedule, x0, generator=self.generator,
+                                        t_sampling=self.config.t_sampling, **model_kwargs)
+        loss = terms.loss if self.weight_of_t is None else (terms.per_sample * self.weight_of_t[terms.t]).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model, self.step)
+        self.step += 1
+        return StepOutput(self.step, terms.loss.detach(), terms.per_sample.detach(), terms.t, x0.shape[0])
+
+    def _sync_losses(self) -> None:
+        """Copy pending step losses to the host; a non-finite one goes to the ``on_non_finite`` hooks."""
+        if not self._pending:
+            return
+        losses = torch.stack(self._pending).float().tolist()
+        self._pending.clear()
+        first = self.step - len(losses) + 1
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        if bad is not None and self.stop_reason != "non-finite loss":
+            if not any(self._call("on_non_finite", first + bad, losses[bad])):
+                raise NonFiniteLossError(f"the training loss is {losses[bad]} at step {first + bad}; the weights are "
+                                         f"no longer usable (lower lr, or set grad_clip); the last checkpoint is kept")
+            self.stop_reason = "non-finite loss"
+        self._call("on_losses", first, losses)
+
+    # --- the loop -----------------------------------------------------------------------------------
+    def fit(self):
+        """Train until ``total_steps`` (continuing where a resumed trainer stopped) or a hook's stop."""
+        self.stop_reason = None
+        self._call("on_fit_start")
         try:
-            while self.epoch < self.config.epochs:
-                t0 = time.perf_counter()
-                train_loss = self._train_epoch(bar)
-                self.eval_model.eval()
-                val, by_bucket = held_out_loss(self.eval_model, self.schedule, self.val_data,
-                                               seed=self.config.seed + 1, n_buckets=self.config.n_buckets)
-                self.epoch += 1
-                record = {"epoch": self.epoch, "step": self.step, "train_loss": train_loss, "val_loss": val,
-                          "val_by_bucket": by_bucket, "lr": self.lr_scheduler.get_last_lr()[0],
-                          "seconds": time.perf_counter() - t0}
-                self.history.records.append(record)
-                bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val:.4f}")
-                if checkpoint is not None:
-                    self.save(checkpoint)
-                if on_epoch is not None:
-                    on_epoch(record)
+            while self.step < self.total_steps and self.epoch < self.n_epochs and self.stop_reason is None:
+                self._run_epoch()
         finally:
-            bar.close()
+            self._call("on_fit_end")
         return self.history
 
-    # --- checkpoints ------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write weights, EMA, optimiser, LR schedule, RNG state and history atomically to ``path``."""
+    def _run_epoch(self) -> None:
+        n = self.config.n_buckets
+        dev = self.generator.device
+        b_sum, b_cnt = torch.zeros(n, dtype=torch.float64, device=dev), torch.zeros(n, dtype=torch.float64, device=dev)
+        loss_sum, images, t0 = torch.zeros((), dtype=torch.float64, device=dev), 0, time.perf_counter()
+        self.train_model.train()
+        batches = self.data.epoch(self.epoch, self.batch_in_epoch, self.generator)
+        while self.batch_in_epoch < self.steps_per_epoch and self.step < self.total_steps and self.stop_reason is None:
+            try:
+                x0, kwargs = next(batches)
+            except StopIteration:
+                break
+            out = self.train_step(x0, **kwargs)
+            self.batch_in_epoch += 1
+            with torch.no_grad():
+                s, c = bucket_sums(out.per_sample, out.t, self.schedule.T, n)
+                b_sum += s
+                b_cnt += c
+                loss_sum += out.per_sample.double().sum()
+            images += out.batch * self.world
+            self._pending.append(out.loss)
+            if len(self._pending) >= self.loss_sync_every:
+                self._sync_losses()
+            self._call("on_step", out)
+            every = self.config.checkpoint_every
+            if every and self.step % every == 0 and self.step < self.total_steps:
+                self.save()
+        self._finish_epoch(b_sum, b_cnt, loss_sum, images, time.perf_counter() - t0)
+
+    def _finish_epoch(self, b_sum, b_cnt, loss_sum, images: int, seconds: float) -> None:
+        self._sync_losses()
+        if self.world > 1:
+            for x in (b_sum, b_cnt, loss_sum):
+                dist.all_reduce(x)
+        stats = EpochStats(self.epoch, self.step, self.batch_in_epoch >= self.steps_per_epoch, seconds, images)
+        stats.record = {"epoch": self.epoch, "step": self.step, "complete": stats.complete,
+                        "train_loss": float(loss_sum) / max(float(b_cnt.sum()), 1.0),
+                        "train_loss_by_bucket": (b_sum / b_cnt.clamp(min=1)).tolist(),
+                        "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds,
+                        "images_per_s": images / seconds if seconds > 0 else float("nan")}
+        self._call("on_eval", stats)
+        self._call("on_epoch_end", stats)
+        if stats.complete:
+            self.epoch += 1
+            self.batch_in_epoch = 0
+        self.save()
+        self._call("after_epoch", stats)
+
+    # --- checkpoints --------------------------------------------------------------------------------
+    def _rng_states(self) -> list:
+        state = ck.rng_state(self.generator)
+        if self.world == 1:
+            return [state]
+        gathered: list = [None] * self.world
+        dist.all_gather_object(gathered, state)  # collective: every process takes part
+        return gathered
+
+    def save(self, path: str | Path | None = None) -> Path | None:
+        """Write the whole state (weights, EMA, optimiser, counters, every process's generator state,
+        history) atomically to ``path`` (default: the trainer's checkpoint path); process 0 writes.
+        Not after a non-finite loss: the last checkpoint stays the last good one."""
+        path = path if path is not None else self.checkpoint_path
+        if path is None or self.stop_reason == "non-finite loss":
+            return None
+        self._sync_losses()
+        states = self._rng_states()
+        if not self.is_main:
+            return None
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.ema is not None:
-            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+            tensors.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
         opt_tensors, opt_skeleton = ck.split_state(self.optimizer.state_dict(), "optim")
         tensors.update(opt_tensors)
-        meta = {
-            "kind": "toydiff.toy",
-            "config": asdict(self.config),
-            "schedule": self.schedule.to_dict(),
-            "step": self.step,
-            "epoch": self.epoch,
-            "rng": ck.rng_state(self.generator),
-            "optim": opt_skeleton,
-            "lr_scheduler": self.lr_scheduler.state_dict(),
-            "history": self.history.to_dict(),
-            **self.metadata,
-        }
-        return ck.save_checkpoint(path, tensors, meta)
+        meta = {"kind": self.kind, "config": self.config.to_dict(), "schedule": self.schedule.to_dict(),
+                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "optimizer": opt_skeleton, "rng_states": states, **self.metadata}
+        self._call("on_save", meta)
+        meta["history"] = self.history.to_dict()
+        written = ck.save_checkpoint(path, tensors, meta)
+        self._call("on_checkpoint", written)
+        return written
 
     def load(self, path: str | Path) -> "Trainer":
-        """Restore the state saved by :meth:`save` into this trainer (same model and config)."""
+        """Restore the state :meth:`save` wrote (same model; the ``on_load`` hooks check the rest)."""
         tensors, meta = ck.load_checkpoint(path)
-        if meta.get("kind") != "toydiff.toy":
-            raise ck.CheckpointError(f"{path} is not a toy-track training checkpoint")
+        if checkpoint_kind(meta) != self.kind:
+            raise ck.CheckpointError(f"{path} is not a {self.kind} training checkpoint "
+                                     f"(kind {checkpoint_kind(meta)!r}; no optimizer state to resume)")
         if NoiseSchedule.from_dict(meta["schedule"]) != self.schedule:
             raise ck.CheckpointError(f"{path} was trained with a different noise schedule ({meta['schedule']['name']})")
-        if {k: v for k, v in meta["config"].items() if k != "epochs"} != \
-                {k: v for k, v in asdict(self.config).items() if k != "epochs"}:
-            raise ck.CheckpointError(f"{path} was trained with a different TrainConfig: {meta['config']}")
-        load_weights(self.model, tensors, "model.", path)
+        states = meta["rng_states"] if "rng_states" in meta else [meta["rng"]]  # "rng": toy checkpoints before 0.2
+        if len(states) != self.world:
+            raise ck.CheckpointError(f"{path} was written by {len(states)} processes; resume with the same number "
+                                     f"(now {self.world})")
+        self._call("on_load", meta, path)
+        legacy_ema = any(k.startswith("ema.module.") for k in tensors)  # torch AveragedModel layout
+        load_weights(self.model, tensors, "model.", source=path)
         if self.ema is not None:
-            load_weights(self.ema, tensors, "ema.", path)
-        self.optimizer.load_state_dict(ck.join_state(meta["optim"], tensors))
-        self.lr_scheduler.load_state_dict(meta["lr_scheduler"])
-        ck.set_rng_state(meta["rng"], self.generator)
-        self.step, self.epoch = meta["step"], meta["epoch"]
-        self.history = History.from_dict(meta["history"])
+            load_weights(self.ema.module, tensors, "ema.module." if legacy_ema else "ema.", source=path)
+        self.optimizer.load_state_dict(ck.join_state(meta.get("optimizer", meta.get("optim")), tensors))
+        ck.set_rng_state(states[self.rank], self.generator)
+        self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta.get("batch_in_epoch", 0)
+        self.history.load_dict(meta.get("history", {}))
         return self
-
-
-def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: Any = "checkpoint") -> None:
-    """Load ``prefix``-ed tensors into ``module``; a missing key or a shape mismatch is a CheckpointError."""
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        detail = "; ".join(line.strip() for line in first[1:3]) or first[0]
-        raise ck.CheckpointError(f"{source}: weights do not fit the model ({detail})") from None

@@ -62,3 +62,22 @@ def test_optimizer_state_survives_split_and_join(tmp_path):
                            opt.state[opt.param_groups[0]["params"][k]]["exp_avg"])
     with pytest.raises(ck.CheckpointError, match="missing tensor"):
         ck.join_state(meta["optim"], {})
+
+
+def test_load_weights_casts_and_names_what_does_not_fit():
+    from torch import nn
+
+    from toydiff.checkpoint import checkpoint_kind, load_weights
+
+    net = nn.Linear(3, 2)
+    half = {f"ema.{k}": v.half() + 1 for k, v in nn.Linear(3, 2).state_dict().items()}
+    load_weights(net, half, "ema.", source="ck")
+    assert net.weight.dtype == torch.float32 and torch.equal(net.weight, half["ema.weight"].float())
+    with pytest.raises(ck.CheckpointError, match="ck holds no 'model' weights"):
+        load_weights(net, half, "model.", source="ck")
+    with pytest.raises(ck.CheckpointError, match=r"ck does not fit the net: missing \['bias'\]"):
+        load_weights(net, {"w.weight": half["ema.weight"]}, "w.", source="ck", what="the net")
+    with pytest.raises(ck.CheckpointError, match=r"weight has shape \(2, 3\), the net needs \(4, 3\)"):
+        load_weights(nn.Linear(3, 4), half, "ema.", source="ck", what="the net")
+    assert checkpoint_kind({"kind": "a"}) == "a" and checkpoint_kind({"format": "b"}) == "b"
+    assert checkpoint_kind({}) is None

@@ -50,3 +50,28 @@ def test_low_noise_sampling_favours_the_last_steps():
     assert counts[0] > 3 * counts[99] > 0  # P(0) / P(99) = sqrt(100)
     with pytest.raises(ValueError, match="distribution"):
         sample_timesteps(S250, 4, distribution="log-normal")
+
+
+def test_held_out_loss_equals_a_direct_computation_by_bucket():
+    from toydiff.forward import q_sample
+    from toydiff.losses import held_out_draws, held_out_loss
+
+    x0 = torch.randn(300, 2, generator=torch.Generator().manual_seed(2))
+    y = torch.randint(0, 3, (300,), generator=torch.Generator().manual_seed(3))
+
+    def model(x, t, y):
+        return 0.5 * x + y[:, None].float() * 0.1 + t[:, None] / S.T
+
+    loss, by_bucket = held_out_loss(model, S, x0, seed=7, n_buckets=4, batch_size=64, model_kwargs={"y": y})
+    t, noise = held_out_draws(S, x0.shape, seed=7)
+    noise = noise.float()
+    per = (model(q_sample(S, x0, t, noise), t, y) - noise).pow(2).mean(1).double()
+    assert loss == pytest.approx(float(per.mean()), rel=1e-6)
+    bucket = t * 4 // S.T
+    assert by_bucket == pytest.approx([float(per[bucket == k].mean()) for k in range(4)], rel=1e-6)
+    again, _ = held_out_loss(model, S, x0, seed=7, n_buckets=4, model_kwargs={"y": y})
+    assert again == loss  # fixed draws: the same number at any batch size
+    _, sparse = held_out_loss(model, S, x0[:2], seed=7, n_buckets=50, model_kwargs={"y": y[:2]})
+    assert sum(v == v for v in sparse) <= 2  # empty buckets are NaN, not 0
+    with pytest.raises(ValueError, match="both t and noise"):
+        held_out_loss(model, S, x0, t=t, model_kwargs={"y": y})

@@ -21,17 +21,18 @@ import torch
 
 from ..cli import OneLineParser, fail, run_guarded
 from .datasets import DATASETS
-from ..losses import T_SAMPLINGS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from ..samplers import METHODS
-from ..schedules import SPACINGS, NoiseSchedule
+from ..schedules import SPACINGS, from_name
 from .run import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
+from ..options import add_dataclass_arguments, dataclass_values
 from ..training import TrainConfig
 
 __all__ = ["main", "build_parser"]
 
 PROG = "toydiff toy"
 SCHEDULES = ("constant", "linear", "cosine", "sigmoid")
+_NOT_FLAGS = ("checkpoint_every",)
 
 
 def _positive(kind):
@@ -78,11 +79,6 @@ def build_parser() -> OneLineParser:
     t.add_argument("--depth", type=_positive(int), default=3)
     t.add_argument("--activation", choices=tuple(ACTIVATIONS), default="silu")
     t.add_argument("--time-input", choices=TIME_INPUTS, default="sinusoidal")
-    t.add_argument("--epochs", type=_positive(int), default=TrainConfig.epochs)
-    t.add_argument("--batch-size", type=_positive(int), default=TrainConfig.batch_size)
-    t.add_argument("--lr", type=_positive(float), default=TrainConfig.lr)
-    t.add_argument("--t-sampling", choices=T_SAMPLINGS, default=TrainConfig.t_sampling,
-                   help="how training steps are drawn; low-noise: more of the last steps (sharper 2-D modes)")
     t.add_argument("--n-train", type=_positive(int), default=10_000)
     t.add_argument("--n-val", type=_positive(int), default=2_000)
     t.add_argument("--fixed-data", action="store_true",
@@ -90,8 +86,10 @@ def build_parser() -> OneLineParser:
     t.add_argument("--schedule", choices=SCHEDULES, default="constant",
                    help="constant: beta 0.02 (the seed exercise); others: their paper defaults")
     t.add_argument("--T", type=_positive(int), default=250)
-    t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    # the optimisation flags, one per TrainConfig field (--epochs, --lr, --t-sampling, --seed ...); checkpoints
+    # come at epoch ends, where a toy run can resume
+    add_dataclass_arguments(t.add_argument_group("optimisation"), TrainConfig, skip=_NOT_FLAGS)
 
     s = sub.add_parser("sample", help="draw samples with any sampler, from a run or the exact oracle")
     _add_sampling(s)
@@ -104,12 +102,6 @@ def build_parser() -> OneLineParser:
     return p
 
 
-def _schedule(name: str, T: int) -> NoiseSchedule:
-    from .. import schedules
-
-    return schedules.constant(T=T, beta=0.02) if name == "constant" else getattr(schedules, name)(T=T)
-
-
 def _train(a) -> int:
     from .datasets import get_dataset
 
@@ -119,12 +111,12 @@ def _train(a) -> int:
     else:
         model_config = MLPConfig(dim=ds.dim, width=a.width, depth=a.depth, activation=a.activation,
                                  time_input=a.time_input)
-    config = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, t_sampling=a.t_sampling, seed=a.seed)
+    config = TrainConfig(**dataclass_values(a, TrainConfig, skip=_NOT_FLAGS))
     out = Path(a.out)
     if (out / CHECKPOINT_NAME).exists() and not a.resume:
         fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    run = train_toy(ds, model_config=model_config, config=config, schedule=_schedule(a.schedule, a.T),
+    run = train_toy(ds, model_config=model_config, config=config, schedule=from_name(a.schedule, T=a.T),
                     n_train=a.n_train, n_val=a.n_val, seed=a.seed, fresh=not a.fixed_data, out=out, resume=a.resume,
                     progress=not a.quiet)
     from . import plots

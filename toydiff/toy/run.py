@@ -1,6 +1,6 @@
 """One toy-track run end to end: data → normalisation → MLP → training → checkpoint → samples.
 
-The pieces (:mod:`~toydiff.datasets`, :mod:`~toydiff.models`, :mod:`~toydiff.training`,
+The pieces (:mod:`~toydiff.toy.datasets`, :mod:`~toydiff.toy.models`, :mod:`~toydiff.toy.training`,
 :func:`toydiff.sample`) compose by hand; this module is the glue the CLI, the benchmarks and notebooks
 share, so a run trained by one is loaded by the others::
 
@@ -24,13 +24,15 @@ import torch
 from torch import nn
 
 from .. import schedules
-from ..checkpoint import CheckpointError, load_checkpoint
+from ..checks import check_int
+from ..checkpoint import CheckpointError, checkpoint_kind, load_checkpoint, load_weights
 from .datasets import Normalizer, ToyDataset, get_dataset
 from ..exact import GaussianMixture
 from .models import MLPConfig, build_mlp
 from ..samplers import sample
 from ..schedules import NoiseSchedule
-from ..training import History, TrainConfig, Trainer, load_weights
+from ..training import History, TrainConfig
+from .training import KIND, ToyTrainer
 
 __all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME"]
 
@@ -88,8 +90,7 @@ class ToyRun:
         ``method``, ``steps`` and ``sampler_kwargs`` (``eta``, ``variance``, ``spacing`` …) go to
         :func:`toydiff.sample`; ``exact=True`` samples with the oracle instead of the model.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        check_int(n, "n", min=1)
         g = torch.Generator().manual_seed(seed)
         # float64 for the model too (it computes in float32 inside): the same seed then gives the model and
         # the oracle the very same x_T and sampler noise, so their samples compare pathwise
@@ -100,8 +101,8 @@ class ToyRun:
 
 
 def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule, model_config: MLPConfig, config: TrainConfig,
-                n_train: int, n_val: int, seed: int, fresh: bool = True) -> tuple[Trainer, Normalizer]:
-    """A ready :class:`Trainer` and the normalisation: ``n_train + n_val`` points drawn with ``seed``,
+                n_train: int, n_val: int, seed: int, fresh: bool = True) -> tuple[ToyTrainer, Normalizer]:
+    """A ready :class:`~toydiff.toy.training.ToyTrainer` and the normalisation: ``n_train + n_val`` points drawn with ``seed``,
     normalised by the training part, the MLP initialised from ``seed``, the oracle (if any) giving the floor."""
     g = torch.Generator().manual_seed(seed)
     x = dataset.sample(n_train + n_val, g)
@@ -113,7 +114,7 @@ def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule, model_config: MLPC
     meta = {"dataset": dataset.name, "model_config": asdict(model_config), "normalizer": normalizer.to_dict(),
             "n_train": n_train, "n_val": n_val, "data_seed": seed, "fresh_data": fresh}
     fresh_data = (lambda n, g: normalizer.forward(dataset.sample(n, g))) if fresh else None
-    trainer = Trainer(model, schedule, xn[:n_train], xn[n_train:], config, oracle=oracle, metadata=meta,
+    trainer = ToyTrainer(model, schedule, xn[:n_train], xn[n_train:], config, oracle=oracle, metadata=meta,
                       fresh_data=fresh_data)
     return trainer, normalizer
 
@@ -167,8 +168,8 @@ def load_toy(path: str | Path) -> ToyRun:
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     tensors, meta = load_checkpoint(path)
-    if meta.get("kind") != "toydiff.toy":
-        raise CheckpointError(f"{path} is not a toy-track checkpoint (kind {meta.get('kind')!r})")
+    if checkpoint_kind(meta) != KIND:
+        raise CheckpointError(f"{path} is not a toy-track checkpoint (kind {checkpoint_kind(meta)!r})")
     try:
         ds = get_dataset(meta["dataset"])
         model = build_mlp(meta["model_config"])
@@ -176,10 +177,9 @@ def load_toy(path: str | Path) -> ToyRun:
         normalizer = Normalizer.from_dict(meta["normalizer"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: incomplete toy-track metadata ({e})") from None
-    ema = any(k.startswith("ema.module.") for k in tensors)
-    if ema:
-        tensors = {"model." + k[len("ema.module."):]: v for k, v in tensors.items() if k.startswith("ema.module.")}
-    load_weights(model, tensors, "model.", path)
+    # the EMA weights when there are any: "ema." (or "ema.module.", torch's AveragedModel, in older files)
+    prefix = next((p for p in ("ema.module.", "ema.") if any(k.startswith(p) for k in tensors)), "model.")
+    load_weights(model, tensors, prefix, source=path, what="the toy MLP")
     return ToyRun(ds, schedule, normalizer, model.eval(), History.from_dict(meta["history"]), meta)
 
 

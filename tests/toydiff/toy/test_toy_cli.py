@@ -76,6 +76,8 @@ def test_report_2d_oracle(capsys, tmp_path):
     (["sample", "--run", "does/not/exist", "--out", "x.npy"], "does/not/exist"),
     (["train"], "--out"),
     (["train", "--out", "r", "--dataset", "nope"], "--dataset"),
+    (["train", "--out", "r", "--epochs", "0"], "epochs"),
+    (["train", "--out", "r", "--lr-schedule", "step"], "--lr-schedule"),
     (["bogus"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, needle):
@@ -110,3 +112,20 @@ def test_toyrun_model_and_oracle_share_schedule_and_units(tmp_path):
         toyrun.train_toy("8gaussians", model_config=MLPConfig(dim=1), progress=False)
     with pytest.raises(ValueError, match="no oracle"):
         toyrun.oracle_run("moons")
+
+
+def test_train_flags_are_generated_from_the_config_fields():
+    from dataclasses import fields
+
+    from toydiff.options import dataclass_values
+    from toydiff.toy.cli import _NOT_FLAGS, build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    dests = {a.dest for a in train._actions}
+    assert {f.name for f in fields(TrainConfig)} - set(_NOT_FLAGS) <= dests
+    a = build_parser().parse_args(["train", "--out", "r"])
+    assert TrainConfig(**dataclass_values(a, TrainConfig, skip=_NOT_FLAGS)) == TrainConfig()
+    a = build_parser().parse_args(["train", "--out", "r", "--ema-decay", "0", "--grad-clip", "0", "--ema-warmup",
+                                   "--lr-schedule", "constant", "--epochs", "3"])
+    c = TrainConfig(**dataclass_values(a, TrainConfig, skip=_NOT_FLAGS))
+    assert (c.ema_decay, c.grad_clip, c.ema_warmup, c.lr_schedule, c.epochs) == (None, None, True, "constant", 3)

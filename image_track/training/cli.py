@@ -1,0 +1,37 @@
+"""``toydiff mnist train`` and ``python -m image_track.train`` (what ``torchrun`` launches): the same flags,
+generated from :class:`~image_track.training.config.TrainConfig`'s fields."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .config import add_config_arguments, config_from_args
+from .loop import dist_info, train
+
+__all__ = ["add_train_arguments", "config_from_args", "run_from_args", "main"]
+
+
+def add_train_arguments(p) -> None:
+    """The ``toydiff mnist train`` options: one per config field (see :func:`add_config_arguments`)."""
+    add_config_arguments(p)
+
+
+def run_from_args(a) -> int:
+    """Train with the parsed flags; process 0 prints one summary line."""
+    history = train(config_from_args(a))
+    if dist_info()[0] == 0:
+        last = history.epochs[-1] if history.epochs else {}
+        print(f"{history.stopped}: {history.step} steps, {history.train_seconds / 60:.1f} min, "
+              f"{history.images_per_s:.0f} img/s, train loss {last.get('train_loss', float('nan')):.4f}"
+              + (f", val loss {last['val_loss']:.4f}" if "val_loss" in last else "")
+              + (f"; checkpoint {history.checkpoint}" if history.checkpoint else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m image_track.train ...``; same options as ``toydiff mnist train``."""
+    from toydiff.cli import OneLineParser, run_guarded
+
+    p = OneLineParser(prog="image_track.train", description="Train a UNet preset on MNIST.")
+    add_train_arguments(p)
+    return run_guarded(lambda: run_from_args(p.parse_args(argv)), "image_track.train")

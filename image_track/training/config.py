@@ -1,0 +1,197 @@
+"""What a user sets for an MNIST training run (:class:`TrainConfig`) and what a run records (:class:`History`).
+
+Every :class:`TrainConfig` field carries its command-line flag in its metadata (:func:`toydiff.options.option`);
+:func:`add_config_arguments` generates the ``toydiff mnist train`` flags from the fields and
+:func:`config_from_args` reads them back, so a field cannot lack a flag nor be mapped twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from toydiff import training as engine
+from toydiff.checks import check_choice, check_int, check_number
+from toydiff.cli import float_list, int_list
+from toydiff.losses import LOSS_WEIGHTINGS
+from toydiff.lr import LR_SCHEDULES
+from toydiff.options import add_dataclass_arguments, dataclass_values, option
+
+__all__ = ["TrainConfig", "History", "SCHEDULES", "LR_DECAYS", "DATASETS", "add_config_arguments",
+           "config_from_args", "engine_config"]
+
+SCHEDULES = ("linear", "cosine", "sigmoid")
+LR_DECAYS = LR_SCHEDULES
+DATASETS = ("mnist", "fashion_mnist")
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}") from None
+    if not isinstance(d, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return d
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on; stored in every checkpoint.
+
+    ``batch_size`` is the global batch (split evenly over DDP processes). ``max_steps`` (if set) overrides
+    ``epochs`` as the length of the run and of the learning-rate schedule; ``minutes`` only stops early.
+    """
+
+    preset: str = option("tiny", "UNet preset (simple, efficient, attention, tiny, fcblock)")
+    num_classes: int | None = option(None, "class-conditional with this many classes (10)", type=int)
+    model_overrides: dict = option({}, "UNet preset overrides as JSON, e.g. '{\"widths\": [8, 16, 16]}'",
+                                   type=_json_dict)
+    schedule: str = option("linear", "noise schedule", choices=SCHEDULES)
+    T: int = option(1000, "diffusion steps")
+    # data
+    dataset: str = option("mnist", "data set", choices=DATASETS)
+    data_dir: str | None = option(None, "folder holding the data (default: the package's)", type=str)
+    train_split: str = option("train55k", "training split")
+    val_split: str | None = option("val5k", "validation split (see also --no-val)", type=str)
+    subset: int | None = option(None, "train on the first N images only", type=int)
+    val_size: int | None = option(2000, "validation images", type=int)
+    pad_to_32: bool = option(False, "pad the 28x28 images to 32x32")
+    hflip: bool = option(False, "random horizontal flips (FashionMNIST; they change digits)")
+    # optimisation
+    epochs: int = option(1, "passes over the training set")
+    max_steps: int | None = option(None, "run length in steps (overrides --epochs)", type=int)
+    batch_size: int = option(128, "global batch (split over DDP processes)")
+    lr: float = option(2e-3, "peak learning rate (AdamW)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    betas: tuple[float, float] = option((0.9, 0.999), "AdamW betas, e.g. 0.9,0.999", type=float_list)
+    warmup_steps: int = option(200, "linear warm-up steps")
+    lr_decay: str = option("cosine", "decay after warm-up", choices=LR_DECAYS)
+    min_lr_ratio: float = option(0.05, "cosine floor, as a fraction of --lr")
+    lr_gamma: float = option(0.9995, "exponential decay per step after warm-up")
+    grad_clip: float | None = option(1.0, "max gradient norm; 0 disables clipping", zero_is_none=True)
+    ema_decay: float = option(0.999, "EMA decay (with warm-up (1+k)/(10+k))")
+    loss_weighting: str = option("uniform", "min-snr: Min-SNR-γ weights (Hang et al. 2023)", choices=LOSS_WEIGHTINGS)
+    min_snr_gamma: float = option(5.0, "γ of the Min-SNR weights")
+    p_uncond: float = option(0.1, "label dropout for classifier-free guidance")
+    seed: int = option(0, "seeds weights, data order, t, noise, dropout, flips")
+    # hardware
+    device: str = option("auto", "auto: CUDA (the local rank's GPU) when available, else CPU")
+    amp: bool = option(True, "bf16 autocast where it is fast: CUDA, or a CPU with AMX", flag="--no-amp")
+    channels_last: bool = option(True, "channels_last memory format (also faster on CPU)")
+    compile: bool = option(False, "torch.compile the network")
+    # outputs
+    out_dir: str | None = option(None, "output folder (checkpoint.safetensors, history.json, grids)", flag="--out",
+                                 type=str, required=True)
+    checkpoint_every: int | None = option(None, "also checkpoint every N steps (always at epoch ends)", type=int)
+    snapshot_steps: tuple[int, ...] = option((), "also write the EMA weights alone at these steps, e.g. a weak "
+                                             "model for autoguidance", type=int_list)
+    sample_every_epoch: bool = option(True, "a sample grid per epoch", flag="--no-samples")
+    sample_method: str = option("ddim", "sampler of the per-epoch grids")
+    sample_steps: int = option(50, "sampler steps of the per-epoch grids")
+    sample_w: float = option(3.0, "guidance scale of the per-epoch grids (conditional)")
+    grid_rows: int = option(10, "rows (and columns) of the per-epoch grids")
+    n_buckets: int = option(10, "equal-width t buckets of the loss split")
+    minutes: float | None = option(None, "stop cleanly (and checkpoint) after this long", type=float)
+    resume: str | None = option(None, "training checkpoint to continue from", type=str)
+    progress: bool = option(True, "progress bar")
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        self.snapshot_steps = tuple(self.snapshot_steps)
+        for i, v in enumerate(self.snapshot_steps):
+            check_int(v, f"snapshot_steps[{i}]", min=1)
+        check_choice(self.schedule, "schedule", SCHEDULES)
+        check_choice(self.dataset, "dataset", DATASETS)
+        check_choice(self.lr_decay, "lr_decay", LR_DECAYS)
+        check_choice(self.loss_weighting, "loss_weighting", LOSS_WEIGHTINGS)
+        if len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers, got {self.betas!r}")
+        for name in ("batch_size", "epochs", "T", "n_buckets", "grid_rows", "sample_steps"):
+            check_int(getattr(self, name), name, min=1)
+        for name in ("max_steps", "subset", "val_size", "checkpoint_every", "num_classes"):
+            if getattr(self, name) is not None:
+                check_int(getattr(self, name), name, min=1)
+        check_number(self.p_uncond, "p_uncond", min=0.0)
+        if not self.p_uncond < 1.0:
+            raise ValueError(f"p_uncond must lie in [0, 1), got {self.p_uncond!r}")
+        if self.minutes is not None and not check_number(self.minutes, "minutes") > 0:
+            raise ValueError(f"minutes must be positive, got {self.minutes!r}")
+        if not isinstance(self.model_overrides, dict):
+            raise TypeError(f"model_overrides must be a dict, got {type(self.model_overrides).__name__}")
+        engine_config(self)  # the optimisation fields, checked by the engine
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def engine_config(c: TrainConfig) -> engine.TrainConfig:
+    """The optimisation part, for :class:`toydiff.training.Trainer` (EMA with warm-up, cosine to a floor)."""
+    return engine.TrainConfig(
+        epochs=c.epochs, max_steps=c.max_steps, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
+        betas=c.betas, warmup_steps=c.warmup_steps, lr_schedule=c.lr_decay, min_lr_ratio=c.min_lr_ratio,
+        lr_gamma=c.lr_gamma, ema_decay=c.ema_decay, ema_warmup=True, grad_clip=c.grad_clip, n_buckets=c.n_buckets,
+        loss_weighting=c.loss_weighting, min_snr_gamma=c.min_snr_gamma, checkpoint_every=c.checkpoint_every,
+        seed=c.seed)
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainConfig` field (dest = the field's name), plus the shorthands
+    ``--conditional`` (``--num-classes 10``) and ``--no-val`` (no validation split)."""
+    add_dataclass_arguments(p, TrainConfig)
+    p.add_argument("--conditional", action="store_true", help="shorthand for --num-classes 10")
+    p.add_argument("--no-val", action="store_true", help="no validation split")
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed flags."""
+    values = dataclass_values(a, TrainConfig)
+    if a.conditional and values["num_classes"] is None:
+        values["num_classes"] = 10
+    if a.no_val:
+        values["val_split"] = None
+    return TrainConfig(**values)
+
+
+@dataclass
+class History:
+    """What a run records. ``epochs``: one dict per finished (or interrupted) epoch with train/val loss,
+    loss by t bucket, learning rate and throughput; ``step_losses``: the training loss at every step."""
+
+    config: dict
+    epochs: list[dict] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    step: int = 0
+    epoch: int = 0
+    train_seconds: float = 0.0
+    images_seen: int = 0
+    stopped: str = "finished"
+    checkpoint: str | None = None
+    device: str = "cpu"
+    world_size: int = 1
+
+    model: Any = field(default=None, repr=False, compare=False)
+    ema_model: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images_seen / self.train_seconds if self.train_seconds > 0 else float("nan")
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "ema_model")}
+        d = copy.deepcopy(d)
+        d["images_per_s"] = self.images_per_s
+        return d
+
+    def load_dict(self, d: dict) -> None:
+        """Continue the record of a resumed run (this run's config, device and world size stay)."""
+        self.epochs, self.step_losses = d.get("epochs", []), d.get("step_losses", [])
+        self.train_seconds, self.images_seen = d.get("train_seconds", 0.0), d.get("images_seen", 0)

@@ -1,0 +1,108 @@
+"""The toy track's trainer: the shared engine (:class:`toydiff.training.Trainer`) with the toy pieces.
+
+Those pieces: shuffled batches of the (normalised) training points, fresh points every epoch
+(:class:`~toydiff.training.TensorBatches`); the held-out loss on fixed (t, ε) draws, split by t bucket, next
+to the Bayes-optimal floor of the data's exact mixture on the very same draws; one record per epoch
+(``epoch`` counted from 1) in a :class:`~toydiff.training.History`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..checkpoint import CheckpointError
+from ..checks import check_tensor
+from ..exact import GaussianMixture
+from ..hooks import Callback, EpochStats, HeldOutLoss, Hook, ProgressBar
+from ..losses import held_out_draws
+from ..schedules import NoiseSchedule
+from ..training import TensorBatches, TrainConfig, Trainer
+
+__all__ = ["ToyTrainer", "KIND"]
+
+KIND = "toydiff.toy"
+
+
+class _ToyRecords(Hook):
+    """One toy record per epoch; on resume, the checkpoint's TrainConfig must match (``epochs`` may grow)."""
+
+    def on_fit_start(self, trainer: "ToyTrainer") -> None:
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, trainer: "ToyTrainer", stats: EpochStats) -> None:
+        r = stats.record
+        trainer.history.records.append({
+            "epoch": stats.epoch + 1, "step": stats.step, "train_loss": r["train_loss"], "val_loss": r["val_loss"],
+            "val_by_bucket": r["val_by_bucket"], "lr": trainer.lr_at(trainer.step),
+            "seconds": time.perf_counter() - self.t0})
+
+    def after_epoch(self, trainer: "ToyTrainer", stats: EpochStats) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_load(self, trainer: "ToyTrainer", meta: dict, path) -> None:
+        def comparable(d: dict) -> dict:  # keys added since a checkpoint was written take their defaults
+            return {k: v for k, v in (TrainConfig().to_dict() | d).items() if k not in ("epochs", "max_steps")}
+
+        if comparable(meta["config"]) != comparable(trainer.config.to_dict()):
+            raise CheckpointError(f"{path} was trained with a different TrainConfig: {meta['config']}")
+
+
+class ToyTrainer(Trainer):
+    """Trains ``model(x_t, t) -> eps_hat`` on ``train_data [N, *event]`` with the DDPM loss.
+
+    Args:
+        model: the noise predictor (an ``nn.Module``).
+        schedule: the noise schedule.
+        train_data, val_data: tensors ``[N, *event]`` (already normalised, if normalising).
+        config: :class:`~toydiff.training.TrainConfig`.
+        oracle: the exact law of the (normalised) data, if known: gives the loss floors.
+        metadata: extra JSON stored in checkpoints (model config, normalisation, data set name...).
+        fresh_data: ``fresh_data(n, generator) -> [n, *event]``: a new training set every epoch after the
+            first (from the trainer's generator, so a resumed run draws the same points).
+    """
+
+    def __init__(self, model: nn.Module, schedule: NoiseSchedule, train_data: torch.Tensor, val_data: torch.Tensor,
+                 config: TrainConfig = TrainConfig(), *, oracle: GaussianMixture | None = None,
+                 metadata: dict | None = None,
+                 fresh_data: Callable[[int, torch.Generator], torch.Tensor] | None = None):
+        check_tensor(train_data, "train_data", min_ndim=2)
+        check_tensor(val_data, "val_data", min_ndim=2)
+        if val_data.shape[1:] != train_data.shape[1:]:
+            raise ValueError(f"val_data points {tuple(val_data.shape[1:])} differ from train_data's "
+                             f"{tuple(train_data.shape[1:])}")
+        t, noise = held_out_draws(schedule, val_data.shape, seed=config.seed + 1)  # noise in float64: any dtype
+        self.held_out = HeldOutLoss(val_data, t, noise.to(val_data.dtype), n_buckets=config.n_buckets)
+        super().__init__(model, schedule, TensorBatches(train_data, config.batch_size, fresh_data), config,
+                         hooks=[self.held_out, _ToyRecords()], kind=KIND, metadata=metadata)
+        self.train_data, self.val_data = train_data, val_data
+        if oracle is not None:
+            # the oracle's loss on the very (x0, t, eps) draws the model is scored on: the same estimate of the
+            # Bayes floor E||eps - eps*||^2, free of the held-out set's own sampling noise
+            self.history.floor, self.history.floor_by_bucket = self.held_out.evaluate(oracle.eps_fn(schedule), schedule)
+
+    def fit(self, *, progress: bool = True, checkpoint: str | Path | None = None,
+            on_epoch: Callable[[dict], None] | None = None):
+        """Train until ``config.epochs`` (continuing from where a resumed trainer stopped).
+
+        Args:
+            progress: tqdm bar over steps.
+            checkpoint: path written atomically after every epoch.
+            on_epoch: called with each epoch's record once its checkpoint is written (live figures...).
+        """
+        self.checkpoint_path = checkpoint
+        extra: list[Hook] = []
+        if progress:
+            extra.append(ProgressBar(desc="training", leave=False, epoch_postfix=lambda r: {
+                "train": f"{r['train_loss']:.4f}", "val": f"{r['val_loss']:.4f}"}))
+        if on_epoch is not None:
+            extra.append(Callback(after_epoch=lambda trainer, stats: on_epoch(trainer.history.records[-1])))
+        self.hooks.extend(extra)
+        try:
+            return super().fit()
+        finally:
+            del self.hooks[len(self.hooks) - len(extra):]
