@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import toydiff
-from toydiff.checkpoint import CheckpointError, load_checkpoint
+from toydiff.checkpoint import CheckpointError, load_checkpoint, load_weights
 from toydiff.checks import check_int, check_number
 from toydiff.schedules import NoiseSchedule
 
@@ -155,24 +155,6 @@ def default_guide() -> Path:
     return Path(str(importlib.resources.files("image_track") / "weights" / "tiny_uncond_guide.safetensors"))
 
 
-def _weights(tensors: dict, meta: dict, model: nn.Module, path, use_ema: bool) -> dict:
-    """The ``ema.`` (else ``model.``) tensors of a checkpoint, checked against ``model``'s state dict."""
-    prefix = "ema." if use_ema and any(k.startswith("ema.") for k in tensors) else "model."
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    if not state:
-        raise CheckpointError(f"{path} holds no '{prefix[:-1]}' weights")
-    expected = model.state_dict()
-    name = meta["model_config"].get("name")
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{path} does not fit the {name!r} model: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            raise CheckpointError(f"{path} does not fit the {name!r} model: {k} has shape {tuple(v.shape)}, the model "
-                                  f"needs {tuple(expected[k].shape)}")
-    return {k: v.to(expected[k].dtype) for k, v in state.items()}
-
-
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
     """Load a checkpoint written by :mod:`image_track.train` (or its exported weights).
 
@@ -189,7 +171,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, u
         model = build_model(**meta["model_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path} describes a model that cannot be built: {e}") from None
-    model.load_state_dict(_weights(tensors, meta, model, path, use_ema))
+    prefix = "ema." if use_ema and any(k.startswith("ema.") for k in tensors) else "model."
+    load_weights(model, tensors, prefix, source=path, what=f"the {meta['model_config'].get('name')!r} model")
     schedule = NoiseSchedule.from_dict(meta["schedule"])
     if schedule.T != model.config["T"]:
         raise CheckpointError(f"{path}: schedule has T={schedule.T} but the model was built with T={model.config['T']}")
