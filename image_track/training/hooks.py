@@ -19,7 +19,7 @@ import torch.distributed as dist
 from toydiff.checkpoint import CheckpointError
 from toydiff.hooks import EpochStats, Hook, StepOutput
 
-from .config import History, TrainConfig
+from .config import History, TrainConfig, config_changes
 from .export import snapshot_path, write_weights
 
 __all__ = ["ImageBatches", "RunRecord", "SampleGrids", "Snapshots", "TimeBudget", "epoch_line"]
@@ -73,10 +73,10 @@ def epoch_line(rec: dict) -> str:
 
 class RunRecord(Hook):
     """Keeps ``trainer.history`` (an image :class:`History`): step losses, epoch records, time and images;
-    on resume, refuses a checkpoint of another network."""
+    on resume, refuses a checkpoint of another network or of another configuration (:data:`RESUME_FIXED`)."""
 
-    def __init__(self, model_config: dict):
-        self.model_config = model_config
+    def __init__(self, model_config: dict, config: TrainConfig | None = None):
+        self.model_config, self.config = model_config, config
 
     def on_losses(self, trainer, first_step: int, losses: list[float]) -> None:
         if trainer.is_main:
@@ -96,6 +96,11 @@ class RunRecord(Hook):
         trainer.history.checkpoint = str(path)
 
     def on_load(self, trainer, meta: dict, path) -> None:
+        changed = config_changes(meta.get("config") or {}, self.config) if self.config is not None else []
+        if changed:
+            raise CheckpointError(f"{path} was trained with another configuration ({'; '.join(changed)}); --resume "
+                                  "continues a run with its own settings (change only its length, time budget, "
+                                  "outputs or hardware)")
         if meta.get("model_config") != self.model_config:
             raise CheckpointError(f"{path} was trained with model {meta.get('model_config')}, not {self.model_config}")
 
