@@ -144,7 +144,7 @@ def _run_sample(a) -> int:
 
     from . import sampling as S
 
-    check_writable(a.out, "--out", folder=True)
+    out = check_writable(a.out, "--out", folder=True)  # before any work, writing nothing
     m, guide = _load(a)
     kw = _sample_kw(a) | ({"guide": guide, "w": a.w, "guide_t_max": a.guide_t_max} if guide is not None else {})
     nc = m.num_classes
@@ -152,7 +152,6 @@ def _run_sample(a) -> int:
         fail(f"{PROG}: error: --label needs a class-conditional model and a label in 0..{(nc or 1) - 1}")
     if "sweep" in a.figures and nc is None:
         fail(f"{PROG}: error: the guidance sweep needs a class-conditional checkpoint")
-    out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if "grid" in a.figures:
