@@ -131,7 +131,7 @@ class SampleGrids(Hook):
 
 class Snapshots(Hook):
     """The EMA weights alone (float16, the shipped-weights format) at the steps ``steps``, e.g. an early
-    snapshot as the weak model of autoguidance (Karras et al. 2024)."""
+    snapshot as the weak model of autoguidance (Karras et al. 2024); never non-finite weights."""
 
     def __init__(self, out_dir: Path, steps: tuple[int, ...], meta: dict):
         self.out_dir, self.steps, self.meta = Path(out_dir), set(steps), meta
@@ -139,6 +139,8 @@ class Snapshots(Hook):
     def on_step(self, trainer, out: StepOutput) -> None:
         if trainer.is_main and out.step in self.steps:
             tensors = {f"ema.{k}": v for k, v in trainer.eval_model.state_dict().items()}
+            if not all(bool(torch.isfinite(v).all()) for v in tensors.values() if v.is_floating_point()):
+                return  # a diverging run: no NaN file (the engine stops the run at its next loss check)
             write_weights(snapshot_path(self.out_dir, out.step), tensors,
                           {**self.meta, "schedule": trainer.schedule.to_dict(), "step": out.step,
                            "epoch": trainer.epoch}, torch.float16)
