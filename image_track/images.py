@@ -7,6 +7,7 @@ background); masks are ``[1, 1, H, W]`` in ``{0, 1}``.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ def _open(path: str | os.PathLike, what: str, max_pixels: int = MAX_PIXELS):
     if not p.is_file():
         raise FileNotFoundError(f"{what} file not found: {p}")
     try:
-        img = Image.open(p)  # lazy: reads the header only
+        with warnings.catch_warnings():  # pillow's own bomb warning: the size is judged here instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)  # lazy: reads the header only
         w, h = img.size
         if w * h > max_pixels:
             img.close()
