@@ -88,7 +88,7 @@ def train(config: TrainConfig, *, overwrite: bool = True) -> History:
     if existing is not None and existing.exists() and not overwrite and not config.resume:
         raise ValueError(f"--out {config.out_dir} already holds a run ({existing}); pass --resume {existing} to "
                          "continue it, --overwrite to replace it, or choose another --out")
-    if config.resume:
+    if config.resume and rank == 0:  # the other processes load it once the group is in step (DDP's first sync)
         _check_resume(config)
     own_group = world > 1 and not dist.is_initialized()
     if own_group:
