@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -20,12 +21,14 @@ MAIN = Path(__file__).resolve().parent / "main.py"
 
 
 def _port(text: str) -> int:
+    # ArgumentTypeError: argparse prints this message after "argument --port:" (a ValueError would read
+    # "invalid _port value")
     try:
         p = int(text)
     except ValueError:
-        raise ValueError(f"--port must be an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer port, got {text!r}") from None
     if not 1 <= p <= 65535:
-        raise ValueError(f"--port must be in 1..65535, got {p}")
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {p}")
     return p
 
 

@@ -10,7 +10,10 @@ Without ``--checkpoint``, ``sample`` and ``eval`` use the committed ``tiny`` wei
 the class-conditional one). ``--guide [CKPT]`` autoguides an unconditional model (Karras et al. 2024) with a
 weaker one (alone: the committed early snapshot of the committed model's run); ``--w`` / ``--ws`` are then
 autoguidance scales, applied at steps t < ``--guide-t-max`` (600). Multi-GPU training: ``torchrun --nproc_per_node=N -m image_track.train ...``.
-Bad input prints one line on stderr and exits with status 2.
+Bad input prints one line on stderr and exits with status 2. ``train`` exits with status 3 if the run
+diverges (a NaN or infinite loss or weight): one line names the step, and the checkpoint in ``--out`` stays
+the last finite one. ``train`` refuses an ``--out`` that holds a run unless ``--resume`` (same settings) or
+``--overwrite`` is given, and locks ``--out`` while it writes (a second writer exits 2 at once).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Sequence
 
 import toydiff
 from toydiff.checks import check_int
-from toydiff.cli import OneLineParser, fail, float_list, run_guarded
+from toydiff.cli import OneLineParser, check_writable, device_arg, fail, float_list, run_guarded, seed_arg
 
 __all__ = ["main", "build_parser", "evaluate_model"]
 
@@ -61,9 +64,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="ddim", choices=toydiff.METHODS, help="sampler (default %(default)s)")
     p.add_argument("--steps", type=_positive, default=50, help="sampler steps (default %(default)s)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default %(default)s)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="image i uses seed + i (default %(default)s)")
     p.add_argument("--batch-size", type=_positive, default=500)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -73,7 +76,11 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(prog=PROG, description="MNIST diffusion: train, sample, eval, lab.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    add_train_arguments(sub.add_parser("train", help="train a UNet preset"))
+    add_train_arguments(sub.add_parser(
+        "train", help="train a UNet preset (exit status 3 if it diverges)",
+        description="Train a UNet preset on MNIST. Exit status 2: bad input, an --out holding a run (without "
+                    "--resume/--overwrite) or held by another train; 3: the run diverged (NaN/inf loss or weights; "
+                    "the checkpoint stays the last finite one)."))
 
     s = sub.add_parser("sample", help="sample a checkpoint and draw figures")
     _model_args(s)
@@ -137,6 +144,7 @@ def _run_sample(a) -> int:
 
     from . import sampling as S
 
+    out = check_writable(a.out, "--out", folder=True)  # before any work, writing nothing
     m, guide = _load(a)
     kw = _sample_kw(a) | ({"guide": guide, "w": a.w, "guide_t_max": a.guide_t_max} if guide is not None else {})
     nc = m.num_classes
@@ -144,7 +152,6 @@ def _run_sample(a) -> int:
         fail(f"{PROG}: error: --label needs a class-conditional model and a label in 0..{(nc or 1) - 1}")
     if "sweep" in a.figures and nc is None:
         fail(f"{PROG}: error: the guidance sweep needs a class-conditional checkpoint")
-    out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if "grid" in a.figures:
@@ -251,6 +258,7 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None,
 
 
 def _run_eval(a) -> int:
+    check_writable(a.out, "--out")
     m, guide = _load(a)
     if a.ws is None:
         a.ws = [1.0, 2.0, 3.0] if guide is not None else [0.0, 1.0, 3.0, 5.0]

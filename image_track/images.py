@@ -7,6 +7,7 @@ background); masks are ``[1, 1, H, W]`` in ``{0, 1}``.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +25,35 @@ __all__ = [
     "gaussian_blur",
     "scaled_blur",
     "downsample",
+    "MAX_PIXELS",
 ]
 
+#: the most pixels an input picture may have (4096 x 4096), checked from the file's header before decoding:
+#: a small compressed file can claim a huge canvas (a 20 KB PNG of 13000 x 13000 decodes to 4 GB)
+MAX_PIXELS = 4096 * 4096
 
-def _open(path: str | os.PathLike, what: str):
-    """Open ``path`` with pillow, upright; a missing file or a non-image raises a message naming it."""
+
+def _open(path: str | os.PathLike, what: str, max_pixels: int = MAX_PIXELS):
+    """Open ``path`` with pillow, upright; a missing file, a non-image or a picture of more than ``max_pixels``
+    pixels (read from the header, before anything is decoded) raises a message naming it."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{what} file not found: {p}")
     try:
-        img = Image.open(p)
+        with warnings.catch_warnings():  # pillow's own bomb warning: the size is judged here instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)  # lazy: reads the header only
+        w, h = img.size
+        if w * h > max_pixels:
+            img.close()
+            raise ValueError(f"{what} {p} is {w} x {h} pixels; at most {max_pixels:,} pixels (4096 x 4096) are "
+                             "accepted: scale it down first")
         img.load()
+    except Image.DecompressionBombError:
+        raise ValueError(f"{what} {p} claims a canvas too large to decode safely (pillow refused it as a "
+                         f"decompression bomb); at most {max_pixels:,} pixels are accepted") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"{what} {p} is not an image file pillow can read ({type(e).__name__})") from None
     return ImageOps.exif_transpose(img)

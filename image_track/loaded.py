@@ -22,17 +22,21 @@ import torch
 from torch import nn
 
 import toydiff
-from toydiff.checkpoint import CheckpointError, load_checkpoint, load_weights
+from toydiff.checkpoint import CheckpointError, load_checkpoint, load_weights, require_kind
 from toydiff.checks import check_int, check_number
 from toydiff.schedules import NoiseSchedule
 
-__all__ = ["LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX"]
+__all__ = ["LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "MODEL_KINDS"]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: the guidance interval the committed unconditional tiny model is autoguided over (steps t < this): measured
 #: best of t < 500 / 600 / 800 / every step (``bench/mnist_cpu_tiny.py``); above it guidance skews the digit mix
 AUTOGUIDANCE_T_MAX = 600
+
+#: the kind tags of files :func:`load_model` reads: training checkpoints and exported / committed weights (and
+#: untagged files that describe an image_track model)
+MODEL_KINDS = ("image_track.train/1", "image_track.weights/1")
 
 
 @dataclass
@@ -164,7 +168,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, u
     """
     from .models import build_model
 
-    tensors, meta = load_checkpoint(path)
+    tensors, meta = load_checkpoint(path)  # verified: content hash (when written with one), finite weights
+    require_kind(meta, MODEL_KINDS + (None,), path, "an MNIST command needs an image_track checkpoint (toydiff mnist train, "
+                 "or its exported weights)")
     if "model_config" not in meta or "schedule" not in meta:
         raise CheckpointError(f"{path} is a toydiff checkpoint but not an image_track model (no model_config)")
     try:

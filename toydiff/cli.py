@@ -7,18 +7,30 @@
 
 Subcommands register themselves in the ``toydiff.commands`` entry-point group (see ``pyproject.toml``):
 each entry names a ``main(argv) -> int`` function, so this module imports nothing of the layers above it
-and a plug-in package can add a command without touching toydiff. Bad input prints one line on stderr
-and exits with status 2.
+and a plug-in package can add a command without touching toydiff. Bad input (a bad flag, a file that is
+missing, unreadable, unwritable or not what the command needs) prints one line on stderr and exits with
+status 2; a training run that diverges (a NaN or infinite loss or weight) prints one line naming the step and
+exits with status 3, its last checkpoint left as the last finite one.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from importlib.metadata import EntryPoint, entry_points
 from typing import Callable, Sequence
 
-__all__ = ["main", "OneLineParser", "run_guarded", "fail", "int_list", "float_list"]
+__all__ = ["main", "OneLineParser", "run_guarded", "fail", "int_list", "float_list", "seed_arg", "device_arg",
+           "flag_names", "check_writable", "EXIT_USAGE", "EXIT_DIVERGED"]
+
+#: exit status of bad input (one stderr line)
+EXIT_USAGE = 2
+#: exit status of a training run stopped by a NaN / infinite loss or weight (one stderr line naming the step)
+EXIT_DIVERGED = 3
+#: the largest seed a flag takes (torch generators take 64-bit seeds; the tracks add offsets to them)
+MAX_SEED = 2**32 - 1
 
 #: the entry-point group subcommands register in: ``name = "package.module:main"``
 COMMAND_GROUP = "toydiff.commands"
@@ -59,23 +71,98 @@ int_list = _number_list(int, "integer")
 float_list = _number_list(float, "number")
 
 
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed``: an integer in ``[0, 2**32 - 1]``."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..{MAX_SEED}, got {text}")
+    return v
+
+
+seed_arg.__name__ = "seed"
+
+
+def device_arg(text: str) -> str:
+    """argparse type of ``--device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (CUDA must be there) or another
+    device torch knows."""
+    if text == "auto":
+        return text
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r} was asked for but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return text
+
+
+device_arg.__name__ = "device"
+
+
+def flag_names(message: str, flags: dict[str, str]) -> str:
+    """``message`` with a leading parameter name replaced by its flag (``"warmup_steps must ..."`` ->
+    ``"--warmup-steps must ..."``), so an API check's message speaks the command line's language."""
+    for name in sorted(flags, key=len, reverse=True):
+        for sep in (" ", "[", "="):
+            if message.startswith(name + sep):
+                return flags[name] + message[len(name):]
+    return message
+
+
+def check_writable(path: str | os.PathLike, flag: str, *, folder: bool = False) -> Path:
+    """``path`` if it (a file, or with ``folder`` a folder) can be created or overwritten, judged without writing
+    anything: its nearest existing ancestor must be a writable folder. A ValueError naming ``flag`` otherwise."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        kinds = ("a file", "a folder") if folder else ("a folder", "a file")
+        raise ValueError(f"{flag} {path} is {kinds[0]}, not {kinds[1]}")
+    base = path if path.exists() else path.parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise ValueError(f"{flag} {path}: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: {base} is not writable")
+    return path
+
+
 def fail(message: str) -> None:
     """Abort a command with a usage error (one line on stderr, exit 2)."""
     raise UsageError(message)
 
 
 def run_guarded(fn: Callable[[], int | None], prog: str) -> int:
-    """Run ``fn``; turn usage errors and the API's ValueError/TypeError into one stderr line and exit 2."""
+    """Run ``fn``; turn usage errors, the API's ValueError/TypeError, unreadable or unwritable files (OSError)
+    and unusable images into one stderr line and exit 2, and a diverged training run into one line and exit 3."""
     from .checkpoint import CheckpointError
+    from .hooks import NonFiniteLossError
 
+    status = EXIT_USAGE
     try:
         return int(fn() or 0)
     except UsageError as e:
         msg = str(e)
-    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
+    except NonFiniteLossError as e:
+        msg, status = f"{prog}: error: {e}", EXIT_DIVERGED
+    except (ValueError, TypeError, CheckpointError) as e:
+        msg = f"{prog}: error: {e}"
+    except OSError as e:  # FileNotFoundError, PermissionError, a read-only file system, a path under a file...
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        msg = f"{prog}: error: {e}" if e.errno is None else f"{prog}: error: cannot write or read{where}: {e.strerror}"
+    except Exception as e:  # noqa: BLE001 - pillow's DecompressionBombError and the like: still one line
+        if type(e).__name__ != "DecompressionBombError":
+            raise
         msg = f"{prog}: error: {e}"
     print(" ".join(msg.split()), file=sys.stderr)
-    return 2
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

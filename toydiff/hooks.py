@@ -33,7 +33,12 @@ __all__ = ["Hook", "StepOutput", "EpochStats", "NonFiniteLossError", "HeldOutLos
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite (no hook handled it); the last checkpoint is the last good one."""
+    """Training diverged: the loss (no hook handled it) or the weights became NaN or infinite at ``step``; the
+    last checkpoint is the last good one. The command line reports it in one line with exit status 3."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass

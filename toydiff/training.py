@@ -30,9 +30,9 @@ from torch import nn
 
 from . import checkpoint as ck
 from .batches import Batches, TensorBatches
-from .checkpoint import checkpoint_kind, load_weights
+from .checkpoint import load_weights
 from .checks import check_choice, check_int, check_number
-from .cli import float_list
+from .cli import MAX_SEED, float_list, seed_arg
 from .ema import EMA
 from .hooks import EpochStats, Hook, NonFiniteLossError, StepOutput
 from .losses import LOSS_WEIGHTINGS, T_SAMPLINGS, bucket_sums, eps_prediction_loss, held_out_loss, loss_weights
@@ -74,7 +74,7 @@ class TrainConfig:
     n_buckets: int = option(10, "equal-width t buckets of the loss split")
     t_sampling: str = option("uniform", "how training steps are drawn; low-noise: more of the last steps "
                              "(sharper 2-D modes)", choices=T_SAMPLINGS)
-    seed: int = option(0, "seeds the random draws of the run")
+    seed: int = option(0, "seeds the random draws of the run", type=seed_arg)
     betas: tuple[float, float] = option((0.9, 0.999), "AdamW betas, e.g. 0.9,0.999", type=float_list)
     min_lr_ratio: float = option(0.0, "cosine floor, as a fraction of the peak")
     lr_gamma: float = option(0.9995, "exponential decay per step after warm-up")
@@ -94,6 +94,7 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), name, min=1)
         check_int(self.warmup_steps, "warmup_steps", min=0)
+        check_int(self.seed, "seed", min=0, max=MAX_SEED)
         if not check_number(self.lr, "lr") > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if not check_number(self.min_snr_gamma, "min_snr_gamma") > 0:
@@ -144,8 +145,7 @@ class History:
 
     def load_dict(self, d: dict) -> None:
         """Take over the state of a checkpoint's history (on resume)."""
-        for k, v in self.from_dict(d).__dict__.items():
-            setattr(self, k, v)
+        self.__dict__.update(self.from_dict(d).__dict__)
 
 
 class Trainer:
@@ -193,7 +193,6 @@ class Trainer:
         self.weight_of_t = loss_weights(schedule, torch.arange(schedule.T, device=device), config.loss_weighting,
                                         gamma=config.min_snr_gamma)
 
-    # --- state --------------------------------------------------------------------------------------
     @property
     def is_main(self) -> bool:
         """Whether this is process 0 (the one that logs, evaluates and writes)."""
@@ -238,20 +237,47 @@ class Trainer:
         self.step += 1
         return StepOutput(self.step, terms.loss.detach(), terms.per_sample.detach(), terms.t, x0.shape[0])
 
+    def _first_bad(self, local: int | None) -> int | None:
+        """The first non-finite step over every process (an all-reduce under DDP, so all stop together)."""
+        if self.world == 1:
+            return local
+        never = self.total_steps + 1  # "no bad step here"
+        flag = torch.tensor([local or never], dtype=torch.int64, device=self.generator.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return None if int(flag) == never else int(flag)
+
     def _sync_losses(self) -> None:
-        """Copy pending step losses to the host; a non-finite one goes to the ``on_non_finite`` hooks."""
+        """Copy pending step losses to the host; a non-finite one (on any process) goes to the ``on_non_finite``
+        hooks, or stops the run with :class:`NonFiniteLossError` naming the step."""
         if not self._pending:
             return
         losses = torch.stack(self._pending).float().tolist()
         self._pending.clear()
         first = self.step - len(losses) + 1
-        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        bad = next((first + i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        bad = self._first_bad(bad)
         if bad is not None and self.stop_reason != "non-finite loss":
-            if not any(self._call("on_non_finite", first + bad, losses[bad])):
-                raise NonFiniteLossError(f"the training loss is {losses[bad]} at step {first + bad}; the weights are "
-                                         f"no longer usable (lower lr, or set grad_clip); the last checkpoint is kept")
+            value = losses[bad - first] if first <= bad < first + len(losses) else math.nan
+            value = math.nan if math.isfinite(value) else value  # another process's bad step
+            if not any(self._call("on_non_finite", bad, value)):
+                raise NonFiniteLossError(f"training diverged: the loss is {value} at step {bad}; the weights are "
+                                         f"no longer usable (lower lr, or set grad_clip); {self._kept()}", step=bad)
             self.stop_reason = "non-finite loss"
         self._call("on_losses", first, losses)
+
+    def _kept(self) -> str:
+        p = self.checkpoint_path
+        return ("no checkpoint is written by this run" if p is None else f"the last checkpoint, {p}, is the last "
+                "finite state" if Path(p).exists() else f"no checkpoint was written before it (none at {p})")
+
+    def _check_weights(self) -> None:
+        """Raise :class:`NonFiniteLossError` if the weights (or their EMA) hold NaN / inf on any process."""
+        mods = [self.model] + ([self.ema.module] if self.ema is not None else [])
+        ok = all(bool(torch.isfinite(p).all()) for m in mods for p in m.parameters() if p.is_floating_point())
+        bad = self._first_bad(None if ok else self.step)
+        if bad is not None:
+            raise NonFiniteLossError(f"training diverged: the weights hold NaN or infinite values at step {bad}; "
+                                     f"{self._kept()}", step=bad)
 
     # --- the loop -----------------------------------------------------------------------------------
     def fit(self):
@@ -325,11 +351,14 @@ class Trainer:
     def save(self, path: str | Path | None = None) -> Path | None:
         """Write the whole state (weights, EMA, optimiser, counters, every process's generator state,
         history) atomically to ``path`` (default: the trainer's checkpoint path); process 0 writes.
-        Not after a non-finite loss: the last checkpoint stays the last good one."""
+        Never after a non-finite loss, nor with non-finite weights (:class:`NonFiniteLossError`): the last
+        checkpoint stays the last good one."""
         path = path if path is not None else self.checkpoint_path
         if path is None or self.stop_reason == "non-finite loss":
             return None
-        self._sync_losses()
+        self._sync_losses()  # raises on a bad loss, or a hook handles it (then the last good file stays)
+        if self.stop_reason == "non-finite loss" or self._check_weights():
+            return None
         states = self._rng_states()
         if not self.is_main:
             return None
@@ -349,10 +378,9 @@ class Trainer:
 
     def load(self, path: str | Path) -> "Trainer":
         """Restore the state :meth:`save` wrote (same model; the ``on_load`` hooks check the rest)."""
-        tensors, meta = ck.load_checkpoint(path)
-        if checkpoint_kind(meta) != self.kind:
-            raise ck.CheckpointError(f"{path} is not a {self.kind} training checkpoint "
-                                     f"(kind {checkpoint_kind(meta)!r}; no optimizer state to resume)")
+        tensors, meta = ck.load_checkpoint(path)  # verified: content hash, finite weights
+        ck.require_kind(meta, (self.kind,), path, f"--resume needs {ck.describe_kind(self.kind)}, with the "
+                        "optimizer state to continue from")
         if NoiseSchedule.from_dict(meta["schedule"]) != self.schedule:
             raise ck.CheckpointError(f"{path} was trained with a different noise schedule ({meta['schedule']['name']})")
         states = meta["rng_states"] if "rng_states" in meta else [meta["rng"]]  # "rng": toy checkpoints before 0.2

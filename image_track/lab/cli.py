@@ -19,7 +19,7 @@ import importlib
 from typing import Callable, Sequence
 
 import toydiff as td
-from toydiff.cli import OneLineParser, float_list, int_list, run_guarded
+from toydiff.cli import OneLineParser, check_writable, float_list, int_list, run_guarded, seed_arg
 
 from .common import load_lab_model
 
@@ -30,7 +30,7 @@ PROG = "toydiff mnist lab"
 
 def _common(p: argparse.ArgumentParser, name: str, *, model: bool = True) -> None:
     p.add_argument("--out", default=f"lab_{name}.png", help="figure to write (PNG; default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="all randomness (default %(default)s)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="all randomness (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     if model:
         p.add_argument("--checkpoint", default=None, help="class-conditional checkpoint (default: committed tiny_cond)")
@@ -40,10 +40,14 @@ def _common(p: argparse.ArgumentParser, name: str, *, model: bool = True) -> Non
 
 
 def _source(p: argparse.ArgumentParser, default_digit: int | None) -> None:
+    # --digit defaults to None so that the group sees it only when given (a default of 3 let --image X --digit 3
+    # through); with none of the three, the experiment's digit (default_digit) is used
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--image", help="your own picture (any size or mode; made 28x28 gray)")
-    g.add_argument("--digit", type=int, default=default_digit, help="the first MNIST test image of this class")
+    g.add_argument("--image", help="your own picture (any size or mode; made 28x28 gray; at most 4096 x 4096)")
+    g.add_argument("--digit", type=int, default=None, help=f"the first MNIST test image of this class (default "
+                                                           f"{default_digit})")
     g.add_argument("--index", type=int, help="MNIST test image number")
+    p.set_defaults(default_digit=default_digit)
 
 
 def _denoise(p: argparse.ArgumentParser) -> None:
@@ -139,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         for m in ("anagram", "denoise", "denoiser", "guidance", "hybrid", "inpaint", "sdedit"))
     progress = not args.quiet
     name = args.experiment
+    check_writable(args.out, "--out")
     if name == "denoiser":
         cfg = denoiser.DenoiserConfig(preset=args.preset, sigma=args.sigma, epochs=args.epochs, subset=args.subset,
                                       batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -146,6 +151,9 @@ def _run(args: argparse.Namespace) -> int:
         denoiser.denoiser(cfg, out=args.out, save=args.save, progress=progress)
         print(args.out)
         return 0
+    if getattr(args, "default_digit", None) is not None and args.image is None and args.index is None \
+            and args.digit is None:
+        args.digit = args.default_digit
     model = load_lab_model(args.checkpoint)
     common = dict(method=args.method, stride=args.stride, clip_x0=None if args.no_clip else 1.0, seed=args.seed,
                   out=args.out, progress=progress)

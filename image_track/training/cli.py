@@ -17,8 +17,14 @@ def add_train_arguments(p) -> None:
 
 
 def run_from_args(a) -> int:
-    """Train with the parsed flags; process 0 prints one summary line."""
-    history = train(config_from_args(a))
+    """Train with the parsed flags; process 0 prints one summary line. A diverged run raises
+    :class:`toydiff.hooks.NonFiniteLossError` (exit status 3 through :func:`toydiff.cli.run_guarded`)."""
+    from ..data import DatasetUnavailableError
+
+    try:
+        history = train(config_from_args(a), overwrite=getattr(a, "overwrite", False))
+    except DatasetUnavailableError as e:  # the library's advice names its parameter; a user needs the flag
+        raise DatasetUnavailableError(str(e).replace("data_dir=", "--data-dir ")) from None
     if dist_info()[0] == 0:
         last = history.epochs[-1] if history.epochs else {}
         print(f"{history.stopped}: {history.step} steps, {history.train_seconds / 60:.1f} min, "

@@ -10,18 +10,21 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from toydiff import training as engine
 from toydiff.checks import check_choice, check_int, check_number
-from toydiff.cli import float_list, int_list
+from toydiff.cli import MAX_SEED, device_arg, flag_names, float_list, int_list, seed_arg
 from toydiff.losses import LOSS_WEIGHTINGS
 from toydiff.lr import LR_SCHEDULES
-from toydiff.options import add_dataclass_arguments, dataclass_values, option
+from toydiff.options import add_dataclass_arguments, dataclass_values, flag_of, option
+from toydiff.samplers import METHODS
 
-__all__ = ["TrainConfig", "History", "SCHEDULES", "LR_DECAYS", "DATASETS", "add_config_arguments",
-           "config_from_args", "engine_config"]
+from ..models import PRESETS
+
+__all__ = ["TrainConfig", "History", "SCHEDULES", "LR_DECAYS", "DATASETS", "RESUME_FIXED", "add_config_arguments",
+           "config_from_args", "engine_config", "config_changes"]
 
 SCHEDULES = ("linear", "cosine", "sigmoid")
 LR_DECAYS = LR_SCHEDULES
@@ -46,7 +49,7 @@ class TrainConfig:
     ``epochs`` as the length of the run and of the learning-rate schedule; ``minutes`` only stops early.
     """
 
-    preset: str = option("tiny", "UNet preset (simple, efficient, attention, tiny, fcblock)")
+    preset: str = option("tiny", "UNet preset", choices=tuple(PRESETS))
     num_classes: int | None = option(None, "class-conditional with this many classes (10)", type=int)
     model_overrides: dict = option({}, "UNet preset overrides as JSON, e.g. '{\"widths\": [8, 16, 16]}'",
                                    type=_json_dict)
@@ -77,9 +80,9 @@ class TrainConfig:
     loss_weighting: str = option("uniform", "min-snr: Min-SNR-γ weights (Hang et al. 2023)", choices=LOSS_WEIGHTINGS)
     min_snr_gamma: float = option(5.0, "γ of the Min-SNR weights")
     p_uncond: float = option(0.1, "label dropout for classifier-free guidance")
-    seed: int = option(0, "seeds weights, data order, t, noise, dropout, flips")
+    seed: int = option(0, "seeds weights, data order, t, noise, dropout, flips", type=seed_arg)
     # hardware
-    device: str = option("auto", "auto: CUDA (the local rank's GPU) when available, else CPU")
+    device: str = option("auto", "auto: CUDA (the local rank's GPU) when available, else CPU", type=device_arg)
     amp: bool = option(True, "bf16 autocast where it is fast: CUDA, or a CPU with AMX", flag="--no-amp")
     channels_last: bool = option(True, "channels_last memory format (also faster on CPU)")
     compile: bool = option(False, "torch.compile the network")
@@ -90,7 +93,7 @@ class TrainConfig:
     snapshot_steps: tuple[int, ...] = option((), "also write the EMA weights alone at these steps, e.g. a weak "
                                              "model for autoguidance", type=int_list)
     sample_every_epoch: bool = option(True, "a sample grid per epoch", flag="--no-samples")
-    sample_method: str = option("ddim", "sampler of the per-epoch grids")
+    sample_method: str = option("ddim", "sampler of the per-epoch grids", choices=METHODS)
     sample_steps: int = option(50, "sampler steps of the per-epoch grids")
     sample_w: float = option(3.0, "guidance scale of the per-epoch grids (conditional)")
     grid_rows: int = option(10, "rows (and columns) of the per-epoch grids")
@@ -108,10 +111,15 @@ class TrainConfig:
         check_choice(self.dataset, "dataset", DATASETS)
         check_choice(self.lr_decay, "lr_decay", LR_DECAYS)
         check_choice(self.loss_weighting, "loss_weighting", LOSS_WEIGHTINGS)
+        check_choice(self.preset, "preset", tuple(PRESETS))
+        check_choice(self.sample_method, "sample_method", METHODS)
+        check_number(self.sample_w, "sample_w")
+        check_int(self.seed, "seed", min=0, max=MAX_SEED)
         if len(self.betas) != 2:
             raise ValueError(f"betas must be two numbers, got {self.betas!r}")
         for name in ("batch_size", "epochs", "T", "n_buckets", "grid_rows", "sample_steps"):
             check_int(getattr(self, name), name, min=1)
+        check_int(self.sample_steps, "sample_steps", max=self.T)
         for name in ("max_steps", "subset", "val_size", "checkpoint_every", "num_classes"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), name, min=1)
@@ -133,6 +141,26 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+#: the fields a ``--resume`` must keep (they shape the run's trajectory); the others (length, time budget,
+#: outputs, hardware, validation) may change
+RESUME_FIXED = ("preset", "num_classes", "model_overrides", "schedule", "T", "dataset", "train_split", "subset",
+                "pad_to_32", "hflip", "batch_size", "lr", "weight_decay", "betas", "warmup_steps", "lr_decay",
+                "min_lr_ratio", "lr_gamma", "grad_clip", "ema_decay", "loss_weighting", "min_snr_gamma", "p_uncond",
+                "seed")
+
+
+def config_changes(there: dict, here: "TrainConfig") -> list[str]:
+    """The :data:`RESUME_FIXED` fields in which a checkpoint's config ``there`` differs from ``here``, each as
+    ``"--flag OLD there, NEW here"`` (fields missing from an older checkpoint take their defaults)."""
+    now, flags = here.to_dict(), {f.name: flag_of(f) for f in fields(TrainConfig)}
+    old = {f.name: json.loads(json.dumps(_field_default(f))) for f in fields(TrainConfig)} | dict(there)
+    return [f"{flags[k]} {old.get(k)!r} there, {now[k]!r} here" for k in RESUME_FIXED if old.get(k) != now[k]]
+
+
+def _field_default(f):
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
 def engine_config(c: TrainConfig) -> engine.TrainConfig:
     """The optimisation part, for :class:`toydiff.training.Trainer` (EMA with warm-up, cosine to a floor)."""
     return engine.TrainConfig(
@@ -149,6 +177,9 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     add_dataclass_arguments(p, TrainConfig)
     p.add_argument("--conditional", action="store_true", help="shorthand for --num-classes 10")
     p.add_argument("--no-val", action="store_true", help="no validation split")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train into an --out that already holds a checkpoint, replacing it (without it, and "
+                        "without --resume, such an --out is refused)")
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -158,7 +189,11 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         values["num_classes"] = 10
     if a.no_val:
         values["val_split"] = None
-    return TrainConfig(**values)
+    try:
+        return TrainConfig(**values)
+    except (TypeError, ValueError) as e:  # name the flag, not the field (engine fields under their image names)
+        flags = {f.name: flag_of(f) for f in fields(TrainConfig)} | {"lr_schedule": "--lr-decay"}
+        raise ValueError(flag_names(str(e), flags)) from None
 
 
 @dataclass

@@ -37,6 +37,10 @@ def snapshot_path(out_dir: str | os.PathLike, step: int) -> Path:
 def write_weights(path: str | os.PathLike, ema: dict[str, torch.Tensor], meta: dict, dtype: torch.dtype) -> Path:
     """Save ``ema.*`` tensors cast to ``dtype`` with the sampling metadata kept from ``meta``."""
     ema = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in ema.items()}
+    bad = [k for k, v in ema.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: the weights {bad[:3]} are not finite in {dtype} (NaN, or beyond its range); "
+                              "nothing written")
     keep = {k: meta[k] for k in ("config", "model_config", "schedule", "step", "epoch") if k in meta}
     keep["kind"] = WEIGHTS_KIND
     hist = meta.get("history", {})

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from toydiff.checkpoint import CheckpointError
 from toydiff.hooks import EpochStats, Hook, StepOutput
 
-from .config import History, TrainConfig
+from .config import History, TrainConfig, config_changes
 from .export import snapshot_path, write_weights
 
 __all__ = ["ImageBatches", "RunRecord", "SampleGrids", "Snapshots", "TimeBudget", "epoch_line"]
@@ -73,10 +73,10 @@ def epoch_line(rec: dict) -> str:
 
 class RunRecord(Hook):
     """Keeps ``trainer.history`` (an image :class:`History`): step losses, epoch records, time and images;
-    on resume, refuses a checkpoint of another network."""
+    on resume, refuses a checkpoint of another network or of another configuration (:data:`RESUME_FIXED`)."""
 
-    def __init__(self, model_config: dict):
-        self.model_config = model_config
+    def __init__(self, model_config: dict, config: TrainConfig | None = None):
+        self.model_config, self.config = model_config, config
 
     def on_losses(self, trainer, first_step: int, losses: list[float]) -> None:
         if trainer.is_main:
@@ -96,6 +96,11 @@ class RunRecord(Hook):
         trainer.history.checkpoint = str(path)
 
     def on_load(self, trainer, meta: dict, path) -> None:
+        changed = config_changes(meta.get("config") or {}, self.config) if self.config is not None else []
+        if changed:
+            raise CheckpointError(f"{path} was trained with another configuration ({'; '.join(changed)}); --resume "
+                                  "continues a run with its own settings (change only its length, time budget, "
+                                  "outputs or hardware)")
         if meta.get("model_config") != self.model_config:
             raise CheckpointError(f"{path} was trained with model {meta.get('model_config')}, not {self.model_config}")
 
@@ -126,7 +131,7 @@ class SampleGrids(Hook):
 
 class Snapshots(Hook):
     """The EMA weights alone (float16, the shipped-weights format) at the steps ``steps``, e.g. an early
-    snapshot as the weak model of autoguidance (Karras et al. 2024)."""
+    snapshot as the weak model of autoguidance (Karras et al. 2024); never non-finite weights."""
 
     def __init__(self, out_dir: Path, steps: tuple[int, ...], meta: dict):
         self.out_dir, self.steps, self.meta = Path(out_dir), set(steps), meta
@@ -134,6 +139,8 @@ class Snapshots(Hook):
     def on_step(self, trainer, out: StepOutput) -> None:
         if trainer.is_main and out.step in self.steps:
             tensors = {f"ema.{k}": v for k, v in trainer.eval_model.state_dict().items()}
+            if not all(bool(torch.isfinite(v).all()) for v in tensors.values() if v.is_floating_point()):
+                return  # a diverging run: no NaN file (the engine stops the run at its next loss check)
             write_weights(snapshot_path(self.out_dir, out.step), tensors,
                           {**self.meta, "schedule": trainer.schedule.to_dict(), "step": out.step,
                            "epoch": trainer.epoch}, torch.float16)

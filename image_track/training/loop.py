@@ -16,12 +16,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from toydiff.cli import check_writable
+from toydiff.checkpoint import CheckpointError, load_checkpoint, require_kind, run_lock
 from toydiff.hooks import HeldOutLoss, ProgressBar
 from toydiff.losses import held_out_draws
 from toydiff.schedules import from_name
 from toydiff.training import Trainer
 
-from .config import History, TrainConfig, engine_config
+from .config import History, TrainConfig, config_changes, engine_config
 from .hooks import ImageBatches, RunRecord, SampleGrids, Snapshots, TimeBudget, epoch_line
 
 __all__ = ["train", "bf16_autocast", "TRAIN_KIND", "CHECKPOINT_NAME"]
@@ -57,22 +59,37 @@ def pick_device(config: TrainConfig, local_rank: int) -> torch.device:
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     dev = torch.device(config.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but CUDA is not available")
+        raise ValueError(f"--device {config.device}: CUDA is not available on this machine")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device(f"cuda:{local_rank}")
     return dev
 
 
-def train(config: TrainConfig) -> History:
+def train(config: TrainConfig, *, overwrite: bool = True) -> History:
     """Train ``config.preset`` on MNIST; return the :class:`History` (on every rank under DDP).
 
+    The output folder is locked while the run writes it (:func:`toydiff.checkpoint.run_lock`). With
+    ``overwrite=False`` (the command line without ``--overwrite``) an ``out_dir`` that already holds a
+    checkpoint is refused unless ``config.resume`` is given.
+
     Raises:
-        ValueError: bad settings (e.g. a batch size that does not split over the processes).
-        CheckpointError: ``config.resume`` is missing, corrupt or does not fit the model.
+        ValueError: bad settings (e.g. a batch size that does not split over the processes), or an existing
+            run in ``out_dir`` with ``overwrite=False``.
+        CheckpointError: ``config.resume`` is missing, corrupt, non-finite, of another configuration or does
+            not fit the model; ``RunLockedError``: another process writes ``out_dir``.
         FileNotFoundError: the MNIST data are missing (the message says what to install).
+        NonFiniteLossError: the run diverged; the checkpoint on disk is the last finite one.
     """
     rank, world, local_rank = dist_info()
     device = pick_device(config, local_rank)
+    if config.out_dir and rank == 0:
+        check_writable(config.out_dir, "--out", folder=True)
+    existing = Path(config.out_dir) / CHECKPOINT_NAME if config.out_dir else None
+    if existing is not None and existing.exists() and not overwrite and not config.resume:
+        raise ValueError(f"--out {config.out_dir} already holds a run ({existing}); pass --resume {existing} to "
+                         "continue it, --overwrite to replace it, or choose another --out")
+    if config.resume and rank == 0:  # the other processes load it once the group is in step (DDP's first sync)
+        _check_resume(config)
     own_group = world > 1 and not dist.is_initialized()
     if own_group:
         if device.type == "cuda":
@@ -83,6 +100,18 @@ def train(config: TrainConfig) -> History:
     finally:
         if own_group:
             dist.destroy_process_group()
+
+
+def _check_resume(config: TrainConfig) -> None:
+    """Refuse a ``--resume`` checkpoint before any work: missing, corrupt, non-finite, of another kind or of
+    another configuration (the engine's ``load`` checks it again, with the network)."""
+    _, meta = load_checkpoint(config.resume)
+    require_kind(meta, (TRAIN_KIND,), config.resume, "--resume needs an image_track training checkpoint "
+                 "(checkpoint.safetensors of toydiff mnist train)")
+    changed = config_changes(meta.get("config") or {}, config)
+    if changed:
+        raise CheckpointError(f"{config.resume} was trained with another configuration ({'; '.join(changed)}); "
+                              "--resume continues a run with its own settings")
 
 
 def _load_split(config: TrainConfig, split: str):
@@ -124,7 +153,7 @@ def _network(config: TrainConfig, x: torch.Tensor, device: torch.device) -> nn.M
 
 def _hooks(config: TrainConfig, raw: nn.Module, device: torch.device, out_dir: Path | None, autocast,
            rank: int) -> list:
-    hooks: list = [RunRecord(raw.config)]
+    hooks: list = [RunRecord(raw.config, config)]
     if config.val_split and rank == 0:
         hooks.append(_validation(config, device, autocast))
     if out_dir is not None and config.snapshot_steps:
@@ -154,8 +183,6 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device) -> 
     if config.compile:
         train_model = torch.compile(train_model)
     out_dir = Path(config.out_dir) if config.out_dir else None
-    if out_dir is not None and rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
 
     def autocast():
         return bf16_autocast(device, config.amp)
@@ -169,11 +196,12 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device) -> 
                       generator=torch.Generator(device=device).manual_seed(config.seed * 1000 + 17 + rank),
                       checkpoint=out_dir / CHECKPOINT_NAME if out_dir is not None else None)
     if config.resume:
-        trainer.load(config.resume)
-    trainer.fit()
-    history.step, history.epoch = trainer.step, trainer.epoch
-    history.stopped = trainer.stop_reason or "finished"
-    history.model, history.ema_model = raw, trainer.eval_model  # the trained modules (not serialised)
-    if rank == 0 and out_dir is not None:
-        (out_dir / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+        trainer.load(config.resume)  # checked (kind, hash, finite, configuration) before anything is written
+    with run_lock(out_dir) if rank == 0 and out_dir is not None else nullcontext():
+        trainer.fit()
+        history.step, history.epoch = trainer.step, trainer.epoch
+        history.stopped = trainer.stop_reason or "finished"
+        history.model, history.ema_model = raw, trainer.eval_model  # the trained modules (not serialised)
+        if rank == 0 and out_dir is not None:
+            (out_dir / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
     return history

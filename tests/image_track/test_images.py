@@ -105,3 +105,30 @@ def test_scaled_blur_from_the_seed_setting():
 def test_downsample_is_an_area_average():
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
     assert torch.allclose(downsample(x, 2), torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]]))
+
+
+def test_pictures_over_the_pixel_limit_are_refused_from_the_header(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from image_track import images
+
+    Image.new("1", (5000, 4000), 1).save(tmp_path / "big.png")  # 20 Mpx canvas, a small file
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self) or None)
+    with pytest.raises(ValueError, match=r"big\.png is 5000 x 4000 pixels; at most 16,777,216"):
+        images.load_png(tmp_path / "big.png")
+    assert not decoded  # refused before decoding
+    Image.new("L", (64, 32), 0).save(tmp_path / "ok.png")
+    with pytest.raises(ValueError, match="at most 1,000 pixels"):
+        images._open(tmp_path / "ok.png", "image", max_pixels=1000)
+
+
+def test_a_decompression_bomb_is_a_value_error_naming_the_file(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from image_track import images
+
+    Image.new("L", (100, 100), 0).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # pillow raises above twice this
+    with pytest.raises(ValueError, match=r"bomb\.png claims a canvas too large"):
+        images.load_mask_png(tmp_path / "bomb.png")

@@ -121,8 +121,11 @@ def test_truncated_and_mismatched_checkpoints_raise(tmp_path):
     save_checkpoint(tmp_path / "bad.safetensors", tensors, meta)
     with pytest.raises(CheckpointError, match="does not fit"):
         load_model(tmp_path / "bad.safetensors")
-    with pytest.raises(CheckpointError, match="trained with model"):
+    # issue 11: a resume with other settings names the flags that differ (before: "trained with model ...")
+    with pytest.raises(CheckpointError, match=r"another configuration \(--num-classes None there, 10 here\)"):
         train(TrainConfig(subset=32, batch_size=32, max_steps=2, num_classes=10, resume=str(ckpt), **FAST))
+    with pytest.raises(CheckpointError, match="trained with model"):  # same settings, another network recorded
+        train(TrainConfig(subset=32, batch_size=32, max_steps=2, resume=str(tmp_path / "bad.safetensors"), **FAST))
 
 
 def test_missing_data_and_bad_settings(tmp_path):

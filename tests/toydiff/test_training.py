@@ -330,3 +330,51 @@ def test_a_toy_checkpoint_in_the_layout_before_the_shared_engine_still_loads_and
                       **kw) for d in ("new", "old")]
     for v, w in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
         assert torch.equal(v, w)
+
+
+def _diverging_worker(rank: int, world: int, port: int, out: str) -> None:
+    import datetime
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=30))
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(rank))
+
+    def second_epoch(n, g):  # rank 1's second epoch is infinite: its loss from step 5 on (4 steps an epoch)
+        return torch.full((n, 2), float("inf")) if rank == 1 else torch.randn(n, 2, generator=g)
+
+    cfg = TrainConfig(epochs=3, batch_size=8, warmup_steps=0, ema_decay=None)
+    tr = Engine(_Eps(), S, TensorBatches(x, 8, fresh=second_epoch), cfg, loss_sync_every=1)
+    try:
+        tr.fit()
+        result = "finished"
+    except NonFiniteLossError as e:
+        result = f"stopped at {e.step}"
+    dist.destroy_process_group()
+    with open(os.path.join(out, f"rank{rank}.txt"), "w") as f:
+        f.write(result)
+
+
+class _Eps(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+
+    def forward(self, x, t):
+        return self.lin(x)
+
+
+@pytest.mark.slow
+def test_under_ddp_one_process_s_non_finite_loss_stops_every_process_at_the_same_step(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_diverging_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in range(2)] == ["stopped at 5", "stopped at 5"]

@@ -6,26 +6,30 @@
     toydiff toy sample --oracle --dataset 8gaussians --method heun --steps 20 --out exact.npy
     toydiff toy report --run runs/toy --out report/                      # figures + metrics.json
 
-Bad input prints one line on stderr and exits with status 2.
+Bad input prints one line on stderr and exits with status 2. ``train`` exits with status 3 if the run
+diverges (a NaN or infinite loss or weight): one line names the step, and the run's checkpoint stays the last
+finite one. A run folder is locked while ``train`` writes it: a second ``train`` into it exits 2 at once.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from ..cli import OneLineParser, fail, run_guarded
+from ..checkpoint import run_lock
+from ..cli import OneLineParser, check_writable, fail, flag_names, run_guarded, seed_arg
 from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from ..samplers import METHODS
 from ..schedules import SPACINGS, from_name
 from .run import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
-from ..options import add_dataclass_arguments, dataclass_values
+from ..options import add_dataclass_arguments, dataclass_values, flag_of
 from ..training import TrainConfig
 
 __all__ = ["main", "build_parser"]
@@ -62,14 +66,17 @@ def _add_sampling(p: OneLineParser) -> None:
     p.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 deterministic, 1 DDPM-like")
     p.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="ddpm only")
     p.add_argument("--n", type=_positive(int), default=10_000, help="number of samples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
 
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description="The 1-D / 2-D toy track.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    t = sub.add_parser("train", help="train an MLP noise predictor")
+    t = sub.add_parser("train", help="train an MLP noise predictor (exit status 3 if it diverges)",
+                       description="Train an MLP noise predictor. Exit status 2: bad input, or --out is held by "
+                                   "another train; 3: the run diverged (NaN/inf loss or weights; the checkpoint "
+                                   "stays the last finite one).")
     t.add_argument("--dataset", choices=DATASETS, default="two_gaussians")
     t.add_argument("--out", required=True, help="run folder (checkpoint.safetensors, history.json, loss.png)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (--epochs may be raised)")
@@ -111,17 +118,25 @@ def _train(a) -> int:
     else:
         model_config = MLPConfig(dim=ds.dim, width=a.width, depth=a.depth, activation=a.activation,
                                  time_input=a.time_input)
-    config = TrainConfig(**dataclass_values(a, TrainConfig, skip=_NOT_FLAGS))
-    out = Path(a.out)
+    try:
+        config = TrainConfig(**dataclass_values(a, TrainConfig, skip=_NOT_FLAGS))
+        schedule = from_name(a.schedule, T=a.T)
+    except (TypeError, ValueError) as e:
+        fail(f"{PROG} train: error: {flag_names(str(e), {f.name: flag_of(f) for f in fields(TrainConfig)} | {'T': '--T'})}")
+    out = check_writable(a.out, "--out", folder=True)
     if (out / CHECKPOINT_NAME).exists() and not a.resume:
         fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    run = train_toy(ds, model_config=model_config, config=config, schedule=from_name(a.schedule, T=a.T),
-                    n_train=a.n_train, n_val=a.n_val, seed=a.seed, fresh=not a.fixed_data, out=out, resume=a.resume,
-                    progress=not a.quiet)
-    from . import plots
+    if a.resume:  # checked (exists, intact, finite, a toy run) before the folder is touched
+        load_toy(out)
+    with run_lock(out):  # held until the figures are written; train_toy takes it again (re-entrant)
+        if (out / CHECKPOINT_NAME).exists() and not a.resume:  # by a run that ended just before
+            fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume or choose another --out")
+        run = train_toy(ds, model_config=model_config, config=config, schedule=schedule, n_train=a.n_train,
+                        n_val=a.n_val, seed=a.seed, fresh=not a.fixed_data, out=out, resume=a.resume,
+                        progress=not a.quiet)
+        from . import plots
 
-    plots.loss_curves(run.history, title=ds.name).savefig(out / "loss.png", dpi=110)
+        plots.loss_curves(run.history, title=ds.name).savefig(out / "loss.png", dpi=110)
     last = run.history.records[-1]
     floor = run.history.floor
     ratio = f" = {last['val_loss'] / floor:.4f} x the Bayes floor {floor:.4f}" if floor else ""
@@ -148,6 +163,7 @@ def _sample_cmd(a) -> int:
     out = Path(a.out)
     if out.suffix != ".npy":
         fail(f"{PROG} sample: error: --out must end in .npy, got {a.out!r}")
+    check_writable(out, "--out")  # before the sampling, writing nothing
     run = _run_for(a)
     x = _sample(run, a)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -166,9 +182,8 @@ def _report(a) -> int:
     from . import metrics, plots
     from ..trajectory import TrajectoryRecorder
 
+    out = check_writable(a.out, "--out", folder=True)
     run = _run_for(a)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     ds, mixture = run.dataset, run.dataset.mixture
     n_track = min(a.track, a.n)
     rec = TrajectoryRecorder(indices=range(n_track))
@@ -192,6 +207,7 @@ def _report(a) -> int:
         figures["loss"] = plots.loss_curves(run.history, title=ds.name)
     if run.oracle is not None:
         figures["forward"] = plots.forward_density(run.oracle, run.schedule)
+    out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
         fig.savefig(out / f"{name}.png", dpi=110)
     m = metrics.report(x, ds, seed=a.seed + 2)

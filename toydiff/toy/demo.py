@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..cli import OneLineParser, run_guarded
+from ..cli import OneLineParser, check_writable, run_guarded, seed_arg
 
 
 def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
@@ -64,12 +64,13 @@ def main(argv: list[str]) -> int:
     ap = OneLineParser(prog="toydiff demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for the figures (default: demo_out)")
     ap.add_argument("--n", type=int, default=5000, help="samples per sampler (default 5000)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=seed_arg, default=0)
 
     def go() -> int:
         args = ap.parse_args(argv)
         if args.n < 10:
             ap.error("--n must be at least 10")
+        check_writable(args.out, "--out", folder=True)  # before the sampling, writing nothing
         results = run(args.out, args.n, args.seed)
         for method, row in results.items():
             print(f"{method:>8}: " + "  ".join(f"{nfe} NFE W1={w:.3f}" for nfe, w in row.items()))

@@ -25,7 +25,7 @@ from torch import nn
 
 from .. import schedules
 from ..checks import check_int
-from ..checkpoint import CheckpointError, checkpoint_kind, load_checkpoint, load_weights
+from ..checkpoint import CheckpointError, load_checkpoint, load_weights, require_kind, run_lock
 from .datasets import Normalizer, ToyDataset, get_dataset
 from ..exact import GaussianMixture
 from .models import MLPConfig, build_mlp
@@ -37,6 +37,11 @@ from .training import KIND, ToyTrainer
 __all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+
+#: what must match on resume, with the flags of ``toydiff toy train`` that set it
+_RESUME_KEYS = {"dataset": "--dataset", "model_config": "the network (--preset, --width, --depth, --activation, "
+                "--time-input)", "n_train": "--n-train", "n_val": "--n-val", "data_seed": "--seed",
+                "fresh_data": "--fixed-data"}
 
 
 def default_schedule() -> NoiseSchedule:
@@ -147,19 +152,31 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
     if resume and out is None:
         raise ValueError("resume needs out, the folder holding the checkpoint")
     trainer, normalizer = toy_trainer(ds, schedule, model_config, config, n_train, n_val, seed, fresh)
-    ckpt = None if out is None else Path(out) / CHECKPOINT_NAME
+    if out is None:
+        history = trainer.fit(progress=progress, checkpoint=None, on_epoch=on_epoch)
+    else:
+        with run_lock(out):  # a second writer of this folder fails at once (RunLockedError)
+            history = _fit_into(trainer, Path(out), resume, progress, on_epoch)
+    return ToyRun(ds, schedule, normalizer, trainer.eval_model.eval(), history, dict(trainer.metadata))
+
+
+def _fit_into(trainer: ToyTrainer, out: Path, resume: bool, progress: bool, on_epoch) -> History:
+    """Fit ``trainer`` into the run folder ``out`` (resuming its checkpoint if asked); write ``history.json``."""
+    ckpt = out / CHECKPOINT_NAME
     if resume:
         if not ckpt.exists():
             raise FileNotFoundError(f"resume: no checkpoint at {ckpt}")
         _, meta = load_checkpoint(ckpt)
-        for key in ("dataset", "model_config", "n_train", "n_val", "data_seed", "fresh_data"):
-            if meta.get(key) != trainer.metadata[key]:
-                raise CheckpointError(f"{ckpt}: {key} is {meta.get(key)!r} there but {trainer.metadata[key]!r} here")
+        require_kind(meta, (KIND,), ckpt, "--resume needs a toy-track checkpoint (toydiff toy train)")
+        changed = [k for k in _RESUME_KEYS if meta.get(k) != trainer.metadata[k]]
+        if changed:
+            diff = "; ".join(f"{_RESUME_KEYS[k]} ({k}): {meta.get(k)!r} there, {trainer.metadata[k]!r} here"
+                             for k in changed)
+            raise CheckpointError(f"{ckpt} was trained with other settings ({diff}); --resume keeps a run's settings")
         trainer.load(ckpt)
     history = trainer.fit(progress=progress, checkpoint=ckpt, on_epoch=on_epoch)
-    if out is not None:
-        (Path(out) / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
-    return ToyRun(ds, schedule, normalizer, trainer.eval_model.eval(), history, dict(trainer.metadata))
+    (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+    return history
 
 
 def load_toy(path: str | Path) -> ToyRun:
@@ -168,8 +185,7 @@ def load_toy(path: str | Path) -> ToyRun:
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     tensors, meta = load_checkpoint(path)
-    if checkpoint_kind(meta) != KIND:
-        raise CheckpointError(f"{path} is not a toy-track checkpoint (kind {checkpoint_kind(meta)!r})")
+    require_kind(meta, (KIND,), path, "it is not a toy-track checkpoint (toydiff toy train), which the toy track needs")
     try:
         ds = get_dataset(meta["dataset"])
         model = build_mlp(meta["model_config"])

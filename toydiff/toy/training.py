@@ -9,6 +9,7 @@ to the Bayes-optimal floor of the data's exact mixture on the very same draws; o
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +21,7 @@ from ..checks import check_tensor
 from ..exact import GaussianMixture
 from ..hooks import Callback, EpochStats, HeldOutLoss, Hook, ProgressBar
 from ..losses import held_out_draws
+from ..options import flag_of
 from ..schedules import NoiseSchedule
 from ..training import TensorBatches, TrainConfig, Trainer
 
@@ -48,8 +50,13 @@ class _ToyRecords(Hook):
         def comparable(d: dict) -> dict:  # keys added since a checkpoint was written take their defaults
             return {k: v for k, v in (TrainConfig().to_dict() | d).items() if k not in ("epochs", "max_steps")}
 
-        if comparable(meta["config"]) != comparable(trainer.config.to_dict()):
-            raise CheckpointError(f"{path} was trained with a different TrainConfig: {meta['config']}")
+        there, here = comparable(meta["config"]), comparable(trainer.config.to_dict())
+        changed = [k for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
+        if changed:
+            flags = {f.name: flag_of(f) for f in fields(TrainConfig)}
+            diff = "; ".join(f"{flags.get(k, k)} {there.get(k)!r} there, {here.get(k)!r} here" for k in changed)
+            raise CheckpointError(f"{path} was trained with another TrainConfig ({diff}); --resume continues a "
+                                  "run with its own settings (only --epochs / --max-steps may change)")
 
 
 class ToyTrainer(Trainer):
