@@ -175,7 +175,7 @@ def time_grid(steps: int | None = None, times: Sequence[float] | None = None, sh
         return grid
     n = check_int(steps, "steps", min=1)
     s = 1.0 if shift is None else check_number(shift, "shift", min=1e-6)
-    grid = [1.0 - i / n for i in range(n)] + [0.0]
+    grid = [(n - i) / n for i in range(n + 1)]
     return tuple(s * t / (1.0 + (s - 1.0) * t) for t in grid)
 
 
