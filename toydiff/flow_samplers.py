@@ -25,6 +25,8 @@ plus ``velocity``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -38,7 +40,7 @@ from .interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
 from .schedules import _warn_terminal
 
 __all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_interpolant", "flow_evaluations",
-           "flow_dispatch"]
+           "flow_dispatch", "accepts_interpolants"]
 
 FlowStep = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (x_prev, eps, x0_hat, u), [B, *event]
 
@@ -244,25 +246,40 @@ def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: st
     return x
 
 
+
 #: :func:`toydiff.sample`'s VP-only options and the values that mean "not used"
 _VP_DEFAULTS = {"spacing": (None, "linspace"), "eta": (0.0,), "variance": ("beta",), "project": (None,)}
 _FLOW_OPTIONS = ("times", "shift", "prediction")
 
 
-def flow_dispatch(fn, x_1, interp, *, vp_options: dict, **kwargs) -> torch.Tensor:
-    """:func:`toydiff.sample`'s route to :func:`sample_interpolant`: refuses the VP-only options at a
-    non-default value and the flow-only ones with a NoiseSchedule, naming them."""
-    unknown = sorted(set(kwargs) - set(_FLOW_OPTIONS) - {"method", "steps", "generator", "callback", "clip_x0",
-                                                          "progress"})
-    if unknown:
-        raise TypeError(f"sample() got unexpected keyword argument(s) {', '.join(unknown)}")
+def flow_dispatch(fn, x_1, interp, **kwargs) -> torch.Tensor:
+    """:func:`toydiff.sample`'s route to :func:`sample_interpolant`: refuses the VP-only options (``spacing``,
+    ``eta``, ``variance``, ``project``) at a non-default value and the flow-only ones with a NoiseSchedule."""
     if not isinstance(interp, Interpolant):
         given = ", ".join(k for k in _FLOW_OPTIONS if k in kwargs)
         raise TypeError(f"{given}: options of sampling over an Interpolant, but schedule is a {type(interp).__name__}")
-    for name, value in vp_options.items():
-        if not any(value is d or value == d for d in _VP_DEFAULTS[name]):
+    for name, defaults in _VP_DEFAULTS.items():
+        value = kwargs.pop(name, defaults[0])
+        if not any(value is d or value == d for d in defaults):
             raise ValueError(f"{name}={value!r} has no effect when sampling over an Interpolant (leave it unset; "
                              "choose the time grid with steps=, times= or shift=)")
     if isinstance(kwargs.get("steps"), (list, tuple, torch.Tensor)):
         raise TypeError("steps must be an int over an Interpolant; pass an explicit grid as times=")
+    try:
+        inspect.signature(sample_interpolant).bind(fn, x_1, interp, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"sample() over an Interpolant: {e}") from None
     return sample_interpolant(fn, x_1, interp, **kwargs)
+
+
+def accepts_interpolants(vp_sample: Callable) -> Callable:
+    """Decorate :func:`toydiff.sample` so that an :class:`Interpolant` as third argument (or a flow-only option)
+    goes to :func:`flow_dispatch`; every other call reaches ``vp_sample`` unchanged."""
+
+    @functools.wraps(vp_sample)
+    def sample(eps_fn, x_T, schedule, **kwargs):
+        if isinstance(schedule, Interpolant) or any(k in kwargs for k in _FLOW_OPTIONS):
+            return flow_dispatch(eps_fn, x_T, schedule, **kwargs)
+        return vp_sample(eps_fn, x_T, schedule, **kwargs)
+
+    return sample

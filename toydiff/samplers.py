@@ -30,9 +30,8 @@ from tqdm.auto import tqdm
 
 from . import sampler_methods as m
 from .checks import check_choice, check_int, check_number, check_tensor
-from .flow_samplers import flow_dispatch
+from .flow_samplers import accepts_interpolants
 from .forward import _eps_to_x0, _x0_to_eps, randn_like
-from .interpolants import Interpolant
 from .schedules import NoiseSchedule, _warn_terminal
 
 __all__ = ["METHODS", "REGISTRY", "EpsFn", "Method", "StepContext", "sample", "function_evaluations"]
@@ -150,6 +149,7 @@ def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback,
             raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
 
 
+@accepts_interpolants  # an Interpolant as `schedule`: toydiff.flow_samplers.sample_interpolant runs instead
 @torch.no_grad()
 def sample(
     eps_fn: EpsFn,
@@ -166,14 +166,9 @@ def sample(
     clip_x0: float | None = None,
     project: Projection | None = None,
     progress: bool = False,
-    **interpolant_options,
 ) -> torch.Tensor:
     """Run the reverse process from ``x_T`` to a clean sample with the method ``REGISTRY[method]``.
-
-    With an :class:`~toydiff.interpolants.Interpolant` as ``schedule`` (flow matching, t ∈ [0, 1]) this runs
-    :func:`toydiff.flow_samplers.sample_interpolant` instead: ``eps_fn`` is then ``fn(x_t, t float [B])``
-    predicting the velocity, methods are ``FLOW_METHODS`` and ``interpolant_options`` are ``times``,
-    ``shift`` and ``prediction``.
+    (Over an :class:`~toydiff.interpolants.Interpolant`: see :func:`toydiff.flow_samplers.sample_interpolant`.)
 
     Args:
         eps_fn: denoiser ``eps_fn(x_t [B, *event], t LongTensor [B]) -> eps [B, *event]``.
@@ -198,10 +193,6 @@ def sample(
     Returns:
         x_0 ``[B, *event]``, same dtype and device as ``x_T``.
     """
-    if isinstance(schedule, Interpolant) or interpolant_options:  # a continuous-time Gaussian path
-        return flow_dispatch(eps_fn, x_T, schedule, method=method, steps=steps, generator=generator, callback=callback,
-                             clip_x0=clip_x0, progress=progress, vp_options={"spacing": spacing, "eta": eta,
-                             "variance": variance, "project": project}, **interpolant_options)
     _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project)
     plan = schedule.respace(steps, spacing)
     if steps is None or isinstance(steps, int):

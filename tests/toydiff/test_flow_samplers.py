@@ -110,6 +110,7 @@ def test_bad_input_names_the_argument():
         (ValueError, "steps must be in", dict(method="euler", steps=0)),
         (TypeError, "steps must be an int over an Interpolant", dict(method="euler", steps=[3, 2, 1])),
         (TypeError, "unexpected keyword argument", dict(method="euler", steps=4, sigma_max=80.0)),
+        (TypeError, "unexpected keyword argument", dict(method="euler", steps=4, vp_options={})),
         (ValueError, "generator: got 2 generators", dict(method="euler", steps=4, generator=[torch.Generator()] * 2)),
     ]
     for exc, match, kwargs in cases:
