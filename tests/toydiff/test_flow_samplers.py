@@ -124,3 +124,11 @@ def test_bad_input_names_the_argument():
         td.sample(field, X1 * float("nan"), fm, method="euler", steps=2)
     with pytest.raises(TypeError, match="times: options of sampling over an Interpolant"):
         td.sample(GM.eps_fn(S), X1, S, method="ddim", times=[1.0, 0.0])
+
+
+def test_trajectory_recorder_keeps_flow_times():
+    rec = td.TrajectoryRecorder(indices=range(3), keep=("x_t", "x0_hat"))
+    x = td.sample(GM.velocity_fn(PATHS["linear"]), X1, PATHS["linear"], method="euler", steps=4, callback=rec)
+    assert rec.timesteps == [1.0, 0.75, 0.5, 0.25]
+    assert rec.path().shape == (5, 3, 2)
+    torch.testing.assert_close(rec.path()[-1], x[:3])
