@@ -1,6 +1,7 @@
 """ODE samplers over a Gaussian interpolant: ``sample(fn, x_1, interp, method=..., steps=N)`` from t = 1 to t = 0.
 
-:func:`toydiff.sample` dispatches here when its third argument is an :class:`~toydiff.interpolants.Interpolant`.
+:func:`toydiff.sample` dispatches here when its third argument is an :class:`~toydiff.interpolants.Interpolant`
+(its ``method`` then defaults to ``"euler"``; ``spacing`` / ``eta`` / ``variance`` / ``project`` are refused).
 The network ``fn(x_t [B, *event], t float tensor [B]) -> [B, *event]`` predicts ``prediction`` (default the
 velocity u; ``"eps"``, ``"x0"``, ``"v"`` are converted by :meth:`Interpolant.x0_eps`); the samplers integrate
 the probability-flow ODE dx/dt = E[u | x_t] (Lipman et al. 2023; Liu et al. 2023) over a descending time grid.
