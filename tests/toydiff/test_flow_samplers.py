@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toydiff as td
@@ -18,6 +18,7 @@ GM = td.GaussianMixture.diagonal([0.3, 0.7], [[-1.0, 0.0], [1.0, 1.0]], [0.5, 0.
 X1 = torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
 
+@settings(max_examples=15)
 @given(mu=st.floats(-3, 3), std=st.floats(0.3, 2.0), method=st.sampled_from(FLOW_METHODS),
        name=st.sampled_from(list(PATHS)))
 def test_one_gaussian_is_recovered_pathwise(mu, std, method, name):
