@@ -10,8 +10,10 @@ Methods (``FLOW_METHODS``; one step function each, ``step(ctx, x, t, t_prev) -> 
 
 - ``"euler"``: x' = x + (t' − t) u(x, t); first order, 1 evaluation per step.
 - ``"heun"``: Euler, then the trapezoidal correction with u(x', t') (Karras et al. 2022 Algorithm 1 in t);
-  second order, 2 evaluations per step but 1 on a last step to t = 0 (as Karras et al., and as ``vp`` needs:
-  its velocity is infinite at t = 0).
+  second order, 2 evaluations per step. On a last step to t = 0 the correction is made where the field is
+  finite there (``linear``, ``cosine`` with a velocity, ε or v prediction) and skipped, as Karras et al. skip
+  it at σ = 0, where it is not (``vp``, whose σ̇ is infinite at 0, or an x_0 prediction, whose ε is 0/0):
+  there the last step is an Euler step ending at x̂_0-like shrinkage (see bench/flow_vs_diffusion.py).
 - ``"midpoint"``: the explicit midpoint rule (Runge's RK2); second order, 2 evaluations per step.
 - ``"dpm++2m"``: DPM-Solver++(2M) (Lu et al. 2022) on the x_0 prediction in λ = log(α/σ); exact for any
   α, σ since x/σ obeys d(x/σ) = x̂_0 d(α/σ); the last step to σ = 0 returns x̂_0.
@@ -53,13 +55,14 @@ class FlowContext:
     place ``fn`` is called and returns (u, x̂_0, ε̂), each ``[B, *event]``; ``memory`` keeps multistep history.
     """
 
-    __slots__ = ("fn", "interp", "prediction", "clip_x0", "memory", "_shape", "_t", "_coefs")
+    __slots__ = ("fn", "interp", "prediction", "clip_x0", "memory", "finite_at_zero", "_shape", "_t", "_coefs")
 
     def __init__(self, fn, interp: Interpolant, x_1: torch.Tensor, prediction: str, clip_x0: float | None):
         self.fn, self.interp, self.prediction, self.clip_x0 = fn, interp, prediction, clip_x0
         self.memory, self._coefs = {}, {}
         self._shape = x_1.shape
         self._t = torch.empty(x_1.shape[0], dtype=x_1.dtype, device=x_1.device)  # [B], refilled per call
+        self.finite_at_zero = _finite_at_zero(interp, prediction)
 
     def coefs(self, t: float) -> tuple[float, float, float, float]:
         if t not in self._coefs:
@@ -92,10 +95,11 @@ def euler_step(ctx: FlowContext, x: torch.Tensor, t: float, t_prev: float) -> Fl
 
 def heun_step(ctx: FlowContext, x: torch.Tensor, t: float, t_prev: float) -> FlowStep:
     """Heun's method (Karras et al. 2022, Algorithm 1, in t): the Euler step, then
-    x_{t'} = x_t + (t' − t)(u(x_t, t) + u(x̃_{t'}, t'))/2; no correction on a step to t = 0."""
+    x_{t'} = x_t + (t' − t)(u(x_t, t) + u(x̃_{t'}, t'))/2; on a step to t = 0 only where
+    ``ctx.finite_at_zero``."""
     u, x0, eps = ctx.denoise(x, t)
     x_prev = x + (t_prev - t) * u
-    if t_prev > 0:
+    if t_prev > 0 or ctx.finite_at_zero:
         u_p, _, _ = ctx.denoise(x_prev, t_prev)
         x_prev = x + (t_prev - t) * 0.5 * (u + u_p)
     return x_prev, eps, x0, u
@@ -138,26 +142,35 @@ def dpmpp_2m_step(ctx: FlowContext, x: torch.Tensor, t: float, t_prev: float) ->
     return x_prev, eps, x0, u
 
 
+def _finite_at_zero(interp: Interpolant, prediction: str) -> bool:
+    """Whether the field can be evaluated at t = 0: σ̇(0) finite, and not an x_0 prediction (ε = 0/0 at σ = 0)."""
+    return math.isfinite(float(interp.d_sigma(0.0))) and prediction != "x0"
+
+
 @dataclass(frozen=True)
 class FlowMethod:
-    """A registry entry: the step function and its cost ``nfe(n_steps)`` over a grid ending at t = 0."""
+    """A registry entry: the step function and its cost ``nfe(n_steps, finite_at_zero)`` over a grid ending at 0."""
 
     step: Callable[..., FlowStep]
-    nfe: Callable[[int], int] = lambda n: n
+    nfe: Callable[[int, bool], int] = lambda n, finite_at_zero: n
 
 
 FLOW_REGISTRY: MappingProxyType[str, FlowMethod] = MappingProxyType({
     "euler": FlowMethod(euler_step),
-    "heun": FlowMethod(heun_step, nfe=lambda n: 2 * n - 1),
-    "midpoint": FlowMethod(midpoint_step, nfe=lambda n: 2 * n),
+    "heun": FlowMethod(heun_step, nfe=lambda n, finite_at_zero: 2 * n - (not finite_at_zero)),
+    "midpoint": FlowMethod(midpoint_step, nfe=lambda n, finite_at_zero: 2 * n),
     "dpm++2m": FlowMethod(dpmpp_2m_step),
 })
 FLOW_METHODS = tuple(FLOW_REGISTRY)
 
 
-def flow_evaluations(method: str, n_steps: int) -> int:
-    """How many calls of ``fn`` a flow method makes over ``n_steps`` steps ending at t = 0."""
-    return FLOW_REGISTRY[check_choice(method, "method", FLOW_METHODS)].nfe(check_int(n_steps, "n_steps", min=1))
+def flow_evaluations(method: str, n_steps: int, interp: Interpolant, prediction: str = "velocity") -> int:
+    """How many calls of ``fn`` a flow method makes over ``n_steps`` steps ending at t = 0 of ``interp``."""
+    check_choice(prediction, "prediction", PREDICTIONS)
+    if not isinstance(interp, Interpolant):
+        raise TypeError(f"interp must be an Interpolant, got {type(interp).__name__}")
+    method = FLOW_REGISTRY[check_choice(method, "method", FLOW_METHODS)]
+    return method.nfe(check_int(n_steps, "n_steps", min=1), _finite_at_zero(interp, prediction))
 
 
 # --- time grids and the entry point ------------------------------------------------------------------
