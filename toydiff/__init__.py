@@ -6,7 +6,8 @@
     x0 = td.sample(gm.eps_fn(s), torch.randn(1000, 1), s, method="ddim", steps=50)
 """
 
-from . import checkpoint, editing, embeddings, exact, flow_samplers, forward, guidance, interpolants, samplers, schedules, trajectory
+from . import checkpoint, editing, embeddings, exact, forward, guidance, samplers, schedules, trajectory
+from . import exact_flow, flow_losses, flow_samplers, interpolants
 from .exact import GaussianMixture, LossFloor
 from .interpolants import Interpolant
 from .forward import (
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "checkpoint", "editing", "embeddings", "exact", "forward", "guidance", "samplers", "schedules", "trajectory",
-    "interpolants", "flow_samplers", "Interpolant",
+    "interpolants", "flow_samplers", "exact_flow", "flow_losses", "Interpolant",
     "GaussianMixture", "LossFloor",
     "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
     "per_sample_generators",
