@@ -1,6 +1,6 @@
 """Flow matching vs diffusion on the exact oracle: distance to the truth per network evaluation, and path straightness.
 
-    python bench/flow_vs_diffusion.py            # ~17 minutes on 2 busy CPU cores (the VP rows dominate)
+    python bench/flow_vs_diffusion.py            # ~17 minutes on 2 busy CPU cores
     python bench/flow_vs_diffusion.py --quick    # n = 1,000, one seed: ~30 s
 
 No learning error: every sampler runs on the exact field of the (normalised) mixture — the velocity
