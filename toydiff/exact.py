@@ -19,6 +19,7 @@ from typing import Sequence
 
 import torch
 
+from . import exact_flow
 from .forward import randn_like
 from .schedules import NoiseSchedule
 
@@ -163,9 +164,14 @@ class GaussianMixture:
         """Whitened residuals of each noised component: ``u [N, K, D]`` and eigenvalues ``lam [N, K, D]``."""
         xf = self._flat(x).cpu()
         ab = self._alpha_bar(alpha_bar, xf.shape[0])
-        diff = xf[:, None, :] - ab.sqrt()[:, None, None] * self._mu[None]  # [N, K, D]
+        return self._whiten(xf, ab.sqrt(), 1 - ab, ab)
+
+    def _whiten(self, xf: torch.Tensor, a: torch.Tensor, s2: torch.Tensor, a2: torch.Tensor | None = None):
+        """``u [N, K, D]``, ``lam [N, K, D]`` for x = a x_0 + s ε (any Gaussian path): ``a``, ``s2`` = s² are ``[N]``."""
+        a2 = a**2 if a2 is None else a2
+        diff = xf[:, None, :] - a[:, None, None] * self._mu[None]  # [N, K, D]
         u = torch.einsum("nkd,kde->nke", diff, self._U)
-        lam = ab[:, None, None] * self._lam[None] + (1 - ab)[:, None, None]
+        lam = a2[:, None, None] * self._lam[None] + s2[:, None, None]
         return u, lam
 
     def _component_log_probs(self, u, lam) -> torch.Tensor:
@@ -258,3 +264,21 @@ class GaussianMixture:
             means.append(se.mean(dim=1))
             errs.append(se.std(dim=1) / math.sqrt(n))
         return LossFloor(t=ts, per_t=torch.cat(means), stderr=torch.cat(errs), n=n)
+
+    # --- any Gaussian interpolant (toydiff.interpolants; the maths is in toydiff.exact_flow) ----------
+    def velocity(self, x: torch.Tensor, t, interp) -> torch.Tensor:
+        """The exact flow-matching velocity E[α̇ x_0 + σ̇ ε | x_t] at ``x`` ``[N, *event]``, ``t`` float ``[N]``.
+
+        For :func:`toydiff.interpolants.linear` this is E[ε − x_0 | x_t] (Liu et al. 2023). Shape, dtype and
+        device of ``x``.
+        """
+        return exact_flow.predict(self, x, t, interp, "velocity")
+
+    def velocity_fn(self, interp):
+        """``fn(x_t [B, *event], t float [B]) -> velocity``: the exact field for ``td.sample(fn, x_1, interp, ...)``."""
+        return exact_flow.denoiser(self, interp, "velocity")
+
+    def denoiser(self, interp, kind: str = "velocity"):
+        """The exact prediction of type ``kind`` (``"eps"``, ``"x0"``, ``"v"``, ``"velocity"``) under ``interp``,
+        as ``fn(x_t [B, *event], t float [B])``."""
+        return exact_flow.denoiser(self, interp, kind)

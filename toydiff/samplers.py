@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from . import sampler_methods as m
 from .checks import check_choice, check_int, check_number, check_tensor
+from .flow_samplers import accepts_interpolants
 from .forward import _eps_to_x0, _x0_to_eps, randn_like
 from .schedules import NoiseSchedule, _warn_terminal
 
@@ -148,6 +149,7 @@ def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback,
             raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
 
 
+@accepts_interpolants  # an Interpolant as `schedule`: toydiff.flow_samplers.sample_interpolant runs instead
 @torch.no_grad()
 def sample(
     eps_fn: EpsFn,
@@ -166,6 +168,7 @@ def sample(
     progress: bool = False,
 ) -> torch.Tensor:
     """Run the reverse process from ``x_T`` to a clean sample with the method ``REGISTRY[method]``.
+    (Over an :class:`~toydiff.interpolants.Interpolant`: see :func:`toydiff.flow_samplers.sample_interpolant`.)
 
     Args:
         eps_fn: denoiser ``eps_fn(x_t [B, *event], t LongTensor [B]) -> eps [B, *event]``.

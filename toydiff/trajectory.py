@@ -43,7 +43,7 @@ class TrajectoryRecorder:
         self.indices = None if indices is None else torch.as_tensor(list(indices), dtype=torch.long)
         self._steps = None if steps is None else [int(s) for s in steps]
         self.keep = tuple(keep)
-        self.timesteps: list[int] = []
+        self.timesteps: list[int | float] = []
         self.steps: list[int] = []
         self._rows: dict[str, list[torch.Tensor]] = {k: [] for k in self.keep}
         self.final: torch.Tensor | None = None
@@ -61,7 +61,8 @@ class TrajectoryRecorder:
         step, n_steps = info["step"], info["n_steps"]
         if self._wanted(step, n_steps):
             self.steps.append(step)
-            self.timesteps.append(int(info["t"]))
+            t = info["t"]
+            self.timesteps.append(t if isinstance(t, float) else int(t))  # float: a flow sampler's time in [0, 1]
             for k in self.keep:
                 self._rows[k].append(self._take(info[k]))
         if step == n_steps - 1:

@@ -1,0 +1,103 @@
+"""Training losses under a Gaussian interpolant: conditional flow matching and the ε / x_0 / v regressions.
+
+    loss = ‖target − f_θ(α_t x_0 + σ_t ε, t)‖²,   t ~ p(t) on [0, 1],   ε ~ N(0, I)
+
+with the target of the prediction type (:data:`toydiff.interpolants.PREDICTIONS`): the conditional velocity
+u = α̇ x_0 + σ̇ ε (conditional flow matching, Lipman et al. 2023; ε − x_0 on the linear path, rectified flow,
+Liu et al. 2023), ε, x_0 or v = α ε − σ x_0 (Salimans & Ho 2022). Each is minimised by the conditional mean
+E[target | x_t], which the exact oracle gives in closed form (:meth:`toydiff.GaussianMixture.denoiser`), so
+:func:`interpolant_loss_floor` is the Bayes floor of the loss as :meth:`GaussianMixture.bayes_optimal_loss`
+is of the VP ε-loss. Averaged over event dims (as ``nn.MSELoss``); any tensor rank ``[B, *event]``.
+
+Wiring these into :class:`toydiff.training.Trainer` (an objective the engine calls instead of the ε-loss) is
+the next step of issue 13; the functions here are what it will call.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+from .checks import check_choice, check_int, check_tensor
+from .exact import LossFloor
+from .forward import randn_like
+from .interpolants import PREDICTIONS, Interpolant, linear, time_tensor
+from .losses import LossTerms
+
+if TYPE_CHECKING:
+    from .exact import GaussianMixture
+
+__all__ = ["TIME_SAMPLINGS", "sample_times", "interpolant_loss", "flow_matching_loss", "interpolant_loss_floor"]
+
+TIME_SAMPLINGS = ("uniform", "logit-normal")
+
+
+def sample_times(batch: int, *, generator: torch.Generator | None = None, device=None, dtype=torch.float32,
+                 distribution: str = "uniform") -> torch.Tensor:
+    """Training times ``[batch]`` in [0, 1] drawn from ``generator``: ``"uniform"``, or ``"logit-normal"``
+    (t = sigmoid(n), n ~ N(0, 1): more weight on the middle of the path, Esser et al. 2024 §3.1)."""
+    check_int(batch, "batch", min=1)
+    check_choice(distribution, "distribution", TIME_SAMPLINGS)
+    gen_device = generator.device if generator is not None else (device or "cpu")
+    if distribution == "uniform":
+        t = torch.rand(batch, generator=generator, device=gen_device, dtype=torch.float64)
+    else:
+        t = torch.sigmoid(torch.randn(batch, generator=generator, device=gen_device, dtype=torch.float64))
+    return t.to(device=device or gen_device, dtype=dtype)
+
+
+def interpolant_loss(model: Callable[..., torch.Tensor], interp: Interpolant, x0: torch.Tensor, *,
+                     kind: str = "velocity", generator: torch.Generator | None = None, t: torch.Tensor | None = None,
+                     noise: torch.Tensor | None = None, t_sampling: str = "uniform", **model_kwargs) -> LossTerms:
+    """One Monte-Carlo draw of the regression loss of a ``kind`` predictor under ``interp`` on ``x0 [B, *event]``.
+
+    Args:
+        model: ``model(x_t, t float [B], **model_kwargs) -> [B, *event]``.
+        t, noise: fixed times ``[B]`` in [0, 1] / noise ``[B, *event]``; drawn from ``generator`` when omitted.
+
+    Returns:
+        :class:`~toydiff.losses.LossTerms` with ``t`` the float times; ``.loss`` is the scalar to back-propagate.
+    """
+    if not isinstance(interp, Interpolant):
+        raise TypeError(f"interp must be an Interpolant, got {type(interp).__name__}")
+    check_choice(kind, "kind", PREDICTIONS)
+    check_tensor(x0, "x0")
+    if t is None:
+        t = sample_times(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype, distribution=t_sampling)
+    elif time_tensor(t).shape != (x0.shape[0],):
+        raise ValueError(f"t must have shape [B={x0.shape[0]}], got {tuple(t.shape)}")
+    if noise is None:
+        noise = randn_like(x0, generator)
+    x_t = interp.q_sample(x0, t, noise)
+    target = interp.target(x0, noise, kind, t)
+    pred = model(x_t, t, **model_kwargs)
+    if not isinstance(pred, torch.Tensor) or pred.shape != x0.shape:
+        raise ValueError(f"model returned shape {tuple(getattr(pred, 'shape', ()))}; expected {tuple(x0.shape)}")
+    per = (pred.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+    return LossTerms(per_sample=per, t=t)
+
+
+def flow_matching_loss(model: Callable[..., torch.Tensor], x0: torch.Tensor, **kwargs) -> LossTerms:
+    """Conditional flow matching on the linear path (Lipman et al. 2023; Liu et al. 2023):
+    ‖(ε − x_0) − u_θ((1 − t) x_0 + t ε, t)‖², t ~ U[0, 1]; keywords as :func:`interpolant_loss`."""
+    return interpolant_loss(model, linear(), x0, kind="velocity", **kwargs)
+
+
+def interpolant_loss_floor(gm: GaussianMixture, interp: Interpolant, kind: str = "velocity", *,
+                           t: torch.Tensor | None = None, n: int = 4096,
+                           generator: torch.Generator | None = None) -> LossFloor:
+    """The Bayes-optimal value of :func:`interpolant_loss` at each time ``t`` (default 20 midpoints of [0, 1]):
+    E‖target − E[target | x_t]‖² / D by Monte Carlo with ``n`` fresh samples per time, float64."""
+    check_int(n, "n", min=2)
+    ts = (torch.arange(20, dtype=torch.float64) + 0.5) / 20 if t is None else time_tensor(t).flatten()
+    fn = gm.denoiser(interp, kind)
+    means, errs = [], []
+    for ti in ts.tolist():
+        x0 = gm.sample(n, generator)
+        tt = torch.full((n,), ti, dtype=torch.float64)
+        se = interpolant_loss(fn, interp, x0, kind=kind, t=tt, noise=randn_like(x0, generator)).per_sample.double()
+        means.append(se.mean())
+        errs.append(se.std() / math.sqrt(n))
+    return LossFloor(t=ts, per_t=torch.stack(means), stderr=torch.stack(errs), n=n)

@@ -1,0 +1,299 @@
+"""ODE samplers over a Gaussian interpolant: ``sample(fn, x_1, interp, method=..., steps=N)`` from t = 1 to t = 0.
+
+:func:`toydiff.sample` dispatches here when its third argument is an :class:`~toydiff.interpolants.Interpolant`
+(its ``method`` then defaults to ``"euler"``; ``spacing`` / ``eta`` / ``variance`` / ``project`` are refused).
+The network ``fn(x_t [B, *event], t float tensor [B]) -> [B, *event]`` predicts ``prediction`` (default the
+velocity u; ``"eps"``, ``"x0"``, ``"v"`` are converted by :meth:`Interpolant.x0_eps`); the samplers integrate
+the probability-flow ODE dx/dt = E[u | x_t] (Lipman et al. 2023; Liu et al. 2023) over a descending time grid.
+
+Methods (``FLOW_METHODS``; one step function each, ``step(ctx, x, t, t_prev) -> (x_prev, eps, x0_hat, u)``):
+
+- ``"euler"``: x' = x + (t' − t) u(x, t); first order, 1 evaluation per step.
+- ``"heun"``: Euler, then the trapezoidal correction with u(x', t') (Karras et al. 2022 Algorithm 1 in t);
+  second order, 2 evaluations per step. On a last step to t = 0 the correction is made where the field is
+  finite there (``linear``, ``cosine`` with a velocity, ε or v prediction) and skipped, as Karras et al. skip
+  it at σ = 0, where it is not (``vp``, whose σ̇ is infinite at 0, or an x_0 prediction, whose ε is 0/0):
+  there the last step is an Euler step ending at x̂_0-like shrinkage (see bench/flow_vs_diffusion.py).
+- ``"midpoint"``: the explicit midpoint rule (Runge's RK2); second order, 2 evaluations per step.
+- ``"dpm++2m"``: DPM-Solver++(2M) (Lu et al. 2022) on the x_0 prediction in λ = log(α/σ); exact for any
+  α, σ since x/σ obeys d(x/σ) = x̂_0 d(α/σ); the last step to σ = 0 returns x̂_0.
+
+Time grids (:func:`time_grid`): ``steps=N`` uniform from 1 to 0, optionally warped by ``shift=s`` (SD3's
+t' = s t / (1 + (s − 1) t), Esser et al. 2024: s > 1 spends the steps nearer the noise); or ``times=`` an
+explicit strictly descending sequence in [0, 1] (a start below 1 continues a partly noised input).
+Deterministic: ``generator`` (one ``torch.Generator`` or a list of ``B``) is checked as for the VP samplers
+and unused by these methods. The callback dict has the VP samplers' keys (``t`` and ``t_prev`` are floats)
+plus ``velocity``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .checks import check_choice, check_int, check_number, check_tensor
+from .interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
+from .schedules import _warn_terminal
+
+__all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_interpolant", "flow_evaluations",
+           "flow_dispatch", "accepts_interpolants"]
+
+FlowStep = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (x_prev, eps, x0_hat, u), [B, *event]
+
+
+class FlowContext:
+    """What the steps of one :func:`sample_interpolant` run share.
+
+    ``coefs(t)`` gives (α, σ, α̇, σ̇) at a float time as Python floats (cached); ``denoise(x, t)`` is the one
+    place ``fn`` is called and returns (u, x̂_0, ε̂), each ``[B, *event]``; ``memory`` keeps multistep history.
+    """
+
+    __slots__ = ("fn", "interp", "prediction", "clip_x0", "memory", "finite_at_zero", "_shape", "_t", "_coefs")
+
+    def __init__(self, fn, interp: Interpolant, x_1: torch.Tensor, prediction: str, clip_x0: float | None):
+        self.fn, self.interp, self.prediction, self.clip_x0 = fn, interp, prediction, clip_x0
+        self.memory, self._coefs = {}, {}
+        self._shape = x_1.shape
+        self._t = torch.empty(x_1.shape[0], dtype=x_1.dtype, device=x_1.device)  # [B], refilled per call
+        self.finite_at_zero = _finite_at_zero(interp, prediction)
+
+    def coefs(self, t: float) -> tuple[float, float, float, float]:
+        if t not in self._coefs:
+            self._coefs[t] = tuple(float(c) for c in self.interp.coefs(torch.tensor(t, dtype=torch.float64)))
+        return self._coefs[t]
+
+    def denoise(self, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(u, x̂_0, ε̂) at ``x`` ``[B, *event]``, time ``t``; with ``clip_x0``, x̂_0 is clamped and u, ε̂ follow it."""
+        out = self.fn(x, self._t.fill_(t))
+        if not isinstance(out, torch.Tensor) or out.shape != self._shape:
+            got = getattr(out, "shape", type(out).__name__)
+            raise ValueError(f"fn returned {got}; expected shape {tuple(self._shape)}")
+        out = out.to(x.dtype)
+        c = self.coefs(t)
+        x0, eps = _to_pair(out, self.prediction, x, c)
+        if self.clip_x0 is not None:
+            x0 = x0.clamp(-self.clip_x0, self.clip_x0)
+            eps = _to_pair(x0, "x0", x, c)[1]
+        elif self.prediction == "velocity":
+            return out, x0, eps
+        return _from_pair(x0, eps, "velocity", c), x0, eps
+
+
+# --- the methods ------------------------------------------------------------------------------------
+def euler_step(ctx: FlowContext, x: torch.Tensor, t: float, t_prev: float) -> FlowStep:
+    """Euler's method on dx/dt = u(x, t): x_{t'} = x_t + (t' − t) u(x_t, t)."""
+    u, x0, eps = ctx.denoise(x, t)
+    return x + (t_prev - t) * u, eps, x0, u
+
+
+def heun_step(ctx: FlowContext, x: torch.Tensor, t: float, t_prev: float) -> FlowStep:
+    """Heun's method (Karras et al. 2022, Algorithm 1, in t): the Euler step, then
+    x_{t'} = x_t + (t' − t)(u(x_t, t) + u(x̃_{t'}, t'))/2; on a step to t = 0 only where
+    ``ctx.finite_at_zero``."""
+    u, x0, eps = ctx.denoise(x, t)
+    x_prev = x + (t_prev - t) * u
+    if t_prev > 0 or ctx.finite_at_zero:
+        u_p, _, _ = ctx.denoise(x_prev, t_prev)
+        x_prev = x + (t_prev - t) * 0.5 * (u + u_p)
+    return x_prev, eps, x0, u
+
+
+def midpoint_step(ctx: FlowContext, x: torch.Tensor, t: float, t_prev: float) -> FlowStep:
+    """The explicit midpoint rule (RK2): x_{t'} = x_t + h u(x_t + (h/2) u(x_t, t), t + h/2), h = t' − t."""
+    u, x0, eps = ctx.denoise(x, t)
+    h = t_prev - t
+    u_mid, _, _ = ctx.denoise(x + 0.5 * h * u, t + 0.5 * h)
+    return x + h * u_mid, eps, x0, u
+
+
+def _half_log_snr(a: float, s: float) -> float:
+    """λ = log(α/σ), ±inf at the ends."""
+    return math.inf if s == 0 else -math.inf if a == 0 else math.log(a / s)
+
+
+def dpmpp_2m_step(ctx: FlowContext, x: torch.Tensor, t: float, t_prev: float) -> FlowStep:
+    """DPM-Solver++(2M), Lu et al. 2022 ("DPM-Solver++: Fast Solver for Guided Sampling ...") Algorithm 2,
+    for any Gaussian path: with λ = log(α/σ) and h = λ_{t'} − λ_t,
+    x_{t'} = (σ_{t'}/σ_t) x_t − α_{t'} (e^{−h} − 1) D, D = (1 + 1/(2r)) x̂_0 − x̂_0^{prev}/(2r), r = h_prev/h;
+    first order (D = x̂_0) on the first step; a step to σ = 0 returns x̂_0. From α_t = 0 (pure noise)
+    the step is x_{t'} = σ_{t'} x_t + α_{t'} x̂_0."""
+    u, x0, eps = ctx.denoise(x, t)
+    a_t, s_t, _, _ = ctx.coefs(t)
+    a_p, s_p, _, _ = ctx.coefs(t_prev)
+    lam_t = _half_log_snr(a_t, s_t)
+    if s_p == 0:
+        x_prev = x0
+    else:
+        h = _half_log_snr(a_p, s_p) - lam_t
+        d = x0
+        prev = ctx.memory.get("dpm++2m")
+        if prev is not None and math.isfinite(lam_t - prev[1]):
+            r = (lam_t - prev[1]) / h
+            d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * prev[0]
+        x_prev = (s_p / s_t) * x - a_p * math.expm1(-h) * d
+    ctx.memory["dpm++2m"] = (x0, lam_t)
+    return x_prev, eps, x0, u
+
+
+def _finite_at_zero(interp: Interpolant, prediction: str) -> bool:
+    """Whether the field can be evaluated at t = 0: σ̇(0) finite, and not an x_0 prediction (ε = 0/0 at σ = 0)."""
+    return math.isfinite(float(interp.d_sigma(0.0))) and prediction != "x0"
+
+
+@dataclass(frozen=True)
+class FlowMethod:
+    """A registry entry: the step function and its cost ``nfe(n_steps, finite_at_zero)`` over a grid ending at 0."""
+
+    step: Callable[..., FlowStep]
+    nfe: Callable[[int, bool], int] = lambda n, finite_at_zero: n
+
+
+FLOW_REGISTRY: MappingProxyType[str, FlowMethod] = MappingProxyType({
+    "euler": FlowMethod(euler_step),
+    "heun": FlowMethod(heun_step, nfe=lambda n, finite_at_zero: 2 * n - (not finite_at_zero)),
+    "midpoint": FlowMethod(midpoint_step, nfe=lambda n, finite_at_zero: 2 * n),
+    "dpm++2m": FlowMethod(dpmpp_2m_step),
+})
+FLOW_METHODS = tuple(FLOW_REGISTRY)
+
+
+def flow_evaluations(method: str, n_steps: int, interp: Interpolant, prediction: str = "velocity") -> int:
+    """How many calls of ``fn`` a flow method makes over ``n_steps`` steps ending at t = 0 of ``interp``."""
+    check_choice(prediction, "prediction", PREDICTIONS)
+    if not isinstance(interp, Interpolant):
+        raise TypeError(f"interp must be an Interpolant, got {type(interp).__name__}")
+    method = FLOW_REGISTRY[check_choice(method, "method", FLOW_METHODS)]
+    return method.nfe(check_int(n_steps, "n_steps", min=1), _finite_at_zero(interp, prediction))
+
+
+# --- time grids and the entry point ------------------------------------------------------------------
+def time_grid(steps: int | None = None, times: Sequence[float] | None = None, shift: float | None = None
+              ) -> tuple[float, ...]:
+    """The descending times ``(t_0 = 1, …, t_N = 0)`` of ``steps`` uniform steps, warped by ``shift``
+    (t ↦ s t / (1 + (s − 1) t), Esser et al. 2024), or the explicit ``times`` (strictly descending in [0, 1])."""
+    if (steps is None) == (times is None):
+        raise ValueError("give exactly one of steps (a number of uniform steps) and times (an explicit grid)")
+    if times is not None:
+        if shift is not None:
+            raise ValueError("shift applies to a uniform grid (steps=N); warp explicit times yourself")
+        if isinstance(times, torch.Tensor):
+            times = times.tolist()
+        grid = tuple(check_number(v, "times", min=0.0, max=1.0) for v in times)
+        if len(grid) < 2 or any(a <= b for a, b in zip(grid, grid[1:])):
+            raise ValueError(f"times must be a strictly descending sequence of at least 2 times in [0, 1], got {grid}")
+        return grid
+    n = check_int(steps, "steps", min=1)
+    s = 1.0 if shift is None else check_number(shift, "shift", min=1e-6)
+    grid = [(n - i) / n for i in range(n + 1)]
+    return tuple(s * t / (1.0 + (s - 1.0) * t) for t in grid)
+
+
+def _check_generator(generator, x: torch.Tensor) -> None:
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if not isinstance(generator, (list, tuple)) or not all(isinstance(g, torch.Generator) for g in generator):
+        raise TypeError(f"generator must be a torch.Generator, a list of them or None, got {type(generator).__name__}")
+    if len(generator) != x.shape[0]:
+        raise ValueError(f"generator: got {len(generator)} generators for a batch of {x.shape[0]}")
+
+
+def _check_call(fn, x_1, interp, method, prediction, clip_x0, callback) -> None:
+    check_choice(method, "method", FLOW_METHODS)
+    check_choice(prediction, "prediction", PREDICTIONS)
+    check_tensor(x_1, "x_1")
+    if not isinstance(interp, Interpolant):
+        raise TypeError(f"interp must be an Interpolant, got {type(interp).__name__}")
+    if not callable(fn):
+        raise TypeError(f"fn must be callable as fn(x_t, t), got {type(fn).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    if clip_x0 is not None and not check_number(clip_x0, "clip_x0") > 0:
+        raise ValueError(f"clip_x0 must be positive or None, got {clip_x0!r}")
+
+
+@torch.no_grad()
+def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: str = "euler", steps: int | None = None,
+                       times: Sequence[float] | None = None, shift: float | None = None, prediction: str = "velocity",
+                       generator=None, callback: Callable[[dict], None] | None = None, clip_x0: float | None = None,
+                       progress: bool = False) -> torch.Tensor:
+    """Integrate the probability-flow ODE of ``interp`` from ``x_1`` ``[B, *event]`` at ``times[0]`` to ``times[-1]``.
+
+    Args:
+        fn: the network ``fn(x_t [B, *event], t float tensor [B] of x_1's dtype) -> [B, *event]``.
+        x_1: N(0, I) noise (or a partly noised input at ``times[0] < 1``).
+        interp: the Gaussian path ``fn`` was trained on.
+        method: one of ``FLOW_METHODS``.
+        steps, times, shift: the time grid, see :func:`time_grid`.
+        prediction: what ``fn`` predicts, one of ``PREDICTIONS``.
+        generator: checked like the VP samplers' (unused: every method here is deterministic).
+        callback: called after every step with ``step, n_steps, t, t_prev, x_t, x0_hat, eps, x_prev, method,
+            velocity`` (live tensors: clone what you keep).
+        clip_x0: clamp x̂_0 to ``[-clip_x0, clip_x0]`` and recompute ε̂ and u from it.
+
+    Returns:
+        x at ``times[-1]`` (x_0 for a grid ending at 0), ``[B, *event]``, dtype and device of ``x_1``.
+    """
+    _check_call(fn, x_1, interp, method, prediction, clip_x0, callback)
+    _check_generator(generator, x_1)
+    grid = time_grid(steps, times, shift)
+    ctx = FlowContext(fn, interp, x_1, prediction, clip_x0)
+    if prediction == "eps" and ctx.coefs(grid[0])[0] == 0:
+        raise ValueError(f"prediction='eps' cannot give x0 at t={grid[0]}, where alpha = 0: start the grid below it")
+    if interp.schedule is not None and grid[0] == 1.0:
+        _warn_terminal(ctx.coefs(1.0)[0] ** 2, f"sample(interp={interp.name})")
+    pairs = list(zip(grid, grid[1:]))
+    step = FLOW_REGISTRY[method].step
+    x = x_1
+    for i, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
+        x_prev, eps, x0, u = step(ctx, x, t, tp)
+        if callback is not None:
+            callback({"step": i, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0, "eps": eps,
+                      "x_prev": x_prev, "method": method, "velocity": u})
+        x = x_prev
+    return x
+
+
+
+#: :func:`toydiff.sample`'s VP-only options and the values that mean "not used"
+_VP_DEFAULTS = {"spacing": (None, "linspace"), "eta": (0.0,), "variance": ("beta",), "project": (None,)}
+_FLOW_OPTIONS = ("times", "shift", "prediction")
+
+
+def flow_dispatch(fn, x_1, interp, **kwargs) -> torch.Tensor:
+    """:func:`toydiff.sample`'s route to :func:`sample_interpolant`: refuses the VP-only options (``spacing``,
+    ``eta``, ``variance``, ``project``) at a non-default value and the flow-only ones with a NoiseSchedule."""
+    if not isinstance(interp, Interpolant):
+        given = ", ".join(k for k in _FLOW_OPTIONS if k in kwargs)
+        raise TypeError(f"{given}: options of sampling over an Interpolant, but schedule is a {type(interp).__name__}")
+    for name, defaults in _VP_DEFAULTS.items():
+        value = kwargs.pop(name, defaults[0])
+        if not any(value is d or value == d for d in defaults):
+            raise ValueError(f"{name}={value!r} has no effect when sampling over an Interpolant (leave it unset; "
+                             "choose the time grid with steps=, times= or shift=)")
+    if isinstance(kwargs.get("steps"), (list, tuple, torch.Tensor)):
+        raise TypeError("steps must be an int over an Interpolant; pass an explicit grid as times=")
+    try:
+        inspect.signature(sample_interpolant).bind(fn, x_1, interp, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"sample() over an Interpolant: {e}") from None
+    return sample_interpolant(fn, x_1, interp, **kwargs)
+
+
+def accepts_interpolants(vp_sample: Callable) -> Callable:
+    """Decorate :func:`toydiff.sample` so that an :class:`Interpolant` as third argument (or a flow-only option)
+    goes to :func:`flow_dispatch`; every other call reaches ``vp_sample`` unchanged."""
+
+    @functools.wraps(vp_sample)
+    def sample(eps_fn, x_T, schedule, **kwargs):
+        if isinstance(schedule, Interpolant) or any(k in kwargs for k in _FLOW_OPTIONS):
+            return flow_dispatch(eps_fn, x_T, schedule, **kwargs)
+        return vp_sample(eps_fn, x_T, schedule, **kwargs)
+
+    return sample
