@@ -180,10 +180,7 @@ def sample(
         steps: ``None`` (every step), a number of respaced steps, or an explicit strictly descending
             sequence of timesteps (see :meth:`NoiseSchedule.respace`).
         spacing: ``"linspace"``, ``"leading"``, ``"trailing"``, ``"karras"`` or ``"logsnr"`` for an int ``steps``;
-            ``None`` (the default) is the method's own ``REGISTRY[method].default_spacing``: ``"logsnr"`` for
-            ``dpm++2m`` (Lu et al. 2022's choice; linspace is its worst case), ``"linspace"`` for every other
-            method (``heun`` diverges on logsnr / karras at 10-20 steps). ``steps=None`` visits every step
-            whatever the spacing.
+            ``None``: the method's ``REGISTRY[method].default_spacing`` (``"logsnr"`` for dpm++2m, else linspace).
         eta: DDIM stochasticity in [0, 1] (``ddim`` only; any other method refuses a non-zero value).
         variance: ``"beta"`` or ``"posterior"`` (``ddpm`` only; any other method refuses ``"posterior"``).
         generator: source of all randomness: a ``torch.Generator``, or a list of ``B`` of them (per-sample
@@ -199,8 +196,7 @@ def sample(
         x_0 ``[B, *event]``, same dtype and device as ``x_T``.
     """
     _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project)
-    spacing = REGISTRY[method].default_spacing if spacing is None else spacing
-    plan = schedule.respace(steps, spacing)
+    plan = schedule.respace(steps, spacing := REGISTRY[method].default_spacing if spacing is None else spacing)
     if steps is None or isinstance(steps, int):
         _warn_terminal(schedule.alpha_bar(plan.timesteps[0]), f"sample(steps={steps}, spacing={spacing!r})")
     pairs = plan.pairs
