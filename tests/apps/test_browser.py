@@ -199,7 +199,7 @@ def test_every_page_in_chromium(server, browser, tmp_path):
     choose(page, "Data set", "8gaussians")
     if os.environ.get("TOYDIFF_SCREENSHOTS") != "1":
         slider_to_min(page, "Epochs")
-    with rerun(page, timeout_ms=300_000):
+    with rerun(page, timeout_ms=600_000):
         page.get_by_role("button", name="Train", exact=True).click()
     assert page.get_by_text("Bayes-optimal floor").count() >= 1
     nudge_slider(page, "Steps", "ArrowLeft")

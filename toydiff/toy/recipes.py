@@ -71,7 +71,7 @@ RECIPE_1D = Recipe(epochs=100, batch_size=128)
 #: the 2-D family: β linear from 1e-4 (σ at t = 0 is 0.01, below the 8 Gaussians' normalised mode std 0.105)
 #: to 0.04 over T = 250 (ᾱ at T−1 ≈ 0.0066, as the seed schedule's), more of the training t drawn at low noise
 RECIPE_2D = Recipe(schedule_name="linear", schedule_params=(("T", 250), ("beta_start", 1e-4), ("beta_end", 0.04)),
-                   epochs=200, batch_size=128, t_sampling="low-noise")
+                   epochs=250, batch_size=128, t_sampling="low-noise")
 
 _BY_DIM = {1: RECIPE_1D, 2: RECIPE_2D}
 #: per-data-set recipes where the measurements asked for one (none beyond the families today)
