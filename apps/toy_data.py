@@ -1,4 +1,5 @@
-"""The toy data sets as the pages use them: names, cached data sets and their exact mixtures."""
+"""The toy data sets as the pages use them: names, cached data sets, their exact mixtures and the Toy page's
+widget values of each data set's default recipe (:mod:`toydiff.toy.recipes`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ import streamlit as st
 
 import toydiff as td
 from toydiff.toy import datasets
+from toydiff.toy.recipes import default_recipe
 
-__all__ = ["dataset_names", "load_dataset", "mixture_of", "describe_dataset"]
+__all__ = ["dataset_names", "load_dataset", "mixture_of", "describe_dataset", "RECIPE_WIDGETS", "recipe_widget_values"]
+
+#: the Toy page's widget keys and the :class:`~toydiff.toy.recipes.Recipe` field each one shows
+RECIPE_WIDGETS = {"toy_width": "width", "toy_depth": "depth", "toy_act": "activation", "toy_time": "time_input",
+                  "toy_epochs": "epochs", "toy_ntrain": "n_train", "toy_batch": "batch_size", "toy_lr": "lr",
+                  "toy_tsampling": "t_sampling"}
 
 
 def dataset_names(dim: int | None = None, *, oracle_only: bool = False) -> list[str]:
@@ -28,3 +35,9 @@ def mixture_of(name: str) -> td.GaussianMixture | None:
 
 def describe_dataset(name: str) -> str:
     return load_dataset(name).description
+
+
+def recipe_widget_values(name: str) -> dict:
+    """``{widget key: value}`` of the data set's default recipe, for the Toy page's widgets."""
+    recipe = default_recipe(name)
+    return {key: getattr(recipe, field) for key, field in RECIPE_WIDGETS.items()}

@@ -6,9 +6,9 @@
 Task (from the seed notebook): data = mixture weights 1:2, means −4 / +4, std 1; 10 000 training points,
 normalised by their mean/std; constant β = 0.02 over T = 250.
 
-* **toydiff's recipe** — :func:`toydiff.toy.run.train_toy` with the default MLP (128 × 3, SiLU, sinusoidal t),
-  AdamW with warm-up and cosine decay, EMA 0.995, fresh points every epoch; two lengths, both in this run:
-  the CLI's default (60 epochs of batch 256) and a longer one for sample quality (200 epochs of batch 64).
+* **toydiff's recipe** — :func:`toydiff.toy.run.train_toy` with the 1-D default recipe
+  (:func:`toydiff.toy.recipes.default_recipe`: the MLP, AdamW with warm-up and cosine decay, EMA, fresh points
+  every epoch, as ``toydiff toy train`` uses it) and the same recipe made longer (200 epochs of batch 64).
 * **the exercise's recipe, re-implemented** — concat(x, t) → 128 → 128 → 1 with tanh, t as a raw float,
   Adam lr 8e-5, batch 64 (last partial batch dropped), 1000 epochs over the same 10 000 points, no EMA.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -32,8 +33,9 @@ from toydiff.toy import metrics
 from toydiff.toy.datasets import Normalizer, get_dataset
 from toydiff.losses import eps_prediction_loss
 from toydiff.toy.models import build_mlp, exercise_config
+from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import ToyRun, default_schedule, train_toy
-from toydiff.training import TrainConfig, held_out_loss
+from toydiff.training import held_out_loss
 
 
 def exercise_recipe(x_train, x_val, schedule, epochs: int, seed: int) -> list[tuple[float, float]]:
@@ -82,10 +84,12 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     n_train, n_val, n_eval = 10_000, 2_000, 10_000
-    recipes = {"default": TrainConfig(seed=a.seed), "long": TrainConfig(epochs=200, batch_size=64, seed=a.seed)}
+    recipe = default_recipe("two_gaussians")
+    recipes = {"default": recipe.train_config(seed=a.seed),
+               "long": recipe.train_config(epochs=200, batch_size=64, seed=a.seed)}
     ex_epochs = 1000
     if a.quick:
-        recipes = {k: TrainConfig(epochs=3, seed=a.seed) for k in recipes}
+        recipes = {k: replace(c, epochs=3) for k, c in recipes.items()}
         ex_epochs, n_eval, a.seeds = 3, 1000, 1
 
     schedule = default_schedule()

@@ -3,17 +3,18 @@
     python bench/toy_2d.py            # a few minutes on 2 CPU cores
     python bench/toy_2d.py --quick
 
-Each data set is trained with :func:`toydiff.toy.run.train_toy` (``--epochs`` over 10 000 fresh points per
-epoch in batches of ``--batch-size``, constant β = 0.02, T = 250, training steps drawn ``--t-sampling``)
-and sampled with DDPM at all 250 steps (Ho et al. 2020), n = 5 000.
+Each data set is trained with :func:`toydiff.toy.run.train_toy` with the 2-D default recipe
+(:func:`toydiff.toy.recipes.default_recipe`: schedule, MLP, points per epoch; ``--epochs``, ``--batch-size`` and
+``--t-sampling`` override it) and sampled with DDPM at every step (Ho et al. 2020), n = 5 000.
 Printed: held-out ε-loss against the Bayes floor (8 Gaussians only: moons have no closed form), energy
 distance (scipy's, the square root: a metric) and MMD² to fresh true samples for the model, for the exact
 oracle (same sampler, same x_T) and for a second true set (the noise floor), each the mean over ``--seeds``
 seeds; for 8 Gaussians the modes covered, the largest error of a recovered mode weight (goal: 8 of 8,
 within ±0.02) and the share of samples more than 3 standard deviations from every mode. That last column
-is why ``low-noise`` is the default here: with uniform t the model left ~20 % of its samples between the
-modes (true samples: 1 %), at a held-out loss only 1.5 % above the floor, all of the excess in the lowest
-tenth of the steps; the modes (std 0.15 on a ring of radius 2) are narrower than the smallest noise level.
+is why the 2-D recipe draws ``low-noise`` t: with uniform t and the seed exercise's schedule the model left ~20 %
+of its samples between the modes (true samples: 1 %), at a held-out loss only 1.5 % above the floor, all of the
+excess in the lowest tenth of the steps; the modes (std 0.15 on a ring of radius 2) are narrower than that
+schedule's smallest noise level.
 """
 
 from __future__ import annotations
@@ -26,35 +27,36 @@ import numpy as np
 import torch
 
 from toydiff.toy import metrics
-from toydiff.toy.models import MLPConfig
+from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import train_toy
 from toydiff.losses import T_SAMPLINGS
-from toydiff.training import TrainConfig
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=64)
+    recipe = default_recipe("8gaussians")
+    p.add_argument("--epochs", type=int, default=recipe.epochs)
+    p.add_argument("--batch-size", type=int, default=recipe.batch_size)
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--t-sampling", choices=T_SAMPLINGS, default="low-noise",
-                   help="training steps: low-noise (default; more of the last steps) or uniform")
+    p.add_argument("--t-sampling", choices=T_SAMPLINGS, default=recipe.t_sampling,
+                   help="how training steps are drawn (default: the 2-D recipe's)")
     p.add_argument("--quick", action="store_true")
     a = p.parse_args(argv)
     if a.quick:
         a.epochs, a.n, a.seeds = 2, 500, 1
-    print(f"2-D toys: MLP 256 x 3 (SiLU, sinusoidal t), {a.epochs} epochs of 10 000 fresh points in batches of "
-          f"{a.batch_size}, {a.t_sampling} t; DDPM 250 steps, "
+    sched = recipe.schedule()
+    print(f"2-D toys: the 2-D default recipe, MLP {recipe.width} x {recipe.depth} ({recipe.activation}, "
+          f"{recipe.time_input} t), {sched.name}{dict(recipe.schedule_params)}, {a.epochs} epochs of "
+          f"{recipe.n_train:,} fresh points in batches of {a.batch_size}, {a.t_sampling} t; DDPM {sched.T} steps, "
           f"n = {a.n:,}; {torch.get_num_threads()} threads\n")
     print("| data set | train s | held-out / floor | sampler | energy distance | / exact oracle | MMD² | modes covered | "
           "max mode-weight error | off-mode share |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for name in ("8gaussians", "moons"):
         t0 = time.perf_counter()
-        run = train_toy(name, model_config=MLPConfig(dim=2, width=256, depth=3),
-                        config=TrainConfig(epochs=a.epochs, batch_size=a.batch_size, t_sampling=a.t_sampling),
-                        progress=False)
+        config = recipe.train_config(epochs=a.epochs, batch_size=a.batch_size, t_sampling=a.t_sampling)
+        run = train_toy(name, recipe=recipe, config=config, progress=False)
         secs = time.perf_counter() - t0
         h = run.history
         if h.floor:  # overall, and in the lowest tenth of the steps (where the modes get their shape)

@@ -49,12 +49,14 @@ VARIANCES = ("beta", "posterior")
 class Method:
     """A registry entry: the step function, the options of :func:`sample` it reads, and its cost.
 
-    ``nfe(n_steps)`` is the number of denoiser calls over ``n_steps`` steps ending at the clean sample.
+    ``nfe(n_steps)`` is the number of denoiser calls over ``n_steps`` steps ending at the clean sample;
+    ``default_spacing`` is the respacing :func:`sample` uses for an int ``steps`` when ``spacing=None``.
     """
 
     step: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     options: tuple[str, ...] = ()
     nfe: Callable[[int], int] = lambda n: n
+    default_spacing: str = "linspace"
 
 
 #: name -> method, read-only (``METHODS`` is its keys); a new sampler is a function in
@@ -64,8 +66,10 @@ REGISTRY: MappingProxyType[str, Method] = MappingProxyType({
     "ddpm-no-noise": Method(m.ddpm_no_noise_step),
     "ddim": Method(m.ddim_step, options=("eta",)),
     "euler": Method(m.euler_step),
-    "heun": Method(m.heun_step, nfe=lambda n: 2 * n - 1),
-    "dpm++2m": Method(m.dpmpp_2m_step),
+    # heun diverges on logsnr / karras spacing at 10-20 steps (its first step from σ ≈ 157): linspace
+    "heun": Method(m.heun_step, nfe=lambda n: 2 * n - 1, default_spacing="linspace"),
+    # DPM-Solver++ is built for steps uniform in log-SNR (Lu et al. 2022); linspace is its worst case
+    "dpm++2m": Method(m.dpmpp_2m_step, default_spacing="logsnr"),
 })
 METHODS = tuple(REGISTRY)
 
@@ -158,7 +162,7 @@ def sample(
     *,
     method: str = "ddpm",
     steps: int | Sequence[int] | None = None,
-    spacing: str = "linspace",
+    spacing: str | None = None,
     eta: float = 0.0,
     variance: str = "beta",
     generator: torch.Generator | list[torch.Generator] | None = None,
@@ -178,7 +182,8 @@ def sample(
         method: one of ``METHODS``.
         steps: ``None`` (every step), a number of respaced steps, or an explicit strictly descending
             sequence of timesteps (see :meth:`NoiseSchedule.respace`).
-        spacing: ``"linspace"``, ``"leading"``, ``"trailing"``, ``"karras"`` or ``"logsnr"`` for an int ``steps``.
+        spacing: ``"linspace"``, ``"leading"``, ``"trailing"``, ``"karras"`` or ``"logsnr"`` for an int ``steps``;
+            ``None``: the method's ``REGISTRY[method].default_spacing`` (``"logsnr"`` for dpm++2m, else linspace).
         eta: DDIM stochasticity in [0, 1] (``ddim`` only; any other method refuses a non-zero value).
         variance: ``"beta"`` or ``"posterior"`` (``ddpm`` only; any other method refuses ``"posterior"``).
         generator: source of all randomness: a ``torch.Generator``, or a list of ``B`` of them (per-sample
@@ -194,7 +199,7 @@ def sample(
         x_0 ``[B, *event]``, same dtype and device as ``x_T``.
     """
     _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project)
-    plan = schedule.respace(steps, spacing)
+    plan = schedule.respace(steps, spacing := REGISTRY[method].default_spacing if spacing is None else spacing)
     if steps is None or isinstance(steps, int):
         _warn_terminal(schedule.alpha_bar(plan.timesteps[0]), f"sample(steps={steps}, spacing={spacing!r})")
     pairs = plan.pairs

@@ -98,7 +98,9 @@ def side_png(key: tuple, _src: Source, method: str, steps: int, n: int, seed: in
 
 st.title("Sampler lab")
 st.caption("The exact oracle ε*(x_t, t) = E[ε | x_t] turns sampler comparison into pure numerics: with the true "
-           "denoiser, any gap to the truth is the sampler's discretisation error.")
+           "denoiser, any gap to the truth is the sampler's discretisation error. Each method respaces its steps "
+           "with its default spacing (td.samplers.REGISTRY[method].default_spacing: logsnr for dpm++2m, "
+           "linspace for the others).")
 
 trained = toy_run()
 sources = ["Exact oracle"] + (["Trained model (Toy sandbox)"] if trained is not None else [])

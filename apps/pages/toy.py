@@ -10,11 +10,12 @@ import torch
 
 import toydiff as td
 from apps.schedule_widgets import build_schedule, schedule_or_error, schedule_picker, spec_of
-from apps.toy_data import dataset_names, describe_dataset, load_dataset
+from apps.toy_data import dataset_names, describe_dataset, load_dataset, recipe_widget_values
 from apps.toy_state import TOY_RUN_KEY, TrainedToy, new_run_id, toy_run
 from apps.ui import fig_png, markdown_table, readable_errors, show_png
 from toydiff.toy import metrics, plots
 from toydiff.toy.models import MLPConfig
+from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import train_toy
 from toydiff.training import History, TrainConfig
 
@@ -142,38 +143,49 @@ def train(dataset: str, spec, model_config: MLPConfig, cfg: TrainConfig, n_train
 
 st.title("Toy sandbox")
 st.caption("Train a small MLP ε̂(x_t, t) on a 1-D or 2-D toy set, watch the loss approach the Bayes-optimal floor, "
-           "then sample with any sampler. The default is the seed exercise and trains in a few seconds.")
+           "then sample with any sampler. Every setting starts at the data set's default recipe (the one "
+           "`toydiff toy train` and `train_toy` use); the default data set is the seed exercise.")
+
+
+def with_recipe_defaults(dataset: str) -> None:
+    """Put the data set's default recipe into the widgets when the data set changes (edits stay until then)."""
+    if st.session_state.get("toy_recipe_of") != dataset:
+        st.session_state.update(recipe_widget_values(dataset))
+        st.session_state["toy_recipe_of"] = dataset
+
 
 st.subheader("1 · Data, model, schedule")
 c1, c2, c3 = st.columns(3)
 with c1:
     names = dataset_names()
     dataset = st.selectbox("Data set", names, index=names.index("two_gaussians"), key="toy_dataset")
+    recipe = default_recipe(dataset)
+    with_recipe_defaults(dataset)
     st.caption(describe_dataset(dataset))
     with readable_errors("Drawing the data"):
         show_png(data_png(dataset, 2000, 0))
 with c2:
-    width = st.select_slider("Hidden width", [16, 32, 64, 128, 256], value=128, key="toy_width")
-    depth = st.slider("Hidden layers", 1, 4, 3, key="toy_depth",
+    width = st.select_slider("Hidden width", [16, 32, 64, 128, 256, 512], key="toy_width")
+    depth = st.slider("Hidden layers", 1, 4, key="toy_depth",
                       help="the seed exercise's network: 2 layers of 128, tanh, raw t")
     activation = st.selectbox("Activation", ["silu", "tanh", "relu", "gelu"], key="toy_act")
     time_input = st.radio("Time input", ["sinusoidal", "raw"], horizontal=True, key="toy_time",
                           help="sinusoidal: a 32-channel embedding (shared with the image track's UNets); "
                                "raw: t as one number concatenated to x (the seed exercise)")
 with c3:
-    spec = schedule_picker("toy_sched", label="Schedule", default=spec_of("constant", T=250, beta=0.02))
+    spec = schedule_picker(f"toy_sched_{dataset}", label="Schedule",
+                           default=spec_of(recipe.schedule_name, **dict(recipe.schedule_params)))
     schedule = schedule_or_error(spec, "Schedule")
 
 st.subheader("2 · Train")
 c1, c2, c3, c4, c5 = st.columns(5)
-epochs = c1.slider("Epochs", 1, 200, 60, key="toy_epochs", help="each epoch draws fresh training points")
-n_train = c2.select_slider("Training points", [1000, 2000, 5000, 10000, 20000], value=10000, key="toy_ntrain")
-batch_size = c3.select_slider("Batch size", [64, 128, 256, 512, 1024], value=256, key="toy_batch")
-lr = c4.select_slider("Peak learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=3e-3, key="toy_lr")
+epochs = c1.slider("Epochs", 1, 400, key="toy_epochs", help="each epoch draws fresh training points")
+n_train = c2.select_slider("Training points", [1000, 2000, 5000, 10000, 20000], key="toy_ntrain")
+batch_size = c3.select_slider("Batch size", [32, 64, 128, 256, 512, 1024], key="toy_batch")
+lr = c4.select_slider("Peak learning rate", [3e-4, 1e-3, 2e-3, 3e-3, 1e-2], key="toy_lr")
 seed = int(c5.number_input("Seed", 0, 10_000, 0, key="toy_seed"))
 t_sampling = st.radio(
-    "Training steps t", ["uniform", "low-noise"], index=1 if load_dataset(dataset).dim == 2 else 0, horizontal=True,
-    key=f"toy_tsampling_{dataset}",
+    "Training steps t", ["uniform", "low-noise"], horizontal=True, key="toy_tsampling",
     help="uniform: t ~ U{0, …, T−1} (Ho et al. 2020). low-noise: P(t) ∝ 1/√(t+1), three times more of the last "
          "tenth of the steps. Narrow 2-D modes need it: with uniform t a network leaves ~20 % of its 8-Gaussians "
          "samples between the modes, at a held-out loss only 1.5 % above the floor.")
@@ -182,7 +194,7 @@ if st.button("Train", type="primary", key="toy_train", disabled=schedule is None
     with readable_errors("Training"):
         model_config = MLPConfig(dim=load_dataset(dataset).dim, width=width, depth=depth, activation=activation,
                                  time_input=time_input)
-        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, t_sampling=t_sampling)
+        cfg = recipe.train_config(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, t_sampling=t_sampling)
         st.session_state[TOY_RUN_KEY] = train(dataset, spec, model_config, cfg, n_train)
 
 trained = toy_run()
@@ -224,7 +236,10 @@ c1, c2, c3, c4, c5 = st.columns(5)
 method = c1.selectbox("Sampler", td.METHODS, key="toy_method")
 steps = int(c2.slider("Steps", 1, T, T if T <= 250 else 50, key=f"toy_steps_{T}",
                       help="Default: every step for T ≤ 250 (the seed exercise), else 50 respaced steps"))
-spacing = c3.selectbox("Spacing", td.schedules.SPACINGS, key="toy_spacing")
+spacing = c3.selectbox("Spacing", td.schedules.SPACINGS, key=f"toy_spacing_{method}",
+                       index=td.schedules.SPACINGS.index(td.samplers.REGISTRY[method].default_spacing),
+                       help="Default: the method's own (td.samplers.REGISTRY[method].default_spacing): logsnr for "
+                            "dpm++2m, linspace for the others (heun diverges on logsnr / karras at 10–20 steps)")
 n = int(c4.select_slider("Samples", [500, 1000, 2000, 5000, 10000], value=2000, key="toy_n"))
 sample_seed = int(c5.number_input("Sampling seed", 0, 10_000, 0, key="toy_sseed"))
 eta, variance = 0.0, "beta"

@@ -132,6 +132,26 @@ def nudge_slider(page, label: str, key: str = "ArrowRight") -> None:
     assert image_sources(page) != before, f"moving {label!r} changed no figure"
 
 
+def _labelled(page, testid: str, label: str):
+    exact = page.locator('[data-testid="stWidgetLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return page.locator(f'[data-testid="{testid}"]').filter(has=exact)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the select box whose label is exactly ``label``."""
+    with rerun(page):
+        _labelled(page, "stSelectbox", label).first.click()
+        page.get_by_role("option", name=option, exact=True).click()
+
+
+def slider_to_min(page, label: str) -> None:
+    """Move the slider whose label is exactly ``label`` to its smallest value with the keyboard."""
+    slider = _labelled(page, "stSlider", label).get_by_role("slider").first
+    slider.focus()
+    with rerun(page):
+        slider.press("Home")
+
+
 def open_via_nav(page, title: str) -> None:
     with rerun(page, timeout_ms=120_000):
         page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
@@ -173,9 +193,13 @@ def test_every_page_in_chromium(server, browser, tmp_path):
     nudge_slider(page, "q_sample draws")
     check_and_shoot(page, "schedules", tmp_path)
 
-    # 2. toy sandbox: train the default (the seed exercise), then change the sampler's step count
+    # 2. toy sandbox: train 8gaussians (the screenshot: its full default recipe, 8 clusters; otherwise one epoch
+    # of it, to keep the suite short), then change the sampler's step count
     open_via_nav(page, "Toy sandbox")
-    with rerun(page, timeout_ms=180_000):
+    choose(page, "Data set", "8gaussians")
+    if os.environ.get("TOYDIFF_SCREENSHOTS") != "1":
+        slider_to_min(page, "Epochs")
+    with rerun(page, timeout_ms=600_000):
         page.get_by_role("button", name="Train", exact=True).click()
     assert page.get_by_text("Bayes-optimal floor").count() >= 1
     nudge_slider(page, "Steps", "ArrowLeft")

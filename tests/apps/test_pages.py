@@ -162,11 +162,22 @@ def test_toy_page_trains_samples_and_scores():
     assert [v for k, v in metrics(at).items() if k.startswith("E‖ε̂ − ε*‖²")] != gap
 
 
-def test_toy_page_draws_low_noise_steps_for_2d_data():
+def test_toy_page_defaults_are_the_recipe():
+    """The page's widgets start at each data set's default recipe, the one train_toy and the CLI use."""
+    from apps.toy_data import RECIPE_WIDGETS
+    from toydiff.toy.recipes import default_recipe
+
     at = open_page("toy")
-    assert at.radio(key="toy_tsampling_two_gaussians").value == "uniform"
-    at.selectbox(key="toy_dataset").set_value("8gaussians").run()
-    assert at.radio(key="toy_tsampling_8gaussians").value == "low-noise"
+    for name in ("two_gaussians", "8gaussians"):
+        if name != "two_gaussians":
+            at.selectbox(key="toy_dataset").set_value(name).run()
+        recipe = default_recipe(name)
+        shown = {key: at.session_state[key] for key in RECIPE_WIDGETS}
+        assert shown == {key: getattr(recipe, field) for key, field in RECIPE_WIDGETS.items()}
+        assert at.session_state[f"toy_sched_{name}_kind"] == recipe.schedule_name
+        T = dict(recipe.schedule_params)["T"]
+        assert at.session_state[f"toy_sched_{name}_{recipe.schedule_name}_T"] == T
+    assert at.radio(key="toy_tsampling").value == default_recipe("8gaussians").t_sampling
     train_small(at)
     assert_clean(at)
     assert "Final held-out loss" in metrics(at)

@@ -47,7 +47,7 @@ def pathwise_error(method, steps, x_T, ref):
         if info["t_prev"] == 0:
             captured["x"] = info["x_prev"].clone()
 
-    td.sample(GM.eps_fn(S), x_T, S, method=method, steps=steps, callback=grab)
+    td.sample(GM.eps_fn(S), x_T, S, method=method, steps=steps, spacing="linspace", callback=grab)  # a uniform grid
     return (captured["x"] - ref).norm(dim=1).mean().item()
 
 

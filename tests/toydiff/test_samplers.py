@@ -236,7 +236,9 @@ def test_clip_x0_does_nothing_when_x0_hat_stays_in_range():
 def reference_sample(eps_fn, x_T, s, method, steps, *, eta=0.0, variance="beta", generator=None):
     """Each method's update as written in its paper, out of place in float64, independent of toydiff's code."""
     x, prev = x_T, None
-    for t, tp in s.respace(steps).pairs:
+    # an int number of steps is spaced as the method's default (logsnr for dpm++2m, linspace otherwise)
+    spacing = "logsnr" if method == "dpm++2m" else "linspace"
+    for t, tp in s.respace(steps, spacing).pairs:
         a, ap = s.alpha_bar(t), s.alpha_bar(tp)
         e = eps_fn(x, torch.full((x.shape[0],), t))
         x0 = (x - math.sqrt(1 - a) * e) / math.sqrt(a)
@@ -289,3 +291,36 @@ def test_every_method_matches_a_plain_reference_loop(method, kw, steps):
 def test_bad_option_types_name_the_argument(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         td.sample(ONE.eps_fn(S), noise((2, 1), 0), S, **kwargs)
+
+
+# --- default spacings (issue 12) --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", td.METHODS)
+def test_default_spacing_is_the_methods_own(method):
+    """spacing=None (the default) respaces as REGISTRY[method].default_spacing: logsnr for DPM-Solver++,
+    linspace for the others; an explicit spacing is unchanged."""
+    gm = td.GaussianMixture.diagonal([1, 2], [[-1.0, 0.0], [2.0, 1.0]], [0.5, 0.8])
+    x_T = noise((6, 2), 11)
+    expected = {"dpm++2m": "logsnr"}.get(method, "linspace")
+    assert td.samplers.REGISTRY[method].default_spacing == expected
+    run = lambda **kw: td.sample(gm.eps_fn(S), x_T, S, method=method, steps=10,
+                                 generator=torch.Generator().manual_seed(2), **kw)
+    torch.testing.assert_close(run(), run(spacing=expected), rtol=0, atol=0)
+    other = "linspace" if expected == "logsnr" else "logsnr"
+    assert not torch.equal(run(), run(spacing=other))
+
+
+def test_heun_default_spacing_does_not_diverge_at_10_steps():
+    """On the exact 1-D mixture under the linear T = 1000 schedule (σ ≈ 157 at its first step), heun's default
+    spacing at 10 steps stays finite, inside the data's range, and beats logsnr and karras spacing."""
+    from toydiff.toy.metrics import wasserstein1
+    from toydiff.toy.run import oracle_run
+
+    run = oracle_run("two_gaussians", td.schedules.linear(T=1000))
+    truth = run.dataset.sample(4000, torch.Generator().manual_seed(1))
+    w1 = {}
+    for spacing in (None, "logsnr", "karras"):
+        x = run.sample(4000, method="heun", steps=10, seed=0, spacing=spacing)
+        assert torch.isfinite(x).all() and x.abs().max() < 20  # the modes sit at -4 and +4 with std 1
+        w1[spacing] = wasserstein1(x, truth)
+    assert w1[None] < 0.3 and w1[None] < min(w1["logsnr"], w1["karras"])

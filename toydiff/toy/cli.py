@@ -1,6 +1,7 @@
 """``toydiff toy``: train, sample and report on the 1-D / 2-D toy track.
 
     toydiff toy train  --dataset two_gaussians --out runs/toy            # the seed exercise, seconds
+    toydiff toy train  --dataset 8gaussians --out runs/8g                # the 2-D default recipe
     toydiff toy train  --out runs/toy --epochs 120 --resume              # continue a run
     toydiff toy sample --run runs/toy --method ddim --steps 50 --n 10000 --out samples.npy
     toydiff toy sample --oracle --dataset 8gaussians --method heun --steps 20 --out exact.npy
@@ -26,17 +27,21 @@ from ..checkpoint import run_lock
 from ..cli import OneLineParser, check_writable, fail, flag_names, run_guarded, seed_arg
 from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
-from ..samplers import METHODS
+from .recipes import default_recipe
+from ..samplers import METHODS, REGISTRY
 from ..schedules import SPACINGS, from_name
 from .run import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
 from ..options import add_dataclass_arguments, dataclass_values, flag_of
 from ..training import TrainConfig
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "train_settings"]
 
 PROG = "toydiff toy"
 SCHEDULES = ("constant", "linear", "cosine", "sigmoid")
 _NOT_FLAGS = ("checkpoint_every",)
+#: TrainConfig fields whose flag defaults to the data set's recipe (toydiff.toy.recipes)
+_RECIPE_FIELDS = ("epochs", "batch_size", "lr", "t_sampling", "ema_decay")
+_FROM_RECIPE = "default: the data set's recipe"
 
 
 def _positive(kind):
@@ -62,7 +67,9 @@ def _add_sampling(p: OneLineParser) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="for --oracle without --run")
     p.add_argument("--method", choices=METHODS, default="ddpm")
     p.add_argument("--steps", type=_positive(int), default=None, help="respaced steps (default: every step)")
-    p.add_argument("--spacing", choices=SPACINGS, default="linspace")
+    p.add_argument("--spacing", choices=SPACINGS, default=None,
+                   help="respacing of --steps (default: the method's: " + ", ".join(
+                       f"{k} {v.default_spacing}" for k, v in REGISTRY.items()) + ")")
     p.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 deterministic, 1 DDPM-like")
     p.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="ddpm only")
     p.add_argument("--n", type=_positive(int), default=10_000, help="number of samples")
@@ -82,21 +89,27 @@ def build_parser() -> OneLineParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out (--epochs may be raised)")
     t.add_argument("--preset", choices=("default", "exercise"), default="default",
                    help="'exercise': the seed notebook's concat(x, t) -> 128 -> 128 tanh network")
-    t.add_argument("--width", type=_positive(int), default=128)
-    t.add_argument("--depth", type=_positive(int), default=3)
-    t.add_argument("--activation", choices=tuple(ACTIVATIONS), default="silu")
-    t.add_argument("--time-input", choices=TIME_INPUTS, default="sinusoidal")
-    t.add_argument("--n-train", type=_positive(int), default=10_000)
+    # flags left out take the data set's default recipe (toydiff.toy.recipes.default_recipe)
+    t.add_argument("--width", type=_positive(int), help=_FROM_RECIPE)
+    t.add_argument("--depth", type=_positive(int), help=_FROM_RECIPE)
+    t.add_argument("--activation", choices=tuple(ACTIVATIONS), help=_FROM_RECIPE)
+    t.add_argument("--time-input", choices=TIME_INPUTS, help=_FROM_RECIPE)
+    t.add_argument("--n-train", type=_positive(int), help=f"points per epoch ({_FROM_RECIPE})")
     t.add_argument("--n-val", type=_positive(int), default=2_000)
     t.add_argument("--fixed-data", action="store_true",
                    help="revisit the same --n-train points every epoch (the seed exercise) instead of fresh ones")
-    t.add_argument("--schedule", choices=SCHEDULES, default="constant",
-                   help="constant: beta 0.02 (the seed exercise); others: their paper defaults")
-    t.add_argument("--T", type=_positive(int), default=250)
+    t.add_argument("--schedule", choices=SCHEDULES,
+                   help=f"{_FROM_RECIPE} (1-D: constant beta 0.02, the seed exercise's); another builder gets its "
+                        "paper defaults and the recipe's T")
+    t.add_argument("--T", type=_positive(int), help=f"diffusion steps ({_FROM_RECIPE})")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     # the optimisation flags, one per TrainConfig field (--epochs, --lr, --t-sampling, --seed ...); checkpoints
     # come at epoch ends, where a toy run can resume
     add_dataclass_arguments(t.add_argument_group("optimisation"), TrainConfig, skip=_NOT_FLAGS)
+    t.set_defaults(**dict.fromkeys(_RECIPE_FIELDS))
+    for action in t._actions:  # their help says where the default comes from
+        if action.dest in _RECIPE_FIELDS:
+            action.help = action.help.replace("(default %(default)s)", f"({_FROM_RECIPE})")
 
     s = sub.add_parser("sample", help="draw samples with any sampler, from a run or the exact oracle")
     _add_sampling(s)
@@ -109,18 +122,36 @@ def build_parser() -> OneLineParser:
     return p
 
 
+def train_settings(a) -> dict:
+    """The keyword arguments of :func:`train_toy` that parsed ``train`` flags give: each flag left out takes
+    the data set's default recipe (:func:`~toydiff.toy.recipes.default_recipe`)."""
+    from .datasets import get_dataset
+
+    recipe, dim = default_recipe(a.dataset), get_dataset(a.dataset).dim
+    pick = lambda value, default: default if value is None else value
+    if a.preset == "exercise":
+        model_config = exercise_config(dim)
+    else:
+        model_config = MLPConfig(dim=dim, width=pick(a.width, recipe.width), depth=pick(a.depth, recipe.depth),
+                                 activation=pick(a.activation, recipe.activation),
+                                 time_input=pick(a.time_input, recipe.time_input))
+    values = dataclass_values(a, TrainConfig, skip=_NOT_FLAGS)  # a given --ema-decay 0 is None: no EMA
+    base = recipe.train_config()
+    values |= {k: getattr(base, k) for k in _RECIPE_FIELDS if getattr(a, k) is None}  # flags left out
+    kind = pick(a.schedule, recipe.schedule_name)
+    params = dict(recipe.schedule_params) if kind == recipe.schedule_name else {"T": dict(recipe.schedule_params)["T"]}
+    if a.T is not None:
+        params["T"] = a.T
+    return {"model_config": model_config, "config": TrainConfig(**values), "schedule": from_name(kind, **params),
+            "n_train": pick(a.n_train, recipe.n_train), "fresh": False if a.fixed_data else recipe.fresh}
+
+
 def _train(a) -> int:
     from .datasets import get_dataset
 
     ds = get_dataset(a.dataset)
-    if a.preset == "exercise":
-        model_config = exercise_config(ds.dim)
-    else:
-        model_config = MLPConfig(dim=ds.dim, width=a.width, depth=a.depth, activation=a.activation,
-                                 time_input=a.time_input)
     try:
-        config = TrainConfig(**dataclass_values(a, TrainConfig, skip=_NOT_FLAGS))
-        schedule = from_name(a.schedule, T=a.T)
+        settings = train_settings(a)
     except (TypeError, ValueError) as e:
         fail(f"{PROG} train: error: {flag_names(str(e), {f.name: flag_of(f) for f in fields(TrainConfig)} | {'T': '--T'})}")
     out = check_writable(a.out, "--out", folder=True)
@@ -131,9 +162,7 @@ def _train(a) -> int:
     with run_lock(out):  # held until the figures are written; train_toy takes it again (re-entrant)
         if (out / CHECKPOINT_NAME).exists() and not a.resume:  # by a run that ended just before
             fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume or choose another --out")
-        run = train_toy(ds, model_config=model_config, config=config, schedule=schedule, n_train=a.n_train,
-                        n_val=a.n_val, seed=a.seed, fresh=not a.fixed_data, out=out, resume=a.resume,
-                        progress=not a.quiet)
+        run = train_toy(ds, **settings, n_val=a.n_val, seed=a.seed, out=out, resume=a.resume, progress=not a.quiet)
         from . import plots
 
         plots.loss_curves(run.history, title=ds.name).savefig(out / "loss.png", dpi=110)

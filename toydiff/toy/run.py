@@ -29,6 +29,7 @@ from ..checkpoint import CheckpointError, load_checkpoint, load_weights, require
 from .datasets import Normalizer, ToyDataset, get_dataset
 from ..exact import GaussianMixture
 from .models import MLPConfig, build_mlp
+from .recipes import Recipe, default_recipe
 from ..samplers import sample
 from ..schedules import NoiseSchedule
 from ..training import History, TrainConfig
@@ -45,7 +46,10 @@ _RESUME_KEYS = {"dataset": "--dataset", "model_config": "the network (--preset, 
 
 
 def default_schedule() -> NoiseSchedule:
-    """The seed exercise's schedule: constant β = 0.02 over T = 250 steps (ᾱ_T ≈ 0.0064)."""
+    """The seed exercise's schedule: constant β = 0.02 over T = 250 steps (ᾱ_T ≈ 0.0064), the 1-D default.
+
+    Each data set's default schedule is its recipe's: ``default_recipe(name).schedule()``.
+    """
     return schedules.constant(T=250, beta=0.02)
 
 
@@ -125,28 +129,36 @@ def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule, model_config: MLPC
 
 
 def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPConfig | None = None,
-              config: TrainConfig | None = None, schedule: NoiseSchedule | None = None, n_train: int = 10_000,
-              n_val: int = 2_000, seed: int = 0, fresh: bool = True, out: str | Path | None = None, resume: bool = False,
-              progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> ToyRun:
+              config: TrainConfig | None = None, schedule: NoiseSchedule | None = None, n_train: int | None = None,
+              n_val: int = 2_000, seed: int = 0, fresh: bool | None = None, out: str | Path | None = None,
+              resume: bool = False, progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
+              recipe: Recipe | None = None) -> ToyRun:
     """Train an MLP noise predictor on a toy data set (Ho et al. 2020, Algorithm 1) and return the run.
+
+    Every argument left at ``None`` comes from ``recipe`` (default :func:`~toydiff.toy.recipes.default_recipe`
+    of the data set: the measured best recipe of its family), so ``train_toy("8gaussians")`` is the default run.
 
     Args:
         dataset: a name from :data:`toydiff.datasets.DATASETS` or a :class:`ToyDataset`.
-        model_config: the MLP (default: :class:`MLPConfig` of the data's dimension).
-        config: optimisation (default: :class:`TrainConfig`).
-        schedule: default :func:`default_schedule` (the seed exercise's).
-        n_train, n_val: points drawn (with ``seed``) for training and for the held-out loss.
+        model_config: the MLP (default: the recipe's, for the data's dimension).
+        config: optimisation (default: the recipe's :meth:`~toydiff.toy.recipes.Recipe.train_config`).
+        schedule: default: the recipe's (1-D: :func:`default_schedule`, the seed exercise's).
+        n_train, n_val: points drawn (with ``seed``) for training and for the held-out loss (``n_train``:
+            default the recipe's).
         fresh: draw ``n_train`` new points every epoch (the normalisation stays the first set's); with
-            ``False`` every epoch revisits the same points, as the seed exercise does.
+            ``False`` every epoch revisits the same points, as the seed exercise does (default: the recipe's).
         out: folder; ``out/checkpoint.safetensors`` is written atomically after every epoch and
             ``out/history.json`` at the end.
         resume: continue from ``out``'s checkpoint (to the same weights as an uninterrupted run); the
             other arguments must match the checkpoint's, except ``config.epochs``, which may grow.
     """
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
-    schedule = schedule or default_schedule()
-    model_config = model_config or MLPConfig(dim=ds.dim)
-    config = config or TrainConfig()
+    recipe = recipe or default_recipe(ds)
+    schedule = schedule or recipe.schedule()
+    model_config = model_config or recipe.model_config(ds.dim)
+    config = config or recipe.train_config()
+    n_train = recipe.n_train if n_train is None else n_train
+    fresh = recipe.fresh if fresh is None else fresh
     if model_config.dim != ds.dim:
         raise ValueError(f"model_config.dim is {model_config.dim} but dataset {ds.name!r} has dimension {ds.dim}")
     if resume and out is None:
@@ -200,8 +212,11 @@ def load_toy(path: str | Path) -> ToyRun:
 
 
 def oracle_run(dataset: str | ToyDataset = "two_gaussians", schedule: NoiseSchedule | None = None) -> ToyRun:
-    """A run whose denoiser is the exact ε* (no training), normalised by the mixture's exact moments."""
+    """A run whose denoiser is the exact ε* (no training), normalised by the mixture's exact moments.
+
+    ``schedule`` defaults to the data set's default recipe's, the one a default run trains on.
+    """
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     if not ds.has_oracle:
         raise ValueError(f"dataset {ds.name!r} has no exact mixture: no oracle run")
-    return ToyRun(ds, schedule or default_schedule(), Normalizer.from_mixture(ds.mixture))
+    return ToyRun(ds, schedule or default_recipe(ds).schedule(), Normalizer.from_mixture(ds.mixture))

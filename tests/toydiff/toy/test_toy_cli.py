@@ -117,15 +117,16 @@ def test_toyrun_model_and_oracle_share_schedule_and_units(tmp_path):
 def test_train_flags_are_generated_from_the_config_fields():
     from dataclasses import fields
 
-    from toydiff.options import dataclass_values
-    from toydiff.toy.cli import _NOT_FLAGS, build_parser
+    from toydiff.toy.cli import _NOT_FLAGS, build_parser, train_settings
+    from toydiff.toy.recipes import default_recipe
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     dests = {a.dest for a in train._actions}
     assert {f.name for f in fields(TrainConfig)} - set(_NOT_FLAGS) <= dests
+    # flags left out: the data set's recipe (issue 12; before, TrainConfig's own defaults)
     a = build_parser().parse_args(["train", "--out", "r"])
-    assert TrainConfig(**dataclass_values(a, TrainConfig, skip=_NOT_FLAGS)) == TrainConfig()
+    assert train_settings(a)["config"] == default_recipe("two_gaussians").train_config()
     a = build_parser().parse_args(["train", "--out", "r", "--ema-decay", "0", "--grad-clip", "0", "--ema-warmup",
                                    "--lr-schedule", "constant", "--epochs", "3"])
-    c = TrainConfig(**dataclass_values(a, TrainConfig, skip=_NOT_FLAGS))
+    c = train_settings(a)["config"]
     assert (c.ema_decay, c.grad_clip, c.ema_warmup, c.lr_schedule, c.epochs) == (None, None, True, "constant", 3)
