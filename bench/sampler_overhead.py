@@ -11,6 +11,10 @@ median of ``--repeats`` runs is reported.
 diffusers is a bench-only dependency (``pip install diffusers``); without it only toydiff's column is
 measured. Methods diffusers has no equivalent for here (euler, heun, dpm++2m on this discrete schedule)
 get toydiff's column only.
+
+The "no check" column runs the same sampler with the per-step finiteness check of the denoiser's output
+switched off (``StepContext.check_finite = False``), interleaved with the others; "check cost" is the
+difference in per cent of the unchecked time.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 import torch
 
 import toydiff as td
+from toydiff.samplers import StepContext
 
 
 def eps_fn(x, t):
@@ -45,15 +50,26 @@ def diffusers_run(method: str, x_T: torch.Tensor, scheduler) -> torch.Tensor:
     return x
 
 
-def time_pair(fa, fb, repeats: int) -> tuple[float, float]:
-    """Median wall times of ``fa`` and ``fb``, run alternately so that load on the machine hits both alike."""
-    ta, tb = [], []
+def time_interleaved(fns, repeats: int) -> list[float]:
+    """Median wall times of each of ``fns``, run in turn so that load on the machine hits all alike."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, out in ((fa, ta), (fb, tb)):
+        for fn, out in zip(fns, times):
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
-    return statistics.median(ta), statistics.median(tb)
+    return [statistics.median(t) for t in times]
+
+
+def unchecked(fn):
+    """``fn`` run with the samplers' finiteness check switched off."""
+    def run():
+        StepContext.check_finite = False
+        try:
+            return fn()
+        finally:
+            StepContext.check_finite = True
+    return run
 
 
 def _diffusers_schedulers() -> dict:
@@ -78,22 +94,22 @@ def main() -> None:
     schedulers = _diffusers_schedulers()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 1000 steps, median of {args.repeats}"
           + ("" if schedulers else " (diffusers not installed: toydiff only)") + "\n")
-    print("| method | batch | toydiff µs/step | diffusers µs/step | diffusers / toydiff |")
-    print("|---|---:|---:|---:|---:|")
+    print("| method | batch | toydiff µs/step | no check µs/step | check cost | diffusers µs/step | diffusers / toydiff |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for batch in args.batches:
         x_T = torch.randn(batch, 2, generator=torch.Generator().manual_seed(1))
         for method in args.methods:
             ours_fn = lambda: toydiff_run(method, x_T, schedule)
-            if method not in schedulers:
-                ours, _ = time_pair(ours_fn, lambda: None, args.repeats)
-                print(f"| {method} | {batch:,} | {ours * 1e3:.1f} | — | — |")
-                continue
+            fns = [ours_fn, unchecked(ours_fn)]
+            if method in schedulers:
+                fns.append(lambda: diffusers_run(method, x_T, schedulers[method]))
             # same maths: the deterministic samplers agree to float precision
-            if method == "ddim":
+            if method == "ddim" and method in schedulers:
                 a, b = ours_fn(), diffusers_run(method, x_T, schedulers[method])
                 assert torch.allclose(a, b, rtol=1e-3, atol=1e-3), (a - b).abs().max()
-            ours, theirs = time_pair(ours_fn, lambda: diffusers_run(method, x_T, schedulers[method]), args.repeats)
-            print(f"| {method} | {batch:,} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | {theirs / ours:.2f}× |")
+            ours, bare, *theirs = time_interleaved(fns, args.repeats)
+            cols = f"| {method} | {batch:,} | {ours * 1e3:.1f} | {bare * 1e3:.1f} | {100 * (ours / bare - 1):+.1f} % |"
+            print(cols + (f" {theirs[0] * 1e3:.1f} | {theirs[0] / ours:.2f}× |" if theirs else " — | — |"), flush=True)
 
 
 if __name__ == "__main__":

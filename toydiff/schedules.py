@@ -50,6 +50,27 @@ def _warn_terminal(alpha_bar: float, where: str) -> None:
         )
 
 
+def _check_alpha_bars(betas: torch.Tensor, ab: torch.Tensor, what: str) -> None:
+    """Refuse ᾱ that float64 cannot carry: below the smallest normal float64 (underflow: ᾱ and with it x̂_0 =
+    (x_t − √(1−ᾱ) ε)/√ᾱ lose their digits, then become 0 and inf) or not strictly decreasing (a β below the
+    resolution of ᾱ: 1 − ᾱ_0 = 0 divides by zero, equal ᾱ give DPM-Solver a zero step in log-SNR)."""
+    tiny = torch.finfo(torch.float64).tiny
+    low = (ab < tiny).nonzero()
+    if low.numel():
+        t = int(low[0])
+        raise ValueError(f"{what}: alpha_bar underflows at step t = {t} of T = {ab.numel()}: alpha_bar_{t} = "
+                         f"{float(ab[t]):.3g} is below the smallest normal float64 ({tiny:.3g}), so it has lost its "
+                         "precision there and reaches 0 a few steps on (x_0 = x_t / sqrt(alpha_bar) - ... then "
+                         "overflows); use smaller betas or a smaller T")
+    prev = torch.cat([ab.new_ones(1), ab[:-1]])
+    flat = (ab >= prev).nonzero()
+    if flat.numel():
+        t = int(flat[0])
+        raise ValueError(f"{what}: alpha_bar does not decrease at step t = {t}: beta_{t} = {float(betas[t]):.3g} is "
+                         f"below the float64 resolution of {float(prev[t]):.17g}, which alpha_bar_{t} rounds to "
+                         "(1 - alpha_bar or a step in log-SNR becomes 0); use betas of at least about 1e-15")
+
+
 class NoiseSchedule:
     """An immutable discrete variance-preserving noise schedule (float64).
 
@@ -73,6 +94,7 @@ class NoiseSchedule:
             raise ValueError(f"betas must lie in the open interval (0, 1); found {bad!r}")
         object.__setattr__(self, "_betas", b)
         ab = torch.cumprod(1.0 - b, dim=0)
+        _check_alpha_bars(b, ab, f"schedule {name}{params or ''}")
         object.__setattr__(self, "_alpha_bars", ab)
         object.__setattr__(self, "_ab_list", ab.tolist())  # python floats: cheap scalar lookups in samplers
         object.__setattr__(self, "T", int(b.numel()))
