@@ -14,6 +14,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from .checks import check_choice, check_int, check_number
+
 __all__ = [
     "NoiseSchedule",
     "StepPlan",
@@ -156,8 +158,7 @@ class NoiseSchedule:
 
     def alpha_bar(self, t: int) -> float:
         """ᾱ at integer step ``t`` as a Python float; ``t = -1`` gives 1.0 (the clean sample)."""
-        if not -1 <= t < self.T:
-            raise ValueError(f"t must be in [-1, {self.T - 1}], got {t}")
+        t = check_int(t, "t", min=-1, max=self.T - 1)
         return 1.0 if t < 0 else self._ab_list[t]
 
     def to_dict(self) -> dict:
@@ -191,6 +192,7 @@ class NoiseSchedule:
                 λ ≈ 7 (σ ≈ 0.03): on the exact 1-D mixture, dpm++2m at 20 steps lands 1.4× from 1000
                 ancestral steps with (−5, 7), 1.9× with the whole range (``python bench/toy_nfe.py``).
         """
+        check_choice(spacing, "spacing", SPACINGS)
         log_snr = self.log_snr if spacing in ("karras", "logsnr") else None  # only these need it
         if log_snr_range is not None:
             if spacing != "logsnr" or not isinstance(steps, int):
@@ -286,10 +288,9 @@ def _respace(T: int, steps, spacing: str, log_snr: torch.Tensor | None = None) -
         else:
             raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
         return tuple(ts)
-    try:
-        ts = tuple(int(v) for v in steps)
-    except TypeError:
-        raise TypeError(f"steps must be an int, a sequence of ints or None, got {type(steps).__name__}") from None
+    if isinstance(steps, (str, bytes)) or not hasattr(steps, "__iter__"):
+        raise TypeError(f"steps must be an int, a sequence of ints or None, got {type(steps).__name__}")
+    ts = tuple(check_int(v, f"steps[{i}]") for i, v in enumerate(steps))  # 3.7 is refused, not truncated to 3
     if not ts:
         raise ValueError("steps must not be empty")
     if any(not 0 <= v < T for v in ts):
@@ -302,9 +303,15 @@ def _respace(T: int, steps, spacing: str, log_snr: torch.Tensor | None = None) -
 # --- builders -----------------------------------------------------------------------------------
 
 def _check_T(T) -> int:
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
-    return T
+    return check_int(T, "T", min=1)
+
+
+def _check_beta(value, name: str) -> float:
+    """A β parameter of a builder: a finite number in the open interval (0, 1)."""
+    value = check_number(value, name)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must lie in the open interval (0, 1), got {value!r}")
+    return value
 
 
 def _finish(betas: torch.Tensor, name: str, params: dict) -> NoiseSchedule:
@@ -320,22 +327,20 @@ def from_betas(betas: torch.Tensor | Sequence[float], name: str = "custom") -> N
 
 def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
     """Linear β from ``beta_start`` to ``beta_end`` (Ho et al. 2020: T=1000, 1e-4 -> 0.02)."""
-    _check_T(T)
+    T, beta_start, beta_end = _check_T(T), _check_beta(beta_start, "beta_start"), _check_beta(beta_end, "beta_end")
     return _finish(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), "linear",
                    {"T": T, "beta_start": beta_start, "beta_end": beta_end})
 
 
 def constant(T: int = 250, beta: float = 0.02) -> NoiseSchedule:
     """Constant β (the 1-D sandbox of the seed exercise: β = 0.02, T = 250)."""
-    _check_T(T)
+    T, beta = _check_T(T), _check_beta(beta, "beta")
     return _finish(torch.full((T,), float(beta), dtype=torch.float64), "constant", {"T": T, "beta": beta})
 
 
 def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> NoiseSchedule:
     """Cosine schedule (Nichol & Dhariwal 2021): ᾱ(t) ∝ cos²((t/T + s)/(1 + s) · π/2), β clipped at ``max_beta``."""
-    _check_T(T)
-    if s < 0:
-        raise ValueError(f"s must be >= 0, got {s}")
+    T, s, max_beta = _check_T(T), check_number(s, "s", min=0.0), _check_beta(max_beta, "max_beta")
     u = torch.arange(T + 1, dtype=torch.float64) / T
     f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
     betas = (1 - f[1:] / f[:-1]).clamp(max=max_beta)
@@ -344,7 +349,8 @@ def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> NoiseSch
 
 def sigmoid(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, steepness: float = 6.0) -> NoiseSchedule:
     """Sigmoid-shaped β from ``beta_start`` to ``beta_end`` (as in GeoDiff, Xu et al. 2022): slow at both ends."""
-    _check_T(T)
+    T, beta_start, beta_end = _check_T(T), _check_beta(beta_start, "beta_start"), _check_beta(beta_end, "beta_end")
+    steepness = check_number(steepness, "steepness")
     u = torch.linspace(-steepness, steepness, T, dtype=torch.float64)
     betas = beta_start + (beta_end - beta_start) * torch.sigmoid(u)
     return _finish(betas, "sigmoid", {"T": T, "beta_start": beta_start, "beta_end": beta_end, "steepness": steepness})
