@@ -168,8 +168,8 @@ class GaussianMixture:
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim < 1 or math.prod(x.shape[1:]) != self.D:
             raise ValueError(f"{name} must have shape [N, *event] with prod(event) = D = {self.D}, got {tuple(x.shape)}")
-        if not (x.is_floating_point() or x.dtype in (torch.int64, torch.int32)):
-            raise TypeError(f"{name} must be a real tensor, got {x.dtype}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
         return check_finite(x.reshape(x.shape[0], self.D).to(torch.float64), name)
 
     def _alpha_bar(self, alpha_bar, n: int) -> torch.Tensor:
@@ -261,7 +261,7 @@ class GaussianMixture:
             if not isinstance(t, torch.Tensor) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
                 raise TypeError(f"t must be an integer (Long) tensor [B], got {getattr(t, 'dtype', type(t).__name__)}")
             if t.shape != (x_t.shape[0],):
-                raise ValueError(f"t must have shape [B={x_t.shape[0]}], got {tuple(t.shape)}")
+                raise ValueError(f"t must have shape [B] with B = {x_t.shape[0]}, the batch of x_t, got {tuple(t.shape)}")
             lo, hi = int(t.min()), int(t.max())
             if lo < 0 or hi >= T:  # t = -1 would silently index alpha_bar[T - 1]
                 raise ValueError(f"t must be steps in [0, {T - 1}], got values in [{lo}, {hi}]")

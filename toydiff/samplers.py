@@ -141,6 +141,15 @@ class StepContext:
         """``"sample(method='ddim') at step 3 (t = 699)"``: where a run went wrong, for error messages."""
         return f"sample(method={self.method!r}) at step {self.step} (t = {t})"
 
+    def check_result(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """``x`` (the run's result, after the last step at ``t``) if finite: once per run, for an update or a
+        projection that overflowed although every ε̂ was finite."""
+        bad = int((~torch.isfinite(x)).sum()) if self.check_finite and not math.isfinite(float(x.sum())) else 0
+        if bad:
+            raise ValueError(f"{self.where(t)}: the result has {bad} NaN or infinite value(s) out of {x.numel()} "
+                             "although every eps_fn output was finite (an update or project overflowed)")
+        return x
+
     def _refuse_non_finite(self, x: torch.Tensor, eps: torch.Tensor, t: int) -> None:
         """Raise the ValueError for a non-finite ε̂ (a sum that overflowed while every entry is finite passes)."""
         bad = int((~torch.isfinite(eps)).sum())
@@ -164,9 +173,20 @@ def _check_options(method: str, eta, variance: str) -> None:
                              f"{', '.join(users)} only (leave it at {OPTION_DEFAULTS[name]!r})")
 
 
-def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project) -> None:
+def _check_generator(generator, batch: int) -> None:
+    """None, one ``torch.Generator``, or a list of ``batch`` of them (per-sample seeds)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if not isinstance(generator, (list, tuple)) or not all(isinstance(g, torch.Generator) for g in generator):
+        raise TypeError(f"generator must be a torch.Generator, a list of them or None, got {type(generator).__name__}")
+    if len(generator) != batch:
+        raise ValueError(f"generator: got {len(generator)} generators for a batch of {batch}")
+
+
+def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project, generator) -> None:
     check_choice(method, "method", METHODS)
     check_tensor(x_T, "x_T")
+    _check_generator(generator, x_T.shape[0])
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     _check_options(method, eta, variance)
@@ -231,15 +251,14 @@ def sample(
     Returns:
         x_0 ``[B, *event]``, same dtype and device as ``x_T``.
     """
-    _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project)
+    _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project, generator)
     plan = schedule.respace(steps, spacing)
     if steps is None or isinstance(steps, int):
         _warn_terminal(schedule.alpha_bar(plan.timesteps[0]), f"sample(steps={steps}, spacing={spacing!r})")
     pairs = plan.pairs
     step = REGISTRY[method].step
     _check_range(schedule, pairs[0][0], x_T.dtype)
-    ctx = StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance, generator=generator, clip_x0=clip_x0,
-                      method=method)
+    ctx = StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance, generator=generator, clip_x0=clip_x0, method=method)
     x = x_T if project is None else project(x_T, pairs[0][0])
     for i, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
         ctx.step = i
@@ -250,8 +269,4 @@ def sample(
             callback({"step": i, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0,
                       "eps": eps, "x_prev": x_prev, "method": method})
         x = x_prev
-    bad = int((~torch.isfinite(x)).sum()) if ctx.check_finite and not math.isfinite(float(x.sum())) else 0
-    if bad:  # once per run: an update or the projection overflowed
-        raise ValueError(f"{ctx.where(pairs[-1][0])}: the result has {bad} NaN or infinite value(s) out of "
-                         f"{x.numel()} although every eps_fn output was finite (an update or project overflowed)")
-    return x
+    return ctx.check_result(x, pairs[-1][0])

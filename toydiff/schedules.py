@@ -52,6 +52,16 @@ def _warn_terminal(alpha_bar: float, where: str) -> None:
         )
 
 
+def _betas_tensor(betas) -> torch.Tensor:
+    """``betas`` as a float64 tensor; a string, a bool tensor or a ragged list is a TypeError naming betas."""
+    if isinstance(betas, (str, bytes)) or (isinstance(betas, torch.Tensor) and betas.dtype == torch.bool):
+        raise TypeError(f"betas must be a sequence of numbers, got {type(betas).__name__}")
+    try:
+        return torch.as_tensor(betas, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"betas must be a sequence of numbers ({e})") from None
+
+
 def _check_alpha_bars(betas: torch.Tensor, ab: torch.Tensor, what: str) -> None:
     """Refuse ᾱ that float64 cannot carry: below the smallest normal float64 (underflow: ᾱ and with it x̂_0 =
     (x_t − √(1−ᾱ) ε)/√ᾱ lose their digits, then become 0 and inf) or not strictly decreasing (a β below the
@@ -88,7 +98,7 @@ class NoiseSchedule:
     __slots__ = ("_betas", "_alpha_bars", "_ab_list", "T", "name", "params")
 
     def __init__(self, betas: torch.Tensor | Sequence[float], name: str = "custom", params: dict | None = None):
-        b = torch.as_tensor(betas, dtype=torch.float64).detach().clone()
+        b = _betas_tensor(betas).detach().clone()
         if b.ndim != 1 or b.numel() == 0:
             raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {tuple(b.shape)}")
         if not torch.isfinite(b).all() or (b <= 0).any() or (b >= 1).any():
@@ -322,7 +332,7 @@ def _finish(betas: torch.Tensor, name: str, params: dict) -> NoiseSchedule:
 
 def from_betas(betas: torch.Tensor | Sequence[float], name: str = "custom") -> NoiseSchedule:
     """A schedule from explicit β_t values (each in (0, 1)), ``[T]``."""
-    return _finish(torch.as_tensor(betas, dtype=torch.float64), name, {})
+    return _finish(_betas_tensor(betas), name, {})
 
 
 def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
