@@ -1,9 +1,9 @@
 """Sampler overhead per step: toydiff vs the equivalent loop over diffusers' schedulers.
 
 The denoiser is trivial (ε̂ = 0.1·x), so what is timed is the sampler's own work per step: the
-coefficient look-ups, the x̂0 / posterior / DDIM update and the noise draw. Both run 1000 steps of the
-linear schedule (T = 1000) on points ``[B, 2]`` in float32, in the same process, interleaved, and the
-median of ``--repeats`` runs is reported.
+coefficient look-ups, the x̂0 / posterior / DDIM update and the noise draw. Both run every step of the
+linear schedule (T = 1000; ``--T`` for fewer on a busy machine) on points ``[B, 2]`` in float32, in the
+same process, interleaved, and the median of ``--repeats`` runs is reported.
 
     python bench/sampler_overhead.py            # batch 1 and 100 000, ddpm and ddim
     python bench/sampler_overhead.py --methods ddpm ddim euler heun dpm++2m --batches 1
@@ -40,7 +40,7 @@ def toydiff_run(method: str, x_T: torch.Tensor, schedule) -> torch.Tensor:
 
 def diffusers_run(method: str, x_T: torch.Tensor, scheduler) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
-    scheduler.set_timesteps(1000)
+    scheduler.set_timesteps(scheduler.config.num_train_timesteps)
     x = x_T
     with torch.no_grad():
         for t in scheduler.timesteps:
@@ -72,13 +72,13 @@ def unchecked(fn):
     return run
 
 
-def _diffusers_schedulers() -> dict:
+def _diffusers_schedulers(T: int) -> dict:
     """diffusers' DDPM (σ² = β̃, "fixed_small") and DDIM schedulers on the same linear schedule; {} without diffusers."""
     try:
         from diffusers import DDIMScheduler, DDPMScheduler
     except ImportError:
         return {}
-    common = dict(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", clip_sample=False)
+    common = dict(num_train_timesteps=T, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", clip_sample=False)
     return {"ddpm": DDPMScheduler(**common, variance_type="fixed_small"),
             "ddim": DDIMScheduler(**common, set_alpha_to_one=True)}
 
@@ -88,11 +88,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 100_000])
     ap.add_argument("--methods", nargs="+", default=["ddpm", "ddim"], choices=td.METHODS)
+    ap.add_argument("--T", type=int, default=1000, help="schedule length = steps per run")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    schedule = td.schedules.linear(T=1000)
-    schedulers = _diffusers_schedulers()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 1000 steps, median of {args.repeats}"
+    schedule = td.schedules.linear(T=args.T)
+    schedulers = _diffusers_schedulers(args.T)
+    us = 1e6 / args.T  # seconds per run -> µs per step
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.T} steps, median of {args.repeats}"
           + ("" if schedulers else " (diffusers not installed: toydiff only)") + "\n")
     print("| method | batch | toydiff µs/step | no check µs/step | check cost | diffusers µs/step | diffusers / toydiff |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -108,8 +110,8 @@ def main() -> None:
                 a, b = ours_fn(), diffusers_run(method, x_T, schedulers[method])
                 assert torch.allclose(a, b, rtol=1e-3, atol=1e-3), (a - b).abs().max()
             ours, bare, *theirs = time_interleaved(fns, args.repeats)
-            cols = f"| {method} | {batch:,} | {ours * 1e3:.1f} | {bare * 1e3:.1f} | {100 * (ours / bare - 1):+.1f} % |"
-            print(cols + (f" {theirs[0] * 1e3:.1f} | {theirs[0] / ours:.2f}× |" if theirs else " — | — |"), flush=True)
+            cols = f"| {method} | {batch:,} | {ours * us:.1f} | {bare * us:.1f} | {100 * (ours / bare - 1):+.1f} % |"
+            print(cols + (f" {theirs[0] * us:.1f} | {theirs[0] / ours:.2f}× |" if theirs else " — | — |"), flush=True)
 
 
 if __name__ == "__main__":

@@ -166,8 +166,9 @@ class GaussianMixture:
     def _flat(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim < 1 or math.prod(x.shape[1:]) != self.D:
-            raise ValueError(f"{name} must have shape [N, *event] with prod(event) = D = {self.D}, got {tuple(x.shape)}")
+        if x.ndim < 1 or x.shape[0] == 0 or math.prod(x.shape[1:]) != self.D:
+            raise ValueError(f"{name} must have shape [N, *event] with N >= 1 and prod(event) = D = {self.D}, "
+                             f"got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
         return check_finite(x.reshape(x.shape[0], self.D).to(torch.float64), name)
@@ -251,7 +252,8 @@ class GaussianMixture:
     def eps_fn(self, schedule: NoiseSchedule):
         """An exact denoiser ``eps_fn(x_t [B, *event], t LongTensor [B]) -> ε* [B, *event]`` for ``schedule``.
 
-        The result has the input's shape, dtype and device, so it drops into :func:`toydiff.sample`.
+        The result has the input's shape, dtype and device, so it drops into :func:`toydiff.sample`. ``t`` must
+        be an integer tensor of steps in ``[0, T - 1]`` (``-1`` would index ᾱ_{T−1}: refused) and ``x_t`` finite.
         """
         _check_schedule(schedule)
         ab_all, T = schedule.alpha_bars, schedule.T

@@ -199,6 +199,15 @@ def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback,
             raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
 
 
+def _plan(schedule: NoiseSchedule, steps, spacing: str, dtype: torch.dtype) -> list[tuple[int, int]]:
+    """The run's ``(t, t_prev)`` pairs: warned about a start that keeps signal, refused beyond ``dtype``'s range."""
+    plan = schedule.respace(steps, spacing)
+    if steps is None or isinstance(steps, int):
+        _warn_terminal(schedule.alpha_bar(plan.timesteps[0]), f"sample(steps={steps}, spacing={spacing!r})")
+    _check_range(schedule, plan.timesteps[0], dtype)
+    return plan.pairs
+
+
 def _check_range(schedule: NoiseSchedule, t0: int, dtype: torch.dtype) -> None:
     """Refuse a plan whose noisiest ᾱ_t makes 1/√ᾱ_t exceed √(max of ``dtype``): x̂_0 = (x_t − √(1−ᾱ) ε̂)/√ᾱ
     and Karras' x/√ᾱ then overflow (or lose every digit) in that dtype. ᾱ falls with t, so t0 decides."""
@@ -250,14 +259,14 @@ def sample(
 
     Returns:
         x_0 ``[B, *event]``, same dtype and device as ``x_T``.
+
+    Raises:
+        ValueError: a bad argument (named); a denoiser output with NaN / inf (naming the method, the step index
+            and t; checked on each output's sum); a non-finite result; a first step whose ᾱ_t < 1/max(dtype).
     """
     _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project, generator)
-    plan = schedule.respace(steps, spacing)
-    if steps is None or isinstance(steps, int):
-        _warn_terminal(schedule.alpha_bar(plan.timesteps[0]), f"sample(steps={steps}, spacing={spacing!r})")
-    pairs = plan.pairs
+    pairs = _plan(schedule, steps, spacing, x_T.dtype)
     step = REGISTRY[method].step
-    _check_range(schedule, pairs[0][0], x_T.dtype)
     ctx = StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance, generator=generator, clip_x0=clip_x0, method=method)
     x = x_T if project is None else project(x_T, pairs[0][0])
     for i, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
