@@ -40,19 +40,20 @@ def expand_to(c: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor | float:
     return c
 
 
-def _check_batch(x: torch.Tensor, name: str) -> None:
+def _check_batch(x: torch.Tensor, name: str, finite: bool = True) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim < 1:
         raise ValueError(f"{name} must have a batch dimension, got a scalar")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    check_finite(x, name)
+    if finite:
+        check_finite(x, name)
 
 
-def _check_like(x: torch.Tensor, name: str, ref: torch.Tensor, ref_name: str) -> None:
-    """``x`` a finite floating tensor of ``ref``'s shape (no silent broadcasting between the two)."""
-    _check_batch(x, name)
+def _check_like(x: torch.Tensor, name: str, ref: torch.Tensor, ref_name: str, finite: bool = True) -> None:
+    """``x`` a (finite) floating tensor of ``ref``'s shape (no silent broadcasting between the two)."""
+    _check_batch(x, name, finite)
     if x.shape != ref.shape:
         raise ValueError(f"{name} has shape {tuple(x.shape)} but {ref_name} has {tuple(ref.shape)}")
 
@@ -127,11 +128,11 @@ def q_sample(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor | int,
     Returns:
         x_t ``[B, *event]``.
     """
-    _check_batch(x0, "x0")
+    _check_batch(x0, "x0", finite=False)  # training data: the engine reports a non-finite loss at its step
     if noise is None:
         noise = randn_like(x0, generator)
     else:
-        _check_like(noise, "noise", x0, "x0")
+        _check_like(noise, "noise", x0, "x0", finite=False)
     ab = alpha_bar_at(schedule, t, x0, allow_clean=True)
     sa = ab ** 0.5
     s1 = (1.0 - ab) ** 0.5
@@ -144,11 +145,11 @@ def q_step(schedule: NoiseSchedule, x_prev: torch.Tensor, t: torch.Tensor | int,
 
     ``x_prev`` is x_{t−1} (the clean sample for ``t = 0``), ``[B, *event]``; returns x_t.
     """
-    _check_batch(x_prev, "x_prev")
+    _check_batch(x_prev, "x_prev", finite=False)  # training data: the engine reports a non-finite loss at its step
     if noise is None:
         noise = randn_like(x_prev, generator)
     else:
-        _check_like(noise, "noise", x_prev, "x_prev")
+        _check_like(noise, "noise", x_prev, "x_prev", finite=False)
     alpha_bar_at(schedule, t, x_prev)  # range check
     beta = schedule._betas[t] if isinstance(t, int) else schedule._betas[t.long().cpu()]
     beta = float(beta) if isinstance(t, int) else beta
