@@ -21,7 +21,8 @@ list of one per sample).
 Nothing non-finite passes silently: every denoiser output is checked once, on its sum (one reduction, no
 elementwise scan unless it fails), and a NaN or ±inf is a ``ValueError`` naming the method, the step index and
 t; so is a non-finite result, and a plan whose noisiest ᾱ_t is too small for ``x_T``'s dtype (1/√ᾱ_t, the
-factor of x̂_0 and of Karras' scaled variable, above √(dtype max): ᾱ_t < 1/max, 2.9e-39 in float32).
+factor of x̂_0 and of Karras' scaled variable, above √(dtype max): ᾱ_t < 1/max, 2.9e-39 in float32), and
+a step t → t' whose ᾱ_{t'}/ᾱ_t exceeds 1/ε² of that dtype (x_t's rounding error would reach the data's scale).
 """
 
 from __future__ import annotations
