@@ -1,9 +1,9 @@
 """Sampler overhead per step: toydiff vs the equivalent loop over diffusers' schedulers.
 
 The denoiser is trivial (ε̂ = 0.1·x), so what is timed is the sampler's own work per step: the
-coefficient look-ups, the x̂0 / posterior / DDIM update and the noise draw. Both run 1000 steps of the
-linear schedule (T = 1000) on points ``[B, 2]`` in float32, in the same process, interleaved, and the
-median of ``--repeats`` runs is reported.
+coefficient look-ups, the x̂0 / posterior / DDIM update and the noise draw. Both run every step of the
+linear schedule (T = 1000; ``--T`` for fewer on a busy machine) on points ``[B, 2]`` in float32, in the
+same process, interleaved, and the median of ``--repeats`` runs is reported.
 
     python bench/sampler_overhead.py            # batch 1 and 100 000, ddpm and ddim
     python bench/sampler_overhead.py --methods ddpm ddim euler heun dpm++2m --batches 1
@@ -11,6 +11,10 @@ median of ``--repeats`` runs is reported.
 diffusers is a bench-only dependency (``pip install diffusers``); without it only toydiff's column is
 measured. Methods diffusers has no equivalent for here (euler, heun, dpm++2m on this discrete schedule)
 get toydiff's column only.
+
+The "no check" column runs the same sampler with the per-step finiteness check of the denoiser's output
+switched off (``StepContext.check_finite = False``), interleaved with the others; "check cost" is the
+difference in per cent of the unchecked time.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 import torch
 
 import toydiff as td
+from toydiff.samplers import StepContext
 
 
 def eps_fn(x, t):
@@ -35,7 +40,7 @@ def toydiff_run(method: str, x_T: torch.Tensor, schedule) -> torch.Tensor:
 
 def diffusers_run(method: str, x_T: torch.Tensor, scheduler) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
-    scheduler.set_timesteps(1000)
+    scheduler.set_timesteps(scheduler.config.num_train_timesteps)
     x = x_T
     with torch.no_grad():
         for t in scheduler.timesteps:
@@ -45,24 +50,35 @@ def diffusers_run(method: str, x_T: torch.Tensor, scheduler) -> torch.Tensor:
     return x
 
 
-def time_pair(fa, fb, repeats: int) -> tuple[float, float]:
-    """Median wall times of ``fa`` and ``fb``, run alternately so that load on the machine hits both alike."""
-    ta, tb = [], []
+def time_interleaved(fns, repeats: int, stat=statistics.median) -> list[float]:
+    """Median (or ``stat``) wall times of each of ``fns``, run in turn so that load on the machine hits all alike."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, out in ((fa, ta), (fb, tb)):
+        for fn, out in zip(fns, times):
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
-    return statistics.median(ta), statistics.median(tb)
+    return [stat(t) for t in times]
 
 
-def _diffusers_schedulers() -> dict:
+def unchecked(fn):
+    """``fn`` run with the samplers' finiteness check switched off."""
+    def run():
+        StepContext.check_finite = False
+        try:
+            return fn()
+        finally:
+            StepContext.check_finite = True
+    return run
+
+
+def _diffusers_schedulers(T: int) -> dict:
     """diffusers' DDPM (σ² = β̃, "fixed_small") and DDIM schedulers on the same linear schedule; {} without diffusers."""
     try:
         from diffusers import DDIMScheduler, DDPMScheduler
     except ImportError:
         return {}
-    common = dict(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", clip_sample=False)
+    common = dict(num_train_timesteps=T, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", clip_sample=False)
     return {"ddpm": DDPMScheduler(**common, variance_type="fixed_small"),
             "ddim": DDIMScheduler(**common, set_alpha_to_one=True)}
 
@@ -72,28 +88,32 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 100_000])
     ap.add_argument("--methods", nargs="+", default=["ddpm", "ddim"], choices=td.METHODS)
+    ap.add_argument("--T", type=int, default=1000, help="schedule length = steps per run")
+    ap.add_argument("--best", action="store_true", help="report the fastest run, not the median (a loaded machine)")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    schedule = td.schedules.linear(T=1000)
-    schedulers = _diffusers_schedulers()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 1000 steps, median of {args.repeats}"
+    schedule = td.schedules.linear(T=args.T)
+    schedulers = _diffusers_schedulers(args.T)
+    us = 1e6 / args.T  # seconds per run -> µs per step
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.T} steps, "
+          f"{'fastest' if args.best else 'median'} of {args.repeats}"
           + ("" if schedulers else " (diffusers not installed: toydiff only)") + "\n")
-    print("| method | batch | toydiff µs/step | diffusers µs/step | diffusers / toydiff |")
-    print("|---|---:|---:|---:|---:|")
+    print("| method | batch | toydiff µs/step | no check µs/step | check cost | diffusers µs/step | diffusers / toydiff |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for batch in args.batches:
         x_T = torch.randn(batch, 2, generator=torch.Generator().manual_seed(1))
         for method in args.methods:
             ours_fn = lambda: toydiff_run(method, x_T, schedule)
-            if method not in schedulers:
-                ours, _ = time_pair(ours_fn, lambda: None, args.repeats)
-                print(f"| {method} | {batch:,} | {ours * 1e3:.1f} | — | — |")
-                continue
+            fns = [ours_fn, unchecked(ours_fn)]
+            if method in schedulers:
+                fns.append(lambda: diffusers_run(method, x_T, schedulers[method]))
             # same maths: the deterministic samplers agree to float precision
-            if method == "ddim":
+            if method == "ddim" and method in schedulers:
                 a, b = ours_fn(), diffusers_run(method, x_T, schedulers[method])
                 assert torch.allclose(a, b, rtol=1e-3, atol=1e-3), (a - b).abs().max()
-            ours, theirs = time_pair(ours_fn, lambda: diffusers_run(method, x_T, schedulers[method]), args.repeats)
-            print(f"| {method} | {batch:,} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | {theirs / ours:.2f}× |")
+            ours, bare, *theirs = time_interleaved(fns, args.repeats, min if args.best else statistics.median)
+            cols = f"| {method} | {batch:,} | {ours * us:.1f} | {bare * us:.1f} | {100 * (ours / bare - 1):+.1f} % |"
+            print(cols + (f" {theirs[0] * us:.1f} | {theirs[0] / ours:.2f}× |" if theirs else " — | — |"), flush=True)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,13 @@ class LoadedModel:
                 raise ValueError("n (the batch size) is needed with a single int label")
             c = check_int(labels, "label", min=0, max=nc - 1)
             return torch.full((check_int(n, "n", min=1),), c, dtype=torch.long)
-        y = torch.as_tensor(labels, dtype=torch.long)
+        try:
+            y = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"labels must be an int or integer labels [n], got {type(labels).__name__}") from None
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(f"labels must be integers, got {y.dtype} (a float label would be truncated)")
+        y = y.long()
         if y.ndim != 1 or (n is not None and y.shape != (n,)):
             raise ValueError(f"labels must have shape [n]{'' if n is None else f' = [{n}]'}, got {tuple(y.shape)}")
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= nc):

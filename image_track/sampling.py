@@ -32,7 +32,7 @@ from torch import nn
 
 import toydiff
 from toydiff import per_sample_generators
-from toydiff.checks import check_int
+from toydiff.checks import check_int, check_tensor
 from toydiff.schedules import NoiseSchedule
 
 from .loaded import AUTOGUIDANCE_T_MAX, LoadedModel, default_checkpoint, default_guide, load_model
@@ -63,11 +63,15 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
     <image_track.loaded.LoadedModel.eps_fn>`; ``x_T [n, C, H, W]`` overrides the starting noise.
     """
     n, batch_size = check_int(n, "n", min=1), check_int(batch_size, "batch_size", min=1)
-    handle = LoadedModel(model, schedule)
+    seed = check_int(seed, "seed", min=0)
+    handle = _handle(model, schedule)
     labels = handle.labels(labels, n)
     if device is None:
         device = next(model.parameters()).device
     shape = (handle.in_channels, handle.image_size, handle.image_size)
+    if x_T is not None and check_tensor(x_T, "x_T").shape != (n, *shape):
+        raise ValueError(f"x_T must have shape [n, C, H, W] = {[n, *shape]} (n = {n}, the model's in_channels={shape[0]}, "
+                         f"image_size={shape[1]}), got {list(x_T.shape)}")
     nets = [m for m in (model, guide) if m is not None]
     was_training = [m.training for m in nets]
     for m in nets:
@@ -88,6 +92,17 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
         for m, mode in zip(nets, was_training):
             m.train(mode)
     return torch.cat(out)
+
+
+def _handle(model: nn.Module, schedule: NoiseSchedule) -> LoadedModel:
+    """The model's handle, refusing a schedule other than the one its config was built for (another T)."""
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    handle = LoadedModel(model, schedule)
+    T = handle.config.get("T")
+    if T is not None and T != schedule.T:
+        raise ValueError(f"schedule has T = {schedule.T} but the model was built for T = {T}")
+    return handle
 
 
 def digit_labels(rows: int = 10, per_row: int = 10, num_classes: int = 10) -> torch.Tensor:

@@ -73,10 +73,15 @@ def check_tensor(x: Any, name: str, *, min_ndim: int = 1, floating: bool = True,
 
 
 def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
-    """``x`` if every entry is finite; a ValueError naming ``name`` and counting the bad entries otherwise."""
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    """``x`` if every entry is finite; a ValueError naming ``name`` and counting the bad entries otherwise.
+
+    Cheap on the way through: one sum (a NaN or ±inf anywhere makes it non-finite); only a non-finite sum
+    (or one that overflowed from finite entries) is followed by the elementwise scan.
+    """
+    if x.is_floating_point() and x.numel() and not math.isfinite(float(x.detach().sum())):
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name} contains {bad} NaN or infinite value(s) out of {x.numel()}")
+        if bad:
+            raise ValueError(f"{name} contains {bad} NaN or infinite value(s) out of {x.numel()}")
     return x
 
 

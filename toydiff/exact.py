@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 
 from . import exact_flow
+from .checks import check_finite, check_int, check_number
 from .forward import randn_like
 from .schedules import NoiseSchedule
 
@@ -48,6 +49,26 @@ class LossFloor:
     def bucketed(self, n_buckets: int) -> torch.Tensor:
         """The floor averaged over ``n_buckets`` equal runs of consecutive steps, ``[n_buckets]``."""
         return torch.stack([c.mean() for c in self.per_t.tensor_split(n_buckets)])
+
+
+def _check_schedule(schedule) -> None:
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+
+
+def _steps(t, T: int) -> torch.Tensor:
+    """Steps ``t`` (ints or an integer tensor) as a LongTensor ``[M]``, each in ``[0, T-1]``; 3.7 is refused."""
+    if isinstance(t, torch.Tensor):
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"t must hold integer steps, got a {t.dtype} tensor")
+        ts = t.flatten().long().cpu()
+    else:
+        if not hasattr(t, "__iter__") or isinstance(t, (str, bytes)):
+            raise TypeError(f"t must be a sequence of steps or None, got {type(t).__name__}")
+        ts = torch.tensor([check_int(v, f"t[{i}]") for i, v in enumerate(t)], dtype=torch.long)
+    if ts.numel() == 0 or int(ts.min()) < 0 or int(ts.max()) >= T:
+        raise ValueError(f"t must be a non-empty set of steps in [0, {T - 1}], got {ts.tolist()[:10]}")
+    return ts
 
 
 def _f64(v) -> torch.Tensor:
@@ -146,12 +167,20 @@ class GaussianMixture:
     def _flat(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim < 1 or math.prod(x.shape[1:]) != self.D:
-            raise ValueError(f"{name} must have shape [N, *event] with prod(event) = D = {self.D}, got {tuple(x.shape)}")
-        return x.reshape(x.shape[0], self.D).to(torch.float64)
+        if x.ndim < 1 or x.shape[0] == 0 or math.prod(x.shape[1:]) != self.D:
+            raise ValueError(f"{name} must have shape [N, *event] with N >= 1 and prod(event) = D = {self.D}, "
+                             f"got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+        return check_finite(x.reshape(x.shape[0], self.D).to(torch.float64), name)
 
     def _alpha_bar(self, alpha_bar, n: int) -> torch.Tensor:
-        ab = torch.as_tensor(alpha_bar, dtype=torch.float64)
+        if isinstance(alpha_bar, bool) or isinstance(alpha_bar, torch.Tensor) and alpha_bar.dtype == torch.bool:
+            raise TypeError("alpha_bar must be a number or a float tensor, got a bool")
+        try:
+            ab = torch.as_tensor(alpha_bar, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"alpha_bar must be a number or a tensor [N], got {type(alpha_bar).__name__}") from None
         if ab.ndim == 0:
             ab = ab.expand(n)
         if ab.shape != (n,):
@@ -192,7 +221,7 @@ class GaussianMixture:
 
     def noised(self, alpha_bar: float) -> "GaussianMixture":
         """The marginal of x_t = sqrt(ᾱ) x_0 + sqrt(1 − ᾱ) ε, itself a GaussianMixture."""
-        ab = float(alpha_bar)
+        ab = check_number(alpha_bar, "alpha_bar")
         if not 0 < ab <= 1:
             raise ValueError(f"alpha_bar must lie in (0, 1], got {alpha_bar}")
         eye = torch.eye(self.D, dtype=torch.float64)
@@ -222,20 +251,30 @@ class GaussianMixture:
 
     def eps_star(self, x_t: torch.Tensor, alpha_bar: float | torch.Tensor) -> torch.Tensor:
         """The optimal noise prediction ε*(x_t) = E[ε | x_t] = −sqrt(1 − ᾱ) ∇ log p_t(x_t), float64."""
-        ab = self._alpha_bar(alpha_bar, x_t.shape[0])
-        return -(1 - ab).sqrt().reshape((-1,) + (1,) * (x_t.ndim - 1)) * self.score(x_t, ab)
+        xf = self._flat(x_t, "x_t")                          # [N, D]
+        ab = self._alpha_bar(alpha_bar, xf.shape[0])
+        return (-(1 - ab).sqrt()[:, None] * self.score(xf, ab)).reshape(x_t.shape)
 
     def eps_fn(self, schedule: NoiseSchedule):
         """An exact denoiser ``eps_fn(x_t [B, *event], t LongTensor [B]) -> ε* [B, *event]`` for ``schedule``.
 
-        The result has the input's shape, dtype and device, so it drops into :func:`toydiff.sample`.
+        The result has the input's shape, dtype and device, so it drops into :func:`toydiff.sample`. ``t`` must
+        be an integer tensor of steps in ``[0, T - 1]`` (``-1`` would index ᾱ_{T−1}: refused) and ``x_t`` finite.
         """
-        ab_all = schedule.alpha_bars
+        _check_schedule(schedule)
+        ab_all, T = schedule.alpha_bars, schedule.T
 
         def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            xf = self._flat(x_t, "x_t")
+            if not isinstance(t, torch.Tensor) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+                raise TypeError(f"t must be an integer (Long) tensor [B], got {getattr(t, 'dtype', type(t).__name__)}")
             if t.shape != (x_t.shape[0],):
-                raise ValueError(f"t must have shape [B={x_t.shape[0]}], got {tuple(t.shape)}")
-            return self.eps_star(x_t, ab_all[t.cpu()]).to(dtype=x_t.dtype, device=x_t.device)
+                raise ValueError(f"t must have shape [B] with B = {x_t.shape[0]}, the batch of x_t, got {tuple(t.shape)}")
+            lo, hi = int(t.min()), int(t.max())
+            if lo < 0 or hi >= T:  # t = -1 would silently index alpha_bar[T - 1]
+                raise ValueError(f"t must be steps in [0, {T - 1}], got values in [{lo}, {hi}]")
+            eps = self.eps_star(xf, ab_all[t.cpu().long()]).reshape(x_t.shape)  # [B, *event]
+            return eps.to(dtype=x_t.dtype, device=x_t.device)
 
         return eps_fn
 
@@ -248,9 +287,9 @@ class GaussianMixture:
         the model's excess error. ``t`` defaults to every step, so ``.mean`` is the uniform-t floor.
         Data are drawn from this mixture as it stands (normalise it first if the model sees normalised data).
         """
-        ts = torch.arange(schedule.T) if t is None else torch.as_tensor(t, dtype=torch.long).flatten()
-        if ts.numel() == 0 or int(ts.min()) < 0 or int(ts.max()) >= schedule.T:
-            raise ValueError(f"t must be steps in [0, {schedule.T - 1}]")
+        _check_schedule(schedule)
+        n = check_int(n, "n", min=2)  # the standard error needs two draws per step
+        ts = torch.arange(schedule.T) if t is None else _steps(t, schedule.T)
         ab_all = schedule.alpha_bars
         means, errs = [], []
         chunk = max(1, 2**20 // max(1, n * self.K * self.D))

@@ -8,11 +8,12 @@ the data's dtype on use; they broadcast over trailing dimensions (never a reshap
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import torch
 
-from .checks import check_int
+from .checks import check_finite, check_int
 from .schedules import NoiseSchedule
 
 __all__ = [
@@ -39,13 +40,22 @@ def expand_to(c: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor | float:
     return c
 
 
-def _check_batch(x: torch.Tensor, name: str) -> None:
+def _check_batch(x: torch.Tensor, name: str, finite: bool = True) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim < 1:
         raise ValueError(f"{name} must have a batch dimension, got a scalar")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if finite:
+        check_finite(x, name)
+
+
+def _check_like(x: torch.Tensor, name: str, ref: torch.Tensor, ref_name: str, finite: bool = True) -> None:
+    """``x`` a (finite) floating tensor of ``ref``'s shape (no silent broadcasting between the two)."""
+    _check_batch(x, name, finite)
+    if x.shape != ref.shape:
+        raise ValueError(f"{name} has shape {tuple(x.shape)} but {ref_name} has {tuple(ref.shape)}")
 
 
 def alpha_bar_at(schedule: NoiseSchedule, t: torch.Tensor | int, x: torch.Tensor | None = None,
@@ -57,7 +67,8 @@ def alpha_bar_at(schedule: NoiseSchedule, t: torch.Tensor | int, x: torch.Tensor
     lo = -1 if allow_clean else 0
     if isinstance(t, bool):
         raise TypeError(f"{name} must be an int or a LongTensor, not bool")
-    if isinstance(t, int):
+    if isinstance(t, numbers.Integral):
+        t = int(t)
         if not lo <= t < schedule.T:
             raise ValueError(f"{name} must be in [{lo}, {schedule.T - 1}], got {t}")
         return schedule.alpha_bar(t)
@@ -117,11 +128,11 @@ def q_sample(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor | int,
     Returns:
         x_t ``[B, *event]``.
     """
-    _check_batch(x0, "x0")
+    _check_batch(x0, "x0", finite=False)  # training data: the engine reports a non-finite loss at its step
     if noise is None:
         noise = randn_like(x0, generator)
-    elif noise.shape != x0.shape:
-        raise ValueError(f"noise has shape {tuple(noise.shape)} but x0 has {tuple(x0.shape)}")
+    else:
+        _check_like(noise, "noise", x0, "x0", finite=False)
     ab = alpha_bar_at(schedule, t, x0, allow_clean=True)
     sa = ab ** 0.5
     s1 = (1.0 - ab) ** 0.5
@@ -134,11 +145,11 @@ def q_step(schedule: NoiseSchedule, x_prev: torch.Tensor, t: torch.Tensor | int,
 
     ``x_prev`` is x_{t−1} (the clean sample for ``t = 0``), ``[B, *event]``; returns x_t.
     """
-    _check_batch(x_prev, "x_prev")
+    _check_batch(x_prev, "x_prev", finite=False)  # training data: the engine reports a non-finite loss at its step
     if noise is None:
         noise = randn_like(x_prev, generator)
-    elif noise.shape != x_prev.shape:
-        raise ValueError(f"noise has shape {tuple(noise.shape)} but x_prev has {tuple(x_prev.shape)}")
+    else:
+        _check_like(noise, "noise", x_prev, "x_prev", finite=False)
     alpha_bar_at(schedule, t, x_prev)  # range check
     beta = schedule._betas[t] if isinstance(t, int) else schedule._betas[t.long().cpu()]
     beta = float(beta) if isinstance(t, int) else beta
@@ -163,28 +174,38 @@ def _x0_to_eps(x_t, x0, ab):
 
 def eps_to_x0(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor) -> torch.Tensor:
     """x̂_0 = (x_t − sqrt(1 − ᾱ_t) ε) / sqrt(ᾱ_t), ``[B, *event]``."""
+    _check_batch(x_t, "x_t")
+    _check_like(eps, "eps", x_t, "x_t")
     return _eps_to_x0(x_t, eps, alpha_bar_at(schedule, t, x_t))
 
 
 def x0_to_eps(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor | int, x0: torch.Tensor) -> torch.Tensor:
     """ε = (x_t − sqrt(ᾱ_t) x_0) / sqrt(1 − ᾱ_t), ``[B, *event]``."""
+    _check_batch(x_t, "x_t")
+    _check_like(x0, "x0", x_t, "x_t")
     return _x0_to_eps(x_t, x0, alpha_bar_at(schedule, t, x_t))
 
 
 def to_v(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor) -> torch.Tensor:
     """Velocity v = sqrt(ᾱ_t) ε − sqrt(1 − ᾱ_t) x_0 (Salimans & Ho 2022), ``[B, *event]``."""
+    _check_batch(x0, "x0")
+    _check_like(eps, "eps", x0, "x0")
     ab = alpha_bar_at(schedule, t, x0)
     return expand_to(ab ** 0.5, x0) * eps - expand_to((1.0 - ab) ** 0.5, x0) * x0
 
 
 def v_to_eps(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor | int, v: torch.Tensor) -> torch.Tensor:
     """ε = sqrt(1 − ᾱ_t) x_t + sqrt(ᾱ_t) v."""
+    _check_batch(x_t, "x_t")
+    _check_like(v, "v", x_t, "x_t")
     ab = alpha_bar_at(schedule, t, x_t)
     return expand_to((1.0 - ab) ** 0.5, x_t) * x_t + expand_to(ab ** 0.5, x_t) * v
 
 
 def v_to_x0(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor | int, v: torch.Tensor) -> torch.Tensor:
     """x_0 = sqrt(ᾱ_t) x_t − sqrt(1 − ᾱ_t) v."""
+    _check_batch(x_t, "x_t")
+    _check_like(v, "v", x_t, "x_t")
     ab = alpha_bar_at(schedule, t, x_t)
     return expand_to(ab ** 0.5, x_t) * x_t - expand_to((1.0 - ab) ** 0.5, x_t) * v
 
@@ -214,8 +235,7 @@ def q_posterior(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor, t:
     et al. 2021, with η = 1). Returns ``(mean [B, *event], variance)`` with variance a float or ``[B]``.
     """
     _check_batch(x_t, "x_t")
-    if x0.shape != x_t.shape:
-        raise ValueError(f"x0 has shape {tuple(x0.shape)} but x_t has {tuple(x_t.shape)}")
+    _check_like(x0, "x0", x_t, "x_t")
     if t_prev is None:
         t_prev = t - 1
     ab_t = alpha_bar_at(schedule, t, x_t)

@@ -17,6 +17,11 @@ from .samplers import EpsFn
 __all__ = ["guidance_combine", "classifier_free_guidance", "autoguidance", "conditional_eps_fn"]
 
 
+def _check_callable(fn, name: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{name} must be callable as {name}(x_t, t), got {type(fn).__name__}")
+
+
 def guidance_combine(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w: float | torch.Tensor) -> torch.Tensor:
     """Classifier-free guidance (Ho & Salimans 2022): ε = ε_u + w (ε_c − ε_u), ``[B, *event]``.
 
@@ -30,6 +35,7 @@ def guidance_combine(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w: float 
 def classifier_free_guidance(eps_cond: EpsFn, eps_uncond: EpsFn, w: float) -> EpsFn:
     """Combine a conditional and an unconditional denoiser into ε_u + w (ε_c − ε_u) (Ho & Salimans 2022)."""
     w = check_number(w, "w")
+    _check_callable(eps_cond, "eps_cond"), _check_callable(eps_uncond, "eps_uncond")
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return guidance_combine(eps_uncond(x, t), eps_cond(x, t), w)
@@ -51,6 +57,7 @@ def autoguidance(eps_good: EpsFn, eps_bad: EpsFn, w: float, *, t_max: int | None
     sharpens them. Per sample: ``t`` ``[B]`` may mix steps inside and outside the interval.
     """
     w = check_number(w, "w", min=1.0)
+    _check_callable(eps_good, "eps_good"), _check_callable(eps_bad, "eps_bad")
     if t_max is not None:
         t_max = check_int(t_max, "t_max", min=1)
 
@@ -72,12 +79,17 @@ def conditional_eps_fn(model: Callable[..., torch.Tensor], y: torch.Tensor, *, w
                        null_label: int | None = None) -> EpsFn:
     """Bind labels ``y`` ``[B]`` to a class-conditional ``model(x, t, y)``; with ``w``, apply classifier-free
     guidance against ``null_label`` in one batched call of size 2B (Ho & Salimans 2022)."""
+    if not callable(model):
+        raise TypeError(f"model must be callable as model(x, t, y), got {type(model).__name__}")
+    if w is not None:
+        w = check_number(w, "w")
+        if null_label is None:
+            raise ValueError("null_label is required when w is given")
+        null_label = check_int(null_label, "null_label")
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"y must be an integer (Long) tensor of labels [B], got {getattr(y, 'dtype', type(y).__name__)}")
     if w is None:
         return lambda x, t: model(x, t, y)
-    w = check_number(w, "w")
-    if null_label is None:
-        raise ValueError("null_label is required when w is given")
-    null_label = check_int(null_label, "null_label")
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if w == 1:

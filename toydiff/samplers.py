@@ -17,6 +17,12 @@ accept in ``REGISTRY``):
 A method given an option it does not use at a non-default value (``eta=0.5`` with ``heun``) is a
 ``ValueError`` naming the option. All randomness comes from ``generator`` (one ``torch.Generator`` or a
 list of one per sample).
+
+Nothing non-finite passes silently: every denoiser output is checked once, on its sum (one reduction, no
+elementwise scan unless it fails), and a NaN or ±inf is a ``ValueError`` naming the method, the step index and
+t; so is a non-finite result, and a plan whose noisiest ᾱ_t is too small for ``x_T``'s dtype (1/√ᾱ_t, the
+factor of x̂_0 and of Karras' scaled variable, above √(dtype max): ᾱ_t < 1/max, 2.9e-39 in float32), and
+a step t → t' whose ᾱ_{t'}/ᾱ_t exceeds 1/ε² of that dtype (x_t's rounding error would reach the data's scale).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Sequence
+
+import math
 
 import torch
 from tqdm.auto import tqdm
@@ -88,12 +96,18 @@ class StepContext:
     history in (fresh for every run).
     """
 
-    __slots__ = ("eps_fn", "eta", "variance", "generator", "clip_x0", "memory", "_ab", "_shape", "_t")
+    __slots__ = ("eps_fn", "eta", "variance", "generator", "clip_x0", "memory", "method", "step", "_ab", "_shape",
+                 "_t")
+
+    #: check every denoiser output for NaN / inf (on its sum); only ``bench/sampler_overhead.py`` turns it off,
+    #: to measure what the check costs
+    check_finite: bool = True
 
     def __init__(self, eps_fn: EpsFn, schedule: NoiseSchedule, x_T: torch.Tensor, *, eta: float = 0.0,
-                 variance: str = "beta", generator=None, clip_x0: float | None = None):
+                 variance: str = "beta", generator=None, clip_x0: float | None = None, method: str = "?"):
         self.eps_fn, self.eta, self.variance = eps_fn, eta, variance
         self.generator, self.clip_x0, self.memory = generator, clip_x0, {}
+        self.method, self.step = method, 0  # the step index, set by sample() before each step
         self._ab = schedule._ab_list
         self._shape = x_T.shape
         self._t = torch.empty(x_T.shape[0], dtype=torch.long, device=x_T.device)  # [B], refilled per call
@@ -108,12 +122,16 @@ class StepContext:
         With ``clip_x0``, x̂_0 is clamped to [−clip_x0, clip_x0] and ε̂ recomputed from it, so the pair
         stays consistent (x_t = sqrt(ᾱ_t) x̂_0 + sqrt(1 − ᾱ_t) ε̂) and every method sees the clipped estimate.
         Every denoiser output of every method passes through here, once per evaluation: checks on it go here.
+        A NaN or ±inf anywhere in ε̂ makes its sum non-finite (one reduction per evaluation, no elementwise
+        scan); only then is ε̂ scanned, and a ``ValueError`` names the method, step and t.
         """
         eps = self.eps_fn(x, self._t.fill_(t))
         if not isinstance(eps, torch.Tensor) or eps.shape != self._shape:
             got = getattr(eps, "shape", type(eps).__name__)
             raise ValueError(f"eps_fn returned {got}; expected shape {tuple(self._shape)}")
         eps = eps.to(x.dtype)
+        if self.check_finite and not math.isfinite(float(eps.sum())):
+            self._refuse_non_finite(x, eps, t)
         ab_t = self._ab[t]
         x0 = _eps_to_x0(x, eps, ab_t)
         if self.clip_x0 is not None:
@@ -124,6 +142,29 @@ class StepContext:
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """N(0, I) noise ``[B, *event]`` from the run's generator (or one generator per sample)."""
         return randn_like(x, self.generator)
+
+    def where(self, t: int) -> str:
+        """``"sample(method='ddim') at step 3 (t = 699)"``: where a run went wrong, for error messages."""
+        return f"sample(method={self.method!r}) at step {self.step} (t = {t})"
+
+    def check_result(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """``x`` (the run's result, after the last step at ``t``) if finite: once per run, for an update or a
+        projection that overflowed although every ε̂ was finite."""
+        bad = int((~torch.isfinite(x)).sum()) if self.check_finite and not math.isfinite(float(x.sum())) else 0
+        if bad:
+            raise ValueError(f"{self.where(t)}: the result has {bad} NaN or infinite value(s) out of {x.numel()} "
+                             "although every eps_fn output was finite (an update or project overflowed)")
+        return x
+
+    def _refuse_non_finite(self, x: torch.Tensor, eps: torch.Tensor, t: int) -> None:
+        """Raise the ValueError for a non-finite ε̂ (a sum that overflowed while every entry is finite passes)."""
+        bad = int((~torch.isfinite(eps)).sum())
+        if bad == 0:
+            return
+        cause = ("its input x_t was already non-finite (the previous update overflowed)"
+                 if not bool(torch.isfinite(x).all()) else "from a finite x_t")
+        raise ValueError(f"{self.where(t)}: eps_fn returned {bad} NaN or infinite value(s) out of {eps.numel()}, "
+                         f"{cause}")
 
 
 def _check_options(method: str, eta, variance: str) -> None:
@@ -138,9 +179,20 @@ def _check_options(method: str, eta, variance: str) -> None:
                              f"{', '.join(users)} only (leave it at {OPTION_DEFAULTS[name]!r})")
 
 
-def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project) -> None:
+def _check_generator(generator, batch: int) -> None:
+    """None, one ``torch.Generator``, or a list of ``batch`` of them (per-sample seeds)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if not isinstance(generator, (list, tuple)) or not all(isinstance(g, torch.Generator) for g in generator):
+        raise TypeError(f"generator must be a torch.Generator, a list of them or None, got {type(generator).__name__}")
+    if len(generator) != batch:
+        raise ValueError(f"generator: got {len(generator)} generators for a batch of {batch}")
+
+
+def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project, generator) -> None:
     check_choice(method, "method", METHODS)
     check_tensor(x_T, "x_T")
+    _check_generator(generator, x_T.shape[0])
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     _check_options(method, eta, variance)
@@ -151,6 +203,39 @@ def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback,
     for name, fn in (("callback", callback), ("project", project)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
+
+
+def _plan(schedule: NoiseSchedule, steps, spacing: str, dtype: torch.dtype) -> list[tuple[int, int]]:
+    """The run's ``(t, t_prev)`` pairs: warned about a start that keeps signal, refused beyond ``dtype``'s range."""
+    plan = schedule.respace(steps, spacing)
+    if steps is None or isinstance(steps, int):
+        _warn_terminal(schedule.alpha_bar(plan.timesteps[0]), f"sample(steps={steps}, spacing={spacing!r})")
+    _check_range(schedule, plan.timesteps[0], dtype)
+    _check_precision(schedule, plan.pairs, dtype)
+    return plan.pairs
+
+
+def _check_precision(schedule: NoiseSchedule, pairs: list[tuple[int, int]], dtype: torch.dtype) -> None:
+    """Refuse a step t -> t' whose ᾱ_{t'}/ᾱ_t exceeds 1/ε² of ``dtype`` (ε its machine epsilon): every method maps
+    x_t to x_{t'} through x_t/√ᾱ_t times √ᾱ_{t'}, so x_t's rounding error ε|x_t| grows √(ᾱ_{t'}/ᾱ_t)-fold and
+    reaches the data's own scale (linear T = 40 000 in 10 float64 steps gave |x| ≈ 200 for data within ±8)."""
+    limit = torch.finfo(dtype).eps ** -2
+    for i, (t, tp) in enumerate(pairs):
+        ratio = schedule.alpha_bar(tp) / schedule.alpha_bar(t)
+        if ratio > limit:
+            raise ValueError(f"steps: step {i} from t = {t} to t_prev = {tp} raises alpha_bar {ratio:.3g}-fold, more than "
+                             f"1/eps({dtype})^2 = {limit:.3g}, so the rounding error of x_t grows {ratio ** 0.5:.3g}-fold "
+                             "past the data's scale; use more steps, float64 or a schedule with less total noise")
+
+
+def _check_range(schedule: NoiseSchedule, t0: int, dtype: torch.dtype) -> None:
+    """Refuse a plan whose noisiest ᾱ_t makes 1/√ᾱ_t exceed √(max of ``dtype``): x̂_0 = (x_t − √(1−ᾱ) ε̂)/√ᾱ
+    and Karras' x/√ᾱ then overflow (or lose every digit) in that dtype. ᾱ falls with t, so t0 decides."""
+    ab, top = schedule.alpha_bar(t0), torch.finfo(dtype).max
+    if ab * top < 1.0:
+        raise ValueError(f"schedule: alpha_bar = {ab:.3g} at the first sampled step t = {t0} is below 1/max({dtype}) = "
+                         f"{1 / top:.3g}, so 1/sqrt(alpha_bar) = {ab ** -0.5:.3g} overflows {dtype} arithmetic; "
+                         "sample in float64, start at a smaller t, or use a schedule with less total noise")
 
 
 @accepts_interpolants  # an Interpolant as `schedule`: toydiff.flow_samplers.sample_interpolant runs instead
@@ -197,16 +282,18 @@ def sample(
 
     Returns:
         x_0 ``[B, *event]``, same dtype and device as ``x_T``.
+
+    Raises:
+        ValueError: a bad argument (named); a denoiser output with NaN / inf (naming the method, the step index
+            and t; checked on each output's sum); a non-finite result; a first step whose ᾱ_t < 1/max(dtype).
     """
-    _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project)
-    plan = schedule.respace(steps, spacing := REGISTRY[method].default_spacing if spacing is None else spacing)
-    if steps is None or isinstance(steps, int):
-        _warn_terminal(schedule.alpha_bar(plan.timesteps[0]), f"sample(steps={steps}, spacing={spacing!r})")
-    pairs = plan.pairs
+    _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project, generator)
+    pairs = _plan(schedule, steps, REGISTRY[method].default_spacing if spacing is None else spacing, x_T.dtype)
     step = REGISTRY[method].step
-    ctx = StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance, generator=generator, clip_x0=clip_x0)
+    ctx = StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance, generator=generator, clip_x0=clip_x0, method=method)
     x = x_T if project is None else project(x_T, pairs[0][0])
     for i, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
+        ctx.step = i
         x_prev, eps, x0 = step(ctx, x, t, tp)
         if project is not None:
             x_prev = project(x_prev, tp)
@@ -214,4 +301,4 @@ def sample(
             callback({"step": i, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0,
                       "eps": eps, "x_prev": x_prev, "method": method})
         x = x_prev
-    return x
+    return ctx.check_result(x, pairs[-1][0])

@@ -14,6 +14,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from .checks import check_choice, check_int, check_number
+
 __all__ = [
     "NoiseSchedule",
     "StepPlan",
@@ -50,6 +52,37 @@ def _warn_terminal(alpha_bar: float, where: str) -> None:
         )
 
 
+def _betas_tensor(betas) -> torch.Tensor:
+    """``betas`` as a float64 tensor; a string, a bool tensor or a ragged list is a TypeError naming betas."""
+    if isinstance(betas, (str, bytes)) or (isinstance(betas, torch.Tensor) and betas.dtype == torch.bool):
+        raise TypeError(f"betas must be a sequence of numbers, got {type(betas).__name__}")
+    try:
+        return torch.as_tensor(betas, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"betas must be a sequence of numbers ({e})") from None
+
+
+def _check_alpha_bars(betas: torch.Tensor, ab: torch.Tensor, what: str) -> None:
+    """Refuse ᾱ that float64 cannot carry: below the smallest normal float64 (underflow: ᾱ and with it x̂_0 =
+    (x_t − √(1−ᾱ) ε)/√ᾱ lose their digits, then become 0 and inf) or not strictly decreasing (a β below the
+    resolution of ᾱ: 1 − ᾱ_0 = 0 divides by zero, equal ᾱ give DPM-Solver a zero step in log-SNR)."""
+    tiny = torch.finfo(torch.float64).tiny
+    low = (ab < tiny).nonzero()
+    if low.numel():
+        t = int(low[0])
+        raise ValueError(f"{what}: alpha_bar underflows at step t = {t} of T = {ab.numel()}: alpha_bar_{t} = "
+                         f"{float(ab[t]):.3g} is below the smallest normal float64 ({tiny:.3g}), so it has lost its "
+                         "precision there and reaches 0 a few steps on (x_0 = x_t / sqrt(alpha_bar) - ... then "
+                         "overflows); use smaller betas or a smaller T")
+    prev = torch.cat([ab.new_ones(1), ab[:-1]])
+    flat = (ab >= prev).nonzero()
+    if flat.numel():
+        t = int(flat[0])
+        raise ValueError(f"{what}: alpha_bar does not decrease at step t = {t}: beta_{t} = {float(betas[t]):.3g} is "
+                         f"below the float64 resolution of {float(prev[t]):.17g}, which alpha_bar_{t} rounds to "
+                         "(1 - alpha_bar or a step in log-SNR becomes 0); use betas of at least about 1e-15")
+
+
 class NoiseSchedule:
     """An immutable discrete variance-preserving noise schedule (float64).
 
@@ -65,7 +98,7 @@ class NoiseSchedule:
     __slots__ = ("_betas", "_alpha_bars", "_ab_list", "T", "name", "params")
 
     def __init__(self, betas: torch.Tensor | Sequence[float], name: str = "custom", params: dict | None = None):
-        b = torch.as_tensor(betas, dtype=torch.float64).detach().clone()
+        b = _betas_tensor(betas).detach().clone()
         if b.ndim != 1 or b.numel() == 0:
             raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {tuple(b.shape)}")
         if not torch.isfinite(b).all() or (b <= 0).any() or (b >= 1).any():
@@ -73,6 +106,7 @@ class NoiseSchedule:
             raise ValueError(f"betas must lie in the open interval (0, 1); found {bad!r}")
         object.__setattr__(self, "_betas", b)
         ab = torch.cumprod(1.0 - b, dim=0)
+        _check_alpha_bars(b, ab, f"schedule {name}{params or ''}")
         object.__setattr__(self, "_alpha_bars", ab)
         object.__setattr__(self, "_ab_list", ab.tolist())  # python floats: cheap scalar lookups in samplers
         object.__setattr__(self, "T", int(b.numel()))
@@ -134,8 +168,7 @@ class NoiseSchedule:
 
     def alpha_bar(self, t: int) -> float:
         """ᾱ at integer step ``t`` as a Python float; ``t = -1`` gives 1.0 (the clean sample)."""
-        if not -1 <= t < self.T:
-            raise ValueError(f"t must be in [-1, {self.T - 1}], got {t}")
+        t = check_int(t, "t", min=-1, max=self.T - 1)
         return 1.0 if t < 0 else self._ab_list[t]
 
     def to_dict(self) -> dict:
@@ -169,6 +202,7 @@ class NoiseSchedule:
                 λ ≈ 7 (σ ≈ 0.03): on the exact 1-D mixture, dpm++2m at 20 steps lands 1.4× from 1000
                 ancestral steps with (−5, 7), 1.9× with the whole range (``python bench/toy_nfe.py``).
         """
+        check_choice(spacing, "spacing", SPACINGS)
         log_snr = self.log_snr if spacing in ("karras", "logsnr") else None  # only these need it
         if log_snr_range is not None:
             if spacing != "logsnr" or not isinstance(steps, int):
@@ -264,10 +298,9 @@ def _respace(T: int, steps, spacing: str, log_snr: torch.Tensor | None = None) -
         else:
             raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
         return tuple(ts)
-    try:
-        ts = tuple(int(v) for v in steps)
-    except TypeError:
-        raise TypeError(f"steps must be an int, a sequence of ints or None, got {type(steps).__name__}") from None
+    if isinstance(steps, (str, bytes)) or not hasattr(steps, "__iter__"):
+        raise TypeError(f"steps must be an int, a sequence of ints or None, got {type(steps).__name__}")
+    ts = tuple(check_int(v, f"steps[{i}]") for i, v in enumerate(steps))  # 3.7 is refused, not truncated to 3
     if not ts:
         raise ValueError("steps must not be empty")
     if any(not 0 <= v < T for v in ts):
@@ -280,9 +313,15 @@ def _respace(T: int, steps, spacing: str, log_snr: torch.Tensor | None = None) -
 # --- builders -----------------------------------------------------------------------------------
 
 def _check_T(T) -> int:
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
-    return T
+    return check_int(T, "T", min=1)
+
+
+def _check_beta(value, name: str) -> float:
+    """A β parameter of a builder: a finite number in the open interval (0, 1)."""
+    value = check_number(value, name)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must lie in the open interval (0, 1), got {value!r}")
+    return value
 
 
 def _finish(betas: torch.Tensor, name: str, params: dict) -> NoiseSchedule:
@@ -293,27 +332,25 @@ def _finish(betas: torch.Tensor, name: str, params: dict) -> NoiseSchedule:
 
 def from_betas(betas: torch.Tensor | Sequence[float], name: str = "custom") -> NoiseSchedule:
     """A schedule from explicit β_t values (each in (0, 1)), ``[T]``."""
-    return _finish(torch.as_tensor(betas, dtype=torch.float64), name, {})
+    return _finish(_betas_tensor(betas), name, {})
 
 
 def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
     """Linear β from ``beta_start`` to ``beta_end`` (Ho et al. 2020: T=1000, 1e-4 -> 0.02)."""
-    _check_T(T)
+    T, beta_start, beta_end = _check_T(T), _check_beta(beta_start, "beta_start"), _check_beta(beta_end, "beta_end")
     return _finish(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), "linear",
                    {"T": T, "beta_start": beta_start, "beta_end": beta_end})
 
 
 def constant(T: int = 250, beta: float = 0.02) -> NoiseSchedule:
     """Constant β (the 1-D sandbox of the seed exercise: β = 0.02, T = 250)."""
-    _check_T(T)
+    T, beta = _check_T(T), _check_beta(beta, "beta")
     return _finish(torch.full((T,), float(beta), dtype=torch.float64), "constant", {"T": T, "beta": beta})
 
 
 def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> NoiseSchedule:
     """Cosine schedule (Nichol & Dhariwal 2021): ᾱ(t) ∝ cos²((t/T + s)/(1 + s) · π/2), β clipped at ``max_beta``."""
-    _check_T(T)
-    if s < 0:
-        raise ValueError(f"s must be >= 0, got {s}")
+    T, s, max_beta = _check_T(T), check_number(s, "s", min=0.0), _check_beta(max_beta, "max_beta")
     u = torch.arange(T + 1, dtype=torch.float64) / T
     f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
     betas = (1 - f[1:] / f[:-1]).clamp(max=max_beta)
@@ -322,7 +359,8 @@ def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> NoiseSch
 
 def sigmoid(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, steepness: float = 6.0) -> NoiseSchedule:
     """Sigmoid-shaped β from ``beta_start`` to ``beta_end`` (as in GeoDiff, Xu et al. 2022): slow at both ends."""
-    _check_T(T)
+    T, beta_start, beta_end = _check_T(T), _check_beta(beta_start, "beta_start"), _check_beta(beta_end, "beta_end")
+    steepness = check_number(steepness, "steepness")
     u = torch.linspace(-steepness, steepness, T, dtype=torch.float64)
     betas = beta_start + (beta_end - beta_start) * torch.sigmoid(u)
     return _finish(betas, "sigmoid", {"T": T, "beta_start": beta_start, "beta_end": beta_end, "steepness": steepness})

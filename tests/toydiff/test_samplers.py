@@ -324,3 +324,48 @@ def test_heun_default_spacing_does_not_diverge_at_10_steps():
         assert torch.isfinite(x).all() and x.abs().max() < 20  # the modes sit at -4 and +4 with std 1
         w1[spacing] = wasserstein1(x, truth)
     assert w1[None] < 0.3 and w1[None] < min(w1["logsnr"], w1["karras"])
+
+
+@pytest.mark.parametrize("method", td.METHODS)
+def test_a_nan_from_the_denoiser_is_refused_naming_method_step_and_t(method):
+    # issue 11: every sampler returned NaN when the denoiser did
+    calls = []
+
+    def eps_fn(x, t):
+        calls.append(int(t[0]))
+        return torch.full_like(x, float("nan")) if len(calls) == 3 else 0.1 * x
+
+    kw = {"generator": torch.Generator().manual_seed(0)}
+    with pytest.raises(ValueError, match=rf"method='{re.escape(method)}'\) at step \d \(t = {{}}\).*2 NaN".replace(
+            "{}", r"\d+")) as e:
+        td.sample(eps_fn, noise((1, 2), 0, torch.float32), S, method=method, steps=5, **kw)
+    assert f"(t = {calls[-1]})" in str(e.value) and len(calls) == 3, "stops at the first bad evaluation"
+
+
+def test_a_non_finite_result_is_refused_even_when_every_eps_was_finite():
+    project = lambda x, t: x if t >= 0 else x / 0.0     # the projection after the last step overflows
+    with pytest.raises(ValueError, match=r"the result has 3 NaN or infinite"):
+        td.sample(lambda x, t: 0.1 * x, noise((3, 1), 0), S, method="ddim", steps=3, project=project)
+
+
+def test_a_start_beyond_the_dtype_range_is_refused_and_float64_still_samples():
+    s = schedules.linear(T=40_000)                                   # alpha_bar_T = 1.7e-176: fine in float64
+    ab0 = s.alpha_bar(s.T - 1)
+    with pytest.raises(ValueError, match=r"alpha_bar = 1.73e-176 at the first sampled step t = 39999 .*float32"):
+        td.sample(ONE.eps_fn(s), noise((4, 1), 0, torch.float32), s, method="ddim", steps=10)
+    with pytest.raises(ValueError, match=r"step 0 from t = 39999 to t_prev = 35555 raises alpha_bar 6.55e\+36-fold"):
+        td.sample(ONE.eps_fn(s), noise((4, 1), 0), s, method="ddim", steps=10)   # float64 gave |x| ~ 200
+    x = td.sample(ONE.eps_fn(s), noise((4, 1), 0), s, method="ddim", steps=100)
+    assert ab0 < 1e-170 and ((x - MU).abs() < 6 * STD).all()
+
+
+def test_the_check_can_be_switched_off_for_the_bench_only():
+    nan_fn = lambda x, t: torch.full_like(x, float("nan"))
+    from toydiff.samplers import StepContext
+    StepContext.check_finite = False
+    try:
+        assert torch.isnan(td.sample(nan_fn, noise((2, 1), 0), S, method="ddim", steps=2)).all()
+    finally:
+        StepContext.check_finite = True
+    with pytest.raises(ValueError, match="NaN"):
+        td.sample(nan_fn, noise((2, 1), 0), S, method="ddim", steps=2)

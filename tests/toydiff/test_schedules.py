@@ -183,3 +183,40 @@ def test_from_name_names_the_bad_argument():
         schedules.from_name("linaer")
     with pytest.raises(TypeError, match="schedule 'linear'"):
         schedules.from_name("linear", beta=0.1)
+
+
+def test_alpha_bar_underflow_is_refused_naming_the_step():
+    # issue 11: from_betas([0.999] * 500) gave alpha_bar = 0; linear(T=10**6) sampled to |x| ~ 1e160
+    with pytest.raises(ValueError, match=r"underflows at step t = 102 .*alpha_bar_102 = 1e-309"):
+        schedules.from_betas([0.999] * 500)
+    with pytest.raises(ValueError, match=r"linear.*underflows at step t = 261611 of T = 1000000"):
+        schedules.linear(T=10**6)
+    with pytest.raises(ValueError, match=r"does not decrease at step t = 1: beta_1 = 1e-18"):
+        schedules.from_betas([0.1, 1e-18, 0.2])
+
+
+@pytest.mark.parametrize("T", [1000, 4000])
+@pytest.mark.parametrize("name", sorted(schedules.BUILDERS))
+def test_builder_defaults_stay_representable(name, T):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ab = schedules.from_name(name, T=T).alpha_bars
+    assert ab[-1] >= torch.finfo(torch.float64).tiny and (ab[1:] < ab[:-1]).all() and ab[0] < 1
+    if name == "cosine":  # beta clipped at 0.999 keeps alpha_bar_T far above float32's range too
+        assert 1e-11 < ab[-1] < 1e-8
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"T": 1.5}, TypeError, "T must be an int"), ({"beta_start": float("nan")}, ValueError, "beta_start"),
+    ({"beta_end": 1.0}, ValueError, "beta_end"), ({"beta_start": "0.1"}, TypeError, "beta_start"),
+])
+def test_builder_parameters_are_checked_by_name(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        schedules.linear(**kwargs)
+
+
+def test_respace_refuses_non_integer_timesteps():
+    with pytest.raises(TypeError, match=r"steps\[0\] must be an int, got float 3.7"):
+        schedules.linear(T=10).respace([3.7, 1.2])
+    with pytest.raises(ValueError, match="spacing"):
+        schedules.linear(T=10).respace(None, "bogus")

@@ -22,6 +22,7 @@ from scipy import stats
 from scipy.spatial.distance import cdist
 
 from .datasets import ToyDataset
+from ..checks import check_int, check_number
 from ..exact import GaussianMixture
 
 __all__ = [
@@ -39,15 +40,32 @@ __all__ = [
 Points = torch.Tensor | np.ndarray
 
 
-def _np(x: Points) -> np.ndarray:
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    a = a.astype(np.float64)
+def _np(x: Points, name: str, min_n: int = 1) -> np.ndarray:
+    """``x`` as a float64 array ``[N, D]`` (a 1-D array is ``[N, 1]``): at least ``min_n`` points, all finite."""
+    if isinstance(x, torch.Tensor):
+        if x.dtype == torch.bool or x.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got {x.dtype}")
+        a = x.detach().cpu().to(torch.float64).numpy()
+    else:
+        a = np.asarray(x)
+        if a.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+        a = a.astype(np.float64)
+    if a.ndim == 0 or a.shape[0] < min_n or a.size == 0:
+        raise ValueError(f"{name} must be points [N, D] with N >= {min_n}, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains {int((~np.isfinite(a)).sum())} NaN or infinite value(s) out of {a.size}")
     return a[:, None] if a.ndim == 1 else a.reshape(a.shape[0], -1)
+
+
+def _same_dim(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b must have the same dimensions, got {a.shape[1]} and {b.shape[1]}")
 
 
 def wasserstein1(a: Points, b: Points) -> float:
     """Wasserstein-1 between two 1-D sample sets (``scipy.stats.wasserstein_distance``)."""
-    a, b = _np(a), _np(b)
+    a, b = _np(a, "a"), _np(b, "b")
     if a.shape[1] != 1 or b.shape[1] != 1:
         raise ValueError("wasserstein1 is for 1-D samples; use sliced_wasserstein in higher dimensions")
     return float(stats.wasserstein_distance(a[:, 0], b[:, 0]))
@@ -55,9 +73,9 @@ def wasserstein1(a: Points, b: Points) -> float:
 
 def sliced_wasserstein(a: Points, b: Points, n_projections: int = 128, seed: int = 0) -> float:
     """Mean W1 over random unit directions (Rabin et al. 2011); equals W1 in 1-D."""
-    a, b = _np(a), _np(b)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"sample sets have dimensions {a.shape[1]} and {b.shape[1]}")
+    a, b = _np(a, "a"), _np(b, "b")
+    _same_dim(a, b)
+    n_projections, seed = check_int(n_projections, "n_projections", min=1), check_int(seed, "seed", min=0)
     if a.shape[1] == 1:
         return wasserstein1(a, b)
     dirs = np.random.default_rng(seed).normal(size=(n_projections, a.shape[1]))
@@ -79,19 +97,29 @@ def energy_distance(a: Points, b: Points, max_points: int = 3000, seed: int = 0)
     one law therefore score above 0, by about √((E|X−X'| + E|Y−Y'|)/n). Sets larger than ``max_points``
     are subsampled (the cost is quadratic).
     """
-    a, b = _subsample(_np(a), max_points, seed), _subsample(_np(b), max_points, seed + 1)
+    max_points, seed = check_int(max_points, "max_points", min=1), check_int(seed, "seed", min=0)
+    a, b = _np(a, "a"), _np(b, "b")
+    _same_dim(a, b)
+    a, b = _subsample(a, max_points, seed), _subsample(b, max_points, seed + 1)
     return math.sqrt(max(float(2 * cdist(a, b).mean() - cdist(a, a).mean() - cdist(b, b).mean()), 0.0))
 
 
 def mmd2(a: Points, b: Points, bandwidth: float | None = None, max_points: int = 3000, seed: int = 0) -> float:
     """Unbiased squared MMD with a Gaussian kernel (Gretton et al. 2012).
 
-    ``bandwidth`` defaults to the median pairwise distance of the pooled sets (the median heuristic).
+    ``bandwidth`` defaults to the median pairwise distance of the pooled sets (the median heuristic; their
+    mean distance where over half the pairs coincide, 1 where all points do). Each set needs two points.
     """
-    a, b = _subsample(_np(a), max_points, seed), _subsample(_np(b), max_points, seed + 1)
+    max_points, seed = check_int(max_points, "max_points", min=2), check_int(seed, "seed", min=0)
+    if bandwidth is not None and not check_number(bandwidth, "bandwidth") > 0:
+        raise ValueError(f"bandwidth must be positive or None, got {bandwidth!r}")
+    a, b = _np(a, "a", min_n=2), _np(b, "b", min_n=2)
+    _same_dim(a, b)
+    a, b = _subsample(a, max_points, seed), _subsample(b, max_points, seed + 1)
     if bandwidth is None:
         pool = _subsample(np.concatenate([a, b]), 1000, seed + 2)
-        bandwidth = float(np.median(cdist(pool, pool)[np.triu_indices(len(pool), 1)]))
+        d = cdist(pool, pool)[np.triu_indices(len(pool), 1)]
+        bandwidth = float(np.median(d)) or float(d.mean()) or 1.0
     k = lambda x, y: np.exp(-cdist(x, y, "sqeuclidean") / (2 * bandwidth**2))
     kaa, kbb = k(a, a), k(b, b)
     n, m = len(a), len(b)
@@ -101,7 +129,11 @@ def mmd2(a: Points, b: Points, bandwidth: float | None = None, max_points: int =
 
 def kde(samples: Points) -> stats.gaussian_kde:
     """A Gaussian KDE of ``[N, D]`` samples (``scipy.stats.gaussian_kde``, Scott's bandwidth)."""
-    return stats.gaussian_kde(_np(samples).T)
+    x = _np(samples, "samples", min_n=2)
+    try:
+        return stats.gaussian_kde(x.T)
+    except (np.linalg.LinAlgError, ValueError) as e:  # fewer points than dimensions, or all on a line
+        raise ValueError(f"samples: a KDE needs points that spread in every dimension ({e})") from None
 
 
 def _grid(mixture: GaussianMixture, n: int) -> tuple[np.ndarray, float]:
@@ -119,11 +151,16 @@ def kde_divergences(samples: Points, mixture: GaussianMixture) -> dict[str, floa
 
     Integrated numerically on a grid (2 000 points in 1-D, 150 × 150 in 2-D).
     """
+    _check_mixture(mixture)
+    _mixture_dim(_np(samples, "samples"), mixture)
     if mixture.D > 2:
         raise ValueError("kde_divergences integrates on a grid: only 1-D and 2-D")
     grid, cell = _grid(mixture, 2000 if mixture.D == 1 else 150)
     p = mixture.log_prob(torch.from_numpy(grid)).exp().numpy()
     q = kde(samples)(grid.T)
+    if not q.sum() > 0:
+        raise ValueError("samples: their KDE has no mass on the grid around the mixture (means ± 5 std), so the "
+                         "divergences are infinite; the samples lie far from every mode")
     p, q = p / (p.sum() * cell), q / (q.sum() * cell)
     eps = 1e-300
     kl = lambda u, v: float(np.sum(u * (np.log(u + eps) - np.log(v + eps))) * cell)
@@ -133,7 +170,20 @@ def kde_divergences(samples: Points, mixture: GaussianMixture) -> dict[str, floa
 
 def nll(samples: Points, mixture: GaussianMixture) -> float:
     """Mean negative log-likelihood of the samples under the true density (nats per point)."""
-    return float(-mixture.log_prob(torch.from_numpy(_np(samples))).mean())
+    _check_mixture(mixture)
+    x = _np(samples, "samples")
+    _mixture_dim(x, mixture)
+    return float(-mixture.log_prob(torch.from_numpy(x)).mean())
+
+
+def _check_mixture(mixture) -> None:
+    if not isinstance(mixture, GaussianMixture):
+        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+
+
+def _mixture_dim(x: np.ndarray, mixture: GaussianMixture) -> None:
+    if x.shape[1] != mixture.D:
+        raise ValueError(f"samples have dimension {x.shape[1]} but the mixture has D = {mixture.D}")
 
 
 def mode_stats(samples: Points, mixture: GaussianMixture, min_share: float = 0.25) -> dict:
@@ -145,7 +195,11 @@ def mode_stats(samples: Points, mixture: GaussianMixture, min_share: float = 0.2
     more than 3 standard deviations (Mahalanobis) from every component: the points a learned denoiser leaves
     between the modes (true 2-D samples: e^(−9/2) ≈ 1.1 %; 1-D: 0.27 %, less where modes overlap).
     """
-    x = torch.from_numpy(_np(samples))
+    _check_mixture(mixture)
+    min_share = check_number(min_share, "min_share", min=0.0, max=1.0)
+    xa = _np(samples, "samples")
+    _mixture_dim(xa, mixture)
+    x = torch.from_numpy(xa)
     off = float((mixture.mahalanobis_sq(x).min(dim=1).values > 9.0).double().mean())
     counts = torch.bincount(mixture.responsibilities(x).argmax(1), minlength=mixture.K).double()
     share = counts / counts.sum()
@@ -167,7 +221,7 @@ def report(samples: Points, truth: ToyDataset | GaussianMixture, *, seed: int = 
     samples with ``a`` and ``floor`` compares ``b`` with ``a`` — the same computation, so a perfect sampler
     scores the floor up to chance. Density-based metrics (NLL, KDE divergences) use the exact density.
     """
-    x = _np(samples)
+    x, seed = _np(samples, "samples"), check_int(seed, "seed", min=0)
     n, D = x.shape
     if n < 10:
         raise ValueError(f"samples: need at least 10 points, got {n}")
@@ -177,7 +231,7 @@ def report(samples: Points, truth: ToyDataset | GaussianMixture, *, seed: int = 
     if D != (mixture.D if mixture is not None else truth.dim):
         raise ValueError(f"samples have dimension {D}, the truth has {mixture.D if mixture else truth.dim}")
     g = torch.Generator().manual_seed(seed)
-    a, b = _np(draw(n, g)), _np(draw(n, g))  # two independent true sets of size n
+    a, b = _np(draw(n, g), "truth"), _np(draw(n, g), "truth")  # two independent true sets of size n
 
     out: dict[str, dict[str, float]] = {}
 
