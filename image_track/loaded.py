@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import toydiff
-from toydiff.checkpoint import CheckpointError, load_checkpoint, load_weights, require_kind
+from toydiff.checkpoint import CheckpointError, load_checkpoint, load_weights, register_kind, require_kind
 from toydiff.checks import check_int, check_number
 from toydiff.schedules import NoiseSchedule
 
@@ -37,6 +37,9 @@ AUTOGUIDANCE_T_MAX = 600
 #: the kind tags of files :func:`load_model` reads: training checkpoints and exported / committed weights (and
 #: untagged files that describe an image_track model)
 MODEL_KINDS = ("image_track.train/1", "image_track.weights/1")
+register_kind("image_track.train/1", "an image_track training checkpoint (toydiff mnist train)")
+register_kind("image_track.weights/1", "image_track weights (an exported or committed MNIST model)")
+register_kind("mnist_classifier", "the MNIST classifier's weights")
 
 
 @dataclass

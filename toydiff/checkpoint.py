@@ -38,6 +38,7 @@ from safetensors.torch import save as _st_save
 
 __all__ = [
     "CheckpointError",
+    "register_kind",
     "save_checkpoint",
     "load_checkpoint",
     "load_checkpoint_bytes",
@@ -59,14 +60,17 @@ _META_KEY = "toydiff"
 _HASH_KEY = "toydiff.sha256"
 _LOCK_NAME = ".toydiff.lock"
 
-#: what each kind tag is, for messages ("this is a toy-track checkpoint; ... needs ...")
+#: what each kind tag is, for messages ("this is a toy-track checkpoint; ... needs ..."); the layers above the
+#: core add theirs with :func:`register_kind`
 KIND_NAMES = {
     "toydiff.toy": "a toy-track checkpoint (toydiff toy train)",
-    "image_track.train/1": "an image_track training checkpoint (toydiff mnist train)",
-    "image_track.weights/1": "image_track weights (an exported or committed MNIST model)",
-    "mnist_classifier": "the MNIST classifier's weights",
     "toydiff.train": "a toydiff training-engine checkpoint",
 }
+
+
+def register_kind(kind: str, description: str) -> None:
+    """Name a checkpoint kind tag for messages (``describe_kind``); a track registers the kinds it writes."""
+    KIND_NAMES[kind] = description
 
 
 class CheckpointError(ValueError):
@@ -268,7 +272,7 @@ def join_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 def checkpoint_kind(meta: dict[str, Any]) -> str | None:
     """The kind tag of a checkpoint's metadata: ``meta["kind"]`` (files written before the training engine
-    was shared tagged image_track checkpoints with ``"format"`` instead; both are read)."""
+    was shared tagged some checkpoints with ``"format"`` instead; both are read)."""
     return meta.get("kind", meta.get("format"))
 
 

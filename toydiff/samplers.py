@@ -304,21 +304,19 @@ def sample(
         x_0 ``[B, *event]``, same dtype and device as ``x_T``.
 
     Raises:
-        ValueError: a bad argument (named); a denoiser output with NaN / inf (naming the method, the step index
-            and t; checked on each output's sum); a non-finite result; a first step whose ᾱ_t < 1/max(dtype).
+        ValueError: a bad argument (named); NaN / inf from the denoiser (naming method, step and t) or in the result.
     """
     _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project, generator)
     pairs = _plan(schedule, steps, REGISTRY[method].default_spacing if spacing is None else spacing, x_T.dtype)
-    step = REGISTRY[method].step
-    ctx = StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance, generator=generator, clip_x0=clip_x0, method=method)
+    step, ctx = REGISTRY[method].step, StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance,
+                                                   generator=generator, clip_x0=clip_x0, method=method)
     x = x_T if project is None else project(x_T, pairs[0][0])
-    for i, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
-        ctx.step = i
+    for ctx.step, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
         x_prev, eps, x0 = step(ctx, x, t, tp)
         if project is not None:
             x_prev = project(x_prev, tp)
         if callback is not None:
-            callback({"step": i, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0,
+            callback({"step": ctx.step, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0,
                       "eps": eps, "x_prev": x_prev, "method": method})
         x = x_prev
     return ctx.check_result(x, pairs[-1][0])
