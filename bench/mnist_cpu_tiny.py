@@ -147,7 +147,8 @@ def main(argv=None) -> int:
         for k, guide_path in guides.items():
             guide = None if guide_path is None else load_model(guide_path).model
             for w in [1.0] if guide is None else [float(w) for w in a.ag_ws.split(",")]:
-                x = generate(m.model, m.schedule, clf_n, guide=guide, w=w, guide_t_max=a.guide_t_max or None,
+                x = generate(m.model, m.schedule, clf_n, guide=guide, w=None if guide is None else w,
+                             guide_t_max=a.guide_t_max or None,
                              **sample_kw)
                 n_imgs += clf_n * (1 if guide is None else 2)
                 hist = evaluate.class_histogram(x)
