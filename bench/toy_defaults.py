@@ -134,7 +134,8 @@ def main(argv=None) -> int:
         r = default_recipe(name)
         print(f"- {name}: {r.schedule_name}{dict(r.schedule_params)}, MLP {r.width}×{r.depth} {r.activation}, "
               f"{r.epochs} epochs × {r.n_train:,} points, batch {r.batch_size}, lr {r.lr:g}, {r.t_sampling} t, "
-              f"EMA {r.ema_decay}")
+              f"EMA {r.ema_decay}{' with warm-up' if r.ema_warmup else ''}, {r.lr_schedule} lr"
+              f"{f' (floor {r.min_lr_ratio:g} × peak)' if r.min_lr_ratio else ''}")
     return 0
 
 

@@ -180,9 +180,9 @@ with c3:
 st.subheader("2 · Train")
 c1, c2, c3, c4, c5 = st.columns(5)
 epochs = c1.slider("Epochs", 1, 400, key="toy_epochs", help="each epoch draws fresh training points")
-n_train = c2.select_slider("Training points", [1000, 2000, 5000, 10000, 20000], key="toy_ntrain")
+n_train = c2.select_slider("Training points", [1000, 2000, 5000, 10000, 20000, 40000], key="toy_ntrain")
 batch_size = c3.select_slider("Batch size", [32, 64, 128, 256, 512, 1024], key="toy_batch")
-lr = c4.select_slider("Peak learning rate", [3e-4, 1e-3, 2e-3, 3e-3, 1e-2], key="toy_lr")
+lr = c4.select_slider("Peak learning rate", [3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2], key="toy_lr")
 seed = int(c5.number_input("Seed", 0, 10_000, 0, key="toy_seed"))
 t_sampling = st.radio(
     "Training steps t", ["uniform", "low-noise"], horizontal=True, key="toy_tsampling",

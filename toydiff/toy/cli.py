@@ -40,7 +40,7 @@ PROG = "toydiff toy"
 SCHEDULES = ("constant", "linear", "cosine", "sigmoid")
 _NOT_FLAGS = ("checkpoint_every",)
 #: TrainConfig fields whose flag defaults to the data set's recipe (toydiff.toy.recipes)
-_RECIPE_FIELDS = ("epochs", "batch_size", "lr", "t_sampling", "ema_decay")
+_RECIPE_FIELDS = ("epochs", "batch_size", "lr", "t_sampling", "ema_decay", "ema_warmup", "lr_schedule", "min_lr_ratio")
 _FROM_RECIPE = "default: the data set's recipe"
 
 
