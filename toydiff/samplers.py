@@ -102,9 +102,11 @@ class StepContext:
     #: check every denoiser output for NaN / inf; only ``bench/sampler_overhead.py`` turns it off, to measure
     #: what the check costs
     check_finite: bool = True
-    #: entries of ε̂ summed per evaluation: every ``stride``-th one, from an offset that moves on by one each
-    #: evaluation, so a persistent NaN anywhere is seen within ``stride`` evaluations (and always by the end)
+    #: above ``probe_size`` entries, ε̂ is probed at every ``probe_every``-th evaluation on a window of
+    #: ``probe_size`` contiguous entries that moves on each time: a NaN that stays in place is seen within
+    #: ``probe_every * numel / probe_size`` evaluations, and always by the final scan (:meth:`check_result`)
     probe_size: int = 1024
+    probe_every: int = 2
 
     def __init__(self, eps_fn: EpsFn, schedule: NoiseSchedule, x_T: torch.Tensor, *, eta: float = 0.0,
                  variance: str = "beta", generator=None, clip_x0: float | None = None, method: str = "?"):
@@ -127,18 +129,19 @@ class StepContext:
         stays consistent (x_t = sqrt(ᾱ_t) x̂_0 + sqrt(1 − ᾱ_t) ε̂) and every method sees the clipped estimate.
         Every denoiser output of every method passes through here, once per evaluation: checks on it go here.
         A NaN or ±inf in ε̂ makes a sum over it non-finite; only then is ε̂ scanned, and a ``ValueError`` names
-        the method, step and t. Up to ``probe_size`` entries the sum covers all of ε̂; above, it covers every
-        ``stride``-th entry from a rotating offset (:meth:`_probe`), so the check costs a fixed ~1k additions
-        per evaluation at any batch size. NaN and inf stay where they are in every update (each is elementwise),
-        so an entry the probe skipped is caught within ``stride`` evaluations, and :meth:`check_result` scans
-        the result once: nothing non-finite is returned.
+        the method, step and t. Up to ``probe_size`` entries the sum covers all of ε̂; above, it covers a window
+        of ``probe_size`` contiguous entries at every second evaluation that moves on each time (:meth:`_finite`),
+        so the check costs a fixed ~1k additions per two evaluations at any batch size. A denoiser gone bad (NaN weights, overflow)
+        fills every window at once; a lone NaN stays where it is through every update (each is elementwise),
+        so a later window or :meth:`check_result`'s one scan of the result finds it: nothing non-finite is
+        returned.
         """
         eps = self.eps_fn(x, self._t.fill_(t))
         if not isinstance(eps, torch.Tensor) or eps.shape != self._shape:
             got = getattr(eps, "shape", type(eps).__name__)
             raise ValueError(f"eps_fn returned {got}; expected shape {tuple(self._shape)}")
         eps = eps.to(x.dtype)
-        if self.check_finite and not math.isfinite(float(self._probe(eps))):
+        if self.check_finite and not self._finite(eps):
             self._refuse_non_finite(x, eps, t)
         ab_t = self._ab[t]
         x0 = _eps_to_x0(x, eps, ab_t)
@@ -147,15 +150,18 @@ class StepContext:
             eps = _x0_to_eps(x, x0, ab_t)
         return eps, x0
 
-    def _probe(self, eps: torch.Tensor) -> torch.Tensor:
-        """The sum of all of ``eps``, or of every ``stride``-th entry from an offset that rotates per call."""
-        flat = eps.reshape(-1)
-        n = flat.numel()
+    def _finite(self, eps: torch.Tensor) -> bool:
+        """Whether the probed part of ``eps`` sums to a finite number: all of it up to ``probe_size`` entries;
+        above, a window of ``probe_size`` contiguous entries at every ``probe_every``-th evaluation, the window
+        moving on each time."""
         self._calls += 1
+        n = eps.numel()
         if n <= self.probe_size:
-            return flat.sum()
-        stride = -(-n // self.probe_size)
-        return flat[self._calls % stride::stride].sum()
+            return math.isfinite(float(eps.sum()))
+        if self._calls % self.probe_every:
+            return True
+        start = (self._calls // self.probe_every * self.probe_size) % n
+        return math.isfinite(float(eps.reshape(-1)[start:start + self.probe_size].sum()))
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """N(0, I) noise ``[B, *event]`` from the run's generator (or one generator per sample)."""
