@@ -96,7 +96,10 @@ def train(config: TrainConfig, *, overwrite: bool = True) -> History:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        return _train(config, rank, world, device)
+        history = _train(config, rank, world, device)
+        if world > 1:  # rank 0 may still be writing the run's files: every process leaves train() after it
+            dist.barrier()
+        return history
     finally:
         if own_group:
             dist.destroy_process_group()

@@ -36,6 +36,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     assert h.stopped == "time budget" and h.step == 1
     h = train(TrainConfig(out_dir=cut, resume=os.path.join(cut, "checkpoint.safetensors"), **cfg))
     assert h.step == 3 and h.stopped == "finished"
+    dist.barrier()  # rank 0 still writes its files: leave the group together, not while it is mid-way
     dist.destroy_process_group()
 
 
