@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from .checks import check_choice, check_int, check_number, check_tensor
 from .interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
+from .sampler_methods import dpmpp_2m_update
 from .schedules import _warn_terminal
 
 __all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_interpolant", "flow_evaluations",
@@ -131,13 +132,9 @@ def dpmpp_2m_step(ctx: FlowContext, x: torch.Tensor, t: float, t_prev: float) ->
     if s_p == 0:
         x_prev = x0
     else:
-        h = _half_log_snr(a_p, s_p) - lam_t
-        d = x0
         prev = ctx.memory.get("dpm++2m")
-        if prev is not None and math.isfinite(lam_t - prev[1]):
-            r = (lam_t - prev[1]) / h
-            d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * prev[0]
-        x_prev = (s_p / s_t) * x - a_p * math.expm1(-h) * d
+        prev = prev if prev is not None and math.isfinite(lam_t - prev[1]) else None  # first order from α = 0
+        x_prev = dpmpp_2m_update(x, x0, prev, lam_t, _half_log_snr(a_p, s_p), s_p / s_t, a_p)
     ctx.memory["dpm++2m"] = (x0, lam_t)
     return x_prev, eps, x0, u
 

@@ -24,7 +24,7 @@ from .forward import posterior_coefficients
 if TYPE_CHECKING:
     from .samplers import StepContext
 
-__all__ = ["ddpm_step", "ddpm_no_noise_step", "ddim_step", "euler_step", "heun_step", "dpmpp_2m_step"]
+__all__ = ["ddpm_step", "ddpm_no_noise_step", "ddim_step", "euler_step", "heun_step", "dpmpp_2m_step", "dpmpp_2m_update"]
 
 Step = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x_prev, eps, x0_hat), each [B, *event]
 
@@ -136,13 +136,22 @@ def dpmpp_2m_step(ctx: StepContext, x: torch.Tensor, t: int, t_prev: int) -> Ste
         x_prev = x0
     else:
         ab_p = ctx.alpha_bar(t_prev)
-        h = _log_snr_half(ab_p) - lam_t
-        d = x0
-        prev = ctx.memory.get("dpm++2m")
-        if prev is not None:
-            prev_x0, prev_lam = prev
-            r = (lam_t - prev_lam) / h
-            d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * prev_x0
-        x_prev = math.sqrt((1.0 - ab_p) / (1.0 - ab_t)) * x - math.sqrt(ab_p) * math.expm1(-h) * d
+        x_prev = dpmpp_2m_update(x, x0, ctx.memory.get("dpm++2m"), lam_t, _log_snr_half(ab_p),
+                                 math.sqrt((1.0 - ab_p) / (1.0 - ab_t)), math.sqrt(ab_p))
     ctx.memory["dpm++2m"] = (x0, lam_t)
     return x_prev, eps, x0
+
+
+def dpmpp_2m_update(x: torch.Tensor, x0: torch.Tensor, prev: tuple[torch.Tensor, float] | None, lam_t: float,
+                    lam_p: float, sigma_ratio: float, alpha_p: float) -> torch.Tensor:
+    """The DPM-Solver++(2M) update (Lu et al. 2022, Algorithm 2) for any Gaussian path, shared by the VP sampler
+    and :mod:`toydiff.flow_samplers`: x_{t'} = (σ_{t'}/σ_t) x_t − α_{t'} (e^{−h} − 1) D with h = λ_{t'} − λ_t,
+    D = (1 + 1/(2r)) x̂_0 − x̂_0^{prev}/(2r), r = (λ_t − λ_prev)/h, and D = x̂_0 without a ``prev = (x̂_0, λ)``.
+    ``x``, ``x0``: ``[B, *event]``; ``sigma_ratio`` = σ_{t'}/σ_t, ``alpha_p`` = α_{t'}."""
+    h = lam_p - lam_t
+    d = x0
+    if prev is not None:
+        prev_x0, prev_lam = prev
+        r = (lam_t - prev_lam) / h
+        d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * prev_x0
+    return sigma_ratio * x - alpha_p * math.expm1(-h) * d
