@@ -38,13 +38,7 @@ def loss_png(run_id: int, _rec: TrainedToy) -> bytes:
 def eps_compare(run_id: int, _rec: TrainedToy, t: int) -> tuple[bytes, float | None]:
     """The learned ε̂ and the exact ε* at step t (normalised space), and E_{x_t ~ p_t} |ε̂ − ε*|² / D."""
     s, model, oracle = _rec.run.schedule, _rec.run.model, _rec.oracle
-    gap = None
-    if oracle is not None:
-        ab = s.alpha_bar(t)
-        xt = oracle.noised(ab).sample(4000, torch.Generator().manual_seed(0)).float()
-        with torch.no_grad():
-            e_hat = model(xt, torch.full((len(xt),), t))
-        gap = float(((e_hat.double() - oracle.eps_star(xt, ab)) ** 2).mean())
+    gap = None if oracle is None else metrics.eps_gap(model, oracle, s.alpha_bar(t), t)
     return fig_png(plots.eps_comparison(model, s, t, oracle=oracle)), gap
 
 

@@ -26,6 +26,7 @@ from ..checks import check_int, check_number
 from ..exact import GaussianMixture
 
 __all__ = [
+    "eps_gap",
     "wasserstein1",
     "sliced_wasserstein",
     "energy_distance",
@@ -212,6 +213,19 @@ def mode_stats(samples: Points, mixture: GaussianMixture, min_share: float = 0.2
         "max_weight_error": float((share - true).abs().max()),
         "off_mode_share": off,
     }
+
+
+def eps_gap(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], mixture: GaussianMixture, alpha_bar: float,
+            t: int, *, n: int = 4000, seed: int = 0) -> float:
+    """E_{x_t ~ p_t} ‖ε̂(x_t, t) − ε*(x_t)‖² / D: how far a noise predictor is from the exact one at step ``t``
+    (ᾱ_t = ``alpha_bar``), averaged where the noised data actually lives (``n`` draws of x_t, seeded)."""
+    _check_mixture(mixture)
+    check_int(n, "n", min=1)
+    x_t = mixture.noised(check_number(alpha_bar, "alpha_bar", min=0.0, max=1.0)).sample(
+        n, torch.Generator().manual_seed(check_int(seed, "seed", min=0)))
+    with torch.no_grad():
+        e_hat = model(x_t.float(), torch.full((n,), check_int(t, "t", min=0)))
+    return float(((e_hat.double() - mixture.eps_star(x_t, alpha_bar)) ** 2).mean())
 
 
 def report(samples: Points, truth: ToyDataset | GaussianMixture, *, seed: int = 0) -> dict[str, dict[str, float]]:

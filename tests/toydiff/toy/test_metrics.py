@@ -123,3 +123,20 @@ def test_kl_of_a_density_with_itself_is_about_zero():
     x = gm.sample(20000, torch.Generator().manual_seed(0))
     d = metrics.kde_divergences(x, gm)
     assert d["kl_true_kde"] < 0.005 and d["kl_kde_true"] < 0.005
+
+
+def test_eps_gap_is_zero_for_the_exact_predictor_and_grows_with_a_wrong_sign():
+    import toydiff as td
+    from toydiff.toy.metrics import eps_gap
+
+    s = td.schedules.constant(T=50)
+    gm = td.GaussianMixture([1.0, 2.0], [[-2.0], [2.0]], [[[0.5]], [[0.5]]])
+    t = 20
+    ab = s.alpha_bar(t)
+    exact = lambda x, tt: gm.eps_star(x.double(), ab)
+    assert eps_gap(exact, gm, ab, t) < 1e-12
+    flipped = lambda x, tt: -gm.eps_star(x.double(), ab)
+    direct = float((4 * gm.eps_star(gm.noised(ab).sample(4000, torch.Generator().manual_seed(0)), ab) ** 2).mean())
+    assert abs(eps_gap(flipped, gm, ab, t) - direct) < 1e-9 and direct > 0.1
+    with pytest.raises(ValueError, match="alpha_bar"):
+        eps_gap(exact, gm, 1.5, t)
