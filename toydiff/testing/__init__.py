@@ -13,10 +13,10 @@ sampler protocol, toydiff's own methods), :mod:`.adapters` (diffusers schedulers
 
 from .adapters import from_diffusers, from_k_diffusion, from_spec
 from .assertions import assert_converges, assert_passes
-from .check import DEFAULT_SWEEP, Report, Row, check_sampler
+from .check import DEFAULT_STEPS, DEFAULT_SWEEP, Report, Row, check_sampler
 from .oracle import OracleCallError, Problem, default_problem, pf_ode
 from .protocol import KitSampler, Run, as_sampler, from_callable, from_toydiff
 
-__all__ = ["check_sampler", "Report", "Row", "DEFAULT_SWEEP", "assert_converges", "assert_passes", "from_callable",
+__all__ = ["check_sampler", "Report", "Row", "DEFAULT_STEPS", "DEFAULT_SWEEP", "assert_converges", "assert_passes", "from_callable",
            "from_toydiff", "from_diffusers", "from_k_diffusion", "from_spec", "as_sampler", "KitSampler", "Run",
            "Problem", "default_problem", "pf_ode", "OracleCallError"]

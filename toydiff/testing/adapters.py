@@ -7,6 +7,8 @@ runs. Both drive the library's own loop with the exact oracle as the model:
   (``trained_betas``, ``num_train_timesteps``), then ``set_timesteps(steps)`` and, per timestep,
   ``scale_model_input`` → exact ε* at that timestep → ``step(...)``, exactly as a pipeline does. A scheduler
   with ``init_noise_sigma != 1`` works in Karras' σ-space: it starts from x_T·sqrt(1 + σ_max²).
+  ``clip_sample`` and ``thresholding`` default to False here (the oracle's data are not confined to [-1, 1]);
+  set them in the config to test them.
 - **k-diffusion** (:func:`from_k_diffusion`): ``sample_fn(model, x, sigmas, disable=True, **kwargs)`` with
   ``model(x̃, σ)`` the exact x̂_0 (Karras et al. 2022's denoiser D(x̃; σ)) and ``sigmas`` from the VP schedule
   (``"linspace"``: σ at ``round(linspace(T − 1, 0, n))``, or ``"karras"``: ρ = 7 between σ_0 and σ_{T−1}),
@@ -36,10 +38,15 @@ __all__ = ["from_diffusers", "from_k_diffusion", "from_spec", "k_diffusion_sampl
 _OWNED = ("trained_betas", "num_train_timesteps", "beta_schedule", "beta_start", "beta_end")
 
 
+#: defaults the adapter changes unless the config sets them: the oracle's data are not confined to [-1, 1]
+_UNCLIPPED = {"clip_sample": False, "thresholding": False}
+
+
 def _build_scheduler(cls, recorder: Recorder, config: dict):
-    sched = cls(num_train_timesteps=recorder.problem.schedule.T,
-                trained_betas=recorder.problem.schedule.betas.numpy(), **config)
-    return sched
+    params = inspect.signature(cls.__init__).parameters
+    unclipped = {k: v for k, v in _UNCLIPPED.items() if k in params and k not in config}
+    return cls(num_train_timesteps=recorder.problem.schedule.T, trained_betas=recorder.problem.schedule.betas.numpy(),
+               **unclipped, **config)
 
 
 def from_diffusers(scheduler_class, *, name: str | None = None, order: float | None = None, **config) -> KitSampler:

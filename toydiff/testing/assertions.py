@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .check import Report, check_sampler
+from .check import DEFAULT_STEPS, Report, check_sampler
 
 __all__ = ["assert_converges", "assert_passes"]
 
 
-def assert_passes(sampler, steps: Sequence[int] = (10, 20, 40), **kwargs) -> Report:
+def assert_passes(sampler, steps: Sequence[int] = DEFAULT_STEPS, **kwargs) -> Report:
     """Run :func:`~toydiff.testing.check_sampler` and raise AssertionError with the whole table if a property
     fails; returns the report."""
     rep = check_sampler(sampler, steps, **kwargs)
@@ -23,7 +23,7 @@ def assert_passes(sampler, steps: Sequence[int] = (10, 20, 40), **kwargs) -> Rep
     return rep
 
 
-def assert_converges(sampler, order: float | None = None, steps: Sequence[int] = (10, 20, 40), **kwargs) -> Report:
+def assert_converges(sampler, order: float | None = None, steps: Sequence[int] = DEFAULT_STEPS, **kwargs) -> Report:
     """:func:`assert_passes` for a deterministic sampler that must converge to the exact ODE solution with the
     given ``order`` (± ``order_tol``, default 0.35); a stochastic sampler fails it."""
     rep = assert_passes(sampler, steps, order=order, **kwargs)
