@@ -57,8 +57,12 @@ def from_diffusers(scheduler_class, *, name: str | None = None, order: float | N
     owned = sorted(set(config) & set(_OWNED))
     if owned:
         raise ValueError(f"config: {owned} cannot be set: the scheduler gets the oracle's own discrete schedule")
-    if "trained_betas" not in inspect.signature(scheduler_class.__init__).parameters:
+    params = inspect.signature(scheduler_class.__init__).parameters
+    if "trained_betas" not in params:
         raise TypeError(f"{scheduler_class.__name__} takes no trained_betas, so it cannot run on the oracle's schedule")
+    unknown = sorted(set(config) - set(params))
+    if unknown:
+        raise ValueError(f"config: {scheduler_class.__name__} has no option {unknown[0]!r}")
     takes_generator = "generator" in inspect.signature(scheduler_class.step).parameters
 
     def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
@@ -107,6 +111,10 @@ def from_k_diffusion(sample_fn: Callable, *, sigmas="linspace", name: str | None
     ``sigmas``: ``"linspace"``, ``"karras"`` or ``fn(n, sigmas_of_schedule [T]) -> [n]``; ``kwargs`` go to it."""
     if not callable(sample_fn):
         raise TypeError(f"sample_fn must be a k-diffusion sampling function, got {type(sample_fn).__name__}")
+    params = inspect.signature(sample_fn).parameters
+    unknown = sorted(k for k in kwargs if k not in params or k in ("model", "x", "sigmas"))
+    if unknown:
+        raise ValueError(f"config: {getattr(sample_fn, '__name__', 'sample_fn')} has no option {unknown[0]!r}")
 
     def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
         levels = _k_sigmas(sigmas, rec, steps)

@@ -28,6 +28,7 @@ import torch
 
 from ..checks import check_choice
 from ..samplers import METHODS
+from ..schedules import SPACINGS
 from .oracle import OracleCallError, Recorder
 
 __all__ = ["Run", "KitSampler", "from_callable", "from_toydiff", "as_sampler", "ORDERS"]
@@ -94,6 +95,10 @@ def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSa
     from ..samplers import sample
 
     check_choice(method, "method", METHODS)
+    if spacing is not None:
+        check_choice(spacing, "spacing", SPACINGS)
+    for key in options:
+        check_choice(key, "option", ("eta", "variance"))
 
     def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
         ts: list[float] = []
