@@ -81,3 +81,66 @@ def make_heun(*, t_shift=0, skip_last=False):
         return xs / math.sqrt(1 + sigma(end) ** 2), ts[:-1] if skip_last else ts
 
     return heun
+
+
+# --- the kit catches each bug, and passes the correct samplers ------------------------------------------------
+
+import pytest  # noqa: E402
+
+from toydiff.testing import assert_converges, check_sampler, from_callable  # noqa: E402
+
+FAST = dict(sweep=range(1, 9))  # the timesteps of 1..8 steps besides the pathwise ones: enough for these bugs
+
+
+def failed(rep) -> set[str]:
+    return {r.name for r in rep.failures}
+
+
+def test_correct_samplers_written_from_scratch_pass_with_their_order():
+    ddim = assert_converges(from_callable(make_ddim(), "ddim"), order=1, **FAST)
+    heun = assert_converges(from_callable(make_heun(), "heun"), order=2, **FAST)
+    assert 0.8 <= ddim.order <= 1.2 and 1.8 <= heun.order <= 2.4
+    assert heun.errors[96] < ddim.errors[96] / 10  # second order beats first at the same steps
+    ddpm = check_sampler(from_callable(make_ddpm(), "ddpm"), steps=[24, 48], **FAST)
+    assert ddpm.passed and ddpm.stochastic and ddpm.row("distribution").passed, ddpm.table()
+
+
+def test_wrong_sign_of_the_noise_term_is_caught():
+    rep = check_sampler(from_callable(make_ddim(sign=+1.0)), **FAST)
+    assert {"pathwise", "order", "clean end"} <= failed(rep), rep.table()
+
+
+@pytest.mark.parametrize("shift", [-1, 1])
+def test_off_by_one_timestep_given_to_the_model_is_caught(shift):
+    rep = check_sampler(from_callable(make_heun(t_shift=shift), order=2), **FAST)
+    assert "order" in failed(rep) and failed(rep) <= {"order", "pathwise"}, rep.table()
+
+
+def test_off_by_one_loop_that_never_reaches_the_clean_sample_is_caught():
+    rep = check_sampler(from_callable(make_heun(skip_last=True), order=2), **FAST)
+    assert {"timesteps", "clean end"} <= failed(rep), rep.table()
+    assert "not the clean sample" in rep.row("timesteps").detail
+
+
+def test_noise_added_on_the_last_step_is_caught():
+    good = check_sampler(from_callable(make_ddpm()), steps=[12, 24], **FAST)
+    bad = check_sampler(from_callable(make_ddpm(last_noise=True)), steps=[12, 24], **FAST)
+    assert good.row("clean end").passed and not bad.row("clean end").passed, bad.table()
+
+
+def test_first_order_update_labelled_second_order_is_caught():
+    rep = check_sampler(from_callable(make_ddim(), order=2), **FAST)
+    assert failed(rep) == {"order"} and "claimed 2" in rep.row("order").detail
+    with pytest.raises(AssertionError, match="order"):
+        assert_converges(from_callable(make_ddim()), order=2, **FAST)
+
+
+def test_diffusers_like_stride_bug_is_caught():
+    rep = check_sampler(from_callable(make_ddim(stride_bug=True), order=1), **FAST)
+    assert "order" in failed(rep), rep.table()
+
+
+def test_a_step_to_t_minus_one_is_caught_at_the_step_counts_where_it_happens():
+    rep = check_sampler(from_callable(make_ddim(extra_t=True)), steps=[12, 24], **FAST)
+    assert {"runs", "denoiser t"} <= failed(rep)
+    assert "t = -1" in rep.row("denoiser t").detail
