@@ -121,3 +121,28 @@ def test_cli_exit_codes(argv, code, capsys):
         assert not out and len(err.strip().splitlines()) == 1 and err.startswith("toydiff check-sampler: error:")
     else:
         assert ("PASSED" if code == 0 else "FAILED (order)") in out
+
+
+def test_missing_peer_libraries_are_one_clear_error(monkeypatch):
+    import importlib
+    import importlib.util
+    import sys
+
+    from toydiff.testing import adapters, from_diffusers
+
+    real_import = importlib.import_module
+
+    def no_peers(name, *a, **k):
+        if name.split(".")[0] in ("k_diffusion", "diffusers"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", no_peers)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.delitem(sys.modules, "_kdiffusion_sampling.sampling", raising=False)
+    with pytest.raises(ImportError, match="pip install --no-deps k-diffusion"):
+        adapters.k_diffusion_sampling()
+    with pytest.raises(ValueError, match="diffusers is not installed"):
+        check_sampler("diffusers:DDIMScheduler")
+    with pytest.raises(TypeError, match="diffusers scheduler class"):
+        from_diffusers("DDIMScheduler")
