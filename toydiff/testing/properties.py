@@ -7,7 +7,6 @@ two-sample noise floor of :mod:`toydiff.toy.metrics`).
 
 from __future__ import annotations
 
-import math
 
 import torch
 

@@ -29,7 +29,7 @@ import torch
 from ..checks import check_choice
 from ..samplers import METHODS
 from ..schedules import SPACINGS
-from .oracle import OracleCallError, Recorder
+from .oracle import Recorder
 
 __all__ = ["Run", "KitSampler", "from_callable", "from_toydiff", "as_sampler", "ORDERS"]
 
@@ -132,7 +132,3 @@ def as_sampler(sampler, **config) -> KitSampler:
         raise ValueError(f"config {sorted(config)} applies to spec strings only")
     return from_callable(sampler)
 
-
-def oracle_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is the oracle refusing a timestep (a sampler bug, not a kit error)."""
-    return isinstance(exc, OracleCallError)
