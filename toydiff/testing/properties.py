@@ -7,11 +7,9 @@ two-sample noise floor of :mod:`toydiff.toy.metrics`).
 
 from __future__ import annotations
 
-
 import torch
 
 from ..exact import GaussianMixture
-
 from .oracle import Problem
 from .protocol import KitSampler, Run
 
