@@ -75,3 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if rep.passed else EXIT_FAILED
 
     return run_guarded(go, "toydiff check-sampler")
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
