@@ -30,10 +30,12 @@ from .losses import (LOSS_WEIGHTINGS, T_SAMPLINGS, LossTerms, bucket_sums, eps_p
                      held_out_loss, loss_weights)
 from .schedules import NoiseSchedule
 
-__all__ = ["PROCESSES", "FLOW_TIME_SCALE", "VPObjective", "FlowObjective", "objective_from_meta", "process_of"]
+__all__ = ["PROCESSES", "FLOW_TIME_SCALE", "EPS_T_MAX", "VPObjective", "FlowObjective", "objective_from_meta", "process_of"]
 
 PROCESSES = ("vp", "flow")
 FLOW_TIME_SCALE = 1000.0
+#: where the sampling grid of an ε-predicting flow network starts (α(1) = 0 leaves x̂_0 undefined at t = 1)
+EPS_T_MAX = 0.999
 Fn = Callable[..., torch.Tensor]
 
 
@@ -173,6 +175,18 @@ class FlowObjective:
                     per.append(interpolant_loss(fn, self.interp, x0[sl], kind=self.prediction,
                                                 t=t[sl].to(x0.dtype), noise=noise[sl], **kw).per_sample)
         return _held_out(per, t, self.bucket_sums, n_buckets)
+
+    def sampler_options(self, steps: int, shift: float | None = None) -> dict:
+        """Keywords of :func:`toydiff.sample` for a network of this objective over ``steps`` steps: the
+        prediction type and the time grid. An ε network cannot give x̂_0 where α = 0 (t = 1 of linear and
+        cosine), so its grid starts at t = :data:`EPS_T_MAX` (x_1 ~ N(0, I) stands for x there, as the VP
+        samplers start at ᾱ_{T−1} > 0)."""
+        from .flow_samplers import time_grid
+
+        opts = {"prediction": self.prediction}
+        if self.prediction == "eps" and float(self.interp.alpha(1.0)) == 0.0:
+            return opts | {"times": [t * EPS_T_MAX for t in time_grid(steps, shift=shift)]}
+        return opts | {"steps": steps} | ({"shift": shift} if shift is not None else {})
 
     def metadata(self) -> dict:
         return {"process": "flow", "interpolant": self.interp.to_dict(), "prediction": self.prediction,

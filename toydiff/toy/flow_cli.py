@@ -115,7 +115,7 @@ def add_reflow_parser(sub) -> None:
 
 def reflow_cmd(a) -> int:
     from ..cli import check_writable
-    from .reflow import reflow, straightness
+    from .reflow import reflow
     from .run import CHECKPOINT_NAME, load_toy
 
     out = check_writable(a.out, "--out", folder=True)
@@ -137,6 +137,7 @@ def compare(before, after, *, n: int, seed: int, budgets=(1, 2, 4)) -> dict:
     import torch
 
     from . import metrics
+    from .reflow import straightness
 
     ref = before.dataset.sample(n, torch.Generator().manual_seed(seed + 10_000))
     dist = metrics.wasserstein1 if before.dataset.dim == 1 else metrics.sliced_wasserstein

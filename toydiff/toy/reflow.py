@@ -40,8 +40,8 @@ def reflow_pairs(run, n: int, *, seed: int = 1, method: str = "heun", steps: int
     g = torch.Generator().manual_seed(seed)
     x1 = torch.randn(n, run.dataset.dim, generator=g, dtype=torch.float64)
     fn = run.flow_fn()
-    x0 = torch.cat([sample(fn, x1[i:i + batch], run.flow.interp, method=method, steps=steps,
-                           prediction=run.flow.prediction) for i in range(0, n, batch)])
+    opts = run.flow.sampler_options(steps)
+    x0 = torch.cat([sample(fn, x1[i:i + batch], run.flow.interp, method=method, **opts) for i in range(0, n, batch)])
     return x0.float(), x1.float()
 
 
@@ -115,8 +115,7 @@ def straightness(run, n: int = 2_000, *, seed: int = 0, steps: int = 128, exact:
     def add(info: dict) -> None:
         length.add_((info["x_prev"] - info["x_t"]).flatten(1).norm(dim=1))
 
-    x0 = sample(run.flow_fn(exact), x1, run.flow.interp, method="heun", steps=steps, prediction=run.flow.prediction,
-                callback=add)
+    x0 = sample(run.flow_fn(exact), x1, run.flow.interp, method="heun", callback=add, **run.flow.sampler_options(steps))
     return float(((x0 - x1).flatten(1).norm(dim=1) / length).mean())
 
 

@@ -147,10 +147,13 @@ class ToyRun:
     def _sample_flow(self, n, method, steps, seed, exact, callback, progress, kwargs) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         x_1 = torch.randn(n, self.dataset.dim, generator=g, dtype=torch.float64)  # as x_T above: pathwise pairs
-        if steps is None and "times" not in kwargs:
-            steps = FLOW_DEFAULT_STEPS
-        x0 = sample(self.flow_fn(exact), x_1, self.flow.interp, method=method, steps=steps, generator=g,
-                    prediction=self.flow.prediction, callback=callback, progress=progress, **kwargs)
+        if "times" not in kwargs:
+            kwargs = {k: v for k, v in kwargs.items() if k != "shift"} | self.flow.sampler_options(
+                steps or FLOW_DEFAULT_STEPS, kwargs.get("shift"))
+        else:
+            kwargs = kwargs | {"prediction": self.flow.prediction}
+        x0 = sample(self.flow_fn(exact), x_1, self.flow.interp, method=method, generator=g, callback=callback,
+                    progress=progress, **kwargs)
         return self.normalizer.inverse(x0.double())
 
 
