@@ -143,6 +143,9 @@ def _resolve_sampler(a, m) -> None:
              f"{', '.join(FLOW_METHODS)}")
     if flow and a.eta:
         fail(f"{PROG}: error: --eta applies to DDIM; a flow model's samplers are deterministic")
+    vp_only = [f for f in ("fixed-init", "progression", "gif") if f in getattr(a, "figures", ())]
+    if vp_only and flow:
+        fail(f"{PROG}: error: --figures {', '.join(vp_only)} need a DDPM model; this is a flow model (grid, sweep work)")
     if not flow and a.method not in toydiff.METHODS:
         fail(f"{PROG}: error: --method {a.method} samples flow models; a DDPM model samples with "
              f"{', '.join(toydiff.METHODS)}")
@@ -169,9 +172,6 @@ def _run_sample(a) -> int:
     nc = m.num_classes
     if a.label is not None and (nc is None or not 0 <= a.label < nc):
         fail(f"{PROG}: error: --label needs a class-conditional model and a label in 0..{(nc or 1) - 1}")
-    vp_only = [f for f in ("fixed-init", "progression", "gif") if f in a.figures]
-    if vp_only and m.process == "flow":
-        fail(f"{PROG}: error: --figures {', '.join(vp_only)} need a DDPM model; this is a flow model (grid, sweep work)")
     if "sweep" in a.figures and nc is None:
         fail(f"{PROG}: error: the guidance sweep needs a class-conditional checkpoint")
     out.mkdir(parents=True, exist_ok=True)
