@@ -6,6 +6,9 @@
     toydiff toy sample --run runs/toy --method ddim --steps 50 --n 10000 --out samples.npy
     toydiff toy sample --oracle --dataset 8gaussians --method heun --steps 20 --out exact.npy
     toydiff toy report --run runs/toy --out report/                      # figures + metrics.json
+    toydiff toy train  --dataset 8gaussians --process flow --out runs/8g-fm   # flow matching (rectified flow)
+    toydiff toy sample --run runs/8g-fm --method euler --steps 4 --out fm.npy  # a flow run: flow samplers
+    toydiff toy reflow --run runs/8g-fm --out runs/8g-rf                  # one round of reflow
 
 Bad input prints one line on stderr and exits with status 2. ``train`` exits with status 3 if the run
 diverges (a NaN or infinite loss or weight): one line names the step, and the run's checkpoint stays the last

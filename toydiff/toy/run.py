@@ -233,7 +233,7 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
     if resume and out is None:
         raise ValueError("resume needs out, the folder holding the checkpoint")
     flow = flow_objective(process, interpolant, prediction, config)
-    trainer, normalizer = toy_trainer(ds, schedule, model_config, config, n_train, n_val, seed, fresh, flow)
+    trainer, normalizer = toy_trainer(ds, schedule, model_config, config, n_train, n_val, seed, fresh, flow=flow)
     if out is None:
         history = trainer.fit(progress=progress, checkpoint=None, on_epoch=on_epoch)
     else:
