@@ -57,6 +57,9 @@ def trained_table(name: str, n: int, seeds: int, epochs: int | None, runs: Path 
           f"{h['val_loss'] / fm.history.floor:.3f}, DDPM {vp.history.records[-1]['val_loss'] / vp.history.floor:.3f})\n")
     print("| model · sampler | " + " | ".join(f"{b} NFE" for b in TRAINED_BUDGETS) + " |")
     print("|---|" + "---:|" * len(TRAINED_BUDGETS))
+    floor = np.mean([_distance(fm.dataset.sample(n, torch.Generator().manual_seed(60_000 + s)), refs[s], dim)
+                     for s in range(seeds)])
+    print("| noise floor (true vs true) | " + " | ".join(f"{floor:.4g}" for _ in TRAINED_BUDGETS) + " |")
     ratios = {}
     for run, samplers, label in ((fm, FM_SAMPLERS, "FM (linear, velocity)"), (vp, VP_SAMPLERS, "DDPM (ε)")):
         for method in samplers:
