@@ -19,6 +19,7 @@ exact oracle always speak in t ∈ [0, 1].
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Callable, ContextManager
 
 import torch
@@ -30,7 +31,7 @@ from .losses import (LOSS_WEIGHTINGS, T_SAMPLINGS, LossTerms, bucket_sums, eps_p
                      held_out_loss, loss_weights)
 from .schedules import NoiseSchedule
 
-__all__ = ["PROCESSES", "FLOW_TIME_SCALE", "EPS_T_MAX", "VPObjective", "FlowObjective", "objective_from_meta", "process_of"]
+__all__ = ["PROCESSES", "FLOW_TIME_SCALE", "EPS_T_MAX", "CheckpointMismatch", "VPObjective", "FlowObjective", "objective_from_meta", "process_of"]
 
 PROCESSES = ("vp", "flow")
 FLOW_TIME_SCALE = 1000.0
@@ -144,6 +145,8 @@ class FlowObjective:
 
     def loss(self, model: Fn, x0: torch.Tensor, *, generator: torch.Generator | None = None, noise=None,
              **model_kwargs) -> tuple[torch.Tensor, LossTerms]:
+        """(the scalar to back-propagate, :class:`LossTerms` with float times ``t [B]``) for ``x0 [B, *event]``;
+        ``noise [B, *event]``: the coupled noise of each x_0 (default: fresh draws from ``generator``)."""
         terms = interpolant_loss(self.network_fn(model), self.interp, x0, kind=self.prediction, generator=generator,
                                  t_sampling=self.t_sampling, noise=noise, **model_kwargs)
         return terms.loss, terms
@@ -171,7 +174,7 @@ class FlowObjective:
             for i in range(0, x0.shape[0], batch_size):
                 sl = slice(i, i + batch_size)
                 kw = {k: v[sl] for k, v in (model_kwargs or {}).items()}
-                with (context or _null)():
+                with (context or nullcontext)():
                     per.append(interpolant_loss(fn, self.interp, x0[sl], kind=self.prediction,
                                                 t=t[sl].to(x0.dtype), noise=noise[sl], **kw).per_sample)
         return _held_out(per, t, self.bucket_sums, n_buckets)
@@ -199,12 +202,6 @@ class FlowObjective:
         here = (self.interp.name, self.prediction, self.time_scale)
         if there != here:
             raise CheckpointMismatch(f"was trained with interpolant/prediction/time scale {there}, not {here}")
-
-
-def _null():
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def process_of(meta: dict) -> str:
