@@ -7,7 +7,7 @@
 """
 
 from . import checkpoint, editing, embeddings, exact, forward, guidance, samplers, schedules, trajectory
-from . import exact_flow, flow_losses, flow_samplers, interpolants
+from . import exact_flow, flow_losses, flow_samplers, interpolants, objectives
 from .exact import GaussianMixture, LossFloor
 from .interpolants import Interpolant
 from .forward import (
@@ -32,7 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "checkpoint", "editing", "embeddings", "exact", "forward", "guidance", "samplers", "schedules", "trajectory",
-    "interpolants", "flow_samplers", "exact_flow", "flow_losses", "Interpolant",
+    "interpolants", "flow_samplers", "exact_flow", "flow_losses", "objectives", "Interpolant",
     "GaussianMixture", "LossFloor",
     "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
     "per_sample_generators",

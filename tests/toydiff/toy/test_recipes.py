@@ -19,7 +19,7 @@ def _captured_by_train_toy(monkeypatch, *args, **kwargs) -> dict:
     """What train_toy hands to toy_trainer (the schedule, MLP, TrainConfig, points per epoch, fresh), untrained."""
     seen = {}
 
-    def fake(dataset, schedule, model_config, config, n_train, n_val, seed, fresh=True):
+    def fake(dataset, schedule, model_config, config, n_train, n_val, seed, fresh=True, flow=None):
         seen.update(schedule=schedule, model_config=model_config, config=config, n_train=n_train, fresh=fresh)
         raise _Stop
 
