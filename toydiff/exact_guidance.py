@@ -127,14 +127,20 @@ def conditional_eps_star(gm, x_t: torch.Tensor, alpha_bar, y, *, null_label: int
 
     Where ``y == null_label`` the unconditional ε* is returned (the null class of label dropout). Shape of ``x_t``.
     """
+    return _conditional_eps(gm, x_t, alpha_bar, y, null_label, {})
+
+
+def _conditional_eps(gm, x_t, alpha_bar, y, null_label, parts: dict) -> torch.Tensor:
+    """:func:`conditional_eps_star` with ``parts``, a cache of the class mixtures (filled on first use)."""
     xf = gm._flat(x_t, "x_t")
     ab = gm._alpha_bar(alpha_bar, xf.shape[0])
     ys = _per_sample_classes(gm, y, xf.shape[0])
     out = torch.empty_like(xf)
     for c in ys.unique().tolist():
         m = ys == c
-        part = gm if (null_label is not None and c == null_label) else condition(gm, c)
-        out[m] = part.eps_star(xf[m], ab[m])
+        if c not in parts:
+            parts[c] = gm if (null_label is not None and c == null_label) else condition(gm, c)
+        out[m] = parts[c].eps_star(xf[m], ab[m])
     return out.reshape(x_t.shape)
 
 
@@ -184,8 +190,10 @@ def labelled_eps_fn(gm, schedule, *, null_label: int | None = None):
     null = n_classes if null_label is None else check_int(null_label, "null_label", min=0)
     ab_all = schedule.alpha_bars
 
+    parts: dict = {}
+
     def eps_fn(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        eps = conditional_eps_star(gm, x_t, ab_all[_check_t(t, x_t, schedule.T)], y, null_label=null)
+        eps = _conditional_eps(gm, x_t, ab_all[_check_t(t, x_t, schedule.T)], y, null, parts)
         return eps.to(dtype=x_t.dtype, device=x_t.device)
 
     return eps_fn
