@@ -6,6 +6,7 @@
     toydiff toy sample --run runs/toy --method ddim --steps 50 --n 10000 --out samples.npy
     toydiff toy sample --oracle --dataset 8gaussians --method heun --steps 20 --out exact.npy
     toydiff toy report --run runs/toy --out report/                      # figures + metrics.json
+    toydiff toy guidance --out runs/guidance                             # CFG vs the exact tilted target
 
 Bad input prints one line on stderr and exits with status 2. ``train`` exits with status 3 if the run
 diverges (a NaN or infinite loss or weight): one line names the step, and the run's checkpoint stays the last
@@ -25,6 +26,7 @@ import torch
 
 from ..checkpoint import run_lock
 from ..cli import OneLineParser, check_writable, fail, flag_names, run_guarded, seed_arg
+from . import cli_guidance
 from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from .recipes import default_recipe
@@ -119,6 +121,7 @@ def build_parser() -> OneLineParser:
     _add_sampling(r)
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--track", type=_positive(int), default=200, help="trajectories drawn (1-D)")
+    cli_guidance.add_parser(sub)
     return p
 
 
@@ -255,7 +258,7 @@ def _report(a) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        return {"train": _train, "sample": _sample_cmd, "report": _report}[a.command](a)
+        return {"train": _train, "sample": _sample_cmd, "report": _report, "guidance": cli_guidance.run}[a.command](a)
 
     return run_guarded(run, PROG)
 
