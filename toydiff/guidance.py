@@ -102,11 +102,12 @@ def classifier_free_guidance(eps_cond: EpsFn, eps_uncond: EpsFn, w: float, *, co
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if w_scale == 1:
             return eps_cond(x, t)
-        inside = _inside(t, t_min, t_max)
+        inside = _inside(t, t_min, t_max)                    # [B]
+        eps_c = eps_cond(x, t)
         if not bool(inside.any()):
-            return eps_cond(x, t)
-        w_t = torch.where(inside, w_scale, 1.0).to(x.dtype) if (t_min, t_max) != (None, None) else w_scale
-        return guidance_combine(eps_uncond(x, t), eps_cond(x, t), w_t)
+            return eps_c
+        guided_eps = guidance_combine(eps_uncond(x, t), eps_c, w_scale)
+        return torch.where(inside.reshape(-1, *[1] * (eps_c.ndim - 1)), guided_eps, eps_c)  # ε_c exactly outside
 
     return guided
 

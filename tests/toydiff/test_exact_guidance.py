@@ -136,7 +136,7 @@ def test_classifier_grad_matches_autograd_of_log_class_posterior():
 def test_limited_interval_guides_only_inside():
     gm = td.GaussianMixture.diagonal([1, 1], [[-2.0], [2.0]], 0.5, labels=[0, 1])
     eps_c, eps_u = _eps_pair(gm, 1)
-    x, t = torch.randn(6, 1), torch.tensor([0, 9, 10, 49, 50, 99])
+    x, t = torch.randn(6, 1, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 9, 10, 49, 50, 99])
     guided = td.classifier_free_guidance(eps_c, eps_u, 4.0, t_min=10, t_max=50)(x, t)
     full = td.classifier_free_guidance(eps_c, eps_u, 4.0)(x, t)
     inside = (t >= 10) & (t < 50)
