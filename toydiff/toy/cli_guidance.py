@@ -91,14 +91,14 @@ def run(a) -> int:
         cr = train_conditional(ds, epochs=a.train_epochs, seed=a.seed, p_uncond=a.p_uncond)
         sources.append((ge.model_denoisers(cr), cr.normalizer))
     rows, figures = [], {}
-    targets = {w: tilted_target(gm.condition(a.y), gm, w) for w in a.w}
+    targets = {float(w): tilted_target(gm.condition(a.y), gm, w) for w in a.w}
     for den, nz in sources:
         keep: dict = {}
         rows += ge.guidance_table(den, schedule, nz, gm, y=a.y, ws=a.w, intervals=intervals, n=a.n, seed=a.seed,
-                                  method=a.method, steps=a.steps, keep=keep)
+                                  method=a.method, steps=a.steps, keep=keep, targets=targets)
         for iv in intervals:
             figures[f"panels_{den.name}_{iv}"] = pg.guided_panels(
-                {w: keep[(iv, float(w))] for w in a.w}, targets, title=f"{ds.name}, y = {a.y}: {den.name} CFG, {iv} interval")
+                {float(w): keep[(iv, float(w))] for w in a.w}, targets, title=f"{ds.name}, y = {a.y}: {den.name} CFG, {iv} interval")
     figures["curves"] = pg.guidance_curves(rows, title=f"{ds.name}, y = {a.y}: CFG against w")
     figures["posterior"] = pg.class_posterior_map(gm, float(schedule.alpha_bars[intervals["limited"][0]]), a.y)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ import torch
 
 from ..checks import check_int, check_number
 from ..exact import GaussianMixture
-from ..exact_guidance import labelled_eps_fn, tilted_target
+from ..exact_guidance import TiltedTarget, labelled_eps_fn, tilted_target
 from ..guidance import classifier_free_guidance
 from ..samplers import sample
 from ..schedules import NoiseSchedule
@@ -96,11 +96,12 @@ def guided_samples(den: Denoisers, schedule: NoiseSchedule, normalizer: Normaliz
 
 
 def guidance_row(x: torch.Tensor, mixture: GaussianMixture, y: int, w: float, *, source: str = "", interval: str = "",
-                 seed: int = 0, grid: int = 256) -> GuidanceRow:
-    """Score guided samples ``x [N, 2]`` (data units) against the exact targets of class ``y`` at weight ``w``."""
+                 seed: int = 0, grid: int = 256, target: TiltedTarget | None = None) -> GuidanceRow:
+    """Score guided samples ``x [N, 2]`` (data units) against the exact targets of class ``y`` at weight ``w``
+    (``target``: the tilted target, if already computed; else on a ``grid × grid`` grid)."""
     cond = mixture.condition(y)
     g = torch.Generator().manual_seed(check_int(seed, "seed", min=0) + 7)
-    target = tilted_target(cond, mixture, check_number(w, "w"), n=grid)
+    target = target if target is not None else tilted_target(cond, mixture, check_number(w, "w"), n=grid)
     a, b = target.sample(x.shape[0], g), target.sample(x.shape[0], g)
     c, d = cond.sample(x.shape[0], g), cond.sample(x.shape[0], g)
     m = mode_stats(x, cond)
@@ -115,14 +116,19 @@ def guidance_row(x: torch.Tensor, mixture: GaussianMixture, y: int, w: float, *,
 def guidance_table(den: Denoisers, schedule: NoiseSchedule, normalizer: Normalizer, mixture: GaussianMixture, *,
                    y: int = 0, ws: Sequence[float] = (0, 1, 2, 4, 8), intervals: dict | None = None, n: int = 2000,
                    seed: int = 0, method: str = "ddpm", steps: int | None = None,
-                   keep: dict | None = None) -> list[GuidanceRow]:
+                   keep: dict | None = None, targets: dict | None = None) -> list[GuidanceRow]:
     """One :class:`GuidanceRow` per (interval, w). ``intervals``: name → ``(t_min, t_max)`` or ``None`` (default:
-    ``{"full": None}``). ``keep``: a dict that receives the samples under ``(interval name, w)``."""
-    rows = []
+    ``{"full": None}``). ``keep``: a dict that receives the samples under ``(interval name, w)``. ``targets``:
+    w → :class:`~toydiff.exact_guidance.TiltedTarget`, filled where missing (pass one dict to reuse them)."""
+    rows, targets = [], ({} if targets is None else targets)
+    for w in ws:
+        if float(w) not in targets:
+            targets[float(w)] = tilted_target(mixture.condition(y), mixture, check_number(w, "w"))
     for name, iv in (intervals or {"full": None}).items():
         for w in ws:
             x = guided_samples(den, schedule, normalizer, y, w, n=n, seed=seed, interval=iv, method=method, steps=steps)
             if keep is not None:
                 keep[(name, float(w))] = x
-            rows.append(guidance_row(x, mixture, y, w, source=den.name, interval=name, seed=seed))
+            rows.append(guidance_row(x, mixture, y, w, source=den.name, interval=name, seed=seed,
+                                     target=targets[float(w)]))
     return rows
