@@ -45,6 +45,7 @@ def add_parser(sub) -> None:
     g.add_argument("--train-epochs", type=int, default=0,
                    help="also train a conditional MLP (label dropout) for this many epochs and measure it; 0: oracle only")
     g.add_argument("--p-uncond", type=float, default=0.1, help="label dropout of that training")
+    g.add_argument("--grid", type=int, default=256, help="cells per axis of the tilted target's grid")
     g.add_argument("--seed", type=seed_arg, default=0)
     g.add_argument("--out", required=True, help="output folder")
 
@@ -54,6 +55,7 @@ def _check(a, n_classes: int) -> tuple[float, float]:
     check_int(a.n, "--n", min=10)
     check_int(a.steps, "--steps", min=1)
     check_int(a.train_epochs, "--train-epochs", min=0)
+    check_int(a.grid, "--grid", min=8)
     if not 0 <= a.p_uncond < 1:
         raise ValueError(f"--p-uncond must lie in [0, 1), got {a.p_uncond}")
     if len(a.interval_sigma) != 2 or not 0 <= a.interval_sigma[0] < a.interval_sigma[1]:
@@ -91,7 +93,7 @@ def run(a) -> int:
         cr = train_conditional(ds, epochs=a.train_epochs, seed=a.seed, p_uncond=a.p_uncond)
         sources.append((ge.model_denoisers(cr), cr.normalizer))
     rows, figures = [], {}
-    targets = {float(w): tilted_target(gm.condition(a.y), gm, w) for w in a.w}
+    targets = {float(w): tilted_target(gm.condition(a.y), gm, w, n=a.grid) for w in a.w}
     for den, nz in sources:
         keep: dict = {}
         rows += ge.guidance_table(den, schedule, nz, gm, y=a.y, ws=a.w, intervals=intervals, n=a.n, seed=a.seed,
@@ -106,7 +108,7 @@ def run(a) -> int:
         fig.savefig(out / f"{name}.png", dpi=100)
     summary = {"dataset": ds.name, "y": a.y, "w": a.w, "convention": "scale: eps_u + w (eps_c - eps_u)",
                "intervals": {k: v for k, v in intervals.items()}, "interval_sigma": [lo, hi], "n": a.n,
-               "method": a.method, "steps": a.steps, "seed": a.seed, "train_epochs": a.train_epochs,
+               "method": a.method, "steps": a.steps, "seed": a.seed, "grid": a.grid, "train_epochs": a.train_epochs,
                "distance": "sliced Wasserstein-1, data units", "rows": [r.to_dict() for r in rows]}
     (out / "guidance.json").write_text(json.dumps(summary, indent=1))
     _print_table(rows)

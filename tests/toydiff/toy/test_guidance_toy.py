@@ -93,7 +93,7 @@ def test_guidance_figures():
 def test_toy_guidance_command_writes_json_and_figures(tmp_path, capsys):
     out = tmp_path / "g"
     assert main(["toy", "guidance", "--dataset", "8gaussians_2class", "--w", "0,2", "--n", "40", "--steps", "4",
-                 "--out", str(out)]) == 0
+                 "--grid", "48", "--out", str(out)]) == 0
     summary = json.loads((out / "guidance.json").read_text())
     assert [(r["interval"], r["w"]) for r in summary["rows"]] == [("full", 0.0), ("full", 2.0), ("limited", 0.0),
                                                                   ("limited", 2.0)]
