@@ -25,15 +25,15 @@ import torch
 
 from ..checks import check_int, check_number
 from ..exact import GaussianMixture
-from ..exact_guidance import TiltedTarget, labelled_eps_fn, tilted_target
+from ..exact_guidance import TiltedTarget, labelled_eps_fn, tilted_target, widened
 from ..guidance import classifier_free_guidance
 from ..samplers import sample
 from ..schedules import NoiseSchedule
 from .datasets import Normalizer
 from .metrics import mode_stats, sliced_wasserstein
 
-__all__ = ["GuidanceRow", "Denoisers", "oracle_denoisers", "model_denoisers", "guided_samples", "guidance_row",
-           "guidance_table"]
+__all__ = ["GuidanceRow", "Denoisers", "oracle_denoisers", "oracle_autoguidance", "model_denoisers", "guided_samples",
+           "guidance_row", "guidance_table"]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -60,11 +60,14 @@ class GuidanceRow:
 
 @dataclass(frozen=True)
 class Denoisers:
-    """``cond(y) -> eps_fn`` and ``uncond`` in model units, and a name (``"exact"`` or ``"model"``)."""
+    """What a guided sampler combines, in model units: ``cond(y)`` (the good denoiser) and ``bad(y)`` (ε_u for
+    CFG, a weaker model for autoguidance), a name, and ``bad_law(mixture, y)``: the law ``bad`` is exact for,
+    in data units, which sets the target p_good^w p_bad^(1−w) (default: the unconditional mixture)."""
 
     name: str
     cond: Callable[[int], EpsFn]
-    uncond: EpsFn
+    bad: Callable[[int], EpsFn]
+    bad_law: Callable[[GaussianMixture, int], GaussianMixture] = lambda mixture, y: mixture
 
 
 def oracle_denoisers(mixture: GaussianMixture, normalizer: Normalizer, schedule: NoiseSchedule) -> Denoisers:
@@ -75,12 +78,22 @@ def oracle_denoisers(mixture: GaussianMixture, normalizer: Normalizer, schedule:
     def bind(label: int) -> EpsFn:
         return lambda x, t: fn(x, t, torch.full((x.shape[0],), label, dtype=torch.long))
 
-    return Denoisers("exact", bind, bind(null))
+    return Denoisers("exact", bind, lambda y: bind(null))
+
+
+def oracle_autoguidance(mixture: GaussianMixture, normalizer: Normalizer, schedule: NoiseSchedule,
+                        factor: float = 1.5) -> Denoisers:
+    """Autoguidance (Karras et al. 2024) with exact models: good = ε*(· | y), bad = the ε* of p(x | y) with every
+    covariance widened by ``factor²`` (:func:`toydiff.exact_guidance.widened`)."""
+    norm = normalizer.oracle(mixture)
+    return Denoisers("exact-auto", lambda y: norm.condition(y).eps_fn(schedule),
+                     lambda y: widened(norm.condition(y), factor).eps_fn(schedule),
+                     lambda gm, y: widened(gm.condition(y), factor))
 
 
 def model_denoisers(run) -> Denoisers:
     """The two denoisers of a :class:`~toydiff.toy.conditional.ConditionalRun` (label y and the null label)."""
-    return Denoisers("model", run.eps_fn, run.eps_fn(None))
+    return Denoisers("model", run.eps_fn, lambda y: run.eps_fn(None))
 
 
 def guided_samples(den: Denoisers, schedule: NoiseSchedule, normalizer: Normalizer, y: int, w: float, *,
@@ -89,7 +102,7 @@ def guided_samples(den: Denoisers, schedule: NoiseSchedule, normalizer: Normaliz
     """``n`` CFG samples ``[n, D]`` (data units, float64) at weight ``w`` (``"scale"``), guided only at
     ``interval = (t_min, t_max)`` if given; x_T and the sampler noise come from ``seed``."""
     t_min, t_max = interval if interval is not None else (None, None)
-    eps = classifier_free_guidance(den.cond(y), den.uncond, w, t_min=t_min, t_max=t_max)
+    eps = classifier_free_guidance(den.cond(y), den.bad(y), w, t_min=t_min, t_max=t_max)
     g = torch.Generator().manual_seed(check_int(seed, "seed", min=0))
     x_T = torch.randn(check_int(n, "n", min=10), normalizer.mean.numel(), generator=g, dtype=torch.float64)
     return normalizer.inverse(sample(eps, x_T, schedule, method=method, steps=steps, generator=g))
@@ -98,7 +111,7 @@ def guided_samples(den: Denoisers, schedule: NoiseSchedule, normalizer: Normaliz
 def guidance_row(x: torch.Tensor, mixture: GaussianMixture, y: int, w: float, *, source: str = "", interval: str = "",
                  seed: int = 0, grid: int = 256, target: TiltedTarget | None = None) -> GuidanceRow:
     """Score guided samples ``x [N, 2]`` (data units) against the exact targets of class ``y`` at weight ``w``
-    (``target``: the tilted target, if already computed; else on a ``grid × grid`` grid)."""
+    (``target``: the tilted target, if already computed; else CFG's on a ``grid × grid`` grid)."""
     cond = mixture.condition(y)
     g = torch.Generator().manual_seed(check_int(seed, "seed", min=0) + 7)
     target = target if target is not None else tilted_target(cond, mixture, check_number(w, "w"), n=grid)
@@ -119,11 +132,12 @@ def guidance_table(den: Denoisers, schedule: NoiseSchedule, normalizer: Normaliz
                    keep: dict | None = None, targets: dict | None = None) -> list[GuidanceRow]:
     """One :class:`GuidanceRow` per (interval, w). ``intervals``: name → ``(t_min, t_max)`` or ``None`` (default:
     ``{"full": None}``). ``keep``: a dict that receives the samples under ``(interval name, w)``. ``targets``:
-    w → :class:`~toydiff.exact_guidance.TiltedTarget`, filled where missing (pass one dict to reuse them)."""
+    w → :class:`~toydiff.exact_guidance.TiltedTarget`, filled where missing (reuse one dict only across
+    denoisers with the same ``bad_law``)."""
     rows, targets = [], ({} if targets is None else targets)
     for w in ws:
         if float(w) not in targets:
-            targets[float(w)] = tilted_target(mixture.condition(y), mixture, check_number(w, "w"))
+            targets[float(w)] = tilted_target(mixture.condition(y), den.bad_law(mixture, y), check_number(w, "w"))
     for name, iv in (intervals or {"full": None}).items():
         for w in ws:
             x = guided_samples(den, schedule, normalizer, y, w, n=n, seed=seed, interval=iv, method=method, steps=steps)
