@@ -83,7 +83,9 @@ def class_posterior_map(mixture: GaussianMixture, alpha_bar: float, y: int, *, n
     p = mixture.class_posterior(pts, alpha_bar=alpha_bar)[:, y].numpy().reshape(XX.shape)
     fig, ax = plt.subplots(figsize=(4.6, 4))
     im = ax.imshow(p, origin="lower", extent=extent, cmap="viridis", vmin=0, vmax=1, aspect="equal")
-    ax.scatter(_np(mu)[:, 0], _np(mu)[:, 1], c=_np(mixture.labels), cmap="tab10", s=25, edgecolors="white")
+    ax.scatter(_np(mu)[:, 0], _np(mu)[:, 1], c=_np(mixture.labels), cmap="tab10", vmin=0, vmax=9, s=25,
+               edgecolors="white", label="noised component means (colour: class)")
+    ax.legend(loc="lower right", fontsize=7)
     fig.colorbar(im, ax=ax, label=f"p(y = {y} | x_t)")
     ax.set(title=f"exact class posterior, ᾱ = {float(alpha_bar):.3g}")
     fig.tight_layout()
