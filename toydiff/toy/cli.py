@@ -9,6 +9,7 @@
     toydiff toy train  --dataset 8gaussians --process flow --out runs/8g-fm   # flow matching (rectified flow)
     toydiff toy sample --run runs/8g-fm --method euler --steps 4 --out fm.npy  # a flow run: flow samplers
     toydiff toy reflow --run runs/8g-fm --out runs/8g-rf                  # one round of reflow
+    toydiff toy guidance --out runs/guidance                             # CFG vs the exact tilted target
 
 Bad input prints one line on stderr and exits with status 2. ``train`` exits with status 3 if the run
 diverges (a NaN or infinite loss or weight): one line names the step, and the run's checkpoint stays the last
@@ -28,6 +29,7 @@ import torch
 
 from ..checkpoint import run_lock
 from ..cli import OneLineParser, check_writable, fail, flag_names, run_guarded, seed_arg
+from . import cli_guidance
 from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from .recipes import default_recipe
@@ -124,6 +126,7 @@ def build_parser() -> OneLineParser:
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--track", type=_positive(int), default=200, help="trajectories drawn (1-D)")
     add_reflow_parser(sub)
+    cli_guidance.add_parser(sub)
     return p
 
 
@@ -267,7 +270,8 @@ def _report(a) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        return {"train": _train, "sample": _sample_cmd, "report": _report, "reflow": reflow_cmd}[a.command](a)
+        return {"train": _train, "sample": _sample_cmd, "report": _report, "reflow": reflow_cmd,
+                "guidance": cli_guidance.run}[a.command](a)
 
     return run_guarded(run, PROG)
 
