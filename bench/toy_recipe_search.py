@@ -6,8 +6,9 @@
     python bench/toy_recipe_search.py --only 63 --exact-below 5   # and the diagnosis of round 6 (below)
 
 Each candidate is a :class:`toydiff.toy.recipes.Recipe` (changes from the old default) trained with
-a training seed (first round: 0, one replicate 2; from the second round, 1-D: each recipe on seeds 10, 11
-and 12, judged by the mean of its ratios; 2-D: 0, the finalists also 2) on one data set and scored by
+a training seed (first round: 0, one replicate 2; rounds 2–5, 1-D: each recipe on seeds 10, 11 and 12, judged
+by the mean of its ratios; round 6, 1-D: seeds 10–13, judged by the worst; 2-D: 0, the finalists also 2) on one
+data set and scored by
 ``bench/toy_defaults.py``'s :func:`score` on sampling seeds 0… (reference sets 10 000…, floor sets 20 000…).
 The final figures (``bench/toy_defaults.py``: training seed 1, sampling seeds 100…) use other seeds
 throughout, so the recipes are not scored on the draws they were chosen on.
