@@ -47,7 +47,7 @@ class TrainConfig:
     grad_clip: float | None = option(1.0, "max gradient norm; 0: no clipping", zero_is_none=True)
     n_buckets: int = option(10, "equal-width t buckets of the loss split")
     t_sampling: str = option("uniform", "how training steps are drawn; low-noise: more of the last steps "
-                             "(sharper 2-D modes)", choices=T_SAMPLINGS)
+                             "(sharper modes; the toy recipes' default)", choices=T_SAMPLINGS)
     seed: int = option(0, "seeds the random draws of the run", type=seed_arg)
     betas: tuple[float, float] = option((0.9, 0.999), "AdamW betas, e.g. 0.9,0.999", type=float_list)
     min_lr_ratio: float = option(0.0, "cosine floor, as a fraction of the peak")

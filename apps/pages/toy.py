@@ -181,8 +181,9 @@ seed = int(c5.number_input("Seed", 0, 10_000, 0, key="toy_seed"))
 t_sampling = st.radio(
     "Training steps t", ["uniform", "low-noise"], horizontal=True, key="toy_tsampling",
     help="uniform: t ~ U{0, …, T−1} (Ho et al. 2020). low-noise: P(t) ∝ 1/√(t+1), three times more of the last "
-         "tenth of the steps. Narrow 2-D modes need it: with uniform t a network leaves ~20 % of its 8-Gaussians "
-         "samples between the modes, at a held-out loss only 1.5 % above the floor.")
+         "tenth of the steps (both families' default). Narrow 2-D modes need it: with uniform t a network leaves "
+         "~20 % of its 8-Gaussians samples between the modes, at a held-out loss only 1.5 % above the floor; in 1-D "
+         "the last steps set the modes' means and spread.")
 
 if st.button("Train", type="primary", key="toy_train", disabled=schedule is None):
     with readable_errors("Training"):
