@@ -83,7 +83,7 @@ def parse_points(text: str) -> list[list[float]]:
 def _typed_points() -> None:
     with st.form("toy_canvas_typed", border=False):
         text = st.text_area("…or type points, one `x, y` per line", key="toy_canvas_text", height=90)
-        if st.form_submit_button("Add typed points"):
+        if st.form_submit_button("Add typed points", key="toy_canvas_add"):
             try:
                 new = parse_points(text)
             except ValueError as e:

@@ -101,7 +101,7 @@ with st.form("mo_fwd_form", border=False):
     n_fwd = c1.select_slider("Particles", [200, 500, 1000, 2000], value=url_setting("fn", 1000), key="mo_fn")
     fr_fwd = c2.slider("Frames", 10, 60, url_setting("ff", 50), key="mo_ff")
     seed_fwd = int(c3.number_input("Seed", 0, 10_000, url_setting("fs", 0), key="mo_fs"))
-    st.form_submit_button("Show the forward process")
+    st.form_submit_button("Show the forward process", key="mo_fwd_go")
 with readable_errors("The forward animation"):
     mo_f, fig_f = forward_figure(dkey, run, n_fwd, fr_fwd, seed_fwd)
     show_chart(fig_f, key="mo_fwd_chart")
@@ -122,7 +122,7 @@ with st.form("mo_rev_form", border=False):
     den_opts = ["learned ε̂", "exact ε*"] if trained is not None else ["exact ε*"]
     denoiser = c4.radio("Sampler uses", den_opts, key="mo_rd")
     seed_rev = int(c5.number_input("Seed", 0, 10_000, url_setting("rseed", 0), key="mo_rseed"))
-    st.form_submit_button("Run the sampler")
+    st.form_submit_button("Run the sampler", key="mo_rev_go")
 with readable_errors("The reverse animation"):
     mo_r, fig_r = reverse_figure(dkey, run, trained, method, steps, n_rev, denoiser, seed_rev)
     show_chart(fig_r, key="mo_rev_chart")
@@ -141,7 +141,7 @@ with st.form("mo_race_form", border=False):
     steps_c = int(c1.slider("Steps", 5, 100, url_setting("cs", 50), key="mo_cs"))
     den_c = c2.radio("DDIM / DDPM use", den_opts, key="mo_cd")
     seed_c = int(c3.number_input("Particle seed", 0, 10_000, url_setting("cseed", 1), key="mo_cseed"))
-    st.form_submit_button("Race")
+    st.form_submit_button("Race", key="mo_race_go")
 with readable_errors("The particle race"):
     race, fig_c = race_figure(dkey, run, trained, steps_c, den_c, seed_c)
     show_chart(fig_c, key="mo_race_chart")

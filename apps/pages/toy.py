@@ -77,7 +77,7 @@ with st.form("toy_train_form"):
         "Training steps t", ["uniform", "low-noise"], horizontal=True, key="toy_tsampling",
         help="uniform: t ~ U{0, …, T−1} (Ho et al. 2020). low-noise: P(t) ∝ 1/√(t+1), three times more of the last "
              "tenth of the steps; narrow 2-D modes need it.")
-    go_train = st.form_submit_button("Train", type="primary", disabled=schedule is None or ds is None)
+    go_train = st.form_submit_button("Train", type="primary", key="toy_train", disabled=schedule is None or ds is None)
 if go_train:
     st.session_state["toy_training"] = True
     with readable_errors("Training"):
@@ -152,7 +152,7 @@ with st.form("toy_sample_form"):
     c1, c2 = st.columns(2)
     eta = float(c1.slider("DDIM η (ddim only; 0 = deterministic)", 0.0, 1.0, 0.0, 0.1, key="toy_eta"))
     variance = c2.radio("DDPM variance (ddpm only)", ["beta", "posterior"], horizontal=True, key="toy_var")
-    st.form_submit_button("Sample")
+    st.form_submit_button("Sample", key="toy_sample")
 spacing = td.samplers.REGISTRY[method].default_spacing if spacing_choice == SPACINGS[0] else spacing_choice
 eta = eta if method == "ddim" else 0.0
 variance = variance if method == "ddpm" else "beta"
