@@ -43,10 +43,10 @@ def canvas_figure(points: tuple) -> go.Figure:
         fig.add_scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=f"your {len(p)} points",
                         marker=dict(size=8, color=charts.SAMPLE_COLOR), hoverinfo="skip")
     lim = [-CANVAS_LIMIT - 0.3, CANVAS_LIMIT + 0.3]
-    fig.update_layout(template="plotly_white", height=460, margin=dict(l=30, r=10, t=30, b=30), dragmode="lasso",
-                      xaxis=dict(range=lim, fixedrange=True), clickmode="event+select",
+    fig.update_layout(template="plotly_white", height=460, margin=dict(l=30, r=10, t=30, b=30),
+                      xaxis=dict(range=lim, fixedrange=True),
                       yaxis=dict(range=lim, scaleanchor="x", fixedrange=True), showlegend=True,
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom"), title="Click, box or lasso to add points")
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom"), title="Click points to add them (box / lasso select in the tool bar add a blob)")
     return fig
 
 

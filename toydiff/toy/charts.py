@@ -189,7 +189,8 @@ def samples_vs_truth(samples, *, mixture: GaussianMixture | None = None, true_sa
         fig.update_layout(xaxis=dict(range=[lo[0], hi[0]]), yaxis=dict(range=[lo[1], hi[1]], scaleanchor="x"))
     else:
         raise ValueError(f"samples must be [N, 1] or [N, 2], got {x.shape}")
-    fig.update_layout(**_LAYOUT, title=title, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
+    fig.update_layout(**_LAYOUT, title=title, legend=dict(x=0.99, y=0.99, xanchor="right", yanchor="top",
+                                                          bgcolor="rgba(255,255,255,0.7)"))
     return fig
 
 
