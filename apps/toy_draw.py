@@ -37,7 +37,9 @@ def canvas_figure(points: tuple) -> go.Figure:
                     hovertemplate="add (%{x:.2f}, %{y:.2f})<extra></extra>")
     grid = _kde_grid(points) if len(points) > 2 else None
     if grid is not None:
-        fig.add_trace(charts.density_heatmap(*grid, name="KDE of your points"))
+        # no hover on the density: a click must land on the marker under it, not on a heatmap cell
+        fig.add_trace(charts.density_heatmap(*grid, name="KDE of your points").update(hoverinfo="skip",
+                                                                                        hovertemplate=None))
     if points:
         p = np.array(points)
         fig.add_scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=f"your {len(p)} points",
@@ -46,7 +48,7 @@ def canvas_figure(points: tuple) -> go.Figure:
     fig.update_layout(template="plotly_white", height=460, margin=dict(l=30, r=10, t=30, b=30),
                       xaxis=dict(range=lim, fixedrange=True),
                       yaxis=dict(range=lim, scaleanchor="x", fixedrange=True), showlegend=True,
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom"), title="Click points to add them (box / lasso select in the tool bar add a blob)")
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom"))
     return fig
 
 
@@ -105,6 +107,7 @@ def draw_section() -> None:
     key = f"toy_canvas_{st.session_state.get('toy_canvas_gen', 0)}"
     _take_selection(key)
     pts = tuple(tuple(p) for p in drawn_points())
+    st.caption("Click the grey dots to add points; the box / lasso tools (top right of the canvas) add a blob.")
     show_chart(canvas_figure(pts), key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     c1, c2, c3 = st.columns(3)
     strokes = st.session_state.setdefault("toy_canvas_strokes", [])

@@ -147,7 +147,7 @@ with st.form("toy_sample_form"):
                           help="Default: every step for T ≤ 250 (the seed exercise), else 50 respaced steps"))
     spacing_choice = c3.selectbox("Spacing", SPACINGS, key="toy_spacing",
                                   help="the method's own default: logsnr for dpm++2m, linspace for the others")
-    n = int(c4.select_slider("Samples", [500, 1000, 2000, 5000, 10000], value=url_setting("n", 2000), key="toy_n"))
+    n = int(c4.select_slider("Samples", [500, 1000, 2000, 5000, 10000], value=url_setting("n", 1000), key="toy_n"))
     sample_seed = int(c5.number_input("Sampling seed", 0, 10_000, url_setting("sseed", 0), key="toy_sseed"))
     c1, c2 = st.columns(2)
     eta = float(c1.slider("DDIM η (ddim only; 0 = deterministic)", 0.0, 1.0, 0.0, 0.1, key="toy_eta"))

@@ -110,7 +110,11 @@ def timed(page, name: str, action, timeout_ms: int = 120_000) -> float:
     page.evaluate(ARM)
     t0 = time.perf_counter()
     action()
-    page.wait_for_function(DONE, timeout=timeout_ms)
+    try:
+        page.wait_for_function(DONE, timeout=timeout_ms)
+    except Exception:
+        page.screenshot(path=str(Path(tempfile.gettempdir()) / "toydiff_appa_failed.png"))
+        raise
     TIMINGS[name] = time.perf_counter() - t0
     return TIMINGS[name]
 
@@ -159,6 +163,7 @@ def shoot(page, name: str, out: Path) -> Path:
 def click_canvas(page, x: float, y: float) -> None:
     """Click the canvas marker at data coordinates (x, y) (the canvas is the first chart of the drawn view)."""
     gd = page.locator(".js-plotly-plot").first
+    gd.scroll_into_view_if_needed()
     px = gd.evaluate("(gd, p) => [gd._fullLayout.xaxis.l2p(p[0]) + gd._fullLayout._size.l,"
                      " gd._fullLayout.yaxis.l2p(p[1]) + gd._fullLayout._size.t]", [x, y])
     box = gd.bounding_box()
@@ -170,7 +175,7 @@ def points_drawn(page) -> int:
     return int(m.locator('[data-testid="stMetricValue"]').inner_text())
 
 
-def test_toy_page_draw_and_train(page, tmp_path):
+def test_toy_page_draw_and_train(page, server, tmp_path):
     timed(page, "open Toy sandbox (shipped model, 2 000 samples, metrics)", nav(page, "Toy sandbox"))
     clean(page)
     assert page.get_by_text("shipped checkpoint").count() >= 1
@@ -188,6 +193,10 @@ def test_toy_page_draw_and_train(page, tmp_path):
     shoot(page, "toy", tmp_path)
 
     timed(page, "data set → drawn", choose(page, "Data set", "drawn"))
+    # a fresh session opened on the drawing view from its URL (the settings are in the address)
+    page.goto(f"{server}/toy?data=drawn")
+    page.wait_for_function(f"() => document.querySelector('{APP}')?.getAttribute('data-test-script-state') === 'notRunning'"
+                           " && document.querySelector('.js-plotly-plot .main-svg')")
     for i, (x, y) in enumerate([(-2.0, -2.0), (2.0, -1.5), (0.0, 2.0), (1.0, 1.0), (-1.5, 0.5)]):
         timed(page, f"canvas click {i + 1}", lambda x=x, y=y: click_canvas(page, x, y))
         assert points_drawn(page) == i + 1

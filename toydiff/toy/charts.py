@@ -149,7 +149,7 @@ def animate(frames: Sequence[Sequence], labels: Sequence[str], *, static: Sequen
                           showactive=False, pad=dict(r=10, t=10),
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                    dict(label="⏸ Pause", method="animate", args=[[None], pause])])],
-        sliders=[dict(active=0, x=0.16, len=0.84, y=-0.04, yanchor="top", currentvalue=dict(prefix=slider_prefix),
+        sliders=[dict(active=0, x=0.16, len=0.84, y=-0.04, yanchor="top", currentvalue=dict(prefix=slider_prefix, xanchor="right"),
                       steps=[dict(label=lab, method="animate", args=[[nm], dict(pause, frame=dict(duration=0, redraw=True))])
                              for lab, nm in zip(labels, names)])])
     fig.update_layout(**layout)

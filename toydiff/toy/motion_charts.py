@@ -103,7 +103,8 @@ def reverse_animation(motion: Motion, *, mixture: GaussianMixture | None = None,
 
     Args:
         fields: ``{name: eps_fn(x [B, 2] float64, t LongTensor [B])}`` (e.g. the learned ε̂ and the exact ε*),
-            drawn as −ε (the score direction, scaled by the grid spacing) on an ``arrow_grid``² grid at each step.
+            drawn as −ε (the score direction) on an ``arrow_grid``² grid at each step, scaled per frame so the
+            longest arrow spans one grid cell (directions and relative lengths compare; absolute lengths do not).
         n_x0: the first ``n_x0`` particles get their x̂₀ (Ho et al. 2020 eq. 15: (x_t − √(1 − ᾱ) ε̂) / √ᾱ)
             drawn as a diamond linked to the particle.
     """
@@ -114,14 +115,17 @@ def reverse_animation(motion: Motion, *, mixture: GaussianMixture | None = None,
     fields = fields or {}
     lo, hi = _box(motion, mixture)
     gp = _field_grid(lo, hi, arrow_grid)
-    scale = 0.8 * (hi[0] - lo[0]) / (arrow_grid - 1)
+    scale = 0.9 * (hi[0] - lo[0]) / (arrow_grid - 1)
     frames, labels = [], []
     dens = charts.density_frames(mixture, motion.alpha_bars, lo, hi, grid) if mixture is not None else None
     for f, (t, a) in enumerate(zip(motion.timesteps, motion.alpha_bars)):
         tr = [] if mixture is None else [charts.density_heatmap(dens[0], dens[1], dens[2][f])]
         tr.append(charts.points(motion.x[f], name="particles x_t", size=3, opacity=0.55))
-        for (name, fn), color in zip(fields.items(), _FIELD_COLORS):
-            tr.append(charts.arrows(gp, -_eval(fn, gp, t), scale=scale, name=f"−ε {name}", color=color,
+        vecs = [-_eval(fn, gp, t) for fn in fields.values()]
+        # one length scale per frame, shared by the fields (so they compare): the longest arrow spans one cell
+        top = max([float(np.linalg.norm(v, axis=1).max()) for v in vecs] + [1e-12])
+        for name, v, color in zip(fields, vecs, _FIELD_COLORS):
+            tr.append(charts.arrows(gp, v, scale=scale / top, name=f"−ε {name}", color=color,
                                     width=1.5 if color == _FIELD_COLORS[0] else 1))
         k = min(n_x0, motion.x.shape[1])
         tr.append(_x0_links(motion.x[f, :k], motion.x0_hat[f, :k]))
@@ -145,6 +149,11 @@ def race_animation(race: dict[str, Motion], *, mixture: GaussianMixture | None =
     steps = np.arange(first.frames)
     frames, labels = [], [_label(int(t), a) for t, a in zip(first.timesteps, first.alpha_bars)]
     static = []
+    for name, m in race.items():  # the whole path, faint: where each sampler is heading
+        px, py = (m.x[:, 0, 0], m.x[:, 0, 1]) if d == 2 else (steps, m.x[:, 0, 0])
+        static.append(go.Scatter(x=px, y=py, mode="lines", line=dict(color=_RACE_COLORS.get(name, "#9467bd"), width=1,
+                                                                     dash="dot"), opacity=0.4, showlegend=False,
+                                 hoverinfo="skip"))
     if d == 1 and mixture is not None:
         xs = np.linspace(lo[0], hi[0], 120)
         z = charts.density_frames(mixture, first.alpha_bars, lo, hi, 120)[1].T
