@@ -103,7 +103,8 @@ def arrows(origins, vectors, *, scale: float = 1.0, name: str, color: str, width
            tip[:, 0] + back[:, 0] - side[:, 0], nan]
     segy = [o[:, 1], tip[:, 1], nan, tip[:, 1] + back[:, 1] + side[:, 1], tip[:, 1],
             tip[:, 1] + back[:, 1] - side[:, 1], nan]
-    return go.Scatter(x=np.stack(seg, 1).ravel(), y=np.stack(segy, 1).ravel(), mode="lines", name=name,
+    return go.Scatter(x=np.stack(seg, 1).ravel().astype(np.float32), y=np.stack(segy, 1).ravel().astype(np.float32),
+                      mode="lines", name=name,
                       line=dict(color=color, width=width), hoverinfo="skip")
 
 
@@ -252,13 +253,14 @@ def eps_comparison(learned: Callable, schedule: NoiseSchedule, t: int, *, oracle
         pts = torch.from_numpy(np.stack([XX.ravel(), YY.ravel()], 1))
         if oracle is not None:
             fig.add_trace(density_heatmap(*density_grid(oracle, ab, lo, hi, 70)))
-        step = (extent_[1] - extent_[0]) / (n_arrows - 1) * 0.8
         with torch.no_grad():
-            fig.add_trace(arrows(pts, -_np(learned(pts.float(), torch.full((len(pts),), t))), scale=step,
-                                 name="−ε̂ (learned)", color=SAMPLE_COLOR))
+            vecs = {"−ε̂ (learned)": -_np(learned(pts.float(), torch.full((len(pts),), t)))}
         if oracle is not None:
-            fig.add_trace(arrows(pts, -_np(oracle.eps_star(pts, ab)), scale=step, name="−ε* (exact)",
-                                 color=EXACT_COLOR, width=1))
+            vecs["−ε* (exact)"] = -_np(oracle.eps_star(pts, ab))
+        # one scale for both fields: the longest arrow spans one grid cell
+        step = (extent_[1] - extent_[0]) / (n_arrows - 1) * 0.9 / max(np.linalg.norm(v, axis=1).max() for v in vecs.values())
+        for (name, v), color in zip(vecs.items(), (SAMPLE_COLOR, EXACT_COLOR)):
+            fig.add_trace(arrows(pts, v, scale=step, name=name, color=color, width=1.5 if color == SAMPLE_COLOR else 1))
         fig.update_layout(xaxis=dict(range=list(extent_)), yaxis=dict(range=list(extent_), scaleanchor="x"), height=520)
     fig.update_layout(**_LAYOUT, title=f"ε̂ vs ε* at t = {t} (ᾱ = {ab:.3f})")
     return fig
