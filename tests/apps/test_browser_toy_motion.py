@@ -176,7 +176,7 @@ def points_drawn(page) -> int:
 
 
 def test_toy_page_draw_and_train(page, server, tmp_path):
-    timed(page, "open Toy sandbox (shipped model, 2 000 samples, metrics)", nav(page, "Toy sandbox"))
+    timed(page, "open Toy sandbox (shipped model, 1 000 samples × 250 steps, metrics)", nav(page, "Toy sandbox"))
     clean(page)
     assert page.get_by_text("shipped checkpoint").count() >= 1
     timed(page, "data set → 8gaussians", choose(page, "Data set", "8gaussians"))
