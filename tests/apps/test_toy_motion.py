@@ -148,3 +148,17 @@ def test_motion_page_in_one_dimension_from_the_url():
     figs = charts(at)
     assert len(figs) == 3 and len(figs[1]["frames"]) == 21
     assert figs[2]["layout"]["xaxis"]["title"]["text"] == "sampler step"
+
+
+def test_run_on_disk_lists_no_toy_runs(tmp_path, monkeypatch):
+    """The MNIST pages' "Run on disk" list skips toy-track checkpoints, which cannot serve them."""
+    import shutil
+
+    from apps.models import find_runs
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "toydiff/toy/weights/8gaussians/checkpoint.safetensors", tmp_path / "toy.safetensors")
+    shutil.copy(root / "image_track/weights/tiny_uncond.safetensors", tmp_path / "image.safetensors")
+    monkeypatch.setenv("TOYDIFF_RUNS_DIR", str(tmp_path))
+    found = {p.name for p in find_runs(tmp_path)}
+    assert "image.safetensors" in found and "toy.safetensors" not in found
