@@ -85,7 +85,7 @@ def sample_figures(run_id: int, _res: dict, _ds: ToyDataset, key: tuple) -> tupl
     f1 = charts.samples_vs_truth(x, mixture=_ds.mixture, true_samples=truth, title=title)
     png1 = lambda: fig_png(plots.samples_vs_truth(x, mixture=_ds.mixture, true_samples=truth, title=title))  # noqa: E731
     if _ds.dim == 1:
-        f2 = None
+        f2 = charts.trajectories_1d(path, ts, mixture=_ds.mixture, title=f"{key[0]} trajectories")
         png2 = lambda: fig_png(plots.trajectories(path, ts, mixture=_ds.mixture, title=f"{key[0]} trajectories"))  # noqa: E731
     else:
         f2 = charts.trajectories_2d(path, n=40, title=f"{key[0]}: reverse trajectories")

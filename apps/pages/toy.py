@@ -60,6 +60,11 @@ with c2:
 
 # --- 2 · train (every setting in one form: editing is not a rerun) --------------------------------------
 st.subheader("2 · Train")
+section_notes(r"\min_\theta\ \mathbb E_{t,\,x_0,\,\varepsilon}\big\|\varepsilon - \hat\varepsilon_\theta\big("
+              r"\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\ t\big)\big\|^2",
+              "Edit the settings freely (nothing runs until Train). The held-out curve should fall onto the dashed "
+              "Bayes-optimal floor; the right panel shows which t still cost the most.",
+              "Ho, Jain & Abbeel 2020, Denoising Diffusion Probabilistic Models (Algorithm 1)")
 with st.form("toy_train_form"):
     c1, c2, c3, c4 = st.columns(4)
     width = c1.select_slider("Hidden width", [16, 32, 64, 128, 256, 512], key="toy_width")
@@ -170,8 +175,7 @@ with readable_errors("Sampling"):
         m3.metric(f"{head} (two true sets: {rep[head]['floor']:.3g})", f"{rep[head]['value']:.3g}")
     c1, c2 = st.columns(2)
     show_chart(f_samples, key="toy_samples_chart", container=c1)
-    if f_traj is not None:
-        show_chart(f_traj, key="toy_traj_chart", container=c2)
+    show_chart(f_traj, key="toy_traj_chart", container=c2)
     downloads(f"{trained.dataset}_{method}_samples", key="toy_samples_dl", png=png_samples,
               csv=csv_bytes(res["samples"], ["x", "y"][: trained.run.dataset.dim]), container=c1)
     downloads(f"{trained.dataset}_{method}_trajectories", key="toy_traj_dl", png=png_traj, container=c2)

@@ -66,7 +66,7 @@ def test_toy_page_opens_on_the_shipped_model_and_samples():
     m = metrics(at)
     assert {"Final held-out loss", "Bayes-optimal floor", "Network evaluations"} <= set(m)
     assert m["Network evaluations"] == "250"
-    assert len(charts(at)) >= 4 and len(at.get("download_button")) >= 4 and len(at.latex) >= 2
+    assert len(charts(at)) == 5 and len(at.get("download_button")) >= 4 and len(at.latex) >= 2
     assert any("Why train and held-out losses differ" in c.value for c in at.caption)
     (report,) = tables(at)
     assert "two true sets (reference)" in report and "entropy" in report and "expectation is 0" in report

@@ -23,8 +23,8 @@ from ..exact import GaussianMixture
 from ..schedules import NoiseSchedule
 from ..training import History
 
-__all__ = ["TRUE_COLOR", "SAMPLE_COLOR", "EXACT_COLOR", "extent", "animate", "density_grid", "density_frames", "density_heatmap", "arrows", "points",
-           "samples_vs_truth", "loss_curves", "eps_comparison", "trajectories_2d", "convergence"]
+__all__ = ["TRUE_COLOR", "SAMPLE_COLOR", "EXACT_COLOR", "extent", "animate", "density_grid", "density_frames",
+           "density_heatmap", "arrows", "points", "samples_vs_truth", "loss_curves", "eps_comparison", "trajectories_1d", "trajectories_2d", "convergence"]
 
 TRUE_COLOR, SAMPLE_COLOR, EXACT_COLOR = "#1f77b4", "#d62728", "#222222"
 _LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), hovermode="closest")
@@ -263,6 +263,30 @@ def eps_comparison(learned: Callable, schedule: NoiseSchedule, t: int, *, oracle
             fig.add_trace(arrows(pts, v, scale=step, name=name, color=color, width=1.5 if color == SAMPLE_COLOR else 1))
         fig.update_layout(xaxis=dict(range=list(extent_)), yaxis=dict(range=list(extent_), scaleanchor="x"), height=520)
     fig.update_layout(**_LAYOUT, title=f"ε̂ vs ε* at t = {t} (ᾱ = {ab:.3f})")
+    return fig
+
+
+def trajectories_1d(path, timesteps: Sequence[int], *, mixture: GaussianMixture | None = None,
+                    title: str = "Reverse-process trajectories", max_lines: int = 100) -> go.Figure:
+    """Tracked 1-D samples x_t against the steps remaining ``[S + 1, n, 1]`` (``TrajectoryRecorder.path()``), coloured
+    by the mixture component their end point belongs to (the interactive twin of ``plots.trajectories``)."""
+    p = _np(path)
+    if p.ndim != 3 or p.shape[2] != 1:
+        raise ValueError(f"path must have shape [S + 1, n, 1], got {p.shape}")
+    n = min(p.shape[1], check_int(max_lines, "max_lines", min=1))
+    steps = np.array(list(timesteps) + [-1]) + 1
+    modes = (mixture.responsibilities(torch.from_numpy(p[-1, :n])).argmax(1).numpy() if mixture is not None
+             else np.zeros(n, dtype=int))
+    palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+    fig = go.Figure()
+    for k in np.unique(modes):
+        idx = np.flatnonzero(modes == k)
+        xs = np.concatenate([np.append(steps, np.nan)] * len(idx))
+        ys = np.concatenate([np.append(p[:, i, 0], np.nan) for i in idx])
+        fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(width=0.8, color=palette[k % len(palette)]), opacity=0.5,
+                        name=f"ends in mode {k} ({len(idx)})", hovertemplate="t+1=%{x}<br>x=%{y:.3f}<extra></extra>")
+    fig.update_layout(**_LAYOUT, title=f"{title} ({n} samples)", xaxis=dict(autorange="reversed",
+                      title="noising steps remaining (t + 1)"), yaxis_title="x_t")
     return fig
 
 

@@ -131,3 +131,16 @@ def test_drawn_dataset_has_a_floor_and_trains():
     run = train_toy(ds, model_config=MLPConfig(dim=2, width=16, depth=1), schedule=S, n_train=256, n_val=128,
                     config=TrainConfig(epochs=1, batch_size=128), progress=False)
     assert run.history.floor is not None and run.history.floor > 0
+
+
+def test_interactive_twins_of_the_toy_figures():
+    g1 = td.GaussianMixture.diagonal([0.3, 0.7], [[-1.0], [1.0]], [0.3, 0.3])
+    x_T = torch.randn(30, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mo = motion.reverse_motion(g1.eps_fn(S), x_T, S, method="ddim", steps=10)
+    fig = charts.trajectories_1d(mo.x, list(mo.timesteps[:-1]), mixture=g1)
+    ends = g1.responsibilities(torch.from_numpy(mo.x[-1])).argmax(1)
+    assert sorted(int(tr.name.split("(")[1].rstrip(")")) for tr in fig.data) == sorted(torch.bincount(ends).tolist())
+    fig2 = charts.samples_vs_truth(MIX2.sample(50), mixture=MIX2)
+    assert [tr.type for tr in fig2.data] == ["heatmap", "scattergl"]
+    with pytest.raises(ValueError, match="path must have shape"):
+        charts.trajectories_1d(np.zeros((3, 4, 2)), [0, 1])
