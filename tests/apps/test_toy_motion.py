@@ -162,3 +162,17 @@ def test_run_on_disk_lists_no_toy_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("TOYDIFF_RUNS_DIR", str(tmp_path))
     found = {p.name for p in find_runs(tmp_path)}
     assert "image.safetensors" in found and "toy.safetensors" not in found
+
+
+def test_motion_page_animates_drawn_data_on_its_exact_kde():
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    at.switch_page("pages/motion.py")
+    at.session_state["toy_drawn_points"] = [[0.0, 0.0], [1.0, 0.2], [0.3, 1.0], [-1.0, 0.5], [2.0, 2.0]]
+    at.query_params["data"] = "drawn"
+    at.query_params["rs"] = "10"
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="mo_dataset").value == "drawn"
+    assert any("exact ε* only" in c.value for c in at.caption)  # no model trained on these points yet
+    figs = charts(at)
+    assert len(figs) == 3 and len(figs[1]["frames"]) == 11
