@@ -109,14 +109,18 @@ def arrows(origins, vectors, *, scale: float = 1.0, name: str, color: str, width
 
 
 def points(x, *, name: str, color: str = SAMPLE_COLOR, size: float = 3, opacity: float = 0.5,
-           y=None, symbol: str = "circle") -> go.Scattergl:
-    """A WebGL scatter of ``[N, 2]`` points (or of ``[N, 1]`` points at heights ``y``)."""
+           y=None, symbol: str = "circle", gl: bool = False) -> go.Scatter | go.Scattergl:
+    """A scatter of ``[N, 2]`` points (or of ``[N, 1]`` points at heights ``y``).
+
+    SVG by default (quicker to start in a browser without a GPU); ``gl=True`` for WebGL, which redraws
+    thousands of points faster frame after frame (animations).
+    """
     p = _np(x).reshape(len(x), -1)
     yy = p[:, 1] if p.shape[1] > 1 else (np.zeros(len(p)) if y is None else _np(y))
     p, yy = p.astype(np.float32), np.asarray(yy, dtype=np.float32)  # half the bytes sent to the browser
-    return go.Scattergl(x=p[:, 0], y=yy, mode="markers", name=name, opacity=opacity,
-                        marker=dict(size=size, color=color, symbol=symbol),
-                        hovertemplate="(%{x:.3f}, %{y:.3f})<extra>" + name + "</extra>")
+    return (go.Scattergl if gl else go.Scatter)(x=p[:, 0], y=yy, mode="markers", name=name, opacity=opacity,
+                                                marker=dict(size=size, color=color, symbol=symbol),
+                                                hovertemplate="(%{x:.3f}, %{y:.3f})<extra>" + name + "</extra>")
 
 
 def animate(frames: Sequence[Sequence], labels: Sequence[str], *, static: Sequence = (), title: str = "",

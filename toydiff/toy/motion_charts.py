@@ -59,7 +59,7 @@ def forward_animation(motion: Motion, mixture: GaussianMixture | None = None, *,
         top = dens.max() if mixture is not None else 0.5
         yj = _jitter(motion.x.shape[1], top)
         for f in range(motion.frames):
-            tr = [charts.points(motion.x[f], y=yj, name="x_t (q_sample)", size=3)]
+            tr = [charts.points(motion.x[f], y=yj, name="x_t (q_sample)", size=3, gl=True)]
             if mixture is not None:
                 tr.insert(0, go.Scatter(x=xs, y=dens[f], mode="lines", name="exact p_t",
                                         line=dict(color=charts.TRUE_COLOR, width=2), fill="tozeroy"))
@@ -69,7 +69,7 @@ def forward_animation(motion: Motion, mixture: GaussianMixture | None = None, *,
     elif d == 2:
         dens = charts.density_frames(mixture, motion.alpha_bars, lo, hi, grid) if mixture is not None else None
         for f in range(motion.frames):
-            tr = [charts.points(motion.x[f], name="x_t (q_sample)", size=3, opacity=0.6)]
+            tr = [charts.points(motion.x[f], name="x_t (q_sample)", size=3, opacity=0.6, gl=True)]
             if mixture is not None:
                 tr.insert(0, charts.density_heatmap(dens[0], dens[1], dens[2][f]))
             frames.append(tr)
@@ -120,7 +120,7 @@ def reverse_animation(motion: Motion, *, mixture: GaussianMixture | None = None,
     dens = charts.density_frames(mixture, motion.alpha_bars, lo, hi, grid) if mixture is not None else None
     for f, (t, a) in enumerate(zip(motion.timesteps, motion.alpha_bars)):
         tr = [] if mixture is None else [charts.density_heatmap(dens[0], dens[1], dens[2][f])]
-        tr.append(charts.points(motion.x[f], name="particles x_t", size=3, opacity=0.55))
+        tr.append(charts.points(motion.x[f], name="particles x_t", size=3, opacity=0.55, gl=True))
         vecs = [-_eval(fn, gp, t) for fn in fields.values()]
         # one length scale per frame, shared by the fields (so they compare): the longest arrow spans one cell
         top = max([float(np.linalg.norm(v, axis=1).max()) for v in vecs] + [1e-12])

@@ -141,6 +141,6 @@ def test_interactive_twins_of_the_toy_figures():
     ends = g1.responsibilities(torch.from_numpy(mo.x[-1])).argmax(1)
     assert sorted(int(tr.name.split("(")[1].rstrip(")")) for tr in fig.data) == sorted(torch.bincount(ends).tolist())
     fig2 = charts.samples_vs_truth(MIX2.sample(50), mixture=MIX2)
-    assert [tr.type for tr in fig2.data] == ["heatmap", "scattergl"]
+    assert [tr.type for tr in fig2.data] == ["heatmap", "scatter"]
     with pytest.raises(ValueError, match="path must have shape"):
         charts.trajectories_1d(np.zeros((3, 4, 2)), [0, 1])
