@@ -176,3 +176,14 @@ def test_motion_page_animates_drawn_data_on_its_exact_kde():
     assert any("exact ε* only" in c.value for c in at.caption)  # no model trained on these points yet
     figs = charts(at)
     assert len(figs) == 3 and len(figs[1]["frames"]) == 11
+
+
+def test_a_stopped_training_keeps_the_previous_model():
+    """Stop interrupts the run that trains (a rerun); the next run says so and still shows the previous model."""
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    at.switch_page("pages/toy.py")
+    at.session_state["toy_training"] = True  # what a run interrupted mid-training leaves behind
+    at.run()
+    assert_clean(at)
+    assert any("Training was stopped" in w.value for w in at.warning)
+    assert "shipped checkpoint" in at.success[0].value
