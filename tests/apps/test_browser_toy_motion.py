@@ -175,7 +175,7 @@ def points_drawn(page) -> int:
     return int(m.locator('[data-testid="stMetricValue"]').inner_text())
 
 
-def test_toy_page_draw_and_train(page, server, tmp_path):
+def test_toy_page_draw_and_train(page, tmp_path):
     timed(page, "open Toy sandbox (shipped model, 1 000 samples × 250 steps, metrics)", nav(page, "Toy sandbox"))
     clean(page)
     assert page.get_by_text("shipped checkpoint").count() >= 1
@@ -193,10 +193,6 @@ def test_toy_page_draw_and_train(page, server, tmp_path):
     shoot(page, "toy", tmp_path)
 
     timed(page, "data set → drawn", choose(page, "Data set", "drawn"))
-    # a fresh session opened on the drawing view from its URL (the settings are in the address)
-    page.goto(f"{server}/toy?data=drawn")
-    page.wait_for_function(f"() => document.querySelector('{APP}')?.getAttribute('data-test-script-state') === 'notRunning'"
-                           " && document.querySelector('.js-plotly-plot .main-svg')")
     for i, (x, y) in enumerate([(-2.0, -2.0), (2.0, -1.5), (0.0, 2.0), (1.0, 1.0), (-1.5, 0.5)]):
         timed(page, f"canvas click {i + 1}", lambda x=x, y=y: click_canvas(page, x, y))
         assert points_drawn(page) == i + 1
