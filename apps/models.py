@@ -39,8 +39,23 @@ def find_runs(root: Path | None = None) -> list[Path]:
     for base in [*extra, Path(os.getcwd()) / "runs", (root or REPO_ROOT) / "runs"]:
         if base.is_dir():
             for p in sorted(base.rglob("*.safetensors")):
-                seen[p.resolve()] = None
+                if not _is_toy_run(p):  # toy-track runs (toydiff toy train) cannot serve the image pages
+                    seen[p.resolve()] = None
     return list(seen)
+
+
+def _is_toy_run(path: Path) -> bool:
+    """Whether a checkpoint's header names the toy track's kind (read from the header only, not the tensors)."""
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = json.loads((f.metadata() or {}).get("toydiff", "{}"))
+    except Exception:  # noqa: BLE001 - unreadable files stay listed; loading them reports the problem
+        return False
+    return isinstance(meta, dict) and str(meta.get("kind", "")).startswith("toydiff.toy")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the checkpoint…")

@@ -136,51 +136,7 @@ def train_small(at: AppTest) -> AppTest:
     return at.button(key="toy_train").click().run()
 
 
-def test_toy_page_trains_samples_and_scores():
-    at = open_page("toy")
-    assert_clean(at)
-    assert len(images(at)) == 1  # the data, before training
-    assert any("Press **Train**" in i.value for i in at.info)
-
-    train_small(at)
-    assert_clean(at)
-    m = metrics(at)
-    assert {"Final held-out loss", "Bayes-optimal floor", "Network evaluations"} <= set(m)
-    assert m["Network evaluations"] == "250"  # every step of the seed exercise's T = 250
-    assert len(images(at)) >= 5  # data, loss curves, eps comparison, samples, trajectories
-    (report,) = tables(at)
-    assert "wasserstein1" in report and "noise floor" in report
-
-    before = images(at)
-    at.selectbox(key="toy_method").set_value("heun").run()
-    assert_clean(at)
-    assert metrics(at)["Network evaluations"] == str(2 * 250 - 1)
-    assert images(at)[-2:] != before[-2:]
-
-    gap = [v for k, v in metrics(at).items() if k.startswith("E‖ε̂ − ε*‖²")]
-    at.slider(key="toy_tcmp_250").set_value(200).run()
-    assert [v for k, v in metrics(at).items() if k.startswith("E‖ε̂ − ε*‖²")] != gap
-
-
-def test_toy_page_defaults_are_the_recipe():
-    """The page's widgets start at each data set's default recipe, the one train_toy and the CLI use."""
-    from apps.toy_data import RECIPE_WIDGETS
-    from toydiff.toy.recipes import default_recipe
-
-    at = open_page("toy")
-    for name in ("two_gaussians", "8gaussians"):
-        if name != "two_gaussians":
-            at.selectbox(key="toy_dataset").set_value(name).run()
-        recipe = default_recipe(name)
-        shown = {key: at.session_state[key] for key in RECIPE_WIDGETS}
-        assert shown == {key: getattr(recipe, field) for key, field in RECIPE_WIDGETS.items()}
-        assert at.session_state[f"toy_sched_{name}_kind"] == recipe.schedule_name
-        T = dict(recipe.schedule_params)["T"]
-        assert at.session_state[f"toy_sched_{name}_{recipe.schedule_name}_T"] == T
-    assert at.radio(key="toy_tsampling").value == default_recipe("8gaussians").t_sampling
-    train_small(at)
-    assert_clean(at)
-    assert "Final held-out loss" in metrics(at)
+# the Toy page's own tests: tests/apps/test_toy_motion.py
 
 
 def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
