@@ -48,7 +48,7 @@ def is_image_checkpoint(path: Path) -> bool:
     only those, not the toy track's runs, without loading any weights."""
     import json
 
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     from image_track.loaded import MODEL_KINDS
     from toydiff.checkpoint import checkpoint_kind
@@ -56,7 +56,7 @@ def is_image_checkpoint(path: Path) -> bool:
     try:
         with safe_open(str(path), "pt") as f:
             meta = json.loads((f.metadata() or {}).get("toydiff", "{}"))
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, RuntimeError, SafetensorError):
         return False
     return isinstance(meta, dict) and checkpoint_kind(meta) in MODEL_KINDS + (None,) and "model_config" in meta
 

@@ -12,6 +12,7 @@ import torch
 
 import toydiff as td
 from apps import page_state
+from apps.charts import downloads, section_notes, show_chart
 from apps.charts_labs import convergence_figure
 from apps.sampler_sweep import FLOW_SHIFTS, Line, ddim_euler_gap, distance, line_label, mean_spread, nfe, run_line
 from apps.schedule_widgets import schedule_or_error, schedule_picker, spec_of
@@ -191,7 +192,8 @@ def show_sweep(src: Source, lines: list[Line], steps_list: list[int], n: int, se
     xlabel = "network evaluations" if by_nfe else "sampler steps"
     for c in curves.values():
         c["x"] = c["nfe"] if by_nfe else c["steps"]
-    st.plotly_chart(convergence_figure(curves, floor, metric=metric, xlabel=xlabel), key="lab_chart")
+    fig = convergence_figure(curves, floor, metric=metric, xlabel=xlabel)
+    show_chart(fig, key="lab_chart")
     st.caption(f"{metric} between {n:,} samples and {n:,} fresh true points, mean ± one standard deviation over "
                f"{seeds} seed{'s' * (seeds > 1)}. **Floor:** two true sets of this size sit here on average; single "
                "runs scatter around it (the grey band), so one seed of a good sampler can land below it.")
@@ -203,23 +205,20 @@ def show_sweep(src: Source, lines: list[Line], steps_list: list[int], n: int, se
                    "x̃ = x/√ᾱ and σ = √((1 − ᾱ)/ᾱ), exactly the Euler step x̃_t' = x̃_t + (σ_t' − σ_t) ε̂ of the "
                    f"probability-flow ODE dx̃/dσ = ε: on the same spacing their lines coincide (largest difference "
                    f"between their samples at {max(steps_list)} steps: {gap:.1e}).")
-    c1, c2 = st.columns(2)
-    c1.download_button("Download the table (CSV)", csv_bytes(curves, floor, metric), "sampler_lab.csv", "text/csv",
-                       key="lab_csv")
-    c2.download_button("Download the figure (PNG)", export_png(curves, floor, metric, by_nfe), "sampler_lab.png",
-                       "image/png", key="lab_png")
+    downloads("sampler_lab", key="lab_dl", png=export_png(curves, floor, metric, by_nfe), fig=fig,
+              csv=csv_bytes(curves, floor, metric))
 
 
 # --- the page ------------------------------------------------------------------------------------------
 
 st.title("Sampler lab")
-st.latex(r"\frac{d\tilde x}{d\sigma} = \hat\varepsilon(x_t, t),\qquad \tilde x = \frac{x_t}{\sqrt{\bar\alpha_t}},\quad "
-         r"\sigma_t = \sqrt{\tfrac{1-\bar\alpha_t}{\bar\alpha_t}}")
-st.markdown("**What to look at:** with the exact denoiser ε*(x_t, t) = E[ε | x_t], any gap to the truth is the "
-            "sampler's discretisation error — watch which lines reach the grey floor band first per network "
-            "evaluation, and how the spacing moves them.  \n**Papers:** Ho et al. 2020 (DDPM), Song et al. 2021 "
-            "(DDIM), Karras et al. 2022 (Euler / Heun), Lu et al. 2022 (DPM-Solver++), Lipman et al. 2023 "
-            "(flow matching).")
+section_notes(r"\frac{d\tilde x}{d\sigma} = \hat\varepsilon(x_t, t),\qquad \tilde x = \frac{x_t}{\sqrt{\bar\alpha_t}},"
+              r"\quad \sigma_t = \sqrt{\tfrac{1-\bar\alpha_t}{\bar\alpha_t}}",
+              "with the exact denoiser ε*(x_t, t) = E[ε | x_t], any gap to the truth is the sampler's discretisation "
+              "error. Watch which lines reach the grey floor band first per network evaluation, and how the spacing "
+              "moves them (DPM-Solver++ on linspace, Heun on logsnr).",
+              "Ho et al. 2020 (DDPM); Song et al. 2021 (DDIM); Karras et al. 2022 (Euler, Heun); Lu et al. 2022 "
+              "(DPM-Solver++); Lipman et al. 2023 and Liu et al. 2023 (flow matching, rectified flow)")
 
 URL_KEYS = {"lab_dataset": str, "lab_n": int, "lab_seeds": int, "lab_nfe": page_state.bool_param,
             "lab_methods": page_state.str_list, "lab_flows": page_state.str_list}
@@ -277,5 +276,4 @@ for col, method in zip(cols, ("ddpm", "ddpm-no-noise", "ddim")):
         png, d = side_png(src.key, src, method, side_steps, n, side_seed)
         st.metric(f"{method}: distance to the truth", f"{d:.3g}")
         show_png(png)
-        st.download_button("Download (PNG)", png, f"{method}_{side_steps}_steps.png", "image/png",
-                           key=f"lab_side_dl_{method}")
+        downloads(f"{method}_{side_steps}_steps", key=f"lab_side_dl_{method}", png=png)
