@@ -36,7 +36,7 @@ def convergence_figure(curves: dict[str, dict], floor: tuple[float, float] | Non
         lo, hi = min(xs_all) / 1.3, max(xs_all) * 1.3
         m, s = floor
         fig.add_trace(go.Scatter(x=[lo, hi, hi, lo], y=[m + s, m + s, max(m - s, m * 0.05), max(m - s, m * 0.05)],
-                                 fill="toself", fillcolor="rgba(0,0,0,0.10)", line={"width": 0}, hoverinfo="skip",
+                                 fill="toself", fillcolor="rgba(0,0,0,0.10)", line={"width": 0}, hoverinfo="skip", mode="lines",
                                  name="floor ± 1 sd", showlegend=True))
         fig.add_trace(go.Scatter(x=[lo, hi], y=[m, m], mode="lines", line={"color": "black", "dash": "dash"},
                                  name=f"floor: two true sets ({m:.3g})",

@@ -89,6 +89,7 @@ def test_lab_pages_in_chromium(server, browser, tmp_path):
     timed(page, timings, "Schedules: q_sample draws +1", press(page, "q_sample draws", "ArrowRight"))
     timed(page, timings, "Schedules: compare toggle off", toggle(page, "Compare with a second schedule"))
     assert re.search(r"sched_compare=0", page.url)  # the setting is in the URL
+    timed(page, timings, "Schedules: compare toggle on", toggle(page, "Compare with a second schedule"))
     H.check_and_shoot(page, "schedules", tmp_path)
 
     # Sampler lab: its default sweep (9 lines x 4 step counts x 3 seeds), then cheap interactions
@@ -100,6 +101,7 @@ def test_lab_pages_in_chromium(server, browser, tmp_path):
           lambda: (press(page, "Seeds", "ArrowRight")(),
                    page.get_by_role("button", name="Run the sweep").click()))
     assert page.get_by_text("two true sets of this size sit here on average").count() >= 1
+    timed(page, timings, "Sampler lab: x axis back to network evaluations", toggle(page, "x axis: network evaluations"))
     H.check_and_shoot(page, "samplers", tmp_path)
 
     # MNIST: the committed class-conditional model, a 10-image grid with the default sampler
@@ -115,6 +117,7 @@ def test_lab_pages_in_chromium(server, browser, tmp_path):
     before, later = play_animation(page)
     timings.append(("MNIST: play the animation (client side, two frames)", time.perf_counter() - t))
     assert before != later
+    page.mouse.move(0, 0)  # no hover toolbar over the chart in the screenshot
     H.check_and_shoot(page, "mnist", tmp_path)
 
     # Image lab: SDEdit on a test digit, then the hybrids
