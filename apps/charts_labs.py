@@ -58,7 +58,7 @@ def schedule_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarr
     one legend below the three panels (so it covers none of them)."""
     if not series:
         raise ValueError("series is empty")
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("β_t (noise added per step)", "ᾱ_t (signal kept)",
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("β_t (noise added per step, log)", "ᾱ_t (signal kept)",
                                                         "SNR_t = ᾱ / (1 − ᾱ)"))
     palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
     for i, (label, betas, abar, snr) in enumerate(series):
@@ -70,6 +70,7 @@ def schedule_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarr
                                      showlegend=col == 1, line={"color": palette[i % len(palette)]},
                                      hovertemplate="t = %{customdata}<br>%{y:.4g}<extra>" + label + "</extra>"),
                           row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=1)  # β spans 1e-4 (linear start) to ~1 (cosine's clipped end)
     fig.update_yaxes(type="log", row=1, col=3)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_xaxes(title_text="t / T")
@@ -88,10 +89,10 @@ def embedding_figure(dim: int, T: int, *, t_max: int | None = None) -> go.Figure
 
     t = np.arange(t_max)
     emb = sinusoidal_embedding(torch.arange(t_max), dim).numpy()  # [t_max, dim]
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4],
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
                         subplot_titles=(f"channels × t (t < {t_max}): sin half, then cos half", "fast to slow"))
     fig.add_trace(go.Heatmap(z=emb.T, x=t, y=np.arange(dim), colorscale="RdBu_r", zmin=-1, zmax=1,
-                             colorbar={"x": 0.57, "len": 0.9},
+                             colorbar={"x": 0.54, "len": 0.9, "thickness": 12},
                              hovertemplate="t = %{x}<br>channel %{y}<br>value %{z:.3f}<extra></extra>"), row=1, col=1)
     for c in sorted({0, dim // 8, dim // 4, dim // 2 - 1}):
         fig.add_trace(go.Scatter(x=t, y=emb[:, c], mode="lines", name=f"channel {c}",

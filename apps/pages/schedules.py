@@ -108,8 +108,11 @@ if sched_a is not None:
 
 # --- the forward process on a toy distribution ---------------------------------------------------
 st.subheader("The forward process on a toy distribution")
-st.caption("The exact marginal of x_t is again a Gaussian mixture (GaussianMixture.noised): "
-           "the heatmap is exact, the histograms are q_sample draws.")
+section_notes(r"q(x_t) = \sum_k w_k\,\mathcal N\big(\sqrt{\bar\alpha_t}\,\mu_k,\; \bar\alpha_t \Sigma_k + "
+              r"(1-\bar\alpha_t) I\big)",
+              "the exact marginal of x_t is again a Gaussian mixture (GaussianMixture.noised): the heatmap is exact, "
+              "the histograms are q_sample draws. The modes shrink towards 0 and blur into one N(0, I).",
+              "Sohl-Dickstein et al. 2015; Ho et al. 2020 (eq. 4, the closed-form q(x_t | x_0))")
 c1, c2, c3, c4 = st.columns(4)
 names = dataset_names(oracle_only=True)
 dataset = c1.selectbox("Distribution", names, key="fwd_dataset")
@@ -143,6 +146,9 @@ if sched_a is not None:
 
 # --- respacing ---------------------------------------------------------------------------------------
 st.subheader("Respacing: the (t, t_prev) pairs a sampler visits")
+st.markdown("**What to look at.** a 10-step sampler visits 10 of the T timesteps; the spacing decides which. "
+            "`trailing` starts at T − 1, `leading` (the DDIM paper's) never reaches it, `logsnr` spends its steps "
+            "evenly in log signal-to-noise. Papers: Song et al. 2021 (DDIM); Lin et al. 2024; Lu et al. 2022.")
 if sched_a is not None:
     c1, c2 = st.columns(2)
     st.session_state["plan_steps"] = min(int(st.session_state["plan_steps"]), sched_a.T)
