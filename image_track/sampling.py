@@ -188,15 +188,17 @@ def guidance_sweep_figure(model: nn.Module, schedule: NoiseSchedule, ws: Sequenc
         raise ValueError("a guidance sweep needs a class-conditional model")
     per_digit = check_int(per_digit, "per_digit", min=1)
     labels = digit_labels(nc, per_digit, nc)
-    fig, axes = plt.subplots(1, len(ws), figsize=(2.2 * len(ws) + 0.4, 5.2), squeeze=False)
-    for ax, w in zip(axes[0], ws):
+    # one row per scale: a panel is per_digit rows x nc columns of digits, so stacking the panels keeps the
+    # figure's aspect that of the digits (side by side, they filled a tall figure with blank space)
+    fig, axes = plt.subplots(len(ws), 1, figsize=(8, 0.8 * per_digit * len(ws) + 0.3 * len(ws) + 0.5), squeeze=False)
+    for ax, w in zip(axes[:, 0], ws):
         x = generate(model, schedule, len(labels), labels=labels, w=float(w), seed=seed, **sample_kw)
         # transpose so each column is one digit: grid of per_digit rows x nc columns
         order = torch.arange(len(labels)).view(nc, per_digit).t().reshape(-1)
         ax.imshow(np.asarray(grid_image(x[order], nrow=nc)), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"w = {w:g}")
+        ax.set_title(f"w = {w:g}", fontsize=9)
         ax.axis("off")
-    fig.suptitle("classifier-free guidance: ε_u + w (ε_c − ε_u)")
+    fig.suptitle("classifier-free guidance: ε_u + w (ε_c − ε_u)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -259,7 +261,7 @@ def progression_figure(rec: toydiff.TrajectoryRecorder, sample: int = 0):
             if j == 0:
                 ax.set_ylabel(name)
         axes[0, j].set_title(f"t={rec.timesteps[j]}", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.88))  # room above the t labels for a caller's suptitle
     return fig
 
 
