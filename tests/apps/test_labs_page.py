@@ -1,0 +1,123 @@
+"""The Labs page through AppTest: guidance against the exact tilted target (form, conventions, the w sweep, the
+class posterior), flow vs diffusion on the exact oracle (form, paths), URL settings and downloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+import torch  # noqa: E402
+
+MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """As ``toydiff app`` runs the pages (apps.launch.configure_process): one torch thread."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def open_labs(**query) -> AppTest:
+    at = AppTest.from_file(str(MAIN), default_timeout=120)
+    at.switch_page("pages/labs.py")
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_guidance_section_opens_on_exact_cfg_with_notes_and_downloads():
+    at = open_labs()
+    assert_clean(at)
+    m = metrics(at)
+    assert {"distance to the tilted target", "distance to p(x | y)", "class-y modes covered"} <= set(m)
+    assert len(at.get("plotly_chart")) == 3 and len(at.latex) == 1 and len(at.get("download_button")) >= 7
+    panels = charts(at)[0]
+    assert [t["type"] for t in panels["data"]] == ["heatmap", "scattergl"] * 2
+    assert at.query_params["labs_section"] == "guidance" and at.query_params["guide_w"] == "3.0"
+    sweep = charts(at)[1]
+    assert sorted(sweep["data"][0]["x"]) == [0.0, 1.0, 2.0, 4.0, 8.0]
+
+
+def test_both_cfg_conventions_give_the_same_samples_one_apart():
+    """scale w = 1 and ho-salimans w = 0 are both the conditional ε*: the same samples, the same scores."""
+    at = open_labs(guide_w="1.0")
+    assert_clean(at)
+    scale = metrics(at)
+    at.radio(key="guide_conv").set_value("ho-salimans")
+    at.slider(key="guide_w").set_value(0.0)
+    at = at.button(key="FormSubmitter:guide_form-Sample").click().run()
+    assert_clean(at)
+    assert metrics(at) == scale and at.query_params["guide_conv"] == "ho-salimans"
+    # w = 1 samples p(x | y): both distances sit near their floors (a few floors at most, not the w = 3 gap)
+    caps = [c.value for c in at.caption if c.value.startswith("floor")]
+    assert float(scale["distance to p(x | y)"]) < 3 * float(caps[1].split()[1])
+
+
+def test_guidance_settings_from_the_url_and_a_class_of_another_data_set():
+    at = open_labs(guide_ds="8gaussians_4class", guide_y="3", guide_w="2.0", guide_interval="1")
+    assert_clean(at)
+    assert at.selectbox(key="guide_ds").value == "8gaussians_4class" and at.selectbox(key="guide_y").value == 3
+    assert at.toggle(key="guide_interval").value is True
+    assert metrics(at)["class-y modes covered"].endswith("/2")   # class 3 of 4: two opposite modes
+    at = at.selectbox(key="guide_ds").set_value("8gaussians_2class").run()
+    assert_clean(at)
+    assert at.selectbox(key="guide_y").value == 0 and metrics(at)["class-y modes covered"].endswith("/4")
+
+
+def test_guidance_sweep_and_class_posterior_respond():
+    at = open_labs()
+    at.multiselect(key="guide_ws").set_value([0.0, 2.0])
+    at.multiselect(key="guide_ivs").set_value(["full", "limited"])
+    at = at.button(key="FormSubmitter:guide_sweep_form-Sweep w").click().run()
+    assert_clean(at)
+    table = next(m.value for m in at.markdown if m.value.lstrip().startswith("| interval"))
+    assert table.count("| full |") == 2 and table.count("| limited |") == 2
+    before = charts(at)[2]["data"][0]["z"]
+    at = at.slider(key="guide_t").set_value(200).run()
+    assert_clean(at)
+    after = charts(at)[2]["data"][0]["z"]
+    assert before != after and "ᾱ" in charts(at)[2]["layout"]["title"]["text"]
+
+
+def test_flow_section_sweeps_nfe_and_draws_paths():
+    at = open_labs(labs_section="flow vs diffusion", flow_n="250", flow_seeds="1")
+    assert_clean(at)
+    m = metrics(at)
+    assert float(m["straightness, linear flow"]) < float(m["straightness, VP (DDIM)"]) <= 1
+    assert float(m["mean ‖x_0 flow − x_0 VP‖"]) < 0.05     # one transport map
+    nfe_chart, paths = charts(at)[0], charts(at)[1]
+    names = [t.get("name", "") for t in nfe_chart["data"]]
+    assert any(n.startswith("flow heun") for n in names) and any(n.startswith("ddim") for n in names)
+    n_lines = sum(t.get("mode") == "lines" and t["type"] == "scatter" and "particle" in t.get("hovertemplate", "")
+                  for t in paths["data"])
+    at.multiselect(key="flow_methods").set_value(["flow euler"])
+    at.multiselect(key="flow_budgets").set_value([1, 4])
+    at = at.button(key="FormSubmitter:flow_form-Run").click().run()
+    at = at.slider(key="flow_particles").set_value(at.slider(key="flow_particles").value + 4).run()
+    assert_clean(at)
+    euler = [t for t in charts(at)[0]["data"] if t.get("name", "").startswith("flow euler")]
+    assert len(euler) == 1 and euler[0]["x"] == [1, 4]
+    assert sum("particle" in t.get("hovertemplate", "") for t in charts(at)[1]["data"]) == n_lines + 8
+    assert at.query_params["flow_methods"] == "flow euler" and len(at.get("download_button")) >= 5
