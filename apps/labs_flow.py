@@ -31,7 +31,8 @@ T_VP = 1000  # the VP schedule: linear β 1e-4 → 0.02 over 1000 steps (Ho et a
 URL_KEYS = {"flow_ds": str, "flow_methods": lambda s: [p for p in s.split(",") if p], "flow_n": int,
             "flow_seeds": int}
 DEFAULTS = {"flow_ds": "8gaussians", "flow_methods": ["flow euler", "flow heun", "vp ddim", "vp dpm++2m"],
-            "flow_n": 500, "flow_seeds": 2, "flow_budgets": list(BUDGETS)}
+            "flow_n": 500, "flow_seeds": 2, "flow_budgets": list(BUDGETS),
+            "flow_particles": 12}
 CHOICES = [f"flow {m}" for m in FLOW] + [f"vp {m}" for m in VP]
 ALLOWED = {"flow_ds": lambda v: v in dataset_names(oracle_only=True), "flow_methods": lambda v: set(v) <= set(CHOICES),
            "flow_n": lambda v: v in SAMPLES, "flow_seeds": lambda v: 1 <= v <= 5}
@@ -151,7 +152,10 @@ def _paths_part(dataset: str) -> None:
     with c2:
         show_chart(fig, key="flow_paths")
     st.caption(f"Straightness = mean ‖x_1 − x_0‖ / path length over {PATHS_N} particles (1 = straight). With the exact "
-               "fields neither process is straight on multimodal data; reflow (Liu et al. 2023) straightens the flow.")
+               "fields neither process is straight on multimodal data. Much of the linear flow's bending is in and out "
+               "rather than sideways: its x_t = (1 − t)x_0 + tε has variance (1 − t)² + t² per unit-variance "
+               "direction, ½ at t = ½, so particles move inwards and back out (the VP process keeps it at 1). "
+               "Reflow (Liu et al. 2023) straightens the flow.")
     ends = torch.cat([p["flow"][0], p["flow"][-1], p["vp"][-1]], 1).numpy()
     d = gm.D
     header = [f"x1_{i}" for i in range(d)] + [f"flow_x0_{i}" for i in range(d)] + [f"vp_x0_{i}" for i in range(d)]

@@ -83,12 +83,13 @@ def _form(n_classes: int) -> tuple:
 
 def _metrics(row: dict) -> None:
     cols = st.columns(5)
-    cols[0].metric("distance to the tilted target", f"{row['sw_tilted']:.3f}",
-                   help=f"sliced W1; two draws of the target: {row['sw_tilted_floor']:.3f}")
+    cols[0].metric("SW₁ → tilted target", f"{row['sw_tilted']:.3f}",
+                   help="sliced Wasserstein-1 (data units) between the samples and a draw of the "
+                   "target; the floor is the same distance between two draws of the target")
     cols[0].caption(f"floor {row['sw_tilted_floor']:.3f}")
-    cols[1].metric("distance to p(x | y)", f"{row['sw_cond']:.3f}")
+    cols[1].metric("SW₁ → p(x|y)", f"{row['sw_cond']:.3f}")
     cols[1].caption(f"floor {row['sw_cond_floor']:.3f}")
-    cols[2].metric("class-y modes covered", f"{row['modes_covered']}/{row['n_modes']}")
+    cols[2].metric("class-y modes", f"{row['modes_covered']}/{row['n_modes']}")
     cols[3].metric("off-data share", f"{row['off_data']:.3f}")
     cols[4].metric("class share", f"{row['class_share']:.3f}")
 
@@ -126,7 +127,7 @@ def _sweep_part(dataset: str, y: int, conv: str, steps: int, n: int, seed: int) 
     fig = charts_labs.guidance_curves(rows, xlabel=xlabel)
     show_chart(fig, key="guide_curves")
     markdown_table([{"interval": r["interval"], "w": r["w"], "→ tilted": r["sw_tilted"], "floor": r["sw_tilted_floor"],
-                     "→ p(x|y)": r["sw_cond"], "floor ": r["sw_cond_floor"], "off-data": r["off_data"],
+                     "→ p(x∣y)": r["sw_cond"], "floor ": r["sw_cond_floor"], "off-data": r["off_data"],
                      "modes": f"{r['modes_covered']}/{r['n_modes']}", "class share": r["class_share"]} for r in rows])
     keys = ["w", "sw_tilted", "sw_tilted_floor", "sw_cond", "sw_cond_floor", "off_data", "modes_covered", "class_share"]
     downloads(f"guidance_sweep_{dataset}_y{y}", key="guide_sweep_dl", fig=fig, png=lambda: fig_png(pg.guidance_curves(rows)),

@@ -51,7 +51,7 @@ def test_guidance_section_opens_on_exact_cfg_with_notes_and_downloads():
     at = open_labs()
     assert_clean(at)
     m = metrics(at)
-    assert {"distance to the tilted target", "distance to p(x | y)", "class-y modes covered"} <= set(m)
+    assert {"SW₁ → tilted target", "SW₁ → p(x|y)", "class-y modes"} <= set(m)
     assert len(at.get("plotly_chart")) == 3 and len(at.latex) == 1 and len(at.get("download_button")) >= 7
     panels = charts(at)[0]
     assert [t["type"] for t in panels["data"]] == ["heatmap", "scattergl"] * 2
@@ -72,7 +72,7 @@ def test_both_cfg_conventions_give_the_same_samples_one_apart():
     assert metrics(at) == scale and at.query_params["guide_conv"] == "ho-salimans"
     # w = 1 samples p(x | y): both distances sit near their floors (a few floors at most, not the w = 3 gap)
     caps = [c.value for c in at.caption if c.value.startswith("floor")]
-    assert float(scale["distance to p(x | y)"]) < 3 * float(caps[1].split()[1])
+    assert float(scale["SW₁ → p(x|y)"]) < 3 * float(caps[1].split()[1])
 
 
 def test_guidance_settings_from_the_url_and_a_class_of_another_data_set():
@@ -80,10 +80,10 @@ def test_guidance_settings_from_the_url_and_a_class_of_another_data_set():
     assert_clean(at)
     assert at.selectbox(key="guide_ds").value == "8gaussians_4class" and at.selectbox(key="guide_y").value == 3
     assert at.toggle(key="guide_interval").value is True
-    assert metrics(at)["class-y modes covered"].endswith("/2")   # class 3 of 4: two opposite modes
+    assert metrics(at)["class-y modes"].endswith("/2")   # class 3 of 4: two opposite modes
     at = at.selectbox(key="guide_ds").set_value("8gaussians_2class").run()
     assert_clean(at)
-    assert at.selectbox(key="guide_y").value == 0 and metrics(at)["class-y modes covered"].endswith("/4")
+    assert at.selectbox(key="guide_y").value == 0 and metrics(at)["class-y modes"].endswith("/4")
 
 
 def test_guidance_sweep_and_class_posterior_respond():

@@ -23,7 +23,7 @@ __all__ = ["target_panels", "guidance_curves", "class_posterior_heatmap", "paths
 
 _LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=50, b=40), hovermode="closest")
 _CURVES = (("sw_tilted", "distance to the tilted target"), ("sw_cond", "distance to p(x | y)"),
-           ("off_data", "off-data share (> 3σ from every mode)"))
+           ("off_data", "off-data share (> 3σ out)"))
 
 
 def target_panels(panels: Sequence[tuple[str, TiltedTarget]], samples, *, max_points: int = 1500) -> go.Figure:
