@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import run_lock
+from . import cli_labs
 from ..cli import OneLineParser, check_writable, fail, flag_names, run_guarded, seed_arg
 from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
@@ -119,6 +120,7 @@ def build_parser() -> OneLineParser:
     _add_sampling(r)
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--track", type=_positive(int), default=200, help="trajectories drawn (1-D)")
+    cli_labs.add_parsers(sub)  # likelihood, memorise
     return p
 
 
@@ -255,7 +257,7 @@ def _report(a) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        return {"train": _train, "sample": _sample_cmd, "report": _report}[a.command](a)
+        return ({"train": _train, "sample": _sample_cmd, "report": _report} | cli_labs.HANDLERS)[a.command](a)
 
     return run_guarded(run, PROG)
 
