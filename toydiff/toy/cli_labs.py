@@ -59,8 +59,8 @@ def add_parsers(sub) -> None:
     mm.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="without --run")
     mm.add_argument("--n-train", type=_positive_int, default=None, help="without --run: training points drawn")
     mm.add_argument("--n", type=_positive_int, default=2000, help="samples (default 2000)")
-    mm.add_argument("--method", choices=METHODS, default="ddim")
-    mm.add_argument("--steps", type=_positive_int, default=50, help="respaced sampling steps (default 50)")
+    mm.add_argument("--method", choices=METHODS, default="ddpm")
+    mm.add_argument("--steps", type=_positive_int, default=None, help="respaced sampling steps (default: every step)")
     mm.add_argument("--seed", type=seed_arg, default=0)
     mm.add_argument("--out", required=True, help="output folder (memorise.png, memorise.json)")
 

@@ -81,8 +81,8 @@ def training_points(run: ToyRun) -> torch.Tensor:
     return run.normalizer.forward(x[: int(meta["n_train"])].double())
 
 
-def memorisation_report(run: ToyRun, train: torch.Tensor, *, n: int = 2000, seed: int = 0, method: str = "ddim",
-                        steps: int | None = 50, ratio: float = COPY_RATIO) -> tuple[dict, dict]:
+def memorisation_report(run: ToyRun, train: torch.Tensor, *, n: int = 2000, seed: int = 0, method: str = "ddpm",
+                        steps: int | None = None, ratio: float = COPY_RATIO) -> tuple[dict, dict]:
     """Copy rates (nearest / second-nearest training point < ``ratio``) of ``n`` samples from the run's network
     and from the training set's own optimal denoiser (:class:`~toydiff.exact.EmpiricalDistribution`), same x_T.
 

@@ -69,9 +69,9 @@ def memorisation_scatter(train, samples: dict, copies: dict, *, title: str = "Me
                     label=["copies", "new"])
             ax.plot(tr[:, 0], np.zeros(len(tr)), "k|", ms=12, label="training points")
         else:
+            ax.scatter(tr[:, 0], tr[:, 1], s=40, facecolors="none", edgecolors="k", lw=0.8, label="training points")
             ax.scatter(xs[~cp, 0], xs[~cp, 1], s=3, c="tab:blue", alpha=0.5, label="new")
             ax.scatter(xs[cp, 0], xs[cp, 1], s=3, c="tab:red", alpha=0.5, label="copies")
-            ax.scatter(tr[:, 0], tr[:, 1], s=14, c="k", marker="x", label="training points")
         ax.set_title(f"{label}: copy rate {cp.mean():.0%}")
         ax.legend(fontsize=7, markerscale=2)
     fig.suptitle(title)
