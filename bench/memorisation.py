@@ -1,12 +1,12 @@
 """Memorisation → generalisation on a toy: a network trained on n fixed points, against the training set's own
 optimal denoiser (toydiff.exact.EmpiricalDistribution) and the true one (the data's exact mixture).
 
-    PYTHONPATH=. python bench/memorisation.py                  # short sweep: n = 16, 256, 4096 x 2 lengths
+    PYTHONPATH=. python bench/memorisation.py                  # short sweep: n = 16, 256, 4096 x 500 / 2000 steps
     PYTHONPATH=. python bench/memorisation.py --long           # n = 16 ... 16384 (x4) x 3 lengths (long)
     PYTHONPATH=. python bench/memorisation.py --n 64,1024 --steps 2000 --dataset 25gaussians
 
 For every (n, training steps): :func:`toydiff.toy.run.train_toy` with ``fresh=False`` (the same n points every
-epoch, ``toydiff toy train --fixed-data --n-train n``), then 2000 DDIM-50 samples from the network and from the
+epoch, ``toydiff toy train --fixed-data --n-train n``), then 2000 DDPM samples (every step) from the network and from the
 empirical ε* (same x_T). Columns:
 
 * copy: share of samples whose nearest training point is < 1/3 of the distance to the second nearest
@@ -34,7 +34,8 @@ from toydiff.toy.datasets import get_dataset
 from toydiff.toy.run import train_toy
 from toydiff.training import TrainConfig
 
-SHORT = {"n": [16, 256, 4096], "steps": [500, 3000]}
+SHORT = {"n": [16, 256, 4096], "steps": [500, 2000]}
+N_VAL = 1000  # held-out points (drawn after the training points, as train_toy does)
 LONG = {"n": [16, 64, 256, 1024, 4096, 16384], "steps": [1000, 5000, 20000]}
 
 
@@ -46,10 +47,10 @@ def row(dataset: str, n: int, steps: int, seed: int, n_samples: int) -> dict:
     ds = get_dataset(dataset)
     t0 = time.perf_counter()
     run = train_toy(ds, n_train=n, fresh=False, config=TrainConfig(max_steps=steps, batch_size=min(128, n),
-                    ema_decay=0.995, seed=seed), seed=seed, progress=False)
+                    ema_decay=0.995, seed=seed), n_val=N_VAL, seed=seed, progress=False)
     secs = time.perf_counter() - t0
-    g = torch.Generator().manual_seed(seed)  # the draw train_toy made (n_val = 2000): the first n are the training set
-    xn = run.normalizer.forward(ds.sample(n + 2000, g).double())
+    g = torch.Generator().manual_seed(seed)  # the draw train_toy made: the first n are the training set
+    xn = run.normalizer.forward(ds.sample(n + N_VAL, g).double())
     train, val = xn[:n], xn[n:]
     emp = EmpiricalDistribution(train)
     fns = {"net": run.eps_fn(), "emp": emp.eps_fn(run.schedule), "true": run.oracle.eps_fn(run.schedule)}
@@ -57,7 +58,7 @@ def row(dataset: str, n: int, steps: int, seed: int, n_samples: int) -> dict:
     for who in ("net", "emp"):
         g = torch.Generator().manual_seed(seed + 1)
         x_T = torch.randn(n_samples, ds.dim, generator=g, dtype=torch.float64)
-        out[f"copy_{who}"] = copy_rate(sample(fns[who], x_T, run.schedule, method="ddim", steps=50), train)
+        out[f"copy_{who}"] = copy_rate(sample(fns[who], x_T, run.schedule, method="ddpm", generator=g), train)
     for who in ("net", "emp", "true"):
         out[f"train_{who}"] = held_out_loss(fns[who], run.schedule, train, seed=seed + 2)[0]
         out[f"val_{who}"] = held_out_loss(fns[who], run.schedule, val, seed=seed + 3)[0]

@@ -9,7 +9,7 @@ from toydiff.cli import main
 
 def test_likelihood_on_the_oracle_writes_figures_and_a_small_kl(tmp_path):
     out = tmp_path / "lik"
-    assert main(["toy", "likelihood", "--oracle", "--n", "6", "--n-elbo", "50", "--out", str(out)]) == 0
+    assert main(["toy", "likelihood", "--oracle", "--n", "6", "--n-elbo", "50", "--rtol", "1e-3", "--out", str(out)]) == 0
     s = json.loads((out / "likelihood.json").read_text())
     assert abs(s["oracle"]["kl"]) < 0.05 and s["oracle"]["elbo_minus_entropy"] > -0.1
     assert (out / "likelihood.png").stat().st_size > 0 and (out / "elbo.png").stat().st_size > 0
