@@ -38,3 +38,27 @@ def test_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_memorise_replays_a_fixed_data_run_and_likelihood_reads_it(tmp_path):
+    import torch
+
+    from toydiff.toy.labs import training_points
+    from toydiff.toy.run import load_toy
+
+    run_dir, out = tmp_path / "run", tmp_path / "mem"
+    assert main(["toy", "train", "--dataset", "8gaussians", "--out", str(run_dir), "--fixed-data", "--n-train", "32",
+                 "--n-val", "64", "--epochs", "2", "--quiet"]) == 0
+    run = load_toy(run_dir)
+    train = training_points(run)
+    # the replayed points are the ones the normaliser was fitted on: mean 0, std 1 per dimension
+    assert train.shape == (32, 2)
+    assert torch.allclose(train.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(train.std(0), torch.ones(2, dtype=torch.float64), atol=1e-5)
+    assert main(["toy", "memorise", "--run", str(run_dir), "--n", "20", "--steps", "10", "--out", str(out)]) == 0
+    s = json.loads((out / "memorise.json").read_text())
+    assert s["n_train"] == 32 and {"model", "empirical"} <= set(s)
+    assert main(["toy", "likelihood", "--run", str(run_dir), "--n", "3", "--n-elbo", "20", "--rtol", "1e-2",
+                 "--out", str(tmp_path / "lik")]) == 0
+    assert "model" in json.loads((tmp_path / "lik" / "likelihood.json").read_text())
