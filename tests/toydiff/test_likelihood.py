@@ -98,3 +98,10 @@ def test_a_non_differentiable_fn_is_refused():
 
     with pytest.raises(ValueError, match="differentiable"):
         td.log_likelihood(no_grad, torch.zeros(2, 1), fm)
+
+
+def test_the_vp_interpolant_view_with_a_velocity_agrees():
+    fm = interpolants.vp(S1000)  # starts at t = 1/T, where the velocity is finite
+    x = GM1.sample(4, torch.Generator().manual_seed(5))
+    lp = td.log_likelihood(GM1.velocity_fn(fm), x, fm, rtol=1e-4, atol=1e-4)
+    assert (lp - GM1.log_prob(x)).abs().max() < 0.02
