@@ -17,7 +17,7 @@ GM2 = td.GaussianMixture.diagonal([1, 1, 2], [[-1.0, 0.5], [1.0, -0.5], [0.0, 1.
 
 @pytest.mark.parametrize("gm", [GM1, GM2], ids=["1d", "2d"])
 def test_vp_oracle_reproduces_the_mixture_log_prob(gm):
-    x = gm.sample(6, torch.Generator().manual_seed(0))
+    x = gm.sample(4, torch.Generator().manual_seed(0))
     terminal = gm.noised(float(S1000.alpha_bars[-1])).log_prob  # the exact x_1 law: the ODE's own error only
     r = pf_ode_likelihood(gm.eps_fn(S1000), x, S1000, prior=terminal, rtol=1e-4, atol=1e-4)
     assert (r.log_prob - gm.log_prob(x)).abs().max() < 0.02
@@ -57,7 +57,7 @@ def test_gaussian_closed_form_on_a_schedule():
 def test_hutchinson_is_unbiased_enough_and_seeded():
     fm = interpolants.linear()
     x = GM2.sample(4, torch.Generator().manual_seed(2))
-    kw = dict(divergence="hutchinson", n_probes=8)
+    kw = dict(divergence="hutchinson", n_probes=4, rtol=1e-3, atol=1e-3)
     a = td.log_likelihood(GM2.velocity_fn(fm), x, fm, generator=torch.Generator().manual_seed(3), **kw)
     b = td.log_likelihood(GM2.velocity_fn(fm), x, fm, generator=torch.Generator().manual_seed(3), **kw)
     assert torch.equal(a, b)
