@@ -16,7 +16,7 @@ import torch
 
 from apps.ui import readable_errors
 
-__all__ = ["REPO_ROOT", "CHECKPOINT_SOURCES", "mnist_test", "find_runs", "load_path", "load_upload", "model_key",
+__all__ = ["REPO_ROOT", "CHECKPOINT_SOURCES", "mnist_test", "find_runs", "is_image_checkpoint", "load_path", "load_upload", "model_key",
            "checkpoint_picker"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +39,27 @@ def find_runs(root: Path | None = None) -> list[Path]:
     for base in [*extra, Path(os.getcwd()) / "runs", (root or REPO_ROOT) / "runs"]:
         if base.is_dir():
             for p in sorted(base.rglob("*.safetensors")):
-                seen[p.resolve()] = None
+                if is_image_checkpoint(p):  # toy-track runs (toydiff toy train) cannot serve the image pages
+                    seen[p.resolve()] = None
     return list(seen)
+
+
+def is_image_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is an image_track model (its header's kind tag, and a model config): the MNIST pages list
+    only those, not the toy track's runs, without loading any weights."""
+    import json
+
+    from safetensors import SafetensorError, safe_open
+
+    from image_track.loaded import MODEL_KINDS
+    from toydiff.checkpoint import checkpoint_kind
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("toydiff", "{}"))
+    except (OSError, ValueError, RuntimeError, SafetensorError):
+        return False
+    return isinstance(meta, dict) and checkpoint_kind(meta) in MODEL_KINDS + (None,) and "model_config" in meta
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the checkpoint…")
@@ -96,9 +115,10 @@ def _committed(source: str):
 
 
 def _on_disk(key: str):
-    runs = find_runs()
+    runs = [p for p in find_runs() if is_image_checkpoint(p)]
     if not runs:
-        st.info("No checkpoints (`*.safetensors`) found under `runs/`.", icon="ℹ️")
+        st.info("No MNIST checkpoints (image_track `*.safetensors`) found under `runs/` (toy-track runs are not "
+                "listed: they belong to the Toy sandbox).", icon="ℹ️")
         return None, ""
     chosen = st.selectbox("Run", [str(p) for p in runs], key=f"{key}_run")
     return load_path(Path(chosen)), f"`{chosen}`"

@@ -7,9 +7,14 @@ import streamlit as st
 
 import toydiff as td
 from toydiff.toy import datasets
+from toydiff.toy.drawn import drawn_dataset
 from toydiff.toy.recipes import default_recipe
 
-__all__ = ["dataset_names", "load_dataset", "mixture_of", "describe_dataset", "RECIPE_WIDGETS", "recipe_widget_values"]
+__all__ = ["dataset_names", "load_dataset", "mixture_of", "describe_dataset", "RECIPE_WIDGETS", "recipe_widget_values",
+           "DRAWN", "DRAWN_KEY", "drawn_points", "get_data", "recipe_for"]
+
+#: the name of the data set a person draws on the Toy page, and the session key of its points ([x, y] lists)
+DRAWN, DRAWN_KEY = "drawn", "toy_drawn_points"
 
 #: the Toy page's widget keys and the :class:`~toydiff.toy.recipes.Recipe` field each one shows
 RECIPE_WIDGETS = {"toy_width": "width", "toy_depth": "depth", "toy_act": "activation", "toy_time": "time_input",
@@ -39,5 +44,28 @@ def describe_dataset(name: str) -> str:
 
 def recipe_widget_values(name: str) -> dict:
     """``{widget key: value}`` of the data set's default recipe, for the Toy page's widgets."""
-    recipe = default_recipe(name)
+    recipe = recipe_for(name)
     return {key: getattr(recipe, field) for key, field in RECIPE_WIDGETS.items()}
+
+
+def drawn_points() -> list[list[float]]:
+    """The points drawn in this session (``[[x, y], ...]``)."""
+    return st.session_state.setdefault(DRAWN_KEY, [])
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _drawn(points: tuple[tuple[float, float], ...]) -> datasets.ToyDataset:
+    return drawn_dataset(list(points), name=DRAWN)
+
+
+def get_data(name: str) -> datasets.ToyDataset:
+    """A registered data set, or for :data:`DRAWN` the KDE mixture of this session's drawn points
+    (``ValueError`` while they are too few)."""
+    if name != DRAWN:
+        return load_dataset(name)
+    return _drawn(tuple(tuple(float(v) for v in p) for p in drawn_points()))
+
+
+def recipe_for(name: str):
+    """The default recipe of a data set (drawn data: the 2-D family's)."""
+    return default_recipe("8gaussians" if name == DRAWN else name)

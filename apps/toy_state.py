@@ -11,13 +11,20 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import streamlit as st
 
 import toydiff as td
-from apps.schedule_widgets import ScheduleSpec
-from toydiff.toy.run import ToyRun
+from apps.schedule_widgets import ScheduleSpec, spec_of
+from toydiff.checkpoint import CheckpointError
+from toydiff.toy.recipes import default_recipe
+from toydiff.toy.run import ToyRun, load_toy
 
-__all__ = ["TrainedToy", "TOY_RUN_KEY", "new_run_id", "toy_run"]
+__all__ = ["TrainedToy", "TOY_RUN_KEY", "SHIPPED_DIR", "new_run_id", "toy_run", "shipped_run", "run_for"]
+
+#: small checkpoints of the default recipe for the default data sets, shipped with the package (instant start)
+SHIPPED_DIR = Path(td.__file__).resolve().parent / "toy" / "weights"
 
 TOY_RUN_KEY = "toy_run"
 
@@ -61,3 +68,30 @@ def toy_run() -> TrainedToy | None:
     run = st.session_state.get(TOY_RUN_KEY)
     return run if isinstance(run, TrainedToy) else None
 
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def shipped_run(dataset: str) -> TrainedToy | None:
+    """The shipped checkpoint of ``dataset``'s default recipe (``toydiff/toy/weights/<dataset>``), or None."""
+    path = SHIPPED_DIR / dataset
+    if not (path / "checkpoint.safetensors").is_file():
+        return None
+    try:
+        run = load_toy(path)
+    except (CheckpointError, OSError, ValueError):
+        return None
+    recipe = default_recipe(dataset)
+    m = run.model.config
+    summary = (f"{dataset}, shipped checkpoint of the default recipe: MLP {m.width}×{m.depth} {m.activation}, "
+               f"{run.schedule.name} schedule T={run.schedule.T}, {recipe.epochs} epochs")
+    return TrainedToy(run_id=new_run_id(), run=run, schedule_spec=spec_of(recipe.schedule_name,
+                                                                          **dict(recipe.schedule_params)),
+                      summary=summary, seconds=0.0)
+
+
+def run_for(dataset: str) -> TrainedToy | None:
+    """The model to show for ``dataset``: this session's trained one if it is of that data set, else the shipped one."""
+    run = toy_run()
+    if run is not None and run.dataset == dataset:
+        return run
+    return shipped_run(dataset)

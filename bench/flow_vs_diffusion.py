@@ -2,6 +2,8 @@
 
     python bench/flow_vs_diffusion.py            # ~17 minutes on 2 busy CPU cores
     python bench/flow_vs_diffusion.py --quick    # n = 1,000, one seed: ~30 s
+    python bench/flow_vs_diffusion.py --trained --n 20000 --seeds 3   # trained FM vs DDPM MLPs + reflow, ~15 min
+    python bench/flow_vs_diffusion.py --mnist --minutes 15            # MNIST tiny, 15 CPU min per process
 
 No learning error: every sampler runs on the exact field of the (normalised) mixture — the velocity
 E[ε − x_0 | x_t] of the linear interpolant (rectified flow, Liu et al. 2023; Lipman et al. 2023) for
@@ -139,10 +141,28 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--n-paths", type=int, default=2000, help="samples for the straightness table")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--trained", action="store_true", help="only the trained-model tables (bench/flow_trained.py)")
+    p.add_argument("--epochs", type=int, default=None, help="--trained: epochs (default: the recipe's)")
+    p.add_argument("--runs", default=None, help="--trained: folder to keep / reuse the trained runs in")
+    p.add_argument("--reflow-epochs", type=int, default=None, help="--trained: reflow epochs (default recipe / 3)")
+    p.add_argument("--reflow-pairs", type=int, default=40_000)
+    p.add_argument("--mnist", action="store_true", help="only the MNIST tiny table (bench/flow_mnist.py)")
+    p.add_argument("--minutes", type=float, default=15.0, help="--mnist: CPU training minutes per process")
+    p.add_argument("--eval-n", type=int, default=1000, help="--mnist: samples scored per process")
     a = p.parse_args(argv)
     if a.quick:
         a.n, a.seeds, a.n_paths = 1000, 1, 200
     torch.set_num_threads(1)
+    if a.trained or a.mnist:
+        if a.trained:
+            from flow_trained import run_trained
+
+            run_trained(a)
+        if a.mnist:
+            from flow_mnist import run_mnist
+
+            run_mnist(a)
+        return 0
     results = {name: measure(a, name) for name in ("two_gaussians", "8gaussians")}
     print(f"\npath straightness: mean ‖x_1 − x_0‖ / path length of the exact ODE (1 = straight; n = {a.n_paths:,})\n")
     print("| process | " + " | ".join(results) + " |")

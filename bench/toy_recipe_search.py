@@ -3,10 +3,12 @@
     python bench/toy_recipe_search.py                       # every candidate below (long: one thread each)
     python bench/toy_recipe_search.py --only 3,7            # some of them
     python bench/toy_recipe_search.py --quick               # smoke run
+    python bench/toy_recipe_search.py --only 63 --exact-below 5   # and the diagnosis of round 6 (below)
 
 Each candidate is a :class:`toydiff.toy.recipes.Recipe` (changes from the old default) trained with
-a training seed (first round: 0, one replicate 2; from the second round, 1-D: each recipe on seeds 10, 11
-and 12, judged by the mean of its ratios; 2-D: 0, the finalists also 2) on one data set and scored by
+a training seed (first round: 0, one replicate 2; rounds 2–5, 1-D: each recipe on seeds 10, 11 and 12, judged
+by the mean of its ratios; round 6, 1-D: seeds 10–13, judged by the worst; 2-D: 0, the finalists also 2) on one
+data set and scored by
 ``bench/toy_defaults.py``'s :func:`score` on sampling seeds 0… (reference sets 10 000…, floor sets 20 000…).
 The final figures (``bench/toy_defaults.py``: training seed 1, sampling seeds 100…) use other seeds
 throughout, so the recipes are not scored on the draws they were chosen on.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_defaults import score, train  # noqa: E402
 
+from toydiff.samplers import sample  # noqa: E402
+from toydiff.toy import metrics  # noqa: E402
 from toydiff.toy.recipes import Recipe  # noqa: E402
+from toydiff.toy.run import ToyRun  # noqa: E402
 
 # the old default: the seed exercise's schedule, MLP 128 × 3 SiLU, 60 epochs of 10 000 fresh points in batches of 256
 ONE_D = Recipe(schedule_name="constant", schedule_params=(("T", 250), ("beta", 0.02)), width=128, depth=3,
@@ -105,6 +111,34 @@ CANDIDATES += [("two_gaussians", replace(ROUND_3_1D[2], ema_decay=0.9995), s) fo
 # fifth round, 1-D: the default with a larger batch (60 000 points in batches of 768, 1.5 × its train time), or lr 5e-3
 CANDIDATES += [("two_gaussians", replace(ROUND_3_1D[2], n_train=60_000, batch_size=768), s) for s in SEARCH_SEEDS]
 CANDIDATES += [("two_gaussians", replace(ROUND_3_1D[2], lr=5e-3), s) for s in SEARCH_SEEDS]
+# sixth round, 1-D, on four search seeds (10–13; judged by the worst, not the mean): the default (60–62 above) scored
+# 1.31 on the scoring seed. Sampling a seed-1 run with the exact ε* at t < 5 and the network elsewhere took W1 from
+# 1.25× to 1.11× the oracle's (mode means 0.04 off at t < 5; the weights within 0.001 throughout), so the last few
+# steps, ~2 % of uniform draws, decide the error: draw more of them (low-noise t, P(t) ∝ 1/√(t+1), 8 × the uniform
+# share at t = 0)
+DEFAULT_1D = replace(ROUND_3_1D[2], lr=5e-3)  # the 1-D default of rounds 2–5 (60–62)
+SEARCH_SEEDS_6 = (10, 11, 12, 13)
+CANDIDATES += [("two_gaussians", DEFAULT_1D, 13)]
+CANDIDATES += [("two_gaussians", replace(DEFAULT_1D, t_sampling="low-noise"), s) for s in SEARCH_SEEDS_6]
+
+
+def exact_below_ratio(run: ToyRun, k: int, seeds: list[int], ref_base: int, n: int = 10_000) -> float:
+    """The 1-D W1 ratio of ``score`` (mean over ``seeds``) when the exact ε* replaces the network at steps t < k:
+    how much of the network's excess over the oracle the last k steps make (same x_T and noise as ``run.sample``)."""
+    net, exact = run.eps_fn(), run.eps_fn(exact=True)
+
+    def eps(x, t):  # x [n, 1], t a step (scalar or [n])
+        return torch.where(torch.as_tensor(t).reshape(-1, 1) < k, exact(x, t), net(x, t))
+
+    values, judges = [], []
+    for s in seeds:
+        ref = run.dataset.sample(n, torch.Generator().manual_seed(ref_base + s))
+        g = torch.Generator().manual_seed(s)
+        x_T = torch.randn(n, 1, generator=g, dtype=torch.float64)
+        x = run.normalizer.inverse(sample(eps, x_T, run.schedule, method="ddpm", generator=g).double())
+        values.append(metrics.wasserstein1(x, ref))
+        judges.append(metrics.wasserstein1(run.sample(n, seed=s, exact=True), ref))
+    return sum(values) / sum(judges)
 
 
 def main(argv=None) -> int:
@@ -112,14 +146,18 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="", help="comma-separated candidate numbers (from 1)")
     p.add_argument("--seeds", type=int, default=None, help="sampling seeds (default: 2 for 1-D, 1 for 2-D)")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--exact-below", type=int, default=None, metavar="K",
+                   help="1-D: also print the W1 ratio with the exact ε* in place of the network at t < K")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     picked = [int(i) for i in a.only.split(",") if i] or range(1, len(CANDIDATES) + 1)
-    print("| # | data set | recipe (training seed) | train s | ratio | value | oracle / floor | modes | max weight error |")
+    print("| # | data set | recipe (training seed) | train s (CPU s) | ratio | value | oracle / floor | modes | max weight error |")
     print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for i in picked:
         name, recipe, seed = CANDIDATES[i - 1]
+        cpu0 = time.process_time()
         run, train_s, _ = train(name, recipe, seed=seed, epochs=2 if a.quick else None)
+        cpu_s = time.process_time() - cpu0
         steps = -(-recipe.n_train // recipe.batch_size) * recipe.epochs
         n_seeds = a.seeds or (2 if run.dataset.dim == 1 else 1)
         s = score(run, list(range(n_seeds)), 10_000, 20_000, 500 if a.quick else None)
@@ -130,8 +168,11 @@ def main(argv=None) -> int:
                 f"EMA {recipe.ema_decay}{' warm-up' if recipe.ema_warmup else ''} ({seed})")
         modes = f"{s['covered']}/{s['n_modes']}" if "covered" in s else "–"
         werr = f"{s['weight_error']:.4f}" if "weight_error" in s else "–"
-        print(f"| {i} | {name} | {what} | {train_s:.1f} | {s['ratio']:.3f} | {s['value']:.4f} | {s['judge']:.4f} | "
+        print(f"| {i} | {name} | {what} | {train_s:.1f} ({cpu_s:.1f}) | {s['ratio']:.3f} | {s['value']:.4f} | {s['judge']:.4f} | "
               f"{modes} | {werr} |", flush=True)
+        if a.exact_below is not None and run.dataset.dim == 1:
+            r = exact_below_ratio(run, a.exact_below, list(range(n_seeds)), 10_000, 500 if a.quick else 10_000)
+            print(f"|   | (exact ε* at t < {a.exact_below}) | | | {r:.3f} | | | | |", flush=True)
     return 0
 
 

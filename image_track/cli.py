@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 import toydiff
+from toydiff.flow_samplers import FLOW_METHODS
 from toydiff.checks import check_int
 from toydiff.cli import OneLineParser, check_writable, device_arg, fail, float_list, run_guarded, seed_arg
 
@@ -61,8 +62,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guide-t-max", type=int, default=None,
                    help="with --guide: guide only at steps t < this, a limited guidance interval (default 600, "
                         "measured best for the committed model; 0: every step)")
-    p.add_argument("--method", default="ddim", choices=toydiff.METHODS, help="sampler (default %(default)s)")
-    p.add_argument("--steps", type=_positive, default=50, help="sampler steps (default %(default)s)")
+    p.add_argument("--method", default=None, choices=tuple(dict.fromkeys(toydiff.METHODS + FLOW_METHODS)),
+                   help="sampler (default ddim; a flow model: heun, or euler, midpoint, dpm++2m)")
+    p.add_argument("--steps", type=_positive, default=None, help="sampler steps (default 50; a flow model: 10)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
     p.add_argument("--seed", type=seed_arg, default=0, help="image i uses seed + i (default %(default)s)")
     p.add_argument("--batch-size", type=_positive, default=500)
@@ -109,6 +111,7 @@ def _load(a):
     if not path.is_file():
         fail(f"{PROG}: error: checkpoint not found: {path}")
     m = load_model(path, device=a.device)
+    _resolve_sampler(a, m)
     if a.guide is None:
         return m, None
     from .sampling import AUTOGUIDANCE_T_MAX
@@ -124,9 +127,28 @@ def _load(a):
     if not guide_path.is_file():
         fail(f"{PROG}: error: --guide checkpoint not found: {guide_path}")
     g = load_model(guide_path, device=a.device)
-    if g.model.config != m.model.config or g.schedule.T != m.schedule.T:
+    if g.model.config != m.model.config or g.process != m.process or (m.process == "vp" and g.schedule.T != m.schedule.T):
         fail(f"{PROG}: error: --guide {guide_path} is not the same kind of model as {path}")
     return m, g.model
+
+
+def _resolve_sampler(a, m) -> None:
+    """``--method`` / ``--steps`` defaults of the model's process; a DDPM-only sampler of a flow model (or a flow
+    one of a DDPM model) is a one-line error."""
+    flow = m.process == "flow"
+    a.method = a.method or ("heun" if flow else "ddim")
+    a.steps = a.steps or (10 if flow else 50)
+    if flow and a.method not in FLOW_METHODS:
+        fail(f"{PROG}: error: --method {a.method} is a DDPM sampler; a flow model (--process flow) samples with "
+             f"{', '.join(FLOW_METHODS)}")
+    if flow and a.eta:
+        fail(f"{PROG}: error: --eta applies to DDIM; a flow model's samplers are deterministic")
+    vp_only = [f for f in ("fixed-init", "progression", "gif") if f in getattr(a, "figures", ())]
+    if vp_only and flow:
+        fail(f"{PROG}: error: --figures {', '.join(vp_only)} need a DDPM model; this is a flow model (grid, sweep work)")
+    if not flow and a.method not in toydiff.METHODS:
+        fail(f"{PROG}: error: --method {a.method} samples flow models; a DDPM model samples with "
+             f"{', '.join(toydiff.METHODS)}")
 
 
 def _sample_kw(a) -> dict:

@@ -24,6 +24,7 @@ from torch import nn
 import toydiff
 from toydiff.checkpoint import CheckpointError, load_checkpoint, load_weights, register_kind, require_kind
 from toydiff.checks import check_int, check_number
+from toydiff.objectives import FlowObjective, objective_from_meta, process_of
 from toydiff.schedules import NoiseSchedule
 
 __all__ = ["LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "MODEL_KINDS"]
@@ -49,14 +50,28 @@ class LoadedModel:
     Attributes:
         model: ``model(x [B, C, H, W], t LongTensor [B][, y LongTensor [B]]) -> eps [B, C, H, W]``; a
             class-conditional one takes labels ``0 .. num_classes - 1`` and the null label ``num_classes``.
-        schedule: its noise schedule.
+        schedule: its noise schedule; for a flow model (``toydiff mnist train --process flow``) its
+            :class:`~toydiff.objectives.FlowObjective` (interpolant, prediction, time scale), which
+            :func:`image_track.sampling.generate` integrates with the flow samplers instead.
         metadata: the checkpoint's JSON metadata; its ``model_config`` describes a network without a
             ``config`` of its own (see :meth:`from_net`).
     """
 
     model: nn.Module
-    schedule: NoiseSchedule
+    schedule: NoiseSchedule | FlowObjective
     metadata: dict = field(default_factory=dict)
+
+    @property
+    def process(self) -> str:
+        """``"vp"`` (DDPM) or ``"flow"``."""
+        return "flow" if isinstance(self.schedule, FlowObjective) else "vp"
+
+    def require_vp(self, what: str) -> NoiseSchedule:
+        """The noise schedule, or a ValueError naming ``what`` (an operation only a DDPM model supports)."""
+        if self.process != "vp":
+            raise ValueError(f"{what} needs a DDPM model (a noise schedule); this checkpoint is a flow model "
+                             f"(--process flow, {self.schedule.interp.name}/{self.schedule.prediction})")
+        return self.schedule
 
     @classmethod
     def from_net(cls, net: Callable[..., torch.Tensor], schedule: NoiseSchedule, *, num_classes: int | None = 10,
@@ -180,7 +195,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, u
     tensors, meta = load_checkpoint(path)  # verified: content hash (when written with one), finite weights
     require_kind(meta, MODEL_KINDS + (None,), path, "an MNIST command needs an image_track checkpoint (toydiff mnist train, "
                  "or its exported weights)")
-    if "model_config" not in meta or "schedule" not in meta:
+    flow = process_of(meta) == "flow"
+    if "model_config" not in meta or ("schedule" not in meta and not flow):
         raise CheckpointError(f"{path} is a toydiff checkpoint but not an image_track model (no model_config)")
     try:
         model = build_model(**meta["model_config"])
@@ -188,6 +204,12 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, u
         raise CheckpointError(f"{path} describes a model that cannot be built: {e}") from None
     prefix = "ema." if use_ema and any(k.startswith("ema.") for k in tensors) else "model."
     load_weights(model, tensors, prefix, source=path, what=f"the {meta['model_config'].get('name')!r} model")
+    if flow:
+        try:
+            process = objective_from_meta(meta)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: incomplete flow metadata ({e})") from None
+        return LoadedModel(model.to(device).eval().requires_grad_(False), process, meta)
     schedule = NoiseSchedule.from_dict(meta["schedule"])
     if schedule.T != model.config["T"]:
         raise CheckpointError(f"{path}: schedule has T={schedule.T} but the model was built with T={model.config['T']}")

@@ -33,6 +33,8 @@ from torch import nn
 import toydiff
 from toydiff import per_sample_generators
 from toydiff.checks import check_int, check_tensor
+from toydiff.flow_samplers import FLOW_METHODS
+from toydiff.objectives import FlowObjective
 from toydiff.schedules import NoiseSchedule
 
 from .loaded import AUTOGUIDANCE_T_MAX, LoadedModel, default_checkpoint, default_guide, load_model
@@ -47,6 +49,8 @@ __all__ = [
 #: how the committed checkpoints are sampled by default
 DEFAULT_SAMPLER = {"method": "ddim", "steps": 50, "eta": 0.0}
 DEFAULT_W = 3.0
+#: steps of a flow model's sampler when none are given (Heun: 20 evaluations)
+FLOW_STEPS = 10
 
 
 @torch.no_grad()
@@ -64,7 +68,7 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
     """
     n, batch_size = check_int(n, "n", min=1), check_int(batch_size, "batch_size", min=1)
     seed = check_int(seed, "seed", min=0)
-    handle = _handle(model, schedule)
+    handle = _handle(model, schedule, method, eta)
     labels = handle.labels(labels, n)
     if device is None:
         device = next(model.parameters()).device
@@ -85,8 +89,13 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
                   else x_T[idx.start: idx.stop]).to(device)
             lb = None if labels is None else labels[idx.start: idx.stop].to(device)
             eps_fn = handle.eps_fn(lb, w=w, guide=guide, guide_t_max=guide_t_max)
-            x0 = toydiff.sample(eps_fn, xb, schedule, method=method, steps=steps, eta=eta, generator=gens,
-                                clip_x0=clip_x0, callback=callback, progress=progress)
+            if isinstance(schedule, FlowObjective):  # the network's prediction, fed 1000 t, over the interpolant
+                x0 = toydiff.sample(schedule.network_fn(eps_fn), xb, schedule.interp, method=method, generator=gens,
+                                    clip_x0=clip_x0, callback=callback, progress=progress,
+                                    **schedule.sampler_options(steps or FLOW_STEPS))
+            else:
+                x0 = toydiff.sample(eps_fn, xb, schedule, method=method, steps=steps, eta=eta, generator=gens,
+                                    clip_x0=clip_x0, callback=callback, progress=progress)
             out.append(x0.float().clamp(-1, 1).cpu())
     finally:
         for m, mode in zip(nets, was_training):
@@ -94,8 +103,15 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
     return torch.cat(out)
 
 
-def _handle(model: nn.Module, schedule: NoiseSchedule) -> LoadedModel:
-    """The model's handle, refusing a schedule other than the one its config was built for (another T)."""
+def _handle(model: nn.Module, schedule: NoiseSchedule, method: str = "ddim", eta: float = 0.0) -> LoadedModel:
+    """The model's handle, refusing a schedule other than the one its config was built for (another T), and
+    for a flow model (``schedule`` a FlowObjective) a DDPM-only sampler or ``eta``."""
+    if isinstance(schedule, FlowObjective):
+        if method not in FLOW_METHODS:
+            raise ValueError(f"method {method!r} is a DDPM sampler; a flow model samples with {', '.join(FLOW_METHODS)}")
+        if eta:
+            raise ValueError("eta applies to DDIM; a flow model's samplers are deterministic")
+        return LoadedModel(model, schedule)
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     handle = LoadedModel(model, schedule)
@@ -172,15 +188,17 @@ def guidance_sweep_figure(model: nn.Module, schedule: NoiseSchedule, ws: Sequenc
         raise ValueError("a guidance sweep needs a class-conditional model")
     per_digit = check_int(per_digit, "per_digit", min=1)
     labels = digit_labels(nc, per_digit, nc)
-    fig, axes = plt.subplots(1, len(ws), figsize=(2.2 * len(ws) + 0.4, 5.2), squeeze=False)
-    for ax, w in zip(axes[0], ws):
+    # one row per scale: a panel is per_digit rows x nc columns of digits, so stacking the panels keeps the
+    # figure's aspect that of the digits (side by side, they filled a tall figure with blank space)
+    fig, axes = plt.subplots(len(ws), 1, figsize=(8, 0.8 * per_digit * len(ws) + 0.3 * len(ws) + 0.5), squeeze=False)
+    for ax, w in zip(axes[:, 0], ws):
         x = generate(model, schedule, len(labels), labels=labels, w=float(w), seed=seed, **sample_kw)
         # transpose so each column is one digit: grid of per_digit rows x nc columns
         order = torch.arange(len(labels)).view(nc, per_digit).t().reshape(-1)
         ax.imshow(np.asarray(grid_image(x[order], nrow=nc)), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"w = {w:g}")
+        ax.set_title(f"w = {w:g}", fontsize=9)
         ax.axis("off")
-    fig.suptitle("classifier-free guidance: ε_u + w (ε_c − ε_u)")
+    fig.suptitle("classifier-free guidance: ε_u + w (ε_c − ε_u)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -243,7 +261,7 @@ def progression_figure(rec: toydiff.TrajectoryRecorder, sample: int = 0):
             if j == 0:
                 ax.set_ylabel(name)
         axes[0, j].set_title(f"t={rec.timesteps[j]}", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.88))  # room above the t labels for a caller's suptitle
     return fig
 
 

@@ -115,6 +115,13 @@ def _cases():
     yield "mnist eval out under a file", ["mnist", "eval", "--out", "{d}/plain/e.json"], "is a file"
     yield "lab out under a file", ["mnist", "lab", "anagram", "--out", "{d}/plain/a.png"], "is a file"
     yield "toy report out under a file", ["toy", "report", "--oracle", "--out", "{d}/plain/r"], "is a file"
+    yield "toy guidance class out of range", ["toy", "guidance", "--y", "7", "--out", "{out}"], "--y"
+    yield "toy guidance tiny grid", ["toy", "guidance", "--grid", "2", "--out", "{out}"], "--grid"
+    yield "toy guidance bad w", ["toy", "guidance", "--w", "1,x", "--out", "{out}"], "--w"
+    yield "toy guidance one-sided interval", ["toy", "guidance", "--interval-sigma", "1", "--out", "{out}"], \
+        "--interval-sigma"
+    yield "toy guidance unlabelled data set", ["toy", "guidance", "--dataset", "moons", "--out", "{out}"], "--dataset"
+    yield "toy guidance out under a file", ["toy", "guidance", "--n", "10", "--out", "{d}/plain/g"], "is a file"
 
 
 CASES = list(_cases())

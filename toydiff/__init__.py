@@ -7,7 +7,7 @@
 """
 
 from . import checkpoint, editing, embeddings, exact, forward, guidance, samplers, schedules, trajectory
-from . import exact_flow, flow_losses, flow_samplers, interpolants
+from . import exact_flow, exact_guidance, flow_losses, flow_samplers, interpolants, objectives
 from . import elbo, exact_empirical, likelihood, memorisation
 from .exact import GaussianMixture, LossFloor
 from .interpolants import Interpolant
@@ -25,7 +25,8 @@ from .forward import (
     x0_to_eps,
 )
 from .editing import inpaint_projection, sdedit
-from .guidance import autoguidance, classifier_free_guidance, conditional_eps_fn, guidance_combine
+from .guidance import (autoguidance, classifier_free_guidance, classifier_guidance, conditional_eps_fn,
+                       guidance_combine, guidance_interval)
 from .samplers import METHODS, function_evaluations, sample
 from .schedules import NoiseSchedule, StepPlan, TerminalSNRWarning
 from .trajectory import TrajectoryRecorder, chain_callbacks
@@ -34,12 +35,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "checkpoint", "editing", "embeddings", "exact", "forward", "guidance", "samplers", "schedules", "trajectory",
-    "interpolants", "flow_samplers", "exact_flow", "flow_losses", "Interpolant",
+    "interpolants", "flow_samplers", "exact_flow", "exact_guidance", "flow_losses", "objectives", "Interpolant",
     "elbo", "exact_empirical", "likelihood", "memorisation", "log_likelihood",
     "GaussianMixture", "LossFloor",
     "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
     "per_sample_generators",
-    "METHODS", "sample", "sdedit", "guidance_combine", "classifier_free_guidance", "autoguidance", "conditional_eps_fn",
+    "METHODS", "sample", "sdedit", "guidance_combine", "classifier_free_guidance", "classifier_guidance", "autoguidance",
+    "conditional_eps_fn", "guidance_interval",
     "inpaint_projection", "chain_callbacks", "function_evaluations",
     "NoiseSchedule", "StepPlan", "TerminalSNRWarning", "TrajectoryRecorder",
 ]

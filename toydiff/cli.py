@@ -4,6 +4,7 @@
     toydiff app [--port P]       the Streamlit sandbox (binds 127.0.0.1 unless --address is given)
     toydiff toy  {train,sample,report} ...
     toydiff mnist {train,sample,eval,lab} ...
+    toydiff check-sampler SAMPLER [--config k=v,...] [--steps 12,24,48]   a sampler's properties on the exact oracle
 
 Subcommands register themselves in the ``toydiff.commands`` entry-point group (see ``pyproject.toml``):
 each entry names a ``main(argv) -> int`` function, so this module imports nothing of the layers above it

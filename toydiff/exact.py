@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from . import exact_flow
+from . import exact_flow, exact_guidance
 from .exact_empirical import EmpiricalDistribution  # noqa: F401  (td.exact.EmpiricalDistribution)
 from .checks import check_finite, check_int, check_number
 from .forward import randn_like
@@ -86,13 +86,15 @@ class GaussianMixture:
         weights: ``[K]`` non-negative, normalised here.
         means: ``[K, D]``.
         covs: ``[K, D, D]`` symmetric positive definite.
+        labels: optional class of each component, ``K`` non-negative ints (C = max + 1 classes; a class with no
+            component has prior 0): enables :meth:`condition`, :meth:`class_posterior`, :mod:`toydiff.exact_guidance`.
 
     Example:
         >>> gm = GaussianMixture([1.0, 2.0], [[-4.0], [4.0]], [[[1.0]], [[1.0]]])
         >>> eps_fn = gm.eps_fn(schedule)     # exact ε*(x_t, t), usable by every sampler
     """
 
-    def __init__(self, weights, means, covs):
+    def __init__(self, weights, means, covs, labels=None):
         w, mu, cov = _f64(weights).flatten(), _f64(means), _f64(covs)
         if w.numel() == 0 or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise ValueError("weights must be finite, non-negative and not all zero")
@@ -114,9 +116,10 @@ class GaussianMixture:
         self._lam = evals  # [K, D]
         self._U = evecs  # [K, D, D], columns are eigenvectors
         self.K, self.D = K, D
+        self._labels = None if labels is None else exact_guidance.check_labels(labels, K)
 
     @classmethod
-    def diagonal(cls, weights, means, stds) -> "GaussianMixture":
+    def diagonal(cls, weights, means, stds, labels=None) -> "GaussianMixture":
         """A mixture with axis-aligned components; ``stds`` is a scalar, ``[K]`` or ``[K, D]``."""
         mu = torch.as_tensor(means, dtype=torch.float64)
         if mu.ndim != 2:
@@ -127,10 +130,10 @@ class GaussianMixture:
         s = s.reshape(-1, 1).expand_as(mu) if s.ndim <= 1 else s
         if s.shape != mu.shape:
             raise ValueError(f"stds must be a scalar, [K] or [K, D]={tuple(mu.shape)}, got {tuple(s.shape)}")
-        return cls(weights, mu, torch.diag_embed(s**2))
+        return cls(weights, mu, torch.diag_embed(s**2), labels)
 
     def __repr__(self) -> str:
-        return f"GaussianMixture(K={self.K}, D={self.D})"
+        return f"GaussianMixture(K={self.K}, D={self.D}{'' if self._labels is None else f', C={self.n_classes}'})"
 
     # --- parameters (copies) ----------------------------------------------------------------------
     @property
@@ -144,6 +147,25 @@ class GaussianMixture:
     @property
     def covs(self) -> torch.Tensor:
         return self._cov.clone()
+
+    @property
+    def labels(self) -> torch.Tensor | None:
+        """The class of each component ``[K]`` (LongTensor), or ``None`` for an unlabelled mixture."""
+        return None if self._labels is None else self._labels.clone()
+
+    @property
+    def n_classes(self) -> int:
+        """C, the number of classes (0 for an unlabelled mixture)."""
+        return 0 if self._labels is None else int(self._labels.max()) + 1
+
+    def condition(self, y: int) -> "GaussianMixture":
+        """p(x | y): the components of class ``y``, weights renormalised, labels kept (all ``y``)."""
+        return exact_guidance.condition(self, y)
+
+    def class_posterior(self, x_t: torch.Tensor, t=None, schedule: NoiseSchedule | None = None, *,
+                        alpha_bar: float | torch.Tensor | None = None) -> torch.Tensor:
+        """p(y | x_t) ``[N, C]`` (rows sum to 1) at steps ``t`` of ``schedule``, or at ``alpha_bar=``."""
+        return exact_guidance.class_posterior(self, x_t, t, schedule, alpha_bar=alpha_bar)
 
     def mean(self) -> torch.Tensor:
         """The mixture's mean ``[D]``."""
@@ -226,7 +248,7 @@ class GaussianMixture:
         if not 0 < ab <= 1:
             raise ValueError(f"alpha_bar must lie in (0, 1], got {alpha_bar}")
         eye = torch.eye(self.D, dtype=torch.float64)
-        return GaussianMixture(self._w, math.sqrt(ab) * self._mu, ab * self._cov + (1 - ab) * eye)
+        return GaussianMixture(self._w, math.sqrt(ab) * self._mu, ab * self._cov + (1 - ab) * eye, self._labels)
 
     def affine(self, scale, shift=0.0) -> "GaussianMixture":
         """The law of ``scale * x + shift`` (``scale`` a positive scalar or ``[D]``, ``shift`` scalar or ``[D]``).
@@ -240,7 +262,7 @@ class GaussianMixture:
             raise ValueError(f"scale must be a positive scalar or have shape [D={self.D}]")
         if b.numel() not in (1, self.D):
             raise ValueError(f"shift must be a scalar or have shape [D={self.D}]")
-        return GaussianMixture(self._w, self._mu * a + b, self._cov * a[:, None] * a[None, :])
+        return GaussianMixture(self._w, self._mu * a + b, self._cov * a[:, None] * a[None, :], self._labels)
 
     # --- score and optimal denoiser ----------------------------------------------------------------
     def score(self, x: torch.Tensor, alpha_bar: float | torch.Tensor = 1.0) -> torch.Tensor:

@@ -81,7 +81,8 @@ class FlowContext:
         x0, eps = _to_pair(out, self.prediction, x, c)
         if self.clip_x0 is not None:
             x0 = x0.clamp(-self.clip_x0, self.clip_x0)
-            eps = _to_pair(x0, "x0", x, c)[1]
+            if c[1] > 0:  # at σ = 0 (t = 0) ε is not determined by (x, x̂_0): keep the network's
+                eps = _to_pair(x0, "x0", x, c)[1]
         elif self.prediction == "velocity":
             return out, x0, eps
         return _from_pair(x0, eps, "velocity", c), x0, eps

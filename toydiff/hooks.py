@@ -95,7 +95,7 @@ class Callback(Hook):
 
 
 class HeldOutLoss(Hook):
-    """At every epoch end, the ε-loss of the EMA model on fixed held-out draws, overall and by t bucket
+    """At every epoch end, the objective's loss (the ε-loss for VP) of the EMA model on fixed held-out draws, overall and by t bucket
     (:func:`toydiff.losses.held_out_loss`), into ``stats.record[keys[0]]`` and ``stats.record[keys[1]]``.
 
     Args:
@@ -113,15 +113,21 @@ class HeldOutLoss(Hook):
         self.n_buckets, self.batch_size, self.model_kwargs = n_buckets, batch_size, model_kwargs
         self.context, self.keys, self.main_only = context, keys, main_only
 
-    def evaluate(self, model: Callable, schedule) -> tuple[float, list[float]]:
-        return held_out_loss(model, schedule, self.x0, t=self.t, noise=self.noise, n_buckets=self.n_buckets,
-                             batch_size=self.batch_size, model_kwargs=self.model_kwargs, context=self.context)
+    def evaluate(self, fn: Callable, objective) -> tuple[float, list[float]]:
+        """The loss of ``fn`` (the sampler's view of a network: ``objective.network_fn(model)``, or an exact
+        oracle) under ``objective`` (:mod:`toydiff.objectives`; a NoiseSchedule means the VP ε-loss)."""
+        if not hasattr(objective, "held_out_loss"):
+            return held_out_loss(fn, objective, self.x0, t=self.t, noise=self.noise, n_buckets=self.n_buckets,
+                                 batch_size=self.batch_size, model_kwargs=self.model_kwargs, context=self.context)
+        return objective.held_out_loss(fn, self.x0, self.t, self.noise, n_buckets=self.n_buckets,
+                                       batch_size=self.batch_size, model_kwargs=self.model_kwargs, context=self.context)
 
     def on_eval(self, trainer: "Trainer", stats: EpochStats) -> None:
         if self.main_only and not trainer.is_main:
             return
         trainer.eval_model.eval()
-        stats.record[self.keys[0]], stats.record[self.keys[1]] = self.evaluate(trainer.eval_model, trainer.schedule)
+        fn = trainer.objective.network_fn(trainer.eval_model)
+        stats.record[self.keys[0]], stats.record[self.keys[1]] = self.evaluate(fn, trainer.objective)
 
 
 class ProgressBar(Hook):

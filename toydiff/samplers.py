@@ -82,8 +82,14 @@ REGISTRY: MappingProxyType[str, Method] = MappingProxyType({
 METHODS = tuple(REGISTRY)
 
 
-def function_evaluations(method: str, n_steps: int) -> int:
-    """How many calls of ``eps_fn`` a method makes over ``n_steps`` steps ending at the clean sample."""
+def function_evaluations(method: str, n_steps: int, interp=None, prediction: str = "velocity") -> int:
+    """How many calls of ``eps_fn`` a method makes over ``n_steps`` steps ending at the clean sample; with an
+    :class:`~toydiff.interpolants.Interpolant` ``interp``, of ``fn`` for a flow method over that path
+    (:func:`toydiff.flow_samplers.flow_evaluations`, which depends on ``prediction``)."""
+    if interp is not None:
+        from .flow_samplers import flow_evaluations
+
+        return flow_evaluations(method, n_steps, interp, prediction)
     return REGISTRY[check_choice(method, "method", METHODS)].nfe(check_int(n_steps, "n_steps", min=1))
 
 

@@ -5,8 +5,9 @@
 
 :class:`Trainer` holds the whole training state (network, :class:`~toydiff.ema.EMA`, AdamW, step / epoch /
 batch-in-epoch, the generator every draw comes from) and runs one loop: a batch ``(x0 [B, *event],
-model_kwargs)`` from the track's data source, one :meth:`Trainer.train_step` (ε-prediction loss with
-t drawn by :func:`~toydiff.losses.sample_timesteps`, optional Min-SNR-γ weights, optional autocast,
+model_kwargs)`` from the track's data source, one :meth:`Trainer.train_step` (the objective's loss,
+:mod:`toydiff.objectives`: DDPM's ε-prediction loss with t drawn by :func:`~toydiff.losses.sample_timesteps`
+and optional Min-SNR-γ weights, or a flow-matching / interpolant loss over t ∈ [0, 1]; optional autocast,
 gradient clipping, :func:`~toydiff.lr.lr_factor` learning rate, EMA update), and the track's
 :mod:`~toydiff.hooks` at step, evaluation, epoch and checkpoint time. Checkpoints (:mod:`toydiff.checkpoint`,
 atomic) hold everything needed to resume to the very same weights as an uninterrupted run. Under
@@ -16,11 +17,9 @@ state into the checkpoint, and lets only process 0 write. No plotting here (see 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Sequence
 
@@ -31,121 +30,30 @@ from torch import nn
 from . import checkpoint as ck
 from .batches import Batches, TensorBatches
 from .checkpoint import load_weights
-from .checks import check_choice, check_int, check_number
-from .cli import MAX_SEED, float_list, seed_arg
+from .checks import check_int
 from .ema import EMA
 from .hooks import EpochStats, Hook, NonFiniteLossError, StepOutput
-from .losses import LOSS_WEIGHTINGS, T_SAMPLINGS, bucket_sums, eps_prediction_loss, held_out_loss, loss_weights
-from .lr import LR_SCHEDULES, lr_factor
-from .options import option
+from .losses import held_out_loss
+from .lr import lr_factor
+from .objectives import CheckpointMismatch, FlowObjective, VPObjective
 from .schedules import NoiseSchedule
+from .train_config import History, TrainConfig
 
-__all__ = ["TrainConfig", "History", "Batches", "TensorBatches", "Trainer", "held_out_loss", "load_weights"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings of the engine. The defaults are a fast recipe for the 1-D / 2-D toys.
-
-    Attributes:
-        epochs: passes over the training set (the run's length unless ``max_steps`` is given).
-        batch_size: points per step (the global batch under DDP).
-        lr, weight_decay, betas: AdamW; ``lr`` is the peak, reached after ``warmup_steps``.
-        lr_schedule, min_lr_ratio, lr_gamma: the decay after warm-up (:func:`toydiff.lr.lr_factor`).
-        ema_decay, ema_warmup: the EMA of the weights (:class:`toydiff.ema.EMA`), or ``None`` for none.
-        grad_clip: max gradient norm, or ``None``.
-        n_buckets: equal-width t buckets for the loss split.
-        t_sampling: how training steps are drawn (:func:`toydiff.losses.sample_timesteps`); held-out
-            losses always use uniform t, so they stay comparable with the Bayes floor.
-        loss_weighting, min_snr_gamma: per-step loss weights (:func:`toydiff.losses.loss_weights`).
-        max_steps: the run's length in steps (overrides ``epochs``).
-        checkpoint_every: also checkpoint every this many steps (one is always written at every epoch end).
-        seed: seeds data order, t and ε draws.
-    """
-
-    epochs: int = option(60, "passes over the training set")
-    batch_size: int = option(256, "points per step")
-    lr: float = option(3e-3, "peak learning rate (AdamW)")
-    weight_decay: float = option(0.0, "AdamW weight decay")
-    warmup_steps: int = option(50, "linear warm-up steps")
-    lr_schedule: str = option("cosine", "decay after warm-up", choices=LR_SCHEDULES)
-    ema_decay: float | None = option(0.995, "EMA decay of the weights; 0: no EMA", zero_is_none=True)
-    grad_clip: float | None = option(1.0, "max gradient norm; 0: no clipping", zero_is_none=True)
-    n_buckets: int = option(10, "equal-width t buckets of the loss split")
-    t_sampling: str = option("uniform", "how training steps are drawn; low-noise: more of the last steps "
-                             "(sharper 2-D modes)", choices=T_SAMPLINGS)
-    seed: int = option(0, "seeds the random draws of the run", type=seed_arg)
-    betas: tuple[float, float] = option((0.9, 0.999), "AdamW betas, e.g. 0.9,0.999", type=float_list)
-    min_lr_ratio: float = option(0.0, "cosine floor, as a fraction of the peak")
-    lr_gamma: float = option(0.9995, "exponential decay per step after warm-up")
-    ema_warmup: bool = option(False, "EMA decay warm-up min(d, (1+k)/(10+k))")
-    loss_weighting: str = option("uniform", "min-snr: Min-SNR-γ weights (Hang et al. 2023)", choices=LOSS_WEIGHTINGS)
-    min_snr_gamma: float = option(5.0, "γ of the Min-SNR weights")
-    max_steps: int | None = option(None, "run length in steps (overrides the epochs)", type=int)
-    checkpoint_every: int | None = option(None, "also checkpoint every N steps", type=int)
-
-    def __post_init__(self):
-        check_choice(self.t_sampling, "t_sampling", T_SAMPLINGS)
-        check_choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
-        check_choice(self.loss_weighting, "loss_weighting", LOSS_WEIGHTINGS)
-        for name in ("epochs", "batch_size", "n_buckets"):
-            check_int(getattr(self, name), name, min=1)
-        for name in ("max_steps", "checkpoint_every"):
-            if getattr(self, name) is not None:
-                check_int(getattr(self, name), name, min=1)
-        check_int(self.warmup_steps, "warmup_steps", min=0)
-        check_int(self.seed, "seed", min=0, max=MAX_SEED)
-        if not check_number(self.lr, "lr") > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if not check_number(self.min_snr_gamma, "min_snr_gamma") > 0:
-            raise ValueError(f"min_snr_gamma must be positive, got {self.min_snr_gamma!r}")
-        if self.ema_decay is not None and not 0 <= check_number(self.ema_decay, "ema_decay") < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1) or be None, got {self.ema_decay!r}")
-        if self.grad_clip is not None and not check_number(self.grad_clip, "grad_clip") > 0:
-            raise ValueError(f"grad_clip must be None or positive, got {self.grad_clip!r}")
-        check_number(self.weight_decay, "weight_decay", min=0.0)
-        check_number(self.min_lr_ratio, "min_lr_ratio", min=0.0, max=1.0)
-        check_number(self.lr_gamma, "lr_gamma", min=0.0, max=1.0)
-        object.__setattr__(self, "betas", tuple(self.betas))
-        if len(self.betas) != 2:
-            raise ValueError(f"betas must be two numbers, got {self.betas!r}")
-
-    def to_dict(self) -> dict:
-        """JSON-ready (``betas`` as a list)."""
-        return json.loads(json.dumps(asdict(self)))
+__all__ = ["TrainConfig", "History", "Batches", "TensorBatches", "Trainer", "held_out_loss", "load_weights",
+           "make_objective"]
 
 
-@dataclass
-class History:
-    """Per-epoch records (the toy track: ``epoch, step, train_loss, val_loss, val_by_bucket, lr, seconds``)
-    and the Bayes floors."""
-
-    records: list[dict] = field(default_factory=list)
-    n_buckets: int = 10
-    floor: float | None = None
-    floor_by_bucket: list[float] | None = None
-
-    def column(self, key: str) -> list:
-        return [r[key] for r in self.records]
-
-    @property
-    def train_loss(self) -> list[float]:
-        return self.column("train_loss")
-
-    @property
-    def val_loss(self) -> list[float]:
-        return self.column("val_loss")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "History":
-        return cls(**d)
-
-    def load_dict(self, d: dict) -> None:
-        """Take over the state of a checkpoint's history (on resume)."""
-        self.__dict__.update(self.from_dict(d).__dict__)
+def make_objective(process: NoiseSchedule | VPObjective | FlowObjective, config: TrainConfig,
+                   device=None) -> VPObjective | FlowObjective:
+    """The engine's objective: a :class:`~toydiff.schedules.NoiseSchedule` gives the VP ε-objective with the
+    config's step sampling and loss weights; an objective is taken as it is."""
+    if isinstance(process, NoiseSchedule):
+        return VPObjective(process, t_sampling=config.t_sampling, loss_weighting=config.loss_weighting,
+                           min_snr_gamma=config.min_snr_gamma, device=device)
+    if not isinstance(process, (VPObjective, FlowObjective)):
+        raise TypeError(f"schedule must be a NoiseSchedule or an objective (toydiff.objectives), got "
+                        f"{type(process).__name__}")
+    return process
 
 
 class Trainer:
@@ -153,7 +61,8 @@ class Trainer:
 
     Args:
         model: the noise predictor ``model(x_t, t, **model_kwargs) -> eps_hat`` (its weights are trained).
-        schedule: the noise schedule.
+        schedule: the noise schedule (DDPM's ε-loss, :class:`~toydiff.objectives.VPObjective`), or an
+            objective (:class:`~toydiff.objectives.FlowObjective`: flow matching and the interpolant losses).
         data: the track's :class:`Batches`.
         config: :class:`TrainConfig`.
         hooks: :class:`~toydiff.hooks.Hook` objects, called in order.
@@ -167,12 +76,12 @@ class Trainer:
         loss_sync_every: the step losses are copied to the host (and checked for NaN) this often.
     """
 
-    def __init__(self, model: nn.Module, schedule: NoiseSchedule, data: Batches, config: TrainConfig = TrainConfig(),
+    def __init__(self, model: nn.Module, schedule: NoiseSchedule | VPObjective | FlowObjective, data: Batches, config: TrainConfig = TrainConfig(),
                  *, hooks: Sequence[Hook] = (), kind: str = "toydiff.train", metadata: dict | None = None,
                  history=None, train_model: nn.Module | None = None, generator: torch.Generator | None = None,
                  autocast: Callable[[], ContextManager] = nullcontext, checkpoint: str | Path | None = None,
                  loss_sync_every: int = 10):
-        self.model, self.schedule, self.data, self.config = model, schedule, data, config
+        self.model, self.data, self.config = model, data, config
         self.train_model = train_model if train_model is not None else model
         self.hooks, self.kind, self.metadata = list(hooks), kind, dict(metadata or {})
         self.history = history if history is not None else History(n_buckets=config.n_buckets)
@@ -189,9 +98,8 @@ class Trainer:
         self.stop_reason: str | None = None
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         self._pending: list[torch.Tensor] = []
-        device = self.generator.device
-        self.weight_of_t = loss_weights(schedule, torch.arange(schedule.T, device=device), config.loss_weighting,
-                                        gamma=config.min_snr_gamma)
+        self.objective = make_objective(schedule, config, self.generator.device)
+        self.schedule = self.objective.schedule  # the VP schedule (None for a flow objective)
 
     @property
     def is_main(self) -> bool:
@@ -218,15 +126,14 @@ class Trainer:
 
     # --- one step -----------------------------------------------------------------------------------
     def train_step(self, x0: torch.Tensor, **model_kwargs) -> StepOutput:
-        """One optimiser step on ``x0 [B, *event]`` (Ho et al. 2020, Algorithm 1): t ~ the configured
-        distribution, ε ~ N(0, I) from the generator, ``‖ε − ε_θ(x_t, t)‖²`` (weighted per t when
-        configured), AdamW at :meth:`lr_at`, gradient clipping, EMA update."""
+        """One optimiser step on ``x0 [B, *event]``: the objective's loss (VP: Ho et al. 2020, Algorithm 1, t ~
+        the configured distribution, ε ~ N(0, I) from the generator, ``‖ε − ε_θ(x_t, t)‖²``, weighted per t when
+        configured; flow: :class:`~toydiff.objectives.FlowObjective`), AdamW at :meth:`lr_at`, gradient
+        clipping, EMA update."""
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr_at(self.step)
         with self.autocast():
-            terms = eps_prediction_loss(self.train_model, self.schedule, x0, generator=self.generator,
-                                        t_sampling=self.config.t_sampling, **model_kwargs)
-        loss = terms.loss if self.weight_of_t is None else (terms.per_sample * self.weight_of_t[terms.t]).mean()
+            loss, terms = self.objective.loss(self.train_model, x0, generator=self.generator, **model_kwargs)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip is not None:
@@ -306,7 +213,7 @@ class Trainer:
             out = self.train_step(x0, **kwargs)
             self.batch_in_epoch += 1
             with torch.no_grad():
-                s, c = bucket_sums(out.per_sample, out.t, self.schedule.T, n)
+                s, c = self.objective.bucket_sums(out.per_sample, out.t, n)
                 b_sum += s
                 b_cnt += c
                 loss_sum += out.per_sample.double().sum()
@@ -367,7 +274,7 @@ class Trainer:
             tensors.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
         opt_tensors, opt_skeleton = ck.split_state(self.optimizer.state_dict(), "optim")
         tensors.update(opt_tensors)
-        meta = {"kind": self.kind, "config": self.config.to_dict(), "schedule": self.schedule.to_dict(),
+        meta = {"kind": self.kind, "config": self.config.to_dict(), **self.objective.metadata(),
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "optimizer": opt_skeleton, "rng_states": states, **self.metadata}
         self._call("on_save", meta)
@@ -381,8 +288,10 @@ class Trainer:
         tensors, meta = ck.load_checkpoint(path)  # verified: content hash, finite weights
         ck.require_kind(meta, (self.kind,), path, f"--resume needs {ck.describe_kind(self.kind)}, with the "
                         "optimizer state to continue from")
-        if NoiseSchedule.from_dict(meta["schedule"]) != self.schedule:
-            raise ck.CheckpointError(f"{path} was trained with a different noise schedule ({meta['schedule']['name']})")
+        try:
+            self.objective.check_resume(meta)
+        except CheckpointMismatch as e:
+            raise ck.CheckpointError(f"{path} {e}") from None
         states = meta["rng_states"] if "rng_states" in meta else [meta["rng"]]  # "rng": toy checkpoints before 0.2
         if len(states) != self.world:
             raise ck.CheckpointError(f"{path} was written by {len(states)} processes; resume with the same number "

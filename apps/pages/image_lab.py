@@ -4,6 +4,7 @@ each an ``image_track.lab`` experiment on a class-conditional MNIST checkpoint."
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 from pathlib import Path
 
@@ -11,11 +12,34 @@ import streamlit as st
 import torch
 
 import toydiff as td
+from apps import page_state
+from apps.charts import downloads, section_notes
 from apps.models import checkpoint_picker, mnist_test
 from apps.ui import fig_png, readable_errors, show_png
 from image_track.lab.common import strided_timesteps
 
 EXPERIMENTS = ("SDEdit", "Inpainting", "Anagrams", "Hybrids")
+STRIDES = (10, 20, 30, 50, 100)
+NOTES = {
+    "SDEdit": (r"x_{t_0} = \sqrt{\bar\alpha_{t_0}}\,x + \sqrt{1-\bar\alpha_{t_0}}\,\varepsilon,\quad "
+               r"\text{then sample } t_0 \to 0",
+               "the higher the starting t, the more of the picture is noise and the freer the edit: low t keeps your "
+               "digit, high t keeps only its rough layout and becomes the target class.",
+               "Meng et al. 2022, SDEdit: Guided Image Synthesis and Editing with Stochastic Differential Equations"),
+    "Inpainting": (r"x_{t'} \leftarrow m \odot q(x_{t'} \mid x) + (1-m) \odot x_{t'}",
+                   "the known pixels are re-noised and pasted back after every step, so the model only invents the "
+                   "hole; the fills differ but all join the kept strokes.",
+                   "Lugmayr et al. 2022, RePaint: Inpainting using Denoising Diffusion Probabilistic Models"),
+    "Anagrams": (r"\hat\varepsilon = \tfrac12\big(\varepsilon(x_t, a) + T^{-1}\varepsilon(T x_t, b)\big)",
+                 "each sample reads as the first digit upright and as the second after the transform; the "
+                 "classifier's verdict under each view says whether both readings landed.",
+                 "Geng et al. 2024, Visual Anagrams: Generating Multi-View Optical Illusions with Diffusion Models"),
+    "Hybrids": (r"\hat\varepsilon = \mathrm{lowpass}\big(\varepsilon(x_t, a)\big) + "
+                r"\mathrm{highpass}\big(\varepsilon(x_t, b)\big)",
+                "close up (top row) the fine strokes of one digit; the small copies below (seen from afar) keep only "
+                "the low frequencies, which belong to the other.",
+                "Geng et al. 2024, Factorized Diffusion: Perceptual Illusions by Noise Decomposition"),
+}
 NO_CLASS = "none (unconditional)"
 
 
@@ -104,11 +128,13 @@ def run_anagram(mkey: str, _lm, a: int, b: int, transform: str, w, n: int, metho
 
 
 @st.cache_data(max_entries=32, show_spinner="Sampling hybrids…")
-def run_hybrid(mkey: str, _lm, low: int, high: int, w, n: int, method: str, stride: int, seed: int) -> bytes:
+def run_hybrid(mkey: str, _lm, low: int, high: int, w, n: int, method: str, stride: int, seed: int,
+               sigma: float) -> bytes:
     from image_track.lab.hybrid import hybrid, plot_hybrid
 
+    kernel = min(27, 2 * math.ceil(3 * sigma) + 1)  # odd, ±3σ
     return fig_png(plot_hybrid(hybrid(_lm, low=low, high=high, w=w, n=n, method=method, stride=stride,
-                                      seed=seed)))
+                                      seed=seed, sigma=sigma, kernel=kernel)))
 
 
 # --- the page ------------------------------------------------------------------------------------------
@@ -118,6 +144,12 @@ st.caption("Editing with a diffusion model, composed from toydiff's sampler laye
            "and denoises it; inpainting projects the known pixels at every step; anagrams and hybrids combine two "
            "class-conditional denoisers.")
 
+URL_KEYS = {"ilab_experiment": str, "ilab_method": str, "ilab_stride": int, "ilab_seed": int}
+page_state.restore("image_lab", URL_KEYS, {"ilab_experiment": lambda v: v in EXPERIMENTS,
+                                           "ilab_method": lambda v: v in td.METHODS, "ilab_stride": lambda v: v in STRIDES,
+                                           "ilab_seed": lambda v: 0 <= v <= 10_000})
+page_state.defaults({"ilab_experiment": EXPERIMENTS[0], "ilab_method": "ddpm", "ilab_stride": 30, "ilab_seed": 0})
+
 picked = checkpoint_picker("ilab", conditional_only=True)
 if picked is None:
     st.stop()
@@ -125,33 +157,44 @@ lm, label, mkey = picked
 st.caption(f"Checkpoint: {label} ({lm.schedule.name} schedule, T = {lm.schedule.T}).")
 
 experiment = st.radio("Experiment", EXPERIMENTS, horizontal=True, key="ilab_experiment")
+section_notes(*NOTES[experiment])
 c1, c2, c3, c4 = st.columns(4)
-method = c1.selectbox("Sampler", td.METHODS, index=td.METHODS.index("ddpm"), key="ilab_method")
-stride = int(c2.select_slider("Stride between timesteps", [10, 20, 30, 50, 100], value=30, key="ilab_stride",
+method = c1.selectbox("Sampler", td.METHODS, key="ilab_method")
+stride = int(c2.select_slider("Stride between timesteps", STRIDES, key="ilab_stride",
                               help="The sampler visits T−1 rounded down to the stride, then every stride-th step to 0"))
-seed = int(c3.number_input("Seed", 0, 10_000, 0, key="ilab_seed"))
+seed = int(c3.number_input("Seed", 0, 10_000, key="ilab_seed"))
 w_on = c4.toggle("Classifier-free guidance", value=True, key="ilab_w_on")
+page_state.publish(URL_KEYS)
 
 strided = strided_timesteps(lm.schedule.T, stride)
 
+
+def show_figure(png: bytes, stem: str) -> None:
+    show_png(png)
+    downloads(stem, key=f"ilab_dl_{stem.split('_')[0]}", png=png)
+
+
 if experiment == "SDEdit":
-    st.subheader("SDEdit (Meng et al. 2022)")
+    st.subheader("SDEdit")
     picked_input = input_picker("ilab_sd", lm.image_size)
     c1, c2, c3 = st.columns(3)
     target = class_choice("Edit towards class", "ilab_sd_target", 8, c1)
     w = float(c2.slider("Guidance scale w", 0.0, 10.0, 5.0, 0.5, key="ilab_sd_w")) if w_on else None
-    default_starts = [i for i in (1, 3, 5, 7, 10, 20) if i < len(strided)]
-    i_starts = c3.multiselect("Start indices into the strided timesteps (small = more noise)",
-                              list(range(len(strided))), default=default_starts, key=f"ilab_sd_starts_{stride}")
-    if picked_input is not None and i_starts:
+    t_options = sorted(int(t) for t in strided)  # the strided timesteps, small (little noise) to large
+    default_ts = sorted({int(strided[i]) for i in (1, 3, 5, 7, 10, 20) if i < len(strided)})
+    start_ts = c3.multiselect("Start from noise level t (larger t = more noise, a bigger edit)", t_options,
+                              default=default_ts, key=f"ilab_sd_ts_{stride}")
+    index_of = {int(t): i for i, t in enumerate(strided)}
+    if picked_input is not None and start_ts:
         ikey, x, caption = picked_input
         with readable_errors("SDEdit"):
-            show_png(run_sdedit(mkey, lm, ikey, x, caption, target, w, tuple(sorted(i_starts)), method, stride, seed))
-    elif not i_starts:
-        st.info("Pick at least one start index.")
+            i_starts = tuple(sorted(index_of[t] for t in start_ts))  # noisiest first, as the lab's figure reads
+            show_figure(run_sdedit(mkey, lm, ikey, x, caption, target, w, i_starts, method, stride, seed), "sdedit")
+    elif not start_ts:
+        st.info("Pick at least one starting noise level t.")
 
 elif experiment == "Inpainting":
-    st.subheader("Inpainting a rectangle (RePaint-style projection, Lugmayr et al. 2022)")
+    st.subheader("Inpainting a rectangle (RePaint-style projection)")
     picked_input = input_picker("ilab_in", lm.image_size)
     size = lm.image_size
     c1, c2, c3, c4 = st.columns(4)
@@ -170,8 +213,8 @@ elif experiment == "Inpainting":
     if picked_input is not None:
         ikey, x, caption = picked_input
         with readable_errors("Inpainting"):
-            show_png(run_inpaint(mkey, lm, ikey, x, caption, (top, left, h_fit, w_fit), label_in, w, n, method,
-                                 stride, seed))
+            show_figure(run_inpaint(mkey, lm, ikey, x, caption, (top, left, h_fit, w_fit), label_in, w, n, method,
+                                    stride, seed), "inpainting")
 
 elif experiment == "Anagrams":
     st.subheader("Visual anagrams: one picture, two digits")
@@ -182,14 +225,17 @@ elif experiment == "Anagrams":
     w = float(c4.slider("Guidance scale w", 0.0, 10.0, 3.0, 0.5, key="ilab_an_w")) if w_on else None
     n = int(c5.slider("Samples", 1, 6, 4, key="ilab_an_n"))
     with readable_errors("Anagrams"):
-        show_png(run_anagram(mkey, lm, a, b, transform, w, n, method, stride, seed))
+        show_figure(run_anagram(mkey, lm, a, b, transform, w, n, method, stride, seed), f"anagram_{a}_{b}")
 
 else:
     st.subheader("Hybrid images: one digit from afar, another close up")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     low = int(c1.selectbox("From afar (low frequencies)", list(range(10)), index=1, key="ilab_hy_low"))
     high = int(c2.selectbox("Close up (high frequencies)", list(range(10)), index=7, key="ilab_hy_high"))
-    w = float(c3.slider("Guidance scale w", 0.0, 10.0, 3.0, 0.5, key="ilab_hy_w")) if w_on else None
-    n = int(c4.slider("Samples", 1, 6, 4, key="ilab_hy_n"))
+    sigma = float(c3.slider("Low-pass blur σ (pixels)", 0.5, 4.0, 2.0, 0.25, key="ilab_hy_sigma",
+                            help="The split between the two digits. At the lab's own 0.875 px almost everything is "
+                                 "'low', and the far digit wins close up too (four plain 1s for 1 / 7)."))
+    w = float(c4.slider("Guidance scale w", 0.0, 10.0, 3.0, 0.5, key="ilab_hy_w")) if w_on else None
+    n = int(c5.slider("Samples", 1, 6, 4, key="ilab_hy_n"))
     with readable_errors("Hybrids"):
-        show_png(run_hybrid(mkey, lm, low, high, w, n, method, stride, seed))
+        show_figure(run_hybrid(mkey, lm, low, high, w, n, method, stride, seed, sigma), f"hybrid_{low}_{high}")

@@ -11,6 +11,10 @@ import streamlit as st
 import torch
 
 import toydiff as td
+import numpy as np
+
+from apps import page_state
+from apps.charts_labs import denoising_animation
 from apps.models import checkpoint_picker, load_path, mnist_test
 from apps.ui import fig_png, readable_errors, session_memo, show_png
 from image_track import plots as image_plots
@@ -35,15 +39,33 @@ def guide_kw(guide, ag_w: float | None) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner="Generating…")
 def grid(key: str, _lm, n: int, digits: tuple[int, ...], w: float | None, method: str, steps: int, eta: float,
-         seed: int, ag_w: float | None = None, _guide=None) -> bytes:
+         seed: int, ag_w: float | None = None, _guide=None) -> tuple[bytes, bytes]:
+    """The samples as a PNG grid and as a ``.npy`` array ``[n, 1, 28, 28]`` in [-1, 1]."""
     from image_track.sampling import generate, grid_image
 
     x = generate(_lm.model, _lm.schedule, n, labels=labels_for(_lm, digits, n), method=method, steps=steps,
                  eta=eta, seed=seed, **(guide_kw(_guide, ag_w) or {"w": w}))
     nrow = len(digits) if _lm.conditional and len(digits) > 1 else min(10, n)
-    buf = io.BytesIO()
+    buf, arr = io.BytesIO(), io.BytesIO()
     grid_image(x, nrow=nrow, scale=4).save(buf, format="PNG")
-    return buf.getvalue()
+    np.save(arr, x.numpy())
+    return buf.getvalue(), arr.getvalue()
+
+
+@st.cache_data(max_entries=16, show_spinner="Recording the denoising…")
+def denoise_frames(key: str, _lm, digit: int | None, w: float | None, method: str, steps: int, eta: float,
+                   seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """x_t and x̂_0 ``[S + 1, 28, 28]`` of one sample at every sampler step, then the final sample (t = −1 marks
+    it), for the client-side animation."""
+    from image_track import sampling
+
+    labels = None if digit is None else torch.full((1,), digit)
+    rec = sampling.record_progression(_lm.model, _lm.schedule, 1, labels=labels, w=w, method=method, steps=steps,
+                                      seed=seed)
+    final = rec.final[0, 0].numpy()
+    xt = np.concatenate([rec.x_t[:, 0, 0].numpy(), final[None]])
+    x0 = np.concatenate([rec.x0_hat[:, 0, 0].clamp(-1, 1).numpy(), final[None]])
+    return xt, x0, [int(t) for t in rec.timesteps] + [-1]
 
 
 @st.cache_data(max_entries=16, show_spinner="Sweeping the guidance scale…")
@@ -54,22 +76,23 @@ def sweep(key: str, _lm, ws: tuple[float, ...], method: str, steps: int, seed: i
                                          steps=steps))
 
 
-@st.cache_data(max_entries=16, show_spinner="Recording the denoising progression…")
+@st.cache_data(max_entries=16, show_spinner="Drawing the progression strip and GIF…")
 def progression(key: str, _lm, digit: int | None, w: float | None, method: str, steps: int, seed: int,
                 frames: int) -> tuple[bytes, bytes]:
+    """The exported forms of the denoising: a strip of ``frames`` steps (PNG) and every step (GIF)."""
     from image_track import sampling
 
     labels = None if digit is None else torch.full((4,), digit)
     keep = sampling.evenly_spaced_steps(steps, frames)
-    rec = sampling.record_progression(_lm.model, _lm.schedule, 4, labels=labels, w=w, method=method, steps=steps,
+    sub = sampling.record_progression(_lm.model, _lm.schedule, 4, labels=labels, w=w, method=method, steps=steps,
                                       seed=seed, keep_steps=keep)
-    fig = sampling.progression_figure(rec, 0)
+    fig = sampling.progression_figure(sub, 0)
     fig.suptitle("x_t (top) and the model's estimate x̂_0 (bottom) as sampling proceeds", fontsize=10)
     png = fig_png(fig)
-    gif_rec = sampling.record_progression(_lm.model, _lm.schedule, 4, labels=labels, w=w, method=method, steps=steps,
-                                          seed=seed)  # every step, for a smooth GIF
+    rec = sampling.record_progression(_lm.model, _lm.schedule, 4, labels=labels, w=w, method=method, steps=steps,
+                                      seed=seed)  # every step, for a smooth GIF
     with tempfile.TemporaryDirectory() as d:
-        gif = sampling.progression_gif(gif_rec, Path(d) / "progression.gif", scale=3).read_bytes()
+        gif = sampling.progression_gif(rec, Path(d) / "progression.gif", scale=3).read_bytes()
     return png, gif
 
 
@@ -118,7 +141,18 @@ def _evaluate(lm, n: int, w: float | None, method: str, steps: int, seed: int, a
 # --- the page ------------------------------------------------------------------------------------------
 
 st.title("MNIST")
-st.caption("Sample the image track's UNets through the same toydiff samplers the 1-D toys use.")
+st.latex(r"\tilde\varepsilon(x_t, t, c) = \varepsilon(x_t, t, \varnothing) + w\,\big(\varepsilon(x_t, t, c) - "
+         r"\varepsilon(x_t, t, \varnothing)\big),\qquad \hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,"
+         r"\tilde\varepsilon}{\sqrt{\bar\alpha_t}}")
+st.markdown("**What to look at:** the image track's UNets go through the same toydiff samplers as the 1-D toys; play "
+            "the denoising and watch x̂_0 settle on a digit long before x_t stops looking like noise, and raise w "
+            "to trade variety for legibility.  \n**Papers:** Ho et al. 2020 (DDPM), Song et al. 2021 (DDIM), "
+            "Ho & Salimans 2022 (classifier-free guidance), Karras et al. 2024 (autoguidance).")
+
+URL_KEYS = {"mnist_method": str, "mnist_steps": int, "mnist_n": int, "mnist_seed": int, "mnist_w": float}
+page_state.restore("mnist", URL_KEYS, {"mnist_method": lambda v: v in td.METHODS,
+                                        "mnist_steps": lambda v: 1 <= v <= 200, "mnist_n": lambda v: v in (10, 20, 30, 40),
+                                        "mnist_seed": lambda v: 0 <= v <= 10_000, "mnist_w": lambda v: 0 <= v <= 10})
 
 picked = checkpoint_picker("mnist")
 if picked is None:
@@ -136,12 +170,13 @@ m6.metric("Trained steps", lm.metadata.get("step", "—"))
 st.caption(f"Checkpoint: {label}.")
 
 st.subheader("Generate")
-c1, c2, c3, c4 = st.columns(4)
-method = c1.selectbox("Sampler", td.METHODS, index=td.METHODS.index("ddim"), key="mnist_method")
 hi = min(200, lm.schedule.T)
-steps = int(c2.slider("Steps", 1, hi, min(25, hi), key="mnist_steps")) if hi > 1 else 1
-n = int(c3.select_slider("Images", [10, 20, 30, 40], value=10, key="mnist_n"))
-seed = int(c4.number_input("Seed", 0, 10_000, 0, key="mnist_seed"))
+page_state.defaults({"mnist_method": "ddim", "mnist_steps": min(25, hi), "mnist_n": 10, "mnist_seed": 0, "mnist_w": 3.0})
+c1, c2, c3, c4 = st.columns(4)
+method = c1.selectbox("Sampler", td.METHODS, key="mnist_method")
+steps = int(c2.slider("Steps", 1, hi, key="mnist_steps")) if hi > 1 else 1
+n = int(c3.select_slider("Images", [10, 20, 30, 40], key="mnist_n"))
+seed = int(c4.number_input("Seed", 0, 10_000, key="mnist_seed"))
 eta = 0.0
 if method == "ddim":
     eta = float(st.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key="mnist_eta"))
@@ -151,8 +186,7 @@ if lm.conditional:
     c1, c2 = st.columns([2, 1])
     digits = tuple(sorted(c1.multiselect("Classes", list(range(10)), default=list(range(10)), key="mnist_digits"))) \
         or tuple(range(10))
-    w = float(c2.slider("Guidance scale w (0 = unconditional, 1 = conditional)", 0.0, 10.0, 3.0, 0.5,
-                        key="mnist_w"))
+    w = float(c2.slider("Guidance scale w (0 = unconditional, 1 = conditional)", 0.0, 10.0, step=0.5, key="mnist_w"))
 guide, ag_w = None, None
 if not lm.conditional and label.startswith("committed"):
     from image_track.sampling import AUTOGUIDANCE_T_MAX, default_guide
@@ -162,33 +196,52 @@ if not lm.conditional and label.startswith("committed"):
             "Autoguidance w (1 = off): extrapolate away from an early snapshot of the same training run "
             f"(Karras et al. 2024), at steps t < {AUTOGUIDANCE_T_MAX}", 1.0, 5.0, 1.0, 0.5, key="mnist_ag_w"))
         guide = load_path(default_guide()).model if ag_w != 1 else None
+page_state.publish(URL_KEYS)
 with readable_errors("Generating"):
-    st.image(grid(key, lm, n, digits, w, method, steps, eta, seed, ag_w, guide),
-             caption=f"{n} samples, {method}, {steps} steps" + ("" if w is None else f", w = {w:g}")
+    png, npy = grid(key, lm, n, digits, w, method, steps, eta, seed, ag_w, guide)
+    st.image(png, caption=f"{n} samples, {method}, {steps} steps" + ("" if w is None else f", w = {w:g}")
              + ("" if not guide else f", autoguidance w = {ag_w:g}")
              + (f"; each column cycles through classes {list(digits)}" if lm.conditional else ""))
+    c1, c2 = st.columns(2)
+    c1.download_button("Download the grid (PNG)", png, "mnist_samples.png", "image/png", key="mnist_grid_dl")
+    c2.download_button("Download the samples (.npy, [n, 1, 28, 28] in [-1, 1])", npy, "mnist_samples.npy",
+                       "application/octet-stream", key="mnist_npy_dl")
 
-st.subheader("Denoising progression")
-c1, c2 = st.columns(2)
+st.subheader("Denoising, step by step")
+st.markdown("**What to look at:** press ▶ Play (it runs in your browser, no recomputation): on the left the sample "
+            "x_t the sampler holds, on the right its current guess of the clean digit x̂_0. The slider scrubs t.")
+c1, c2 = st.columns([1, 3])
 prog_digit = None
 if lm.conditional:
     prog_digit = int(c1.selectbox("Digit", list(range(10)), index=3, key="mnist_prog_digit"))
-frames = int(c2.slider("Frames in the strip", 4, 12, 8, key="mnist_frames"))
-with readable_errors("Recording the progression"):
-    png, gif = progression(key, lm, prog_digit, w, method, steps, seed, frames)
-    c1, c2 = st.columns([3, 1])
-    show_png(png, container=c1)
-    c2.image(gif, caption="x_t above x̂_0, every step (GIF)")
-    c2.download_button("Download the GIF", gif, file_name="progression.gif", mime="image/gif", key="mnist_gif_dl")
+with readable_errors("Recording the denoising"):
+    xt, x0, ts = denoise_frames(key, lm, prog_digit, w, method, steps, eta, seed)
+    c2.plotly_chart(denoising_animation(xt, x0, ts), key="mnist_anim")
+if st.toggle("The same as a still strip and a GIF (for export)", value=False, key="mnist_strip_on"):
+    frames = int(st.slider("Frames in the strip", 4, 12, 8, key="mnist_frames"))
+    with readable_errors("Recording the progression"):
+        strip, gif = progression(key, lm, prog_digit, w, method, steps, seed, frames)
+        c1, c2 = st.columns([3, 1])
+        show_png(strip, container=c1)
+        c1.download_button("Download the strip (PNG)", strip, "progression.png", "image/png", key="mnist_strip_dl")
+        c2.image(gif, caption="x_t above x̂_0, every step (GIF)")
+        c2.download_button("Download the GIF", gif, file_name="progression.gif", mime="image/gif", key="mnist_gif_dl")
 
 if lm.conditional:
     st.subheader("Guidance sweep")
-    ws = st.multiselect("Guidance scales", [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0], default=[0.0, 1.0, 3.0, 7.0],
-                        key="mnist_ws")
-    if st.toggle("Run the sweep (two samples of each digit per scale)", value=False, key="mnist_sweep_on"):
+    st.caption("Two samples of each digit (columns) per guidance scale (rows), the same seeds in every row.")
+    with st.form("mnist_sweep_form"):
+        ws = st.multiselect("Guidance scales", [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0], default=[0.0, 1.0, 3.0, 7.0],
+                            key="mnist_ws")
+        run_sweep = st.form_submit_button("Run the sweep")
+    if run_sweep or st.session_state.get("mnist_sweep_done") == (key, tuple(ws)):
         if ws:
+            st.session_state["mnist_sweep_done"] = (key, tuple(ws))
             with readable_errors("The guidance sweep"):
-                show_png(sweep(key, lm, tuple(sorted(ws)), method, steps, seed))
+                sweep_png = sweep(key, lm, tuple(sorted(ws)), method, steps, seed)
+                show_png(sweep_png)
+                st.download_button("Download the sweep (PNG)", sweep_png, "guidance_sweep.png", "image/png",
+                                   key="mnist_sweep_dl")
         else:
             st.info("Pick at least one guidance scale.")
 
@@ -205,5 +258,13 @@ if c2.toggle("Evaluate (samples all ten digits; takes a while on a CPU)", value=
         m2.metric("FID floor (real vs real)", f"{r['floor']:.2f}")
         m3.metric("Requested class recognised", "—" if r["accuracy"] is None else f"{r['accuracy']:.0%}")
         m4.metric("Confident (p > 0.9)", f"{r['confident']:.0%}")
-        st.metric("KL(class histogram ‖ uniform)", f"{r['kl']:.3f} nats", help="0 when all ten digits are equally common")
-        show_png(fig_png(image_plots.class_histogram(r["hist"], n_eval)))
+        if lm.conditional:
+            st.caption("The class histogram of a conditional model follows the requested labels (all ten digits "
+                       "equally), so its distance to uniform says nothing; *requested class recognised* is the test.")
+        else:
+            st.metric("KL(class histogram ‖ uniform)", f"{r['kl']:.3f} nats",
+                      help="0 when all ten digits are equally common: mode coverage of an unconditional model")
+        hist_png = fig_png(image_plots.class_histogram(r["hist"], n_eval))
+        show_png(hist_png)
+        st.download_button("Download the histogram (PNG)", hist_png, "class_histogram.png", "image/png",
+                           key="mnist_hist_dl")

@@ -1,19 +1,29 @@
 """Sampler lab: every sampler on the exact oracle (or the Toy sandbox's trained model), distance to the truth
-against the number of steps, and one x_T through ddpm, ddpm-no-noise and ddim side by side."""
+against network evaluations over several seeds with error bars, each method on the spacing you pick, the
+flow-matching samplers beside the VP ones, and one x_T through ddpm, ddpm-no-noise and ddim side by side."""
 
 from __future__ import annotations
+
+import csv
+import io
 
 import streamlit as st
 import torch
 
 import toydiff as td
+from apps import page_state
+from apps.charts import downloads, section_notes, show_chart
+from apps.charts_labs import convergence_figure
+from apps.sampler_sweep import FLOW_SHIFTS, Line, ddim_euler_gap, distance, line_label, mean_spread, nfe, run_line
 from apps.schedule_widgets import schedule_or_error, schedule_picker, spec_of
 from apps.toy_data import dataset_names, describe_dataset, load_dataset, mixture_of
 from apps.toy_state import TrainedToy, toy_run
 from apps.ui import fig_png, markdown_table, readable_errors, show_png
-from toydiff.toy import metrics, plots
+from toydiff.toy import plots
 
 STEP_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+SAMPLE_CHOICES = (500, 1000, 2000, 5000)
+FLOW_METHODS = td.flow_samplers.FLOW_METHODS
 
 
 class Source:
@@ -31,6 +41,10 @@ class Source:
         return self.trained.run.model if self.trained is not None else mixture_of(self.dataset).eps_fn(self.schedule)
 
     @property
+    def mixture(self):
+        return None if self.trained is not None else mixture_of(self.dataset)
+
+    @property
     def dtype(self):
         return torch.float32 if self.trained is not None else torch.float64
 
@@ -43,47 +57,34 @@ class Source:
     def to_data(self, x: torch.Tensor) -> torch.Tensor:
         return x.double() if self.trained is None else self.trained.run.normalizer.inverse(x.double())
 
-
-def distance(a: torch.Tensor, b: torch.Tensor) -> tuple[str, float]:
-    """Wasserstein-1 in 1-D, sliced Wasserstein in 2-D (``toydiff.toy.metrics``)."""
-    if a.shape[1] == 1:
-        return "Wasserstein-1", metrics.wasserstein1(a, b)
-    return "sliced Wasserstein", metrics.sliced_wasserstein(a, b)
+    def run(self, line: Line, steps: int, n: int, seed: int) -> torch.Tensor:
+        return run_line(line, steps, n, seed, eps_fn=self.eps_fn(), schedule=self.schedule, mixture=self.mixture,
+                        dim=self.dim, dtype=self.dtype)
 
 
-def run_sampler(src: Source, method: str, steps: int, n: int, seed: int, eta: float = 0.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x_T = torch.randn(n, src.dim, generator=g, dtype=src.dtype)  # the same x_T for every method and step count
-    return td.sample(src.eps_fn(), x_T, src.schedule, method=method, steps=steps, eta=eta,
-                     generator=torch.Generator().manual_seed(seed + 1))
-
-
-@st.cache_data(max_entries=512, show_spinner=False)
-def distance_at(key: tuple, _src: Source, method: str, steps: int, n: int, seed: int) -> tuple[str, float]:
-    x = run_sampler(_src, method, steps, n, seed)
+@st.cache_data(max_entries=4096, show_spinner=False)
+def distance_at(key: tuple, _src: Source, line: Line, steps: int, n: int, seed: int) -> tuple[str, float]:
+    """One cell of the sweep: the distance of one seed's samples to fresh true points."""
+    x = _src.run(line, steps, n, seed)
     return distance(x.double(), _src.truth(n, seed + 1000))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def noise_floor(key: tuple, _src: Source, n: int, seed: int) -> float:
-    """The distance between two independent true sets of n points: what perfect samples would score."""
+@st.cache_data(max_entries=256, show_spinner=False)
+def floor_at(key: tuple, _src: Source, n: int, seed: int) -> float:
+    """The distance between two independent true sets of n points: where perfect samples sit on average."""
     return distance(_src.truth(n, seed + 2000), _src.truth(n, seed + 1000))[1]
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def convergence_png(key: tuple, table: dict, floor: float, name: str, by_nfe: bool) -> bytes:
-    curves = {}
-    for method, row in table.items():
-        steps = sorted(row)
-        xs = [td.function_evaluations(method, s) for s in steps] if by_nfe else steps
-        curves[method] = (xs, [row[s] for s in steps])
-    return fig_png(plots.convergence(curves, floor, metric=name,
-                                     xlabel="network evaluations" if by_nfe else "sampler steps"))
+@st.cache_data(max_entries=64, show_spinner=False)
+def ddim_euler(key: tuple, _src: Source, steps: int) -> float:
+    x = torch.randn(500, _src.dim, generator=torch.Generator().manual_seed(0), dtype=_src.dtype)
+    return ddim_euler_gap(_src.eps_fn(), _src.schedule, x, steps)
 
 
 @st.cache_data(max_entries=64, show_spinner="Sampling…")
 def side_png(key: tuple, _src: Source, method: str, steps: int, n: int, seed: int) -> tuple[bytes, float]:
-    x = run_sampler(_src, method, steps, n, seed)
+    line = Line("vp", method, td.samplers.REGISTRY[method].default_spacing)
+    x = _src.run(line, steps, n, seed)
     d = distance(x.double(), _src.truth(n, seed + 1000))[1]
     ds = load_dataset(_src.dataset)
     truth = None if ds.mixture is not None else ds.sample(n, torch.Generator().manual_seed(1))
@@ -94,13 +95,139 @@ def side_png(key: tuple, _src: Source, method: str, steps: int, n: int, seed: in
     return fig_png(fig), d
 
 
+def sweep(src: Source, lines: list[Line], steps_list: list[int], n: int, seeds: int) -> tuple[str, dict, tuple]:
+    """Every line at every step count over ``seeds`` seeds: ``(metric, {label: curve}, floor (mean, sd))``."""
+    bar = st.progress(0.0, text="sampling…")
+    total, done, name = len(lines) * len(steps_list) * seeds, 0, "distance"
+    curves = {}
+    for line in lines:
+        c = {"steps": [], "nfe": [], "mean": [], "std": []}
+        for s in steps_list:
+            vals = []
+            for k in range(seeds):
+                name, d = distance_at(src.key, src, line, s, n, k)
+                vals.append(d)
+                done += 1
+                bar.progress(done / total, text=f"{line_label(line)}, {s} steps, seed {k}")
+            m, sd = mean_spread(vals)
+            for field, v in (("steps", s), ("nfe", nfe(line, s)), ("mean", m), ("std", sd)):
+                c[field].append(v)
+        curves[line_label(line)] = c
+    bar.empty()
+    return name, curves, mean_spread([floor_at(src.key, src, n, k) for k in range(seeds)])
+
+
+def verdict(curves: dict, floor: tuple[float, float]) -> str:
+    """Which lines reach the floor band (mean within one floor sd of the floor, or below it)."""
+    reach = [f"{lab} from {c['steps'][i]} steps" for lab, c in curves.items()
+             for i in [next((j for j, m in enumerate(c["mean"]) if m <= floor[0] + floor[1]), None)] if i is not None]
+    if not reach:
+        return "No line reaches the floor band at these step counts: every gap above it is discretisation error."
+    return ("Within the floor band (indistinguishable from perfect samples at this size; a single run can land "
+            "below the floor by chance): " + "; ".join(reach) + ".")
+
+
+def table_rows(curves: dict, floor: tuple[float, float]) -> list[dict]:
+    steps = sorted({s for c in curves.values() for s in c["steps"]})
+    rows = []
+    for lab, c in curves.items():
+        cells = dict(zip(c["steps"], zip(c["mean"], c["std"])))
+        rows.append({"sampler": lab, **{f"{s} steps": (f"{cells[s][0]:.3g} ± {cells[s][1]:.2g}" if s in cells else "—")
+                                        for s in steps}})
+    rows.append({"sampler": "two true sets (floor)", **{f"{s} steps": f"{floor[0]:.3g} ± {floor[1]:.2g}"
+                                                         for s in steps}})
+    return rows
+
+
+def csv_bytes(curves: dict, floor: tuple[float, float], metric: str) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["sampler", "steps", "network_evaluations", f"{metric}_mean", f"{metric}_sd"])
+    for lab, c in curves.items():
+        for row in zip(c["steps"], c["nfe"], c["mean"], c["std"]):
+            w.writerow([lab, *row])
+    w.writerow(["two true sets (floor)", "", "", floor[0], floor[1]])
+    return buf.getvalue().encode()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def export_png(curves: dict, floor: tuple[float, float], metric: str, by_nfe: bool) -> bytes:
+    xs = "nfe" if by_nfe else "steps"
+    return fig_png(plots.convergence({k: (c[xs], c["mean"]) for k, c in curves.items()}, floor[0], metric=metric,
+                                     xlabel="network evaluations" if by_nfe else "sampler steps"))
+
+
+def settings_form(oracle: bool, T: int) -> tuple[list[Line], list[int], int, int]:
+    """The sweep's settings, applied together by one button (no rerun while they are being changed)."""
+    step_opts = [s for s in STEP_CHOICES if s <= T]
+    with st.form("lab_form"):
+        c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
+        methods = c1.multiselect("VP samplers", td.METHODS, key="lab_methods")
+        flows = c2.multiselect("Flow-matching samplers (exact velocity)", FLOW_METHODS, key="lab_flows",
+                               disabled=not oracle, help="Integrate dx/dt = E[u | x_t] of a linear or cosine "
+                               "interpolant (toydiff.flow_samplers), on the same mixture; the oracle only.")
+        steps_list = c1.multiselect("Step counts", step_opts, key=f"lab_steps_{T}",
+                                    default=[s for s in (5, 10, 20, 50) if s <= T])
+        interp = c2.radio("Flow interpolant", tuple(td.interpolants.BUILDERS), horizontal=True, key="lab_interp")
+        n = int(c3.select_slider("Samples", SAMPLE_CHOICES, key="lab_n"))
+        seeds = int(c4.slider("Seeds", 1, 10, key="lab_seeds", help="Error bars: ± one standard deviation over seeds"))
+        with st.expander("Spacing per method (which timesteps each sampler visits)"):
+            cols = st.columns(5)
+            spacing = {m: cols[i % 5].selectbox(f"{m} spacing", td.schedules.SPACINGS, key=f"lab_sp_{m}",
+                                                index=td.schedules.SPACINGS.index(td.samplers.REGISTRY[m].default_spacing))
+                       for i, m in enumerate(td.METHODS)}
+            grids = {f: cols[(i + len(td.METHODS)) % 5].selectbox(f"flow {f} time grid", tuple(FLOW_SHIFTS),
+                                                                   key=f"lab_grid_{f}")
+                     for i, f in enumerate(FLOW_METHODS)}
+        st.form_submit_button("Run the sweep", type="primary")
+    lines = [Line("vp", m, spacing[m]) for m in methods]
+    lines += [Line("flow", f, grids[f], interp) for f in flows] if oracle else []
+    return lines, sorted(steps_list), n, seeds
+
+
+def show_sweep(src: Source, lines: list[Line], steps_list: list[int], n: int, seeds: int) -> None:
+    by_nfe = st.toggle("x axis: network evaluations (off: sampler steps; Heun and midpoint cost two per step)",
+                       key="lab_nfe")
+    metric, curves, floor = sweep(src, lines, steps_list, n, seeds)
+    xlabel = "network evaluations" if by_nfe else "sampler steps"
+    for c in curves.values():
+        c["x"] = c["nfe"] if by_nfe else c["steps"]
+    fig = convergence_figure(curves, floor, metric=metric, xlabel=xlabel)
+    show_chart(fig, key="lab_chart")
+    st.caption(f"{metric} between {n:,} samples and {n:,} fresh true points, mean ± one standard deviation over "
+               f"{seeds} seed{'s' * (seeds > 1)}. **Floor:** two true sets of this size sit here on average; single "
+               "runs scatter around it (the grey band), so one seed of a good sampler can land below it.")
+    st.info(verdict(curves, floor), icon="🎯")
+    markdown_table(table_rows(curves, floor))
+    if {"ddim", "euler"} <= {ln.method for ln in lines if ln.family == "vp"}:
+        gap = ddim_euler(src.key, src, max(steps_list))
+        st.caption(f"**DDIM ≡ Euler here.** With η = 0, DDIM's x_t' = √ᾱ_t' x̂_0 + √(1 − ᾱ_t') ε̂ is, in Karras' "
+                   "x̃ = x/√ᾱ and σ = √((1 − ᾱ)/ᾱ), exactly the Euler step x̃_t' = x̃_t + (σ_t' − σ_t) ε̂ of the "
+                   f"probability-flow ODE dx̃/dσ = ε: on the same spacing their lines coincide (largest difference "
+                   f"between their samples at {max(steps_list)} steps: {gap:.1e}).")
+    downloads("sampler_lab", key="lab_dl", png=export_png(curves, floor, metric, by_nfe), fig=fig,
+              csv=csv_bytes(curves, floor, metric))
+
+
 # --- the page ------------------------------------------------------------------------------------------
 
 st.title("Sampler lab")
-st.caption("The exact oracle ε*(x_t, t) = E[ε | x_t] turns sampler comparison into pure numerics: with the true "
-           "denoiser, any gap to the truth is the sampler's discretisation error. Each method respaces its steps "
-           "with its default spacing (td.samplers.REGISTRY[method].default_spacing: logsnr for dpm++2m, "
-           "linspace for the others).")
+section_notes(r"\frac{d\tilde x}{d\sigma} = \hat\varepsilon(x_t, t),\qquad \tilde x = \frac{x_t}{\sqrt{\bar\alpha_t}},"
+              r"\quad \sigma_t = \sqrt{\tfrac{1-\bar\alpha_t}{\bar\alpha_t}}",
+              "with the exact denoiser ε*(x_t, t) = E[ε | x_t], any gap to the truth is the sampler's discretisation "
+              "error. Watch which lines reach the grey floor band first per network evaluation, and how the spacing "
+              "moves them (DPM-Solver++ on linspace, Heun on logsnr).",
+              "Ho et al. 2020 (DDPM); Song et al. 2021 (DDIM); Karras et al. 2022 (Euler, Heun); Lu et al. 2022 "
+              "(DPM-Solver++); Lipman et al. 2023 and Liu et al. 2023 (flow matching, rectified flow)")
+
+URL_KEYS = {"lab_dataset": str, "lab_n": int, "lab_seeds": int, "lab_nfe": page_state.bool_param,
+            "lab_methods": page_state.str_list, "lab_flows": page_state.str_list}
+page_state.restore("samplers", URL_KEYS, {
+    "lab_dataset": lambda v: v in dataset_names(oracle_only=True), "lab_n": lambda v: v in SAMPLE_CHOICES,
+    "lab_seeds": lambda v: 1 <= v <= 10, "lab_methods": lambda v: set(v) <= set(td.METHODS),
+    "lab_flows": lambda v: set(v) <= set(FLOW_METHODS)})
+page_state.defaults({"lab_n": 2000, "lab_seeds": 3, "lab_nfe": True, "lab_methods": list(td.METHODS),
+                     "lab_flows": ["euler", "heun", "dpm++2m"]})
 
 trained = toy_run()
 sources = ["Exact oracle"] + (["Trained model (Toy sandbox)"] if trained is not None else [])
@@ -112,50 +239,30 @@ if trained is None:
 if source == "Exact oracle":
     with c2:
         names = dataset_names(oracle_only=True)
-        dataset = st.selectbox("Distribution", names, index=names.index("two_gaussians") if "two_gaussians" in names
-                               else 0, key="lab_dataset")
+        st.session_state.setdefault("lab_dataset", "two_gaussians" if "two_gaussians" in names else names[0])
+        dataset = st.selectbox("Distribution", names, key="lab_dataset")
         st.caption(describe_dataset(dataset))
         spec = schedule_picker("lab_sched", label="Schedule", default=spec_of("linear", T=1000, beta_start=1e-4,
                                                                               beta_end=0.02))
         schedule = schedule_or_error(spec)
     src = None if schedule is None else Source(("oracle", dataset, spec), dataset, schedule, None)
 else:
-    c2.markdown(f"**Model #{trained.run_id}**: {trained.summary}.  \nDistances are measured in the model's normalised space.")
+    c2.markdown(f"**Model #{trained.run_id}**: {trained.summary}.  \nDistances are measured in the model's normalised "
+                "space; the flow-matching samplers need the exact velocity and run on the oracle only.")
     src = Source(("run", trained.run_id), trained.dataset, trained.run.schedule, trained)
 
 if src is None:
     st.stop()
 T = src.schedule.T
 
-st.subheader("Distance to the truth against the number of steps")
-c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-methods = c1.multiselect("Samplers", td.METHODS, default=list(td.METHODS), key="lab_methods")
-step_opts = [s for s in STEP_CHOICES if s <= T]
-steps_list = c2.multiselect("Step counts", step_opts, default=[s for s in (5, 10, 20, 50) if s <= T],
-                            key=f"lab_steps_{T}")
-n = int(c3.select_slider("Samples", [500, 1000, 2000, 5000], value=2000, key="lab_n"))
-seed = int(c4.number_input("Seed", 0, 10_000, 0, key="lab_seed"))
-by_nfe = st.toggle("x axis: network evaluations (Heun costs two per step)", value=False, key="lab_nfe")
-
-if methods and steps_list:
+st.subheader("Distance to the truth against cost")
+lines, steps_list, n, seeds = settings_form(src.trained is None, T)
+if lines and steps_list:
     with readable_errors("Measuring the samplers"):
-        todo = [(m, s) for m in methods for s in sorted(steps_list)]
-        bar = st.progress(0.0, text="sampling…")
-        table: dict[str, dict[int, float]] = {m: {} for m in methods}
-        name = "distance"
-        for i, (m, s) in enumerate(todo):
-            name, table[m][s] = distance_at(src.key, src, m, s, n, seed)
-            bar.progress((i + 1) / len(todo), text=f"{m}, {s} steps")
-        bar.empty()
-        floor = noise_floor(src.key, src, n, seed)
-        show_png(convergence_png(src.key, table, floor, name, by_nfe))
-        rows = [{"sampler": m, **{f"{s} steps": table[m][s] for s in sorted(steps_list)}} for m in methods]
-        rows.append({"sampler": "noise floor", **{f"{s} steps": floor for s in sorted(steps_list)}})
-        st.caption(f"{name} between {n:,} samples and {n:,} fresh true points; the last row is the same distance between "
-                   "two true sets: no sampler can beat it.")
-        markdown_table(rows)
+        show_sweep(src, lines, steps_list, n, seeds)
 else:
-    st.info("Pick at least one sampler and one step count.")
+    st.info("Pick at least one sampler and one step count, then press **Run the sweep**.")
+page_state.publish(URL_KEYS)
 
 st.subheader("One x_T, three samplers")
 st.caption("The same starting noise through ancestral DDPM, DDPM without its σ·z term (every step jumps to the "
@@ -169,3 +276,4 @@ for col, method in zip(cols, ("ddpm", "ddpm-no-noise", "ddim")):
         png, d = side_png(src.key, src, method, side_steps, n, side_seed)
         st.metric(f"{method}: distance to the truth", f"{d:.3g}")
         show_png(png)
+        downloads(f"{method}_{side_steps}_steps", key=f"lab_side_dl_{method}", png=png)

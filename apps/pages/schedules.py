@@ -8,6 +8,9 @@ import streamlit as st
 import torch
 
 import toydiff as td
+from apps import page_state
+from apps.charts import downloads, section_notes, show_chart
+from apps.charts_labs import embedding_figure, schedule_figure
 from apps.models import mnist_test
 from apps.schedule_widgets import ScheduleSpec, build_schedule, schedule_or_error, schedule_picker, spec_label, spec_of
 from apps.toy_data import dataset_names, describe_dataset, mixture_of
@@ -46,13 +49,37 @@ def plan_table(spec: ScheduleSpec, steps: int, spacing: str) -> list[dict]:
              "σ_t (Karras)": float(sigmas[t])} for i, (t, tp) in enumerate(s.respace(steps, spacing).pairs)]
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def embedding_png(dim: int, T: int) -> bytes:
-    return fig_png(plots.embedding_heatmap(dim, T))
+@st.cache_data(max_entries=32, show_spinner=False)
+def curves_chart(specs: tuple[ScheduleSpec, ...]):
+    series = []
+    for spec in specs:
+        s = build_schedule(spec)[0]
+        series.append((spec_label(spec), s.betas.numpy(), s.alpha_bars.numpy(), s.snr.numpy()))
+    return schedule_figure(series)
+
+
+def plan_csv(table: list[dict]) -> bytes:
+    keys = list(table[0])
+    return ("\n".join([",".join(keys)] + [",".join(f"{r[k]}" for k in keys) for r in table]) + "\n").encode()
 
 
 st.title("Schedules & forward process")
-st.caption("A schedule is data: β_t fixes ᾱ_t = Π(1 − β_s), the share of signal x_t keeps, and SNR = ᾱ / (1 − ᾱ).")
+section_notes(r"q(x_t \mid x_0) = \mathcal N\big(\sqrt{\bar\alpha_t}\,x_0,\;(1-\bar\alpha_t)\,I\big),\qquad "
+              r"\bar\alpha_t = \prod_{s \le t}(1-\beta_s),\qquad \mathrm{SNR}_t = \frac{\bar\alpha_t}{1-\bar\alpha_t}",
+              "a schedule is data: β_t fixes ᾱ_t, the share of signal x_t keeps. Hover the curves to read ᾱ at any t: "
+              "the linear schedule's ᾱ falls below ½ at t/T ≈ 0.26, the cosine one's at ≈ 0.5, so linear spends "
+              "most of its steps on nearly pure noise.",
+              "Ho et al. 2020 (linear, DDPM); Nichol & Dhariwal 2021 (cosine); Lin et al. 2024 (terminal SNR, trailing)")
+
+URL_KEYS = {"sched_compare": page_state.bool_param, "fwd_dataset": str, "fwd_n": int, "fwd_panels": int,
+            "plan_steps": int, "plan_spacing": str, "emb_dim": int}
+page_state.restore("schedules", URL_KEYS, {
+    "fwd_dataset": lambda v: v in dataset_names(oracle_only=True), "fwd_n": lambda v: 500 <= v <= 5000 and v % 500 == 0,
+    "fwd_panels": lambda v: 3 <= v <= 8, "plan_steps": lambda v: v >= 1, "plan_spacing": lambda v: v in td.schedules.SPACINGS,
+    "emb_dim": lambda v: v in (8, 16, 32, 64, 128, 256)})
+_names = dataset_names(oracle_only=True)
+page_state.defaults({"sched_compare": True, "fwd_dataset": "two_gaussians" if "two_gaussians" in _names else _names[0],
+                     "fwd_n": 2000, "fwd_panels": 5, "plan_steps": 10, "emb_dim": 64})
 
 # --- two schedules side by side ---------------------------------------------------------------
 st.subheader("β, ᾱ and SNR")
@@ -61,7 +88,7 @@ with col_a:
     spec_a = schedule_picker("sched_a", label="Schedule A", default=spec_of("linear", T=1000, beta_start=1e-4,
                                                                               beta_end=0.02))
 with col_b:
-    compare = st.toggle("Compare with a second schedule", value=True, key="sched_compare")
+    compare = st.toggle("Compare with a second schedule", key="sched_compare")
     spec_b = schedule_picker("sched_b", label="Schedule B", default=spec_of("cosine", T=1000, s=0.008)) if compare else None
 
 sched_a = schedule_or_error(spec_a, "Schedule A")
@@ -75,24 +102,30 @@ if sched_a is not None:
     m3.metric("A: step where ᾱ falls below ½", int(np.searchsorted(-sched_a.alpha_bars.numpy(), -0.5)))
     with readable_errors("Drawing the schedule curves"):
         specs = (spec_a,) + ((spec_b,) if sched_b is not None else ())
-        show_png(curves_png(specs))
+        fig = curves_chart(specs)
+        show_chart(fig, key="sched_chart")
+        downloads("schedules", key="sched_dl", png=curves_png(specs), fig=fig)
 
 # --- the forward process on a toy distribution ---------------------------------------------------
 st.subheader("The forward process on a toy distribution")
-st.caption("The exact marginal of x_t is again a Gaussian mixture (GaussianMixture.noised): "
-           "the heatmap is exact, the histograms are q_sample draws.")
+section_notes(r"q(x_t) = \sum_k w_k\,\mathcal N\big(\sqrt{\bar\alpha_t}\,\mu_k,\; \bar\alpha_t \Sigma_k + "
+              r"(1-\bar\alpha_t) I\big)",
+              "the exact marginal of x_t is again a Gaussian mixture (GaussianMixture.noised): the heatmap is exact, "
+              "the histograms are q_sample draws. The modes shrink towards 0 and blur into one N(0, I).",
+              "Sohl-Dickstein et al. 2015; Ho et al. 2020 (eq. 4, the closed-form q(x_t | x_0))")
 c1, c2, c3, c4 = st.columns(4)
 names = dataset_names(oracle_only=True)
-dataset = c1.selectbox("Distribution", names, index=names.index("two_gaussians") if "two_gaussians" in names else 0,
-                       key="fwd_dataset")
+dataset = c1.selectbox("Distribution", names, key="fwd_dataset")
 which = c2.radio("Schedule", ["A", "B"] if sched_b is not None else ["A"], horizontal=True, key="fwd_which")
-n_samples = c3.slider("q_sample draws", 500, 5000, 2000, 500, key="fwd_n")
-n_panels = c4.slider("Panels (steps shown)", 3, 8, 5, key="fwd_panels")
+n_samples = c3.slider("q_sample draws", 500, 5000, step=500, key="fwd_n")
+n_panels = c4.slider("Panels (steps shown)", 3, 8, key="fwd_panels")
 st.caption(describe_dataset(dataset))
 fwd_spec = spec_a if which == "A" else spec_b
 if (sched_a if which == "A" else sched_b) is not None:
     with readable_errors("Drawing the forward process"):
-        show_png(forward_png(dataset, fwd_spec, n_samples, n_panels, 0))
+        fwd = forward_png(dataset, fwd_spec, n_samples, n_panels, 0)
+        show_png(fwd)
+        downloads(f"forward_{dataset}", key="fwd_dl", png=fwd)
 
 # --- the forward process on MNIST digits ----------------------------------------------------------
 st.subheader("The forward process on MNIST digits")
@@ -105,20 +138,27 @@ if sched_a is not None:
     n_digits = c2.slider("Digits", 1, 6, 3, key="mnist_n_digits")
     if ts:
         with readable_errors("Noising MNIST digits"):
-            show_png(mnist_forward_png(fwd_spec, tuple(sorted(ts)), n_digits, 0), container=st.columns([3, 1])[0])
+            noised = mnist_forward_png(fwd_spec, tuple(sorted(ts)), n_digits, 0)
+            show_png(noised, container=st.columns([3, 1])[0])
+            downloads("noised_digits", key="mnist_fwd_dl", png=noised)
     else:
         st.info("Pick at least one step t.")
 
 # --- respacing ---------------------------------------------------------------------------------------
 st.subheader("Respacing: the (t, t_prev) pairs a sampler visits")
+st.markdown("**What to look at.** a 10-step sampler visits 10 of the T timesteps; the spacing decides which. "
+            "`trailing` starts at T − 1, `leading` (the DDIM paper's) never reaches it, `logsnr` spends its steps "
+            "evenly in log signal-to-noise. Papers: Song et al. 2021 (DDIM); Lin et al. 2024; Lu et al. 2022.")
 if sched_a is not None:
     c1, c2 = st.columns(2)
-    steps = int(c1.number_input("Sampler steps", 1, sched_a.T, min(10, sched_a.T), key="plan_steps"))
+    st.session_state["plan_steps"] = min(int(st.session_state["plan_steps"]), sched_a.T)
+    steps = int(c1.number_input("Sampler steps", 1, sched_a.T, key="plan_steps"))
     spacing = c2.selectbox("Spacing", td.schedules.SPACINGS, key="plan_spacing",
                            help="linspace: rounded linspace(T−1, 0); leading: floor(i·T/steps) (DDIM paper); "
                                 "trailing: starts at T−1 (Lin et al. 2024)")
     with readable_errors("Respacing"):
         table = plan_table(spec_a, steps, spacing)
+        downloads(f"plan_{steps}_{spacing}", key="plan_dl", csv=plan_csv(table))
         st.caption(f"Schedule A, {steps} steps, {spacing!r} spacing; t_prev = −1 is the clean sample (ᾱ = 1).")
         if len(table) > 60:
             st.caption(f"Showing the first 30 and last 30 of {len(table)} pairs.")
@@ -128,6 +168,12 @@ if sched_a is not None:
 # --- time embedding ------------------------------------------------------------------------------------
 st.subheader("The sinusoidal time embedding")
 if sched_a is not None:
-    dim = st.select_slider("Embedding width", [8, 16, 32, 64, 128, 256], value=64, key="emb_dim")
+    st.caption("Each channel is sin or cos of t at its own frequency, from a period of 2π ≈ 6 steps down to periods "
+               "of tens of thousands of steps; shown over the first 200 steps, where every frequency is resolved (over all of T the fast "
+               "channels alias into a solid block). Hover a cell for its value.")
+    dim = st.select_slider("Embedding width", [8, 16, 32, 64, 128, 256], key="emb_dim")
     with readable_errors("Drawing the embedding"):
-        show_png(embedding_png(int(dim), sched_a.T))
+        emb = embedding_figure(int(dim), sched_a.T)
+        show_chart(emb, key="emb_chart")
+        downloads(f"embedding_{dim}", key="emb_dl", fig=emb)
+page_state.publish(URL_KEYS)

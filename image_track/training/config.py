@@ -19,6 +19,9 @@ from toydiff.cli import MAX_SEED, device_arg, flag_names, float_list, int_list, 
 from toydiff.losses import LOSS_WEIGHTINGS
 from toydiff.lr import LR_SCHEDULES
 from toydiff.options import add_dataclass_arguments, dataclass_values, flag_of, option
+from toydiff.flow_samplers import FLOW_METHODS
+from toydiff.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
+from toydiff.objectives import PROCESSES
 from toydiff.samplers import METHODS
 
 from ..models import PRESETS
@@ -29,6 +32,7 @@ __all__ = ["TrainConfig", "History", "SCHEDULES", "LR_DECAYS", "DATASETS", "RESU
 SCHEDULES = ("linear", "cosine", "sigmoid")
 LR_DECAYS = LR_SCHEDULES
 DATASETS = ("mnist", "fashion_mnist")
+SAMPLE_METHODS = tuple(dict.fromkeys(METHODS + FLOW_METHODS))
 
 
 def _json_dict(text: str) -> dict:
@@ -53,7 +57,10 @@ class TrainConfig:
     num_classes: int | None = option(None, "class-conditional with this many classes (10)", type=int)
     model_overrides: dict = option({}, "UNet preset overrides as JSON, e.g. '{\"widths\": [8, 16, 16]}'",
                                    type=_json_dict)
-    schedule: str = option("linear", "noise schedule", choices=SCHEDULES)
+    schedule: str = option("linear", "noise schedule (--process vp)", choices=SCHEDULES)
+    process: str = option("vp", "vp: DDPM's ε-prediction; flow: flow matching (toydiff.objectives)", choices=PROCESSES)
+    interpolant: str = option("linear", "--process flow: the path x_t = α x_0 + σ ε", choices=tuple(INTERPOLANTS))
+    prediction: str = option("velocity", "--process flow: what the network predicts", choices=PREDICTIONS)
     T: int = option(1000, "diffusion steps")
     # data
     dataset: str = option("mnist", "data set", choices=DATASETS)
@@ -93,7 +100,8 @@ class TrainConfig:
     snapshot_steps: tuple[int, ...] = option((), "also write the EMA weights alone at these steps, e.g. a weak "
                                              "model for autoguidance", type=int_list)
     sample_every_epoch: bool = option(True, "a sample grid per epoch", flag="--no-samples")
-    sample_method: str = option("ddim", "sampler of the per-epoch grids", choices=METHODS)
+    sample_method: str = option("ddim", "sampler of the per-epoch grids (a flow run given a DDPM-only one: heun)",
+                                choices=SAMPLE_METHODS)
     sample_steps: int = option(50, "sampler steps of the per-epoch grids")
     sample_w: float = option(3.0, "guidance scale of the per-epoch grids (conditional)")
     grid_rows: int = option(10, "rows (and columns) of the per-epoch grids")
@@ -112,7 +120,12 @@ class TrainConfig:
         check_choice(self.lr_decay, "lr_decay", LR_DECAYS)
         check_choice(self.loss_weighting, "loss_weighting", LOSS_WEIGHTINGS)
         check_choice(self.preset, "preset", tuple(PRESETS))
-        check_choice(self.sample_method, "sample_method", METHODS)
+        check_choice(self.sample_method, "sample_method", SAMPLE_METHODS)
+        check_choice(self.process, "process", PROCESSES)
+        check_choice(self.interpolant, "interpolant", tuple(INTERPOLANTS))
+        check_choice(self.prediction, "prediction", PREDICTIONS)
+        if self.process == "flow" and self.loss_weighting != "uniform":
+            raise ValueError("loss_weighting applies to --process vp (a flow run trains with uniform weights)")
         check_number(self.sample_w, "sample_w")
         check_int(self.seed, "seed", min=0, max=MAX_SEED)
         if len(self.betas) != 2:

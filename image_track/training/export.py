@@ -41,7 +41,8 @@ def write_weights(path: str | os.PathLike, ema: dict[str, torch.Tensor], meta: d
     if bad:
         raise CheckpointError(f"{path}: the weights {bad[:3]} are not finite in {dtype} (NaN, or beyond its range); "
                               "nothing written")
-    keep = {k: meta[k] for k in ("config", "model_config", "schedule", "step", "epoch") if k in meta}
+    keep = {k: meta[k] for k in ("config", "model_config", "schedule", "step", "epoch", "process", "interpolant",
+                                 "prediction", "time_scale") if k in meta}
     keep["kind"] = WEIGHTS_KIND
     hist = meta.get("history", {})
     keep["train_summary"] = {k: hist.get(k) for k in ("train_seconds", "images_seen", "images_per_s", "stopped",

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from toydiff.checkpoint import CheckpointError
+from toydiff.flow_samplers import FLOW_METHODS
 from toydiff.hooks import EpochStats, Hook, StepOutput
 
 from .config import History, TrainConfig, config_changes
@@ -121,8 +122,11 @@ class SampleGrids(Hook):
         labels = None
         if c.num_classes is not None:
             labels = torch.arange(rows).remainder(c.num_classes).repeat_interleave(rows)
-        images = generate(trainer.eval_model, trainer.schedule, rows * rows, labels=labels,
-                          w=c.sample_w if labels is not None else None, method=c.sample_method, steps=c.sample_steps,
+        flow = trainer.objective.process == "flow"
+        method = "heun" if flow and c.sample_method not in FLOW_METHODS else c.sample_method
+        images = generate(trainer.eval_model, trainer.objective if flow else trainer.schedule, rows * rows,
+                          labels=labels, w=c.sample_w if labels is not None else None, method=method,
+                          steps=min(c.sample_steps, 10) if flow else c.sample_steps,
                           seed=c.seed, device=self.device)
         path = self.out_dir / f"samples_epoch{stats.epoch:03d}.png"
         grid_image(images, nrow=rows).save(path)
@@ -142,7 +146,7 @@ class Snapshots(Hook):
             if not all(bool(torch.isfinite(v).all()) for v in tensors.values() if v.is_floating_point()):
                 return  # a diverging run: no NaN file (the engine stops the run at its next loss check)
             write_weights(snapshot_path(self.out_dir, out.step), tensors,
-                          {**self.meta, "schedule": trainer.schedule.to_dict(), "step": out.step,
+                          {**self.meta, **trainer.objective.metadata(), "step": out.step,
                            "epoch": trainer.epoch}, torch.float16)
 
 

@@ -19,14 +19,14 @@ from torch import nn
 from toydiff.cli import check_writable
 from toydiff.checkpoint import CheckpointError, load_checkpoint, require_kind, run_lock
 from toydiff.hooks import HeldOutLoss, ProgressBar
-from toydiff.losses import held_out_draws
+from toydiff.objectives import FlowObjective, VPObjective
 from toydiff.schedules import from_name
-from toydiff.training import Trainer
+from toydiff.training import Trainer, make_objective
 
 from .config import History, TrainConfig, config_changes, engine_config
 from .hooks import ImageBatches, RunRecord, SampleGrids, Snapshots, TimeBudget, epoch_line
 
-__all__ = ["train", "bf16_autocast", "TRAIN_KIND", "CHECKPOINT_NAME"]
+__all__ = ["train", "bf16_autocast", "objective_of", "TRAIN_KIND", "CHECKPOINT_NAME"]
 
 TRAIN_KIND = "image_track.train/1"
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -117,6 +117,16 @@ def _check_resume(config: TrainConfig) -> None:
                               "--resume continues a run with its own settings")
 
 
+def objective_of(config: TrainConfig, device=None) -> VPObjective | FlowObjective:
+    """The run's objective: DDPM's ε-loss over ``config.schedule``, or the flow objective of ``--process flow``
+    (``--interpolant``, ``--prediction``; the UNet is fed 1000 t, see :mod:`toydiff.objectives`)."""
+    if config.process == "flow":
+        from toydiff import interpolants
+
+        return FlowObjective(interpolants.BUILDERS[config.interpolant](), config.prediction)
+    return make_objective(from_name(config.schedule, T=config.T), engine_config(config), device)
+
+
 def _load_split(config: TrainConfig, split: str):
     from ..data import load_mnist
 
@@ -138,8 +148,7 @@ def _validation(config: TrainConfig, device: torch.device, autocast) -> HeldOutL
     x, y = _load_split(config, config.val_split)
     n = len(x) if config.val_size is None else min(config.val_size, len(x))
     x, y = x[:n], y[:n]
-    t, noise = held_out_draws(from_name(config.schedule, T=config.T), x.shape, seed=config.seed + 99991,
-                              noise_dtype=torch.float32)
+    t, noise = objective_of(config).held_out_draws(x.shape, seed=config.seed + 99991, noise_dtype=torch.float32)
     kwargs = {"y": y.to(device)} if config.num_classes is not None else None  # conditional: the true labels
     return HeldOutLoss(x.to(device), t.to(device), noise.to(device), n_buckets=config.n_buckets, batch_size=500,
                        model_kwargs=kwargs, context=autocast, keys=("val_loss", "val_loss_by_bucket"))
@@ -192,7 +201,7 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device) -> 
 
     history = History(config=config.to_dict(), device=torch.cuda.get_device_name(device) if cuda else "cpu",
                       world_size=world)
-    trainer = Trainer(raw, from_name(config.schedule, T=config.T), data, engine_config(config),
+    trainer = Trainer(raw, objective_of(config, device), data, engine_config(config),
                       hooks=_hooks(config, raw, device, out_dir, autocast, rank), kind=TRAIN_KIND,
                       metadata={"config": config.to_dict(), "model_config": raw.config}, history=history,
                       train_model=train_model, autocast=autocast,

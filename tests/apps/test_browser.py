@@ -193,17 +193,7 @@ def test_every_page_in_chromium(server, browser, tmp_path):
     nudge_slider(page, "q_sample draws")
     check_and_shoot(page, "schedules", tmp_path)
 
-    # 2. toy sandbox: train 8gaussians (the screenshot: its full default recipe, 8 clusters; otherwise one epoch
-    # of it, to keep the suite short), then change the sampler's step count
-    open_via_nav(page, "Toy sandbox")
-    choose(page, "Data set", "8gaussians")
-    if os.environ.get("TOYDIFF_SCREENSHOTS") != "1":
-        slider_to_min(page, "Epochs")
-    with rerun(page, timeout_ms=600_000):
-        page.get_by_role("button", name="Train", exact=True).click()
-    assert page.get_by_text("Bayes-optimal floor").count() >= 1
-    nudge_slider(page, "Steps", "ArrowLeft")
-    check_and_shoot(page, "toy", tmp_path)
+    # 2. toy sandbox and motion: tests/apps/test_browser_toy_motion.py (Plotly charts, not images)
 
     # 3. sampler lab: the oracle's convergence sweep; move the side-by-side step count
     open_via_nav(page, "Sampler lab")
@@ -221,4 +211,4 @@ def test_every_page_in_chromium(server, browser, tmp_path):
     check_and_shoot(page, "image_lab", tmp_path)
 
     page.close()
-    print(f"browser walk through 5 pages: {time.monotonic() - t0:.1f} s")
+    print(f"browser walk through 4 pages: {time.monotonic() - t0:.1f} s")

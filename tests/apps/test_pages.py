@@ -91,7 +91,8 @@ def tables(at: AppTest) -> list[str]:
 def test_schedules_page(warm_mnist):
     at = open_page("schedules")
     assert_clean(at)
-    assert len(images(at)) >= 4  # curves, forward process, noised digits, embedding
+    assert len(images(at)) == 2  # forward process, noised digits (the curves and the embedding are Plotly)
+    assert len(at.get("plotly_chart")) == 2
     assert "A: ᾱ at the last step" in metrics(at)
     (plan,) = tables(at)
     assert len(plan.splitlines()) == 2 + 10  # header, rule, 10 pairs
@@ -102,7 +103,7 @@ def test_schedules_page(warm_mnist):
     before = images(at)
     at.selectbox(key="fwd_dataset").set_value("8gaussians").run()
     assert_clean(at)
-    assert images(at)[1] != before[1] and images(at)[0] == before[0]  # only the forward figure changed
+    assert images(at)[0] != before[0] and images(at)[1] == before[1]  # only the forward figure changed
 
     at.number_input(key="plan_steps").set_value(4).run()
     assert len(tables(at)[0].splitlines()) == 2 + 4
@@ -136,72 +137,31 @@ def train_small(at: AppTest) -> AppTest:
     return at.button(key="toy_train").click().run()
 
 
-def test_toy_page_trains_samples_and_scores():
-    at = open_page("toy")
-    assert_clean(at)
-    assert len(images(at)) == 1  # the data, before training
-    assert any("Press **Train**" in i.value for i in at.info)
-
-    train_small(at)
-    assert_clean(at)
-    m = metrics(at)
-    assert {"Final held-out loss", "Bayes-optimal floor", "Network evaluations"} <= set(m)
-    assert m["Network evaluations"] == "250"  # every step of the seed exercise's T = 250
-    assert len(images(at)) >= 5  # data, loss curves, eps comparison, samples, trajectories
-    (report,) = tables(at)
-    assert "wasserstein1" in report and "noise floor" in report
-
-    before = images(at)
-    at.selectbox(key="toy_method").set_value("heun").run()
-    assert_clean(at)
-    assert metrics(at)["Network evaluations"] == str(2 * 250 - 1)
-    assert images(at)[-2:] != before[-2:]
-
-    gap = [v for k, v in metrics(at).items() if k.startswith("E‖ε̂ − ε*‖²")]
-    at.slider(key="toy_tcmp_250").set_value(200).run()
-    assert [v for k, v in metrics(at).items() if k.startswith("E‖ε̂ − ε*‖²")] != gap
-
-
-def test_toy_page_defaults_are_the_recipe():
-    """The page's widgets start at each data set's default recipe, the one train_toy and the CLI use."""
-    from apps.toy_data import RECIPE_WIDGETS
-    from toydiff.toy.recipes import default_recipe
-
-    at = open_page("toy")
-    for name in ("two_gaussians", "8gaussians"):
-        if name != "two_gaussians":
-            at.selectbox(key="toy_dataset").set_value(name).run()
-        recipe = default_recipe(name)
-        shown = {key: at.session_state[key] for key in RECIPE_WIDGETS}
-        assert shown == {key: getattr(recipe, field) for key, field in RECIPE_WIDGETS.items()}
-        assert at.session_state[f"toy_sched_{name}_kind"] == recipe.schedule_name
-        T = dict(recipe.schedule_params)["T"]
-        assert at.session_state[f"toy_sched_{name}_{recipe.schedule_name}_T"] == T
-    assert at.radio(key="toy_tsampling").value == default_recipe("8gaussians").t_sampling
-    train_small(at)
-    assert_clean(at)
-    assert "Final held-out loss" in metrics(at)
+# the Toy page's own tests: tests/apps/test_toy_motion.py
 
 
 def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
     at.switch_page("pages/samplers.py")
     at.session_state["lab_steps_1000"] = [5, 20]  # a short sweep (the widget reads its value from here)
+    at.session_state["lab_seeds"] = 1
+    at.session_state["lab_flows"] = ["euler"]
     at.run()
     assert_clean(at)
-    assert len(images(at)) == 4  # convergence + three side-by-side panels
+    assert len(images(at)) == 3 and len(at.get("plotly_chart")) == 1  # convergence (Plotly) + three panels
     m = metrics(at)
     assert {"ddpm: distance to the truth", "ddpm-no-noise: distance to the truth", "ddim: distance to the truth"} <= set(m)
     # without sigma z the spread collapses: far worse than ancestral sampling on the exact denoiser
     assert float(m["ddpm-no-noise: distance to the truth"]) > 3 * float(m["ddpm: distance to the truth"])
     (table,) = tables(at)
-    assert "noise floor" in table and "dpm++2m" in table
+    assert "two true sets (floor)" in table and "dpm++2m" in table
 
     before = images(at)
-    at.multiselect(key="lab_methods").set_value(["ddim", "heun"]).run()
+    at.multiselect(key="lab_methods").set_value(["ddim", "heun"])
+    at.button[0].click().run()  # the sweep's settings form applies on its submit button
     assert_clean(at)
-    assert images(at)[0] != before[0] and images(at)[1:] == before[1:]
-    assert "dpm++2m" not in tables(at)[0]
+    assert images(at) == before  # the side-by-side panels do not depend on the sweep
+    assert "dpm++2m" not in tables(at)[0] and "heun (linspace)" in tables(at)[0]
 
     # a model trained on the toy page shows up as a second denoiser
     at.switch_page("pages/toy.py").run()
@@ -209,7 +169,7 @@ def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
     at.switch_page("pages/samplers.py").run()
     at.radio(key="lab_source").set_value("Trained model (Toy sandbox)").run()
     assert_clean(at)
-    assert len(images(at)) == 4
+    assert len(images(at)) == 3 and "flow euler" not in tables(at)[0]  # flow samplers need the exact velocity
 
 
 # --- MNIST and the image lab ---------------------------------------------------------------------------
@@ -220,7 +180,7 @@ def test_mnist_page_opens_on_the_committed_conditional_checkpoint():
     assert_clean(at)
     assert at.radio(key="mnist_source").value == "Committed: class-conditional"
     assert metrics(at)["Classes"] == "10 + null"
-    assert len(images(at)) >= 3  # grid, progression strip, GIF
+    assert len(images(at)) == 1 and len(at.get("plotly_chart")) == 1  # grid; the denoising animation
     assert any("tiny_cond.safetensors" in c.value for c in at.caption)
 
 
@@ -256,7 +216,7 @@ def test_mnist_page_generates_and_reacts(runs_dir, warm_mnist):
     assert_clean(at)
     assert metrics(at)["Classes"] == "10 + null"
     grid_before = images(at)[0]
-    assert len(images(at)) >= 3  # grid, progression strip, GIF
+    assert len(images(at)) == 1 and len(at.get("plotly_chart")) == 1  # grid; the denoising animation
 
     at.slider(key="mnist_w").set_value(0.0).run()
     assert_clean(at)

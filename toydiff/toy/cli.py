@@ -6,6 +6,10 @@
     toydiff toy sample --run runs/toy --method ddim --steps 50 --n 10000 --out samples.npy
     toydiff toy sample --oracle --dataset 8gaussians --method heun --steps 20 --out exact.npy
     toydiff toy report --run runs/toy --out report/                      # figures + metrics.json
+    toydiff toy train  --dataset 8gaussians --process flow --out runs/8g-fm   # flow matching (rectified flow)
+    toydiff toy sample --run runs/8g-fm --method euler --steps 4 --out fm.npy  # a flow run: flow samplers
+    toydiff toy reflow --run runs/8g-fm --out runs/8g-rf                  # one round of reflow
+    toydiff toy guidance --out runs/guidance                             # CFG vs the exact tilted target
 
 Bad input prints one line on stderr and exits with status 2. ``train`` exits with status 3 if the run
 diverges (a NaN or infinite loss or weight): one line names the step, and the run's checkpoint stays the last
@@ -26,10 +30,12 @@ import torch
 from ..checkpoint import run_lock
 from . import cli_labs
 from ..cli import OneLineParser, check_writable, fail, flag_names, run_guarded, seed_arg
+from . import cli_guidance
 from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from .recipes import default_recipe
-from ..samplers import METHODS, REGISTRY
+from ..samplers import REGISTRY
+from .flow_cli import add_reflow_parser, add_sampling_flags, add_train_flags, flow_settings, reflow_cmd, sampler_kwargs
 from ..schedules import SPACINGS, from_name
 from .run import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
 from ..options import add_dataclass_arguments, dataclass_values, flag_of
@@ -66,13 +72,12 @@ def _add_sampling(p: OneLineParser) -> None:
                      help="use the exact eps* of the data set's mixture (no training); with --run, that run's "
                           "schedule and normalisation")
     p.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="for --oracle without --run")
-    p.add_argument("--method", choices=METHODS, default="ddpm")
-    p.add_argument("--steps", type=_positive(int), default=None, help="respaced steps (default: every step)")
+    add_sampling_flags(p)
     p.add_argument("--spacing", choices=SPACINGS, default=None,
-                   help="respacing of --steps (default: the method's: " + ", ".join(
+                   help="DDPM runs: respacing of --steps (default: the method's: " + ", ".join(
                        f"{k} {v.default_spacing}" for k, v in REGISTRY.items()) + ")")
-    p.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 deterministic, 1 DDPM-like")
-    p.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="ddpm only")
+    p.add_argument("--eta", type=float, default=None, help="ddim only: 0 deterministic (default), 1 DDPM-like")
+    p.add_argument("--variance", choices=("beta", "posterior"), default=None, help="ddpm only (default beta)")
     p.add_argument("--n", type=_positive(int), default=10_000, help="number of samples")
     p.add_argument("--seed", type=seed_arg, default=0)
 
@@ -104,6 +109,7 @@ def build_parser() -> OneLineParser:
                         "paper defaults and the recipe's T")
     t.add_argument("--T", type=_positive(int), help=f"diffusion steps ({_FROM_RECIPE})")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_train_flags(t)
     # the optimisation flags, one per TrainConfig field (--epochs, --lr, --t-sampling, --seed ...); checkpoints
     # come at epoch ends, where a toy run can resume
     add_dataclass_arguments(t.add_argument_group("optimisation"), TrainConfig, skip=_NOT_FLAGS)
@@ -120,6 +126,8 @@ def build_parser() -> OneLineParser:
     _add_sampling(r)
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--track", type=_positive(int), default=200, help="trajectories drawn (1-D)")
+    add_reflow_parser(sub)
+    cli_guidance.add_parser(sub)
     cli_labs.add_parsers(sub)  # likelihood, memorise
     return p
 
@@ -153,7 +161,7 @@ def _train(a) -> int:
 
     ds = get_dataset(a.dataset)
     try:
-        settings = train_settings(a)
+        settings = train_settings(a) | flow_settings(a)
     except (TypeError, ValueError) as e:
         fail(f"{PROG} train: error: {flag_names(str(e), {f.name: flag_of(f) for f in fields(TrainConfig)} | {'T': '--T'})}")
     out = check_writable(a.out, "--out", folder=True)
@@ -185,9 +193,14 @@ def _run_for(a) -> ToyRun:
 
 
 def _sample(run: ToyRun, a, callback=None) -> torch.Tensor:
-    kwargs = {"eta": a.eta} if a.method == "ddim" else {"variance": a.variance} if a.method == "ddpm" else {}
-    return run.sample(a.n, method=a.method, steps=a.steps, spacing=a.spacing, seed=a.seed, exact=a.oracle,
-                      callback=callback, progress=True, **kwargs)
+    return run.sample(a.n, **sampler_kwargs(run, a), seed=a.seed, exact=a.oracle, callback=callback, progress=True)
+
+
+def _sampler_label(run: ToyRun, a) -> str:
+    kw = sampler_kwargs(run, a)
+    if run.process == "flow":
+        return f"flow {run.flow.interp.name}/{run.flow.prediction}, {kw['method']}, {kw['steps'] or 16} steps"
+    return f"{kw['method']}, {a.steps or run.schedule.T} steps"
 
 
 def _sample_cmd(a) -> int:
@@ -201,7 +214,7 @@ def _sample_cmd(a) -> int:
     np.save(out, x.numpy())
     src = "exact oracle" if a.oracle else f"run {a.run}"
     print(f"{a.n} samples of {run.dataset.name} [{a.n}, {run.dataset.dim}] from the {src} "
-          f"({a.method}, {a.steps or run.schedule.T} steps): mean {x.mean(0).tolist()}, std {x.std(0).tolist()}; "
+          f"({_sampler_label(run, a)}): mean {x.mean(0).tolist()}, std {x.std(0).tolist()}; "
           f"wrote {out}")
     return 0
 
@@ -221,7 +234,7 @@ def _report(a) -> int:
     x = _sample(run, a, callback=rec)
     figures = {}
     true = ds.sample(a.n, torch.Generator().manual_seed(a.seed + 1))
-    label = f"{ds.name}: {a.method}, {a.steps or run.schedule.T} steps, {'exact oracle' if a.oracle else 'model'}"
+    label = f"{ds.name}: {_sampler_label(run, a)}, {'exact oracle' if a.oracle else 'model'}"
     if ds.dim == 1:
         figures["samples"] = plots.kde_vs_histogram(x, mixture=mixture, true_samples=None if mixture else true,
                                                     title=label)
@@ -230,20 +243,22 @@ def _report(a) -> int:
     else:
         figures["samples"] = plots.scatter_with_density(x, mixture=mixture, true_samples=None if mixture else true,
                                                         title=label)
+    if ds.dim == 2 and run.process == "vp":  # the ε field over a noise schedule (a flow run has none)
         fns = {} if (a.oracle or run.model is None) else {"learned ε̂": run.eps_fn()}
         if run.oracle is not None:
             fns["exact ε*"] = run.eps_fn(exact=True)
         figures["vector_field"] = plots.vector_fields(fns, run.schedule, t=run.schedule.T // 10)
     if run.history is not None and run.history.records:
         figures["loss"] = plots.loss_curves(run.history, title=ds.name)
-    if run.oracle is not None:
+    if run.oracle is not None and run.process == "vp":
         figures["forward"] = plots.forward_density(run.oracle, run.schedule)
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
         fig.savefig(out / f"{name}.png", dpi=110)
     m = metrics.report(x, ds, seed=a.seed + 2)
-    summary = {"dataset": ds.name, "denoiser": "oracle" if a.oracle else str(a.run), "method": a.method,
-               "steps": a.steps or run.schedule.T, "n": a.n, "seed": a.seed, "metrics": m}
+    summary = {"dataset": ds.name, "denoiser": "oracle" if a.oracle else str(a.run), "process": run.process,
+               "method": sampler_kwargs(run, a)["method"], "steps": a.steps or (run.schedule.T if run.schedule else 16),
+               "sampler": _sampler_label(run, a), "n": a.n, "seed": a.seed, "metrics": m}
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     np.save(out / "samples.npy", x.numpy())
     width = max(len(k) for k in m)
@@ -257,7 +272,8 @@ def _report(a) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        return ({"train": _train, "sample": _sample_cmd, "report": _report} | cli_labs.HANDLERS)[a.command](a)
+        return ({"train": _train, "sample": _sample_cmd, "report": _report, "reflow": reflow_cmd,
+                "guidance": cli_guidance.run} | cli_labs.HANDLERS)[a.command](a)
 
     return run_guarded(run, PROG)
 

@@ -112,13 +112,14 @@ def _grid(side: int = 5, spacing: float = 1.0, std: float = 0.1) -> GaussianMixt
 
 # --- shapes without a closed form --------------------------------------------------------------
 
-def _moons(n: int, g: torch.Generator | None, noise: float = 0.08) -> torch.Tensor:
+def _moons(n: int, g: torch.Generator | None, noise: float = 0.08, *, return_labels: bool = False):
     upper = torch.rand(n, generator=g) < 0.5
     theta = torch.rand(n, generator=g, dtype=torch.float64) * math.pi
     x = torch.where(upper, theta.cos(), 1 - theta.cos())
     y = torch.where(upper, theta.sin(), 0.5 - theta.sin())
     pts = torch.stack([x, y], 1) + noise * torch.randn(n, 2, generator=g, dtype=torch.float64)
-    return (pts - torch.tensor([0.5, 0.25], dtype=torch.float64)) * 1.5
+    pts = (pts - torch.tensor([0.5, 0.25], dtype=torch.float64)) * 1.5
+    return (pts, (~upper).long()) if return_labels else pts  # label 0: the upper moon, 1: the lower
 
 
 def _swiss_roll(n: int, g: torch.Generator | None, noise: float = 0.3) -> torch.Tensor:

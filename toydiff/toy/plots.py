@@ -182,8 +182,10 @@ def schedule_curves(*schedules: NoiseSchedule, labels: Sequence[str] | None = No
     axes[2].set(title="SNR_t = ᾱ / (1 − ᾱ)", xlabel="t / T")
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[1].legend()
-    fig.tight_layout()
+    # one legend under the three panels: inside the middle one it covered the ᾱ curves it labels
+    handles, labs = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labs, loc="lower center", ncol=min(len(labs), 3), frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 

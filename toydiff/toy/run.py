@@ -24,18 +24,21 @@ import torch
 from torch import nn
 
 from .. import schedules
-from ..checks import check_int
+from ..checks import check_choice, check_int
 from ..checkpoint import CheckpointError, load_checkpoint, load_weights, require_kind, run_lock
 from .datasets import Normalizer, ToyDataset, get_dataset
 from ..exact import GaussianMixture
 from .models import MLPConfig, build_mlp
 from .recipes import Recipe, default_recipe
+from ..interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
+from ..objectives import PROCESSES, FlowObjective, objective_from_meta, process_of
 from ..samplers import sample
 from ..schedules import NoiseSchedule
 from ..training import History, TrainConfig
 from .training import KIND, ToyTrainer
 
-__all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME"]
+__all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME",
+           "flow_objective", "FLOW_DEFAULT_STEPS"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
@@ -59,19 +62,27 @@ class ToyRun:
 
     Attributes:
         dataset: the toy data set.
-        schedule: the noise schedule the model was trained on.
+        schedule: the noise schedule the model was trained on (``None`` for a flow run).
         normalizer: data units ↔ model units.
         model: ``ε̂(x_t [B, D], t [B]) -> [B, D]`` in model units (EMA weights), or ``None`` for an oracle run.
         history: the training history (``None`` for an oracle run).
         metadata: the checkpoint's JSON metadata.
+        flow: for a flow run (``--process flow``), its :class:`~toydiff.objectives.FlowObjective` (interpolant,
+            prediction type, time scale); ``None`` for DDPM.
     """
 
     dataset: ToyDataset
-    schedule: NoiseSchedule
+    schedule: NoiseSchedule | None
     normalizer: Normalizer
     model: nn.Module | None = None
     history: History | None = None
     metadata: dict = field(default_factory=dict)
+    flow: FlowObjective | None = None
+
+    @property
+    def process(self) -> str:
+        """``"flow"`` or ``"vp"``."""
+        return "vp" if self.flow is None else "flow"
 
     @property
     def oracle(self) -> GaussianMixture | None:
@@ -80,6 +91,9 @@ class ToyRun:
 
     def eps_fn(self, exact: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """The denoiser in model units: the trained network, or with ``exact=True`` the oracle's ε*."""
+        if self.flow is not None:
+            raise ValueError("this is a flow run (--process flow): it has no ε-predictor over a noise schedule; "
+                             "use flow_fn() and the flow samplers (euler, heun, midpoint, dpm++2m)")
         if exact or self.model is None:
             if self.oracle is None:
                 raise ValueError(f"dataset {self.dataset.name!r} has no exact mixture: there is no oracle denoiser")
@@ -92,14 +106,36 @@ class ToyRun:
 
         return eps
 
-    def sample(self, n: int, *, method: str = "ddpm", steps: int | None = None, seed: int = 0, exact: bool = False,
-               callback: Callable[[dict], None] | None = None, progress: bool = False, **sampler_kwargs) -> torch.Tensor:
+    def flow_fn(self, exact: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """A flow run's network in model units as ``fn(x_t [B, D], t float [B] in [0, 1])`` predicting its
+        prediction type, or with ``exact=True`` the oracle's prediction of that type under its interpolant."""
+        if self.flow is None:
+            raise ValueError("this is a DDPM run (--process vp): use eps_fn() and the VP samplers")
+        if exact or self.model is None:
+            if self.oracle is None:
+                raise ValueError(f"dataset {self.dataset.name!r} has no exact mixture: there is no oracle denoiser")
+            return self.oracle.denoiser(self.flow.interp, self.flow.prediction)
+        net = self.flow.network_fn(self.model.eval())
+
+        def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return net(x.float(), t).to(x.dtype)
+
+        return fn
+
+    def sample(self, n: int, *, method: str | None = None, steps: int | None = None, seed: int = 0,
+               exact: bool = False, callback: Callable[[dict], None] | None = None, progress: bool = False,
+               **sampler_kwargs) -> torch.Tensor:
         """``n`` samples ``[n, D]`` in data units, from x_T ~ N(0, I) drawn with ``seed``.
 
-        ``method``, ``steps`` and ``sampler_kwargs`` (``eta``, ``variance``, ``spacing`` …) go to
-        :func:`toydiff.sample`; ``exact=True`` samples with the oracle instead of the model.
+        ``method`` (default ``"ddpm"``; for a flow run ``"heun"`` over :data:`FLOW_DEFAULT_STEPS` steps),
+        ``steps`` and ``sampler_kwargs`` (``eta``, ``variance``, ``spacing`` …; a flow run: ``shift``, ``times``)
+        go to :func:`toydiff.sample`; ``exact=True`` samples with the oracle instead of the model.
         """
         check_int(n, "n", min=1)
+        if self.flow is not None:
+            return self._sample_flow(n, method or "heun", steps, seed, exact, callback, progress, sampler_kwargs)
+        method = method or "ddpm"
         g = torch.Generator().manual_seed(seed)
         # float64 for the model too (it computes in float32 inside): the same seed then gives the model and
         # the oracle the very same x_T and sampler noise, so their samples compare pathwise
@@ -108,11 +144,40 @@ class ToyRun:
                     callback=callback, progress=progress, **sampler_kwargs)
         return self.normalizer.inverse(x0.double())
 
+    def _sample_flow(self, n, method, steps, seed, exact, callback, progress, kwargs) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        x_1 = torch.randn(n, self.dataset.dim, generator=g, dtype=torch.float64)  # as x_T above: pathwise pairs
+        if "times" not in kwargs:
+            kwargs = {k: v for k, v in kwargs.items() if k != "shift"} | self.flow.sampler_options(
+                steps or FLOW_DEFAULT_STEPS, kwargs.get("shift"))
+        else:
+            kwargs = kwargs | {"prediction": self.flow.prediction}
+        x0 = sample(self.flow_fn(exact), x_1, self.flow.interp, method=method, generator=g, callback=callback,
+                    progress=progress, **kwargs)
+        return self.normalizer.inverse(x0.double())
+
+
+#: a flow run's default number of sampler steps (Heun: 2 evaluations each)
+FLOW_DEFAULT_STEPS = 16
+
+
+def flow_objective(process: str, interpolant: str, prediction: str, config: TrainConfig) -> FlowObjective | None:
+    """The :class:`~toydiff.objectives.FlowObjective` of ``--process flow`` (``None`` for ``vp``)."""
+    from .. import interpolants
+
+    if check_choice(process, "process", PROCESSES) == "vp":
+        return None
+    interp = interpolants.BUILDERS[check_choice(interpolant, "interpolant", tuple(INTERPOLANTS))]()
+    return FlowObjective(interp, check_choice(prediction, "prediction", PREDICTIONS), t_sampling=config.t_sampling,
+                         loss_weighting=config.loss_weighting)
+
 
 def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule, model_config: MLPConfig, config: TrainConfig,
-                n_train: int, n_val: int, seed: int, fresh: bool = True) -> tuple[ToyTrainer, Normalizer]:
+                n_train: int, n_val: int, seed: int, fresh: bool = True, flow: FlowObjective | None = None,
+                data=None) -> tuple[ToyTrainer, Normalizer]:
     """A ready :class:`~toydiff.toy.training.ToyTrainer` and the normalisation: ``n_train + n_val`` points drawn with ``seed``,
-    normalised by the training part, the MLP initialised from ``seed``, the oracle (if any) giving the floor."""
+    normalised by the training part, the MLP initialised from ``seed``, the oracle (if any) giving the floor.
+    With ``flow`` the objective is that flow loss instead of DDPM's over ``schedule``; ``data``: other batches."""
     g = torch.Generator().manual_seed(seed)
     x = dataset.sample(n_train + n_val, g)
     normalizer = Normalizer.fit(x[:n_train])
@@ -123,8 +188,8 @@ def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule, model_config: MLPC
     meta = {"dataset": dataset.name, "model_config": asdict(model_config), "normalizer": normalizer.to_dict(),
             "n_train": n_train, "n_val": n_val, "data_seed": seed, "fresh_data": fresh}
     fresh_data = (lambda n, g: normalizer.forward(dataset.sample(n, g))) if fresh else None
-    trainer = ToyTrainer(model, schedule, xn[:n_train], xn[n_train:], config, oracle=oracle, metadata=meta,
-                      fresh_data=fresh_data)
+    trainer = ToyTrainer(model, flow or schedule, xn[:n_train], xn[n_train:], config, oracle=oracle, metadata=meta,
+                         fresh_data=fresh_data, data=data)
     return trainer, normalizer
 
 
@@ -132,7 +197,8 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
               config: TrainConfig | None = None, schedule: NoiseSchedule | None = None, n_train: int | None = None,
               n_val: int = 2_000, seed: int = 0, fresh: bool | None = None, out: str | Path | None = None,
               resume: bool = False, progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
-              recipe: Recipe | None = None) -> ToyRun:
+              recipe: Recipe | None = None, process: str = "vp", interpolant: str = "linear",
+              prediction: str = "velocity") -> ToyRun:
     """Train an MLP noise predictor on a toy data set (Ho et al. 2020, Algorithm 1) and return the run.
 
     Every argument left at ``None`` comes from ``recipe`` (default :func:`~toydiff.toy.recipes.default_recipe`
@@ -151,6 +217,9 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
             ``out/history.json`` at the end.
         resume: continue from ``out``'s checkpoint (to the same weights as an uninterrupted run); the
             other arguments must match the checkpoint's, except ``config.epochs``, which may grow.
+        process: ``"vp"`` (DDPM's ε-loss over ``schedule``) or ``"flow"``: the ``prediction`` network
+            (velocity, eps, x0, v) under the ``interpolant`` (linear, cosine), :mod:`toydiff.objectives`; the
+            rest of the recipe (network, optimisation, data, t sampling) is the same.
     """
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     recipe = recipe or default_recipe(ds)
@@ -163,13 +232,15 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
         raise ValueError(f"model_config.dim is {model_config.dim} but dataset {ds.name!r} has dimension {ds.dim}")
     if resume and out is None:
         raise ValueError("resume needs out, the folder holding the checkpoint")
-    trainer, normalizer = toy_trainer(ds, schedule, model_config, config, n_train, n_val, seed, fresh)
+    flow = flow_objective(process, interpolant, prediction, config)
+    trainer, normalizer = toy_trainer(ds, schedule, model_config, config, n_train, n_val, seed, fresh, flow=flow)
     if out is None:
         history = trainer.fit(progress=progress, checkpoint=None, on_epoch=on_epoch)
     else:
         with run_lock(out):  # a second writer of this folder fails at once (RunLockedError)
             history = _fit_into(trainer, Path(out), resume, progress, on_epoch)
-    return ToyRun(ds, schedule, normalizer, trainer.eval_model.eval(), history, dict(trainer.metadata))
+    return ToyRun(ds, None if flow else schedule, normalizer, trainer.eval_model.eval(), history,
+                  dict(trainer.metadata), flow)
 
 
 def _fit_into(trainer: ToyTrainer, out: Path, resume: bool, progress: bool, on_epoch) -> History:
@@ -201,22 +272,27 @@ def load_toy(path: str | Path) -> ToyRun:
     try:
         ds = get_dataset(meta["dataset"])
         model = build_mlp(meta["model_config"])
-        schedule = NoiseSchedule.from_dict(meta["schedule"])
+        objective = objective_from_meta(meta)
         normalizer = Normalizer.from_dict(meta["normalizer"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: incomplete toy-track metadata ({e})") from None
     # the EMA weights when there are any: "ema." (or "ema.module.", torch's AveragedModel, in older files)
     prefix = next((p for p in ("ema.module.", "ema.") if any(k.startswith(p) for k in tensors)), "model.")
     load_weights(model, tensors, prefix, source=path, what="the toy MLP")
-    return ToyRun(ds, schedule, normalizer, model.eval(), History.from_dict(meta["history"]), meta)
+    flow = objective if process_of(meta) == "flow" else None
+    return ToyRun(ds, objective.schedule, normalizer, model.eval(), History.from_dict(meta["history"]), meta, flow)
 
 
-def oracle_run(dataset: str | ToyDataset = "two_gaussians", schedule: NoiseSchedule | None = None) -> ToyRun:
+def oracle_run(dataset: str | ToyDataset = "two_gaussians", schedule: NoiseSchedule | None = None,
+               flow: FlowObjective | None = None) -> ToyRun:
     """A run whose denoiser is the exact ε* (no training), normalised by the mixture's exact moments.
 
-    ``schedule`` defaults to the data set's default recipe's, the one a default run trains on.
+    ``schedule`` defaults to the data set's default recipe's, the one a default run trains on; with ``flow``
+    the run is a flow run whose denoiser is the exact prediction under that objective's interpolant.
     """
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     if not ds.has_oracle:
         raise ValueError(f"dataset {ds.name!r} has no exact mixture: no oracle run")
+    if flow is not None:
+        return ToyRun(ds, None, Normalizer.from_mixture(ds.mixture), flow=flow)
     return ToyRun(ds, schedule or default_recipe(ds).schedule(), Normalizer.from_mixture(ds.mixture))

@@ -3,7 +3,10 @@
 Those pieces: shuffled batches of the (normalised) training points, fresh points every epoch
 (:class:`~toydiff.training.TensorBatches`); the held-out loss on fixed (t, ε) draws, split by t bucket, next
 to the Bayes-optimal floor of the data's exact mixture on the very same draws; one record per epoch
-(``epoch`` counted from 1) in a :class:`~toydiff.training.History`.
+(``epoch`` counted from 1) in a :class:`~toydiff.training.History`. The process is the engine's objective
+(:mod:`toydiff.objectives`): a NoiseSchedule trains DDPM's ε-predictor, a
+:class:`~toydiff.objectives.FlowObjective` a flow-matching (or ε / x_0 / v under an interpolant) network,
+whose floor is the exact oracle's prediction of the same type on the same held-out draws.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from ..checkpoint import CheckpointError
 from ..checks import check_tensor
 from ..exact import GaussianMixture
 from ..hooks import Callback, EpochStats, HeldOutLoss, Hook, ProgressBar
-from ..losses import held_out_draws
 from ..options import flag_of
 from ..schedules import NoiseSchedule
-from ..training import TensorBatches, TrainConfig, Trainer
+from ..objectives import FlowObjective, VPObjective
+from ..training import TensorBatches, TrainConfig, Trainer, make_objective
 
 __all__ = ["ToyTrainer", "KIND"]
 
@@ -60,37 +63,42 @@ class _ToyRecords(Hook):
 
 
 class ToyTrainer(Trainer):
-    """Trains ``model(x_t, t) -> eps_hat`` on ``train_data [N, *event]`` with the DDPM loss.
+    """Trains ``model(x_t, t) -> prediction`` on ``train_data [N, *event]`` with the DDPM or a flow loss.
 
     Args:
-        model: the noise predictor (an ``nn.Module``).
-        schedule: the noise schedule.
+        model: the network (an ``nn.Module``).
+        schedule: the noise schedule (DDPM), or an objective (:mod:`toydiff.objectives`).
         train_data, val_data: tensors ``[N, *event]`` (already normalised, if normalising).
         config: :class:`~toydiff.training.TrainConfig`.
         oracle: the exact law of the (normalised) data, if known: gives the loss floors.
         metadata: extra JSON stored in checkpoints (model config, normalisation, data set name...).
         fresh_data: ``fresh_data(n, generator) -> [n, *event]``: a new training set every epoch after the
             first (from the trainer's generator, so a resumed run draws the same points).
+        data: the batches, instead of shuffled ``train_data`` (reflow's (x_0, noise) pairs).
     """
 
-    def __init__(self, model: nn.Module, schedule: NoiseSchedule, train_data: torch.Tensor, val_data: torch.Tensor,
-                 config: TrainConfig = TrainConfig(), *, oracle: GaussianMixture | None = None,
-                 metadata: dict | None = None,
-                 fresh_data: Callable[[int, torch.Generator], torch.Tensor] | None = None):
+    def __init__(self, model: nn.Module, schedule: NoiseSchedule | VPObjective | FlowObjective,
+                 train_data: torch.Tensor, val_data: torch.Tensor, config: TrainConfig = TrainConfig(), *,
+                 oracle: GaussianMixture | None = None, metadata: dict | None = None,
+                 fresh_data: Callable[[int, torch.Generator], torch.Tensor] | None = None, data=None):
         check_tensor(train_data, "train_data", min_ndim=2)
         check_tensor(val_data, "val_data", min_ndim=2)
         if val_data.shape[1:] != train_data.shape[1:]:
             raise ValueError(f"val_data points {tuple(val_data.shape[1:])} differ from train_data's "
                              f"{tuple(train_data.shape[1:])}")
-        t, noise = held_out_draws(schedule, val_data.shape, seed=config.seed + 1)  # noise in float64: any dtype
+        objective = make_objective(schedule, config)
+        t, noise = objective.held_out_draws(val_data.shape, seed=config.seed + 1)  # noise in float64: any dtype
         self.held_out = HeldOutLoss(val_data, t, noise.to(val_data.dtype), n_buckets=config.n_buckets)
-        super().__init__(model, schedule, TensorBatches(train_data, config.batch_size, fresh_data), config,
-                         hooks=[self.held_out, _ToyRecords()], kind=KIND, metadata=metadata)
+        data = data if data is not None else TensorBatches(train_data, config.batch_size, fresh_data)
+        super().__init__(model, objective, data, config, hooks=[self.held_out, _ToyRecords()], kind=KIND,
+                         metadata=metadata)
         self.train_data, self.val_data = train_data, val_data
         if oracle is not None:
             # the oracle's loss on the very (x0, t, eps) draws the model is scored on: the same estimate of the
             # Bayes floor E||eps - eps*||^2, free of the held-out set's own sampling noise
-            self.history.floor, self.history.floor_by_bucket = self.held_out.evaluate(oracle.eps_fn(schedule), schedule)
+            exact = (oracle.eps_fn(objective.schedule) if objective.process == "vp"
+                     else oracle.denoiser(objective.interp, objective.prediction))
+            self.history.floor, self.history.floor_by_bucket = self.held_out.evaluate(exact, objective)
 
     def fit(self, *, progress: bool = True, checkpoint: str | Path | None = None,
             on_epoch: Callable[[dict], None] | None = None):

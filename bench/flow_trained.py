@@ -1,0 +1,108 @@
+"""Trained toy models for bench/flow_vs_diffusion.py ``--trained``: FM MLP vs DDPM MLP at the same budget, and reflow.
+
+Both processes train the data set's default recipe (toydiff/toy/recipes.py: same MLP, epochs, batch, lr, EMA,
+t sampling, data); the FM model is rectified flow (linear interpolant, velocity prediction, t fed as 1000 t).
+Each trained model's distance to the truth is printed next to its own exact oracle under the same sampler and
+the same x_1 = x_T (``ToyRun.sample(exact=True)``), and the ratio of the two (goal, issue 13: FM within 1.25×).
+Reflow: one round (toydiff.toy.reflow) of the FM model, straightness and Euler distances at 1 / 2 / 4 NFE.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from toydiff.toy import metrics
+from toydiff.toy.flow_cli import compare
+from toydiff.toy.recipes import default_recipe
+from toydiff.toy.reflow import reflow
+from toydiff.toy.run import load_toy, train_toy
+
+TRAINED_BUDGETS = (1, 2, 4, 8, 16, 32)
+FM_SAMPLERS = ("euler", "heun")
+VP_SAMPLERS = ("ddim", "dpm++2m")
+
+
+def _steps(method: str, budget: int) -> int:
+    return budget // 2 if method == "heun" else budget
+
+
+def _train(name: str, process: str, epochs: int | None, runs: Path | None):
+    folder = None if runs is None else runs / f"{name}-{process}-{epochs or 'recipe'}"
+    if folder is not None and (folder / "checkpoint.safetensors").exists():
+        return load_toy(folder), float("nan")
+    config = default_recipe(name).train_config(**({"epochs": epochs} if epochs else {}))
+    t0 = time.perf_counter()
+    run = train_toy(name, config=config, process=process, out=folder, progress=False)
+    return run, time.perf_counter() - t0
+
+
+def _distance(x, ref, dim: int) -> float:
+    return metrics.wasserstein1(x, ref) if dim == 1 else metrics.sliced_wasserstein(x, ref)
+
+
+def trained_table(name: str, n: int, seeds: int, epochs: int | None, runs: Path | None) -> dict:
+    """Print FM vs DDPM (trained and exact) distance vs NFE for ``name``; return the runs and ratios."""
+    fm, fm_s = _train(name, "flow", epochs, runs)
+    vp, vp_s = _train(name, "vp", epochs, runs)
+    dim = fm.dataset.dim
+    refs = [fm.dataset.sample(n, torch.Generator().manual_seed(50_000 + s)) for s in range(seeds)]
+    key = "W1" if dim == 1 else "sliced W1"
+    h = fm.history.records[-1]
+    print(f"\n{name}: {key} to the truth vs NFE, trained vs its own exact oracle (n = {n:,}, mean of {seeds} seeds; "
+          f"{h['epoch']} epochs of the recipe; train s FM {fm_s:.0f}, DDPM {vp_s:.0f}; held-out loss / floor: FM "
+          f"{h['val_loss'] / fm.history.floor:.3f}, DDPM {vp.history.records[-1]['val_loss'] / vp.history.floor:.3f})\n")
+    print("| model · sampler | " + " | ".join(f"{b} NFE" for b in TRAINED_BUDGETS) + " |")
+    print("|---|" + "---:|" * len(TRAINED_BUDGETS))
+    floor = np.mean([_distance(fm.dataset.sample(n, torch.Generator().manual_seed(60_000 + s)), refs[s], dim)
+                     for s in range(seeds)])
+    print("| noise floor (true vs true) | " + " | ".join(f"{floor:.4g}" for _ in TRAINED_BUDGETS) + " |")
+    ratios = {}
+    for run, samplers, label in ((fm, FM_SAMPLERS, "FM (linear, velocity)"), (vp, VP_SAMPLERS, "DDPM (ε)")):
+        for method in samplers:
+            cells = {"trained": [], "exact": [], "ratio": []}
+            for b in TRAINED_BUDGETS:
+                steps = _steps(method, b)
+                if steps == 0:
+                    for k in cells:
+                        cells[k].append("–")
+                    continue
+                d = [np.mean([_distance(run.sample(n, method=method, steps=steps, seed=s, exact=ex), refs[s], dim)
+                              for s in range(seeds)]) for ex in (False, True)]
+                cells["trained"].append(f"{d[0]:.4g}")
+                cells["exact"].append(f"{d[1]:.4g}")
+                cells["ratio"].append(f"{d[0] / d[1]:.2f}×")
+                ratios[(label, method, b)] = d[0] / d[1]
+            for k, text in (("trained", "trained"), ("exact", "its exact oracle"), ("ratio", "ratio")):
+                print(f"| {label} · {method}, {text} | " + " | ".join(cells[k]) + " |")
+    return {"fm": fm, "vp": vp, "ratios": ratios}
+
+
+def reflow_table(name: str, fm, n: int, epochs: int | None, pairs: int) -> None:
+    """One round of reflow of the trained FM model; straightness and Euler distances before vs after."""
+    t0 = time.perf_counter()
+    new = reflow(fm, n_pairs=pairs, epochs=epochs)
+    rows = compare(fm, new, n=n, seed=3)
+    key = "W1" if fm.dataset.dim == 1 else "sliced W1"
+    print(f"\n{name}: one round of reflow ({pairs:,} pairs from Heun 32 steps, {new.history.records[-1]['epoch']} "
+          f"epochs from the FM weights, {time.perf_counter() - t0:.0f} s): straightness (1 = straight) and Euler {key} "
+          f"at 1 / 2 / 4 NFE (n = {n:,})\n")
+    keys = list(next(iter(rows.values())))
+    print("| model | " + " | ".join(keys) + " |\n|---|" + "---:|" * len(keys))
+    for label, r in rows.items():
+        print(f"| {label} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |")
+
+
+def run_trained(a) -> None:
+    runs = Path(a.runs) if a.runs else None
+    for name in ("two_gaussians", "8gaussians"):
+        out = trained_table(name, a.n, a.seeds, a.epochs, runs)
+        for lo in (1, 4):
+            worst = max(out["ratios"][("FM (linear, velocity)", m, b)] for m in FM_SAMPLERS for b in TRAINED_BUDGETS
+                        if _steps(m, b) > 0 and b >= lo)
+            print(f"goal: trained FM within 1.25× of its exact oracle (same sampler, NFE ≥ {lo}): worst "
+                  f"{worst:.2f}× -> {'met' if worst <= 1.25 else 'not met'}")
+        reflow_table(name, out["fm"], a.n, a.reflow_epochs, a.reflow_pairs)

@@ -1,0 +1,36 @@
+"""The kit pointed at the installed k-diffusion's samplers (``k_diffusion.sampling``, loaded alone when the package's
+training dependencies are missing). Skipped when k-diffusion is absent."""
+
+import pytest
+
+from toydiff.testing import check_sampler, from_k_diffusion
+from toydiff.testing.adapters import k_diffusion_sampling
+
+try:
+    K = k_diffusion_sampling()
+except ImportError:
+    pytest.skip("k-diffusion is not installed", allow_module_level=True)
+
+#: (sampler, claimed order or None for stochastic)
+CASES = [("sample_euler", 1, "linspace"), ("sample_euler", 1, "karras"), ("sample_heun", 2, "linspace"),
+         ("sample_heun", 2, "karras"), ("sample_dpm_2", 2, "karras"), ("sample_dpmpp_2m", 2, "linspace"),
+         ("sample_dpmpp_2m", 2, "karras"), ("sample_euler_ancestral", None, "karras"),
+         ("sample_dpmpp_2m_sde", None, "karras")]
+
+
+@pytest.mark.parametrize("name, order, sigmas", CASES)
+def test_k_diffusion_sampler_passes_with_its_order(name, order, sigmas):
+    rep = check_sampler(from_k_diffusion(getattr(K, name), sigmas=sigmas, order=order), steps=(12, 24, 48),
+                        sweep=(1, 2, 3), n_samples=500)
+    assert rep.passed, rep.table()
+    assert rep.stochastic is (order is None)
+
+
+def test_lms_converges_faster_than_second_order():
+    rep = check_sampler(from_k_diffusion(K.sample_lms), steps=(12, 24, 48), sweep=())
+    assert rep.passed and rep.order > 2.6, rep.table()
+
+
+def test_the_adapter_refuses_an_option_the_sampler_lacks():
+    with pytest.raises(ValueError, match="no option 'eta'"):
+        from_k_diffusion(K.sample_euler, eta=1.0)

@@ -1,0 +1,22 @@
+"""A property-testing kit for anyone's diffusion sampler, on toydiff's exact Gaussian-mixture oracle.
+
+    >>> from toydiff.testing import check_sampler
+    >>> rep = check_sampler("toydiff:heun", steps=[10, 20, 40])
+    >>> rep.passed, rep.order          # (True, ~2.2)
+    >>> print(rep.table())
+
+Modules: :mod:`.oracle` (the exact problem and the probability-flow ODE reference), :mod:`.protocol` (the plain
+sampler protocol, toydiff's own methods), :mod:`.adapters` (diffusers schedulers, k-diffusion samplers),
+:mod:`.check` (``check_sampler`` and its report), :mod:`.assertions` (pytest helpers), :mod:`.strategies`
+(hypothesis strategies; needs ``hypothesis``). diffusers and k-diffusion are optional (the ``peers`` extra).
+"""
+
+from .adapters import from_diffusers, from_k_diffusion, from_spec
+from .assertions import assert_converges, assert_passes
+from .check import DEFAULT_STEPS, DEFAULT_SWEEP, Report, Row, check_sampler
+from .oracle import OracleCallError, Problem, default_problem, pf_ode
+from .protocol import KitSampler, Run, as_sampler, from_callable, from_toydiff
+
+__all__ = ["check_sampler", "Report", "Row", "DEFAULT_STEPS", "DEFAULT_SWEEP", "assert_converges", "assert_passes", "from_callable",
+           "from_toydiff", "from_diffusers", "from_k_diffusion", "from_spec", "as_sampler", "KitSampler", "Run",
+           "Problem", "default_problem", "pf_ode", "OracleCallError"]

@@ -1,0 +1,247 @@
+"""``check_sampler``: run a sampler on the exact oracle and report which properties hold.
+
+Properties (one row each in :class:`Report`):
+
+- **runs**: every run finishes and returns finite ``x_0`` of the right shape;
+- **denoiser t**: the denoiser is only asked about timesteps in ``[0, T - 1]`` (diffusers' trailing DDIM asks
+  about t = −1 at some step counts);
+- **timesteps**: the levels visited are strictly descending, free of duplicates and of negative t (but the
+  final −1, the clean sample), start where the signal is drowned (SNR ᾱ/(1 − ᾱ) ≤ 1) and end at the clean
+  sample — checked at every step count of ``steps`` and of ``sweep``;
+- **determinism**: the same seed gives the same ``x_0``;
+- **batch invariance** (deterministic samplers): a sample does not depend on the rest of its batch;
+- **pathwise** (deterministic): the error against the exact probability-flow ODE solution
+  (:func:`toydiff.testing.oracle.pf_ode`, from the sampler's own first level to its own last) shrinks as
+  the step count grows, and **order**: the order fitted to it (slope of log error on log steps, over all step
+  counts and over the finest pair, where an error floor shows first) matches the claimed one within
+  ``order_tol``, or is at least ``min_order`` if none is claimed;
+- **distribution** (stochastic): the energy distance of ``n_samples`` samples to true samples sits within
+  the two-sample noise floor (:func:`toydiff.toy.metrics.energy_distance` between two true sets).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..checks import check_int, check_number
+from .oracle import OracleCallError, Problem, default_problem, pf_ode
+from .protocol import KitSampler, Run, as_sampler
+from .properties import clean_end_row, distribution_row, path_problems
+
+__all__ = ["Row", "Report", "check_sampler", "DEFAULT_STEPS", "DEFAULT_SWEEP"]
+
+#: step counts of the pathwise check: none divides T = 1000, so a sampler that strides by T // steps while its
+#: timesteps are spaced by T / steps (diffusers' DDIM) is off at every one of them
+DEFAULT_STEPS = (12, 24, 48, 96)
+
+#: step counts whose timesteps are checked besides ``steps``: every count to 64 and a few larger ones
+DEFAULT_SWEEP = tuple(range(1, 65)) + (97, 103, 121, 127, 200, 251)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One property: ``passed`` is True, False, or None when it does not apply (``detail`` says why)."""
+
+    name: str
+    passed: bool | None
+    detail: str
+
+
+@dataclass
+class Report:
+    """What :func:`check_sampler` found: ``rows``, the fitted ``order`` (None if not measured), the pathwise
+    ``errors`` by step count, and whether the sampler is ``stochastic``. ``passed``: no row failed."""
+
+    sampler: str
+    rows: list[Row] = field(default_factory=list)
+    order: float | None = None
+    errors: dict[int, float] = field(default_factory=dict)
+    stochastic: bool | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed is not False for r in self.rows)
+
+    def row(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no row {name!r}; rows: {[r.name for r in self.rows]}")
+
+    @property
+    def failures(self) -> list[Row]:
+        return [r for r in self.rows if r.passed is False]
+
+    def table(self) -> str:
+        """A plain-text table: property, PASS / FAIL / n/a, detail; then the verdict."""
+        mark = {True: "PASS", False: "FAIL", None: "n/a"}
+        width = max(len(r.name) for r in self.rows) if self.rows else 8
+        lines = [f"check_sampler: {self.sampler}", f"{'property':<{width}}  result  detail"]
+        lines += [f"{r.name:<{width}}  {mark[r.passed]:<6}  {r.detail}" for r in self.rows]
+        verdict = "PASSED" if self.passed else f"FAILED ({', '.join(r.name for r in self.failures)})"
+        return "\n".join(lines + [verdict])
+
+    __str__ = table
+
+
+def _attempt(sampler: KitSampler, problem: Problem, x_T: torch.Tensor, steps: int, seed: int) -> tuple[Run | None, str | None, list]:
+    """One run: ``(run, None, bad_t)`` or ``(None, error message, bad_t)``."""
+    rec = problem.with_batch(x_T).recorder()
+    try:
+        run = sampler.run(rec, x_T, steps, torch.Generator().manual_seed(seed))
+    except OracleCallError as e:
+        return None, f"steps={steps}: {e}", rec.bad
+    except Exception as e:  # noqa: BLE001 - a sampler's own failure is a finding, not a crash of the kit
+        return None, f"steps={steps}: {type(e).__name__}: {' '.join(str(e).split())[:200]}", rec.bad
+    x0 = run.x0
+    if not isinstance(x0, torch.Tensor) or x0.shape != x_T.shape or not bool(torch.isfinite(x0).all()):
+        return None, f"steps={steps}: x_0 is not a finite tensor of shape {tuple(x_T.shape)}", rec.bad
+    return run, None, rec.bad
+
+
+def _sigma_path(problem: Problem, run: Run) -> tuple[float, float] | None:
+    """The run's first and last σ (None if its timesteps are out of range; those are reported elsewhere)."""
+    if run.sigmas is not None:
+        return run.sigmas[0], run.sigmas[-1]
+    try:
+        return problem.sigma_at(run.timesteps[0]), problem.sigma_at(run.timesteps[-1])
+    except OracleCallError:
+        return None
+
+
+def _pathwise(problem: Problem, runs: dict[int, Run]) -> dict[int, float]:
+    """Mean over the batch of ‖x_0 − exact ODE solution‖ per step count (one ODE solve per distinct path)."""
+    refs: dict[tuple, torch.Tensor] = {}
+    errors = {}
+    for n, run in runs.items():
+        ends = _sigma_path(problem, run)
+        if ends is None:
+            continue
+        if ends not in refs:
+            refs[ends] = pf_ode(problem, problem.x_T, *ends)
+        diff = run.x0.detach().cpu().to(torch.float64) - refs[ends]
+        errors[n] = float(diff.reshape(diff.shape[0], -1).norm(dim=1).mean())
+    return errors
+
+
+def _order_rows(errors: dict[int, float], claimed: float | None, order_tol: float, min_order: float):
+    ns = sorted(errors)
+    errs = [errors[n] for n in ns]
+    shown = ", ".join(f"{n}: {e:.2e}" for n, e in zip(ns, errs))
+    if len(ns) < 2:
+        return None, [Row("pathwise", None, f"needs two step counts that ran ({shown or 'none'})")]
+    shrinks = all(b < a for a, b in zip(errs, errs[1:])) and errs[-1] > 0
+    logs = np.log(np.maximum(errs, 1e-300))
+    fit = float(-np.polyfit(np.log(ns), logs, 1)[0])
+    last = float(-(logs[-1] - logs[-2]) / (np.log(ns[-1]) - np.log(ns[-2])))  # the finest pair: where floors show
+    rows = [Row("pathwise", shrinks, f"|x_0 - ODE| by steps {shown}" + ("" if shrinks else " (does not shrink)"))]
+    slopes = f"fitted {fit:.2f}, finest pair {last:.2f}"
+    if claimed is None:
+        rows.append(Row("order", min(fit, last) >= min_order, f"{slopes} (no order claimed; needs >= {min_order:g})"))
+    else:
+        ok = max(abs(fit - claimed), abs(last - claimed)) <= order_tol
+        rows.append(Row("order", ok, f"{slopes}; claimed {claimed:g} ± {order_tol:g}"))
+    return fit, rows
+
+
+def _runs_rows(sampler, problem, steps, seed):
+    """Run every step count: the runs, the 'runs' row and the out-of-range calls."""
+    runs, errors, bad = {}, [], []
+    for n in steps:
+        run, msg, bad_t = _attempt(sampler, problem, problem.x_T, n, seed)
+        bad += [(n, v) for v in bad_t]
+        if run is None:
+            errors.append(msg)
+        else:
+            runs[n] = run
+    row = Row("runs", not errors, "; ".join(errors) if errors else f"steps {list(steps)} all finished, x_0 finite")
+    return runs, row, bad
+
+
+def _seed_rows(sampler, problem, n, seed, first: Run | None) -> tuple[bool | None, list[Row]]:
+    """Determinism under a seed, stochasticity (another seed) and batch invariance, at ``n`` steps."""
+    if first is None:
+        return None, [Row("determinism", None, "the run failed")]
+    again, _, _ = _attempt(sampler, problem, problem.x_T, n, seed)
+    other, _, _ = _attempt(sampler, problem, problem.x_T, n, seed + 1)
+    same = again is not None and torch.equal(again.x0, first.x0)
+    rows = [Row("determinism", same, f"seed {seed} twice at steps={n}: " + ("identical" if same else "differs"))]
+    stochastic = other is not None and not torch.equal(other.x0, first.x0)
+    if stochastic:
+        return True, rows + [Row("batch invariance", None, "stochastic (seed-dependent) sampler")]
+    half = max(1, problem.x_T.shape[0] // 2)
+    part, _, _ = _attempt(sampler, problem, problem.x_T[:half].clone(), n, seed)
+    gap = float((part.x0 - first.x0[:half]).abs().max()) if part is not None else math.inf
+    scale = 1e-6 * (1.0 + float(first.x0.abs().max()))
+    rows.append(Row("batch invariance", gap <= scale, f"first {half} of the batch alone: max |diff| {gap:.1e}"))
+    return False, rows
+
+
+def _timestep_rows(sampler, problem, runs, steps, sweep, seed, bad: list) -> list[Row]:
+    """'denoiser t' and 'timesteps' over the runs and the sweep (batch 2, cheap zero denoiser)."""
+    problems = {n: path_problems(problem, r) for n, r in runs.items()}
+    x2 = problem.x_T[:2].clone()
+    for n in sorted(set(sweep) - set(steps)):
+        if n > problem.schedule.T:
+            continue
+        rec = problem.with_batch(x2).recorder(cheap=True)
+        try:
+            run = sampler.run(rec, x2, n, torch.Generator().manual_seed(seed))
+        except OracleCallError:
+            bad += [(n, v) for v in rec.bad]
+            continue
+        except Exception:  # noqa: BLE001 - a failure on the zero denoiser says nothing about timesteps
+            continue
+        problems[n] = path_problems(problem, run)
+    bad_ns, bad_t = sorted({n for n, _ in bad}), sorted({v for _, v in bad})
+    bad_row = Row("denoiser t", not bad, "all calls in [0, T-1]" if not bad else
+                  f"called at t = {', '.join(f'{v:g}' for v in bad_t[:3])}, outside [0, {problem.schedule.T - 1}], "
+                  f"at steps {bad_ns[:12]}" + (f" and {len(bad_ns) - 12} more" if len(bad_ns) > 12 else ""))
+    wrong = {n: p for n, p in problems.items() if p}
+    checked = len(problems)
+    detail = (f"{checked} step counts fine" if not wrong else
+              f"{len(wrong)} of {checked} step counts wrong, e.g. steps={min(wrong)}: {wrong[min(wrong)][0]}"
+              f" (all: {sorted(wrong)[:12]})")
+    return [bad_row, Row("timesteps", not wrong, detail)]
+
+
+def check_sampler(sampler, steps: Sequence[int] = DEFAULT_STEPS, *, order: float | None = None,
+                  problem: Problem | None = None, seed: int = 0, sweep: Sequence[int] = DEFAULT_SWEEP,
+                  order_tol: float = 0.35, min_order: float = 0.8, n_samples: int = 2000, **config) -> Report:
+    """Run ``sampler`` on the exact oracle ``problem`` (default :func:`~toydiff.testing.oracle.default_problem`)
+    at each step count of ``steps`` and report every property (module docstring).
+
+    Args:
+        sampler: a :class:`KitSampler`, a plain-protocol callable, or a spec (``"toydiff:heun"``,
+            ``"diffusers:DDIMScheduler"``, ``"k-diffusion:sample_euler"``) configured by ``config``.
+        steps: step counts for the pathwise error and order; the run at the fewest is repeated for determinism
+            and batch invariance, the clean-end check runs at the most.
+        order: the claimed convergence order (default: the sampler's own claim, ``KitSampler.order``).
+        sweep: more step counts whose visited timesteps alone are checked (zero denoiser, batch 2).
+        n_samples: samples for the distribution check of a stochastic sampler.
+    Returns:
+        a :class:`Report` (``.passed``, ``.order``, ``.table()``).
+    """
+    steps = sorted({check_int(n, "steps", min=1) for n in steps})
+    check_number(order_tol, "order_tol", min=0.0)
+    kit = as_sampler(sampler, **config)
+    problem = problem if problem is not None else default_problem(seed=seed)
+    claimed = order if order is not None else kit.order
+    rep = Report(kit.name)
+    runs, runs_row, bad = _runs_rows(kit, problem, steps, seed)
+    rep.stochastic, seed_rows = _seed_rows(kit, problem, steps[0], seed, runs.get(steps[0]))
+    rep.rows += [runs_row] + _timestep_rows(kit, problem, runs, steps, sweep, seed, bad) + seed_rows
+    rep.rows.append(Row("clean end", *clean_end_row(kit, problem, steps[-1], seed)))
+    if rep.stochastic:
+        ok, detail = distribution_row(kit, problem, steps[-1], check_int(n_samples, "n_samples", min=10), seed)
+        rep.rows += [Row("pathwise", None, "stochastic sampler"), Row("distribution", ok, detail)]
+    elif rep.stochastic is False:
+        rep.errors = _pathwise(problem, runs)
+        rep.order, rows = _order_rows(rep.errors, claimed, order_tol, min_order)
+        rep.rows += rows
+    return rep
