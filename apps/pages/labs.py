@@ -1,15 +1,17 @@
 """Labs: the exact answers toydiff can give that pictures alone cannot — what guidance samples against its tilted
-target, flow matching against diffusion on the same x_1. Each section is a module (``apps.labs_*``); all maths
+target, flow matching against diffusion on the same x_1, a model's likelihood against the exact one, and what
+the optimal denoiser of a finite training set does (it copies). Each section is a module (``apps.labs_*``); all maths
 comes from ``toydiff``. The page's settings travel in the URL."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from apps import labs_flow, labs_guidance, page_state
+from apps import labs_flow, labs_guidance, labs_likelihood, labs_memorise, page_state
 
 #: section name (the URL's ``labs_section``) → its module; only the chosen section runs
-NAMES = {"guidance": labs_guidance, "flow vs diffusion": labs_flow}
+NAMES = {"guidance": labs_guidance, "flow vs diffusion": labs_flow, "likelihood": labs_likelihood,
+         "memorisation": labs_memorise}
 SECTIONS = tuple(NAMES.values())
 URL_KEYS = {"labs_section": str, **{k: v for m in SECTIONS for k, v in m.URL_KEYS.items()}}
 
@@ -24,4 +26,4 @@ for m in SECTIONS:
 
 section = st.segmented_control("Section", list(NAMES), key="labs_section", required=True) or "guidance"
 NAMES[section].section()
-page_state.publish(URL_KEYS)
+page_state.publish(["labs_section", *NAMES[section].URL_KEYS])  # the URL names the view: this section's settings

@@ -19,7 +19,8 @@ from ..exact import GaussianMixture
 from ..exact_guidance import TiltedTarget
 from .charts import SAMPLE_COLOR, _np
 
-__all__ = ["target_panels", "guidance_curves", "class_posterior_heatmap", "paths_figure"]
+__all__ = ["target_panels", "guidance_curves", "class_posterior_heatmap", "paths_figure", "likelihood_points",
+           "elbo_steps", "copies_figure", "copy_rate_curve"]
 
 _LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=50, b=40), hovermode="closest")
 _CURVES = (("sw_tilted", "distance to the tilted target"), ("sw_cond", "distance to p(x | y)"),
@@ -139,4 +140,104 @@ def paths_figure(paths: Mapping[str, torch.Tensor], *, density: tuple | None = N
         else:
             fig.update_xaxes(title_text="fraction of the run (noise → data)", row=1, col=col)
     fig.update_layout(**_LAYOUT, height=430, legend=dict(orientation="h", y=-0.1))
+    return fig
+
+
+# --- likelihood and memorisation (toydiff.likelihood, toydiff.elbo, toydiff.memorisation) -------------------
+
+
+def likelihood_points(x, exact_log_p, estimates: Mapping[str, torch.Tensor]) -> go.Figure:
+    """PF-ODE log-likelihoods against the exact log p of the same points ``x [N, D]``: in 1-D log p over x (the
+    exact curve, the estimates as markers), in 2-D estimate against exact with the line y = x. ``estimates``:
+    ``{label: log p [N]}`` in nats."""
+    xs, ex = _np(x), _np(exact_log_p)
+    if xs.ndim != 2 or xs.shape[0] != ex.shape[0]:
+        raise ValueError(f"x must be [N, D] with N = len(exact_log_p) = {ex.shape[0]}, got {xs.shape}")
+    fig = go.Figure()
+    if xs.shape[1] == 1:
+        order = np.argsort(xs[:, 0])
+        fig.add_trace(go.Scatter(x=xs[order, 0], y=ex[order], mode="lines", name="exact log p(x)",
+                                 line=dict(color="black"), hovertemplate="x = %{x:.3f}: %{y:.3f} nats<extra>exact</extra>"))
+        for label, lp in estimates.items():
+            fig.add_trace(go.Scatter(x=xs[:, 0], y=_np(lp), mode="markers", name=f"{label} (PF-ODE)", marker=dict(size=6),
+                                     hovertemplate="x = %{x:.3f}: %{y:.3f} nats<extra>" + label + "</extra>"))
+        fig.update_layout(xaxis_title="x", yaxis_title="log p(x) [nats]")
+    else:
+        lo, hi = float(ex.min()), float(ex.max())
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(color="black", dash="dash"),
+                                 hoverinfo="skip"))
+        for label, lp in estimates.items():
+            est = _np(lp)
+            fig.add_trace(go.Scatter(x=ex, y=est, mode="markers", name=f"{label} (mean gap {np.mean(ex - est):+.3f})",
+                                     marker=dict(size=6, opacity=0.7), customdata=xs,
+                                     hovertemplate="x = (%{customdata[0]:.2f}, %{customdata[1]:.2f})<br>exact %{x:.3f}"
+                                                   ", PF-ODE %{y:.3f} nats<extra>" + label + "</extra>"))
+        fig.update_layout(xaxis_title="exact log p(x) [nats]", yaxis_title="PF-ODE log p_θ(x) [nats]")
+    fig.update_layout(**_LAYOUT, height=400, legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def elbo_steps(terms: Mapping, *, reference: str = "oracle") -> go.Figure:
+    """Left: the ELBO's L_t against t (log scale, t ≥ 1) per entry of ``terms`` (``ELBOTerms``). Right: each
+    entry's excess over ``reference`` per step and its cumulative sum — where a model loses likelihood."""
+    if not terms:
+        raise ValueError("terms is empty")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("L_t by step [nats]", f"excess over the {reference}: "
+                                                        "where likelihood is lost"), horizontal_spacing=0.1)
+    ref = terms.get(reference)
+    for label, tr in terms.items():
+        per_t = _np(tr.per_t)
+        t = np.arange(1, len(per_t))
+        fig.add_trace(go.Scatter(x=t, y=np.clip(per_t[1:], 1e-8, None), mode="lines", name=f"{label}: total "
+                                 f"{tr.total:.3f} nats", hovertemplate="t = %{x}: %{y:.3g}<extra>" + label + "</extra>"),
+                      row=1, col=1)
+        if ref is not None and label != reference:
+            gap = per_t - _np(ref.per_t)
+            fig.add_trace(go.Scatter(x=np.arange(len(gap)), y=gap, mode="lines", name=f"{label} − {reference}, per step",
+                                     hovertemplate="t = %{x}: %{y:.3g}<extra>per step</extra>"), row=1, col=2)
+            fig.add_trace(go.Scatter(x=np.arange(len(gap)), y=np.cumsum(gap), mode="lines", line=dict(dash="dash"),
+                                     name=f"cumulative ({gap.sum():+.3f} nats)",
+                                     hovertemplate="t ≤ %{x}: %{y:.3g}<extra>cumulative</extra>"), row=1, col=2)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_xaxes(title_text="step t")
+    fig.update_layout(**_LAYOUT, height=380, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def copies_figure(train, samples, is_copy) -> go.Figure:
+    """Training points and samples, the samples coloured by whether they copy a training point (2-D: the plane;
+    1-D: stacked histograms with the training points as ticks). ``train [M, D]``, ``samples [N, D]``, ``is_copy [N]``."""
+    tr, xs, cp = _np(train), _np(samples), _np(is_copy).astype(bool)
+    if tr.ndim != 2 or xs.ndim != 2 or tr.shape[1] != xs.shape[1] or cp.shape != (xs.shape[0],):
+        raise ValueError(f"train [M, D], samples [N, D] and is_copy [N] must agree, got {tr.shape}, {xs.shape}, {cp.shape}")
+    fig = go.Figure()
+    parts = (("new", "#1f77b4", ~cp), ("copies", SAMPLE_COLOR, cp))
+    if xs.shape[1] == 1:
+        for name, color, m in parts:
+            fig.add_trace(go.Histogram(x=xs[m, 0], name=f"{name} ({m.sum()})", marker_color=color, nbinsx=120))
+        fig.add_trace(go.Scatter(x=tr[:, 0], y=np.zeros(len(tr)), mode="markers", name="training points",
+                                 marker=dict(symbol="line-ns-open", size=14, color="black")))
+        fig.update_layout(barmode="stack", xaxis_title="x", yaxis_title="samples")
+    else:
+        fig.add_trace(go.Scatter(x=tr[:, 0], y=tr[:, 1], mode="markers", name="training points",
+                                 marker=dict(size=10, symbol="circle-open", color="black")))
+        for name, color, m in parts:
+            fig.add_trace(go.Scattergl(x=xs[m, 0], y=xs[m, 1], mode="markers", name=f"{name} ({m.sum()})",
+                                       marker=dict(size=4, color=color, opacity=0.6)))
+        fig.update_yaxes(scaleanchor="x")
+    fig.update_layout(**_LAYOUT, height=420, legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+def copy_rate_curve(n_train: Sequence[int], rates: Mapping[str, Sequence[float]], *, ratio: float) -> go.Figure:
+    """Copy rate against the number of training points (log x), one line per ``rates`` entry."""
+    if not rates:
+        raise ValueError("rates is empty")
+    fig = go.Figure()
+    for label, r in rates.items():
+        fig.add_trace(go.Scatter(x=list(n_train), y=list(r), mode="lines+markers", name=label,
+                                 hovertemplate="n = %{x}: %{y:.1%}<extra>" + label + "</extra>"))
+    fig.update_layout(**_LAYOUT, height=360, xaxis=dict(type="log", title="training points n"),
+                      yaxis=dict(title=f"copy rate (nearest < {ratio:.2g} × second nearest)", range=[-0.03, 1.03]),
+                      legend=dict(orientation="h", y=-0.25))
     return fig

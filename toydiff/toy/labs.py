@@ -43,7 +43,8 @@ def likelihood_report(run: ToyRun, *, n: int = 200, n_elbo: int = 2000, seed: in
     """PF-ODE NLL, entropy H = −E log p and KL = NLL − H (nats per sample) on ``n`` held-out points, for the
     run's network (if any) and the exact oracle; the ELBO's terms by step on ``n_elbo`` points for both.
 
-    Returns ``(summary, arrays)``: the JSON summary and ``{"exact_log_p", "<who>_log_p", "<who>_elbo" ...}``.
+    Returns ``(summary, arrays)``: the JSON summary and ``{"x" (the held-out points [n, D], model units),
+    "exact_log_p", "<who>_log_p", "<who>_elbo" ...}``.
     """
     n, n_elbo = check_int(n, "n", min=2), check_int(n_elbo, "n_elbo", min=2)
     oracle = run.oracle
@@ -58,7 +59,7 @@ def likelihood_report(run: ToyRun, *, n: int = 200, n_elbo: int = 2000, seed: in
     summary = {"dataset": run.dataset.name, "n": n, "seed": seed, "rtol": rtol, "entropy": H,
                "schedule": run.schedule.name, "T": run.schedule.T,
                "terminal_alpha_bar": float(run.schedule.alpha_bars[-1])}
-    arrays = {"exact_log_p": exact_lp}
+    arrays = {"x": x, "exact_log_p": exact_lp}
     x_elbo = _held_out(run, n_elbo, seed + 1)
     for who, fn in fns.items():
         r = pf_ode_likelihood(fn, x, run.schedule, rtol=rtol, atol=rtol)
