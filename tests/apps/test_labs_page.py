@@ -3,6 +3,7 @@ class posterior), flow vs diffusion on the exact oracle (form, paths), URL setti
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
@@ -41,6 +43,13 @@ def assert_clean(at: AppTest) -> None:
 
 def charts(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def values(v) -> list[float]:
+    """A Plotly data array from the JSON spec: a list, or numpy's base64 form (``{"bdata", "dtype"}``)."""
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v)
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -121,3 +130,46 @@ def test_flow_section_sweeps_nfe_and_draws_paths():
     assert len(euler) == 1 and euler[0]["x"] == [1, 4]
     assert sum("particle" in t.get("hovertemplate", "") for t in charts(at)[1]["data"]) == n_lines + 8
     assert at.query_params["flow_methods"] == "flow euler" and len(at.get("download_button")) >= 5
+
+
+def test_likelihood_section_reports_the_models_kl_next_to_the_oracles():
+    at = open_labs(labs_section="likelihood", lik_n="20", lik_n_elbo="250")
+    assert_clean(at)
+    m = metrics(at)
+    oracle, model = float(m["KL(p ‖ p_θ), oracle"]), float(m["KL(p ‖ p_θ), model"])   # the shipped 8gaussians model
+    assert abs(oracle) < 0.05 and float(m["ELBO − H, model"]) > float(m["ELBO − H, oracle"])
+    lik, elbo = charts(at)
+    exact_vs_ode = [t for t in lik["data"] if t.get("mode") == "markers"]
+    assert {t["name"].split(" (")[0] for t in exact_vs_ode} == {"model", "oracle"}
+    oracle_pts = next(t for t in exact_vs_ode if t["name"].startswith("oracle"))
+    assert max(abs(a - b) for a, b in zip(values(oracle_pts["x"]), values(oracle_pts["y"]))) < 0.1     # on the diagonal
+    assert any("cumulative" in t.get("name", "") for t in elbo["data"])
+    at.number_input(key="lik_seed").set_value(1)
+    at.select_slider(key="lik_n_elbo").set_value(500)
+    at = at.button(key="FormSubmitter:lik_form-Compute").click().run()
+    assert_clean(at)
+    assert len(values(next(t for t in charts(at)[0]["data"] if t.get("mode") == "markers")["x"])) == 20
+    assert at.query_params["lik_n_elbo"] == "500" and model != float(metrics(at)["KL(p ‖ p_θ), model"])
+
+
+def test_likelihood_section_in_one_dimension_without_a_model():
+    at = open_labs(labs_section="likelihood", lik_ds="three_gaussians", lik_n="20", lik_n_elbo="250")
+    assert_clean(at)
+    assert "KL(p ‖ p_θ), model" not in metrics(at) and at.query_params["lik_ds"] == "three_gaussians"
+    exact = charts(at)[0]["data"][0]
+    assert exact["name"] == "exact log p(x)" and values(exact["x"]) == sorted(values(exact["x"]))   # a curve over x
+
+
+def test_memorisation_section_copies_and_sweeps_n():
+    at = open_labs(labs_section="memorisation", mem_n="250", mem_n_train="16")
+    assert_clean(at)
+    m = metrics(at)
+    assert float(m["copy rate, empirical ε*"].rstrip("%")) > 90 > float(m["copy rate of fresh true points"].rstrip("%"))
+    curve = charts(at)[1]
+    emp, chance = curve["data"][0]["y"], curve["data"][1]["y"]
+    assert len(emp) == 6 and emp[0] > emp[-1] and all(e >= c for e, c in zip(emp[:3], chance[:3]))
+    at.select_slider(key="mem_n_train").set_value(4)
+    at = at.button(key="FormSubmitter:mem_form-Sample").click().run()
+    assert_clean(at)
+    assert metrics(at)["training points copied"].endswith("of 4") and at.query_params["mem_n_train"] == "4"
+    assert "guide_w" not in at.query_params     # the URL holds this section's settings only

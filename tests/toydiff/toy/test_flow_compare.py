@@ -112,3 +112,31 @@ def test_lab_figures():
                     td.GaussianMixture.diagonal(torch.ones(1), torch.zeros(1, 1), 1.0), 0.5, 0)):
         with pytest.raises(ValueError):
             bad()
+
+
+def test_likelihood_and_memorisation_figures():
+    pytest.importorskip("plotly")
+    from toydiff.elbo import ELBOTerms
+    from toydiff.toy import charts_labs
+
+    x = x1(30)
+    lp = -(x**2).sum(1) / 2
+    fig = charts_labs.likelihood_points(x, lp, {"oracle": lp + 0.01})
+    assert fig.data[1].name == "oracle (mean gap -0.010)"
+    fig = charts_labs.likelihood_points(x[:, :1], lp, {"oracle": lp})
+    assert list(fig.data[0].x) == sorted(fig.data[0].x)
+    terms = {"oracle": ELBOTerms(torch.full((10,), 0.1), torch.zeros(10), 0.0),
+             "model": ELBOTerms(torch.full((10,), 0.3), torch.zeros(10), 0.0)}
+    fig = charts_labs.elbo_steps(terms)
+    cum = next(t for t in fig.data if t.name.startswith("cumulative"))
+    assert cum.y[-1] == pytest.approx(2.0) and cum.name == "cumulative (+2.000 nats)"
+    copies = torch.arange(30) % 3 == 0
+    fig = charts_labs.copies_figure(x[:5], x, copies)
+    assert [t.name for t in fig.data] == ["training points", "new (20)", "copies (10)"]
+    fig = charts_labs.copy_rate_curve([4, 16], {"a": [1.0, 0.5]}, ratio=1 / 3)
+    assert fig.layout.xaxis.type == "log"
+    for bad in (lambda: charts_labs.likelihood_points(x, lp[:3], {}), lambda: charts_labs.elbo_steps({}),
+                lambda: charts_labs.copies_figure(x[:, :1], x, copies), lambda: charts_labs.copy_rate_curve([1], {},
+                                                                                                          ratio=0.3)):
+        with pytest.raises(ValueError):
+            bad()
