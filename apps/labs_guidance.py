@@ -102,7 +102,8 @@ def _samples_part(dataset: str, n_classes: int, T: int) -> tuple:
     fig = charts_labs.target_panels([(f"tilted target p(x|y)^{w_scale:g} p(x)^{1 - w_scale:g}", target),
                                      (f"p(x | y = {y})", plain)], x)
     show_chart(fig, key="guide_chart")
-    st.caption(f"{n:,} DDPM samples ({steps} steps, exact ε_c and ε_u, {conv} w = {w:g} → scale w = {w_scale:g}"
+    st.caption(f"{n:,} DDPM samples ({steps} steps, exact ε_c and ε_u, {conv} w = {w:g}"
+               f"{'' if conv == 'scale' else f' = scale w {w_scale:g}'}"
                f"{', guided only inside the interval' if limited else ''}) over each exact density. Floors: the same "
                "distance between two independent draws of the target of this size.")
     downloads(f"guidance_{dataset}_y{y}_w{w_scale:g}", key="guide_dl", fig=fig, csv=csv_bytes(x.numpy(), ["x", "y"]),

@@ -2,8 +2,9 @@
 /usr/bin/chromium, every wait for a condition, never a fixed sleep).
 
 Opens the page (guidance section), moves the class-posterior step and resubmits the guidance form, switches to
-the flow-vs-diffusion section and checks that each action redraws its chart; times each interaction (printed,
-never asserted) and saves ``labs.png`` (to ``docs/screenshots/`` with TOYDIFF_SCREENSHOTS=1).
+the flow-vs-diffusion, likelihood and memorisation sections and checks that each action redraws its chart; times
+each interaction (printed, never asserted) and saves ``labs.png`` (guidance) and one screenshot per other section
+(to ``docs/screenshots/`` with TOYDIFF_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -104,6 +105,18 @@ def test_labs_page_in_chromium(server, browser, tmp_path):
     timed(page, timings, "Flow vs diffusion: particles drawn +1", press(page, "Particles drawn", "ArrowRight"))
     assert page.evaluate(CHART_DATA, 1) != before
     shoot(page, "labs_flow", tmp_path)
+
+    timed(page, timings, "Likelihood: open the section (PF-ODE of 50 points, model + oracle; ELBO of 500)",
+          lambda: page.locator('[data-testid="stButtonGroup"]').get_by_text("likelihood").click())
+    clean(page)
+    assert page.get_by_text("KL(p ‖ p_θ), model").count() == 1
+    shoot(page, "labs_likelihood", tmp_path)
+
+    timed(page, timings, "Memorisation: open the section (empirical ε*, 6 training-set sizes)",
+          lambda: page.locator('[data-testid="stButtonGroup"]').get_by_text("memorisation").click())
+    clean(page)
+    assert "labs_section=memorisation" in page.url
+    shoot(page, "labs_memorisation", tmp_path)
     page.close()
 
     width = max(len(w) for w, _ in timings)

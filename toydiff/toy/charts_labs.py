@@ -1,5 +1,6 @@
 """Interactive (Plotly) figures of the labs: guidance against its exact tilted target, the exact class posterior,
-and flow vs diffusion paths. Matplotlib twins for export: :mod:`toydiff.toy.plots_guidance`.
+flow vs diffusion paths, the PF-ODE likelihood against the exact one, the ELBO by step, and memorisation (copies,
+copy rate against n). Matplotlib twins for export: :mod:`toydiff.toy.plots_guidance`, :mod:`toydiff.toy.plots_labs`.
 
 Every function returns a ``plotly.graph_objects.Figure`` and never shows it. Plotly is an optional dependency
 (the ``app`` extra); importing :mod:`toydiff.toy` does not import this module.
@@ -78,6 +79,7 @@ def guidance_curves(rows: Sequence, *, xlabel: str = "w (ε_u + w (ε_c − ε_u
                                  hovertemplate="two target draws: %{y:.3g}<extra>floor</extra>"), row=1, col=col)
     fig.update_xaxes(title_text=xlabel)
     fig.update_yaxes(title_text="sliced W1", row=1, col=1)
+    fig.update_yaxes(rangemode="tozero")
     fig.update_layout(**_LAYOUT, height=380, legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -182,8 +184,8 @@ def elbo_steps(terms: Mapping, *, reference: str = "oracle") -> go.Figure:
     entry's excess over ``reference`` per step and its cumulative sum — where a model loses likelihood."""
     if not terms:
         raise ValueError("terms is empty")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("L_t by step [nats]", f"excess over the {reference}: "
-                                                        "where likelihood is lost"), horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("L_t by step [nats]", f"excess over the {reference}, by step"),
+                        horizontal_spacing=0.1)
     ref = terms.get(reference)
     for label, tr in terms.items():
         per_t = _np(tr.per_t)
