@@ -12,11 +12,12 @@ import streamlit as st
 import torch
 
 import toydiff as td
+from apps import page_state
 from apps.charts import csv_bytes, downloads, section_notes, show_chart
 from apps.charts_labs import convergence_figure
 from apps.sampler_sweep import Line, distance, line_label, mean_spread, nfe, run_line
 from apps.toy_data import dataset_names
-from apps.ui import fig_png, markdown_table, readable_errors
+from apps.ui import fig_png, readable_errors
 from toydiff.toy import charts, charts_labs, flow_compare, plots
 from toydiff.toy.datasets import Normalizer, get_dataset
 
@@ -28,14 +29,15 @@ SAMPLES = (250, 500, 1000, 2000)
 PATHS_N = 200  # particles whose paths set the straightness
 T_VP = 1000  # the VP schedule: linear β 1e-4 → 0.02 over 1000 steps (Ho et al. 2020)
 
-URL_KEYS = {"flow_ds": str, "flow_methods": lambda s: [p for p in s.split(",") if p], "flow_n": int,
-            "flow_seeds": int}
+URL_KEYS = {"flow_ds": str, "flow_methods": page_state.str_list, "flow_budgets": page_state.int_list,
+            "flow_n": int, "flow_seeds": int}
 DEFAULTS = {"flow_ds": "8gaussians", "flow_methods": ["flow euler", "flow heun", "vp ddim", "vp dpm++2m"],
             "flow_n": 500, "flow_seeds": 2, "flow_budgets": list(BUDGETS),
             "flow_particles": 12}
 CHOICES = [f"flow {m}" for m in FLOW] + [f"vp {m}" for m in VP]
 ALLOWED = {"flow_ds": lambda v: v in dataset_names(oracle_only=True), "flow_methods": lambda v: set(v) <= set(CHOICES),
-           "flow_n": lambda v: v in SAMPLES, "flow_seeds": lambda v: 1 <= v <= 5}
+           "flow_budgets": lambda v: set(v) <= set(BUDGETS), "flow_n": lambda v: v in SAMPLES,
+           "flow_seeds": lambda v: 1 <= v <= 5}
 
 
 def _line(choice: str) -> Line:

@@ -6,7 +6,6 @@ interactive figures from :mod:`toydiff.toy.charts_labs`, exports from :mod:`toyd
 from __future__ import annotations
 
 import streamlit as st
-import torch
 
 from apps.charts import csv_bytes, downloads, section_notes, show_chart
 from apps.ui import fig_png, markdown_table, readable_errors

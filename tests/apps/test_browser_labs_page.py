@@ -15,7 +15,6 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
 
 _spec = importlib.util.spec_from_file_location("_browser_harness", Path(__file__).with_name("test_browser.py"))
 H = importlib.util.module_from_spec(_spec)

@@ -129,7 +129,7 @@ def test_flow_section_sweeps_nfe_and_draws_paths():
     euler = [t for t in charts(at)[0]["data"] if t.get("name", "").startswith("flow euler")]
     assert len(euler) == 1 and euler[0]["x"] == [1, 4]
     assert sum("particle" in t.get("hovertemplate", "") for t in charts(at)[1]["data"]) == n_lines + 8
-    assert at.query_params["flow_methods"] == "flow euler" and len(at.get("download_button")) >= 5
+    assert at.query_params["flow_methods"] == "flow euler" and at.query_params["flow_budgets"] == "1,4" and len(at.get("download_button")) >= 5
 
 
 def test_likelihood_section_reports_the_models_kl_next_to_the_oracles():
