@@ -10,19 +10,23 @@ import io
 
 import numpy as np
 import streamlit as st
+import torch
 
-from apps.charts import downloads, section_notes, show_chart
+import toydiff as td
+
+from apps.charts import csv_bytes, downloads, section_notes, show_chart
 from apps.toy_data import dataset_names
 from apps.toy_state import TrainedToy, run_for
 from apps.ui import fig_png, readable_errors
-from toydiff.toy import charts_labs, labs, plots_labs
+from toydiff.toy import charts, charts_labs, labs, plots_labs
 from toydiff.toy.run import ToyRun, oracle_run
 
-__all__ = ["URL_KEYS", "DEFAULTS", "ALLOWED", "section", "arrays_csv"]
+__all__ = ["URL_KEYS", "DEFAULTS", "ALLOWED", "section", "arrays_csv", "grid_report"]
 
 POINTS, ELBO_POINTS = (20, 50, 100, 200), (250, 500, 1000, 2000)
-URL_KEYS = {"lik_ds": str, "lik_n": int, "lik_n_elbo": int}
-DEFAULTS = {"lik_ds": "8gaussians", "lik_n": 50, "lik_n_elbo": 500}
+GRID_1D, GRID_2D = 80, 16
+URL_KEYS = {"lik_ds": str, "lik_n": int, "lik_n_elbo": int, "lik_grid": bool}
+DEFAULTS = {"lik_ds": "8gaussians", "lik_n": 50, "lik_n_elbo": 500, "lik_grid": False}
 ALLOWED = {"lik_ds": lambda v: v in dataset_names(oracle_only=True), "lik_n": lambda v: v in POINTS,
            "lik_n_elbo": lambda v: v in ELBO_POINTS}
 
@@ -31,6 +35,26 @@ def source(dataset: str) -> tuple[ToyRun, TrainedToy | None]:
     """The model measured: the session's trained run of ``dataset``, else the shipped one, else the oracle alone."""
     trained = run_for(dataset)
     return (trained.run, trained) if trained is not None else (oracle_run(dataset), None)
+
+
+@st.cache_data(max_entries=8, show_spinner="Integrating the probability-flow ODE over a grid…")
+def grid_report(key: tuple, _run: ToyRun, n: int) -> dict:
+    """log p over ``n`` points (1-D) or an ``n × n`` grid (2-D) around the data, in model units: exact, and by
+    the PF-ODE for the oracle and the model. Arrays ``[n]`` or ``[n, n]`` (rows = y)."""
+    oracle, s = _run.oracle, _run.schedule
+    lo, hi = charts.extent(mixture=oracle)
+    xs = np.linspace(lo[0], hi[0], n)
+    ys = None if oracle.D == 1 else np.linspace(lo[1], hi[1], n)
+    pts = xs[:, None] if ys is None else np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+    x = torch.from_numpy(pts)
+    fns = {"oracle (PF-ODE)": oracle.eps_fn(s)}
+    if _run.model is not None:
+        fns["model (PF-ODE)"] = labs.differentiable_eps(_run)
+    shape = (n,) if ys is None else (n, n)
+    out = {"exact log p": oracle.log_prob(x).numpy().reshape(shape)}
+    for label, fn in fns.items():
+        out[label] = td.log_likelihood(fn, x, s, rtol=1e-4, atol=1e-4).numpy().reshape(shape)
+    return {"xs": xs, "ys": ys, "values": out}
 
 
 @st.cache_data(max_entries=16, show_spinner="Integrating the probability-flow ODE…")
@@ -61,14 +85,31 @@ def _metrics(summary: dict, who: list[str]) -> None:
                                       help="the discrete-time bound (reverse variance β_t) above the entropy")
 
 
-def _form() -> tuple[int, int, int]:
+def _form() -> tuple[int, int, int, bool]:
     with st.form("lik_form"):
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3, c4 = st.columns(4)
         n = int(c1.select_slider("Held-out points (PF-ODE)", POINTS, key="lik_n"))
         n_elbo = int(c2.select_slider("Points for the ELBO", ELBO_POINTS, key="lik_n_elbo"))
         seed = int(c3.number_input("Seed", 0, 10_000, 0, key="lik_seed"))
+        grid = c4.toggle("Map log p over a grid", key="lik_grid", help=f"PF-ODE at {GRID_2D} × {GRID_2D} points "
+                         f"(2-D) or {GRID_1D} points (1-D) around the data: a few seconds")
         st.form_submit_button("Compute", type="primary")
-    return n, n_elbo, seed
+    return n, n_elbo, seed, grid
+
+
+def _grid(dataset: str, run: ToyRun, trained: TrainedToy | None) -> None:
+    n = GRID_1D if run.dataset.dim == 1 else GRID_2D
+    g = grid_report((dataset, None if trained is None else trained.run_id, n), run, n)
+    fig = charts_labs.likelihood_grid(g["xs"], g["ys"], g["values"])
+    show_chart(fig, key="lik_grid_chart")
+    st.caption("The colour scale (or the y axis) is clipped 15 nats below the top; hover shows the true value. Off "
+               "the data the model's PF-ODE log p can be wrong by orders of magnitude: a network is only trained "
+               "where x_t lands, and the ODE carries that error in.")
+    cols = [g["values"][k].ravel() for k in g["values"]]
+    xy = g["xs"][:, None] if g["ys"] is None else np.stack(np.meshgrid(g["xs"], g["ys"]), -1).reshape(-1, 2)
+    downloads(f"likelihood_grid_{dataset}", key="lik_grid_dl", fig=fig,
+              csv=csv_bytes(np.column_stack([xy, *cols]), [f"x{i}" for i in range(xy.shape[1])] +
+                            [k.replace(" ", "_") for k in g["values"]]))
 
 
 def _results(dataset: str, run: ToyRun, trained: TrainedToy | None, n: int, n_elbo: int, seed: int) -> None:
@@ -110,6 +151,8 @@ def section() -> None:
     run, trained = source(dataset)
     c2.caption(f"Model: {trained.summary}." if trained is not None else
                "No trained model for this data set (train one on the Toy sandbox page): the oracle alone.")
-    n, n_elbo, seed = _form()
+    n, n_elbo, seed, grid = _form()
     with readable_errors("The likelihood"):
         _results(dataset, run, trained, n, n_elbo, seed)
+        if grid:
+            _grid(dataset, run, trained)

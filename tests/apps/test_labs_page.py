@@ -158,6 +158,16 @@ def test_likelihood_section_in_one_dimension_without_a_model():
     assert "KL(p ‖ p_θ), model" not in metrics(at) and at.query_params["lik_ds"] == "three_gaussians"
     exact = charts(at)[0]["data"][0]
     assert exact["name"] == "exact log p(x)" and values(exact["x"]) == sorted(values(exact["x"]))   # a curve over x
+    at.toggle(key="lik_grid").set_value(True)
+    at = at.button(key="FormSubmitter:lik_form-Compute").click().run()
+    assert_clean(at)
+    exact, ode = charts(at)[2]["data"]          # the grid: 80 points, exact log p and the oracle's PF-ODE
+    e, o = np.array(values(exact["customdata"])), np.array(values(ode["customdata"]))
+    assert exact["name"] == "exact log p" and len(e) == 80
+    # weighted by where the data lives, the ODE reproduces the exact log p (the recipe's coarse constant-β
+    # schedule, T = 250, ᾱ_T ≈ 0.006 against the N(0, I) prior, costs the tails a few tenths of a nat)
+    p = np.exp(e)
+    assert (p * np.abs(e - o)).sum() / p.sum() < 0.05 and at.query_params["lik_grid"] == "1"
 
 
 def test_memorisation_section_copies_and_sweeps_n():

@@ -21,7 +21,7 @@ from ..exact_guidance import TiltedTarget
 from .charts import SAMPLE_COLOR, _np
 
 __all__ = ["target_panels", "guidance_curves", "class_posterior_heatmap", "paths_figure", "likelihood_points",
-           "elbo_steps", "copies_figure", "copy_rate_curve"]
+           "likelihood_grid", "elbo_steps", "copies_figure", "copy_rate_curve"]
 
 _LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=50, b=40), hovermode="closest")
 _CURVES = (("sw_tilted", "distance to the tilted target"), ("sw_cond", "distance to p(x | y)"),
@@ -176,6 +176,34 @@ def likelihood_points(x, exact_log_p, estimates: Mapping[str, torch.Tensor]) -> 
                                                    ", PF-ODE %{y:.3f} nats<extra>" + label + "</extra>"))
         fig.update_layout(xaxis_title="exact log p(x) [nats]", yaxis_title="PF-ODE log p_θ(x) [nats]")
     fig.update_layout(**_LAYOUT, height=400, legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def likelihood_grid(xs, ys, values: Mapping[str, np.ndarray], *, span: float = 15.0) -> go.Figure:
+    """log p over a grid, one panel per ``values`` entry (``{label: [n] (1-D) or [n_y, n_x] (2-D)}``, nats), on
+    one colour scale clipped to the ``span`` nats below the largest value (far from the data a model's log p can
+    be off by orders of magnitude; hover shows the true numbers). ``ys=None`` for 1-D: curves over ``xs``."""
+    if not values:
+        raise ValueError("values is empty")
+    top = max(float(np.max(_np(v))) for v in values.values())
+    lo = top - float(span)
+    if ys is None:
+        fig = go.Figure([go.Scatter(x=_np(xs), y=np.clip(_np(v), lo, None), mode="lines", name=label,
+                                    customdata=_np(v), hovertemplate="x = %{x:.3f}: %{customdata:.3f} nats<extra>"
+                                    + label + "</extra>") for label, v in values.items()])
+        fig.update_layout(**_LAYOUT, height=380, xaxis_title="x", yaxis_title=f"log p [nats], clipped at {lo:.1f}",
+                          legend=dict(orientation="h", y=-0.2))
+        return fig
+    fig = make_subplots(rows=1, cols=len(values), subplot_titles=list(values), horizontal_spacing=0.05)
+    for col, (label, v) in enumerate(values.items(), start=1):
+        z = _np(v)
+        fig.add_trace(go.Heatmap(x=_np(xs), y=_np(ys), z=np.clip(z, lo, top), customdata=z, zmin=lo, zmax=top,
+                                 colorscale="Viridis", showscale=col == len(values),
+                                 colorbar=dict(title="log p", thickness=12),
+                                 hovertemplate="(%{x:.2f}, %{y:.2f}): %{customdata:.3f} nats<extra>" + label + "</extra>"),
+                      row=1, col=col)
+        fig.update_yaxes(scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+    fig.update_layout(**_LAYOUT, height=380)
     return fig
 
 

@@ -3,6 +3,7 @@ figures of the labs (toydiff.toy.charts_labs)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, strategies as st
@@ -125,6 +126,10 @@ def test_likelihood_and_memorisation_figures():
     assert fig.data[1].name == "oracle (mean gap -0.010)"
     fig = charts_labs.likelihood_points(x[:, :1], lp, {"oracle": lp})
     assert list(fig.data[0].x) == sorted(fig.data[0].x)
+    fig = charts_labs.likelihood_grid([0.0, 1.0], [0.0, 1.0], {"a": np.array([[0.0, -1.0], [-100.0, -2.0]])}, span=10)
+    assert fig.data[0].zmin == -10 and fig.data[0].z.min() == -10 and fig.data[0].customdata.min() == -100
+    fig = charts_labs.likelihood_grid([0.0, 1.0, 2.0], None, {"a": np.array([0.0, -50.0, -1.0])}, span=10)
+    assert list(fig.data[0].y) == [0.0, -10.0, -1.0]
     terms = {"oracle": ELBOTerms(torch.full((10,), 0.1), torch.zeros(10), 0.0),
              "model": ELBOTerms(torch.full((10,), 0.3), torch.zeros(10), 0.0)}
     fig = charts_labs.elbo_steps(terms)
@@ -136,6 +141,7 @@ def test_likelihood_and_memorisation_figures():
     fig = charts_labs.copy_rate_curve([4, 16], {"a": [1.0, 0.5]}, ratio=1 / 3)
     assert fig.layout.xaxis.type == "log"
     for bad in (lambda: charts_labs.likelihood_points(x, lp[:3], {}), lambda: charts_labs.elbo_steps({}),
+                lambda: charts_labs.likelihood_grid([0.0], None, {}),
                 lambda: charts_labs.copies_figure(x[:, :1], x, copies), lambda: charts_labs.copy_rate_curve([1], {},
                                                                                                           ratio=0.3)):
         with pytest.raises(ValueError):
