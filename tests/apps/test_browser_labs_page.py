@@ -109,6 +109,11 @@ def test_labs_page_in_chromium(server, browser, tmp_path):
           lambda: page.locator('[data-testid="stButtonGroup"]').get_by_text("likelihood").click())
     clean(page)
     assert page.get_by_text("KL(p ‖ p_θ), model").count() == 1
+    timed(page, timings, "Likelihood: map log p over a 16 × 16 grid (PF-ODE, model + oracle), Compute",
+          lambda: (page.locator('[data-testid="stCheckbox"]').filter(has_text="Map log p over a grid").first
+                   .locator("label").click(), page.get_by_role("button", name="Compute").click()))
+    clean(page)
+    assert page.locator(".stPlotlyChart").count() == 3 and "lik_grid=1" in page.url
     shoot(page, "labs_likelihood", tmp_path)
 
     timed(page, timings, "Memorisation: open the section (empirical ε*, 6 training-set sizes)",
