@@ -21,12 +21,13 @@ __all__ = ["DATASETS", "URL_KEYS", "DEFAULTS", "ALLOWED", "section"]
 DATASETS = tuple(n for n in LABELLED if get_labelled(n).has_oracle)
 STEPS, SAMPLES, SWEEP_WS = (20, 50, 100, 250), (250, 500, 1000, 2000), (-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 GRID = 128  # cells per axis of the tilted target's grid
+KINDS, AUTO_FACTOR = ("CFG", "autoguidance"), 1.5
 
-URL_KEYS = {"guide_ds": str, "guide_y": int, "guide_w": float, "guide_conv": str, "guide_interval": bool,
+URL_KEYS = {"guide_ds": str, "guide_kind": str, "guide_y": int, "guide_w": float, "guide_conv": str, "guide_interval": bool,
             "guide_steps": int, "guide_n": int}
-DEFAULTS = {"guide_ds": "moons_mixture", "guide_y": 0, "guide_w": 3.0, "guide_conv": "scale", "guide_interval": False,
+DEFAULTS = {"guide_ds": "moons_mixture", "guide_kind": "CFG", "guide_y": 0, "guide_w": 3.0, "guide_conv": "scale", "guide_interval": False,
             "guide_steps": 50, "guide_n": 500}
-ALLOWED = {"guide_ds": lambda v: v in DATASETS, "guide_y": lambda v: 0 <= v < 4, "guide_w": lambda v: -1 <= v <= 8,
+ALLOWED = {"guide_ds": lambda v: v in DATASETS, "guide_kind": lambda v: v in KINDS, "guide_y": lambda v: 0 <= v < 4, "guide_w": lambda v: -1 <= v <= 8,
            "guide_conv": lambda v: v in CFG_CONVENTIONS, "guide_steps": lambda v: v in STEPS,
            "guide_n": lambda v: v in SAMPLES}
 
@@ -37,28 +38,40 @@ def _setup(dataset: str):
     return ds, schedule, Normalizer.from_mixture(ds.mixture)
 
 
-@st.cache_data(max_entries=64, show_spinner="Sampling with exact CFG…")
-def guided(dataset: str, y: int, w_scale: float, limited: bool, steps: int, n: int, seed: int):
-    """Samples ``[n, 2]`` (data units), the tilted target, p(x|y) on the same grid, and the row of scores."""
+def denoisers(kind: str, dataset: str) -> ge.Denoisers:
+    """The exact good / bad pair of ``kind``: CFG (ε*(x|y), ε*(x)) or autoguidance (ε*(x|y) and the ε* of p(x|y)
+    with every covariance widened by ``AUTO_FACTOR``², Karras et al. 2024)."""
     ds, schedule, nz = _setup(dataset)
-    den = ge.oracle_denoisers(ds.mixture, nz, schedule)
+    if kind == "autoguidance":
+        return ge.oracle_autoguidance(ds.mixture, nz, schedule, AUTO_FACTOR)
+    return ge.oracle_denoisers(ds.mixture, nz, schedule)
+
+
+@st.cache_data(max_entries=64, show_spinner="Sampling with exact guidance…")
+def guided(dataset: str, y: int, w_scale: float, limited: bool, steps: int, n: int, seed: int, kind: str = "CFG"):
+    """Samples ``[n, 2]`` (data units), the tilted target p(x|y)^w p_bad^(1−w), p(x|y), and the row of scores."""
+    ds, schedule, nz = _setup(dataset)
+    den = denoisers(kind, dataset)
     iv = guidance_interval(schedule) if limited else None
     x = ge.guided_samples(den, schedule, nz, y, w_scale, n=n, seed=seed, interval=iv, steps=steps)
     cond = ds.mixture.condition(y)
-    target = tilted_target(cond, ds.mixture, w_scale, n=GRID)
+    target = tilted_target(cond, den.bad_law(ds.mixture, y), w_scale, n=GRID)
     plain = tilted_target(cond, ds.mixture, 1.0, n=GRID)
-    row = ge.guidance_row(x, ds.mixture, y, w_scale, source="exact", interval="limited" if limited else "full",
+    row = ge.guidance_row(x, ds.mixture, y, w_scale, source=den.name, interval="limited" if limited else "full",
                           seed=seed, target=target)
     return x, target, plain, row.to_dict()
 
 
 @st.cache_data(max_entries=16, show_spinner="Sweeping w…")
-def sweep(dataset: str, y: int, ws_scale: tuple, intervals: tuple, steps: int, n: int, seed: int) -> list[dict]:
+def sweep(dataset: str, y: int, ws_scale: tuple, intervals: tuple, steps: int, n: int, seed: int,
+          kind: str = "CFG") -> list[dict]:
     """Guidance-table rows (dicts) for every w (``"scale"``) and interval name ("full", "limited")."""
     ds, schedule, nz = _setup(dataset)
-    targets = {float(w): tilted_target(ds.mixture.condition(y), ds.mixture, w, n=GRID) for w in ws_scale}
+    den = denoisers(kind, dataset)
+    targets = {float(w): tilted_target(ds.mixture.condition(y), den.bad_law(ds.mixture, y), w, n=GRID)
+               for w in ws_scale}
     ivs = {name: (guidance_interval(schedule) if name == "limited" else None) for name in intervals}
-    rows = ge.guidance_table(ge.oracle_denoisers(ds.mixture, nz, schedule), schedule, nz, ds.mixture, y=y,
+    rows = ge.guidance_table(den, schedule, nz, ds.mixture, y=y,
                              ws=ws_scale, intervals=ivs, n=n, seed=seed, steps=steps, targets=targets)
     return [r.to_dict() for r in rows]
 
@@ -93,15 +106,16 @@ def _metrics(row: dict) -> None:
     cols[4].metric("class share", f"{row['class_share']:.3f}")
 
 
-def _samples_part(dataset: str, n_classes: int, T: int) -> tuple:
+def _samples_part(dataset: str, n_classes: int, kind: str) -> tuple:
     y, w, conv, limited, steps, n, seed = _form(n_classes)
     w_scale = float(CFG_CONVENTIONS[conv](w))
-    x, target, plain, row = guided(dataset, y, w_scale, limited, steps, n, seed)
+    x, target, plain, row = guided(dataset, y, w_scale, limited, steps, n, seed, kind)
+    bad = "p(x)" if kind == "CFG" else "p_wide(x|y)"
     _metrics(row)
-    fig = charts_labs.target_panels([(f"tilted target p(x|y)^{w_scale:g} p(x)^{1 - w_scale:g}", target),
+    fig = charts_labs.target_panels([(f"tilted target p(x|y)^{w_scale:g} {bad}^{1 - w_scale:g}", target),
                                      (f"p(x | y = {y})", plain)], x)
     show_chart(fig, key="guide_chart")
-    st.caption(f"{n:,} DDPM samples ({steps} steps, exact ε_c and ε_u, {conv} w = {w:g}"
+    st.caption(f"{n:,} DDPM samples ({steps} steps, exact {'ε_c and ε_u' if kind == 'CFG' else 'ε*(x|y) and its widened twin'}, {conv} w = {w:g}"
                f"{'' if conv == 'scale' else f' = scale w {w_scale:g}'}"
                f"{', guided only inside the interval' if limited else ''}) over each exact density. Floors: the same "
                "distance between two independent draws of the target of this size.")
@@ -110,7 +124,7 @@ def _samples_part(dataset: str, n_classes: int, T: int) -> tuple:
     return y, conv, steps, n, seed
 
 
-def _sweep_part(dataset: str, y: int, conv: str, steps: int, n: int, seed: int) -> None:
+def _sweep_part(dataset: str, y: int, conv: str, steps: int, n: int, seed: int, kind: str) -> None:
     st.markdown("**Distance against w** (same class, sampler, steps and seed as above)")
     with st.form("guide_sweep_form"):
         c1, c2 = st.columns([3, 1])
@@ -121,7 +135,7 @@ def _sweep_part(dataset: str, y: int, conv: str, steps: int, n: int, seed: int) 
         st.info("Pick at least one w and one interval, then press **Sweep w**.")
         return
     shift = CFG_CONVENTIONS[conv](0.0)
-    rows = sweep(dataset, y, tuple(sorted(float(w) + shift for w in ws)), tuple(ivs), steps, n, seed)
+    rows = sweep(dataset, y, tuple(sorted(float(w) + shift for w in ws)), tuple(ivs), steps, n, seed, kind)
     rows = [{**r, "w": r["w"] - shift} for r in rows]  # back to the chosen convention's w
     xlabel = "w (ε_u + w (ε_c − ε_u))" if conv == "scale" else "w ((1 + w) ε_c − w ε_u)"
     fig = charts_labs.guidance_curves(rows, xlabel=xlabel)
@@ -148,15 +162,20 @@ def _posterior_part(dataset: str, y: int, T: int) -> None:
 def section() -> None:
     """The whole section (widgets keyed ``guide_*``)."""
     st.header("Guidance, exactly")
-    section_notes(r"\tilde\varepsilon = \varepsilon^*_u + w\,(\varepsilon^*_c - \varepsilon^*_u)\quad\text{vs. the "
-                  r"tilted target}\quad p_w(x) \propto p(x\mid y)^{w}\,p(x)^{1-w}",
+    section_notes(r"\tilde\varepsilon = \varepsilon^*_{\text{bad}} + w\,(\varepsilon^*_{\text{good}} - "
+                  r"\varepsilon^*_{\text{bad}})\quad\text{vs. the tilted target}\quad p_w(x) \propto p(x\mid y)^{w}"
+                  r"\,p_{\text{bad}}(x)^{1-w},\qquad \text{CFG: } p_{\text{bad}} = p(x)",
                   "w = 0 and w = 1 land on the floor (p(x) and p(x|y) exactly); for w > 1 exact CFG drifts away from "
                   "the tilted target it is often said to sample, drops modes near the other class and pushes "
-                  "samples outward — no learning error involved. The limited interval trades this off.",
+                  "samples outward — no learning error involved. The limited interval trades this off; autoguidance "
+                  "(bad = a widened p(x|y)) stays far closer to its own tilted target and keeps the modes.",
                   "Ho & Salimans 2022 (CFG); Dhariwal & Nichol 2021 (classifier guidance); Kynkäänniemi et al. "
                   "2024 (guidance interval); Karras et al. 2024 (autoguidance)")
     c1, c2 = st.columns([1, 3])
     dataset = c1.selectbox("Labelled data set (exact mixture)", DATASETS, key="guide_ds")
+    kind = c1.radio("Guidance", KINDS, key="guide_kind", horizontal=True,
+                    help=f"CFG: bad = the unconditional ε*(x). Autoguidance (Karras et al. 2024): bad = the ε* of "
+                         f"p(x|y) with every covariance widened ×{AUTO_FACTOR:g}² — an exact 'weaker model'")
     ds = get_labelled(dataset)
     c2.caption(f"{ds.description}; {ds.n_classes} classes. Schedule: the 2-D recipe's (linear β 1e-4 → 0.04, "
                f"T = 250), data normalised as a model sees it.")
@@ -164,6 +183,6 @@ def section() -> None:
     if st.session_state.get("guide_y", 0) >= ds.n_classes:  # the class of another data set
         st.session_state["guide_y"] = 0
     with readable_errors("Guided sampling"):
-        y, conv, steps, n, seed = _samples_part(dataset, ds.n_classes, 250)
-        _sweep_part(dataset, y, conv, steps, n, seed)
+        y, conv, steps, n, seed = _samples_part(dataset, ds.n_classes, kind)
+        _sweep_part(dataset, y, conv, steps, n, seed, kind)
         _posterior_part(dataset, y, 250)

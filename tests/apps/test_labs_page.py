@@ -84,6 +84,17 @@ def test_both_cfg_conventions_give_the_same_samples_one_apart():
     assert float(scale["SW₁ → p(x|y)"]) < 3 * float(caps[1].split()[1])
 
 
+def test_autoguidance_tracks_its_tilted_target_where_cfg_does_not():
+    at = open_labs(guide_w="2.0")
+    cfg = float(metrics(at)["SW₁ → tilted target"])
+    at = at.radio(key="guide_kind").set_value("autoguidance").run()
+    assert_clean(at)
+    m = metrics(at)
+    assert float(m["SW₁ → tilted target"]) < cfg / 2 and m["class-y modes"] == "12/12"
+    assert "p_wide(x|y)" in charts(at)[0]["layout"]["annotations"][0]["text"]
+    assert at.query_params["guide_kind"] == "autoguidance"
+
+
 def test_guidance_settings_from_the_url_and_a_class_of_another_data_set():
     at = open_labs(guide_ds="8gaussians_4class", guide_y="3", guide_w="2.0", guide_interval="1")
     assert_clean(at)
