@@ -9,44 +9,17 @@ TOYDIFF_SCREENSHOTS=1).
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 import time
-from pathlib import Path
 
-import pytest
+import browser_harness as H
+from browser_harness import IMAGES_LOADED, MARKS, PLOTS_DRAWN, nav, press
 
-_spec = importlib.util.spec_from_file_location("_browser_harness", Path(__file__).with_name("test_browser.py"))
-H = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(H)
-
-pytestmark = H.pytestmark
-server, browser = H.server, H.browser  # the same module-scoped fixtures
-
-SCRIPT_IDLE = "() => document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state') === 'notRunning'"
-PLOTS_DRAWN = """() => [...document.querySelectorAll('.stPlotlyChart')].every(c => c.querySelector('.main-svg'))"""
+pytestmark = MARKS
 
 
 def timed(page, timings: list, what: str, action, timeout_ms: int = 120_000) -> float:
-    """Run ``action`` (which makes the app rerun); wait until that run ended, its images loaded and its Plotly
-    charts are drawn; record the seconds it took."""
-    t0 = time.perf_counter()
-    with H.rerun(page, timeout_ms):
-        action()
-    page.wait_for_function(PLOTS_DRAWN, timeout=timeout_ms)
-    dt = time.perf_counter() - t0
-    timings.append((what, dt))
-    return dt
-
-
-def slider(page, label: str):
-    return H._labelled(page, "stSlider", label).get_by_role("slider").first
-
-
-def press(page, label: str, key: str):
-    s = slider(page, label)
-    return lambda: (s.focus(), s.press(key))
+    return H.timed(page, timings, what, action, ready=(IMAGES_LOADED, PLOTS_DRAWN), timeout_ms=timeout_ms)
 
 
 def toggle(page, label: str):
@@ -75,12 +48,8 @@ def play_animation(page) -> tuple[str, str]:
 
 def test_lab_pages_in_chromium(server, browser, tmp_path):
     timings: list[tuple[str, float]] = []
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(120_000)
     t0 = time.perf_counter()
-    page.goto(server)
-    page.locator('[data-testid="stSidebarNav"]').wait_for()
-    page.wait_for_function(SCRIPT_IDLE)
+    page = H.open_app(browser, server)
     page.wait_for_function(H.IMAGES_LOADED)
     page.wait_for_function(PLOTS_DRAWN)
     timings.append(("Schedules: first paint (cold server)", time.perf_counter() - t0))
@@ -94,7 +63,7 @@ def test_lab_pages_in_chromium(server, browser, tmp_path):
 
     # Sampler lab: its default sweep (9 lines x 4 step counts x 3 seeds), then cheap interactions
     timed(page, timings, "Sampler lab: open (default sweep, cold)",
-          lambda: page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Sampler lab").first.click())
+          nav(page, "Sampler lab"))
     timed(page, timings, "Sampler lab: x axis to sampler steps", toggle(page, "x axis: network evaluations"))
     timed(page, timings, "Sampler lab: side-by-side steps −1", press(page, "Steps", "ArrowLeft"))
     timed(page, timings, "Sampler lab: seeds 3 → 4, Run the sweep",
@@ -106,13 +75,13 @@ def test_lab_pages_in_chromium(server, browser, tmp_path):
 
     # MNIST: the committed class-conditional model, a 10-image grid with the default sampler
     timed(page, timings, "MNIST: open (10-image grid + animation, cold)",
-          lambda: page.locator('[data-testid="stSidebarNav"] a').filter(has_text="MNIST").first.click())
+          nav(page, "MNIST"))
     grid_before = H.image_sources(page)
     timed(page, timings, "MNIST: guidance w +0.5 (10-image grid, ddim 25 steps)",
           press(page, "Guidance scale w (0 = unconditional, 1 = conditional)", "ArrowRight"))
     assert H.image_sources(page) != grid_before
     timed(page, timings, "MNIST: seed +1 (10-image grid + animation)",
-          lambda: H._labelled(page, "stNumberInput", "Seed").locator("button").last.click())
+          lambda: H.labelled(page, "stNumberInput", "Seed").locator("button").last.click())
     t = time.perf_counter()
     before, later = play_animation(page)
     timings.append(("MNIST: play the animation (client side, two frames)", time.perf_counter() - t))
@@ -122,7 +91,7 @@ def test_lab_pages_in_chromium(server, browser, tmp_path):
 
     # Image lab: SDEdit on a test digit, then the hybrids
     timed(page, timings, "Image lab: open (SDEdit, 6 starts, cold)",
-          lambda: page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Image lab").first.click())
+          nav(page, "Image lab"))
     timed(page, timings, "Image lab: next test image", press(page, "Which one (n-th test image of that digit)",
                                                               "ArrowRight"))
     timed(page, timings, "Image lab: switch to Hybrids",
@@ -130,8 +99,4 @@ def test_lab_pages_in_chromium(server, browser, tmp_path):
     H.check_and_shoot(page, "image_lab", tmp_path)
     page.close()
 
-    width = max(len(w) for w, _ in timings)
-    print(f"\nload average over the last minute at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print("| interaction (page defaults) | seconds |\n|---|---:|")
-    for what, dt in timings:
-        print(f"| {what:<{width}} | {dt:.2f} |")
+    H.print_timings(timings)

@@ -11,95 +11,27 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_harness import (ARM, CHART, MARKS, PLOTLY_LAID_OUT, PLOTS_DRAWN, RAN_AND_DONE, clean, labelled, nav,
+                             open_app, screenshot)
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = ROOT / "docs" / "screenshots"
+pytestmark = [*MARKS, pytest.mark.slow]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium")]
-
-APP = '[data-testid="stApp"]'
-CHART = '[data-testid="stPlotlyChart"]'
-ARM = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  window.__ran = false;
-  if (window.__watch) window.__watch.disconnect();
-  window.__watch = new MutationObserver(() => {
-    if (app.getAttribute('data-test-script-state') === 'running') window.__ran = true; });
-  window.__watch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-}"""
-DONE = """() => window.__ran && document.querySelector('[data-testid="stApp"]')
-  .getAttribute('data-test-script-state') === 'notRunning'
-  && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(c => c.querySelector('.main-svg'))"""
 # the frame index of the n-th animated chart (Plotly keeps the slider's active step on the graph div)
 ACTIVE = "n => { const gd = document.querySelectorAll('.js-plotly-plot')[n]; return gd.layout.sliders[0].active || 0; }"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w")
-    env = {**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "apps.launch", "--port", str(port)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+def page(server, browser):
+    pg = open_app(browser, server)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start (exit code {proc.poll()}); see {log.name}")
-            time.sleep(0.3)  # polling the health endpoint, not waiting for the page
-        yield url
+        yield pg
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM),
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        pg = b.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(120_000)
-        pg.goto(server)
-        pg.locator('[data-testid="stSidebarNav"]').wait_for()
-        pg.wait_for_function(f"() => document.querySelector('{APP}').getAttribute('data-test-script-state') === 'notRunning'")
-        try:
-            yield pg
-        finally:
-            b.close()
+        pg.close()
 
 
 TIMINGS: dict[str, float] = {}
@@ -111,17 +43,13 @@ def timed(page, name: str, action, timeout_ms: int = 120_000) -> float:
     t0 = time.perf_counter()
     action()
     try:
-        page.wait_for_function(DONE, timeout=timeout_ms)
+        page.wait_for_function(RAN_AND_DONE, timeout=timeout_ms)
+        page.wait_for_function(PLOTS_DRAWN, timeout=timeout_ms)
     except Exception:
         page.screenshot(path=str(Path(tempfile.gettempdir()) / "toydiff_appa_failed.png"))
         raise
     TIMINGS[name] = time.perf_counter() - t0
     return TIMINGS[name]
-
-
-def labelled(page, testid: str, label: str):
-    exact = page.locator('[data-testid="stWidgetLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
-    return page.locator(f'[data-testid="{testid}"]').filter(has=exact)
 
 
 def pick(page, label: str, option: str) -> None:
@@ -136,28 +64,8 @@ def choose(page, label: str, option: str):
     return lambda: pick(page, label, option)
 
 
-def nav(page, title: str):
-    return lambda: page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
-
-
-def clean(page) -> None:
-    for testid in ("stException", "stAlertContentError"):
-        loc = page.locator(f'[data-testid="{testid}"]')
-        assert loc.count() == 0, loc.first.inner_text()
-
-
 def shoot(page, name: str, out: Path) -> Path:
-    height = max(1000, min(int(page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")), 9000))
-    page.set_viewport_size({"width": 1400, "height": height})
-    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].every(g => g._fullLayout)")
-    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
-    path = out / f"{name}.png"
-    page.screenshot(path=str(path))
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    if os.environ.get("TOYDIFF_SCREENSHOTS") == "1":
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, SHOTS / f"{name}.png")
-    return path
+    return screenshot(page, name, out, max_height=9000, ready=PLOTLY_LAID_OUT, min_colours=0)
 
 
 def click_canvas(page, x: float, y: float) -> None:
