@@ -18,7 +18,8 @@ from .forward import q_sample, randn_like
 from .schedules import NoiseSchedule
 
 __all__ = ["LossTerms", "LOSS_WEIGHTINGS", "T_SAMPLINGS", "eps_prediction_loss", "loss_weights", "sample_timesteps",
-           "bucket_of", "bucket_sums", "held_out_draws", "held_out_loss"]
+           "bucket_of", "bucket_sums", "held_out_draws", "held_out_loss",
+           "batched_held_out"]
 
 LOSS_WEIGHTINGS = ("uniform", "min-snr")
 T_SAMPLINGS = ("uniform", "low-noise")
@@ -145,14 +146,28 @@ def held_out_loss(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, x
     if t is None:
         t, noise = held_out_draws(schedule, x0.shape, seed=seed)
         noise = noise.to(x0.dtype)
+    return batched_held_out(
+        lambda sl, kw: eps_prediction_loss(model, schedule, x0[sl], t=t[sl], noise=noise[sl], **kw).per_sample,
+        t, lambda v, tt, nb: bucket_sums(v, tt, schedule.T, nb), n_buckets=n_buckets, batch_size=batch_size,
+        model_kwargs=model_kwargs, context=context)
+
+
+def batched_held_out(per_sample: Callable[[slice, dict], torch.Tensor], t: torch.Tensor,
+                     bucket: Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]], *,
+                     n_buckets: int, batch_size: int, model_kwargs: dict | None = None,
+                     context: Callable[[], ContextManager] | None = None) -> tuple[float, list[float]]:
+    """The batched, gradient-free loop of every held-out loss: ``per_sample(sl, kw) -> [b]`` for the slices
+    ``sl`` of ``batch_size`` over ``t [N]`` (``kw``: ``model_kwargs`` sliced alike; ``context()`` around each
+    call), then ``(mean, mean per bucket)`` in float64 from ``bucket(values [N], t [N], n_buckets) -> (sums,
+    counts)`` (NaN for an empty bucket)."""
     per = []
     with torch.no_grad():
-        for i in range(0, x0.shape[0], batch_size):
+        for i in range(0, t.shape[0], batch_size):
             sl = slice(i, i + batch_size)
             kw = {k: v[sl] for k, v in (model_kwargs or {}).items()}
             with (context or nullcontext)():
-                per.append(eps_prediction_loss(model, schedule, x0[sl], t=t[sl], noise=noise[sl], **kw).per_sample)
-    per_sample = torch.cat(per).double()
-    s, c = bucket_sums(per_sample, t.to(per_sample.device), schedule.T, n_buckets)
+                per.append(per_sample(sl, kw))
+    values = torch.cat(per).double()
+    s, c = bucket(values, t.to(values.device), n_buckets)
     by_bucket = torch.where(c > 0, s / c.clamp(min=1), torch.full_like(s, float("nan")))
-    return float(per_sample.mean()), by_bucket.tolist()
+    return float(values.mean()), by_bucket.tolist()

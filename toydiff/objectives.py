@@ -19,7 +19,6 @@ exact oracle always speak in t ∈ [0, 1].
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Callable, ContextManager
 
 import torch
@@ -27,8 +26,8 @@ import torch
 from .checks import check_choice, check_number
 from .flow_losses import interpolant_loss
 from .interpolants import PREDICTIONS, Interpolant, from_dict as interpolant_from_dict
-from .losses import (LOSS_WEIGHTINGS, T_SAMPLINGS, LossTerms, bucket_sums, eps_prediction_loss, held_out_draws,
-                     held_out_loss, loss_weights)
+from .losses import (LOSS_WEIGHTINGS, T_SAMPLINGS, LossTerms, batched_held_out, bucket_sums, eps_prediction_loss,
+                     held_out_draws, held_out_loss, loss_weights)
 from .schedules import NoiseSchedule
 
 __all__ = ["PROCESSES", "FLOW_TIME_SCALE", "EPS_T_MAX", "CheckpointMismatch", "VPObjective", "FlowObjective", "objective_from_meta", "process_of"]
@@ -42,13 +41,6 @@ Fn = Callable[..., torch.Tensor]
 
 class CheckpointMismatch(ValueError):
     """A resumed checkpoint was trained with another objective (the engine re-raises it as a CheckpointError)."""
-
-
-def _held_out(per: list[torch.Tensor], t: torch.Tensor, bucket: Callable, n_buckets: int) -> tuple[float, list[float]]:
-    per_sample = torch.cat(per).double()
-    s, c = bucket(per_sample, t.to(per_sample.device), n_buckets)
-    by_bucket = torch.where(c > 0, s / c.clamp(min=1), torch.full_like(s, float("nan")))
-    return float(per_sample.mean()), by_bucket.tolist()
 
 
 class VPObjective:
@@ -169,15 +161,11 @@ class FlowObjective:
                       context: Callable[[], ContextManager] | None = None) -> tuple[float, list[float]]:
         """(mean, per time bucket) of the loss of ``fn(x_t, t ∈ [0, 1])`` on fixed ``(x0, t, noise)`` (float64 sums).
         With the exact oracle's prediction as ``fn`` this is the Bayes floor on the very same draws."""
-        per = []
-        with torch.no_grad():
-            for i in range(0, x0.shape[0], batch_size):
-                sl = slice(i, i + batch_size)
-                kw = {k: v[sl] for k, v in (model_kwargs or {}).items()}
-                with (context or nullcontext)():
-                    per.append(interpolant_loss(fn, self.interp, x0[sl], kind=self.prediction,
-                                                t=t[sl].to(x0.dtype), noise=noise[sl], **kw).per_sample)
-        return _held_out(per, t, self.bucket_sums, n_buckets)
+        return batched_held_out(
+            lambda sl, kw: interpolant_loss(fn, self.interp, x0[sl], kind=self.prediction, t=t[sl].to(x0.dtype),
+                                            noise=noise[sl], **kw).per_sample,
+            t, self.bucket_sums, n_buckets=n_buckets, batch_size=batch_size, model_kwargs=model_kwargs,
+            context=context)
 
     def sampler_options(self, steps: int, shift: float | None = None) -> dict:
         """Keywords of :func:`toydiff.sample` for a network of this objective over ``steps`` steps: the

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from ..checks import check_int, check_number
-from ..embeddings import sinusoidal_embedding
 from ..exact_guidance import labelled_eps_fn
 from ..hooks import HeldOutLoss
 from ..losses import held_out_draws
@@ -30,7 +29,7 @@ from ..schedules import NoiseSchedule
 from ..training import TrainConfig, Trainer
 from .datasets import Normalizer
 from .labelled import LabelledDataset, get_labelled
-from .models import ACTIVATIONS, MLPConfig
+from .models import MLPConfig, embed_time, mlp_net
 from .recipes import RECIPE_2D
 from .training import KIND, _ToyRecords
 
@@ -58,19 +57,10 @@ class ConditionalMLP(nn.Module):
         super().__init__()
         self.config = config
         self.class_embed = nn.Embedding(config.n_classes + 1, config.class_dim)
-        t_in = config.time_dim if config.time_input == "sinusoidal" else 1
-        layers: list[nn.Module] = []
-        d_in = config.dim + t_in + config.class_dim
-        for _ in range(config.depth):
-            layers += [nn.Linear(d_in, config.width), ACTIVATIONS[config.activation]()]
-            d_in = config.width
-        layers.append(nn.Linear(d_in, config.dim))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp_net(config, extra_in=config.class_dim)
 
     def embed_time(self, t: torch.Tensor) -> torch.Tensor:
-        if self.config.time_input == "raw":
-            return t.to(torch.float32)[:, None]
-        return sinusoidal_embedding(t, self.config.time_dim)
+        return embed_time(self.config, t)
 
     @property
     def null_label(self) -> int:

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..embeddings import sinusoidal_embedding
 
-__all__ = ["MLPConfig", "MLPDenoiser", "ACTIVATIONS", "exercise_config", "build_mlp"]
+__all__ = ["MLPConfig", "MLPDenoiser", "ACTIVATIONS", "exercise_config", "build_mlp", "mlp_net", "embed_time"]
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 TIME_INPUTS = ("sinusoidal", "raw")
@@ -58,25 +58,35 @@ def exercise_config(dim: int = 1) -> MLPConfig:
     return MLPConfig(dim=dim, width=128, depth=2, activation="tanh", time_input="raw")
 
 
+def mlp_net(config: MLPConfig, extra_in: int = 0) -> nn.Sequential:
+    """The MLP body: ``[B, D + T + extra_in] -> [B, D]`` with ``config.depth`` hidden layers of ``config.width``
+    (T: the width of :func:`embed_time`'s output; ``extra_in``: further input channels, e.g. a class embedding)."""
+    layers: list[nn.Module] = []
+    d_in = config.dim + (config.time_dim if config.time_input == "sinusoidal" else 1) + extra_in
+    for _ in range(config.depth):
+        layers += [nn.Linear(d_in, config.width), ACTIVATIONS[config.activation]()]
+        d_in = config.width
+    layers.append(nn.Linear(d_in, config.dim))
+    return nn.Sequential(*layers)
+
+
+def embed_time(config: MLPConfig, t: torch.Tensor) -> torch.Tensor:
+    """The step as the MLP sees it: ``t [B] -> [B, time_dim]`` (sinusoidal) or ``[B, 1]`` float32 (raw)."""
+    if config.time_input == "raw":
+        return t.to(torch.float32)[:, None]
+    return sinusoidal_embedding(t, config.time_dim)
+
+
 class MLPDenoiser(nn.Module):
     """ε̂(x_t, t): an MLP on ``concat(x_t, embed(t))``; ``[B, D], [B] -> [B, D]``."""
 
     def __init__(self, config: MLPConfig):
         super().__init__()
         self.config = config
-        t_in = config.time_dim if config.time_input == "sinusoidal" else 1
-        layers: list[nn.Module] = []
-        d_in = config.dim + t_in
-        for _ in range(config.depth):
-            layers += [nn.Linear(d_in, config.width), ACTIVATIONS[config.activation]()]
-            d_in = config.width
-        layers.append(nn.Linear(d_in, config.dim))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp_net(config)
 
     def embed_time(self, t: torch.Tensor) -> torch.Tensor:
-        if self.config.time_input == "raw":
-            return t.to(torch.float32)[:, None]
-        return sinusoidal_embedding(t, self.config.time_dim)
+        return embed_time(self.config, t)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.config.dim:
