@@ -14,7 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 import streamlit as st
 
-__all__ = ["PLOTLY_CONFIG", "show_chart", "downloads", "csv_bytes", "url_setting", "share_settings", "section_notes"]
+__all__ = ["PLOTLY_CONFIG", "show_chart", "downloads", "csv_bytes", "url_setting", "share_settings", "section_notes",
+           "mixture_section"]
 
 #: the mode bar keeps zoom / pan / reset and the PNG button; no Plotly logo
 PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
@@ -90,3 +91,15 @@ def section_notes(latex: str, look_at: str, paper: str) -> None:
     st.latex(latex)
     st.markdown(f"**What to look at.** {look_at}")
     st.caption(f"Paper: {paper}")
+
+
+def mixture_section(title: str, latex: str, look_at: str, paper: str, *, key: str):
+    """A Labs section's opening: its header, its notes (:func:`section_notes`) and the "Data set (exact
+    mixture)" select box (widget ``key``) on the left of a ``[1, 3]`` row. Returns the chosen data set's name
+    and the row's right-hand column (for a caption)."""
+    from apps.toy_data import dataset_names
+
+    st.header(title)
+    section_notes(latex, look_at, paper)
+    c1, c2 = st.columns([1, 3])
+    return c1.selectbox("Data set (exact mixture)", dataset_names(oracle_only=True), key=key), c2

@@ -13,7 +13,7 @@ import torch
 
 import toydiff as td
 from apps import page_state
-from apps.charts import csv_bytes, downloads, section_notes, show_chart
+from apps.charts import csv_bytes, downloads, mixture_section, show_chart
 from apps.charts_labs import convergence_figure
 from apps.sampler_sweep import Line, distance, line_label, mean_spread, nfe, run_line
 from apps.toy_data import dataset_names
@@ -166,16 +166,16 @@ def _paths_part(dataset: str) -> None:
 
 def section() -> None:
     """The whole section (widgets keyed ``flow_*``)."""
-    st.header("Flow vs diffusion")
-    section_notes(r"\text{flow: } \frac{dx}{dt} = \mathbb E[\varepsilon - x_0 \mid x_t],\ x_t = (1-t)x_0 + t\varepsilon"
-                  r"\qquad\text{VP: } \frac{d\tilde x}{d\sigma} = \varepsilon^*(x_t, t),\ \tilde x = x_t/\sqrt{\bar\alpha_t}",
-                  "with exact fields every gap to the floor is discretisation error, so the lines compare the two "
-                  "processes per network evaluation. The same x_1 ends at the same x_0 under both ODEs (one transport "
-                  "map, two clocks and scalings); what differs is how bent the paths are on the way.",
-                  "Lipman et al. 2023 (flow matching); Liu et al. 2023 (rectified flow); Song et al. 2021 (DDIM, "
-                  "PF-ODE); Lu et al. 2022 (DPM-Solver++); Karras et al. 2022")
-    c1, c2 = st.columns([1, 3])
-    dataset = c1.selectbox("Data set (exact mixture)", dataset_names(oracle_only=True), key="flow_ds")
+    dataset, c2 = mixture_section(
+        "Flow vs diffusion",
+        r"\text{flow: } \frac{dx}{dt} = \mathbb E[\varepsilon - x_0 \mid x_t],\ x_t = (1-t)x_0 + t\varepsilon"
+        r"\qquad\text{VP: } \frac{d\tilde x}{d\sigma} = \varepsilon^*(x_t, t),\ \tilde x = x_t/\sqrt{\bar\alpha_t}",
+        "with exact fields every gap to the floor is discretisation error, so the lines compare the two "
+        "processes per network evaluation. The same x_1 ends at the same x_0 under both ODEs (one transport "
+        "map, two clocks and scalings); what differs is how bent the paths are on the way.",
+        "Lipman et al. 2023 (flow matching); Liu et al. 2023 (rectified flow); Song et al. 2021 (DDIM, "
+        "PF-ODE); Lu et al. 2022 (DPM-Solver++); Karras et al. 2022",
+        key="flow_ds")
     c2.caption(get_dataset(dataset).description + ". Everything in normalised units (mean 0, covariance I).")
     with readable_errors("Flow vs diffusion"):
         st.markdown("**Distance to the truth against network evaluations**")

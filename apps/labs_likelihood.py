@@ -14,7 +14,7 @@ import torch
 
 import toydiff as td
 
-from apps.charts import csv_bytes, downloads, section_notes, show_chart
+from apps.charts import csv_bytes, downloads, mixture_section, show_chart
 from apps.toy_data import dataset_names
 from apps.toy_state import TrainedToy, run_for
 from apps.ui import fig_png, readable_errors
@@ -138,16 +138,16 @@ def _results(dataset: str, run: ToyRun, trained: TrainedToy | None, n: int, n_el
 
 def section() -> None:
     """The whole section (widgets keyed ``lik_*``)."""
-    st.header("Likelihood")
-    section_notes(r"\log p_\theta(x_0) = \log \mathcal N(x_1; 0, I) + \int_0^1 \nabla\!\cdot u_\theta(x_t, t)\,dt,"
-                  r"\qquad \mathrm{KL}(p\,\|\,p_\theta) = \mathbb E_p[-\log p_\theta] - H(p)",
-                  "the oracle's points sit on the exact log p (KL ≈ 0: only the solver's error); the model's "
-                  "spread around it and its KL is what training left. The ELBO panel shows at which steps t the "
-                  "model's bound exceeds the oracle's — mostly the low-noise end.",
-                  "Song et al. 2021 (probability-flow ODE likelihood); Chen et al. 2018 and Grathwohl et al. 2019 "
-                  "(the divergence integral); Ho et al. 2020 (the ELBO's terms L_t)")
-    c1, c2 = st.columns([1, 3])
-    dataset = c1.selectbox("Data set (exact mixture)", dataset_names(oracle_only=True), key="lik_ds")
+    dataset, c2 = mixture_section(
+        "Likelihood",
+        r"\log p_\theta(x_0) = \log \mathcal N(x_1; 0, I) + \int_0^1 \nabla\!\cdot u_\theta(x_t, t)\,dt,"
+        r"\qquad \mathrm{KL}(p\,\|\,p_\theta) = \mathbb E_p[-\log p_\theta] - H(p)",
+        "the oracle's points sit on the exact log p (KL ≈ 0: only the solver's error); the model's "
+        "spread around it and its KL is what training left. The ELBO panel shows at which steps t the "
+        "model's bound exceeds the oracle's — mostly the low-noise end.",
+        "Song et al. 2021 (probability-flow ODE likelihood); Chen et al. 2018 and Grathwohl et al. 2019 "
+        "(the divergence integral); Ho et al. 2020 (the ELBO's terms L_t)",
+        key="lik_ds")
     run, trained = source(dataset)
     c2.caption(f"Model: {trained.summary}." if trained is not None else
                "No trained model for this data set (train one on the Toy sandbox page): the oracle alone.")

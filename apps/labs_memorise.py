@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps.charts import csv_bytes, downloads, section_notes, show_chart
+from apps.charts import csv_bytes, downloads, mixture_section, show_chart
 from apps.toy_data import dataset_names
 from apps.ui import fig_png, readable_errors
 from toydiff.memorisation import COPY_RATIO, copy_stats
@@ -89,18 +89,18 @@ def _sweep(dataset: str, method: str, steps: int, n: int, seed: int) -> None:
 
 def section() -> None:
     """The whole section (widgets keyed ``mem_*``)."""
-    st.header("Memorisation")
-    section_notes(r"\varepsilon^*_{\text{emp}}(x_t, t) = \frac{x_t - \sqrt{\bar\alpha_t}\,\sum_i w_i(x_t)\,y_i}"
-                  r"{\sqrt{1-\bar\alpha_t}},\quad w_i \propto \exp\!\Big(-\frac{\|x_t - \sqrt{\bar\alpha_t}\,y_i\|^2}"
-                  r"{2(1-\bar\alpha_t)}\Big)",
-                  "the exact denoiser of n training points y_i is a softmax over them, so its samples are training "
-                  "points — as long as the smallest noise level σ_0 = √(1 − ᾱ_0) separates them. As n grows the "
-                  "points crowd closer than σ_0, the last step averages neighbours and the copy rate falls toward "
-                  "the chance level. This curve is the ceiling a network trained on those n points can reach.",
-                  "Kadkhodaie et al. 2024 (generalisation in diffusion models); Bonnaire et al. 2025 (memorisation "
-                  "vs generalisation); Yoon et al. 2023, Gu et al. 2023 (the 1/3 nearest-neighbour copy test)")
-    c1, c2 = st.columns([1, 3])
-    dataset = c1.selectbox("Data set (exact mixture)", dataset_names(oracle_only=True), key="mem_ds")
+    dataset, c2 = mixture_section(
+        "Memorisation",
+        r"\varepsilon^*_{\text{emp}}(x_t, t) = \frac{x_t - \sqrt{\bar\alpha_t}\,\sum_i w_i(x_t)\,y_i}"
+        r"{\sqrt{1-\bar\alpha_t}},\quad w_i \propto \exp\!\Big(-\frac{\|x_t - \sqrt{\bar\alpha_t}\,y_i\|^2}"
+        r"{2(1-\bar\alpha_t)}\Big)",
+        "the exact denoiser of n training points y_i is a softmax over them, so its samples are training "
+        "points — as long as the smallest noise level σ_0 = √(1 − ᾱ_0) separates them. As n grows the "
+        "points crowd closer than σ_0, the last step averages neighbours and the copy rate falls toward "
+        "the chance level. This curve is the ceiling a network trained on those n points can reach.",
+        "Kadkhodaie et al. 2024 (generalisation in diffusion models); Bonnaire et al. 2025 (memorisation "
+        "vs generalisation); Yoon et al. 2023, Gu et al. 2023 (the 1/3 nearest-neighbour copy test)",
+        key="mem_ds")
     c2.caption("Training points are drawn from the data set and normalised as a model sees them; the schedule is the "
                f"data set's default recipe's. A sample copies when its nearest training point is closer than "
                f"{COPY_RATIO:.2g} × the second nearest.")

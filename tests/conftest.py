@@ -3,6 +3,8 @@
 import os
 
 import matplotlib
+import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 matplotlib.use("Agg")
@@ -12,3 +14,13 @@ settings.register_profile("ci", deadline=None, derandomize=True, max_examples=25
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test (as ``toydiff app`` runs its pages, apps.launch.configure_process;
+    small tensors on a shared CPU are also faster so). Use with ``pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

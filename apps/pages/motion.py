@@ -4,6 +4,8 @@ density of x_t. All maths from :mod:`toydiff.toy.motion`; figures from :mod:`toy
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import streamlit as st
 import torch
@@ -75,6 +77,17 @@ def frames_csv(mo: motion.Motion) -> bytes:
     return csv_bytes(cols, ["frame", "t"] + ["x", "y"][:d])
 
 
+@contextmanager
+def section_form(title: str, notes: tuple[str, str, str], key: str, n_columns: int, submit: str):
+    """A section's subheader and notes (equation, what to look at, paper), then a borderless form ``{key}_form``
+    whose ``n_columns`` columns are yielded and whose button ``submit`` (key ``{key}_go``) closes it."""
+    st.subheader(title)
+    section_notes(*notes)
+    with st.form(f"{key}_form", border=False):
+        yield st.columns(n_columns)
+        st.form_submit_button(submit, key=f"{key}_go")
+
+
 # --- the page ---------------------------------------------------------------------------------------------
 
 st.title("Motion against the truth")
@@ -90,39 +103,35 @@ with readable_errors("Loading the data set"):
                "No trained model for this data set: the animations use the exact ε* only.")
     dkey = data_key(dataset) + ((trained.run_id,) if trained else ())
 
-st.subheader("(a) Forward process: data → noise")
-section_notes(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\quad "
-              r"p_t(x) = \sum_k w_k\,\mathcal N\!\big(x;\ \sqrt{\bar\alpha_t}\,\mu_k,\ \bar\alpha_t\Sigma_k + (1-\bar\alpha_t) I\big)",
-              "Each particle keeps its own ε, so it slides from its data point to noise; the cloud fills the exact "
-              "density at every frame. The modes blur into one Gaussian well before t = T.",
-              "Ho, Jain & Abbeel 2020, Denoising Diffusion Probabilistic Models (eq. 4)")
-with st.form("mo_fwd_form", border=False):
-    c1, c2, c3 = st.columns(3)
+with section_form("(a) Forward process: data → noise",
+                  (r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\quad "
+                   r"p_t(x) = \sum_k w_k\,\mathcal N\!\big(x;\ \sqrt{\bar\alpha_t}\,\mu_k,\ \bar\alpha_t\Sigma_k + (1-\bar\alpha_t) I\big)",
+                   "Each particle keeps its own ε, so it slides from its data point to noise; the cloud fills the exact "
+                   "density at every frame. The modes blur into one Gaussian well before t = T.",
+                   "Ho, Jain & Abbeel 2020, Denoising Diffusion Probabilistic Models (eq. 4)"),
+                  "mo_fwd", 3, "Show the forward process") as (c1, c2, c3):
     n_fwd = c1.select_slider("Particles", [200, 500, 1000, 2000], value=url_setting("fn", 1000), key="mo_fn")
     fr_fwd = c2.slider("Frames", 10, 60, url_setting("ff", 50), key="mo_ff")
     seed_fwd = int(c3.number_input("Seed", 0, 10_000, url_setting("fs", 0), key="mo_fs"))
-    st.form_submit_button("Show the forward process", key="mo_fwd_go")
 with readable_errors("The forward animation"):
     mo_f, fig_f = forward_figure(dkey, run, n_fwd, fr_fwd, seed_fwd)
     show_chart(fig_f, key="mo_fwd_chart")
     downloads("forward_process", key="mo_fwd_dl", fig=fig_f, csv=frames_csv(mo_f),
               png=lambda: fig_png(plots.forward_density(run.oracle, run.schedule)))
 
-st.subheader("(b) Reverse process: a cloud under any sampler")
-section_notes(r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon(x_t,t)}{\sqrt{\bar\alpha_t}},\qquad "
-              r"\varepsilon^*(x_t,t) = \mathbb E[\varepsilon\mid x_t] = -\sqrt{1-\bar\alpha_t}\,\nabla\log p_t(x_t)",
-              "Arrows are −ε (the score direction): red the network's ε̂, black the exact ε*; where they differ the "
-              "model is wrong. Orange diamonds are x̂₀ of five particles: early on they sit at the data's mean.",
-              "Ho et al. 2020 (Algorithm 2); Song, Meng & Ermon 2021, DDIM; Karras et al. 2022")
-with st.form("mo_rev_form", border=False):
-    c1, c2, c3, c4, c5 = st.columns(5)
+with section_form("(b) Reverse process: a cloud under any sampler",
+                  (r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon(x_t,t)}{\sqrt{\bar\alpha_t}},\qquad "
+                   r"\varepsilon^*(x_t,t) = \mathbb E[\varepsilon\mid x_t] = -\sqrt{1-\bar\alpha_t}\,\nabla\log p_t(x_t)",
+                   "Arrows are −ε (the score direction): red the network's ε̂, black the exact ε*; where they differ the "
+                   "model is wrong. Orange diamonds are x̂₀ of five particles: early on they sit at the data's mean.",
+                   "Ho et al. 2020 (Algorithm 2); Song, Meng & Ermon 2021, DDIM; Karras et al. 2022"),
+                  "mo_rev", 5, "Run the sampler") as (c1, c2, c3, c4, c5):
     method = c1.selectbox("Sampler", METHODS, index=METHODS.index(url_setting("rm", "ddim", METHODS)), key="mo_rm")
     steps = int(c2.slider("Steps", 5, 100, url_setting("rs", 50), key="mo_rs"))
     n_rev = c3.select_slider("Particles", [200, 500, 1000, 2000], value=url_setting("rn", 2000), key="mo_rn")
     den_opts = ["learned ε̂", "exact ε*"] if trained is not None else ["exact ε*"]
     denoiser = c4.radio("Sampler uses", den_opts, key="mo_rd")
     seed_rev = int(c5.number_input("Seed", 0, 10_000, url_setting("rseed", 0), key="mo_rseed"))
-    st.form_submit_button("Run the sampler", key="mo_rev_go")
 with readable_errors("The reverse animation"):
     mo_r, fig_r = reverse_figure(dkey, run, trained, method, steps, n_rev, denoiser, seed_rev)
     show_chart(fig_r, key="mo_rev_chart")
@@ -130,18 +139,16 @@ with readable_errors("The reverse animation"):
               png=lambda: fig_png(plots.trajectories_2d(mo_r.x) if mo_r.x.shape[-1] == 2 else
                                   plots.trajectories(mo_r.x, list(mo_r.timesteps[:-1]), mixture=run.oracle)))
 
-st.subheader("(c) One particle: exact PF-ODE, DDIM and DDPM")
-section_notes(r"\frac{dy}{d\sigma} = \varepsilon^*\!\Big(\frac{y}{\sqrt{1+\sigma^2}},\,t\Big),\quad "
-              r"y = \frac{x_t}{\sqrt{\bar\alpha_t}},\ \sigma = \sqrt{\tfrac{1-\bar\alpha_t}{\bar\alpha_t}}",
-              "DDIM is Euler's method on this ODE, so its path hugs the exact one (solved to 1e-6 by scipy); DDPM adds "
-              "fresh noise each step and may end in another mode from the same start.",
-              "Song et al. 2021, Score-Based Generative Modeling through SDEs; Song, Meng & Ermon 2021 (DDIM)")
-with st.form("mo_race_form", border=False):
-    c1, c2, c3 = st.columns(3)
+with section_form("(c) One particle: exact PF-ODE, DDIM and DDPM",
+                  (r"\frac{dy}{d\sigma} = \varepsilon^*\!\Big(\frac{y}{\sqrt{1+\sigma^2}},\,t\Big),\quad "
+                   r"y = \frac{x_t}{\sqrt{\bar\alpha_t}},\ \sigma = \sqrt{\tfrac{1-\bar\alpha_t}{\bar\alpha_t}}",
+                   "DDIM is Euler's method on this ODE, so its path hugs the exact one (solved to 1e-6 by scipy); DDPM adds "
+                   "fresh noise each step and may end in another mode from the same start.",
+                   "Song et al. 2021, Score-Based Generative Modeling through SDEs; Song, Meng & Ermon 2021 (DDIM)"),
+                  "mo_race", 3, "Race") as (c1, c2, c3):
     steps_c = int(c1.slider("Steps", 5, 100, url_setting("cs", 50), key="mo_cs"))
     den_c = c2.radio("DDIM / DDPM use", den_opts, key="mo_cd")
     seed_c = int(c3.number_input("Particle seed", 0, 10_000, url_setting("cseed", 1), key="mo_cseed"))
-    st.form_submit_button("Race", key="mo_race_go")
 with readable_errors("The particle race"):
     race, fig_c = race_figure(dkey, run, trained, steps_c, den_c, seed_c)
     show_chart(fig_c, key="mo_race_chart")

@@ -1,4 +1,4 @@
-"""The Schedules, Sampler lab, MNIST and Image lab pages in a real Chromium (the harness of test_browser.py:
+"""The Schedules, Sampler lab, MNIST and Image lab pages in a real Chromium (the shared harness, browser_harness.py:
 ``toydiff app`` on 127.0.0.1, Debian's /usr/bin/chromium, every wait for a condition, never a fixed sleep).
 
 It plays the MNIST denoising animation and checks its frames change in the browser without a rerun of the

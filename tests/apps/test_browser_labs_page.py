@@ -1,4 +1,4 @@
-"""The Labs page in a real Chromium (the harness of test_browser.py: ``toydiff app`` on 127.0.0.1, Debian's
+"""The Labs page in a real Chromium (the shared harness, browser_harness.py: ``toydiff app`` on 127.0.0.1, Debian's
 /usr/bin/chromium, every wait for a condition, never a fixed sleep).
 
 Opens the page (guidance section), moves the class-posterior step and resubmits the guidance form, switches to

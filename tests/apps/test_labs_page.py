@@ -3,57 +3,25 @@ class posterior), flow vs diffusion on the exact oracle (form, paths), URL setti
 
 from __future__ import annotations
 
-import base64
-import json
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
+from app_harness import charts, metrics, open_page, plotly_array  # noqa: E402
+from app_harness import clean as assert_clean  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """As ``toydiff app`` runs the pages (apps.launch.configure_process): one torch thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def open_labs(**query) -> AppTest:
-    at = AppTest.from_file(str(MAIN), default_timeout=120)
-    at.switch_page("pages/labs.py")
-    for k, v in query.items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page("labs", **query)
 
 
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
-def values(v) -> list[float]:
-    """A Plotly data array from the JSON spec: a list, or numpy's base64 form (``{"bdata", "dtype"}``)."""
-    if isinstance(v, dict):
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
-    return list(v)
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+def values(v) -> list:
+    return plotly_array(v).tolist()
 
 
 def test_guidance_section_opens_on_exact_cfg_with_notes_and_downloads():

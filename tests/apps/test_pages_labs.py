@@ -4,10 +4,7 @@ and the helpers behind them (apps.sampler_sweep, apps.charts_labs, apps.page_sta
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,46 +14,16 @@ import toydiff as td
 
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
+from app_harness import charts, clean, open_page  # noqa: E402
+from app_harness import plotly_array as arr  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
 TIMEOUT = 90
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """As ``toydiff app`` runs (apps.launch.configure_process): one intra-op thread on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def page(name: str, state: dict | None = None, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page(f"pages/{name}.py")
-    for k, v in (state or {}).items():
-        at.session_state[k] = v
-    at.query_params.update(query or {})
-    return at.run()
-
-
-def clean(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
-
-def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
-def arr(v) -> np.ndarray:
-    """A Plotly JSON array: a list, or a typed binary block ``{"bdata", "dtype", "shape"}``."""
-    if isinstance(v, dict) and "bdata" in v:
-        out = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
-        return out.reshape([int(n) for n in str(v.get("shape", out.size)).split(",")])
-    return np.asarray(v)
+    return open_page(name, timeout=TIMEOUT, state=state, **(query or {}))
 
 
 def table(at: AppTest) -> list[list[str]]:

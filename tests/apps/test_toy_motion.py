@@ -3,49 +3,16 @@ forms, URL settings, downloads, drawing your own data and training on it, and th
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
+from app_harness import MAIN, charts, metrics, open_page  # noqa: E402
+from app_harness import clean as assert_clean  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-import torch  # noqa: E402
-
-MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
 TIMEOUT = 120
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """As ``toydiff app`` runs the pages (apps.launch.configure_process): one torch thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def open_page(page: str, **query) -> AppTest:
-    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page(f"pages/{page}.py")
-    for k, v in query.items():
-        at.query_params[k] = v
-    return at.run()
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tables(at: AppTest) -> list[str]:
@@ -156,7 +123,7 @@ def test_run_on_disk_lists_no_toy_runs(tmp_path, monkeypatch):
 
     from apps.models import find_runs
 
-    root = Path(__file__).resolve().parents[2]
+    root = MAIN.parents[1]
     shutil.copy(root / "toydiff/toy/weights/8gaussians/checkpoint.safetensors", tmp_path / "toy.safetensors")
     shutil.copy(root / "image_track/weights/tiny_uncond.safetensors", tmp_path / "image.safetensors")
     monkeypatch.setenv("TOYDIFF_RUNS_DIR", str(tmp_path))

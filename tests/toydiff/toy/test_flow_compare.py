@@ -13,15 +13,7 @@ from toydiff.toy import flow_compare as fc
 from toydiff.toy.datasets import Normalizer, get_dataset
 
 SCHEDULE = td.schedules.linear(T=1000)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one torch thread is faster than two fighting over a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def x1(n: int = 64, d: int = 2, seed: int = 0) -> torch.Tensor:
