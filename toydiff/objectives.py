@@ -25,7 +25,7 @@ from typing import Callable, ContextManager
 import torch
 
 from .checks import check_choice, check_number
-from .flow_losses import interpolant_loss
+from .flow_losses import TIME_SAMPLINGS, interpolant_loss
 from .interpolants import PREDICTIONS, Interpolant, from_dict as interpolant_from_dict
 from .losses import (LOSS_WEIGHTINGS, T_SAMPLINGS, LossTerms, bucket_sums, eps_prediction_loss, held_out_draws,
                      held_out_loss, loss_weights)
@@ -127,7 +127,7 @@ class FlowObjective:
             raise ValueError(f"interp must be a continuous path (linear, cosine), got {interp.name}: train a VP "
                              "schedule with VPObjective")
         self.interp, self.prediction = interp, check_choice(prediction, "prediction", PREDICTIONS)
-        self.t_sampling = check_choice(t_sampling, "t_sampling", ("uniform", "low-noise"))
+        self.t_sampling = check_choice(t_sampling, "t_sampling", TIME_SAMPLINGS)
         if check_choice(loss_weighting, "loss_weighting", LOSS_WEIGHTINGS) != "uniform":
             raise ValueError(f"loss_weighting {loss_weighting!r} is a VP (ε-loss) weighting; a flow objective "
                              "trains with uniform weights")
