@@ -105,4 +105,5 @@ def run_trained(a) -> None:
                         if _steps(m, b) > 0 and b >= lo)
             print(f"goal: trained FM within 1.25× of its exact oracle (same sampler, NFE ≥ {lo}): worst "
                   f"{worst:.2f}× -> {'met' if worst <= 1.25 else 'not met'}")
-        reflow_table(name, out["fm"], a.n, a.reflow_epochs, a.reflow_pairs)
+        if not getattr(a, "no_reflow", False):
+            reflow_table(name, out["fm"], a.n, a.reflow_epochs, a.reflow_pairs)
