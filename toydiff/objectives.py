@@ -111,7 +111,9 @@ class FlowObjective:
     flow matching / rectified flow (Lipman et al. 2023; Liu et al. 2023); ``"eps"``, ``"x0"``, ``"v"``
     regress on ε, x_0 or v = α ε − σ x_0 (Salimans & Ho 2022). The network is fed ``time_scale · t``.
 
-    ``t_sampling``: ``"uniform"`` or ``"low-noise"`` (t = u²), see :func:`toydiff.flow_losses.sample_times`.
+    ``t_sampling``: ``"uniform"``, ``"low-noise"`` (t = u²) or ``"logit-normal"`` (t = sigmoid(n), n ~ N(0, 1):
+    the middle of the path, Esser et al. 2024 §3.1), see :func:`toydiff.flow_losses.sample_times` (the toy
+    recipes draw low-noise t: on the 1-D search it beat both others, bench/flow_recipe_search.py).
     A batch may carry its own ``noise [B, *event]`` (the track's batches give it as a keyword): each x_0 is
     then paired with that noise instead of a fresh draw, the coupling reflow trains on (Liu et al. 2023;
     :mod:`toydiff.toy.reflow`).
