@@ -41,8 +41,9 @@ def train(name: str, variant: str, seed: int) -> tuple[ToyRun, float]:
     fields = {}
     for kv in filter(None, rest.split(",")):
         k, v = kv.split("=")
-        fields[k] = type(getattr(default_recipe(name), k))(v) if getattr(default_recipe(name), k) is not None \
-            else float(v)
+        old = getattr(default_recipe(name), k)
+        fields[k] = v.lower() in ("1", "true", "yes") if isinstance(old, bool) else \
+            float(v) if old is None else type(old)(v)
     recipe = replace(default_recipe(name), **fields)
     ds = get_dataset(name)
     config = recipe.train_config(t_sampling="uniform")
@@ -118,7 +119,10 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", nargs="+", default=["two_gaussians", "8gaussians"])
     p.add_argument("--diagnose", action="store_true")
     p.add_argument("--variants", nargs="*", default=[])
+    p.add_argument("--train-seeds", type=int, nargs="+", default=None, help="search training seeds (default 10 11)")
     a = p.parse_args(argv)
+    if a.train_seeds:
+        globals()["TRAIN_SEEDS"] = tuple(a.train_seeds)
     torch.set_num_threads(1)
     for name in a.datasets:
         if a.diagnose:
