@@ -43,10 +43,11 @@ def csv_bytes(array, header: Sequence[str]) -> bytes:
     return buf.getvalue().encode()
 
 
-def downloads(stem: str, *, key: str, png: bytes | None = None, fig=None, csv: bytes | None = None,
+def downloads(stem: str, *, key: str, png=None, fig=None, csv=None,
               container=None) -> None:
     """A row of download buttons: ``stem.png`` (matplotlib export), ``stem.html`` (the interactive figure,
-    Plotly loaded from its CDN) and ``stem.csv`` (the data); each only when given."""
+    Plotly loaded from its CDN) and ``stem.csv`` (the data); each only when given. ``png`` / ``csv`` are bytes
+    or a callable returning them (deferred: built when the button is clicked, so a page run does not pay for it)."""
     items = [(png, "png", "image/png", "PNG"), (csv, "csv", "text/csv", "data (CSV)")]
     if fig is not None:
         items.insert(1, (lambda: fig.to_html(include_plotlyjs="cdn", full_html=True).encode(), "html", "text/html",

@@ -23,6 +23,7 @@ PAGES = [
     st.Page(HERE / "pages" / "toy.py", title="Toy sandbox", icon=":material/science:", url_path="toy"),
     st.Page(HERE / "pages" / "motion.py", title="Motion", icon=":material/animation:", url_path="motion"),
     st.Page(HERE / "pages" / "samplers.py", title="Sampler lab", icon=":material/casino:", url_path="samplers"),
+    st.Page(HERE / "pages" / "labs.py", title="Labs", icon=":material/biotech:", url_path="labs"),
     st.Page(HERE / "pages" / "mnist.py", title="MNIST", icon=":material/grid_view:", url_path="mnist"),
     st.Page(HERE / "pages" / "image_lab.py", title="Image lab", icon=":material/brush:", url_path="image_lab"),
 ]

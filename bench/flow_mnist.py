@@ -59,9 +59,16 @@ def run_mnist(a) -> None:
     print("| process | steps trained | train min | sampler | NFE | FID-MNIST | confident share |")
     print("|---|---:|---:|---|---:|---:|---:|")
     best = {}
+    given = dict(kv.split("=", 1) for kv in a.checkpoints.split(",")) if getattr(a, "checkpoints", None) else {}
     for process in ("vp", "flow"):
-        stats = _train(process, a.minutes, root / process)
-        m = load_model(root / process / "checkpoint.safetensors")
+        if process in given:  # a run already trained (same preset, batch and step count = the same compute)
+            m = load_model(given[process])
+            summary = m.metadata.get("train_summary", {})
+            stats = {"steps": m.metadata.get("step", "?"),
+                     "train min": summary.get("train_seconds", float("nan")) / 60}
+        else:
+            stats = _train(process, a.minutes, root / process)
+            m = load_model(root / process / "checkpoint.safetensors")
         for method, steps, nfe in SAMPLERS[process]:
             x = generate(m.model, m.schedule, n, method=method, steps=steps, seed=10_000)
             fid, conf = evaluate.fid_mnist(x, ref), evaluate.confident_fraction(x, 0.9)

@@ -38,7 +38,7 @@ import torch
 
 import toydiff as td
 from toydiff import interpolants, schedules
-from toydiff.toy import metrics
+from toydiff.toy import flow_compare, metrics
 from toydiff.toy.run import oracle_run
 
 BUDGETS = (1, 2, 4, 8, 16, 32)
@@ -70,7 +70,8 @@ def flow_samples(run, interp, n: int, method: str, steps: int, seed: int) -> tor
 
 
 def straightness(run, n: int, seed: int) -> dict[str, float]:
-    """Mean ‖x_1 − x_0‖ / path length along the exact ODE, per process (normalised units)."""
+    """Mean ‖x_1 − x_0‖ / path length along the exact ODE, per process (normalised units;
+    ``toydiff.toy.flow_compare``)."""
     g = torch.Generator().manual_seed(seed)
     x_1 = torch.randn(n, run.dataset.dim, generator=g, dtype=torch.float64)
     out = {}
@@ -83,10 +84,8 @@ def straightness(run, n: int, seed: int) -> dict[str, float]:
 
         x0 = td.sample(run.oracle.velocity_fn(interp), x_1, interp, method="heun", steps=256, callback=add)
         out[name] = float(((x0 - x_1).norm(dim=1) / length).mean())
-    length = torch.zeros(n, dtype=torch.float64)
-    x0 = td.sample(run.oracle.eps_fn(run.schedule), x_1, run.schedule, method="ddim", steps=None,
-                   callback=lambda info: length.add_((info["x_prev"] - info["x_t"]).norm(dim=1)))
-    out["VP linear T=1000 (DDIM, all steps)"] = float(((x0 - x_1).norm(dim=1) / length).mean())
+    paths = flow_compare.ode_paths(run.oracle, x_1, "vp", method="ddim", steps=None, schedule=run.schedule)
+    out["VP linear T=1000 (DDIM, all steps)"] = flow_compare.straightness(paths)
     return out
 
 
@@ -167,6 +166,8 @@ def main(argv=None) -> int:
     p.add_argument("--mnist", action="store_true", help="only the MNIST tiny table (bench/flow_mnist.py)")
     p.add_argument("--minutes", type=float, default=15.0, help="--mnist: CPU training minutes per process")
     p.add_argument("--eval-n", type=int, default=1000, help="--mnist: samples scored per process")
+    p.add_argument("--checkpoints", default=None, metavar="vp=PATH,flow=PATH",
+                   help="--mnist: score these runs instead of training (e.g. runs of the same step count)")
     a = p.parse_args(argv)
     if a.quick:
         a.n, a.seeds, a.n_paths = 1000, 1, 200

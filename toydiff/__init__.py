@@ -8,8 +8,10 @@
 
 from . import checkpoint, editing, embeddings, exact, forward, guidance, samplers, schedules, trajectory
 from . import exact_flow, exact_guidance, flow_losses, flow_samplers, interpolants, objectives
+from . import elbo, exact_empirical, likelihood, memorisation
 from .exact import GaussianMixture, LossFloor
 from .interpolants import Interpolant
+from .likelihood import log_likelihood
 from .forward import (
     eps_to_x0,
     per_sample_generators,
@@ -34,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "checkpoint", "editing", "embeddings", "exact", "forward", "guidance", "samplers", "schedules", "trajectory",
     "interpolants", "flow_samplers", "exact_flow", "exact_guidance", "flow_losses", "objectives", "Interpolant",
+    "elbo", "exact_empirical", "likelihood", "memorisation", "log_likelihood",
     "GaussianMixture", "LossFloor",
     "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
     "per_sample_generators",

@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 
 from . import exact_flow, exact_guidance
+from .exact_empirical import EmpiricalDistribution  # noqa: F401  (td.exact.EmpiricalDistribution)
 from .checks import check_finite, check_int, check_number
 from .forward import randn_like
 from .schedules import NoiseSchedule

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import run_lock
+from . import cli_labs
 from ..cli import OneLineParser, check_writable, fail, flag_names, run_guarded, seed_arg
 from . import cli_guidance
 from .datasets import DATASETS
@@ -129,6 +130,7 @@ def build_parser() -> OneLineParser:
     r.add_argument("--track", type=_positive(int), default=200, help="trajectories drawn (1-D)")
     add_reflow_parser(sub)
     cli_guidance.add_parser(sub)
+    cli_labs.add_parsers(sub)  # likelihood, memorise
     return p
 
 
@@ -273,8 +275,8 @@ def _report(a) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        return {"train": _train, "sample": _sample_cmd, "report": _report, "reflow": reflow_cmd,
-                "guidance": cli_guidance.run}[a.command](a)
+        return ({"train": _train, "sample": _sample_cmd, "report": _report, "reflow": reflow_cmd,
+                "guidance": cli_guidance.run} | cli_labs.HANDLERS)[a.command](a)
 
     return run_guarded(run, PROG)
 
