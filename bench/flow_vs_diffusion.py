@@ -139,10 +139,10 @@ def write_figure(path: str, n: int = 2000, seeds: int = 2) -> int:
     """The README figure: distance vs NFE on both data sets, and exact ODE paths on 8gaussians."""
     from pathlib import Path
 
-    from toydiff.toy.plots_flow import distance_curves, flow_vs_diffusion_figure, ode_paths
+    from toydiff.toy.plots_flow import distance_curves, figure_paths, flow_vs_diffusion_figure
 
     curves = [distance_curves(name, n=n, seeds=seeds) for name in ("two_gaussians", "8gaussians")]
-    fig = flow_vs_diffusion_figure(curves, ode_paths("8gaussians", n=16))
+    fig = flow_vs_diffusion_figure(curves, figure_paths("8gaussians", n=16))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     print(f"wrote {path} (n = {n:,}, mean of {seeds} seeds)")

@@ -1,7 +1,7 @@
 """Flow matching vs diffusion on the exact oracle, as one figure (README; ``bench/flow_vs_diffusion.py --figure``).
 
     curves = {name: distance_curves(name, n=2000, seeds=2) for name in ("two_gaussians", "8gaussians")}
-    fig = flow_vs_diffusion_figure(curves, ode_paths("8gaussians", n=12))
+    fig = flow_vs_diffusion_figure(curves, figure_paths("8gaussians", n=12))
 
 No learning error anywhere: the linear interpolant's exact velocity (rectified flow, Liu et al. 2023; Lipman et
 al. 2023) integrated by Euler / Heun, against the exact ε* of the VP schedule (Ho et al. 2020, linear β, T = 1000)
@@ -23,9 +23,10 @@ from .. import interpolants, schedules
 from ..checks import check_int
 from ..samplers import sample
 from . import metrics
+from .flow_compare import ode_paths, straightness
 from .run import oracle_run
 
-__all__ = ["CURVES", "distance_curves", "ode_paths", "straightness", "flow_vs_diffusion_figure"]
+__all__ = ["CURVES", "distance_curves", "figure_paths", "flow_vs_diffusion_figure"]
 
 #: (label, process, method): the four samplers the figure compares
 CURVES = (("linear · euler", "flow", "euler"), ("linear · heun", "flow", "heun"),
@@ -71,40 +72,23 @@ def distance_curves(name: str, *, n: int = 2000, seeds: int = 2, budgets: Sequen
             "floor": floor}
 
 
-def ode_paths(name: str = "8gaussians", *, n: int = 12, seed: int = 0, flow_steps: int = 100,
-              vp_steps: int | None = None) -> dict:
-    """Exact probability-flow ODE paths ``[S + 1, n, D]`` (normalised units) of ``n`` particles from the same x_1:
-    the linear interpolant's velocity (Heun, ``flow_steps`` steps) and the VP ε* (DDIM η = 0 over ``vp_steps``
-    respaced steps; default all T = 1000).
+def figure_paths(name: str = "8gaussians", *, n: int = 12, seed: int = 0, flow_steps: int = 100,
+                 vp_steps: int | None = None) -> dict:
+    """The exact ODE paths of ``n`` particles from the same x_1 ~ N(0, I) (drawn with ``seed``), normalised units,
+    by :func:`toydiff.toy.flow_compare.ode_paths`: the linear interpolant's velocity (Heun, ``flow_steps`` steps)
+    and the VP ε* of the linear T = 1000 schedule (DDIM η = 0 over ``vp_steps`` respaced steps; default all).
 
-    Returns ``{"name", "dim", "linear": (t [S + 1], paths), "VP": (t [T + 1] as (k + 1) / T, paths)}``. Note: only
-    the *conditional* paths of the linear interpolant are straight; its marginal ODE on a mixture bends where the
-    posterior picks a mode (straightness ≈ 0.5 on 8gaussians, against ≈ 0.9 for the VP flow), which is what
+    Returns ``{"name", "dim", "linear": paths [S + 1, n, D], "VP": paths [S' + 1, n, D]}`` (numpy). Only the
+    *conditional* paths of the linear interpolant are straight; its marginal ODE on a mixture bends where the
+    posterior picks a mode (straightness ≈ 0.5 on 8gaussians against ≈ 0.9 for the VP flow), which is what
     reflow (Liu et al. 2023) straightens.
     """
     check_int(n, "n", min=1)
     run = oracle_run(name, schedules.linear(T=1000))
     x_1 = torch.randn(n, run.dataset.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    out = {"name": name, "dim": run.dataset.dim}
-    for key, fn, proc, kw in (("linear", run.oracle.velocity_fn(interpolants.linear()), interpolants.linear(),
-                               {"method": "heun", "steps": flow_steps}),
-                              ("VP", run.oracle.eps_fn(run.schedule), run.schedule,
-                               {"method": "ddim", "steps": vp_steps, "eta": 0.0})):
-        xs, ts = [x_1.clone()], [1.0]
-
-        def record(info, xs=xs, ts=ts, T=None if key == "linear" else run.schedule.T):
-            xs.append(info["x_prev"].clone())
-            ts.append(float(info["t_prev"]) if T is None else (float(info["t_prev"]) + 1) / T)  # VP: step k at (k+1)/T
-
-        sample(fn, x_1, proc, callback=record, **kw)
-        out[key] = (np.array(ts), torch.stack(xs).numpy())
-    return out
-
-
-def straightness(xs: np.ndarray) -> float:
-    """Mean over particles of ‖x_end − x_start‖ / path length for paths ``xs [S + 1, n, D]`` (1 = straight)."""
-    length = np.linalg.norm(np.diff(xs, axis=0), axis=-1).sum(axis=0)
-    return float(np.mean(np.linalg.norm(xs[-1] - xs[0], axis=-1) / np.maximum(length, 1e-12)))
+    return {"name": name, "dim": run.dataset.dim,
+            "linear": ode_paths(run.oracle, x_1, "flow", method="heun", steps=flow_steps).numpy(),
+            "VP": ode_paths(run.oracle, x_1, "vp", method="ddim", steps=vp_steps, schedule=run.schedule).numpy()}
 
 
 def _distance_panel(ax, c: dict) -> None:
@@ -125,11 +109,11 @@ def _distance_panel(ax, c: dict) -> None:
 
 
 def _path_panel(ax, paths: dict, key: str, color: str) -> None:
-    ts, xs = paths[key]
+    xs = paths[key]
     if paths["dim"] == 1:
-        ax.plot(ts, xs[:, :, 0], color=color, lw=1)
+        ax.plot(np.linspace(1, 0, len(xs)), xs[:, :, 0], color=color, lw=1)
         ax.set_xlim(1, 0)
-        ax.set_xlabel("t (1 = noise → 0 = data)")
+        ax.set_xlabel("1 − step / steps (noise → data)")
         ax.set_ylabel("x (normalised)")
     else:
         for i in range(xs.shape[1]):
@@ -143,13 +127,13 @@ def _path_panel(ax, paths: dict, key: str, color: str) -> None:
         ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
     what = "linear interpolant (rectified flow), Heun" if key == "linear" else "VP (DDPM, linear β), DDIM η = 0"
     ax.set_title(f"{paths['name']}: exact ODE paths, {what}\nstraightness ‖x_1 − x_0‖ / length = "
-                 f"{straightness(xs):.2f} (dotted: the straight chord)", fontsize=9)
+                 f"{straightness(torch.from_numpy(xs)):.2f} (dotted: the straight chord)", fontsize=9)
 
 
 def flow_vs_diffusion_figure(curves: Sequence[dict] | dict, paths: dict | None = None) -> Figure:
     """Distance-to-truth vs NFE panels (one per :func:`distance_curves` result, noise-floor band shaded: the spread
-    of the floor over seeds, dotted: its mean) and, with ``paths`` (:func:`ode_paths`), the exact ODE paths of the
-    same particles under the linear interpolant and the VP process."""
+    of the floor over seeds, dotted: its mean) and, with ``paths``, the exact ODE paths of the
+    same particles under the linear interpolant and the VP process (:func:`figure_paths`)."""
     curves = list(curves.values()) if isinstance(curves, dict) else list(curves)
     if not curves:
         raise ValueError("curves must hold at least one distance_curves() result")
