@@ -138,8 +138,9 @@ def _uploaded(key: str):
         return None, ""
 
 
-def checkpoint_picker(key: str, *, conditional_only: bool = False):
-    """Radio + selector for an image_track checkpoint: committed, found under runs/, or uploaded.
+def checkpoint_picker(key: str, *, conditional_only: bool = False, vp_only: bool = False):
+    """Radio + selector for an image_track checkpoint: committed, found under runs/, or uploaded. ``vp_only``:
+    refuse a flow-matching checkpoint (``--process flow``) with a message, for pages that need a noise schedule.
 
     Returns ``(LoadedModel, caption, cache_key)`` or ``None`` (after an info or error box saying why).
     """
@@ -156,5 +157,10 @@ def checkpoint_picker(key: str, *, conditional_only: bool = False):
     if lm is not None and conditional_only and not lm.conditional:
         st.error("This checkpoint is unconditional; the image lab needs a class-conditional model "
                  "(classifier-free guidance, anagrams and hybrids condition on digits).", icon="🚫")
+        return None
+    if lm is not None and vp_only and lm.process == "flow":
+        st.error(f"This checkpoint is a flow-matching model ({lm.schedule.interp.name} path, "
+                 f"{lm.schedule.prediction} prediction; `--process flow`); this page's experiments run on a DDPM "
+                 "noise schedule. Sample flow models on the MNIST page.", icon="🚫")
         return None
     return None if lm is None else (lm, label, model_key(lm))

@@ -24,7 +24,7 @@ from typing import Callable, ContextManager
 import torch
 
 from .checks import check_choice, check_number
-from .flow_losses import interpolant_loss
+from .flow_losses import TIME_SAMPLINGS, interpolant_loss
 from .interpolants import PREDICTIONS, Interpolant, from_dict as interpolant_from_dict
 from .losses import (LOSS_WEIGHTINGS, T_SAMPLINGS, LossTerms, batched_held_out, bucket_sums, eps_prediction_loss,
                      held_out_draws, held_out_loss, loss_weights)
@@ -103,7 +103,9 @@ class FlowObjective:
     flow matching / rectified flow (Lipman et al. 2023; Liu et al. 2023); ``"eps"``, ``"x0"``, ``"v"``
     regress on ε, x_0 or v = α ε − σ x_0 (Salimans & Ho 2022). The network is fed ``time_scale · t``.
 
-    ``t_sampling``: ``"uniform"`` or ``"low-noise"`` (t = u²), see :func:`toydiff.flow_losses.sample_times`.
+    ``t_sampling``: ``"uniform"``, ``"low-noise"`` (t = u²) or ``"logit-normal"`` (t = sigmoid(n), n ~ N(0, 1):
+    the middle of the path, Esser et al. 2024 §3.1), see :func:`toydiff.flow_losses.sample_times` (the toy
+    recipes draw low-noise t: on the 1-D search it beat both others, bench/flow_recipe_search.py).
     A batch may carry its own ``noise [B, *event]`` (the track's batches give it as a keyword): each x_0 is
     then paired with that noise instead of a fresh draw, the coupling reflow trains on (Liu et al. 2023;
     :mod:`toydiff.toy.reflow`).
@@ -119,7 +121,7 @@ class FlowObjective:
             raise ValueError(f"interp must be a continuous path (linear, cosine), got {interp.name}: train a VP "
                              "schedule with VPObjective")
         self.interp, self.prediction = interp, check_choice(prediction, "prediction", PREDICTIONS)
-        self.t_sampling = check_choice(t_sampling, "t_sampling", ("uniform", "low-noise"))
+        self.t_sampling = check_choice(t_sampling, "t_sampling", TIME_SAMPLINGS)
         if check_choice(loss_weighting, "loss_weighting", LOSS_WEIGHTINGS) != "uniform":
             raise ValueError(f"loss_weighting {loss_weighting!r} is a VP (ε-loss) weighting; a flow objective "
                              "trains with uniform weights")

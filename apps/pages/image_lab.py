@@ -150,7 +150,7 @@ page_state.restore("image_lab", URL_KEYS, {"ilab_experiment": lambda v: v in EXP
                                            "ilab_seed": lambda v: 0 <= v <= 10_000})
 page_state.defaults({"ilab_experiment": EXPERIMENTS[0], "ilab_method": "ddpm", "ilab_stride": 30, "ilab_seed": 0})
 
-picked = checkpoint_picker("ilab", conditional_only=True)
+picked = checkpoint_picker("ilab", conditional_only=True, vp_only=True)
 if picked is None:
     st.stop()
 lm, label, mkey = picked

@@ -12,6 +12,7 @@ import torch
 
 import toydiff as td
 import numpy as np
+from toydiff.flow_samplers import FLOW_METHODS
 
 from apps import page_state
 from apps.charts_labs import denoising_animation
@@ -65,7 +66,8 @@ def denoise_frames(key: str, _lm, digit: int | None, w: float | None, method: st
     final = rec.final[0, 0].numpy()
     xt = np.concatenate([rec.x_t[:, 0, 0].numpy(), final[None]])
     x0 = np.concatenate([rec.x0_hat[:, 0, 0].clamp(-1, 1).numpy(), final[None]])
-    return xt, x0, [int(t) for t in rec.timesteps] + [-1]
+    flow = getattr(_lm, "process", "vp") == "flow"  # a flow sampler's t is a float in [0, 1]
+    return xt, x0, [round(float(t), 3) if flow else int(t) for t in rec.timesteps] + [-1]
 
 
 @st.cache_data(max_entries=16, show_spinner="Sweeping the guidance scale…")
@@ -119,7 +121,7 @@ def _evaluate(lm, n: int, w: float | None, method: str, steps: int, seed: int, a
     with st.status(f"Evaluating {n} samples…", expanded=True) as status:
         bar = st.progress(0.0)
         total = [0]
-        per_batch = len(lm.schedule.respace(steps).timesteps)
+        per_batch = steps if lm.process == "flow" else len(lm.schedule.respace(steps).timesteps)
         n_batches = -(-n // 50)
 
         def tick(info: dict) -> None:
@@ -150,7 +152,7 @@ st.markdown("**What to look at:** the image track's UNets go through the same to
             "Ho & Salimans 2022 (classifier-free guidance), Karras et al. 2024 (autoguidance).")
 
 URL_KEYS = {"mnist_method": str, "mnist_steps": int, "mnist_n": int, "mnist_seed": int, "mnist_w": float}
-page_state.restore("mnist", URL_KEYS, {"mnist_method": lambda v: v in td.METHODS,
+page_state.restore("mnist", URL_KEYS, {"mnist_method": lambda v: v in td.METHODS + FLOW_METHODS,
                                         "mnist_steps": lambda v: 1 <= v <= 200, "mnist_n": lambda v: v in (10, 20, 30, 40),
                                         "mnist_seed": lambda v: 0 <= v <= 10_000, "mnist_w": lambda v: 0 <= v <= 10})
 
@@ -164,16 +166,29 @@ m1, m2, m3, m4, m5, m6 = st.columns(6)
 m1.metric("Model", cfg.get("name", "?"))
 m2.metric("Parameters", f"{n_params / 1e3:.0f}k")
 m3.metric("Classes", f"{lm.num_classes} + null" if lm.conditional else "none")
-m4.metric("Schedule", lm.schedule.name)
-m5.metric("T", lm.schedule.T)
+is_flow = lm.process == "flow"
+if is_flow:  # flow matching (toydiff mnist train --process flow): an interpolant in t ∈ [0, 1], no schedule
+    m4.metric("Process", f"flow ({lm.schedule.interp.name})")
+    m5.metric("Prediction", lm.schedule.prediction)
+else:
+    m4.metric("Schedule", lm.schedule.name)
+    m5.metric("T", lm.schedule.T)
 m6.metric("Trained steps", lm.metadata.get("step", "—"))
-st.caption(f"Checkpoint: {label}.")
+st.caption(f"Checkpoint: {label}." + (" A **flow-matching** model (Lipman et al. 2023; Liu et al. 2023): it samples "
+                                      "with the ODE samplers over its interpolant, t from 1 (noise) to 0 (data); the "
+                                      "DDPM samplers (ddpm, ddim) need a noise schedule it does not have."
+                                      if is_flow else ""))
 
 st.subheader("Generate")
-hi = min(200, lm.schedule.T)
+methods = FLOW_METHODS if is_flow else td.METHODS
+hi = 50 if is_flow else min(200, lm.schedule.T)
 page_state.defaults({"mnist_method": "ddim", "mnist_steps": min(25, hi), "mnist_n": 10, "mnist_seed": 0, "mnist_w": 3.0})
+if st.session_state.get("mnist_method") not in methods:  # e.g. ddim kept from a DDPM checkpoint
+    st.session_state["mnist_method"] = "heun" if is_flow else "ddim"
+if st.session_state.get("mnist_steps", 1) > hi:
+    st.session_state["mnist_steps"] = min(10, hi) if is_flow else hi
 c1, c2, c3, c4 = st.columns(4)
-method = c1.selectbox("Sampler", td.METHODS, key="mnist_method")
+method = c1.selectbox("Sampler", methods, key="mnist_method")
 steps = int(c2.slider("Steps", 1, hi, key="mnist_steps")) if hi > 1 else 1
 n = int(c3.select_slider("Images", [10, 20, 30, 40], key="mnist_n"))
 seed = int(c4.number_input("Seed", 0, 10_000, key="mnist_seed"))

@@ -35,7 +35,8 @@ from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
 from .recipes import default_recipe
 from ..samplers import REGISTRY
-from .flow_cli import add_reflow_parser, add_sampling_flags, add_train_flags, flow_settings, reflow_cmd, sampler_kwargs
+from .flow_cli import (add_oracle_flags, add_reflow_parser, add_sampling_flags, oracle_objective, add_train_flags,
+                       flow_settings, reflow_cmd, sampler_kwargs)
 from ..schedules import SPACINGS, from_name
 from .run import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
 from ..options import add_dataclass_arguments, dataclass_values, flag_of
@@ -72,6 +73,7 @@ def _add_sampling(p: OneLineParser) -> None:
                      help="use the exact eps* of the data set's mixture (no training); with --run, that run's "
                           "schedule and normalisation")
     p.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="for --oracle without --run")
+    add_oracle_flags(p)
     add_sampling_flags(p)
     p.add_argument("--spacing", choices=SPACINGS, default=None,
                    help="DDPM runs: respacing of --steps (default: the method's: " + ", ".join(
@@ -186,7 +188,8 @@ def _train(a) -> int:
 def _run_for(a) -> ToyRun:
     if a.run is None and not a.oracle:
         fail(f"{PROG} {a.command}: error: give --run RUN or --oracle")
-    run = load_toy(a.run) if a.run is not None else oracle_run(a.dataset)
+    flow = oracle_objective(a)
+    run = load_toy(a.run) if a.run is not None else oracle_run(a.dataset, flow=flow)
     if a.oracle and not run.dataset.has_oracle:
         fail(f"{PROG} {a.command}: error: --oracle: dataset {run.dataset.name!r} has no exact mixture")
     return run

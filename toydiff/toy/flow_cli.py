@@ -4,6 +4,7 @@
     toydiff toy train  --process flow --interpolant cosine --prediction eps --out runs/cos-eps
     toydiff toy sample --run runs/8g-fm --method euler --steps 4 --out x.npy         # default heun, 16 steps
     toydiff toy reflow --run runs/8g-fm --out runs/8g-rf2 --epochs 60                # one round of reflow
+    toydiff toy sample --oracle --process flow --dataset 8gaussians --out exact.npy  # the exact velocity
 
 A checkpoint records its process (``process``, ``interpolant``, ``prediction``, ``time_scale``); ``sample``
 and ``report`` read them and refuse, in one line with exit status 2, what only a DDPM run can do (``ddpm``,
@@ -20,7 +21,7 @@ from ..interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
 from ..objectives import PROCESSES
 from ..samplers import METHODS
 
-__all__ = ["add_train_flags", "flow_settings", "sampler_kwargs", "add_reflow_parser", "reflow_cmd", "ALL_METHODS"]
+__all__ = ["add_train_flags", "flow_settings", "add_oracle_flags", "oracle_objective", "sampler_kwargs", "add_reflow_parser", "reflow_cmd", "ALL_METHODS"]
 
 PROG = "toydiff toy"
 ALL_METHODS = tuple(dict.fromkeys(METHODS + FLOW_METHODS))
@@ -58,6 +59,36 @@ def add_sampling_flags(p) -> None:
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="respaced steps (DDPM default: every step; flow default: 16)")
     p.add_argument("--shift", type=float, default=None, help="flow runs: SD3's time shift of the grid (>1: nearer noise)")
+
+
+def add_oracle_flags(p) -> None:
+    """``--process`` / ``--interpolant`` / ``--prediction`` of ``sample`` / ``report --oracle`` without ``--run``."""
+    g = p.add_argument_group("exact oracle without --run")
+    g.add_argument("--process", choices=PROCESSES, default=None,
+                   help="vp: the exact ε* over the data set's recipe schedule (default); flow: the exact prediction "
+                        "under --interpolant (default linear, rectified flow), sampled with the flow samplers")
+    g.add_argument("--interpolant", choices=tuple(INTERPOLANTS), default=None, help="--process flow only")
+    g.add_argument("--prediction", choices=PREDICTIONS, default=None,
+                   help="--process flow only: the exact prediction the sampler is given (default velocity)")
+
+
+def oracle_objective(a):
+    """The :class:`~toydiff.objectives.FlowObjective` an ``--oracle`` without ``--run`` samples under (``None``: the
+    VP ε*); exit 2 for the flags with ``--run`` (the run fixes its process) or without ``--process flow``."""
+    from ..interpolants import BUILDERS
+    from ..objectives import FlowObjective
+
+    cmd = f"{PROG} {a.command}: error:"
+    given = [f for f, v in (("--process", a.process), ("--interpolant", a.interpolant),
+                            ("--prediction", a.prediction)) if v is not None]
+    if a.run is not None and given:
+        fail(f"{cmd} {', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --oracle without --run; a run's "
+             "checkpoint fixes its process")
+    if a.process != "flow":
+        if a.interpolant is not None or a.prediction is not None:
+            fail(f"{cmd} --interpolant and --prediction apply to --process flow")
+        return None
+    return FlowObjective(BUILDERS[a.interpolant or "linear"](), a.prediction or "velocity")
 
 
 def _positive_int(s: str) -> int:
