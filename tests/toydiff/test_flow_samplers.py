@@ -29,7 +29,10 @@ def test_one_gaussian_is_recovered_pathwise(mu, std, method, name):
     a1, s1 = float(interp.alpha(1.0)), float(interp.sigma(1.0))
     want = mu + std * (x_1 - a1 * mu) / math.sqrt(a1**2 * std**2 + s1**2)
     x0 = td.sample(gm.velocity_fn(interp), x_1, interp, method=method, steps=64)
-    tol = (0.1 if method == "euler" else 0.02) * (abs(mu) + std)
+    # first order: euler everywhere, and the last step of heun on vp (its field is infinite at t = 0, so that
+    # step is an Euler step) and of dpm++2m; measured worst over the strategy's range at 64 steps: euler 0.093,
+    # dpm++2m 0.022, vp heun 0.031, every other second-order pair ≤ 0.003 (relative to |μ| + s)
+    tol = {"euler": 0.12, "dpm++2m": 0.03}.get(method, 0.04 if name == "vp" else 0.01) * (abs(mu) + std)
     assert (x0 - want).abs().max() < tol
 
 
