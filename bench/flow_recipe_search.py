@@ -7,7 +7,7 @@ Search seeds only (training seeds 10, 11; x_1 seeds 100, 101; reference seeds 15
 bench/flow_vs_diffusion.py --trained (training seed 0, x_1 seeds 0…, references 50 000+) stay unseen.
 
 ``--diagnose`` trains the default flow recipe and samples Heun 16 steps with a *hybrid* field: the exact velocity
-for t < τ and the trained one above (and the converse), as NOTES-d12.md did for DDPM: the τ where the ratio drops
+for t < τ and the trained one above (and the converse), as docs/notes/d12.md did for DDPM: the τ where the ratio drops
 to ≈ 1 says which t range carries the error. Printed: distance / the exact oracle's distance (same x_1), and the
 pathwise RMS gap ‖x_trained − x_exact‖ (normalised units), which does not depend on the luck of the x_1 draw.
 ``--variants`` trains recipe variants (``t-sampling[:field=value,...]`` over the Recipe fields) and prints the same
