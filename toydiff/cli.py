@@ -72,6 +72,21 @@ int_list = _number_list(int, "integer")
 float_list = _number_list(float, "number")
 
 
+def positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse ``type``: ``kind(text)``, refused unless > 0 (argparse names it "positive int" in the error)."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise ValueError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not v > 0:
+            raise ValueError(f"expected a positive {kind.__name__}, got {text!r}")
+        return v
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
 def seed_arg(text: str) -> int:
     """argparse type of ``--seed``: an integer in ``[0, 2**32 - 1]``."""
     try:

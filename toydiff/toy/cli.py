@@ -29,7 +29,7 @@ import torch
 
 from ..checkpoint import run_lock
 from . import cli_labs
-from ..cli import OneLineParser, check_writable, fail, flag_names, run_guarded, seed_arg
+from ..cli import OneLineParser, check_writable, fail, flag_names, positive, run_guarded, seed_arg
 from . import cli_guidance
 from .datasets import DATASETS
 from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
@@ -52,20 +52,6 @@ _RECIPE_FIELDS = ("epochs", "batch_size", "lr", "t_sampling", "ema_decay", "ema_
 _FROM_RECIPE = "default: the data set's recipe"
 
 
-def _positive(kind):
-    def parse(s: str):
-        try:
-            v = kind(s)
-        except ValueError:
-            raise ValueError(f"expected a positive {kind.__name__}, got {s!r}") from None
-        if not v > 0:
-            raise ValueError(f"expected a positive {kind.__name__}, got {s!r}")
-        return v
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
-
-
 def _add_sampling(p: OneLineParser) -> None:
     src = p.add_argument_group("denoiser (one of)")
     src.add_argument("--run", help="a run folder or checkpoint written by 'toydiff toy train'")
@@ -80,7 +66,7 @@ def _add_sampling(p: OneLineParser) -> None:
                        f"{k} {v.default_spacing}" for k, v in REGISTRY.items()) + ")")
     p.add_argument("--eta", type=float, default=None, help="ddim only: 0 deterministic (default), 1 DDPM-like")
     p.add_argument("--variance", choices=("beta", "posterior"), default=None, help="ddpm only (default beta)")
-    p.add_argument("--n", type=_positive(int), default=10_000, help="number of samples")
+    p.add_argument("--n", type=positive(int), default=10_000, help="number of samples")
     p.add_argument("--seed", type=seed_arg, default=0)
 
 
@@ -98,18 +84,18 @@ def build_parser() -> OneLineParser:
     t.add_argument("--preset", choices=("default", "exercise"), default="default",
                    help="'exercise': the seed notebook's concat(x, t) -> 128 -> 128 tanh network")
     # flags left out take the data set's default recipe (toydiff.toy.recipes.default_recipe)
-    t.add_argument("--width", type=_positive(int), help=_FROM_RECIPE)
-    t.add_argument("--depth", type=_positive(int), help=_FROM_RECIPE)
+    t.add_argument("--width", type=positive(int), help=_FROM_RECIPE)
+    t.add_argument("--depth", type=positive(int), help=_FROM_RECIPE)
     t.add_argument("--activation", choices=tuple(ACTIVATIONS), help=_FROM_RECIPE)
     t.add_argument("--time-input", choices=TIME_INPUTS, help=_FROM_RECIPE)
-    t.add_argument("--n-train", type=_positive(int), help=f"points per epoch ({_FROM_RECIPE})")
-    t.add_argument("--n-val", type=_positive(int), default=2_000)
+    t.add_argument("--n-train", type=positive(int), help=f"points per epoch ({_FROM_RECIPE})")
+    t.add_argument("--n-val", type=positive(int), default=2_000)
     t.add_argument("--fixed-data", action="store_true",
                    help="revisit the same --n-train points every epoch (the seed exercise) instead of fresh ones")
     t.add_argument("--schedule", choices=SCHEDULES,
                    help=f"{_FROM_RECIPE} (1-D: constant beta 0.02, the seed exercise's); another builder gets its "
                         "paper defaults and the recipe's T")
-    t.add_argument("--T", type=_positive(int), help=f"diffusion steps ({_FROM_RECIPE})")
+    t.add_argument("--T", type=positive(int), help=f"diffusion steps ({_FROM_RECIPE})")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_flags(t)
     # the optimisation flags, one per TrainConfig field (--epochs, --lr, --t-sampling, --seed ...); checkpoints
@@ -127,7 +113,7 @@ def build_parser() -> OneLineParser:
     r = sub.add_parser("report", help="figures and metrics (each with its noise floor) into a folder")
     _add_sampling(r)
     r.add_argument("--out", required=True, help="output folder")
-    r.add_argument("--track", type=_positive(int), default=200, help="trajectories drawn (1-D)")
+    r.add_argument("--track", type=positive(int), default=200, help="trajectories drawn (1-D)")
     add_reflow_parser(sub)
     cli_guidance.add_parser(sub)
     cli_labs.add_parsers(sub)  # likelihood, memorise

@@ -14,23 +14,13 @@ import json
 
 import torch
 
-from ..cli import OneLineParser, check_writable, fail, seed_arg
+from ..cli import OneLineParser, check_writable, fail, positive, seed_arg
 from ..samplers import METHODS
 from .datasets import DATASETS
 
 __all__ = ["add_parsers", "HANDLERS"]
 
 PROG = "toydiff toy"
-
-
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise ValueError(f"expected a positive int, got {s!r}") from None
-    if v <= 0:
-        raise ValueError(f"expected a positive int, got {s!r}")
-    return v
 
 
 def _rtol(s: str) -> float:
@@ -47,8 +37,8 @@ def add_parsers(sub) -> None:
     src.add_argument("--run", help="a run folder or checkpoint written by 'toydiff toy train'")
     src.add_argument("--oracle", action="store_true", help="the exact eps* of --dataset's mixture alone")
     lk.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="for --oracle without --run")
-    lk.add_argument("--n", type=_positive_int, default=200, help="held-out points for the PF-ODE (default 200)")
-    lk.add_argument("--n-elbo", type=_positive_int, default=2000, help="held-out points for the ELBO (default 2000)")
+    lk.add_argument("--n", type=positive(int), default=200, help="held-out points for the PF-ODE (default 200)")
+    lk.add_argument("--n-elbo", type=positive(int), default=2000, help="held-out points for the ELBO (default 2000)")
     lk.add_argument("--rtol", type=_rtol, default=1e-4, help="solve_ivp rtol = atol (default 1e-4)")
     lk.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="reverse variance of the ELBO")
     lk.add_argument("--seed", type=seed_arg, default=0)
@@ -57,10 +47,10 @@ def add_parsers(sub) -> None:
     mm = sub.add_parser("memorise", help="copy rates of a --fixed-data run and of its training set's exact eps*")
     mm.add_argument("--run", help="a run trained with --fixed-data (its training points are replayed)")
     mm.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="without --run")
-    mm.add_argument("--n-train", type=_positive_int, default=None, help="without --run: training points drawn")
-    mm.add_argument("--n", type=_positive_int, default=2000, help="samples (default 2000)")
+    mm.add_argument("--n-train", type=positive(int), default=None, help="without --run: training points drawn")
+    mm.add_argument("--n", type=positive(int), default=2000, help="samples (default 2000)")
     mm.add_argument("--method", choices=METHODS, default="ddpm")
-    mm.add_argument("--steps", type=_positive_int, default=None, help="respaced sampling steps (default: every step)")
+    mm.add_argument("--steps", type=positive(int), default=None, help="respaced sampling steps (default: every step)")
     mm.add_argument("--seed", type=seed_arg, default=0)
     mm.add_argument("--out", required=True, help="output folder (memorise.png, memorise.json)")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import fail, seed_arg
+from ..cli import fail, positive, seed_arg
 from ..flow_samplers import FLOW_METHODS
 from ..interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
 from ..objectives import PROCESSES
@@ -56,7 +56,7 @@ def add_sampling_flags(p) -> None:
     """The sampler flags of ``sample`` / ``report`` for either process."""
     p.add_argument("--method", choices=ALL_METHODS, default=None,
                    help="default: ddpm for a DDPM run, heun for a flow run (flow runs: " + ", ".join(FLOW_METHODS) + ")")
-    p.add_argument("--steps", type=_positive_int, default=None,
+    p.add_argument("--steps", type=positive(int), default=None,
                    help="respaced steps (DDPM default: every step; flow default: 16)")
     p.add_argument("--shift", type=float, default=None, help="flow runs: SD3's time shift of the grid (>1: nearer noise)")
 
@@ -89,16 +89,6 @@ def oracle_objective(a):
             fail(f"{cmd} --interpolant and --prediction apply to --process flow")
         return None
     return FlowObjective(BUILDERS[a.interpolant or "linear"](), a.prediction or "velocity")
-
-
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise ValueError(f"expected a positive int, got {s!r}") from None
-    if v < 1:
-        raise ValueError(f"expected a positive int, got {s!r}")
-    return v
 
 
 def sampler_kwargs(run, a) -> dict:
@@ -136,10 +126,10 @@ def add_reflow_parser(sub) -> None:
                                    "and after.")
     r.add_argument("--run", required=True, help="a flow run folder (toydiff toy train --process flow)")
     r.add_argument("--out", required=True, help="the new run folder")
-    r.add_argument("--pairs", type=_positive_int, default=40_000, help="coupled pairs drawn with the run's ODE")
-    r.add_argument("--pair-steps", type=_positive_int, default=32, help="Heun steps of the ODE drawing the pairs")
-    r.add_argument("--epochs", type=_positive_int, default=None, help="default: a third of the recipe's")
-    r.add_argument("--n", type=_positive_int, default=10_000, help="samples for the before/after distances")
+    r.add_argument("--pairs", type=positive(int), default=40_000, help="coupled pairs drawn with the run's ODE")
+    r.add_argument("--pair-steps", type=positive(int), default=32, help="Heun steps of the ODE drawing the pairs")
+    r.add_argument("--epochs", type=positive(int), default=None, help="default: a third of the recipe's")
+    r.add_argument("--n", type=positive(int), default=10_000, help="samples for the before/after distances")
     r.add_argument("--seed", type=seed_arg, default=1)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
