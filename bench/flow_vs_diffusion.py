@@ -5,6 +5,7 @@
     python bench/flow_vs_diffusion.py --trained --n 20000 --seeds 3   # trained FM vs DDPM MLPs + reflow, ~15 min
     python bench/flow_vs_diffusion.py --mnist --minutes 15            # MNIST tiny, 15 CPU min per process
     python bench/flow_vs_diffusion.py --figure docs/images/flow_vs_diffusion.png   # the README figure, ~1 min
+    python bench/flow_vs_diffusion.py --targets-figure docs/images/flow_targets.png  # conditional vs stable target
 
 No learning error: every sampler runs on the exact field of the (normalised) mixture — the velocity
 E[ε − x_0 | x_t] of the linear interpolant (rectified flow, Liu et al. 2023; Lipman et al. 2023) for
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -161,8 +163,12 @@ def main(argv=None) -> int:
     p.add_argument("--reflow-epochs", type=int, default=None, help="--trained: reflow epochs (default recipe / 3)")
     p.add_argument("--reflow-pairs", type=int, default=40_000)
     p.add_argument("--no-reflow", action="store_true", help="--trained: skip the reflow table")
+    p.add_argument("--train-seed", type=int, default=0, help="--trained: the models' training seed (default 0)")
     p.add_argument("--figure", default=None, help="only write the README figure (toydiff.toy.plots_flow) to this PNG "
                    "(n = 2,000, 2 seeds: ~1 min)")
+    p.add_argument("--targets-figure", default=None, help="only the conditional vs stable-target figure "
+                   "(toydiff.toy.plots_targets) to this PNG, with its tables; trains 2 FM models per data set "
+                   "(reused from --runs), ~2 min")
     p.add_argument("--mnist", action="store_true", help="only the MNIST tiny table (bench/flow_mnist.py)")
     p.add_argument("--minutes", type=float, default=15.0, help="--mnist: CPU training minutes per process")
     p.add_argument("--eval-n", type=int, default=1000, help="--mnist: samples scored per process")
@@ -174,6 +180,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     if a.figure:
         return write_figure(a.figure)
+    if a.targets_figure:
+        from flow_trained import write_targets_figure
+
+        return write_targets_figure(a.targets_figure, Path(a.runs) if a.runs else None, a.train_seed)
     if a.trained or a.mnist:
         if a.trained:
             from flow_trained import run_trained

@@ -24,11 +24,13 @@ from .exact import LossFloor
 from .forward import randn_like
 from .interpolants import PREDICTIONS, Interpolant, linear, time_tensor
 from .losses import LossTerms
+from .stable_target import TARGETS, stable_pair
 
 if TYPE_CHECKING:
     from .exact import GaussianMixture
 
-__all__ = ["TIME_SAMPLINGS", "sample_times", "interpolant_loss", "flow_matching_loss", "interpolant_loss_floor"]
+__all__ = ["TIME_SAMPLINGS", "TARGETS", "sample_times", "stable_target", "interpolant_loss", "flow_matching_loss",
+           "interpolant_loss_floor"]
 
 TIME_SAMPLINGS = ("uniform", "logit-normal", "low-noise")
 
@@ -51,14 +53,29 @@ def sample_times(batch: int, *, generator: torch.Generator | None = None, device
     return t.to(device=device or gen_device, dtype=dtype)
 
 
+def stable_target(interp: Interpolant, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, kind: str = "velocity",
+                  reference: torch.Tensor | None = None) -> torch.Tensor:
+    """The ``kind`` target of each x_t = α_t x0_i + σ_t ε_i under ``interp``, averaged over the batch (and
+    ``reference [R, *event]``) by posterior weight: the stable target field of Xu et al. 2023
+    (:func:`toydiff.stable_target.stable_pair`). ``x0, noise [B, *event]``, ``t [B]`` in [0, 1] -> ``[B, *event]``."""
+    check_choice(kind, "kind", PREDICTIONS)
+    tt = time_tensor(t).to(device=x0.device, dtype=torch.float64)
+    a, s = interp.coefs(tt)[:2]
+    x0_hat, eps_hat = stable_pair(x0, noise, a, s, reference)
+    return interp.target(x0_hat, eps_hat, kind, tt.to(x0.dtype))
+
+
 def interpolant_loss(model: Callable[..., torch.Tensor], interp: Interpolant, x0: torch.Tensor, *,
                      kind: str = "velocity", generator: torch.Generator | None = None, t: torch.Tensor | None = None,
-                     noise: torch.Tensor | None = None, t_sampling: str = "uniform", **model_kwargs) -> LossTerms:
+                     noise: torch.Tensor | None = None, t_sampling: str = "uniform", target: str = "conditional",
+                     **model_kwargs) -> LossTerms:
     """One Monte-Carlo draw of the regression loss of a ``kind`` predictor under ``interp`` on ``x0 [B, *event]``.
 
     Args:
         model: ``model(x_t, t float [B], **model_kwargs) -> [B, *event]``.
         t, noise: fixed times ``[B]`` in [0, 1] / noise ``[B, *event]``; drawn from ``generator`` when omitted.
+        target: ``"conditional"`` (each pair's own target) or ``"stf"`` (:func:`stable_target` over the batch:
+            the same minimiser, less gradient noise; unconditional batches with independent noise only).
 
     Returns:
         :class:`~toydiff.losses.LossTerms` with ``t`` the float times; ``.loss`` is the scalar to back-propagate.
@@ -71,14 +88,17 @@ def interpolant_loss(model: Callable[..., torch.Tensor], interp: Interpolant, x0
         t = sample_times(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype, distribution=t_sampling)
     elif time_tensor(t).shape != (x0.shape[0],):
         raise ValueError(f"t must have shape [B={x0.shape[0]}], got {tuple(t.shape)}")
+    if check_choice(target, "target", TARGETS) == "stf" and model_kwargs:
+        raise ValueError(f"target='stf' averages over the whole batch, so it needs an unconditional model; got "
+                         f"model keywords {sorted(model_kwargs)}")
     if noise is None:
         noise = randn_like(x0, generator)
     x_t = interp.q_sample(x0, t, noise)
-    target = interp.target(x0, noise, kind, t)
+    goal = interp.target(x0, noise, kind, t) if target == "conditional" else stable_target(interp, x0, noise, t, kind)
     pred = model(x_t, t, **model_kwargs)
     if not isinstance(pred, torch.Tensor) or pred.shape != x0.shape:
         raise ValueError(f"model returned shape {tuple(getattr(pred, 'shape', ()))}; expected {tuple(x0.shape)}")
-    per = (pred.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+    per = (pred.float() - goal.float()).pow(2).flatten(1).mean(dim=1)
     return LossTerms(per_sample=per, t=t)
 
 

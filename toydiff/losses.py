@@ -14,8 +14,10 @@ from typing import Callable, ContextManager
 
 import torch
 
+from .checks import check_choice
 from .forward import q_sample, randn_like
 from .schedules import NoiseSchedule
+from .stable_target import TARGETS, stable_pair
 
 __all__ = ["LossTerms", "LOSS_WEIGHTINGS", "T_SAMPLINGS", "eps_prediction_loss", "loss_weights", "sample_timesteps",
            "bucket_of", "bucket_sums", "held_out_draws", "held_out_loss",
@@ -63,26 +65,37 @@ def sample_timesteps(schedule: NoiseSchedule, batch: int, *, generator: torch.Ge
 
 def eps_prediction_loss(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, x0: torch.Tensor, *,
                         generator: torch.Generator | None = None, t: torch.Tensor | None = None,
-                        noise: torch.Tensor | None = None, t_sampling: str = "uniform", **model_kwargs) -> LossTerms:
+                        noise: torch.Tensor | None = None, t_sampling: str = "uniform", target: str = "conditional",
+                        **model_kwargs) -> LossTerms:
     """One Monte-Carlo draw of the DDPM loss on a batch ``x0 [B, *event]``.
 
     Args:
         model: ``model(x_t, t, **model_kwargs) -> eps_hat [B, *event]`` (e.g. ``y=labels`` for a conditional net).
         t, noise: fixed steps ``[B]`` / noise ``[B, *event]``; drawn from ``generator`` when omitted (t from
             the ``t_sampling`` distribution of :func:`sample_timesteps`).
+        target: ``"conditional"`` regresses on each pair's own ε (Ho et al. 2020); ``"stf"`` on the ε̂ of the
+            stable target field over the batch (Xu et al. 2023, :func:`toydiff.stable_target.stable_pair`):
+            the same minimiser, less gradient noise; unconditional batches only.
 
     Returns:
         :class:`LossTerms`; ``.loss`` is the scalar to back-propagate.
     """
     if t is None:
         t = sample_timesteps(schedule, x0.shape[0], generator=generator, device=x0.device, distribution=t_sampling)
+    if check_choice(target, "target", TARGETS) == "stf" and model_kwargs:
+        raise ValueError(f"target='stf' averages over the whole batch, so it needs an unconditional model; got "
+                         f"model keywords {sorted(model_kwargs)}")
     if noise is None:
         noise = randn_like(x0, generator)
     x_t = q_sample(schedule, x0, t, noise)
+    goal = noise
+    if target == "stf":
+        ab = schedule.alpha_bars.to(x0.device)[t]
+        goal = stable_pair(x0, noise, ab.sqrt(), (1 - ab).sqrt())[1]
     eps_hat = model(x_t, t, **model_kwargs)
     if eps_hat.shape != x0.shape:
         raise ValueError(f"model returned shape {tuple(eps_hat.shape)}; expected {tuple(x0.shape)}")
-    per = (eps_hat.float() - noise.float()).pow(2).flatten(1).mean(dim=1)
+    per = (eps_hat.float() - goal.float()).pow(2).flatten(1).mean(dim=1)
     return LossTerms(per_sample=per, t=t)
 
 

@@ -19,6 +19,7 @@ exact oracle always speak in t ∈ [0, 1].
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, ContextManager
 
 import torch
@@ -29,6 +30,7 @@ from .interpolants import PREDICTIONS, Interpolant, from_dict as interpolant_fro
 from .losses import (LOSS_WEIGHTINGS, T_SAMPLINGS, LossTerms, batched_held_out, bucket_sums, eps_prediction_loss,
                      held_out_draws, held_out_loss, loss_weights)
 from .schedules import NoiseSchedule
+from .stable_target import TARGETS
 
 __all__ = ["PROCESSES", "FLOW_TIME_SCALE", "EPS_T_MAX", "CheckpointMismatch", "VPObjective", "FlowObjective", "objective_from_meta", "process_of"]
 
@@ -45,15 +47,18 @@ class CheckpointMismatch(ValueError):
 
 class VPObjective:
     """DDPM's ε-prediction loss over the discrete steps of ``schedule`` (Ho et al. 2020, Algorithm 1), with
-    optional Min-SNR-γ weights (Hang et al. 2023): exactly the engine's behaviour before objectives existed."""
+    optional Min-SNR-γ weights (Hang et al. 2023): exactly the engine's behaviour before objectives existed.
+    ``target="stf"`` regresses on the stable target field's ε̂ over the batch instead of each pair's own ε
+    (Xu et al. 2023; :func:`toydiff.stable_target.stable_pair`): unconditional batches only."""
 
     process = "vp"
 
     def __init__(self, schedule: NoiseSchedule, *, t_sampling: str = "uniform", loss_weighting: str = "uniform",
-                 min_snr_gamma: float = 5.0, device=None):
+                 min_snr_gamma: float = 5.0, device=None, target: str = "conditional"):
         if not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
         self.schedule, self.t_sampling = schedule, check_choice(t_sampling, "t_sampling", T_SAMPLINGS)
+        self.target = check_choice(target, "target", TARGETS)
         check_choice(loss_weighting, "loss_weighting", LOSS_WEIGHTINGS)
         self.weight_of_t = loss_weights(schedule, torch.arange(schedule.T, device=device), loss_weighting,
                                         gamma=min_snr_gamma)
@@ -66,7 +71,7 @@ class VPObjective:
              **model_kwargs) -> tuple[torch.Tensor, LossTerms]:
         """(the scalar to back-propagate, the unweighted :class:`LossTerms`) for one batch ``x0 [B, *event]``."""
         terms = eps_prediction_loss(model, self.schedule, x0, generator=generator, t_sampling=self.t_sampling,
-                                    **model_kwargs)
+                                    target=self.target, **model_kwargs)
         loss = terms.loss if self.weight_of_t is None else (terms.per_sample * self.weight_of_t[terms.t]).mean()
         return loss, terms
 
@@ -87,7 +92,7 @@ class VPObjective:
 
     def metadata(self) -> dict:
         """The checkpoint keys that describe the process."""
-        return {"schedule": self.schedule.to_dict()}
+        return {"schedule": self.schedule.to_dict(), "target": self.target}
 
     def check_resume(self, meta: dict) -> None:
         """Raise :class:`CheckpointMismatch` if ``meta`` was not written under this objective."""
@@ -95,6 +100,8 @@ class VPObjective:
             raise CheckpointMismatch(f"was trained with --process {process_of(meta)}, not vp")
         if NoiseSchedule.from_dict(meta["schedule"]) != self.schedule:
             raise CheckpointMismatch(f"was trained with a different noise schedule ({meta['schedule']['name']})")
+        if meta.get("target", "conditional") != self.target:
+            raise CheckpointMismatch(f"was trained with target {meta.get('target', 'conditional')!r}, not {self.target!r}")
 
 
 class FlowObjective:
@@ -109,12 +116,18 @@ class FlowObjective:
     A batch may carry its own ``noise [B, *event]`` (the track's batches give it as a keyword): each x_0 is
     then paired with that noise instead of a fresh draw, the coupling reflow trains on (Liu et al. 2023;
     :mod:`toydiff.toy.reflow`).
+
+    ``target``: ``"conditional"`` regresses on each pair's own target; ``"stf"`` on the stable target field
+    over the batch (Xu et al. 2023, :func:`toydiff.flow_losses.stable_target`): the same minimiser with less
+    gradient noise where the batch's points overlap at x_t (mid / high noise in 1-D / 2-D; the toy recipes use
+    it, bench/flow_vs_diffusion.py --trained measures both). It needs unconditional batches with fresh noise.
+    The held-out loss always uses the conditional target, so it stays comparable with the Bayes floor.
     """
 
     process = "flow"
 
     def __init__(self, interp: Interpolant, prediction: str = "velocity", *, t_sampling: str = "uniform",
-                 loss_weighting: str = "uniform", time_scale: float = FLOW_TIME_SCALE):
+                 loss_weighting: str = "uniform", time_scale: float = FLOW_TIME_SCALE, target: str = "conditional"):
         if not isinstance(interp, Interpolant):
             raise TypeError(f"interp must be an Interpolant, got {type(interp).__name__}")
         if interp.schedule is not None:
@@ -126,7 +139,14 @@ class FlowObjective:
             raise ValueError(f"loss_weighting {loss_weighting!r} is a VP (ε-loss) weighting; a flow objective "
                              "trains with uniform weights")
         self.time_scale = check_number(time_scale, "time_scale", min=1e-6)
+        self.target = check_choice(target, "target", TARGETS)
         self.schedule = None
+
+    def with_target(self, target: str) -> "FlowObjective":
+        """The same objective with another regression ``target`` (reflow's coupled pairs need ``"conditional"``)."""
+        new = copy.copy(self)
+        new.target = check_choice(target, "target", TARGETS)
+        return new
 
     def network_fn(self, model: Fn) -> Fn:
         """``fn(x_t, t float [B] in [0, 1], **kw) = model(x_t, time_scale · t, **kw)``: the sampler's view."""
@@ -141,8 +161,11 @@ class FlowObjective:
              **model_kwargs) -> tuple[torch.Tensor, LossTerms]:
         """(the scalar to back-propagate, :class:`LossTerms` with float times ``t [B]``) for ``x0 [B, *event]``;
         ``noise [B, *event]``: the coupled noise of each x_0 (default: fresh draws from ``generator``)."""
+        if self.target == "stf" and noise is not None:
+            raise ValueError("target 'stf' assumes noise drawn independently of x_0; this batch carries coupled noise "
+                             "(reflow): train it with target='conditional'")
         terms = interpolant_loss(self.network_fn(model), self.interp, x0, kind=self.prediction, generator=generator,
-                                 t_sampling=self.t_sampling, noise=noise, **model_kwargs)
+                                 t_sampling=self.t_sampling, noise=noise, target=self.target, **model_kwargs)
         return terms.loss, terms
 
     def bucket_sums(self, values: torch.Tensor, t: torch.Tensor, n_buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,15 +206,16 @@ class FlowObjective:
 
     def metadata(self) -> dict:
         return {"process": "flow", "interpolant": self.interp.to_dict(), "prediction": self.prediction,
-                "time_scale": self.time_scale}
+                "time_scale": self.time_scale, "target": self.target}
 
     def check_resume(self, meta: dict) -> None:
         if process_of(meta) != "flow":
             raise CheckpointMismatch(f"was trained with --process {process_of(meta)}, not flow")
-        there = (meta.get("interpolant", {}).get("name"), meta.get("prediction"), meta.get("time_scale"))
-        here = (self.interp.name, self.prediction, self.time_scale)
+        there = (meta.get("interpolant", {}).get("name"), meta.get("prediction"), meta.get("time_scale"),
+                 meta.get("target", "conditional"))
+        here = (self.interp.name, self.prediction, self.time_scale, self.target)
         if there != here:
-            raise CheckpointMismatch(f"was trained with interpolant/prediction/time scale {there}, not {here}")
+            raise CheckpointMismatch(f"was trained with interpolant/prediction/time scale/target {there}, not {here}")
 
 
 def process_of(meta: dict) -> str:
@@ -203,6 +227,6 @@ def objective_from_meta(meta: dict) -> VPObjective | FlowObjective:
     """The objective a checkpoint was trained under (for sampling: :meth:`network_fn`, ``schedule`` / ``interp``)."""
     process = check_choice(process_of(meta), "process", PROCESSES)
     if process == "vp":
-        return VPObjective(NoiseSchedule.from_dict(meta["schedule"]))
+        return VPObjective(NoiseSchedule.from_dict(meta["schedule"]), target=meta.get("target", "conditional"))
     return FlowObjective(interpolant_from_dict(meta["interpolant"]), meta.get("prediction", "velocity"),
-                         time_scale=meta.get("time_scale", FLOW_TIME_SCALE))
+                         time_scale=meta.get("time_scale", FLOW_TIME_SCALE), target=meta.get("target", "conditional"))

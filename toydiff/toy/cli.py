@@ -163,7 +163,7 @@ def _train(a) -> int:
         run = train_toy(ds, **settings, n_val=a.n_val, seed=a.seed, out=out, resume=a.resume, progress=not a.quiet)
         from . import plots
 
-        plots.loss_curves(run.history, title=ds.name).savefig(out / "loss.png", dpi=110)
+        plots.loss_curves(run.history, title=ds.name, meta=run.metadata).savefig(out / "loss.png", dpi=110)
     last = run.history.records[-1]
     floor = run.history.floor
     ratio = f" = {last['val_loss'] / floor:.4f} x the Bayes floor {floor:.4f}" if floor else ""
@@ -238,7 +238,7 @@ def _report(a) -> int:
             fns["exact ε*"] = run.eps_fn(exact=True)
         figures["vector_field"] = plots.vector_fields(fns, run.schedule, t=run.schedule.T // 10)
     if run.history is not None and run.history.records:
-        figures["loss"] = plots.loss_curves(run.history, title=ds.name)
+        figures["loss"] = plots.loss_curves(run.history, title=ds.name, meta=run.metadata)
     if run.oracle is not None and run.process == "vp":
         figures["forward"] = plots.forward_density(run.oracle, run.schedule)
     out.mkdir(parents=True, exist_ok=True)

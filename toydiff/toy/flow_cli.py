@@ -20,6 +20,7 @@ from ..flow_samplers import FLOW_METHODS
 from ..interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
 from ..objectives import PROCESSES
 from ..samplers import METHODS
+from ..stable_target import TARGETS
 
 __all__ = ["add_train_flags", "flow_settings", "add_oracle_flags", "oracle_objective", "sampler_kwargs", "add_reflow_parser", "reflow_cmd", "ALL_METHODS"]
 
@@ -28,7 +29,7 @@ ALL_METHODS = tuple(dict.fromkeys(METHODS + FLOW_METHODS))
 
 
 def add_train_flags(t) -> None:
-    """``--process``, ``--interpolant``, ``--prediction`` of ``toydiff toy train``."""
+    """``--process``, ``--interpolant``, ``--prediction``, ``--target`` of ``toydiff toy train``."""
     g = t.add_argument_group("process")
     g.add_argument("--process", choices=PROCESSES, default="vp",
                    help="vp: DDPM's ε-prediction (default); flow: flow matching under --interpolant")
@@ -36,20 +37,24 @@ def add_train_flags(t) -> None:
                    help="flow only: the path x_t = α x_0 + σ ε (default linear, rectified flow)")
     g.add_argument("--prediction", choices=PREDICTIONS, default=None,
                    help="flow only: what the network predicts (default velocity, conditional flow matching)")
+    g.add_argument("--target", choices=TARGETS, default=None,
+                   help="regress on each pair's own target (conditional) or on the stable target field averaged over "
+                        "the batch (stf, Xu et al. 2023: less gradient noise); default stf for flow, conditional for vp")
 
 
 def flow_settings(a) -> dict:
-    """The ``process`` / ``interpolant`` / ``prediction`` keywords of :func:`~toydiff.toy.run.train_toy`."""
+    """The ``process`` / ``interpolant`` / ``prediction`` / ``target`` keywords of :func:`~toydiff.toy.run.train_toy`."""
     if a.process == "vp":
         given = [f for f, v in (("--interpolant", a.interpolant), ("--prediction", a.prediction)) if v is not None]
         if given:
             fail(f"{PROG} train: error: {', '.join(given)} apply to --process flow, not vp (DDPM predicts ε over "
                  "its noise schedule)")
-        return {}
+        return {} if a.target is None else {"target": a.target}
     if a.schedule is not None or a.T is not None or a.loss_weighting != "uniform":
         fail(f"{PROG} train: error: --schedule, --T and --loss-weighting apply to --process vp; a flow run's path "
              "is --interpolant")
-    return {"process": "flow", "interpolant": a.interpolant or "linear", "prediction": a.prediction or "velocity"}
+    return {"process": "flow", "interpolant": a.interpolant or "linear", "prediction": a.prediction or "velocity",
+            "target": a.target}
 
 
 def add_sampling_flags(p) -> None:

@@ -205,18 +205,24 @@ def embedding_heatmap(dim: int = 64, T: int = 1000) -> Figure:
     return fig
 
 
-def loss_curves(history: History, *, title: str = "Training") -> Figure:
-    """Train and held-out loss per epoch against the Bayes-optimal floor, and the held-out loss by t bucket."""
+def loss_curves(history: History, *, title: str = "Training", meta: dict | None = None) -> Figure:
+    """Train and held-out loss per epoch against the Bayes-optimal floor, and the held-out loss by t bucket.
+    ``meta``: the run's checkpoint metadata (``ToyRun.metadata``), which names the prediction, the process's time
+    and the training target (a stable-target run's train loss sits below the floor by design)."""
     if not history.records:
         raise ValueError("history has no epochs yet")
+    meta = meta or {}
+    flow = meta.get("process") == "flow"
+    pred = {"eps": "ε", "velocity": "velocity"}.get(meta.get("prediction", "eps"), meta.get("prediction"))
     ep = history.column("epoch")
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4))
-    ax.plot(ep, history.train_loss, label="train")
+    train = "train (stable target: below the floor by design)" if meta.get("target") == "stf" else "train"
+    ax.plot(ep, history.train_loss, label=train)
     ax.plot(ep, history.val_loss, label="held-out (EMA weights)")
     if history.floor is not None:
         ax.axhline(history.floor, color="k", ls="--", lw=1, label=f"Bayes-optimal floor {history.floor:.4f}")
-    ax.set(xlabel="epoch", ylabel="ε-prediction MSE", title=f"{title}: loss")
-    ax.legend()
+    ax.set(xlabel="epoch", ylabel=f"{pred}-prediction MSE", title=f"{title}: loss")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     nb = history.n_buckets
     centers = (np.arange(nb) + 0.5) / nb
@@ -226,7 +232,8 @@ def loss_curves(history: History, *, title: str = "Training") -> Figure:
     ax2.plot(centers, last, "o-", label=f"epoch {ep[-1]}")
     if history.floor_by_bucket is not None:
         ax2.plot(centers, history.floor_by_bucket, "k--", label="floor per bucket")
-    ax2.set(xlabel="t / T (bucket centre)", ylabel="held-out MSE", title="loss by t bucket: low t is hardest")
+    ax2.set(xlabel="t (bucket centre; 0 = data, 1 = noise)" if flow else "t / T (bucket centre)",
+            ylabel="held-out MSE", title="held-out loss by t bucket" if flow else "loss by t bucket: low t is hardest")
     ax2.legend()
     ax2.grid(alpha=0.3)
     fig.tight_layout()

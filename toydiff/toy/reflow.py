@@ -89,7 +89,8 @@ def reflow(run, *, n_pairs: int = 40_000, epochs: int | None = None, config: Tra
             "reflow_of": source, "reflow_pairs": n_pairs, "reflow_sampler":
             f"{method}, {steps} steps", "n_train": n_pairs - n_val, "n_val": n_val, "data_seed": seed,
             "fresh_data": False}
-    trainer = ToyTrainer(model, run.flow, x0[n_val:], x0[:n_val], config, oracle=run.oracle, metadata=meta,
+    flow = run.flow.with_target("conditional")  # the pairs are coupled: each x_0 has its own x_1
+    trainer = ToyTrainer(model, flow, x0[n_val:], x0[:n_val], config, oracle=run.oracle, metadata=meta,
                          data=PairBatches(x0[n_val:], x1[n_val:], config.batch_size))
     if out is None:
         history = trainer.fit(progress=progress)
@@ -100,8 +101,8 @@ def reflow(run, *, n_pairs: int = 40_000, epochs: int | None = None, config: Tra
             import json
 
             (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
-    return ToyRun(run.dataset, None, run.normalizer, trainer.eval_model.eval(), history, dict(trainer.metadata),
-                  run.flow)
+    return ToyRun(run.dataset, None, run.normalizer, trainer.eval_model.eval(), history,
+                  dict(trainer.metadata) | flow.metadata(), flow)
 
 
 def straightness(run, n: int = 2_000, *, seed: int = 0, steps: int = 128, exact: bool = False) -> float:

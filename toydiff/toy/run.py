@@ -31,7 +31,7 @@ from ..exact import GaussianMixture
 from .models import MLPConfig, build_mlp
 from .recipes import Recipe, default_recipe
 from ..interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
-from ..objectives import PROCESSES, FlowObjective, objective_from_meta, process_of
+from ..objectives import PROCESSES, FlowObjective, VPObjective, objective_from_meta, process_of
 from ..samplers import sample
 from ..schedules import NoiseSchedule
 from ..training import History, TrainConfig
@@ -161,7 +161,8 @@ class ToyRun:
 FLOW_DEFAULT_STEPS = 16
 
 
-def flow_objective(process: str, interpolant: str, prediction: str, config: TrainConfig) -> FlowObjective | None:
+def flow_objective(process: str, interpolant: str, prediction: str, config: TrainConfig,
+                   target: str = "conditional") -> FlowObjective | None:
     """The :class:`~toydiff.objectives.FlowObjective` of ``--process flow`` (``None`` for ``vp``)."""
     from .. import interpolants
 
@@ -169,15 +170,16 @@ def flow_objective(process: str, interpolant: str, prediction: str, config: Trai
         return None
     interp = interpolants.BUILDERS[check_choice(interpolant, "interpolant", tuple(INTERPOLANTS))]()
     return FlowObjective(interp, check_choice(prediction, "prediction", PREDICTIONS), t_sampling=config.t_sampling,
-                         loss_weighting=config.loss_weighting)
+                         loss_weighting=config.loss_weighting, target=target)
 
 
-def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule, model_config: MLPConfig, config: TrainConfig,
+def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule | VPObjective, model_config: MLPConfig, config: TrainConfig,
                 n_train: int, n_val: int, seed: int, fresh: bool = True, flow: FlowObjective | None = None,
                 data=None) -> tuple[ToyTrainer, Normalizer]:
     """A ready :class:`~toydiff.toy.training.ToyTrainer` and the normalisation: ``n_train + n_val`` points drawn with ``seed``,
     normalised by the training part, the MLP initialised from ``seed``, the oracle (if any) giving the floor.
-    With ``flow`` the objective is that flow loss instead of DDPM's over ``schedule``; ``data``: other batches."""
+    ``schedule``: DDPM's ε-loss over it (or that :class:`~toydiff.objectives.VPObjective`); with ``flow`` the
+    objective is that flow loss instead; ``data``: other batches."""
     g = torch.Generator().manual_seed(seed)
     x = dataset.sample(n_train + n_val, g)
     normalizer = Normalizer.fit(x[:n_train])
@@ -198,7 +200,7 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
               n_val: int = 2_000, seed: int = 0, fresh: bool | None = None, out: str | Path | None = None,
               resume: bool = False, progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
               recipe: Recipe | None = None, process: str = "vp", interpolant: str = "linear",
-              prediction: str = "velocity") -> ToyRun:
+              prediction: str = "velocity", target: str | None = None) -> ToyRun:
     """Train an MLP noise predictor on a toy data set (Ho et al. 2020, Algorithm 1) and return the run.
 
     Every argument left at ``None`` comes from ``recipe`` (default :func:`~toydiff.toy.recipes.default_recipe`
@@ -220,6 +222,9 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
         process: ``"vp"`` (DDPM's ε-loss over ``schedule``) or ``"flow"``: the ``prediction`` network
             (velocity, eps, x0, v) under the ``interpolant`` (linear, cosine), :mod:`toydiff.objectives`; the
             rest of the recipe (network, optimisation, data, t sampling) is the same.
+        target: the regression target, ``"stf"`` (the stable target field over the batch, Xu et al. 2023) or
+            ``"conditional"`` (each pair's own); default: the recipe's ``flow_target`` (stf) for a flow run,
+            conditional for DDPM (the measured defaults of the toy recipes).
     """
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     recipe = recipe or default_recipe(ds)
@@ -232,15 +237,18 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
         raise ValueError(f"model_config.dim is {model_config.dim} but dataset {ds.name!r} has dimension {ds.dim}")
     if resume and out is None:
         raise ValueError("resume needs out, the folder holding the checkpoint")
-    flow = flow_objective(process, interpolant, prediction, config)
-    trainer, normalizer = toy_trainer(ds, schedule, model_config, config, n_train, n_val, seed, fresh, flow=flow)
+    flow = flow_objective(process, interpolant, prediction, config, recipe.flow_target if target is None else target)
+    vp = schedule if flow or target in (None, "conditional") else VPObjective(
+        schedule, t_sampling=config.t_sampling, loss_weighting=config.loss_weighting,
+        min_snr_gamma=config.min_snr_gamma, target=target)
+    trainer, normalizer = toy_trainer(ds, vp, model_config, config, n_train, n_val, seed, fresh, flow=flow)
     if out is None:
         history = trainer.fit(progress=progress, checkpoint=None, on_epoch=on_epoch)
     else:
         with run_lock(out):  # a second writer of this folder fails at once (RunLockedError)
             history = _fit_into(trainer, Path(out), resume, progress, on_epoch)
     return ToyRun(ds, None if flow else schedule, normalizer, trainer.eval_model.eval(), history,
-                  dict(trainer.metadata), flow)
+                  dict(trainer.metadata) | trainer.objective.metadata(), flow)
 
 
 def _fit_into(trainer: ToyTrainer, out: Path, resume: bool, progress: bool, on_epoch) -> History:

@@ -33,6 +33,7 @@ def flow_run(tmp_path_factory):
 def test_a_flow_checkpoint_records_its_process_and_every_reader_samples_with_it(flow_run, capsys):
     _, meta = load_checkpoint(flow_run / "checkpoint.safetensors")
     assert (meta["process"], meta["interpolant"]["name"], meta["prediction"]) == ("flow", "cosine", "eps")
+    assert meta["target"] == "stf"  # the recipe's
     assert "schedule" not in meta
     run = load_toy(flow_run)
     assert run.process == "flow" and run.flow.prediction == "eps" and run.schedule is None
@@ -63,11 +64,25 @@ def test_vp_only_sampling_options_of_a_flow_run_are_one_line_errors(flow_run, ca
     (["--process", "flow", "--prediction", "score"], "--prediction"),
     (["--prediction", "eps"], "--process flow"),
     (["--process", "flow", "--schedule", "cosine"], "--schedule"),
+    (["--process", "flow", "--target", "exact"], "--target"),
 ])
 def test_bad_process_flags_are_one_line_errors(tmp_path, capsys, argv, message):
     code, _, err = cli(capsys, "train", "--out", str(tmp_path / "r"), *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "checkpoint.safetensors").exists()
+
+
+def test_the_target_flag_reaches_the_checkpoint(tmp_path, capsys):
+    code, out, err = cli(capsys, "train", "--out", str(tmp_path / "c"), "--process", "flow", "--target", "conditional",
+                         "--epochs", "1", "--n-train", "600", "--width", "16", "--depth", "1", "--quiet")
+    assert code == 0, err
+    assert load_checkpoint(tmp_path / "c" / "checkpoint.safetensors")[1]["target"] == "conditional"
+    code, _, err = cli(capsys, "train", "--out", str(tmp_path / "v"), "--target", "stf", "--epochs", "1",
+                       "--n-train", "600", "--width", "16", "--depth", "1", "--quiet")
+    assert code == 0, err
+    _, meta = load_checkpoint(tmp_path / "v" / "checkpoint.safetensors")
+    assert (meta.get("process", "vp"), meta["target"]) == ("vp", "stf")
+    assert load_toy(tmp_path / "v").process == "vp"
 
 
 def test_flow_sampling_of_a_ddpm_run_is_refused(tmp_path, capsys):

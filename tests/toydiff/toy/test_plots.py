@@ -49,7 +49,11 @@ def test_schedule_embedding_and_loss_figures():
     h = History(records=[{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "val_by_bucket": [0.5] * 10}
                          for e in (1, 2, 3)], floor=0.2, floor_by_bucket=[0.1] * 10)
     fig = plots.loss_curves(h)
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 2 and fig.axes[0].get_ylabel() == "ε-prediction MSE"
+    assert "low t" in fig.axes[1].get_title() and fig.axes[0].get_legend().get_texts()[0].get_text() == "train"
+    fig = plots.loss_curves(h, meta={"process": "flow", "prediction": "velocity", "target": "stf"})
+    assert fig.axes[0].get_ylabel() == "velocity-prediction MSE" and "low t" not in fig.axes[1].get_title()
+    assert "below the floor" in fig.axes[0].get_legend().get_texts()[0].get_text()
     with pytest.raises(ValueError, match="no epochs"):
         plots.loss_curves(History())
     with pytest.raises(ValueError):
