@@ -327,6 +327,11 @@ class GaussianMixture:
             errs.append(se.std(dim=1) / math.sqrt(n))
         return LossFloor(t=ts, per_t=torch.cat(means), stderr=torch.cat(errs), n=n)
 
+    def probability_flow(self, x_start: torch.Tensor, sigmas, **solver) -> torch.Tensor:
+        """The exact probability-flow ODE from ``x_start [B, *event]`` at ``sigmas[0]`` reported at each σ of
+        ``sigmas`` (Karras σ = √((1 − ᾱ)/ᾱ)): ``[F, B, *event]`` float64 (:func:`toydiff.exact_flow.probability_flow`)."""
+        return exact_flow.probability_flow(self, x_start, sigmas, **solver)
+
     # --- any Gaussian interpolant (toydiff.interpolants; the maths is in toydiff.exact_flow) ----------
     def velocity(self, x: torch.Tensor, t, interp) -> torch.Tensor:
         """The exact flow-matching velocity E[α̇ x_0 + σ̇ ε | x_t] at ``x`` ``[N, *event]``, ``t`` float ``[N]``.

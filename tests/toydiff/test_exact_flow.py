@@ -113,3 +113,27 @@ def test_bad_input_names_the_argument():
         GM.denoiser(I.linear(), "score")
     with pytest.raises(TypeError, match="interp must be an Interpolant"):
         GM.velocity_fn(S)
+
+
+def test_probability_flow_carries_a_gaussian_along_its_quantile_and_keeps_event_shape():
+    """One Gaussian N(μ, s²) per coordinate: the PF-ODE (Song et al. 2021) keeps each point's quantile, so at ᾱ
+    (σ² = (1 − ᾱ)/ᾱ) the state is √ᾱ μ + √(ᾱ s² + 1 − ᾱ) z for z = (x_T − √ᾱ_T μ) / √(ᾱ_T s² + 1 − ᾱ_T)."""
+    mu, s = torch.tensor([0.7, -1.2, 0.3, 2.0]), torch.tensor([0.5, 1.5, 1.0, 0.2])
+    gm = td.GaussianMixture.diagonal([1.0], mu[None], s[None])
+    x_T = torch.randn(3, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sig = torch.tensor([20.0, 3.0, 0.5, 0.0], dtype=torch.float64)
+    out = gm.probability_flow(x_T.reshape(3, 4), sig.tolist())
+    ab = 1 / (1 + sig**2)
+    z = (x_T.reshape(3, 4) - ab[0].sqrt() * mu) / (ab[0] * s**2 + 1 - ab[0]).sqrt()
+    want = ab.sqrt()[:, None, None] * mu + (ab[:, None, None] * s**2 + 1 - ab[:, None, None]).sqrt() * z
+    torch.testing.assert_close(out, want, atol=1e-7, rtol=0)
+    shaped = td.GaussianMixture.diagonal([1.0], mu[None], s[None]).probability_flow(x_T, [20.0, 0.0])
+    assert shaped.shape == (2, 3, 2, 2)
+    torch.testing.assert_close(shaped[0], x_T, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("sigmas", [[1.0], [1.0, 1.0], [1.0, 2.0, 0.5], [-1.0, 0.0], [float("nan"), 0.0]])
+def test_probability_flow_refuses_a_bad_grid(sigmas):
+    gm = td.GaussianMixture.diagonal([1.0], [[0.0]], [1.0])
+    with pytest.raises(ValueError, match="sigmas"):
+        gm.probability_flow(torch.zeros(2, 1), sigmas)

@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-from scipy.integrate import solve_ivp
 
 from .. import schedules
 from ..exact import GaussianMixture
@@ -134,21 +133,13 @@ def pf_ode(problem: Problem, x_start: torch.Tensor, sigma_start: float, sigma_en
            rtol: float = 1e-10, atol: float = 1e-10) -> torch.Tensor:
     """The exact probability-flow ODE solution from ``x_start [B, *event]`` (VP convention) at σ_start to σ_end.
 
-    Solved in x̃ = x sqrt(1 + σ²) with σ as the time variable by scipy's DOP853; returns the VP state
-    x̃/sqrt(1 + σ_end²) at σ_end (the clean sample when σ_end = 0), float64, the shape of ``x_start``.
+    Solved in x̃ = x sqrt(1 + σ²) with σ as the time variable by scipy's DOP853
+    (:meth:`GaussianMixture.probability_flow`); returns the VP state x̃/sqrt(1 + σ_end²) at σ_end (the clean
+    sample when σ_end = 0), float64, the shape of ``x_start``.
     """
-    shape, mix = x_start.shape, problem.mixture
-
-    def rhs(sig, y):
-        ab = 1.0 / (1.0 + sig * sig)
-        xs = torch.from_numpy(y).reshape(shape[0], -1)
-        return mix.eps_star(xs * math.sqrt(ab), torch.tensor(ab)).numpy().ravel()
-
-    y0 = (x_start.to(torch.float64).reshape(shape[0], -1) * math.sqrt(1 + sigma_start**2)).numpy().ravel()
-    sol = solve_ivp(rhs, (sigma_start, sigma_end), y0, method="DOP853", rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"the reference ODE solve failed: {sol.message}")
-    return torch.from_numpy(sol.y[:, -1].copy()).reshape(shape) / math.sqrt(1 + sigma_end**2)
+    if sigma_start == sigma_end:
+        return x_start.detach().cpu().to(torch.float64).clone()
+    return problem.mixture.probability_flow(x_start, [sigma_start, sigma_end], rtol=rtol, atol=atol)[-1]
 
 
 def default_problem(batch: int = 16, seed: int = 0, *, dim: int = 2) -> Problem:

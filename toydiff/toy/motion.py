@@ -20,7 +20,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 
 from ..checks import check_int
 from ..exact import GaussianMixture
@@ -95,27 +94,14 @@ def exact_pf_ode(mixture: GaussianMixture, x_T: torch.Tensor, alpha_bars, *, rto
     """The exact probability-flow ODE of ``mixture``'s diffusion from ``x_T`` ``[N, D]`` at ``alpha_bars[0]``,
     reported at each of the (increasing) ``alpha_bars`` ``[F]``; returns ``[F, N, D]`` float64.
 
-    Solved as dy/dσ = ε*(y / √(1 + σ²), ᾱ = 1 / (1 + σ²)) with y = x / √ᾱ by RK45 to ``rtol`` / ``atol``;
-    an ``alpha_bars`` entry of 1 is the clean end (σ = 0).
+    :meth:`GaussianMixture.probability_flow` at σ = √((1 − ᾱ)/ᾱ), by RK45 to ``rtol`` / ``atol`` (a figure's
+    accuracy); an ``alpha_bars`` entry of 1 is the clean end (σ = 0).
     """
     ab = np.asarray(alpha_bars, dtype=np.float64)
     if ab.ndim != 1 or len(ab) < 2 or np.any(np.diff(ab) <= 0) or ab[0] <= 0 or ab[-1] > 1:
         raise ValueError("alpha_bars must be a strictly increasing sequence in (0, 1] of length ≥ 2")
     x = x_T.double().reshape(len(x_T), -1)
-    n, d = x.shape
-    sig = np.sqrt((1 - ab) / ab)
-
-    def rhs(s: float, y: np.ndarray) -> np.ndarray:
-        a = 1.0 / (1.0 + s * s)
-        xt = torch.from_numpy(y.reshape(n, d) * np.sqrt(a))
-        return mixture.eps_star(xt, a).numpy().ravel()
-
-    y0 = (x / np.sqrt(ab[0])).numpy().ravel()
-    sol = solve_ivp(rhs, (sig[0], sig[-1]), y0, t_eval=sig, rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"the PF-ODE solver failed: {sol.message}")
-    y = sol.y.T.reshape(len(ab), n, d)
-    return y * np.sqrt(ab)[:, None, None]
+    return mixture.probability_flow(x, np.sqrt((1 - ab) / ab), rtol=rtol, atol=atol, method="RK45").numpy()
 
 
 def particle_race(mixture: GaussianMixture, schedule: NoiseSchedule, x_T: torch.Tensor, *,
