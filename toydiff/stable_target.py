@@ -38,13 +38,12 @@ def stable_pair(x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigm
         reference: extra data points ``[R, *event]`` (default none).
     """
     check_tensor(x0, "x0")
-    if not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
-        raise ValueError(f"noise must be a tensor of shape {tuple(x0.shape)}, got {tuple(getattr(noise, 'shape', ()))}")
+    if check_tensor(noise, "noise").shape != x0.shape:
+        raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
     if reference is not None and check_tensor(reference, "reference").shape[1:] != x0.shape[1:]:
         raise ValueError(f"reference must have event shape {tuple(x0.shape[1:])}, got {tuple(reference.shape[1:])}")
     ref = x0 if reference is None else torch.cat([x0, reference.to(x0)])
-    a, s = (torch.as_tensor(v).to(device=x0.device, dtype=x0.dtype).reshape(-1, 1).expand(x0.shape[0], 1)
-            for v in (alpha, sigma))
+    a, s = (_coefficient(v, name, x0) for v, name in ((alpha, "alpha"), (sigma, "sigma")))
     x, e, r = x0.flatten(1), noise.flatten(1).to(x0.dtype), ref.flatten(1)         # [B, D], [B, D], [R, D]
     c = a / s.clamp_min(1e-12)                                                        # α/σ
     p = e + c * x                                                                     # x_t / σ
@@ -58,3 +57,13 @@ def stable_pair(x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigm
     w = sq.sub_(sq.amin(1, keepdim=True)).mul_(-0.5).exp_()                          # unnormalised, max 1 per row
     shift = (w @ r) / w.sum(1, keepdim=True) - x                                      # x̂_0 − x0_i
     return (x + shift).view_as(x0), (e - c * shift).view_as(x0)                      # the pair keeps x_t
+
+
+def _coefficient(v, name: str, x0: torch.Tensor) -> torch.Tensor:
+    """A per-row coefficient ``[B, 1]`` from a number or a tensor of 1 or B finite, non-negative entries."""
+    c = torch.as_tensor(v, dtype=torch.float64).reshape(-1)
+    if c.numel() not in (1, x0.shape[0]):
+        raise ValueError(f"{name} must be a number or have {x0.shape[0]} entries (one per row), got {c.numel()}")
+    if not bool(torch.isfinite(c).all()) or bool((c < 0).any()):
+        raise ValueError(f"{name} must be finite and non-negative")
+    return c.to(device=x0.device, dtype=x0.dtype).reshape(-1, 1).expand(x0.shape[0], 1)

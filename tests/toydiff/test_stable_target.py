@@ -77,8 +77,15 @@ def test_it_removes_most_of_the_target_noise_at_mid_noise_without_moving_its_mea
 
 
 def test_bad_input_is_refused():
+    from toydiff.stable_target import stable_pair
+
     interp = interpolants.linear()
     x0, t = torch.randn(4, 2, dtype=torch.float64), torch.full((4,), 0.5, dtype=torch.float64)
+    for kw, name in [({"alpha": torch.ones(3)}, "alpha"), ({"sigma": -0.5}, "sigma"),
+                     ({"sigma": float("nan")}, "sigma"), ({"noise": torch.zeros(4, 3)}, "noise")]:
+        args = {"noise": torch.randn_like(x0), "alpha": 0.5, "sigma": 0.5} | kw
+        with pytest.raises(ValueError, match=name):
+            stable_pair(x0, **args)
     with pytest.raises(ValueError, match="reference"):
         stable_target(interp, x0, torch.randn_like(x0), t, reference=torch.randn(3, 1, dtype=torch.float64))
     with pytest.raises(ValueError, match="target"):
