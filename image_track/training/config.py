@@ -21,6 +21,7 @@ from toydiff.lr import LR_SCHEDULES
 from toydiff.options import add_dataclass_arguments, dataclass_values, flag_of, option
 from toydiff.flow_samplers import FLOW_METHODS
 from toydiff.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
+from toydiff.stable_target import TARGETS
 from toydiff.objectives import PROCESSES
 from toydiff.samplers import METHODS
 
@@ -61,6 +62,9 @@ class TrainConfig:
     process: str = option("vp", "vp: DDPM's ε-prediction; flow: flow matching (toydiff.objectives)", choices=PROCESSES)
     interpolant: str = option("linear", "--process flow: the path x_t = α x_0 + σ ε", choices=tuple(INTERPOLANTS))
     prediction: str = option("velocity", "--process flow: what the network predicts", choices=PREDICTIONS)
+    target: str = option("conditional", "regress on each pair's own target, or on the stable target field over the "
+                         "batch (stf, Xu et al. 2023: less gradient noise at high noise; unconditional only)",
+                         choices=TARGETS)
     T: int = option(1000, "diffusion steps")
     # data
     dataset: str = option("mnist", "data set", choices=DATASETS)
@@ -124,6 +128,9 @@ class TrainConfig:
         check_choice(self.process, "process", PROCESSES)
         check_choice(self.interpolant, "interpolant", tuple(INTERPOLANTS))
         check_choice(self.prediction, "prediction", PREDICTIONS)
+        if check_choice(self.target, "target", TARGETS) == "stf" and self.num_classes is not None:
+            raise ValueError("target 'stf' averages the target over the whole batch, so it needs an unconditional "
+                             "model (no --num-classes / --conditional)")
         if self.process == "flow" and self.loss_weighting != "uniform":
             raise ValueError("loss_weighting applies to --process vp (a flow run trains with uniform weights)")
         check_number(self.sample_w, "sample_w")

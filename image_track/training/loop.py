@@ -119,12 +119,16 @@ def _check_resume(config: TrainConfig) -> None:
 
 def objective_of(config: TrainConfig, device=None) -> VPObjective | FlowObjective:
     """The run's objective: DDPM's ε-loss over ``config.schedule``, or the flow objective of ``--process flow``
-    (``--interpolant``, ``--prediction``; the UNet is fed 1000 t, see :mod:`toydiff.objectives`)."""
+    (``--interpolant``, ``--prediction``; the UNet is fed 1000 t, see :mod:`toydiff.objectives`); ``--target``
+    picks each pair's own target or the stable target field over the batch (Xu et al. 2023)."""
     if config.process == "flow":
         from toydiff import interpolants
 
-        return FlowObjective(interpolants.BUILDERS[config.interpolant](), config.prediction)
-    return make_objective(from_name(config.schedule, T=config.T), engine_config(config), device)
+        return FlowObjective(interpolants.BUILDERS[config.interpolant](), config.prediction, target=config.target)
+    vp = make_objective(from_name(config.schedule, T=config.T), engine_config(config), device)
+    return vp if config.target == "conditional" else VPObjective(
+        vp.schedule, t_sampling=vp.t_sampling, loss_weighting=config.loss_weighting,
+        min_snr_gamma=config.min_snr_gamma, device=device, target=config.target)
 
 
 def _load_split(config: TrainConfig, split: str):

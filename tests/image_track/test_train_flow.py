@@ -63,3 +63,17 @@ def test_mnist_commands_refuse_ddpm_only_operations_of_a_flow_model(flow_ckpt, t
     assert code == 2 and "loss-weighting" in capsys.readouterr().err
     code = toydiff_main(["mnist", "train", "--process", "rectified", "--out", str(tmp_path / "r")])
     assert code == 2 and "--process" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("process", ["flow", "vp"])
+def test_the_stable_target_reaches_the_objective_and_the_checkpoint(tmp_path, process):
+    from image_track.training.loop import objective_of
+
+    cfg = TrainConfig(**(FAST | {"process": process}), target="stf", subset=64, batch_size=32, max_steps=2,
+                      out_dir=str(tmp_path))
+    assert objective_of(cfg).target == "stf" and objective_of(TrainConfig(**FAST)).target == "conditional"
+    train(cfg)
+    _, meta = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert meta["target"] == "stf" and meta.get("process", "vp") == process
+    with pytest.raises(ValueError, match="unconditional"):
+        TrainConfig(**FAST, target="stf", num_classes=10)
