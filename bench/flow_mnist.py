@@ -59,23 +59,28 @@ def run_mnist(a) -> None:
     print("| process | steps trained | train min | sampler | NFE | FID-MNIST | confident share |")
     print("|---|---:|---:|---|---:|---:|---:|")
     best = {}
+    # LABEL=PATH pairs: runs already trained (same preset, batch and step count = the same compute), any number
     given = dict(kv.split("=", 1) for kv in a.checkpoints.split(",")) if getattr(a, "checkpoints", None) else {}
-    for process in ("vp", "flow"):
-        if process in given:  # a run already trained (same preset, batch and step count = the same compute)
-            m = load_model(given[process])
+    for label, path in (given.items() if given else (("vp", None), ("flow", None))):
+        if path is not None:
+            m = load_model(path)
             summary = m.metadata.get("train_summary", {})
             stats = {"steps": m.metadata.get("step", "?"),
                      "train min": summary.get("train_seconds", float("nan")) / 60}
         else:
-            stats = _train(process, a.minutes, root / process)
-            m = load_model(root / process / "checkpoint.safetensors")
+            stats = _train(label, a.minutes, root / label)
+            m = load_model(root / label / "checkpoint.safetensors")
+        process = m.process
         for method, steps, nfe in SAMPLERS[process]:
             x = generate(m.model, m.schedule, n, method=method, steps=steps, seed=10_000)
             fid, conf = evaluate.fid_mnist(x, ref), evaluate.confident_fraction(x, 0.9)
             best[process] = max(best.get(process, 0.0), conf)
-            name = "DDPM (ε, min-snr)" if process == "vp" else "flow (linear, velocity)"
+            name = ("DDPM (ε, min-snr)" if process == "vp" else "flow (linear, velocity)") + \
+                (", stable target" if m.metadata.get("target") == "stf" else "")
             print(f"| {name} | {stats['steps']} | {stats['train min']:.1f} | {method} {steps} steps | {nfe} | "
                   f"{fid:.2f} | {conf:.3f} |", flush=True)
+    if not {"vp", "flow"} <= set(best):
+        return
     ok = best["flow"] >= best["vp"]
     print(f"\ngoal: flow at ≤ 20 NFE confident share {best['flow']:.3f} vs DDPM at 50 NFE {best['vp']:.3f} -> "
           f"{'met' if ok else 'not met'}")

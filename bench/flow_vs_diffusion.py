@@ -172,8 +172,9 @@ def main(argv=None) -> int:
     p.add_argument("--mnist", action="store_true", help="only the MNIST tiny table (bench/flow_mnist.py)")
     p.add_argument("--minutes", type=float, default=15.0, help="--mnist: CPU training minutes per process")
     p.add_argument("--eval-n", type=int, default=1000, help="--mnist: samples scored per process")
-    p.add_argument("--checkpoints", default=None, metavar="vp=PATH,flow=PATH",
-                   help="--mnist: score these runs instead of training (e.g. runs of the same step count)")
+    p.add_argument("--checkpoints", default=None, metavar="LABEL=PATH,...",
+                   help="--mnist: score these runs instead of training (e.g. vp=PATH,flow=PATH,flow-stf=PATH: runs of "
+                        "the same step count; each run's process is read from its checkpoint)")
     a = p.parse_args(argv)
     if a.quick:
         a.n, a.seeds, a.n_paths = 1000, 1, 200
