@@ -24,7 +24,7 @@ from .exact import LossFloor
 from .forward import randn_like
 from .interpolants import PREDICTIONS, Interpolant, linear, time_tensor
 from .losses import LossTerms
-from .stable_target import TARGETS, stable_pair
+from .stable_target import TARGETS, check_target, stable_pair
 
 if TYPE_CHECKING:
     from .exact import GaussianMixture
@@ -88,9 +88,7 @@ def interpolant_loss(model: Callable[..., torch.Tensor], interp: Interpolant, x0
         t = sample_times(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype, distribution=t_sampling)
     elif time_tensor(t).shape != (x0.shape[0],):
         raise ValueError(f"t must have shape [B={x0.shape[0]}], got {tuple(t.shape)}")
-    if check_choice(target, "target", TARGETS) == "stf" and model_kwargs:
-        raise ValueError(f"target='stf' averages over the whole batch, so it needs an unconditional model; got "
-                         f"model keywords {sorted(model_kwargs)}")
+    check_target(target, model_kwargs)
     if noise is None:
         noise = randn_like(x0, generator)
     x_t = interp.q_sample(x0, t, noise)

@@ -14,10 +14,9 @@ from typing import Callable, ContextManager
 
 import torch
 
-from .checks import check_choice
 from .forward import q_sample, randn_like
 from .schedules import NoiseSchedule
-from .stable_target import TARGETS, stable_pair
+from .stable_target import check_target, stable_pair
 
 __all__ = ["LossTerms", "LOSS_WEIGHTINGS", "T_SAMPLINGS", "eps_prediction_loss", "loss_weights", "sample_timesteps",
            "bucket_of", "bucket_sums", "held_out_draws", "held_out_loss",
@@ -82,9 +81,7 @@ def eps_prediction_loss(model: Callable[..., torch.Tensor], schedule: NoiseSched
     """
     if t is None:
         t = sample_timesteps(schedule, x0.shape[0], generator=generator, device=x0.device, distribution=t_sampling)
-    if check_choice(target, "target", TARGETS) == "stf" and model_kwargs:
-        raise ValueError(f"target='stf' averages over the whole batch, so it needs an unconditional model; got "
-                         f"model keywords {sorted(model_kwargs)}")
+    check_target(target, model_kwargs)
     if noise is None:
         noise = randn_like(x0, generator)
     x_t = q_sample(schedule, x0, t, noise)

@@ -19,12 +19,21 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_tensor
+from .checks import check_choice, check_tensor
 
-__all__ = ["TARGETS", "stable_pair"]
+__all__ = ["TARGETS", "check_target", "stable_pair"]
 
 #: the regression targets a training loss offers: each pair's own (``"conditional"``) or the stable target (``"stf"``)
 TARGETS = ("conditional", "stf")
+
+
+def check_target(target: str, model_kwargs: dict) -> str:
+    """``target`` if it is one of :data:`TARGETS` and usable with these model keywords (the stable target averages
+    over the whole batch, so a model conditioned per sample, e.g. on labels, cannot have it)."""
+    if check_choice(target, "target", TARGETS) == "stf" and model_kwargs:
+        raise ValueError(f"target='stf' averages over the whole batch, so it needs an unconditional model; got "
+                         f"model keywords {sorted(model_kwargs)}")
+    return target
 
 
 def stable_pair(x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
