@@ -44,7 +44,7 @@ def _line(choice: str) -> Line:
     family, method = choice.split(" ", 1)
     if family == "flow":
         return Line("flow", method, "uniform", "linear")
-    return Line("vp", method, td.samplers.REGISTRY[method].default_spacing)
+    return Line("vp", method, td.sampling.REGISTRY[method].default_spacing)
 
 
 def steps_within(line: Line, budget: int) -> int:

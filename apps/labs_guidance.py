@@ -1,6 +1,6 @@
 """Labs page, section "Guidance, exactly": classifier-free guidance on a labelled 2-D mixture against the exact
 tilted target p(x|y)^w p(x)^(1−w) and against p(x|y), the distance-vs-w curves with their floors, and the exact
-class posterior p(y | x_t). All maths from :mod:`toydiff.toy.guidance_eval` / :mod:`toydiff.exact_guidance`;
+class posterior p(y | x_t). All maths from :mod:`toydiff.toy.guidance_eval` / :mod:`toydiff.exact.guidance`;
 interactive figures from :mod:`toydiff.toy.charts_labs`, exports from :mod:`toydiff.toy.plots_guidance`."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import streamlit as st
 
 from apps.charts import csv_bytes, downloads, section_notes, show_chart
 from apps.ui import fig_png, markdown_table, readable_errors
-from toydiff.exact_guidance import tilted_target
-from toydiff.guidance import CFG_CONVENTIONS, guidance_interval
+from toydiff.exact.guidance import tilted_target
+from toydiff.sampling.guidance import CFG_CONVENTIONS, guidance_interval
 from toydiff.toy import charts_labs, guidance_eval as ge, plots_guidance as pg
 from toydiff.toy.datasets import Normalizer
 from toydiff.toy.labelled import LABELLED, get_labelled

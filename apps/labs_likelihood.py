@@ -1,7 +1,7 @@
 """Labs page, section "Likelihood": the probability-flow ODE's log p of held-out points against the exact
 log p, KL(p ‖ p_θ) = NLL − H of the toy model (the session's, else the shipped one) next to the oracle's, and the
-ELBO's terms by step. Maths from :func:`toydiff.toy.labs.likelihood_report` (``toydiff.likelihood``,
-``toydiff.elbo``); figures from :mod:`toydiff.toy.charts_labs`, exports from :mod:`toydiff.toy.plots_labs`."""
+ELBO's terms by step. Maths from :func:`toydiff.toy.labs.likelihood_report` (``toydiff.evaluation.likelihood``,
+``toydiff.evaluation.elbo``); figures from :mod:`toydiff.toy.charts_labs`, exports from :mod:`toydiff.toy.plots_labs`."""
 
 from __future__ import annotations
 

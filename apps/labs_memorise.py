@@ -1,6 +1,6 @@
 """Labs page, section "Memorisation": the exact optimal denoiser of a finite training set
 (:class:`toydiff.exact.EmpiricalDistribution`, a softmax over the training points) samples only training points;
-the copy rate (:func:`toydiff.memorisation.copy_stats`) of its samples against n, next to the metric's chance
+the copy rate (:func:`toydiff.evaluation.memorisation.copy_stats`) of its samples against n, next to the metric's chance
 level (fresh true samples). Figures from :mod:`toydiff.toy.charts_labs`, export from :mod:`toydiff.toy.plots_labs`."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import toydiff as td
 from apps.charts import csv_bytes, downloads, mixture_section, show_chart
 from apps.toy_data import dataset_names
 from apps.ui import fig_png, readable_errors
-from toydiff.memorisation import COPY_RATIO, copy_stats
+from toydiff.evaluation.memorisation import COPY_RATIO, copy_stats
 from toydiff.toy import charts_labs, plots_labs
 from toydiff.toy.run import oracle_run
 

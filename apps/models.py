@@ -52,7 +52,7 @@ def is_image_checkpoint(path: Path) -> bool:
     from safetensors import SafetensorError, safe_open
 
     from image_track.loaded import MODEL_KINDS
-    from toydiff.checkpoint import checkpoint_kind
+    from toydiff.training.checkpoint import checkpoint_kind
 
     try:
         with safe_open(str(path), "pt") as f:
@@ -81,7 +81,7 @@ def _load_bytes(digest: str, _data: bytes, _name: str):
     """Load uploaded bytes through a temporary file that is removed as soon as they are read (cached per
     content: ``digest`` is their SHA-256)."""
     from image_track import sampling
-    from toydiff.checkpoint import CheckpointError
+    from toydiff.training.checkpoint import CheckpointError
 
     with tempfile.TemporaryDirectory(prefix="toydiff_upload_") as folder:
         path = Path(folder) / f"{digest}.safetensors"
@@ -125,7 +125,7 @@ def _on_disk(key: str):
 
 
 def _uploaded(key: str):
-    from toydiff.checkpoint import CheckpointError
+    from toydiff.training.checkpoint import CheckpointError
 
     up = st.file_uploader("A checkpoint (.safetensors written by image_track.train, or its export)",
                           key=f"{key}_upload")

@@ -3,7 +3,7 @@ and the mean ± spread over seeds that the page plots with error bars.
 
 A *line* is one curve of the lab: a VP sampler (``toydiff.sample(eps_fn, x_T, schedule, method, spacing)``) or
 a flow-matching sampler on a Gaussian interpolant (``toydiff.sample(fn, x_1, interp, method, shift)``, the
-exact velocity of the same mixture, :func:`toydiff.exact_flow.denoiser`). Points are ``[n, dim]``.
+exact velocity of the same mixture, :func:`toydiff.exact.flow.denoiser`). Points are ``[n, dim]``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Line:
             check_choice(self.method, "method", td.METHODS)
             check_choice(self.spacing, "spacing", td.schedules.SPACINGS)
         else:
-            check_choice(self.method, "method", td.flow_samplers.FLOW_METHODS)
+            check_choice(self.method, "method", td.sampling.FLOW_METHODS)
             check_choice(self.spacing, "spacing", tuple(FLOW_SHIFTS))
             check_choice(self.interp, "interp", tuple(td.interpolants.BUILDERS))
 
@@ -58,7 +58,7 @@ def nfe(line: Line, steps: int) -> int:
     if line.family == "vp":
         return td.function_evaluations(line.method, steps)
     interp = td.interpolants.BUILDERS[line.interp]()
-    return td.flow_samplers.flow_evaluations(line.method, steps, interp)
+    return td.sampling.flow_evaluations(line.method, steps, interp)
 
 
 def run_line(line: Line, steps: int, n: int, seed: int, *, eps_fn: Callable | None, schedule: td.NoiseSchedule | None,
@@ -75,7 +75,7 @@ def run_line(line: Line, steps: int, n: int, seed: int, *, eps_fn: Callable | No
     if mixture is None:
         raise ValueError("a flow line needs the exact mixture (flow samplers run on the oracle only)")
     interp = td.interpolants.BUILDERS[line.interp]()
-    fn = td.exact_flow.denoiser(mixture, interp, "velocity")
+    fn = td.exact.flow.denoiser(mixture, interp, "velocity")
     return td.sample(fn, x, interp, method=line.method, steps=steps, shift=FLOW_SHIFTS[line.spacing])
 
 

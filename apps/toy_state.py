@@ -17,7 +17,7 @@ import streamlit as st
 
 import toydiff as td
 from apps.schedule_widgets import ScheduleSpec, spec_of
-from toydiff.checkpoint import CheckpointError
+from toydiff.training.checkpoint import CheckpointError
 from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import ToyRun, load_toy
 

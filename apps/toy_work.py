@@ -18,7 +18,7 @@ from toydiff.toy import charts, metrics, plots
 from toydiff.toy.datasets import ToyDataset
 from toydiff.toy.models import MLPConfig
 from toydiff.toy.run import train_toy
-from toydiff.training import History, TrainConfig
+from toydiff.training.engine import History, TrainConfig
 
 __all__ = ["data_view", "data_png", "eps_compare", "toy_samples", "sample_figures", "report_rows", "train", "METRIC_NOTES"]
 

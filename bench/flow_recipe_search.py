@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 import toydiff as td
-from toydiff import interpolants
-from toydiff.objectives import FlowObjective
+from toydiff.processes import interpolants
+from toydiff.processes import FlowObjective
 from toydiff.toy import metrics
 from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import ToyRun, toy_trainer

@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 import toydiff as td
-from toydiff import interpolants, schedules
+from toydiff.processes import interpolants
+from toydiff.processes import schedules
 from toydiff.toy import flow_compare, metrics
 from toydiff.toy.run import oracle_run
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from toydiff.guidance import guidance_interval  # noqa: E402
+from toydiff.sampling.guidance import guidance_interval  # noqa: E402
 from toydiff.toy import guidance_eval as ge  # noqa: E402
 from toydiff.toy.cli_guidance import _print_table  # noqa: E402
 from toydiff.toy.datasets import Normalizer  # noqa: E402

@@ -27,13 +27,13 @@ import time
 
 import torch
 
-from toydiff.exact_empirical import EmpiricalDistribution
-from toydiff.losses import held_out_loss
-from toydiff.memorisation import copy_rate
-from toydiff.samplers import sample
+from toydiff.exact.empirical import EmpiricalDistribution
+from toydiff.training.losses import held_out_loss
+from toydiff.evaluation.memorisation import copy_rate
+from toydiff.sampling.loop import sample
 from toydiff.toy.datasets import get_dataset
 from toydiff.toy.run import train_toy
-from toydiff.training import TrainConfig
+from toydiff.training.engine import TrainConfig
 
 SHORT = {"n": [16, 256, 4096], "steps": [500, 2000]}
 N_VAL = 1000  # held-out points (drawn after the training points, as train_toy does)

@@ -1,10 +1,10 @@
-"""Bits per dimension of the committed MNIST models by the probability-flow ODE (toydiff.likelihood).
+"""Bits per dimension of the committed MNIST models by the probability-flow ODE (toydiff.evaluation.likelihood).
 
     PYTHONPATH=. python bench/mnist_bpd.py                 # 8 test images, unconditional tiny model
     PYTHONPATH=. python bench/mnist_bpd.py --n 64 --probes 2
 
 Dequantisation: uniform (Theis et al. 2016): byte k -> y = (k + u)/256, u ~ U[0, 1) from --seed, x = 2y - 1 in
-[-1, 1); bpd = (-log p(x) - D log(2/256)) / (D ln 2) (toydiff.likelihood.bits_per_dim), an upper bound on the
+[-1, 1); bpd = (-log p(x) - D log(2/256)) / (D ln 2) (toydiff.evaluation.likelihood.bits_per_dim), an upper bound on the
 discrete model's bpd. The divergence is Hutchinson's (Rademacher probes, fixed per image). Test split, first --n.
 """
 
@@ -17,7 +17,7 @@ import torch
 
 from image_track.data import load_mnist
 from image_track.loaded import default_checkpoint, load_model
-from toydiff.likelihood import bits_per_dim, pf_ode_likelihood
+from toydiff.evaluation.likelihood import bits_per_dim, pf_ode_likelihood
 
 
 def main() -> None:

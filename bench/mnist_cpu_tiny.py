@@ -40,7 +40,7 @@ from image_track.data import load_mnist
 from image_track.models import build_model
 from image_track.sampling import digit_labels, generate, grid_image, load_model
 from image_track.training import TrainConfig, bf16_autocast, export_weights, snapshot_path, train
-from toydiff.checkpoint import load_checkpoint
+from toydiff.training.checkpoint import load_checkpoint
 
 
 def probe_images_per_s(config: TrainConfig, n_steps: int = 12) -> float:

@@ -26,7 +26,7 @@ import time
 import torch
 
 import toydiff as td
-from toydiff.samplers import StepContext
+from toydiff.sampling.loop import StepContext
 
 
 def eps_fn(x, t):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from toydiff.checkpoint import load_checkpoint, save_checkpoint
+from toydiff.training.checkpoint import load_checkpoint, save_checkpoint
 from toydiff.toy.run import CHECKPOINT_NAME, load_toy, train_toy
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "toydiff" / "toy" / "weights"

@@ -31,11 +31,11 @@ import torch
 
 from toydiff.toy import metrics
 from toydiff.toy.datasets import Normalizer, get_dataset
-from toydiff.losses import eps_prediction_loss
+from toydiff.training.losses import eps_prediction_loss
 from toydiff.toy.models import build_mlp, exercise_config
 from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import ToyRun, default_schedule, train_toy
-from toydiff.training import held_out_loss
+from toydiff.training.engine import held_out_loss
 
 
 def exercise_recipe(x_train, x_val, schedule, epochs: int, seed: int) -> list[tuple[float, float]]:

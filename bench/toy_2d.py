@@ -29,7 +29,7 @@ import torch
 from toydiff.toy import metrics
 from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import train_toy
-from toydiff.losses import T_SAMPLINGS
+from toydiff.training.losses import T_SAMPLINGS
 
 
 def main(argv=None) -> int:

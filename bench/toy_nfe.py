@@ -29,10 +29,10 @@ import time
 import numpy as np
 import torch
 
-from toydiff import schedules
+from toydiff.processes import schedules
 
 from toydiff.toy import metrics
-from toydiff.samplers import function_evaluations
+from toydiff.sampling.loop import function_evaluations
 from toydiff.toy.run import oracle_run
 
 BUDGETS = (10, 20, 50)

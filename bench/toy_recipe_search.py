@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_defaults import score, train  # noqa: E402
 
-from toydiff.samplers import sample  # noqa: E402
+from toydiff.sampling.loop import sample  # noqa: E402
 from toydiff.toy import metrics  # noqa: E402
 from toydiff.toy.recipes import Recipe  # noqa: E402
 from toydiff.toy.run import ToyRun  # noqa: E402

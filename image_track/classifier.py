@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toydiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from toydiff.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from toydiff.checks import check_int
 
 __all__ = ["ClassifierConfig", "MNISTClassifier", "DEFAULT_WEIGHTS", "load_classifier", "classify",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 import toydiff
-from toydiff.flow_samplers import FLOW_METHODS
+from toydiff.sampling.flow_steps import FLOW_METHODS
 from toydiff.checks import check_int
 from toydiff.cli import OneLineParser, check_writable, device_arg, fail, float_list, run_guarded, seed_arg
 
@@ -73,7 +73,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> OneLineParser:
-    from .training import add_train_arguments
+    from image_track.training import add_train_arguments
 
     parser = OneLineParser(prog=PROG, description="MNIST diffusion: train, sample, eval, lab.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -105,7 +105,7 @@ def build_parser() -> OneLineParser:
 
 def _load(a):
     """The model of ``--checkpoint`` (or the committed one), and ``--guide``'s weak model (or None)."""
-    from .sampling import default_checkpoint, default_guide, load_model
+    from image_track.sampling import default_checkpoint, default_guide, load_model
 
     path = Path(a.checkpoint) if a.checkpoint else default_checkpoint(a.conditional)
     if not path.is_file():
@@ -114,7 +114,7 @@ def _load(a):
     _resolve_sampler(a, m)
     if a.guide is None:
         return m, None
-    from .sampling import AUTOGUIDANCE_T_MAX
+    from image_track.sampling import AUTOGUIDANCE_T_MAX
 
     if a.guide_t_max is None:
         a.guide_t_max = AUTOGUIDANCE_T_MAX
@@ -164,7 +164,7 @@ def _run_sample(a) -> int:
     import matplotlib.pyplot as plt
     import torch
 
-    from . import sampling as S
+    from image_track import sampling as S
 
     out = check_writable(a.out, "--out", folder=True)  # before any work, writing nothing
     m, guide = _load(a)
@@ -182,7 +182,7 @@ def _run_sample(a) -> int:
         S.grid_image(x, nrow=10, scale=3).save(out / "grid.png")
         written.append(out / "grid.png")
         if a.save_tensor:
-            from toydiff.checkpoint import save_checkpoint
+            from toydiff.training.checkpoint import save_checkpoint
 
             save_checkpoint(out / "samples.safetensors", {"images": x, **({"labels": labels} if nc else {})},
                             {"method": a.method, "steps": a.steps, "eta": a.eta, "seed": a.seed, "w": a.w})
@@ -238,9 +238,9 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None,
     """
     import torch
 
-    from . import evaluate
-    from .data import load_mnist
-    from .sampling import generate
+    from image_track import evaluate
+    from image_track.data import load_mnist
+    from image_track.sampling import generate
 
     n = check_int(n, "n", min=2, max=10_000)
     x_test, _ = load_mnist("test", pad_to_32=m.image_size == 32)
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         a = build_parser().parse_args(argv)
         if a.command == "train":
-            from .training import run_from_args
+            from image_track.training import run_from_args
 
             return run_from_args(a)
         return {"sample": _run_sample, "eval": _run_eval}[a.command](a)

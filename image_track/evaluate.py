@@ -20,7 +20,7 @@ import torch
 
 from toydiff.checks import check_int, check_number
 
-from .classifier import MNISTClassifier, classify, features
+from image_track.classifier import MNISTClassifier, classify, features
 
 __all__ = ["frechet_distance", "fid_mnist", "fid_floor", "conditional_accuracy", "confident_fraction",
            "class_histogram", "kl_to_uniform"]
@@ -70,7 +70,7 @@ def fid_floor(n: int, classifier: MNISTClassifier | None = None, *, seed: int = 
         n: set size, ``2 <= n <= 10000``; compare a generator's FID with the floor at the same ``n``.
         seed: which random subsets are drawn.
     """
-    from .data import load_mnist
+    from image_track.data import load_mnist
 
     n = check_int(n, "n", min=2, max=10_000)
     gen = torch.Generator().manual_seed(check_int(seed, "seed"))

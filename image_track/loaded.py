@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 import toydiff
-from toydiff.checkpoint import CheckpointError, load_checkpoint, load_weights, register_kind, require_kind
+from toydiff.training.checkpoint import CheckpointError, load_checkpoint, load_weights, register_kind, require_kind
 from toydiff.checks import check_int, check_number
-from toydiff.objectives import FlowObjective, objective_from_meta, process_of
-from toydiff.schedules import NoiseSchedule
+from toydiff.processes import FlowObjective, objective_from_meta, process_of
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "MODEL_KINDS"]
 
@@ -51,7 +51,7 @@ class LoadedModel:
         model: ``model(x [B, C, H, W], t LongTensor [B][, y LongTensor [B]]) -> eps [B, C, H, W]``; a
             class-conditional one takes labels ``0 .. num_classes - 1`` and the null label ``num_classes``.
         schedule: its noise schedule; for a flow model (``toydiff mnist train --process flow``) its
-            :class:`~toydiff.objectives.FlowObjective` (interpolant, prediction, time scale), which
+            :class:`~toydiff.processes.FlowObjective` (interpolant, prediction, time scale), which
             :func:`image_track.sampling.generate` integrates with the flow samplers instead.
         metadata: the checkpoint's JSON metadata; its ``model_config`` describes a network without a
             ``config`` of its own (see :meth:`from_net`).
@@ -190,7 +190,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, u
         CheckpointError: missing, truncated or corrupt file; metadata without a model config; weights that
             do not fit the model the metadata describes.
     """
-    from .models import build_model
+    from image_track.models import build_model
 
     tensors, meta = load_checkpoint(path)  # verified: content hash (when written with one), finite weights
     require_kind(meta, MODEL_KINDS + (None,), path, "an MNIST command needs an image_track checkpoint (toydiff mnist train, "

@@ -26,11 +26,11 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .unets.attention_unet import AttentionUNet, AttentionUNetConfig
-from .unets.block_unet import BlockUNet, BlockUNetConfig
-from .unets.common import EpsUNet, UNetConfig
-from .unets.fcblock_unet import FCBlockUNet, FCBlockUNetConfig
-from .unets.tiny_unet import TinyUNet, TinyUNetConfig
+from image_track.unets.attention_unet import AttentionUNet, AttentionUNetConfig
+from image_track.unets.block_unet import BlockUNet, BlockUNetConfig
+from image_track.unets.common import EpsUNet, UNetConfig
+from image_track.unets.fcblock_unet import FCBlockUNet, FCBlockUNetConfig
+from image_track.unets.tiny_unet import TinyUNet, TinyUNetConfig
 
 __all__ = ["Preset", "PRESETS", "list_presets", "build_model", "count_parameters", "EpsUNet", "UNetConfig"]
 

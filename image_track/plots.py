@@ -11,8 +11,8 @@ import torch
 from matplotlib.figure import Figure
 
 from toydiff.checks import check_tensor
-from toydiff.forward import q_sample
-from toydiff.schedules import NoiseSchedule
+from toydiff.processes.forward import q_sample
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["noised_digits", "class_histogram"]
 

@@ -6,7 +6,7 @@
     grid_image(x, nrow=10).save("grid.png")
 
 * :func:`load_model` reads a training checkpoint or a shipped weights file (EMA weights, eval mode) into a
-  :class:`~image_track.loaded.LoadedModel` and raises :class:`~toydiff.checkpoint.CheckpointError` for anything
+  :class:`~image_track.loaded.LoadedModel` and raises :class:`~toydiff.training.checkpoint.CheckpointError` for anything
   that does not fit (both live in :mod:`image_track.loaded`, re-exported here).
 * :meth:`LoadedModel.eps_fn <image_track.loaded.LoadedModel.eps_fn>` turns the network, labels and a guidance
   scale (or an autoguidance model) into the ``eps_fn(x_t, t)`` toydiff samples with.
@@ -33,11 +33,11 @@ from torch import nn
 import toydiff
 from toydiff import per_sample_generators
 from toydiff.checks import check_int, check_tensor
-from toydiff.flow_samplers import FLOW_METHODS
-from toydiff.objectives import FlowObjective
-from toydiff.schedules import NoiseSchedule
+from toydiff.sampling.flow_steps import FLOW_METHODS
+from toydiff.processes import FlowObjective
+from toydiff.processes.schedules import NoiseSchedule
 
-from .loaded import AUTOGUIDANCE_T_MAX, LoadedModel, default_checkpoint, default_guide, load_model
+from image_track.loaded import AUTOGUIDANCE_T_MAX, LoadedModel, default_checkpoint, default_guide, load_model
 
 __all__ = [
     "LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "DEFAULT_SAMPLER",

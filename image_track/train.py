@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sys
 
-from toydiff.ema import EMA
-from toydiff.lr import lr_factor
+from toydiff.training.ema import EMA
+from toydiff.training.lr import lr_factor
 
-from .training import (LR_DECAYS, SCHEDULES, History, TrainConfig, add_train_arguments, bf16_autocast,
+from image_track.training import (LR_DECAYS, SCHEDULES, History, TrainConfig, add_train_arguments, bf16_autocast,
                        config_from_args, export_weights, main, run_from_args, snapshot_path, train)
 
 __all__ = ["TrainConfig", "History", "train", "lr_factor", "EMA", "bf16_autocast", "export_weights", "snapshot_path",

@@ -13,7 +13,7 @@ import struct
 import pytest
 import torch
 
-from toydiff.checkpoint import load_checkpoint, save_checkpoint
+from toydiff.training.checkpoint import load_checkpoint, save_checkpoint
 from toydiff.cli import main
 
 BIG = str(2**70)

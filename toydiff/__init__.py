@@ -6,13 +6,12 @@
     x0 = td.sample(gm.eps_fn(s), torch.randn(1000, 1), s, method="ddim", steps=50)
 """
 
-from . import checkpoint, editing, embeddings, exact, forward, guidance, samplers, schedules, trajectory
-from . import exact_flow, exact_guidance, flow_losses, flow_samplers, interpolants, objectives
-from . import elbo, exact_empirical, likelihood, memorisation
-from .exact import GaussianMixture, LossFloor
-from .interpolants import Interpolant
-from .likelihood import log_likelihood
-from .forward import (
+from toydiff import evaluation, exact, processes, sampling, training
+from toydiff.processes import forward, interpolants, schedules
+from toydiff.exact.mixture import GaussianMixture, LossFloor
+from toydiff.processes.interpolants import Interpolant
+from toydiff.evaluation.likelihood import log_likelihood
+from toydiff.processes.forward import (
     eps_to_x0,
     per_sample_generators,
     q_posterior,
@@ -24,20 +23,18 @@ from .forward import (
     v_to_x0,
     x0_to_eps,
 )
-from .editing import inpaint_projection, sdedit
-from .guidance import (autoguidance, classifier_free_guidance, classifier_guidance, conditional_eps_fn,
+from toydiff.sampling.editing import inpaint_projection, sdedit
+from toydiff.sampling.guidance import (autoguidance, classifier_free_guidance, classifier_guidance, conditional_eps_fn,
                        guidance_combine, guidance_interval)
-from .samplers import METHODS, function_evaluations, sample
-from .schedules import NoiseSchedule, StepPlan, TerminalSNRWarning
-from .trajectory import TrajectoryRecorder, chain_callbacks
+from toydiff.sampling.loop import METHODS, function_evaluations, sample
+from toydiff.processes.schedules import NoiseSchedule, StepPlan, TerminalSNRWarning
+from toydiff.sampling.trajectory import TrajectoryRecorder, chain_callbacks
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "checkpoint", "editing", "embeddings", "exact", "forward", "guidance", "samplers", "schedules", "trajectory",
-    "interpolants", "flow_samplers", "exact_flow", "exact_guidance", "flow_losses", "objectives", "Interpolant",
-    "elbo", "exact_empirical", "likelihood", "memorisation", "log_likelihood",
-    "GaussianMixture", "LossFloor",
+    "processes", "sampling", "exact", "training", "evaluation", "schedules", "interpolants", "forward",
+    "GaussianMixture", "LossFloor", "Interpolant", "log_likelihood",
     "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0", "q_posterior", "q_sample", "q_step", "randn_like",
     "per_sample_generators",
     "METHODS", "sample", "sdedit", "guidance_combine", "classifier_free_guidance", "classifier_guidance", "autoguidance",

@@ -158,8 +158,8 @@ def fail(message: str) -> None:
 def run_guarded(fn: Callable[[], int | None], prog: str) -> int:
     """Run ``fn``; turn usage errors, the API's ValueError/TypeError, unreadable or unwritable files (OSError)
     and unusable images into one stderr line and exit 2, and a diverged training run into one line and exit 3."""
-    from .checkpoint import CheckpointError
-    from .hooks import NonFiniteLossError
+    from toydiff.training.checkpoint import CheckpointError
+    from toydiff.training.hooks import NonFiniteLossError
 
     status = EXIT_USAGE
     try:

@@ -12,7 +12,7 @@ import torch
 
 import toydiff as td
 import numpy as np
-from toydiff.flow_samplers import FLOW_METHODS
+from toydiff.sampling.flow_steps import FLOW_METHODS
 
 from apps import page_state
 from apps.charts_labs import denoising_animation

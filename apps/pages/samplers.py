@@ -23,7 +23,7 @@ from toydiff.toy import plots
 
 STEP_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 SAMPLE_CHOICES = (500, 1000, 2000, 5000)
-FLOW_METHODS = td.flow_samplers.FLOW_METHODS
+FLOW_METHODS = td.sampling.FLOW_METHODS
 
 
 class Source:
@@ -83,7 +83,7 @@ def ddim_euler(key: tuple, _src: Source, steps: int) -> float:
 
 @st.cache_data(max_entries=64, show_spinner="Sampling…")
 def side_png(key: tuple, _src: Source, method: str, steps: int, n: int, seed: int) -> tuple[bytes, float]:
-    line = Line("vp", method, td.samplers.REGISTRY[method].default_spacing)
+    line = Line("vp", method, td.sampling.REGISTRY[method].default_spacing)
     x = _src.run(line, steps, n, seed)
     d = distance(x.double(), _src.truth(n, seed + 1000))[1]
     ds = load_dataset(_src.dataset)
@@ -165,7 +165,7 @@ def settings_form(oracle: bool, T: int) -> tuple[list[Line], list[int], int, int
         methods = c1.multiselect("VP samplers", td.METHODS, key="lab_methods")
         flows = c2.multiselect("Flow-matching samplers (exact velocity)", FLOW_METHODS, key="lab_flows",
                                disabled=not oracle, help="Integrate dx/dt = E[u | x_t] of a linear or cosine "
-                               "interpolant (toydiff.flow_samplers), on the same mixture; the oracle only.")
+                               "interpolant (toydiff.sampling.flow_steps), on the same mixture; the oracle only.")
         steps_list = c1.multiselect("Step counts", step_opts, key=f"lab_steps_{T}",
                                     default=[s for s in (5, 10, 20, 50) if s <= T])
         interp = c2.radio("Flow interpolant", tuple(td.interpolants.BUILDERS), horizontal=True, key="lab_interp")
@@ -174,7 +174,7 @@ def settings_form(oracle: bool, T: int) -> tuple[list[Line], list[int], int, int
         with st.expander("Spacing per method (which timesteps each sampler visits)"):
             cols = st.columns(5)
             spacing = {m: cols[i % 5].selectbox(f"{m} spacing", td.schedules.SPACINGS, key=f"lab_sp_{m}",
-                                                index=td.schedules.SPACINGS.index(td.samplers.REGISTRY[m].default_spacing))
+                                                index=td.schedules.SPACINGS.index(td.sampling.REGISTRY[m].default_spacing))
                        for i, m in enumerate(td.METHODS)}
             grids = {f: cols[(i + len(td.METHODS)) % 5].selectbox(f"flow {f} time grid", tuple(FLOW_SHIFTS),
                                                                    key=f"lab_grid_{f}")

@@ -159,7 +159,7 @@ with st.form("toy_sample_form"):
     eta = float(c1.slider("DDIM η (ddim only; 0 = deterministic)", 0.0, 1.0, 0.0, 0.1, key="toy_eta"))
     variance = c2.radio("DDPM variance (ddpm only)", ["beta", "posterior"], horizontal=True, key="toy_var")
     st.form_submit_button("Sample", key="toy_sample")
-spacing = td.samplers.REGISTRY[method].default_spacing if spacing_choice == SPACINGS[0] else spacing_choice
+spacing = td.sampling.REGISTRY[method].default_spacing if spacing_choice == SPACINGS[0] else spacing_choice
 eta = eta if method == "ddim" else 0.0
 variance = variance if method == "ddpm" else "beta"
 

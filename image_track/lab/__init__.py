@@ -23,14 +23,14 @@ The sampling experiments clamp x̂_0 to [-1, 1] at every step (``clip_x0=1.0``, 
 images; ``clip_x0=None`` turns it off) and use ancestral DDPM over the strided timesteps [990, 960, ..., 0].
 """
 
-from .anagram import AnagramResult, anagram
-from .common import LabModel, LoadedModel, load_lab_model, strided_timesteps
-from .denoise import DenoiseResult, denoise
-from .denoiser import DenoiserConfig, DenoiserResult, denoiser
-from .hybrid import HybridResult, hybrid
-from .inpaint import InpaintResult, inpaint
-from .guidance import GuidanceResult, guidance
-from .sdedit import SDEditResult, sdedit
+from image_track.lab.anagram import AnagramResult, anagram
+from image_track.lab.common import LabModel, LoadedModel, load_lab_model, strided_timesteps
+from image_track.lab.denoise import DenoiseResult, denoise
+from image_track.lab.denoiser import DenoiserConfig, DenoiserResult, denoiser
+from image_track.lab.hybrid import HybridResult, hybrid
+from image_track.lab.inpaint import InpaintResult, inpaint
+from image_track.lab.guidance import GuidanceResult, guidance
+from image_track.lab.sdedit import SDEditResult, sdedit
 
 __all__ = [
     "main", "LoadedModel", "LabModel", "load_lab_model", "strided_timesteps",
@@ -42,6 +42,6 @@ __all__ = [
 
 def main(argv=None) -> int:
     """``toydiff mnist lab <experiment> [options]``; see :mod:`image_track.lab.cli`."""
-    from .cli import main as _main
+    from image_track.lab.cli import main as _main
 
     return _main(argv)

@@ -12,8 +12,8 @@ import numpy as np
 import toydiff as td
 from toydiff.checks import check_choice, check_int
 
-from .combinators import TRANSFORMS, anagram_eps_fn
-from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
+from image_track.lab.combinators import TRANSFORMS, anagram_eps_fn
+from image_track.lab.common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
                      to_numpy, verdict)
 
 __all__ = ["AnagramResult", "anagram", "plot_anagram"]

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import toydiff as td
 from toydiff.cli import OneLineParser, check_writable, float_list, int_list, run_guarded, seed_arg
 
-from .common import load_lab_model
+from image_track.lab.common import load_lab_model
 
 __all__ = ["main", "build_parser"]
 

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from toydiff.samplers import EpsFn
+from toydiff.sampling.loop import EpsFn
 
 __all__ = ["TRANSFORMS", "anagram_eps_fn", "hybrid_eps_fn", "blockwise_eps_fn"]
 

@@ -19,7 +19,7 @@ import torch
 import toydiff as td
 from toydiff.checks import check_choice, check_int
 from image_track.loaded import LoadedModel
-from toydiff.schedules import NoiseSchedule
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = [
     "LoadedModel",

@@ -21,7 +21,7 @@ import toydiff as td
 from toydiff.checks import check_choice, check_int
 from image_track.images import gaussian_blur
 
-from .common import (METHOD, STRIDE, LoadedModel, finish, load_input, new_figure, show, strided_timesteps,
+from image_track.lab.common import (METHOD, STRIDE, LoadedModel, finish, load_input, new_figure, show, strided_timesteps,
                      to_numpy)
 
 __all__ = ["DenoiseResult", "denoise", "plot_denoise", "plan_from"]

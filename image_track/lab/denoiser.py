@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from toydiff.checks import check_int, check_number
 
-from .common import finish, new_figure, show, to_numpy
+from image_track.lab.common import finish, new_figure, show, to_numpy
 
 __all__ = ["DenoiserConfig", "DenoiserResult", "ImageDenoiser", "denoiser", "train_denoiser", "plot_denoiser"]
 
@@ -116,7 +116,7 @@ def denoiser(config: DenoiserConfig | None = None, *, data: tuple[torch.Tensor, 
     Args:
         config: :class:`DenoiserConfig` (defaults: ``tiny`` preset, σ = 0.5, 5 epochs of 2048 images).
         data: ``(train images, test images)`` ``[N, 1, H, W]`` in [-1, 1]; default MNIST train / test.
-        save: write the trained net with :func:`toydiff.checkpoint.save_checkpoint`.
+        save: write the trained net with :func:`toydiff.training.checkpoint.save_checkpoint`.
     """
     cfg = config or DenoiserConfig()
     if data is None:
@@ -144,7 +144,7 @@ def denoiser(config: DenoiserConfig | None = None, *, data: tuple[torch.Tensor, 
                          test_sigmas=np.array(sig), ood=to_numpy(torch.stack(ood)), ood_mse=np.array(mse),
                          config=asdict(cfg))
     if save is not None:
-        from toydiff.checkpoint import save_checkpoint
+        from toydiff.training.checkpoint import save_checkpoint
 
         save_checkpoint(save, {f"unet.{k}": v for k, v in net.unet.state_dict().items()},
                         {"kind": "image_track.lab.denoiser", "config": asdict(cfg), "unet_config": net.unet.config})

@@ -20,8 +20,8 @@ import torch
 import toydiff as td
 from toydiff.checks import check_choice, check_int, check_number
 
-from .combinators import blockwise_eps_fn
-from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
+from image_track.lab.combinators import blockwise_eps_fn
+from image_track.lab.common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
                      strided_timesteps, to_numpy)
 
 __all__ = ["GuidanceResult", "guidance", "plot_guidance", "WS"]

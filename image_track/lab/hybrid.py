@@ -17,8 +17,8 @@ import toydiff as td
 from toydiff.checks import check_choice, check_int
 from image_track.images import downsample, gaussian_blur, scaled_blur
 
-from .combinators import hybrid_eps_fn
-from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
+from image_track.lab.combinators import hybrid_eps_fn
+from image_track.lab.common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, new_figure, show, strided_sample,
                      to_numpy, verdict)
 
 __all__ = ["HybridResult", "hybrid", "plot_hybrid"]

@@ -15,7 +15,7 @@ import torch
 import toydiff as td
 from toydiff.checks import check_choice, check_int
 
-from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, load_input, new_figure, show, strided_sample,
+from image_track.lab.common import (METHOD, STRIDE, LoadedModel, check_class, finish, load_input, new_figure, show, strided_sample,
                      to_numpy)
 
 __all__ = ["InpaintResult", "inpaint", "plot_inpaint", "parse_rect", "rect_mask"]

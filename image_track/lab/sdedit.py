@@ -16,7 +16,7 @@ import torch
 import toydiff as td
 from toydiff.checks import check_choice, check_int
 
-from .common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, load_input, new_figure, show,
+from image_track.lab.common import (METHOD, STRIDE, LoadedModel, check_class, finish, judge, load_input, new_figure, show,
                      strided_timesteps, to_numpy, verdict)
 
 __all__ = ["SDEditResult", "sdedit", "plot_sdedit", "I_STARTS"]

@@ -20,10 +20,10 @@ and checkpoints); every draw from generators seeded by ``config.seed`` whose sta
 cleanly at a time budget and checkpoints.
 """
 
-from .cli import add_train_arguments, config_from_args, main, run_from_args
-from .config import LR_DECAYS, SCHEDULES, History, TrainConfig
-from .export import export_weights, snapshot_path
-from .loop import bf16_autocast, train
+from image_track.training.cli import add_train_arguments, config_from_args, main, run_from_args
+from image_track.training.config import LR_DECAYS, SCHEDULES, History, TrainConfig
+from image_track.training.export import export_weights, snapshot_path
+from image_track.training.loop import bf16_autocast, train
 
 __all__ = ["TrainConfig", "History", "train", "bf16_autocast", "export_weights", "snapshot_path", "SCHEDULES",
            "LR_DECAYS", "add_train_arguments", "config_from_args", "run_from_args", "main"]

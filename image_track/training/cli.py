@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .config import add_config_arguments, config_from_args
-from .loop import dist_info, train
+from image_track.training.config import add_config_arguments, config_from_args
+from image_track.training.loop import dist_info, train
 
 __all__ = ["add_train_arguments", "config_from_args", "run_from_args", "main"]
 
@@ -18,8 +18,8 @@ def add_train_arguments(p) -> None:
 
 def run_from_args(a) -> int:
     """Train with the parsed flags; process 0 prints one summary line. A diverged run raises
-    :class:`toydiff.hooks.NonFiniteLossError` (exit status 3 through :func:`toydiff.cli.run_guarded`)."""
-    from ..data import DatasetUnavailableError
+    :class:`toydiff.training.hooks.NonFiniteLossError` (exit status 3 through :func:`toydiff.cli.run_guarded`)."""
+    from image_track.data import DatasetUnavailableError
 
     try:
         history = train(config_from_args(a), overwrite=getattr(a, "overwrite", False))

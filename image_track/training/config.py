@@ -16,16 +16,16 @@ from typing import Any
 from toydiff import training as engine
 from toydiff.checks import check_choice, check_int, check_number
 from toydiff.cli import MAX_SEED, device_arg, flag_names, float_list, int_list, seed_arg
-from toydiff.losses import LOSS_WEIGHTINGS
-from toydiff.lr import LR_SCHEDULES
+from toydiff.training.losses import LOSS_WEIGHTINGS
+from toydiff.training.lr import LR_SCHEDULES
 from toydiff.options import add_dataclass_arguments, dataclass_values, flag_of, option
-from toydiff.flow_samplers import FLOW_METHODS
-from toydiff.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
-from toydiff.stable_target import TARGETS
-from toydiff.objectives import PROCESSES
-from toydiff.samplers import METHODS
+from toydiff.sampling.flow_steps import FLOW_METHODS
+from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
+from toydiff.training.stable_target import TARGETS
+from toydiff.processes import PROCESSES
+from toydiff.sampling.loop import METHODS
 
-from ..models import PRESETS
+from image_track.models import PRESETS
 
 __all__ = ["TrainConfig", "History", "SCHEDULES", "LR_DECAYS", "DATASETS", "RESUME_FIXED", "add_config_arguments",
            "config_from_args", "engine_config", "config_changes"]
@@ -59,7 +59,7 @@ class TrainConfig:
     model_overrides: dict = option({}, "UNet preset overrides as JSON, e.g. '{\"widths\": [8, 16, 16]}'",
                                    type=_json_dict)
     schedule: str = option("linear", "noise schedule (--process vp)", choices=SCHEDULES)
-    process: str = option("vp", "vp: DDPM's ε-prediction; flow: flow matching (toydiff.objectives)", choices=PROCESSES)
+    process: str = option("vp", "vp: DDPM's ε-prediction; flow: flow matching (toydiff.processes)", choices=PROCESSES)
     interpolant: str = option("linear", "--process flow: the path x_t = α x_0 + σ ε", choices=tuple(INTERPOLANTS))
     prediction: str = option("velocity", "--process flow: what the network predicts", choices=PREDICTIONS)
     target: str = option("conditional", "regress on each pair's own target, or on the stable target field over the "

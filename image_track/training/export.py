@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from toydiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from toydiff.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = ["WEIGHTS_KIND", "export_weights", "snapshot_path", "write_weights"]
 

@@ -16,12 +16,12 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from toydiff.checkpoint import CheckpointError
-from toydiff.flow_samplers import FLOW_METHODS
-from toydiff.hooks import EpochStats, Hook, StepOutput
+from toydiff.training.checkpoint import CheckpointError
+from toydiff.sampling.flow_steps import FLOW_METHODS
+from toydiff.training.hooks import EpochStats, Hook, StepOutput
 
-from .config import History, TrainConfig, config_changes
-from .export import snapshot_path, write_weights
+from image_track.training.config import History, TrainConfig, config_changes
+from image_track.training.export import snapshot_path, write_weights
 
 __all__ = ["ImageBatches", "RunRecord", "SampleGrids", "Snapshots", "TimeBudget", "epoch_line"]
 
@@ -44,7 +44,7 @@ class ImageBatches:
         self.steps_per_epoch = math.ceil(len(self.sampler) / self.local_batch)
 
     def epoch(self, epoch: int, start: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, dict]]:
-        from ..data import random_hflip
+        from image_track.data import random_hflip
 
         c, n = self.config, self.local_batch
         self.sampler.set_epoch(epoch)
@@ -116,13 +116,13 @@ class SampleGrids(Hook):
     def on_epoch_end(self, trainer, stats: EpochStats) -> None:
         if not trainer.is_main:
             return
-        from ..sampling import generate, grid_image
+        from image_track.sampling import generate, grid_image
 
         c, rows = self.config, self.config.grid_rows
         labels = None
         if c.num_classes is not None:
             labels = torch.arange(rows).remainder(c.num_classes).repeat_interleave(rows)
-        flow = trainer.objective.process == "flow"
+        flow = trainer.objective.process.name == "flow"
         method = "heun" if flow and c.sample_method not in FLOW_METHODS else c.sample_method
         images = generate(trainer.eval_model, trainer.objective if flow else trainer.schedule, rows * rows,
                           labels=labels, w=c.sample_w if labels is not None else None, method=method,

@@ -17,14 +17,14 @@ import torch.distributed as dist
 from torch import nn
 
 from toydiff.cli import check_writable
-from toydiff.checkpoint import CheckpointError, load_checkpoint, require_kind, run_lock
-from toydiff.hooks import HeldOutLoss, ProgressBar
-from toydiff.objectives import FlowObjective, VPObjective
-from toydiff.schedules import from_name
-from toydiff.training import Trainer, make_objective
+from toydiff.training.checkpoint import CheckpointError, load_checkpoint, require_kind, run_lock
+from toydiff.training.hooks import HeldOutLoss, ProgressBar
+from toydiff.processes import FlowObjective, VPObjective
+from toydiff.processes.schedules import from_name
+from toydiff.training.engine import Trainer, make_objective
 
-from .config import History, TrainConfig, config_changes, engine_config
-from .hooks import ImageBatches, RunRecord, SampleGrids, Snapshots, TimeBudget, epoch_line
+from image_track.training.config import History, TrainConfig, config_changes, engine_config
+from image_track.training.hooks import ImageBatches, RunRecord, SampleGrids, Snapshots, TimeBudget, epoch_line
 
 __all__ = ["train", "bf16_autocast", "objective_of", "TRAIN_KIND", "CHECKPOINT_NAME"]
 
@@ -68,7 +68,7 @@ def pick_device(config: TrainConfig, local_rank: int) -> torch.device:
 def train(config: TrainConfig, *, overwrite: bool = True) -> History:
     """Train ``config.preset`` on MNIST; return the :class:`History` (on every rank under DDP).
 
-    The output folder is locked while the run writes it (:func:`toydiff.checkpoint.run_lock`). With
+    The output folder is locked while the run writes it (:func:`toydiff.training.checkpoint.run_lock`). With
     ``overwrite=False`` (the command line without ``--overwrite``) an ``out_dir`` that already holds a
     checkpoint is refused unless ``config.resume`` is given.
 
@@ -119,10 +119,10 @@ def _check_resume(config: TrainConfig) -> None:
 
 def objective_of(config: TrainConfig, device=None) -> VPObjective | FlowObjective:
     """The run's objective: DDPM's ε-loss over ``config.schedule``, or the flow objective of ``--process flow``
-    (``--interpolant``, ``--prediction``; the UNet is fed 1000 t, see :mod:`toydiff.objectives`); ``--target``
+    (``--interpolant``, ``--prediction``; the UNet is fed 1000 t, see :mod:`toydiff.processes`); ``--target``
     picks each pair's own target or the stable target field over the batch (Xu et al. 2023)."""
     if config.process == "flow":
-        from toydiff import interpolants
+        from toydiff.processes import interpolants
 
         return FlowObjective(interpolants.BUILDERS[config.interpolant](), config.prediction, target=config.target)
     vp = make_objective(from_name(config.schedule, T=config.T), engine_config(config), device)
@@ -132,7 +132,7 @@ def objective_of(config: TrainConfig, device=None) -> VPObjective | FlowObjectiv
 
 
 def _load_split(config: TrainConfig, split: str):
-    from ..data import load_mnist
+    from image_track.data import load_mnist
 
     return load_mnist(split, pad_to_32=config.pad_to_32, data_dir=config.data_dir, dataset=config.dataset)
 
@@ -159,7 +159,7 @@ def _validation(config: TrainConfig, device: torch.device, autocast) -> HeldOutL
 
 
 def _network(config: TrainConfig, x: torch.Tensor, device: torch.device) -> nn.Module:
-    from ..models import build_model
+    from image_track.models import build_model
 
     torch.manual_seed(config.seed)  # initial weights (the only draw from the global RNG)
     raw = build_model(config.preset, num_classes=config.num_classes, T=config.T, in_channels=x.shape[1],

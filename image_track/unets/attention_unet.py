@@ -32,7 +32,7 @@ from torch import nn
 
 from toydiff.embeddings import sinusoidal_embedding
 
-from .common import ClassEmbedding, EpsUNet, UNetConfig
+from image_track.unets.common import ClassEmbedding, EpsUNet, UNetConfig
 
 __all__ = ["AttentionUNetConfig", "AttentionUNet"]
 

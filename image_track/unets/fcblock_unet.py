@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import EpsUNet, UNetConfig
+from image_track.unets.common import EpsUNet, UNetConfig
 
 __all__ = ["FCBlockUNetConfig", "FCBlockUNet", "FCBlock"]
 

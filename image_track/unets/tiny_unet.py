@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import ClassEmbedding, EpsUNet, UNetConfig
+from image_track.unets.common import ClassEmbedding, EpsUNet, UNetConfig
 
 __all__ = ["TinyUNetConfig", "TinyUNet"]
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from toydiff.flow_samplers import FLOW_METHODS  # noqa: E402
+from toydiff.sampling.flow_steps import FLOW_METHODS  # noqa: E402
 
 MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
 

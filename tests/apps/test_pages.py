@@ -33,7 +33,7 @@ ROOT = MAIN.parents[1]
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Random-weight tiny UNets (conditional and not) in the shipped checkpoint format."""
     from image_track.models import build_model
-    from toydiff.checkpoint import save_checkpoint
+    from toydiff.training.checkpoint import save_checkpoint
 
     folder = tmp_path_factory.mktemp("runs")
     out = {}

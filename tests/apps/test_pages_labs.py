@@ -114,7 +114,7 @@ def test_exported_figures_are_fixed():
 def test_run_on_disk_lists_mnist_checkpoints_only(tmp_path):
     from apps.models import is_image_checkpoint
     from image_track.loaded import default_checkpoint
-    from toydiff.checkpoint import save_checkpoint
+    from toydiff.training.checkpoint import save_checkpoint
 
     toy = save_checkpoint(tmp_path / "toy.safetensors", {"model.w": torch.zeros(2)}, {"kind": "toydiff.toy/1"})
     (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")

@@ -33,7 +33,7 @@ def test_train_sample_eval(trained, tmp_path, capsys):
     assert capsys.readouterr().out.split() == [str(figs / n) for n in names]  # one line per file written
     from PIL import Image
 
-    from toydiff.checkpoint import load_checkpoint
+    from toydiff.training.checkpoint import load_checkpoint
 
     tensors, meta = load_checkpoint(figs / "samples.safetensors")
     assert tensors["images"].shape == (100, 1, 28, 28) and tensors["labels"].tolist() == [d for d in range(10) for _ in range(10)]

@@ -48,7 +48,7 @@ def test_two_process_gloo_training_and_resume(tmp_path):
     assert r0["step"] == r1["step"] == 3
     for k in r0["state"]:
         assert torch.equal(r0["state"][k], r1["state"][k]), k  # DDP kept the replicas identical
-    from toydiff.checkpoint import load_checkpoint
+    from toydiff.training.checkpoint import load_checkpoint
 
     tensors, meta = load_checkpoint(tmp_path / "full" / "checkpoint.safetensors")
     assert meta["step"] == 3 and len(meta["rng_states"]) == world and meta["rng_states"][0] != meta["rng_states"][1]

@@ -105,7 +105,7 @@ def test_kl_to_uniform_lies_between_zero_and_log_k(hist):
 
 
 def test_committed_weights_metadata_and_size():
-    _, meta = __import__("toydiff.checkpoint", fromlist=["load_checkpoint"]).load_checkpoint(DEFAULT_WEIGHTS)
+    _, meta = __import__("toydiff.training.checkpoint", fromlist=["load_checkpoint"]).load_checkpoint(DEFAULT_WEIGHTS)
     assert meta["test_accuracy"] >= 0.99 and "image_track.classifier" in meta["command"] and "seed" in meta
     assert DEFAULT_WEIGHTS.stat().st_size < 500_000
 

@@ -345,7 +345,7 @@ def test_cli_denoiser_on_tiny_settings(tmp_path, monkeypatch):
     assert lab_cli.main(["denoiser", "--epochs", "2", "--subset", "16", "--batch-size", "8", "--quiet",
                          "--out", str(out), "--save", str(ckpt)]) == 0
     _figure_png(out)
-    from toydiff.checkpoint import load_checkpoint
+    from toydiff.training.checkpoint import load_checkpoint
 
     tensors, meta = load_checkpoint(ckpt)
     assert meta["kind"] == "image_track.lab.denoiser" and meta["config"]["epochs"] == 2
@@ -378,7 +378,7 @@ def test_cli_with_a_real_checkpoint_file(tmp_path):
     from image_track.lab import cli as lab_cli
     from image_track.lab import load_lab_model
     from image_track.models import build_model
-    from toydiff.checkpoint import save_checkpoint
+    from toydiff.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     net = build_model("tiny", num_classes=10)

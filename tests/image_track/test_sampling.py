@@ -9,13 +9,13 @@ import torch
 import toydiff
 from image_track import sampling as S
 from image_track.models import build_model
-from toydiff.checkpoint import CheckpointError, save_checkpoint
+from toydiff.training.checkpoint import CheckpointError, save_checkpoint
 
 
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)
-    sched = toydiff.schedules.linear(T=1000)
+    sched = toydiff.processes.schedules.linear(T=1000)
     return (build_model("tiny", widths=(4, 8, 8)).eval(), build_model("tiny", num_classes=10, widths=(4, 8, 8)).eval(),
             sched)
 

@@ -13,7 +13,7 @@ from image_track.sampling import load_model
 from image_track.training import TrainConfig, bf16_autocast, export_weights, snapshot_path, train
 from image_track.training.config import engine_config
 from image_track.training.loop import TRAIN_KIND
-from toydiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from toydiff.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from toydiff.cli import OneLineParser
 
 FAST = dict(preset="tiny", val_split=None, sample_every_epoch=False, progress=False, warmup_steps=2)

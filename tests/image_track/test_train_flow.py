@@ -7,9 +7,9 @@ import torch
 
 from image_track.sampling import generate, load_model
 from image_track.training import TrainConfig, export_weights, train
-from toydiff.checkpoint import load_checkpoint
+from toydiff.training.checkpoint import load_checkpoint
 from toydiff.cli import main as toydiff_main
-from toydiff.objectives import FlowObjective
+from toydiff.processes import FlowObjective
 
 FAST = dict(preset="tiny", val_split=None, sample_every_epoch=False, progress=False, warmup_steps=2, process="flow")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from toydiff.checkpoint import load_checkpoint
+from toydiff.training.checkpoint import load_checkpoint
 from toydiff.cli import main
 
 TINY = ["--preset", "tiny", "--subset", "64", "--batch-size", "32", "--no-val", "--no-samples", "--no-progress",
@@ -58,7 +58,7 @@ def test_a_diverging_mnist_run_exits_3_and_keeps_the_last_finite_checkpoint(tmp_
 def test_resume_refuses_non_finite_weights(tmp_path, capsys):
     import torch
 
-    from toydiff.checkpoint import save_checkpoint
+    from toydiff.training.checkpoint import save_checkpoint
 
     run = tmp_path / "run"
     assert main(["mnist", "train", "--out", str(run), "--max-steps", "2", *TINY]) == 0

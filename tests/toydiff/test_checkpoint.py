@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toydiff import checkpoint as ck
+from toydiff.training import checkpoint as ck
 
 
 def test_round_trip_and_rng_state(tmp_path):
@@ -67,7 +67,7 @@ def test_optimizer_state_survives_split_and_join(tmp_path):
 def test_load_weights_casts_and_names_what_does_not_fit():
     from torch import nn
 
-    from toydiff.checkpoint import checkpoint_kind, load_weights
+    from toydiff.training.checkpoint import checkpoint_kind, load_weights
 
     net = nn.Linear(3, 2)
     half = {f"ema.{k}": v.half() + 1 for k, v in nn.Linear(3, 2).state_dict().items()}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import toydiff as td
-from toydiff import schedules
+from toydiff.processes import schedules
 
 MU, STD = 1.5, 0.7
 ONE = td.GaussianMixture([1.0], [[MU]], [[[STD**2]]])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import toydiff as td
-from toydiff.elbo import elbo_terms, elbo_weights
+from toydiff.evaluation.elbo import elbo_terms, elbo_weights
 
 S = td.schedules.linear(T=100, beta_start=1e-4, beta_end=0.2)
 GM = td.GaussianMixture([1.0, 2.0], [[-1.0], [1.5]], [[[0.09]], [[0.25]]])

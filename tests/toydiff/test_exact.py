@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import toydiff as td
-from toydiff import schedules
+from toydiff.processes import schedules
 
 S = schedules.linear(T=1000)
 

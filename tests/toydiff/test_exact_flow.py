@@ -1,4 +1,4 @@
-"""The exact oracle under a Gaussian interpolant (toydiff.exact_flow via GaussianMixture.velocity / denoiser)."""
+"""The exact oracle under a Gaussian interpolant (toydiff.exact.flow via GaussianMixture.velocity / denoiser)."""
 
 import math
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff import interpolants as I
+from toydiff.processes import interpolants as I
 
 S = td.schedules.linear(T=1000)
 GM = td.GaussianMixture.diagonal([0.3, 0.5, 0.2], [[-2.0, 0.0], [1.5, 1.0], [0.0, -2.0]],

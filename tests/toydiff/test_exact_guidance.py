@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff import exact_guidance as eg
+from toydiff.exact import guidance as eg
 
 S = td.schedules.linear(T=100, beta_start=1e-4, beta_end=0.1)
 

@@ -1,11 +1,11 @@
-"""toydiff.flow_losses: targets, the oracle as the minimiser, the floor, time sampling, bad input."""
+"""toydiff.training.flow_losses: targets, the oracle as the minimiser, the floor, time sampling, bad input."""
 
 import pytest
 import torch
 
 import toydiff as td
-from toydiff import interpolants as I
-from toydiff.flow_losses import flow_matching_loss, interpolant_loss, interpolant_loss_floor, sample_times
+from toydiff.processes import interpolants as I
+from toydiff.training.flow_losses import flow_matching_loss, interpolant_loss, interpolant_loss_floor, sample_times
 
 GM = td.GaussianMixture.diagonal([0.3, 0.7], [[-1.0, 0.0], [1.0, 1.0]], [0.5, 0.3])
 

@@ -1,4 +1,4 @@
-"""Samplers over an interpolant (toydiff.flow_samplers, reached through td.sample): exactness on a Gaussian,
+"""Samplers over an interpolant (toydiff.sampling.flow_steps, reached through td.sample): exactness on a Gaussian,
 agreement with the VP samplers where the processes coincide, time grids, callbacks and bad input."""
 
 import math
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff import interpolants as I
-from toydiff.flow_samplers import FLOW_METHODS, flow_evaluations, time_grid
+from toydiff.processes import interpolants as I
+from toydiff.sampling.flow_steps import FLOW_METHODS, flow_evaluations, time_grid
 
 S = td.schedules.linear(T=1000)
 PATHS = {"linear": I.linear(), "cosine": I.cosine(), "vp": I.vp(S)}

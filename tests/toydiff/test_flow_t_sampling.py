@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toydiff import interpolants
-from toydiff.objectives import FlowObjective
+from toydiff.processes import interpolants
+from toydiff.processes import FlowObjective
 
 
 def _times(dist: str, n: int = 20_000) -> torch.Tensor:

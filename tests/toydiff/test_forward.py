@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff import schedules
+from toydiff.processes import schedules
 
 S = schedules.linear(T=1000)
 

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff import schedules
+from toydiff.processes import schedules
 from toydiff.toy import metrics
 
 NAN, INF = float("nan"), float("inf")

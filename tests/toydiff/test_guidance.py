@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import toydiff as td
-from toydiff import schedules
+from toydiff.processes import schedules
 
 S = schedules.linear(T=1000)
 

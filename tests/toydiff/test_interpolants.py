@@ -1,4 +1,4 @@
-"""toydiff.interpolants: boundary values, derivatives, log-SNR inverse, prediction conversions, bad input."""
+"""toydiff.processes.interpolants: boundary values, derivatives, log-SNR inverse, prediction conversions, bad input."""
 
 import math
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff import interpolants as I
+from toydiff.processes import interpolants as I
 
 SCHEDULE = td.schedules.linear(T=1000)
 ALL = {"linear": I.linear(), "cosine": I.cosine(), "vp": I.vp(SCHEDULE), "vp-cosine": I.vp(td.schedules.cosine(T=50))}

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import toydiff as td
-from toydiff import interpolants
-from toydiff.likelihood import bits_per_dim, pf_ode_likelihood
+from toydiff.processes import interpolants
+from toydiff.evaluation.likelihood import bits_per_dim, pf_ode_likelihood
 
 S1000 = td.schedules.linear(T=1000)
 GM1 = td.GaussianMixture([1.0, 2.0], [[-1.0], [1.5]], [[[0.09]], [[0.25]]])

@@ -1,10 +1,10 @@
-"""toydiff.losses: the ε-loss and its Min-SNR-γ weights."""
+"""toydiff.training.losses: the ε-loss and its Min-SNR-γ weights."""
 
 import pytest
 import torch
 
-from toydiff import schedules
-from toydiff.losses import eps_prediction_loss, loss_weights, sample_timesteps
+from toydiff.processes import schedules
+from toydiff.training.losses import eps_prediction_loss, loss_weights, sample_timesteps
 
 S = schedules.linear(T=1000)
 
@@ -53,8 +53,8 @@ def test_low_noise_sampling_favours_the_last_steps():
 
 
 def test_held_out_loss_equals_a_direct_computation_by_bucket():
-    from toydiff.forward import q_sample
-    from toydiff.losses import held_out_draws, held_out_loss
+    from toydiff.processes.forward import q_sample
+    from toydiff.training.losses import held_out_draws, held_out_loss
 
     x0 = torch.randn(300, 2, generator=torch.Generator().manual_seed(2))
     y = torch.randint(0, 3, (300,), generator=torch.Generator().manual_seed(3))

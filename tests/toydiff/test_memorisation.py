@@ -5,8 +5,9 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import toydiff as td
-from toydiff import flow_samplers, interpolants
-from toydiff.memorisation import COPY_RATIO, copy_rate, copy_stats
+from toydiff.sampling import flow_steps as flow_samplers
+from toydiff.processes import interpolants
+from toydiff.evaluation.memorisation import COPY_RATIO, copy_rate, copy_stats
 
 S100 = td.schedules.linear(T=100, beta_start=1e-4, beta_end=0.2)
 PTS = torch.randn(12, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)

@@ -1,16 +1,16 @@
-"""Training objectives (toydiff.objectives) and the engine under a flow objective."""
+"""Training objectives (toydiff.processes) and the engine under a flow objective."""
 
 import pytest
 import torch
 
 import toydiff as td
-from toydiff import interpolants
-from toydiff.batches import TensorBatches
-from toydiff.flow_losses import interpolant_loss_floor, sample_times
-from toydiff.losses import eps_prediction_loss
-from toydiff.objectives import FLOW_TIME_SCALE, FlowObjective, VPObjective, objective_from_meta, process_of
+from toydiff.processes import interpolants
+from toydiff.training.batches import TensorBatches
+from toydiff.training.flow_losses import interpolant_loss_floor, sample_times
+from toydiff.training.losses import eps_prediction_loss
+from toydiff.processes import FLOW_TIME_SCALE, FlowObjective, VPObjective, objective_from_meta, process_of
 from toydiff.toy.models import MLPConfig, build_mlp
-from toydiff.training import TrainConfig, Trainer
+from toydiff.training.engine import TrainConfig, Trainer
 
 GM = td.GaussianMixture(weights=[1.0, 2.0], means=[[-1.0], [1.0]], covs=[[[0.1]], [[0.1]]])
 
@@ -20,7 +20,7 @@ GM = td.GaussianMixture(weights=[1.0, 2.0], means=[[-1.0], [1.0]], covs=[[[0.1]]
 def test_flow_objective_round_trips_through_checkpoint_metadata(interp, prediction):
     obj = FlowObjective(interpolants.BUILDERS[interp](), prediction, time_scale=250.0)
     back = objective_from_meta(obj.metadata())
-    assert (back.process, back.interp, back.prediction, back.time_scale) == ("flow", obj.interp, prediction, 250.0)
+    assert (back.process.name, back.interp, back.prediction, back.time_scale) == ("flow", obj.interp, prediction, 250.0)
     back.check_resume(obj.metadata())
     with pytest.raises(ValueError, match="interpolant/prediction"):
         FlowObjective(obj.interp, "x0" if prediction != "x0" else "eps").check_resume(obj.metadata())

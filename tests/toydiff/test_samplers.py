@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff import schedules
+from toydiff.processes import schedules
 
 S = schedules.linear(T=1000)
 MU, STD = 1.5, 0.7
@@ -159,7 +159,7 @@ def test_terminal_warning_for_a_start_that_keeps_signal():
 
 # --- the registry and the option-refusal rule -----------------------------------------------------
 
-from toydiff.samplers import OPTION_DEFAULTS, REGISTRY  # noqa: E402
+from toydiff.sampling.loop import OPTION_DEFAULTS, REGISTRY  # noqa: E402
 
 #: a non-default value for every option that only some methods use
 NON_DEFAULT = {"eta": 0.5, "variance": "posterior"}
@@ -302,7 +302,7 @@ def test_default_spacing_is_the_methods_own(method):
     gm = td.GaussianMixture.diagonal([1, 2], [[-1.0, 0.0], [2.0, 1.0]], [0.5, 0.8])
     x_T = noise((6, 2), 11)
     expected = {"dpm++2m": "logsnr"}.get(method, "linspace")
-    assert td.samplers.REGISTRY[method].default_spacing == expected
+    assert td.sampling.REGISTRY[method].default_spacing == expected
     run = lambda **kw: td.sample(gm.eps_fn(S), x_T, S, method=method, steps=10,
                                  generator=torch.Generator().manual_seed(2), **kw)
     torch.testing.assert_close(run(), run(spacing=expected), rtol=0, atol=0)
@@ -361,7 +361,7 @@ def test_a_start_beyond_the_dtype_range_is_refused_and_float64_still_samples():
 
 def test_the_check_can_be_switched_off_for_the_bench_only():
     nan_fn = lambda x, t: torch.full_like(x, float("nan"))
-    from toydiff.samplers import StepContext
+    from toydiff.sampling.loop import StepContext
     StepContext.check_finite = False
     try:
         assert torch.isnan(td.sample(nan_fn, noise((2, 1), 0), S, method="ddim", steps=2)).all()
@@ -376,7 +376,7 @@ def test_a_single_nan_entry_in_a_large_batch_is_never_returned(bad_call):
     """Above ``probe_size`` entries the per-step check sums a window that moves on each evaluation: a NaN the
     window skipped stays where it is and is caught by a later window (five cover this batch; one every second
     evaluation) or the final scan."""
-    from toydiff.samplers import StepContext
+    from toydiff.sampling.loop import StepContext
 
     n = 4 * StepContext.probe_size + 3                       # five windows
     calls = []

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff import schedules
+from toydiff.processes import schedules
 
 BUILDERS = {
     "linear": lambda T: schedules.linear(T=T),

@@ -7,10 +7,10 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from toydiff import interpolants
-from toydiff.flow_losses import interpolant_loss, stable_target
-from toydiff.interpolants import PREDICTIONS
-from toydiff.objectives import CheckpointMismatch, FlowObjective, objective_from_meta
+from toydiff.processes import interpolants
+from toydiff.training.flow_losses import interpolant_loss, stable_target
+from toydiff.processes.interpolants import PREDICTIONS
+from toydiff.processes import CheckpointMismatch, FlowObjective, objective_from_meta
 from toydiff.toy.datasets import get_dataset
 from toydiff.toy.recipes import default_recipe
 
@@ -77,7 +77,7 @@ def test_it_removes_most_of_the_target_noise_at_mid_noise_without_moving_its_mea
 
 
 def test_bad_input_is_refused():
-    from toydiff.stable_target import stable_pair
+    from toydiff.training.stable_target import stable_pair
 
     interp = interpolants.linear()
     x0, t = torch.randn(4, 2, dtype=torch.float64), torch.full((4,), 0.5, dtype=torch.float64)
@@ -114,7 +114,7 @@ def test_stf_training_fits_the_exact_velocity_better_than_the_conditional_target
     """Same steps, same seed, 1-D recipe network: the STF-trained field is nearer the exact velocity at mid t;
     the checkpoint records the target and loads with it."""
     from toydiff.toy.run import load_toy, train_toy
-    from toydiff.training import TrainConfig
+    from toydiff.training.engine import TrainConfig
 
     errs = {}
     for target in ("conditional", "stf"):
@@ -138,8 +138,8 @@ def test_the_toy_recipes_train_flows_on_the_stable_target():
 
 def test_the_ddpm_loss_on_the_stable_target_regresses_on_the_exact_eps_star_mid_schedule():
     """VP (Ho et al. 2020): with α = √ᾱ_t, σ = √(1 − ᾱ_t) the pair's ε̂ over a large reference is ε*(x_t, t)."""
-    from toydiff import schedules
-    from toydiff.stable_target import stable_pair
+    from toydiff.processes import schedules
+    from toydiff.training.stable_target import stable_pair
 
     gm, sched = get_dataset("two_gaussians").mixture, schedules.linear(T=1000)
     x0, eps, g = _pairs(gm, 64, 3)
@@ -153,8 +153,8 @@ def test_the_ddpm_loss_on_the_stable_target_regresses_on_the_exact_eps_star_mid_
 
 def test_the_ddpm_objective_trains_on_the_stable_target_when_asked():
     """The loss of a zero network is E‖goal‖²: ε's is ≈ 1 per coordinate, ε̂'s less (the posterior mean of ε)."""
-    from toydiff import schedules
-    from toydiff.objectives import VPObjective
+    from toydiff.processes import schedules
+    from toydiff.processes import VPObjective
 
     gm = get_dataset("8gaussians").mixture
     x0 = gm.sample(512, torch.Generator().manual_seed(0))

@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from toydiff import schedules
-from toydiff.checkpoint import CheckpointError, load_checkpoint
-from toydiff.ema import EMA
-from toydiff.hooks import Callback, Hook, NonFiniteLossError
-from toydiff.lr import lr_factor
+from toydiff.processes import schedules
+from toydiff.training.checkpoint import CheckpointError, load_checkpoint
+from toydiff.training.ema import EMA
+from toydiff.training.hooks import Callback, Hook, NonFiniteLossError
+from toydiff.training.lr import lr_factor
 from toydiff.toy.datasets import Normalizer, get_dataset
 from toydiff.toy.models import MLPConfig, build_mlp
 from toydiff.toy.training import ToyTrainer as Trainer
-from toydiff.training import History, TensorBatches, TrainConfig, held_out_loss
-from toydiff.training import Trainer as Engine
+from toydiff.training.engine import History, TensorBatches, TrainConfig, held_out_loss
+from toydiff.training.engine import Trainer as Engine
 
 S = schedules.constant(T=100, beta=0.05)
 
@@ -307,7 +307,7 @@ def test_engine_resume_is_bit_identical_and_refuses_what_it_cannot_resume(tmp_pa
 
 
 def test_a_toy_checkpoint_in_the_layout_before_the_shared_engine_still_loads_and_resumes(tmp_path):
-    from toydiff.checkpoint import save_checkpoint
+    from toydiff.training.checkpoint import save_checkpoint
     from toydiff.toy.run import load_toy, train_toy
 
     kw = dict(model_config=MLPConfig(dim=1, width=8, depth=1), n_train=300, n_val=100, progress=False)

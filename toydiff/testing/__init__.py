@@ -11,11 +11,11 @@ sampler protocol, toydiff's own methods), :mod:`.adapters` (diffusers schedulers
 (hypothesis strategies; needs ``hypothesis``). diffusers and k-diffusion are optional (the ``peers`` extra).
 """
 
-from .adapters import from_diffusers, from_k_diffusion, from_spec
-from .assertions import assert_converges, assert_passes
-from .check import DEFAULT_STEPS, DEFAULT_SWEEP, Report, Row, check_sampler
-from .oracle import OracleCallError, Problem, default_problem, pf_ode
-from .protocol import KitSampler, Run, as_sampler, from_callable, from_toydiff
+from toydiff.testing.adapters import from_diffusers, from_k_diffusion, from_spec
+from toydiff.testing.assertions import assert_converges, assert_passes
+from toydiff.testing.check import DEFAULT_STEPS, DEFAULT_SWEEP, Report, Row, check_sampler
+from toydiff.testing.oracle import OracleCallError, Problem, default_problem, pf_ode
+from toydiff.testing.protocol import KitSampler, Run, as_sampler, from_callable, from_toydiff
 
 __all__ = ["check_sampler", "Report", "Row", "DEFAULT_STEPS", "DEFAULT_SWEEP", "assert_converges", "assert_passes", "from_callable",
            "from_toydiff", "from_diffusers", "from_k_diffusion", "from_spec", "as_sampler", "KitSampler", "Run",

@@ -29,8 +29,8 @@ from typing import Callable
 
 import torch
 
-from .oracle import Recorder
-from .protocol import KitSampler, Run, _timesteps_from_calls, from_toydiff
+from toydiff.testing.oracle import Recorder
+from toydiff.testing.protocol import KitSampler, Run, _timesteps_from_calls, from_toydiff
 
 __all__ = ["from_diffusers", "from_k_diffusion", "from_spec", "k_diffusion_sampling", "karras_sigmas"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .check import DEFAULT_STEPS, Report, check_sampler
+from toydiff.testing.check import DEFAULT_STEPS, Report, check_sampler
 
 __all__ = ["assert_converges", "assert_passes"]
 

@@ -28,10 +28,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..checks import check_int, check_number
-from .oracle import OracleCallError, Problem, default_problem, pf_ode
-from .protocol import KitSampler, Run, as_sampler
-from .properties import clean_end_row, distribution_row, path_problems
+from toydiff.checks import check_int, check_number
+from toydiff.testing.oracle import OracleCallError, Problem, default_problem, pf_ode
+from toydiff.testing.protocol import KitSampler, Run, as_sampler
+from toydiff.testing.properties import clean_end_row, distribution_row, path_problems
 
 __all__ = ["Row", "Report", "check_sampler", "DEFAULT_STEPS", "DEFAULT_SWEEP"]
 

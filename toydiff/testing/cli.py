@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..cli import OneLineParser, int_list, run_guarded, seed_arg
+from toydiff.cli import OneLineParser, int_list, run_guarded, seed_arg
 
 __all__ = ["main", "parse_config"]
 
@@ -61,7 +61,7 @@ def _parser() -> OneLineParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     def go() -> int:
-        from .check import DEFAULT_STEPS, DEFAULT_SWEEP, check_sampler
+        from toydiff.testing.check import DEFAULT_STEPS, DEFAULT_SWEEP, check_sampler
 
         args = _parser().parse_args(argv)
         if args.steps is not None and any(n < 1 for n in args.steps):

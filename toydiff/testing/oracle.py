@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import schedules
-from ..exact import GaussianMixture
-from ..schedules import NoiseSchedule
+from toydiff.processes import schedules
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["Problem", "Recorder", "OracleCallError", "default_problem", "pf_ode", "sigma_of_alpha_bar"]
 

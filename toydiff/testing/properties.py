@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from ..exact import GaussianMixture
-from .oracle import Problem
-from .protocol import KitSampler, Run
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.testing.oracle import Problem
+from toydiff.testing.protocol import KitSampler, Run
 
 __all__ = ["path_problems", "distribution_row", "clean_end_row", "sharp_mixture", "FLOOR_DRAWS", "FLOOR_FACTOR"]
 
@@ -56,7 +56,7 @@ def path_problems(problem: Problem, run: Run) -> list[str]:
 def distribution_row(sampler: KitSampler, problem: Problem, steps: int, n: int, seed: int):
     """``(passed, detail)``: the energy distance of ``n`` samples at ``steps`` to true samples, against the
     largest of ``FLOOR_DRAWS`` true-vs-true distances times ``FLOOR_FACTOR``."""
-    from ..toy.metrics import energy_distance
+    from toydiff.toy.metrics import energy_distance
 
     g = torch.Generator().manual_seed(seed + 7919)
     x_T = torch.randn(n, problem.mixture.D, dtype=torch.float64, generator=g)

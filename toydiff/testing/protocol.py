@@ -26,10 +26,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..checks import check_choice
-from ..samplers import METHODS
-from ..schedules import SPACINGS
-from .oracle import Recorder
+from toydiff.checks import check_choice
+from toydiff.sampling.loop import METHODS
+from toydiff.processes.schedules import SPACINGS
+from toydiff.testing.oracle import Recorder
 
 __all__ = ["Run", "KitSampler", "from_callable", "from_toydiff", "as_sampler", "ORDERS"]
 
@@ -90,9 +90,9 @@ def from_callable(fn: Callable, name: str | None = None, *, order: float | None 
 
 
 def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSampler:
-    """toydiff's own ``method`` (:data:`toydiff.samplers.METHODS`) through :func:`toydiff.sample`, with its
+    """toydiff's own ``method`` (:data:`toydiff.sampling.loop.METHODS`) through :func:`toydiff.sample`, with its
     ``spacing`` and options (``eta``, ``variance``); the visited timesteps come from its callback."""
-    from ..samplers import sample
+    from toydiff.sampling.loop import sample
 
     check_choice(method, "method", METHODS)
     if spacing is not None:
@@ -125,7 +125,7 @@ def as_sampler(sampler, **config) -> KitSampler:
             raise ValueError(f"config {sorted(config)} cannot be applied to an already built sampler")
         return sampler
     if isinstance(sampler, str):
-        from . import adapters
+        from toydiff.testing import adapters
 
         return adapters.from_spec(sampler, **config)
     if config:

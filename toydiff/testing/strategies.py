@@ -18,10 +18,10 @@ import warnings
 import torch
 from hypothesis import strategies as st
 
-from .. import schedules as sch
-from ..exact import GaussianMixture
-from ..schedules import SPACINGS, NoiseSchedule
-from .oracle import Problem
+from toydiff.processes import schedules as sch
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.processes.schedules import SPACINGS, NoiseSchedule
+from toydiff.testing.oracle import Problem
 
 __all__ = ["schedules", "step_counts", "spacings", "mixtures", "event_shapes", "batch_shapes", "problems"]
 
@@ -60,7 +60,7 @@ def step_counts(T: int = 1000, max_steps: int = 200) -> st.SearchStrategy[int]:
 
 
 def spacings() -> st.SearchStrategy[str]:
-    """Every respacing toydiff knows (:data:`toydiff.schedules.SPACINGS`)."""
+    """Every respacing toydiff knows (:data:`toydiff.processes.schedules.SPACINGS`)."""
     return st.sampled_from(SPACINGS)
 
 

@@ -18,10 +18,10 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..checks import check_int
-from ..exact import GaussianMixture
-from ..schedules import NoiseSchedule
-from ..training import History
+from toydiff.checks import check_int
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.training.engine import History
 
 __all__ = ["TRUE_COLOR", "SAMPLE_COLOR", "EXACT_COLOR", "extent", "animate", "density_grid", "density_frames",
            "density_heatmap", "arrows", "points", "samples_vs_truth", "loss_curves", "eps_comparison", "trajectories_1d", "trajectories_2d", "convergence"]

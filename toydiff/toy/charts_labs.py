@@ -15,10 +15,10 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..checks import check_int
-from ..exact import GaussianMixture
-from ..exact_guidance import TiltedTarget
-from .charts import SAMPLE_COLOR, _np
+from toydiff.checks import check_int
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.exact.guidance import TiltedTarget
+from toydiff.toy.charts import SAMPLE_COLOR, _np
 
 __all__ = ["target_panels", "guidance_curves", "class_posterior_heatmap", "paths_figure", "likelihood_points",
            "likelihood_grid", "elbo_steps", "copies_figure", "copy_rate_curve"]
@@ -145,7 +145,7 @@ def paths_figure(paths: Mapping[str, torch.Tensor], *, density: tuple | None = N
     return fig
 
 
-# --- likelihood and memorisation (toydiff.likelihood, toydiff.elbo, toydiff.memorisation) -------------------
+# --- likelihood and memorisation (toydiff.evaluation.likelihood, toydiff.evaluation.elbo, toydiff.evaluation.memorisation) -------------------
 
 
 def likelihood_points(x, exact_log_p, estimates: Mapping[str, torch.Tensor]) -> go.Figure:

@@ -27,20 +27,20 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..checkpoint import run_lock
-from . import cli_labs
-from ..cli import OneLineParser, check_writable, fail, flag_names, positive, run_guarded, seed_arg
-from . import cli_guidance
-from .datasets import DATASETS
-from .models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
-from .recipes import default_recipe
-from ..samplers import REGISTRY
-from .flow_cli import (add_oracle_flags, add_reflow_parser, add_sampling_flags, oracle_objective, add_train_flags,
+from toydiff.training.checkpoint import run_lock
+from toydiff.toy import cli_labs
+from toydiff.cli import OneLineParser, check_writable, fail, flag_names, positive, run_guarded, seed_arg
+from toydiff.toy import cli_guidance
+from toydiff.toy.datasets import DATASETS
+from toydiff.toy.models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config
+from toydiff.toy.recipes import default_recipe
+from toydiff.sampling.loop import REGISTRY
+from toydiff.toy.flow_cli import (add_oracle_flags, add_reflow_parser, add_sampling_flags, oracle_objective, add_train_flags,
                        flow_settings, reflow_cmd, sampler_kwargs)
-from ..schedules import SPACINGS, from_name
-from .run import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
-from ..options import add_dataclass_arguments, dataclass_values, flag_of
-from ..training import TrainConfig
+from toydiff.processes.schedules import SPACINGS, from_name
+from toydiff.toy.run import CHECKPOINT_NAME, ToyRun, load_toy, oracle_run, train_toy
+from toydiff.options import add_dataclass_arguments, dataclass_values, flag_of
+from toydiff.training.engine import TrainConfig
 
 __all__ = ["main", "build_parser", "train_settings"]
 
@@ -123,7 +123,7 @@ def build_parser() -> OneLineParser:
 def train_settings(a) -> dict:
     """The keyword arguments of :func:`train_toy` that parsed ``train`` flags give: each flag left out takes
     the data set's default recipe (:func:`~toydiff.toy.recipes.default_recipe`)."""
-    from .datasets import get_dataset
+    from toydiff.toy.datasets import get_dataset
 
     recipe, dim = default_recipe(a.dataset), get_dataset(a.dataset).dim
     pick = lambda value, default: default if value is None else value
@@ -145,7 +145,7 @@ def train_settings(a) -> dict:
 
 
 def _train(a) -> int:
-    from .datasets import get_dataset
+    from toydiff.toy.datasets import get_dataset
 
     ds = get_dataset(a.dataset)
     try:
@@ -161,7 +161,7 @@ def _train(a) -> int:
         if (out / CHECKPOINT_NAME).exists() and not a.resume:  # by a run that ended just before
             fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume or choose another --out")
         run = train_toy(ds, **settings, n_val=a.n_val, seed=a.seed, out=out, resume=a.resume, progress=not a.quiet)
-        from . import plots
+        from toydiff.toy import plots
 
         plots.loss_curves(run.history, title=ds.name, meta=run.metadata).savefig(out / "loss.png", dpi=110)
     last = run.history.records[-1]
@@ -212,8 +212,8 @@ def _report(a) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import metrics, plots
-    from ..trajectory import TrajectoryRecorder
+    from toydiff.toy import metrics, plots
+    from toydiff.sampling.trajectory import TrajectoryRecorder
 
     out = check_writable(a.out, "--out", folder=True)
     run = _run_for(a)

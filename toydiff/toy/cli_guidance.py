@@ -16,13 +16,13 @@ import json
 
 import torch
 
-from ..checks import check_int
-from ..cli import check_writable, float_list, seed_arg
-from ..exact_guidance import tilted_target
-from ..guidance import guidance_interval
-from ..samplers import METHODS
-from .datasets import Normalizer
-from .labelled import LABELLED, get_labelled
+from toydiff.checks import check_int
+from toydiff.cli import check_writable, float_list, seed_arg
+from toydiff.exact.guidance import tilted_target
+from toydiff.sampling.guidance import guidance_interval
+from toydiff.sampling.loop import METHODS
+from toydiff.toy.datasets import Normalizer
+from toydiff.toy.labelled import LABELLED, get_labelled
 
 __all__ = ["add_parser", "run"]
 
@@ -77,9 +77,9 @@ def run(a) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import guidance_eval as ge
-    from . import plots_guidance as pg
-    from .recipes import RECIPE_2D
+    from toydiff.toy import guidance_eval as ge
+    from toydiff.toy import plots_guidance as pg
+    from toydiff.toy.recipes import RECIPE_2D
 
     ds = get_labelled(a.dataset)
     lo, hi = _check(a, ds.n_classes)
@@ -88,7 +88,7 @@ def run(a) -> int:
     intervals = {"full": None, "limited": guidance_interval(schedule, lo, hi)}
     sources = [(ge.oracle_denoisers(gm, Normalizer.from_mixture(gm), schedule), Normalizer.from_mixture(gm))]
     if a.train_epochs:
-        from .conditional import train_conditional
+        from toydiff.toy.conditional import train_conditional
 
         cr = train_conditional(ds, epochs=a.train_epochs, seed=a.seed, p_uncond=a.p_uncond)
         sources.append((ge.model_denoisers(cr), cr.normalizer))

@@ -14,9 +14,9 @@ import json
 
 import torch
 
-from ..cli import OneLineParser, check_writable, fail, positive, seed_arg
-from ..samplers import METHODS
-from .datasets import DATASETS
+from toydiff.cli import OneLineParser, check_writable, fail, positive, seed_arg
+from toydiff.sampling.loop import METHODS
+from toydiff.toy.datasets import DATASETS
 
 __all__ = ["add_parsers", "HANDLERS"]
 
@@ -59,8 +59,8 @@ def _likelihood(a) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import labs, plots_labs
-    from .run import load_toy, oracle_run
+    from toydiff.toy import labs, plots_labs
+    from toydiff.toy.run import load_toy, oracle_run
 
     if (a.run is None) == (not a.oracle):
         fail(f"{PROG} likelihood: error: give exactly one of --run RUN or --oracle")
@@ -88,8 +88,8 @@ def _memorise(a) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import labs, plots_labs
-    from .run import load_toy, oracle_run
+    from toydiff.toy import labs, plots_labs
+    from toydiff.toy.run import load_toy, oracle_run
 
     if (a.run is None) == (a.n_train is None):
         fail(f"{PROG} memorise: error: give exactly one of --run RUN or --n-train N")

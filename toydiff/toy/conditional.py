@@ -21,17 +21,17 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from ..checks import check_int, check_number
-from ..exact_guidance import labelled_eps_fn
-from ..hooks import HeldOutLoss
-from ..losses import held_out_draws
-from ..schedules import NoiseSchedule
-from ..training import TrainConfig, Trainer
-from .datasets import Normalizer
-from .labelled import LabelledDataset, get_labelled
-from .models import MLPConfig, embed_time, mlp_net
-from .recipes import RECIPE_2D
-from .training import KIND, _ToyRecords
+from toydiff.checks import check_int, check_number
+from toydiff.exact.guidance import labelled_eps_fn
+from toydiff.training.hooks import HeldOutLoss
+from toydiff.training.losses import held_out_draws
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.training.engine import TrainConfig, Trainer
+from toydiff.toy.datasets import Normalizer
+from toydiff.toy.labelled import LabelledDataset, get_labelled
+from toydiff.toy.models import MLPConfig, embed_time, mlp_net
+from toydiff.toy.recipes import RECIPE_2D
+from toydiff.toy.training import KIND, _ToyRecords
 
 __all__ = ["ConditionalMLPConfig", "ConditionalMLP", "LabelledBatches", "ConditionalRun", "conditional_trainer",
            "train_conditional"]

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from ..exact import GaussianMixture
+from toydiff.exact.mixture import GaussianMixture
 
 __all__ = ["ToyDataset", "Normalizer", "DATASETS", "get_dataset", "list_datasets"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..cli import OneLineParser, check_writable, run_guarded, seed_arg
+from toydiff.cli import OneLineParser, check_writable, run_guarded, seed_arg
 
 
 def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
@@ -21,7 +21,9 @@ def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
     import matplotlib.pyplot as plt
     from scipy.stats import wasserstein_distance
 
-    from .. import GaussianMixture, METHODS, function_evaluations, sample, schedules
+    from toydiff import GaussianMixture, METHODS, function_evaluations, sample
+
+    from toydiff.processes import schedules
 
     s = schedules.linear(T=1000)
     gm = GaussianMixture([1.0, 2.0], [[-4.0], [4.0]], [[[1.0]], [[1.0]]])

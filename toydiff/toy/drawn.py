@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ..exact import GaussianMixture
-from .datasets import ToyDataset
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.toy.datasets import ToyDataset
 
 __all__ = ["kde_mixture", "drawn_dataset"]
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import fail, positive, seed_arg
-from ..flow_samplers import FLOW_METHODS
-from ..interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
-from ..objectives import PROCESSES
-from ..samplers import METHODS
-from ..stable_target import TARGETS
+from toydiff.cli import fail, positive, seed_arg
+from toydiff.sampling.flow_steps import FLOW_METHODS
+from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
+from toydiff.processes import PROCESSES
+from toydiff.sampling.loop import METHODS
+from toydiff.training.stable_target import TARGETS
 
 __all__ = ["add_train_flags", "flow_settings", "add_oracle_flags", "oracle_objective", "sampler_kwargs", "add_reflow_parser", "reflow_cmd", "ALL_METHODS"]
 
@@ -78,10 +78,10 @@ def add_oracle_flags(p) -> None:
 
 
 def oracle_objective(a):
-    """The :class:`~toydiff.objectives.FlowObjective` an ``--oracle`` without ``--run`` samples under (``None``: the
+    """The :class:`~toydiff.processes.FlowObjective` an ``--oracle`` without ``--run`` samples under (``None``: the
     VP ε*); exit 2 for the flags with ``--run`` (the run fixes its process) or without ``--process flow``."""
-    from ..interpolants import BUILDERS
-    from ..objectives import FlowObjective
+    from toydiff.processes.interpolants import BUILDERS
+    from toydiff.processes import FlowObjective
 
     cmd = f"{PROG} {a.command}: error:"
     given = [f for f, v in (("--process", a.process), ("--interpolant", a.interpolant),
@@ -140,9 +140,9 @@ def add_reflow_parser(sub) -> None:
 
 
 def reflow_cmd(a) -> int:
-    from ..cli import check_writable
-    from .reflow import reflow
-    from .run import CHECKPOINT_NAME, load_toy
+    from toydiff.cli import check_writable
+    from toydiff.toy.reflow import reflow
+    from toydiff.toy.run import CHECKPOINT_NAME, load_toy
 
     out = check_writable(a.out, "--out", folder=True)
     if (out / CHECKPOINT_NAME).exists():
@@ -162,8 +162,8 @@ def compare(before, after, *, n: int, seed: int, budgets=(1, 2, 4)) -> dict:
     """Straightness and distance to the truth (Euler at each budget) of two flow runs, in data units."""
     import torch
 
-    from . import metrics
-    from .reflow import straightness
+    from toydiff.toy import metrics
+    from toydiff.toy.reflow import straightness
 
     ref = before.dataset.sample(n, torch.Generator().manual_seed(seed + 10_000))
     dist = metrics.wasserstein1 if before.dataset.dim == 1 else metrics.sliced_wasserstein

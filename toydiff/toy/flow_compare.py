@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_choice, check_int
-from ..exact import GaussianMixture
-from ..interpolants import linear
-from ..samplers import sample
-from ..schedules import NoiseSchedule
+from toydiff.checks import check_choice, check_int
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.processes.interpolants import linear
+from toydiff.sampling.loop import sample
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["PROCESSES", "ode_paths", "path_lengths", "straightness"]
 

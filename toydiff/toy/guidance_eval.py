@@ -2,7 +2,7 @@
 
 For a guidance weight w (the ``"scale"`` convention, ε_u + w (ε_c − ε_u)), the sampler is compared with
 
-* the **tilted target** p(x | y)^w p(x)^(1−w), normalised on a grid (:func:`toydiff.exact_guidance.tilted_target`),
+* the **tilted target** p(x | y)^w p(x)^(1−w), normalised on a grid (:func:`toydiff.exact.guidance.tilted_target`),
   the density CFG is often said to sample — it does only at w ∈ {0, 1} (the guided field at t > 0 is not
   the noised tilted density's score), so the distance measures that gap;
 * **p(x | y)**, the class the user asked for;
@@ -23,14 +23,14 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..checks import check_int, check_number
-from ..exact import GaussianMixture
-from ..exact_guidance import TiltedTarget, labelled_eps_fn, tilted_target, widened
-from ..guidance import classifier_free_guidance
-from ..samplers import sample
-from ..schedules import NoiseSchedule
-from .datasets import Normalizer
-from .metrics import mode_stats, sliced_wasserstein
+from toydiff.checks import check_int, check_number
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.exact.guidance import TiltedTarget, labelled_eps_fn, tilted_target, widened
+from toydiff.sampling.guidance import classifier_free_guidance
+from toydiff.sampling.loop import sample
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.toy.datasets import Normalizer
+from toydiff.toy.metrics import mode_stats, sliced_wasserstein
 
 __all__ = ["GuidanceRow", "Denoisers", "oracle_denoisers", "oracle_autoguidance", "model_denoisers", "guided_samples",
            "guidance_row", "guidance_table"]
@@ -84,7 +84,7 @@ def oracle_denoisers(mixture: GaussianMixture, normalizer: Normalizer, schedule:
 def oracle_autoguidance(mixture: GaussianMixture, normalizer: Normalizer, schedule: NoiseSchedule,
                         factor: float = 1.5) -> Denoisers:
     """Autoguidance (Karras et al. 2024) with exact models: good = ε*(· | y), bad = the ε* of p(x | y) with every
-    covariance widened by ``factor²`` (:func:`toydiff.exact_guidance.widened`)."""
+    covariance widened by ``factor²`` (:func:`toydiff.exact.guidance.widened`)."""
     norm = normalizer.oracle(mixture)
     return Denoisers("exact-auto", lambda y: norm.condition(y).eps_fn(schedule),
                      lambda y: widened(norm.condition(y), factor).eps_fn(schedule),
@@ -132,7 +132,7 @@ def guidance_table(den: Denoisers, schedule: NoiseSchedule, normalizer: Normaliz
                    keep: dict | None = None, targets: dict | None = None) -> list[GuidanceRow]:
     """One :class:`GuidanceRow` per (interval, w). ``intervals``: name → ``(t_min, t_max)`` or ``None`` (default:
     ``{"full": None}``). ``keep``: a dict that receives the samples under ``(interval name, w)``. ``targets``:
-    w → :class:`~toydiff.exact_guidance.TiltedTarget`, filled where missing (reuse one dict only across
+    w → :class:`~toydiff.exact.guidance.TiltedTarget`, filled where missing (reuse one dict only across
     denoisers with the same ``bad_law``)."""
     rows, targets = [], ({} if targets is None else targets)
     for w in ws:

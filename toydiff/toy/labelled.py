@@ -19,9 +19,9 @@ from typing import Callable
 
 import torch
 
-from ..checks import check_int
-from ..exact import GaussianMixture
-from .datasets import ToyDataset, _moons, _ring
+from toydiff.checks import check_int
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.toy.datasets import ToyDataset, _moons, _ring
 
 __all__ = ["LabelledDataset", "LABELLED", "get_labelled"]
 

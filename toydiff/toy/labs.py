@@ -13,13 +13,13 @@ from typing import Callable
 
 import torch
 
-from ..checks import check_int
-from ..elbo import elbo_terms
-from ..exact_empirical import EmpiricalDistribution
-from ..likelihood import pf_ode_likelihood
-from ..memorisation import COPY_RATIO, copy_stats
-from ..samplers import sample
-from .run import ToyRun
+from toydiff.checks import check_int
+from toydiff.evaluation.elbo import elbo_terms
+from toydiff.exact.empirical import EmpiricalDistribution
+from toydiff.evaluation.likelihood import pf_ode_likelihood
+from toydiff.evaluation.memorisation import COPY_RATIO, copy_stats
+from toydiff.sampling.loop import sample
+from toydiff.toy.run import ToyRun
 
 __all__ = ["differentiable_eps", "likelihood_report", "training_points", "memorisation_report"]
 

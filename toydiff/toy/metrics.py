@@ -21,9 +21,9 @@ import torch
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-from .datasets import ToyDataset
-from ..checks import check_int, check_number
-from ..exact import GaussianMixture
+from toydiff.toy.datasets import ToyDataset
+from toydiff.checks import check_int, check_number
+from toydiff.exact.mixture import GaussianMixture
 
 __all__ = [
     "eps_gap",

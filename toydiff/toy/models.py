@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..embeddings import sinusoidal_embedding
+from toydiff.embeddings import sinusoidal_embedding
 
 __all__ = ["MLPConfig", "MLPDenoiser", "ACTIVATIONS", "exercise_config", "build_mlp", "mlp_net", "embed_time"]
 

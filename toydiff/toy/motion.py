@@ -21,11 +21,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..checks import check_int
-from ..exact import GaussianMixture
-from ..samplers import sample
-from ..schedules import NoiseSchedule
-from ..trajectory import TrajectoryRecorder
+from toydiff.checks import check_int
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.sampling.loop import sample
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.sampling.trajectory import TrajectoryRecorder
 
 __all__ = ["Motion", "forward_motion", "reverse_motion", "exact_pf_ode", "particle_race"]
 

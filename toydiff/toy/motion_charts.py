@@ -14,9 +14,9 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from ..exact import GaussianMixture
-from . import charts
-from .motion import Motion
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.toy import charts
+from toydiff.toy.motion import Motion
 
 __all__ = ["forward_animation", "reverse_animation", "race_animation"]
 

@@ -14,12 +14,12 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
-from ..checks import check_int
-from ..embeddings import sinusoidal_embedding
-from ..exact import GaussianMixture
-from ..forward import q_sample
-from ..schedules import NoiseSchedule
-from ..training import History
+from toydiff.checks import check_int
+from toydiff.embeddings import sinusoidal_embedding
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.processes.forward import q_sample
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.training.engine import History
 
 __all__ = [
     "kde_vs_histogram",

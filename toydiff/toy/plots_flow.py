@@ -19,12 +19,14 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .. import interpolants, schedules
-from ..checks import check_int
-from ..samplers import sample
-from . import metrics
-from .flow_compare import ode_paths, straightness
-from .run import oracle_run
+from toydiff.processes import interpolants
+
+from toydiff.processes import schedules
+from toydiff.checks import check_int
+from toydiff.sampling.loop import sample
+from toydiff.toy import metrics
+from toydiff.toy.flow_compare import ode_paths, straightness
+from toydiff.toy.run import oracle_run
 
 __all__ = ["CURVES", "distance_curves", "figure_paths", "flow_vs_diffusion_figure"]
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..exact import GaussianMixture
-from ..exact_guidance import TiltedTarget
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.exact.guidance import TiltedTarget
 
 __all__ = ["guided_panels", "guidance_curves", "class_posterior_map"]
 

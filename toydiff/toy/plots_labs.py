@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..elbo import ELBOTerms
+from toydiff.evaluation.elbo import ELBOTerms
 
 __all__ = ["likelihood_check", "elbo_by_step", "memorisation_scatter"]
 

@@ -7,7 +7,7 @@
 The regression target of conditional flow matching (Lipman et al. 2023) is one pair's velocity ε − x_0; what the
 network should learn is its mean given x_t, the exact velocity u* of the mixture. Their squared distance is
 noise in every gradient step, largest in the middle of the path where x_t could have come from several modes.
-The stable target field (Xu et al. 2023; :func:`toydiff.flow_losses.stable_target`) averages the target over
+The stable target field (Xu et al. 2023; :func:`toydiff.training.flow_losses.stable_target`) averages the target over
 the batch by posterior weight, which removes most of that noise at the same cost in steps. Top row: that noise
 per t, exactly (no training). Bottom row: what is left in a trained model, E‖u_θ − u*‖² per t.
 All in the normalised units the models train in, linear interpolant (rectified flow), velocity prediction.
@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .. import interpolants
-from ..checks import check_int
-from ..flow_losses import stable_target
-from .datasets import get_dataset
-from .recipes import default_recipe
-from .run import Normalizer
+from toydiff.processes import interpolants
+from toydiff.checks import check_int
+from toydiff.training.flow_losses import stable_target
+from toydiff.toy.datasets import get_dataset
+from toydiff.toy.recipes import default_recipe
+from toydiff.toy.run import Normalizer
 
 __all__ = ["T_GRID", "T_BINS", "target_noise", "field_errors", "targets_figure"]
 

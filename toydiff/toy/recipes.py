@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..schedules import NoiseSchedule, from_name
-from ..training import TrainConfig
-from .datasets import ToyDataset, get_dataset
-from .models import MLPConfig
+from toydiff.processes.schedules import NoiseSchedule, from_name
+from toydiff.training.engine import TrainConfig
+from toydiff.toy.datasets import ToyDataset, get_dataset
+from toydiff.toy.models import MLPConfig
 
 __all__ = ["Recipe", "default_recipe", "RECIPE_1D", "RECIPE_2D"]
 
@@ -28,13 +28,13 @@ class Recipe:
     """Everything a default toy run fixes: schedule, network, optimisation and data per epoch.
 
     Attributes:
-        schedule_name, schedule_params: the schedule, as :func:`toydiff.schedules.from_name` takes it
+        schedule_name, schedule_params: the schedule, as :func:`toydiff.processes.schedules.from_name` takes it
             (params as ``((name, value), ...)`` so the recipe stays hashable).
         width, depth, activation, time_input: the MLP (:class:`~toydiff.toy.models.MLPConfig`).
         epochs, batch_size, lr, t_sampling, ema_decay, ema_warmup, lr_schedule, min_lr_ratio: the optimisation
             (:class:`~toydiff.training.TrainConfig`; its other fields keep their defaults).
         n_train: training points per epoch; ``fresh``: new points every epoch.
-        flow_target: the regression target of a ``--process flow`` run (:class:`~toydiff.objectives.FlowObjective`):
+        flow_target: the regression target of a ``--process flow`` run (:class:`~toydiff.processes.FlowObjective`):
             ``"stf"``, the stable target field over the batch (Xu et al. 2023), or ``"conditional"``.
     """
 

@@ -6,7 +6,7 @@
 
 A flow-matching model's ODE maps each noise x_1 to a sample x_0. Training the same loss again, but with
 each x_0 paired with *its* x_1 instead of an independent draw (the batches carry ``noise=``, which
-:class:`~toydiff.objectives.FlowObjective` uses as the coupling), gives a field whose paths cross less,
+:class:`~toydiff.processes.FlowObjective` uses as the coupling), gives a field whose paths cross less,
 hence straighter, so few-step Euler loses less. The retrained network starts from the first model's weights
 (as Liu et al. do). Everything is in the run's normalised units; the pairs are drawn with the run's own
 sampler (default Heun, 32 steps) from x_1 seeded by ``seed``.
@@ -21,12 +21,12 @@ from typing import Iterator
 
 import torch
 
-from ..checks import check_int
-from ..checkpoint import run_lock
-from ..samplers import sample
-from ..training import TrainConfig
-from .recipes import default_recipe
-from .training import ToyTrainer
+from toydiff.checks import check_int
+from toydiff.training.checkpoint import run_lock
+from toydiff.sampling.loop import sample
+from toydiff.training.engine import TrainConfig
+from toydiff.toy.recipes import default_recipe
+from toydiff.toy.training import ToyTrainer
 
 __all__ = ["reflow_pairs", "PairBatches", "reflow", "straightness"]
 
@@ -71,7 +71,7 @@ def reflow(run, *, n_pairs: int = 40_000, epochs: int | None = None, config: Tra
     1) and a short warm-up; ``out``: a run folder (``checkpoint.safetensors``, ``history.json``) that
     :func:`~toydiff.toy.run.load_toy` reads like any flow run (its metadata names ``reflow_of``: ``source``).
     """
-    from .run import CHECKPOINT_NAME, ToyRun
+    from toydiff.toy.run import CHECKPOINT_NAME, ToyRun
 
     _require_flow(run)
     if run.model is None:

@@ -23,19 +23,19 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .. import schedules
-from ..checks import check_choice, check_int
-from ..checkpoint import CheckpointError, load_checkpoint, load_weights, require_kind, run_lock
-from .datasets import Normalizer, ToyDataset, get_dataset
-from ..exact import GaussianMixture
-from .models import MLPConfig, build_mlp
-from .recipes import Recipe, default_recipe
-from ..interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
-from ..objectives import PROCESSES, FlowObjective, VPObjective, objective_from_meta, process_of
-from ..samplers import sample
-from ..schedules import NoiseSchedule
-from ..training import History, TrainConfig
-from .training import KIND, ToyTrainer
+from toydiff.processes import schedules
+from toydiff.checks import check_choice, check_int
+from toydiff.training.checkpoint import CheckpointError, load_checkpoint, load_weights, require_kind, run_lock
+from toydiff.toy.datasets import Normalizer, ToyDataset, get_dataset
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.toy.models import MLPConfig, build_mlp
+from toydiff.toy.recipes import Recipe, default_recipe
+from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
+from toydiff.processes import PROCESSES, FlowObjective, VPObjective, objective_from_meta, process_of
+from toydiff.sampling.loop import sample
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.training.engine import History, TrainConfig
+from toydiff.toy.training import KIND, ToyTrainer
 
 __all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME",
            "flow_objective", "FLOW_DEFAULT_STEPS"]
@@ -67,7 +67,7 @@ class ToyRun:
         model: ``ε̂(x_t [B, D], t [B]) -> [B, D]`` in model units (EMA weights), or ``None`` for an oracle run.
         history: the training history (``None`` for an oracle run).
         metadata: the checkpoint's JSON metadata.
-        flow: for a flow run (``--process flow``), its :class:`~toydiff.objectives.FlowObjective` (interpolant,
+        flow: for a flow run (``--process flow``), its :class:`~toydiff.processes.FlowObjective` (interpolant,
             prediction type, time scale); ``None`` for DDPM.
     """
 
@@ -163,8 +163,8 @@ FLOW_DEFAULT_STEPS = 16
 
 def flow_objective(process: str, interpolant: str, prediction: str, config: TrainConfig,
                    target: str = "conditional") -> FlowObjective | None:
-    """The :class:`~toydiff.objectives.FlowObjective` of ``--process flow`` (``None`` for ``vp``)."""
-    from .. import interpolants
+    """The :class:`~toydiff.processes.FlowObjective` of ``--process flow`` (``None`` for ``vp``)."""
+    from toydiff.processes import interpolants
 
     if check_choice(process, "process", PROCESSES) == "vp":
         return None
@@ -178,7 +178,7 @@ def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule | VPObjective, mode
                 data=None) -> tuple[ToyTrainer, Normalizer]:
     """A ready :class:`~toydiff.toy.training.ToyTrainer` and the normalisation: ``n_train + n_val`` points drawn with ``seed``,
     normalised by the training part, the MLP initialised from ``seed``, the oracle (if any) giving the floor.
-    ``schedule``: DDPM's ε-loss over it (or that :class:`~toydiff.objectives.VPObjective`); with ``flow`` the
+    ``schedule``: DDPM's ε-loss over it (or that :class:`~toydiff.processes.VPObjective`); with ``flow`` the
     objective is that flow loss instead; ``data``: other batches."""
     g = torch.Generator().manual_seed(seed)
     x = dataset.sample(n_train + n_val, g)
@@ -220,7 +220,7 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
         resume: continue from ``out``'s checkpoint (to the same weights as an uninterrupted run); the
             other arguments must match the checkpoint's, except ``config.epochs``, which may grow.
         process: ``"vp"`` (DDPM's ε-loss over ``schedule``) or ``"flow"``: the ``prediction`` network
-            (velocity, eps, x0, v) under the ``interpolant`` (linear, cosine), :mod:`toydiff.objectives`; the
+            (velocity, eps, x0, v) under the ``interpolant`` (linear, cosine), :mod:`toydiff.processes`; the
             rest of the recipe (network, optimisation, data, t sampling) is the same.
         target: the regression target, ``"stf"`` (the stable target field over the batch, Xu et al. 2023) or
             ``"conditional"`` (each pair's own); default: the recipe's ``flow_target`` (stf) for a flow run,

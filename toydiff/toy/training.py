@@ -4,8 +4,8 @@ Those pieces: shuffled batches of the (normalised) training points, fresh points
 (:class:`~toydiff.training.TensorBatches`); the held-out loss on fixed (t, ε) draws, split by t bucket, next
 to the Bayes-optimal floor of the data's exact mixture on the very same draws; one record per epoch
 (``epoch`` counted from 1) in a :class:`~toydiff.training.History`. The process is the engine's objective
-(:mod:`toydiff.objectives`): a NoiseSchedule trains DDPM's ε-predictor, a
-:class:`~toydiff.objectives.FlowObjective` a flow-matching (or ε / x_0 / v under an interpolant) network,
+(:mod:`toydiff.processes`): a NoiseSchedule trains DDPM's ε-predictor, a
+:class:`~toydiff.processes.FlowObjective` a flow-matching (or ε / x_0 / v under an interpolant) network,
 whose floor is the exact oracle's prediction of the same type on the same held-out draws.
 """
 
@@ -19,14 +19,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError
-from ..checks import check_tensor
-from ..exact import GaussianMixture
-from ..hooks import Callback, EpochStats, HeldOutLoss, Hook, ProgressBar
-from ..options import flag_of
-from ..schedules import NoiseSchedule
-from ..objectives import FlowObjective, VPObjective
-from ..training import TensorBatches, TrainConfig, Trainer, make_objective
+from toydiff.training.checkpoint import CheckpointError
+from toydiff.checks import check_tensor
+from toydiff.exact.mixture import GaussianMixture
+from toydiff.training.hooks import Callback, EpochStats, HeldOutLoss, Hook, ProgressBar
+from toydiff.options import flag_of
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.processes import FlowObjective, VPObjective
+from toydiff.training.engine import TensorBatches, TrainConfig, Trainer, make_objective
 
 __all__ = ["ToyTrainer", "KIND"]
 
@@ -67,7 +67,7 @@ class ToyTrainer(Trainer):
 
     Args:
         model: the network (an ``nn.Module``).
-        schedule: the noise schedule (DDPM), or an objective (:mod:`toydiff.objectives`).
+        schedule: the noise schedule (DDPM), or an objective (:mod:`toydiff.processes`).
         train_data, val_data: tensors ``[N, *event]`` (already normalised, if normalising).
         config: :class:`~toydiff.training.TrainConfig`.
         oracle: the exact law of the (normalised) data, if known: gives the loss floors.
@@ -96,8 +96,7 @@ class ToyTrainer(Trainer):
         if oracle is not None:
             # the oracle's loss on the very (x0, t, eps) draws the model is scored on: the same estimate of the
             # Bayes floor E||eps - eps*||^2, free of the held-out set's own sampling noise
-            exact = (oracle.eps_fn(objective.schedule) if objective.process == "vp"
-                     else oracle.denoiser(objective.interp, objective.prediction))
+            exact = objective.process.exact_fn(oracle)
             self.history.floor, self.history.floor_by_bucket = self.held_out.evaluate(exact, objective)
 
     def fit(self, *, progress: bool = True, checkpoint: str | Path | None = None,

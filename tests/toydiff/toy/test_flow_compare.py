@@ -80,7 +80,7 @@ def test_bad_input_names_the_argument():
 
 def test_lab_figures():
     pytest.importorskip("plotly")
-    from toydiff.exact_guidance import tilted_target
+    from toydiff.exact.guidance import tilted_target
     from toydiff.toy import charts_labs
     from toydiff.toy.labelled import get_labelled
 
@@ -109,7 +109,7 @@ def test_lab_figures():
 
 def test_likelihood_and_memorisation_figures():
     pytest.importorskip("plotly")
-    from toydiff.elbo import ELBOTerms
+    from toydiff.evaluation.elbo import ELBOTerms
     from toydiff.toy import charts_labs
 
     x = x1(30)

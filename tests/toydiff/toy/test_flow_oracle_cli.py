@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toydiff import interpolants
+from toydiff.processes import interpolants
 from toydiff.cli import main as toydiff_main
-from toydiff.objectives import FlowObjective
+from toydiff.processes import FlowObjective
 from toydiff.toy.run import oracle_run
 
 
@@ -40,7 +40,7 @@ def test_oracle_flow_flags_refused_in_one_line(args, words, tmp_path, capsys):
 
 def test_process_flag_with_a_run_is_refused(tmp_path, capsys):
     from toydiff.toy.run import train_toy
-    from toydiff.training import TrainConfig
+    from toydiff.training.engine import TrainConfig
 
     train_toy("two_gaussians", config=TrainConfig(epochs=1, batch_size=256), n_train=512, n_val=64,
               out=tmp_path / "run", progress=False)

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 import toydiff as td
-from toydiff.checkpoint import load_checkpoint
+from toydiff.training.checkpoint import load_checkpoint
 from toydiff.cli import main as toydiff_main
 from toydiff.toy.models import MLPConfig
 from toydiff.toy.reflow import reflow, reflow_pairs, straightness
 from toydiff.toy.run import load_toy, oracle_run, train_toy
-from toydiff.objectives import FlowObjective
-from toydiff.training import TrainConfig
+from toydiff.processes import FlowObjective
+from toydiff.training.engine import TrainConfig
 
 SMALL = dict(model_config=MLPConfig(dim=1, width=16, depth=1), n_train=600, n_val=200, progress=False)
 

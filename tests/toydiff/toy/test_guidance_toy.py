@@ -9,14 +9,14 @@ import torch
 from matplotlib.figure import Figure
 
 from toydiff.cli import main
-from toydiff.exact_guidance import tilted_target
+from toydiff.exact.guidance import tilted_target
 from toydiff.toy import guidance_eval as ge
 from toydiff.toy import plots_guidance as pg
 from toydiff.toy.conditional import ConditionalMLP, ConditionalMLPConfig, LabelledBatches, conditional_trainer
 from toydiff.toy.datasets import Normalizer, get_dataset
 from toydiff.toy.labelled import LABELLED, get_labelled
 from toydiff.toy.recipes import RECIPE_2D
-from toydiff.training import TrainConfig
+from toydiff.training.engine import TrainConfig
 
 
 @pytest.mark.parametrize("name", [n for n in LABELLED if get_labelled(n).has_oracle])

@@ -124,7 +124,7 @@ def test_kde_mixture_refuses_what_has_no_density():
 def test_drawn_dataset_has_a_floor_and_trains():
     from toydiff.toy.models import MLPConfig
     from toydiff.toy.run import train_toy
-    from toydiff.training import TrainConfig
+    from toydiff.training.engine import TrainConfig
 
     ds = drawn_dataset([[0, 0], [1, 0.2], [0.3, 1], [-1, 0.5], [2, 2]])
     assert ds.has_oracle and ds.dim == 2 and ds.mixture.K == 5

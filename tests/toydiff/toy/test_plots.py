@@ -6,10 +6,10 @@ import torch
 from matplotlib.figure import Figure
 
 import toydiff as td
-from toydiff import schedules
+from toydiff.processes import schedules
 from toydiff.toy import plots
 from toydiff.toy.datasets import get_dataset
-from toydiff.training import History
+from toydiff.training.engine import History
 
 S = schedules.constant(T=60, beta=0.08)
 

@@ -10,7 +10,7 @@ import pytest
 from toydiff.toy.models import MLPConfig
 from toydiff.toy.plots_targets import T_BINS, field_errors, target_noise, targets_figure
 from toydiff.toy.run import oracle_run, train_toy
-from toydiff.training import TrainConfig
+from toydiff.training.engine import TrainConfig
 
 
 def test_the_stable_target_is_less_noisy_mid_path_and_the_same_at_the_clean_end():

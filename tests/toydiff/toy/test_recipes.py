@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toydiff.losses import sample_timesteps
+from toydiff.training.losses import sample_timesteps
 from toydiff.toy import run as toy_run
 from toydiff.toy.cli import build_parser, main, train_settings
 from toydiff.toy.datasets import DATASETS, get_dataset

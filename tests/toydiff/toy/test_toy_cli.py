@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from toydiff.toy import run as toyrun
-from toydiff.checkpoint import CheckpointError
+from toydiff.training.checkpoint import CheckpointError
 from toydiff.cli import main as toydiff_main
 from toydiff.toy.models import MLPConfig
-from toydiff.training import TrainConfig
+from toydiff.training.engine import TrainConfig
 
 
 def cli(capsys, *argv):
@@ -87,7 +87,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, n
 
 
 def test_sample_rejects_a_checkpoint_of_another_kind(capsys, tmp_path):
-    from toydiff.checkpoint import save_checkpoint
+    from toydiff.training.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "other.safetensors", {"w": torch.zeros(2)}, {"kind": "image"})
     code, _, err = cli(capsys, "sample", "--run", str(tmp_path / "other.safetensors"), "--out", str(tmp_path / "x.npy"))

@@ -14,9 +14,9 @@ from typing import Callable, ContextManager
 
 import torch
 
-from .forward import q_sample, randn_like
-from .schedules import NoiseSchedule
-from .stable_target import check_target, stable_pair
+from toydiff.processes.forward import q_sample, randn_like
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.training.stable_target import check_target, stable_pair
 
 __all__ = ["LossTerms", "LOSS_WEIGHTINGS", "T_SAMPLINGS", "eps_prediction_loss", "loss_weights", "sample_timesteps",
            "bucket_of", "bucket_sums", "held_out_draws", "held_out_loss",
@@ -73,7 +73,7 @@ def eps_prediction_loss(model: Callable[..., torch.Tensor], schedule: NoiseSched
         t, noise: fixed steps ``[B]`` / noise ``[B, *event]``; drawn from ``generator`` when omitted (t from
             the ``t_sampling`` distribution of :func:`sample_timesteps`).
         target: ``"conditional"`` regresses on each pair's own ε (Ho et al. 2020); ``"stf"`` on the ε̂ of the
-            stable target field over the batch (Xu et al. 2023, :func:`toydiff.stable_target.stable_pair`):
+            stable target field over the batch (Xu et al. 2023, :func:`toydiff.training.stable_target.stable_pair`):
             the same minimiser, less gradient noise; unconditional batches only.
 
     Returns:

@@ -19,11 +19,13 @@ from typing import Sequence
 
 import torch
 
-from . import exact_flow, exact_guidance
-from .exact_empirical import EmpiricalDistribution  # noqa: F401  (td.exact.EmpiricalDistribution)
-from .checks import check_finite, check_int, check_number
-from .forward import randn_like
-from .schedules import NoiseSchedule
+from toydiff.exact import flow as exact_flow
+
+from toydiff.exact import guidance as exact_guidance
+from toydiff.exact.empirical import EmpiricalDistribution  # noqa: F401  (td.exact.EmpiricalDistribution)
+from toydiff.checks import check_finite, check_int, check_number
+from toydiff.processes.forward import randn_like
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["GaussianMixture", "LossFloor"]
 
@@ -87,7 +89,7 @@ class GaussianMixture:
         means: ``[K, D]``.
         covs: ``[K, D, D]`` symmetric positive definite.
         labels: optional class of each component, ``K`` non-negative ints (C = max + 1 classes; a class with no
-            component has prior 0): enables :meth:`condition`, :meth:`class_posterior`, :mod:`toydiff.exact_guidance`.
+            component has prior 0): enables :meth:`condition`, :meth:`class_posterior`, :mod:`toydiff.exact.guidance`.
 
     Example:
         >>> gm = GaussianMixture([1.0, 2.0], [[-4.0], [4.0]], [[[1.0]], [[1.0]]])
@@ -329,14 +331,14 @@ class GaussianMixture:
 
     def probability_flow(self, x_start: torch.Tensor, sigmas, **solver) -> torch.Tensor:
         """The exact probability-flow ODE from ``x_start [B, *event]`` at ``sigmas[0]`` reported at each σ of
-        ``sigmas`` (Karras σ = √((1 − ᾱ)/ᾱ)): ``[F, B, *event]`` float64 (:func:`toydiff.exact_flow.probability_flow`)."""
+        ``sigmas`` (Karras σ = √((1 − ᾱ)/ᾱ)): ``[F, B, *event]`` float64 (:func:`toydiff.exact.flow.probability_flow`)."""
         return exact_flow.probability_flow(self, x_start, sigmas, **solver)
 
-    # --- any Gaussian interpolant (toydiff.interpolants; the maths is in toydiff.exact_flow) ----------
+    # --- any Gaussian interpolant (toydiff.processes.interpolants; the maths is in toydiff.exact.flow) ----------
     def velocity(self, x: torch.Tensor, t, interp) -> torch.Tensor:
         """The exact flow-matching velocity E[α̇ x_0 + σ̇ ε | x_t] at ``x`` ``[N, *event]``, ``t`` float ``[N]``.
 
-        For :func:`toydiff.interpolants.linear` this is E[ε − x_0 | x_t] (Liu et al. 2023). Shape, dtype and
+        For :func:`toydiff.processes.interpolants.linear` this is E[ε − x_0 | x_t] (Liu et al. 2023). Shape, dtype and
         device of ``x``.
         """
         return exact_flow.predict(self, x, t, interp, "velocity")

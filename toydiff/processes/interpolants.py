@@ -6,7 +6,7 @@
     x0_hat = fm.to_x0(u_hat, "velocity", x_t, t) # any prediction type -> any other, given (x_t, t)
 
 t = 0 is the data, t = 1 the noise end. Builders: :func:`linear`, :func:`cosine` (α = cos(πt/2),
-σ = sin(πt/2)) and :func:`vp`, the discrete VP process of a :class:`~toydiff.schedules.NoiseSchedule`
+σ = sin(πt/2)) and :func:`vp`, the discrete VP process of a :class:`~toydiff.processes.schedules.NoiseSchedule`
 seen through the same interface (so one ODE sampler integrates either; see :func:`vp` for the mapping).
 
 Prediction types (``PREDICTIONS``), each a tensor ``[B, *event]`` like x_t:
@@ -21,7 +21,7 @@ Prediction types (``PREDICTIONS``), each a tensor ``[B, *event]`` like x_t:
 Conversions go through the pair (x_0, ε), solving the 2×2 system with x_t = α x_0 + σ ε. Where it is
 singular they return inf/NaN (documented, not hidden): ε → x_0 needs α > 0, x_0 → ε needs σ > 0, and
 velocity needs α σ̇ − σ α̇ finite (so not t = 0 under :func:`vp`). Coefficient maths is float64, cast on use;
-per-sample coefficients ``[B]`` broadcast over any event rank (:func:`toydiff.forward.expand_to`).
+per-sample coefficients ``[B]`` broadcast over any event rank (:func:`toydiff.processes.forward.expand_to`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Callable
 
 import torch
 
-from .checks import check_choice, check_tensor
-from .forward import expand_to
-from .schedules import NoiseSchedule
+from toydiff.checks import check_choice, check_tensor
+from toydiff.processes.forward import expand_to
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["Interpolant", "PREDICTIONS", "linear", "cosine", "vp", "from_dict", "time_tensor"]
 
@@ -228,7 +228,7 @@ def vp(schedule: NoiseSchedule) -> Interpolant:
 
     Endpoints: the process does not reach pure noise: at t = 1, α = sqrt(ᾱ_{T−1}) > 0 and σ < 1. A sampler
     starting at t = 1 from x_1 ~ N(0, I) makes the same approximation as the VP samplers starting at step
-    T − 1 (and warns the same way, :class:`~toydiff.schedules.TerminalSNRWarning`, when ᾱ_{T−1} is large).
+    T − 1 (and warns the same way, :class:`~toydiff.processes.schedules.TerminalSNRWarning`, when ᾱ_{T−1} is large).
     """
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")

@@ -2,14 +2,14 @@
 
     loss = ‖target − f_θ(α_t x_0 + σ_t ε, t)‖²,   t ~ p(t) on [0, 1],   ε ~ N(0, I)
 
-with the target of the prediction type (:data:`toydiff.interpolants.PREDICTIONS`): the conditional velocity
+with the target of the prediction type (:data:`toydiff.processes.interpolants.PREDICTIONS`): the conditional velocity
 u = α̇ x_0 + σ̇ ε (conditional flow matching, Lipman et al. 2023; ε − x_0 on the linear path, rectified flow,
 Liu et al. 2023), ε, x_0 or v = α ε − σ x_0 (Salimans & Ho 2022). Each is minimised by the conditional mean
 E[target | x_t], which the exact oracle gives in closed form (:meth:`toydiff.GaussianMixture.denoiser`), so
 :func:`interpolant_loss_floor` is the Bayes floor of the loss as :meth:`GaussianMixture.bayes_optimal_loss`
 is of the VP ε-loss. Averaged over event dims (as ``nn.MSELoss``); any tensor rank ``[B, *event]``.
 
-:class:`toydiff.objectives.FlowObjective` puts these into the training engine (:class:`toydiff.training.Trainer`).
+:class:`toydiff.processes.FlowObjective` puts these into the training engine (:class:`toydiff.training.Trainer`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from .checks import check_choice, check_int, check_tensor
-from .exact import LossFloor
-from .forward import randn_like
-from .interpolants import PREDICTIONS, Interpolant, linear, time_tensor
-from .losses import LossTerms
-from .stable_target import TARGETS, check_target, stable_pair
+from toydiff.checks import check_choice, check_int, check_tensor
+from toydiff.exact.mixture import LossFloor
+from toydiff.processes.forward import randn_like
+from toydiff.processes.interpolants import PREDICTIONS, Interpolant, linear, time_tensor
+from toydiff.training.losses import LossTerms
+from toydiff.training.stable_target import TARGETS, check_target, stable_pair
 
 if TYPE_CHECKING:
-    from .exact import GaussianMixture
+    from toydiff.exact.mixture import GaussianMixture
 
 __all__ = ["TIME_SAMPLINGS", "TARGETS", "sample_times", "stable_target", "interpolant_loss", "flow_matching_loss",
            "interpolant_loss_floor"]
@@ -40,7 +40,7 @@ def sample_times(batch: int, *, generator: torch.Generator | None = None, device
     """Training times ``[batch]`` in [0, 1] drawn from ``generator``: ``"uniform"``, ``"logit-normal"``
     (t = sigmoid(n), n ~ N(0, 1): more weight on the middle of the path, Esser et al. 2024 §3.1), or
     ``"low-noise"`` (t = u², u ~ U[0, 1]: density 1/(2√t), the continuous analogue of the VP ``low-noise``
-    step distribution of :func:`toydiff.losses.sample_timesteps`: a third of the draws in the cleanest tenth)."""
+    step distribution of :func:`toydiff.training.losses.sample_timesteps`: a third of the draws in the cleanest tenth)."""
     check_int(batch, "batch", min=1)
     check_choice(distribution, "distribution", TIME_SAMPLINGS)
     gen_device = generator.device if generator is not None else (device or "cpu")
@@ -57,7 +57,7 @@ def stable_target(interp: Interpolant, x0: torch.Tensor, noise: torch.Tensor, t:
                   reference: torch.Tensor | None = None) -> torch.Tensor:
     """The ``kind`` target of each x_t = α_t x0_i + σ_t ε_i under ``interp``, averaged over the batch (and
     ``reference [R, *event]``) by posterior weight: the stable target field of Xu et al. 2023
-    (:func:`toydiff.stable_target.stable_pair`). ``x0, noise [B, *event]``, ``t [B]`` in [0, 1] -> ``[B, *event]``."""
+    (:func:`toydiff.training.stable_target.stable_pair`). ``x0, noise [B, *event]``, ``t [B]`` in [0, 1] -> ``[B, *event]``."""
     check_choice(kind, "kind", PREDICTIONS)
     tt = time_tensor(t).to(device=x0.device, dtype=torch.float64)
     a, s = interp.coefs(tt)[:2]
@@ -78,7 +78,7 @@ def interpolant_loss(model: Callable[..., torch.Tensor], interp: Interpolant, x0
             the same minimiser, less gradient noise; unconditional batches with independent noise only).
 
     Returns:
-        :class:`~toydiff.losses.LossTerms` with ``t`` the float times; ``.loss`` is the scalar to back-propagate.
+        :class:`~toydiff.training.losses.LossTerms` with ``t`` the float times; ``.loss`` is the scalar to back-propagate.
     """
     if not isinstance(interp, Interpolant):
         raise TypeError(f"interp must be an Interpolant, got {type(interp).__name__}")

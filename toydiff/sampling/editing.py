@@ -10,10 +10,10 @@ from typing import Sequence
 
 import torch
 
-from .checks import check_int, check_tensor
-from .forward import q_sample, randn_like
-from .samplers import EpsFn, Projection, sample
-from .schedules import NoiseSchedule
+from toydiff.checks import check_int, check_tensor
+from toydiff.processes.forward import q_sample, randn_like
+from toydiff.sampling.loop import EpsFn, Projection, sample
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["sdedit", "inpaint_projection"]
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from .checks import check_number, check_tensor
+from toydiff.checks import check_number, check_tensor
 
 __all__ = ["CopyStats", "copy_stats", "copy_rate", "COPY_RATIO"]
 

@@ -5,10 +5,10 @@ Each function takes one reverse step from ``x`` ``[B, *event]`` at diffusion ste
 first denoiser evaluation (what :func:`toydiff.sample`'s callback reports). Everything the methods share —
 the denoiser call with ``clip_x0`` and the ε ↔ x̂_0 conversion, ᾱ look-ups, the noise draw from the
 run's generator(s), the options ``eta`` / ``variance`` and the history of multistep methods — comes in
-``ctx``, a :class:`toydiff.samplers.StepContext`. Scalar coefficients are Python floats, so the same code
+``ctx``, a :class:`toydiff.sampling.loop.StepContext`. Scalar coefficients are Python floats, so the same code
 serves ``[B, 1]`` points and ``[B, 1, 28, 28]`` images.
 
-The registry that names these functions and the options each accepts is ``toydiff.samplers.REGISTRY``;
+The registry that names these functions and the options each accepts is ``toydiff.sampling.loop.REGISTRY``;
 adding a sampler is a function here and one line there.
 """
 
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .forward import posterior_coefficients
+from toydiff.processes.forward import posterior_coefficients
 
 if TYPE_CHECKING:
-    from .samplers import StepContext
+    from toydiff.sampling.loop import StepContext
 
 __all__ = ["ddpm_step", "ddpm_no_noise_step", "ddim_step", "euler_step", "heun_step", "dpmpp_2m_step", "dpmpp_2m_update"]
 
@@ -145,7 +145,7 @@ def dpmpp_2m_step(ctx: StepContext, x: torch.Tensor, t: int, t_prev: int) -> Ste
 def dpmpp_2m_update(x: torch.Tensor, x0: torch.Tensor, prev: tuple[torch.Tensor, float] | None, lam_t: float,
                     lam_p: float, sigma_ratio: float, alpha_p: float) -> torch.Tensor:
     """The DPM-Solver++(2M) update (Lu et al. 2022, Algorithm 2) for any Gaussian path, shared by the VP sampler
-    and :mod:`toydiff.flow_samplers`: x_{t'} = (σ_{t'}/σ_t) x_t − α_{t'} (e^{−h} − 1) D with h = λ_{t'} − λ_t,
+    and :mod:`toydiff.sampling.flow_steps`: x_{t'} = (σ_{t'}/σ_t) x_t − α_{t'} (e^{−h} − 1) D with h = λ_{t'} − λ_t,
     D = (1 + 1/(2r)) x̂_0 − x̂_0^{prev}/(2r), r = (λ_t − λ_prev)/h, and D = x̂_0 without a ``prev = (x̂_0, λ)``.
     ``x``, ``x0``: ``[B, *event]``; ``sigma_ratio`` = σ_{t'}/σ_t, ``alpha_p`` = α_{t'}."""
     h = lam_p - lam_t

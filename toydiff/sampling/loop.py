@@ -2,10 +2,10 @@
 
 The denoiser is any callable ``eps_fn(x_t [B, *event], t LongTensor [B]) -> eps [B, *event]``: a trained
 network, the exact oracle (:meth:`toydiff.GaussianMixture.eps_fn`) or a combinator of those
-(:mod:`toydiff.guidance`). Every method visits the same :class:`~toydiff.schedules.StepPlan` of descending
+(:mod:`toydiff.sampling.guidance`). Every method visits the same :class:`~toydiff.processes.schedules.StepPlan` of descending
 ``(t, t_prev)`` pairs.
 
-Methods (``METHODS``; one function each in :mod:`toydiff.sampler_methods`, named with the options they
+Methods (``METHODS``; one function each in :mod:`toydiff.sampling.vp_steps`, named with the options they
 accept in ``REGISTRY``):
 
 - ``"ddpm"``: ancestral sampling, Ho et al. 2020 Algorithm 2, ``variance="beta"`` or ``"posterior"``.
@@ -36,11 +36,11 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from . import sampler_methods as m
-from .checks import check_choice, check_int, check_number, check_tensor
-from .flow_samplers import accepts_interpolants
-from .forward import _eps_to_x0, _x0_to_eps, randn_like
-from .schedules import NoiseSchedule, _warn_terminal
+from toydiff.sampling import vp_steps as m
+from toydiff.checks import check_choice, check_int, check_number, check_tensor
+from toydiff.sampling.flow_steps import accepts_interpolants
+from toydiff.processes.forward import _eps_to_x0, _x0_to_eps, randn_like
+from toydiff.processes.schedules import NoiseSchedule, _warn_terminal
 
 __all__ = ["METHODS", "REGISTRY", "EpsFn", "Method", "StepContext", "sample", "function_evaluations"]
 
@@ -68,7 +68,7 @@ class Method:
 
 
 #: name -> method, read-only (``METHODS`` is its keys); a new sampler is a function in
-#: :mod:`toydiff.sampler_methods` and a line here
+#: :mod:`toydiff.sampling.vp_steps` and a line here
 REGISTRY: MappingProxyType[str, Method] = MappingProxyType({
     "ddpm": Method(m.ddpm_step, options=("variance",)),
     "ddpm-no-noise": Method(m.ddpm_no_noise_step),
@@ -84,10 +84,10 @@ METHODS = tuple(REGISTRY)
 
 def function_evaluations(method: str, n_steps: int, interp=None, prediction: str = "velocity") -> int:
     """How many calls of ``eps_fn`` a method makes over ``n_steps`` steps ending at the clean sample; with an
-    :class:`~toydiff.interpolants.Interpolant` ``interp``, of ``fn`` for a flow method over that path
-    (:func:`toydiff.flow_samplers.flow_evaluations`, which depends on ``prediction``)."""
+    :class:`~toydiff.processes.interpolants.Interpolant` ``interp``, of ``fn`` for a flow method over that path
+    (:func:`toydiff.sampling.flow_steps.flow_evaluations`, which depends on ``prediction``)."""
     if interp is not None:
-        from .flow_samplers import flow_evaluations
+        from toydiff.sampling.flow_steps import flow_evaluations
 
         return flow_evaluations(method, n_steps, interp, prediction)
     return REGISTRY[check_choice(method, "method", METHODS)].nfe(check_int(n_steps, "n_steps", min=1))
@@ -270,7 +270,7 @@ def _check_range(schedule: NoiseSchedule, t0: int, dtype: torch.dtype) -> None:
                          "sample in float64, start at a smaller t, or use a schedule with less total noise")
 
 
-@accepts_interpolants  # an Interpolant as `schedule`: toydiff.flow_samplers.sample_interpolant runs instead
+@accepts_interpolants  # an Interpolant as `schedule`: toydiff.sampling.flow_steps.sample_interpolant runs instead
 @torch.no_grad()
 def sample(
     eps_fn: EpsFn,
@@ -289,7 +289,7 @@ def sample(
     progress: bool = False,
 ) -> torch.Tensor:
     """Run the reverse process from ``x_T`` to a clean sample with the method ``REGISTRY[method]``.
-    (Over an :class:`~toydiff.interpolants.Interpolant`: see :func:`toydiff.flow_samplers.sample_interpolant`.)
+    (Over an :class:`~toydiff.processes.interpolants.Interpolant`: see :func:`toydiff.sampling.flow_steps.sample_interpolant`.)
 
     Args:
         eps_fn: denoiser ``eps_fn(x_t [B, *event], t LongTensor [B]) -> eps [B, *event]``.

@@ -25,8 +25,8 @@ from typing import Callable
 
 import torch
 
-from .checks import check_choice, check_int, check_tensor
-from .schedules import NoiseSchedule
+from toydiff.checks import check_choice, check_int, check_tensor
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["ELBOTerms", "elbo_terms", "elbo_weights", "VARIANCES"]
 

@@ -11,7 +11,7 @@ consistent), and ε_i by the ε̂ that gives the same x_t. Where the reference p
 (low noise, or high dimension) the weights sit on the own point and nothing changes; at mid / high noise the
 pair approaches the posterior mean as the reference grows (bias O(1 / batch)). Every target of a Gaussian
 process (ε, x_0, v, the flow velocity) is linear in the pair, so one function serves them all:
-:func:`toydiff.flow_losses.stable_target` (the interpolants' targets) and :func:`toydiff.losses.eps_prediction_loss`
+:func:`toydiff.training.flow_losses.stable_target` (the interpolants' targets) and :func:`toydiff.training.losses.eps_prediction_loss`
 (DDPM's ε) call it. Cost: O(B · R · D) time, one [B, R] buffer.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_choice, check_tensor
+from toydiff.checks import check_choice, check_tensor
 
 __all__ = ["TARGETS", "check_target", "stable_pair"]
 

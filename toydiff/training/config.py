@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from .checks import check_choice, check_int, check_number
-from .cli import MAX_SEED, float_list, seed_arg
-from .losses import LOSS_WEIGHTINGS, T_SAMPLINGS
-from .lr import LR_SCHEDULES
-from .options import option
+from toydiff.checks import check_choice, check_int, check_number
+from toydiff.cli import MAX_SEED, float_list, seed_arg
+from toydiff.training.losses import LOSS_WEIGHTINGS, T_SAMPLINGS
+from toydiff.training.lr import LR_SCHEDULES
+from toydiff.options import option
 
 __all__ = ["TrainConfig", "History"]
 
@@ -25,13 +25,13 @@ class TrainConfig:
         epochs: passes over the training set (the run's length unless ``max_steps`` is given).
         batch_size: points per step (the global batch under DDP).
         lr, weight_decay, betas: AdamW; ``lr`` is the peak, reached after ``warmup_steps``.
-        lr_schedule, min_lr_ratio, lr_gamma: the decay after warm-up (:func:`toydiff.lr.lr_factor`).
-        ema_decay, ema_warmup: the EMA of the weights (:class:`toydiff.ema.EMA`), or ``None`` for none.
+        lr_schedule, min_lr_ratio, lr_gamma: the decay after warm-up (:func:`toydiff.training.lr.lr_factor`).
+        ema_decay, ema_warmup: the EMA of the weights (:class:`toydiff.training.ema.EMA`), or ``None`` for none.
         grad_clip: max gradient norm, or ``None``.
         n_buckets: equal-width t buckets for the loss split.
-        t_sampling: how training steps are drawn (:func:`toydiff.losses.sample_timesteps`); held-out
+        t_sampling: how training steps are drawn (:func:`toydiff.training.losses.sample_timesteps`); held-out
             losses always use uniform t, so they stay comparable with the Bayes floor.
-        loss_weighting, min_snr_gamma: per-step loss weights (:func:`toydiff.losses.loss_weights`).
+        loss_weighting, min_snr_gamma: per-step loss weights (:func:`toydiff.training.losses.loss_weights`).
         max_steps: the run's length in steps (overrides ``epochs``).
         checkpoint_every: also checkpoint every this many steps (one is always written at every epoch end).
         seed: seeds data order, t and ε draws.

@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from .checks import check_int, check_number
+from toydiff.checks import check_int, check_number
 
 __all__ = ["EMA"]
 

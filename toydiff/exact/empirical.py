@@ -18,10 +18,10 @@ import math
 
 import torch
 
-from . import exact_flow
-from .checks import check_choice, check_int, check_tensor
-from .interpolants import PREDICTIONS, Interpolant, _from_pair, time_tensor
-from .schedules import NoiseSchedule
+from toydiff.exact import flow as exact_flow
+from toydiff.checks import check_choice, check_int, check_tensor
+from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, time_tensor
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["EmpiricalDistribution"]
 

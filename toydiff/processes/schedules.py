@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .checks import check_choice, check_int, check_number
+from toydiff.checks import check_choice, check_int, check_number
 
 __all__ = [
     "NoiseSchedule",

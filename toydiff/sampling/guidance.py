@@ -12,7 +12,7 @@ CFG is written two ways in the literature, and the same ``w`` means different th
 
 Every combinator takes an optional limited guidance interval ``t_min <= t < t_max`` (Kynkäänniemi et al.
 2024): outside it the conditional (good) denoiser runs alone. :func:`guidance_interval` turns the paper's
-σ range into steps. Exact ingredients for labelled mixtures: :mod:`toydiff.exact_guidance`.
+σ range into steps. Exact ingredients for labelled mixtures: :mod:`toydiff.exact.guidance`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Callable
 
 import torch
 
-from .checks import check_choice, check_int, check_number
-from .forward import expand_to
-from .samplers import EpsFn
-from .schedules import NoiseSchedule
+from toydiff.checks import check_choice, check_int, check_number
+from toydiff.processes.forward import expand_to
+from toydiff.sampling.loop import EpsFn
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["CFG_CONVENTIONS", "guidance_combine", "classifier_free_guidance", "classifier_guidance", "autoguidance",
            "conditional_eps_fn", "guidance_interval"]
@@ -118,7 +118,7 @@ def classifier_guidance(eps_fn: EpsFn, grad_log_p_y: Callable[[torch.Tensor, tor
     """Classifier guidance (Dhariwal & Nichol 2021, Algorithm 2's ε form): ε = ε(x_t) − s √(1 − ᾱ_t) ∇ log p(y | x_t).
 
     ``grad_log_p_y(x_t, t) -> [B, *event]`` is the noisy classifier's gradient (exact for a labelled mixture:
-    :func:`toydiff.exact_guidance.classifier_grad_fn`). With the unconditional ε*, s = 1 gives the conditional
+    :func:`toydiff.exact.guidance.classifier_grad_fn`). With the unconditional ε*, s = 1 gives the conditional
     ε* exactly and s targets p(x) p(y | x)^s ∝ p(x | y)^s p(x)^(1−s). Outside ``t_min <= t < t_max`` the scale is 1.
     """
     scale = check_number(scale, "scale")

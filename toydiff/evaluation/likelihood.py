@@ -5,14 +5,14 @@ Modeling through SDEs", Sec. 4.3 and App. D.2), with the instantaneous change of
     dx/dt = u(x, t),   d log p_t(x_t)/dt = −∇·u(x_t, t)   ⇒   log p_0(x) = log p_1(x_1) + ∫_0^1 ∇·u(x_t, t) dt.
 
     lp = log_likelihood(gm.eps_fn(s), x0, s)              # nats per sample, [N]; ≈ gm.log_prob(x0)
-    lp = log_likelihood(gm.velocity_fn(fm), x0, fm)       # an interpolant (toydiff.interpolants) and its velocity
+    lp = log_likelihood(gm.velocity_fn(fm), x0, fm)       # an interpolant (toydiff.processes.interpolants) and its velocity
 
-**Processes.** ``process`` is a :class:`~toydiff.schedules.NoiseSchedule` with an ε-predictor
-``fn(x_t [B, *event], t LongTensor [B])``, or an :class:`~toydiff.interpolants.Interpolant` with a predictor
+**Processes.** ``process`` is a :class:`~toydiff.processes.schedules.NoiseSchedule` with an ε-predictor
+``fn(x_t [B, *event], t LongTensor [B])``, or an :class:`~toydiff.processes.interpolants.Interpolant` with a predictor
 ``fn(x_t, t float [B])`` of type ``prediction`` (default ``"velocity"``).
 
 **Continuous time for a discrete schedule.** The ε-predictor only knows the steps k = 0 … T−1. The ODE runs on
-:func:`toydiff.interpolants.vp` (step k at t_k = (k + 1)/T, log ᾱ linear in t between knots, t = 0 the data):
+:func:`toydiff.processes.interpolants.vp` (step k at t_k = (k + 1)/T, log ᾱ linear in t between knots, t = 0 the data):
 between knots k and k + 1 the score is the interpolation ŝ = (1 − w) s_k + w s_{k+1} of the knots' scores
 s_k = −ε(x, k)/σ_k, linear in σ² (w = (σ(t)² − σ_k²)/(σ_{k+1}² − σ_k²); the score is smooth in the noise level,
 ε = −σ s is not near σ = 0); on the first piece (0 ≤ t < 1/T) it is held at step 0's. The PF-ODE field is then
@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from .checks import check_choice, check_int, check_number, check_tensor
-from .interpolants import PREDICTIONS, Interpolant, vp
-from .schedules import NoiseSchedule
+from toydiff.checks import check_choice, check_int, check_number, check_tensor
+from toydiff.processes.interpolants import PREDICTIONS, Interpolant, vp
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["LikelihoodResult", "log_likelihood", "pf_ode_likelihood", "bits_per_dim", "DIVERGENCES", "ode_field"]
 
@@ -64,7 +64,7 @@ class LikelihoodResult:
 
 
 def _vp_field(fn: Callable, schedule: NoiseSchedule) -> Callable:
-    """u(x [B, *event], t float) on :func:`~toydiff.interpolants.vp` from an ε-predictor over the steps."""
+    """u(x [B, *event], t float) on :func:`~toydiff.processes.interpolants.vp` from an ε-predictor over the steps."""
     interp, T = vp(schedule), schedule.T
     sig2 = (1 - schedule.alpha_bars).tolist()  # σ_k² at the knots
 

@@ -8,7 +8,7 @@ from typing import Callable, Iterator, Protocol
 
 import torch
 
-from .checks import check_int
+from toydiff.checks import check_int
 
 __all__ = ["Batches", "TensorBatches"]
 

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import torch
 
-from .losses import held_out_loss
+from toydiff.training.losses import held_out_loss
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .training import Trainer
+    from toydiff.training.engine import Trainer
 
 __all__ = ["Hook", "StepOutput", "EpochStats", "NonFiniteLossError", "HeldOutLoss", "Callback", "ProgressBar"]
 
@@ -96,7 +96,7 @@ class Callback(Hook):
 
 class HeldOutLoss(Hook):
     """At every epoch end, the objective's loss (the ε-loss for VP) of the EMA model on fixed held-out draws, overall and by t bucket
-    (:func:`toydiff.losses.held_out_loss`), into ``stats.record[keys[0]]`` and ``stats.record[keys[1]]``.
+    (:func:`toydiff.training.losses.held_out_loss`), into ``stats.record[keys[0]]`` and ``stats.record[keys[1]]``.
 
     Args:
         x0: held-out data ``[N, *event]``; ``t [N]`` / ``noise [N, *event]``: its fixed draws.
@@ -115,7 +115,7 @@ class HeldOutLoss(Hook):
 
     def evaluate(self, fn: Callable, objective) -> tuple[float, list[float]]:
         """The loss of ``fn`` (the sampler's view of a network: ``objective.network_fn(model)``, or an exact
-        oracle) under ``objective`` (:mod:`toydiff.objectives`; a NoiseSchedule means the VP ε-loss)."""
+        oracle) under ``objective`` (:mod:`toydiff.processes`; a NoiseSchedule means the VP ε-loss)."""
         if not hasattr(objective, "held_out_loss"):
             return held_out_loss(fn, objective, self.x0, t=self.t, noise=self.noise, n_buckets=self.n_buckets,
                                  batch_size=self.batch_size, model_kwargs=self.model_kwargs, context=self.context)

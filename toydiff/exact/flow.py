@@ -1,6 +1,6 @@
 """The exact oracle under any Gaussian interpolant: E[x_0 | x_t], E[ε | x_t] and the velocity, in closed form.
 
-If x_0 ~ Σ_k w_k N(μ_k, Σ_k) and x_t = α x_0 + σ ε (:mod:`toydiff.interpolants`), then given component k,
+If x_0 ~ Σ_k w_k N(μ_k, Σ_k) and x_t = α x_0 + σ ε (:mod:`toydiff.processes.interpolants`), then given component k,
 (x_0, x_t) is jointly Gaussian with x_t ~ N(α μ_k, C_k), C_k = α² Σ_k + σ² I, so
 
     E[x_0 | x_t, k] = μ_k + α Σ_k C_k⁻¹ (x_t − α μ_k),    E[ε | x_t, k] = σ C_k⁻¹ (x_t − α μ_k),
@@ -9,8 +9,8 @@ and the posterior means are these weighted by the responsibilities p(k | x_t). T
 matching (Lipman et al. 2023) is E[u | x_t] = α̇ E[x_0 | x_t] + σ̇ E[ε | x_t] (= E[ε − x_0 | x_t] on the
 linear path, Liu et al. 2023), and every other prediction type follows. Both formulas stay finite at the
 ends of a path (σ = 0: x̂_0 = x_t/α, ε̂ = 0; α = 0: x̂_0 = E[x_0], ε̂ = x_t), so the oracle works at t = 0
-and t = 1 of :func:`~toydiff.interpolants.linear` (but the velocity is not defined at t = 0 of
-:func:`~toydiff.interpolants.vp`, where σ̇ is infinite). The VP case is :class:`GaussianMixture`'s ε*: the
+and t = 1 of :func:`~toydiff.processes.interpolants.linear` (but the velocity is not defined at t = 0 of
+:func:`~toydiff.processes.interpolants.vp`, where σ̇ is infinite). The VP case is :class:`GaussianMixture`'s ε*: the
 same whitening (``GaussianMixture._whiten``) with α² = ᾱ, σ² = 1 − ᾱ. Maths in float64.
 """
 
@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import torch
 
-from .checks import check_choice, check_tensor
-from .interpolants import PREDICTIONS, Interpolant, _from_pair, time_tensor
+from toydiff.checks import check_choice, check_tensor
+from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, time_tensor
 
 if TYPE_CHECKING:
-    from .exact import GaussianMixture
+    from toydiff.exact.mixture import GaussianMixture
 
 __all__ = ["posterior_means", "predict", "denoiser", "probability_flow"]
 
@@ -42,7 +42,7 @@ def _times(t, n: int) -> torch.Tensor:
 
 def _check_interp(interp) -> Interpolant:
     if not isinstance(interp, Interpolant):
-        raise TypeError(f"interp must be an Interpolant (toydiff.interpolants), got {type(interp).__name__}")
+        raise TypeError(f"interp must be an Interpolant (toydiff.processes.interpolants), got {type(interp).__name__}")
     return interp
 
 

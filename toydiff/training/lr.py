@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .checks import check_choice, check_int, check_number
+from toydiff.checks import check_choice, check_int, check_number
 
 __all__ = ["LR_SCHEDULES", "lr_factor"]
 

@@ -13,7 +13,7 @@ and everything diffusion guidance needs is closed form at every noise level ᾱ:
   be measured;
 * autoguidance (Karras et al. 2024) with an exact weak model: :func:`widened` (every covariance scaled).
 
-The guidance combinators themselves are generic and live in :mod:`toydiff.guidance`; here are the exact
+The guidance combinators themselves are generic and live in :mod:`toydiff.sampling.guidance`; here are the exact
 ingredients. Points are ``[N, *event]`` (``prod(event) = D``); maths in float64.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_int, check_number
+from toydiff.checks import check_int, check_number
 
 __all__ = ["check_labels", "condition", "class_posterior", "class_log_joint", "classifier_grad",
            "classifier_grad_fn", "conditional_eps_star", "labelled_eps_fn", "widened", "TiltedTarget",
@@ -69,7 +69,7 @@ def condition(gm, y: int):
 
 def _alpha_bar(gm, x_t, t, schedule, alpha_bar) -> torch.Tensor:
     """ᾱ per point ``[N]`` from steps ``t`` of ``schedule`` or from ``alpha_bar`` (exactly one of the two forms)."""
-    from .schedules import NoiseSchedule
+    from toydiff.processes.schedules import NoiseSchedule
 
     n = x_t.shape[0] if isinstance(x_t, torch.Tensor) and x_t.ndim else 0
     if alpha_bar is not None:
@@ -165,7 +165,7 @@ def _check_t(t: torch.Tensor, x: torch.Tensor, T: int) -> torch.Tensor:
 
 
 def classifier_grad_fn(gm, schedule, y):
-    """``fn(x_t [B, *event], t [B]) -> ∇ log p(y | x_t)`` for :func:`toydiff.guidance.classifier_guidance`."""
+    """``fn(x_t [B, *event], t [B]) -> ∇ log p(y | x_t)`` for :func:`toydiff.sampling.guidance.classifier_guidance`."""
     if isinstance(y, torch.Tensor):
         _labels(gm)
     else:
@@ -183,7 +183,7 @@ def labelled_eps_fn(gm, schedule, *, null_label: int | None = None):
     """The exact conditional denoiser with a conditional network's signature: ``fn(x_t, t, y) -> ε*(x_t | y)``,
     the unconditional ε* where ``y == null_label`` (default C, as :mod:`toydiff.toy.conditional` trains).
 
-    Drops into :func:`toydiff.conditional_eps_fn` / :func:`toydiff.guidance.classifier_free_guidance` in place
+    Drops into :func:`toydiff.conditional_eps_fn` / :func:`toydiff.sampling.guidance.classifier_free_guidance` in place
     of a trained class-conditional network.
     """
     n_classes = int(_labels(gm).max()) + 1

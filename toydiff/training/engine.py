@@ -3,13 +3,13 @@
     trainer = Trainer(model, schedule, TensorBatches(x_train, 256), TrainConfig(epochs=60), hooks=[...])
     history = trainer.fit()
 
-:class:`Trainer` holds the whole training state (network, :class:`~toydiff.ema.EMA`, AdamW, step / epoch /
+:class:`Trainer` holds the whole training state (network, :class:`~toydiff.training.ema.EMA`, AdamW, step / epoch /
 batch-in-epoch, the generator every draw comes from) and runs one loop: a batch ``(x0 [B, *event],
 model_kwargs)`` from the track's data source, one :meth:`Trainer.train_step` (the objective's loss,
-:mod:`toydiff.objectives`: DDPM's ε-prediction loss with t drawn by :func:`~toydiff.losses.sample_timesteps`
+:mod:`toydiff.processes`: DDPM's ε-prediction loss with t drawn by :func:`~toydiff.training.losses.sample_timesteps`
 and optional Min-SNR-γ weights, or a flow-matching / interpolant loss over t ∈ [0, 1]; optional autocast,
-gradient clipping, :func:`~toydiff.lr.lr_factor` learning rate, EMA update), and the track's
-:mod:`~toydiff.hooks` at step, evaluation, epoch and checkpoint time. Checkpoints (:mod:`toydiff.checkpoint`,
+gradient clipping, :func:`~toydiff.training.lr.lr_factor` learning rate, EMA update), and the track's
+:mod:`~toydiff.training.hooks` at step, evaluation, epoch and checkpoint time. Checkpoints (:mod:`toydiff.training.checkpoint`,
 atomic) hold everything needed to resume to the very same weights as an uninterrupted run. Under
 ``torch.distributed`` the engine sums epoch statistics over processes, gathers every process's generator
 state into the checkpoint, and lets only process 0 write. No plotting here (see :mod:`toydiff.toy.plots`).
@@ -27,33 +27,36 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import checkpoint as ck
-from .batches import Batches, TensorBatches
-from .checkpoint import load_weights
-from .checks import check_int
-from .ema import EMA
-from .hooks import EpochStats, Hook, NonFiniteLossError, StepOutput
-from .losses import held_out_loss
-from .lr import lr_factor
-from .objectives import CheckpointMismatch, FlowObjective, VPObjective
-from .schedules import NoiseSchedule
-from .train_config import History, TrainConfig
+from toydiff.training import checkpoint as ck
+from toydiff.training.batches import Batches, TensorBatches
+from toydiff.training.checkpoint import load_weights
+from toydiff.checks import check_int
+from toydiff.training.ema import EMA
+from toydiff.training.hooks import EpochStats, Hook, NonFiniteLossError, StepOutput
+from toydiff.training.losses import held_out_loss
+from toydiff.training.lr import lr_factor
+from toydiff.processes.base import CheckpointMismatch, Process
+from toydiff.processes.vp import VPProcess
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.training.config import History, TrainConfig
 
 __all__ = ["TrainConfig", "History", "Batches", "TensorBatches", "Trainer", "held_out_loss", "load_weights",
            "make_objective"]
 
 
-def make_objective(process: NoiseSchedule | VPObjective | FlowObjective, config: TrainConfig,
-                   device=None) -> VPObjective | FlowObjective:
-    """The engine's objective: a :class:`~toydiff.schedules.NoiseSchedule` gives the VP ε-objective with the
-    config's step sampling and loss weights; an objective is taken as it is."""
+def make_objective(process, config: TrainConfig, device=None):
+    """The engine's objective: a :class:`~toydiff.processes.schedules.NoiseSchedule` or a process
+    (:mod:`toydiff.processes`) gives that process's objective with the config's t sampling and loss weights; an
+    objective (anything with ``loss`` and ``process``) is taken as it is."""
     if isinstance(process, NoiseSchedule):
-        return VPObjective(process, t_sampling=config.t_sampling, loss_weighting=config.loss_weighting,
-                           min_snr_gamma=config.min_snr_gamma, device=device)
-    if not isinstance(process, (VPObjective, FlowObjective)):
-        raise TypeError(f"schedule must be a NoiseSchedule or an objective (toydiff.objectives), got "
+        process = VPProcess(process)
+    if hasattr(process, "loss") and hasattr(process, "process"):
+        return process
+    if not isinstance(process, Process):
+        raise TypeError(f"schedule must be a NoiseSchedule, a process or an objective (toydiff.processes), got "
                         f"{type(process).__name__}")
-    return process
+    return process.objective(t_sampling=config.t_sampling, loss_weighting=config.loss_weighting,
+                             min_snr_gamma=config.min_snr_gamma, device=device)
 
 
 class Trainer:
@@ -61,11 +64,11 @@ class Trainer:
 
     Args:
         model: the noise predictor ``model(x_t, t, **model_kwargs) -> eps_hat`` (its weights are trained).
-        schedule: the noise schedule (DDPM's ε-loss, :class:`~toydiff.objectives.VPObjective`), or an
-            objective (:class:`~toydiff.objectives.FlowObjective`: flow matching and the interpolant losses).
+        schedule: the noise schedule (DDPM's ε-loss, :class:`~toydiff.processes.VPObjective`), or an
+            objective (:class:`~toydiff.processes.FlowObjective`: flow matching and the interpolant losses).
         data: the track's :class:`Batches`.
         config: :class:`TrainConfig`.
-        hooks: :class:`~toydiff.hooks.Hook` objects, called in order.
+        hooks: :class:`~toydiff.training.hooks.Hook` objects, called in order.
         kind: the checkpoint's ``kind`` tag (a resume refuses another kind).
         metadata: extra JSON for every checkpoint (overrides the engine's keys, e.g. a track's ``config``).
         history: the object the hooks record into (``to_dict()`` / ``load_dict(d)``; default :class:`History`).
@@ -76,7 +79,7 @@ class Trainer:
         loss_sync_every: the step losses are copied to the host (and checked for NaN) this often.
     """
 
-    def __init__(self, model: nn.Module, schedule: NoiseSchedule | VPObjective | FlowObjective, data: Batches, config: TrainConfig = TrainConfig(),
+    def __init__(self, model: nn.Module, schedule, data: Batches, config: TrainConfig = TrainConfig(),
                  *, hooks: Sequence[Hook] = (), kind: str = "toydiff.train", metadata: dict | None = None,
                  history=None, train_model: nn.Module | None = None, generator: torch.Generator | None = None,
                  autocast: Callable[[], ContextManager] = nullcontext, checkpoint: str | Path | None = None,
@@ -128,7 +131,7 @@ class Trainer:
     def train_step(self, x0: torch.Tensor, **model_kwargs) -> StepOutput:
         """One optimiser step on ``x0 [B, *event]``: the objective's loss (VP: Ho et al. 2020, Algorithm 1, t ~
         the configured distribution, ε ~ N(0, I) from the generator, ``‖ε − ε_θ(x_t, t)‖²``, weighted per t when
-        configured; flow: :class:`~toydiff.objectives.FlowObjective`), AdamW at :meth:`lr_at`, gradient
+        configured; flow: :class:`~toydiff.processes.FlowObjective`), AdamW at :meth:`lr_at`, gradient
         clipping, EMA update."""
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr_at(self.step)

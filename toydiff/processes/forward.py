@@ -13,8 +13,8 @@ from typing import Sequence
 
 import torch
 
-from .checks import check_finite, check_int
-from .schedules import NoiseSchedule
+from toydiff.checks import check_finite, check_int
+from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = [
     "expand_to",

@@ -1,6 +1,6 @@
 """ODE samplers over a Gaussian interpolant: ``sample(fn, x_1, interp, method=..., steps=N)`` from t = 1 to t = 0.
 
-:func:`toydiff.sample` dispatches here when its third argument is an :class:`~toydiff.interpolants.Interpolant`
+:func:`toydiff.sample` dispatches here when its third argument is an :class:`~toydiff.processes.interpolants.Interpolant`
 (its ``method`` then defaults to ``"euler"``; ``spacing`` / ``eta`` / ``variance`` / ``project`` are refused).
 The network ``fn(x_t [B, *event], t float tensor [B]) -> [B, *event]`` predicts ``prediction`` (default the
 velocity u; ``"eps"``, ``"x0"``, ``"v"`` are converted by :meth:`Interpolant.x0_eps`); the samplers integrate
@@ -38,10 +38,10 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .checks import check_choice, check_int, check_number, check_tensor
-from .interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
-from .sampler_methods import dpmpp_2m_update
-from .schedules import _warn_terminal
+from toydiff.checks import check_choice, check_int, check_number, check_tensor
+from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
+from toydiff.sampling.vp_steps import dpmpp_2m_update
+from toydiff.processes.schedules import _warn_terminal
 
 __all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_interpolant", "flow_evaluations",
            "flow_dispatch", "accepts_interpolants"]
