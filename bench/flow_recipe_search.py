@@ -7,13 +7,15 @@ Search seeds only (training seeds 10, 11; x_1 seeds 100, 101; reference seeds 15
 bench/flow_vs_diffusion.py --trained (training seed 0, x_1 seeds 0…, references 50 000+) stay unseen.
 
 ``--diagnose`` trains the default flow recipe and samples Heun 16 steps with a *hybrid* field: the exact velocity
-for t < τ and the trained one above (and the converse), as docs/notes/d12.md did for DDPM: the τ where the ratio drops
-to ≈ 1 says which t range carries the error. Printed: distance / the exact oracle's distance (same x_1), and the
-pathwise RMS gap ‖x_trained − x_exact‖ (normalised units), which does not depend on the luck of the x_1 draw.
+for t < τ and the trained one above (and the converse), as bench/toy_recipe_search.py --exact-below does for
+DDPM: the τ where the ratio drops to ≈ 1 says which t range carries the error. Printed: distance / the exact
+oracle's distance (same x_1), and the pathwise RMS gap ‖x_trained − x_exact‖ (normalised units), which does
+not depend on the luck of the x_1 draw.
 ``--variants`` trains recipe variants (``t-sampling[:field=value,...]`` over the Recipe fields, e.g.
 ``low-noise:flow_target=conditional`` for the plain conditional target) and prints the same for the plain trained
-model at 8, 16 and 32 NFE, with the training seconds (one thread). The tables in docs/notes/fm2.md were taken
-before the recipes' ``flow_target`` became ``"stf"``: reproduce them with ``:flow_target=conditional``.
+model at 8, 16 and 32 NFE, with the training seconds (one thread). The search behind docs/flow.md ("Why the
+stable target") ran before the recipes' ``flow_target`` became ``"stf"``: reproduce it with
+``:flow_target=conditional``.
 """
 
 from __future__ import annotations

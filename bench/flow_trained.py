@@ -8,7 +8,7 @@ DDPM model is trained on both targets too, so each target is compared across pro
 Each trained model's distance to the truth is printed next to its own exact oracle under the same sampler and
 the same x_1 = x_T (``ToyRun.sample(exact=True)``), and the ratio of the two (goal, issue 13: FM within 1.25×),
 and the pathwise RMS gap between the two sample sets (same x_1): the model's error without the luck of the draw,
-which dominates the ratio once the oracle reaches the noise floor (docs/notes/fm2.md).
+which dominates the ratio once the oracle reaches the noise floor (docs/flow.md, "Why the stable target").
 Reflow: one round (toydiff.toy.reflow) of the FM model, straightness and Euler distances at 1 / 2 / 4 NFE.
 """
 

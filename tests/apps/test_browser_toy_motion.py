@@ -3,7 +3,7 @@
 Checks what only a browser shows: an animation plays client-side (its frame index advances and the chart's
 pixels change, with no script run), points clicked on the drawing canvas are added and a model trains on them.
 Every interaction is timed (script run started → finished and charts drawn); the table is written to
-``$TMPDIR/toydiff_appa_timings.{json,md}`` and printed. Screenshots ``toy.png`` and ``motion.png`` land in the
+``$TMPDIR/toydiff_toy_motion_timings.{json,md}`` and printed. Screenshots ``toy.png`` and ``motion.png`` land in the
 test's folder (and in ``docs/screenshots/`` with TOYDIFF_SCREENSHOTS=1). Waits are for conditions, never sleeps.
 """
 
@@ -46,7 +46,7 @@ def timed(page, name: str, action, timeout_ms: int = 120_000) -> float:
         page.wait_for_function(RAN_AND_DONE, timeout=timeout_ms)
         page.wait_for_function(PLOTS_DRAWN, timeout=timeout_ms)
     except Exception:
-        page.screenshot(path=str(Path(tempfile.gettempdir()) / "toydiff_appa_failed.png"))
+        page.screenshot(path=str(Path(tempfile.gettempdir()) / "toydiff_toy_motion_failed.png"))
         raise
     TIMINGS[name] = time.perf_counter() - t0
     return TIMINGS[name]
@@ -146,6 +146,6 @@ def test_motion_page_plays_without_a_rerun(page, tmp_path):
 def report_timings() -> None:
     out = Path(os.environ.get("TMPDIR", tempfile.gettempdir()))
     rows = ["| interaction | seconds (frames/s for playback) |", "|---|---:|"] + [f"| {k} | {v:.2f} |" for k, v in TIMINGS.items()]
-    (out / "toydiff_appa_timings.md").write_text("\n".join(rows) + "\n")
-    (out / "toydiff_appa_timings.json").write_text(json.dumps(TIMINGS, indent=1))
+    (out / "toydiff_toy_motion_timings.md").write_text("\n".join(rows) + "\n")
+    (out / "toydiff_toy_motion_timings.json").write_text(json.dumps(TIMINGS, indent=1))
     print("\n".join(rows))

@@ -1,7 +1,7 @@
 """The kit pointed at the installed diffusers' schedulers: each verdict asserted, so a regression in the kit or a
 fix upstream shows here. Skipped when diffusers is absent (``pip install -e .[peers]`` installs it).
 
-Known defects of diffusers 0.42.1 these pin (see docs/notes/kit.md and docs/testing.md for the reproducer commands):
+Known defects of diffusers 0.42.1 these pin (see docs/testing.md for the reproducer commands):
 DDIM/DDPM ``trailing`` ask the model about t = −1 at 61, 103, 121 steps; ``leading`` (the default) and
 ``linspace`` at one step start at t = 0 (DDIM, DDPM, Euler, Heun, LMS: σ = σ_min); DDIM's fixed stride
 t − T // N is wrong whenever the timesteps are not spaced by exactly T // N (linspace, or trailing with N not

@@ -56,7 +56,7 @@ class Recipe:
     fresh: bool = True
     #: in 1-D and 2-D the batch's points overlap at mid / high noise, and averaging the target over them cut the
     #: trained velocity's squared error by 2–11× at every t for the same steps (+12–50 % time): the error a trained
-    #: FM model keeps at 16–32 NFE is gradient noise at t ∈ [0.1, 0.7] (docs/notes/fm3.md)
+    #: FM model keeps at 16–32 NFE is gradient noise at t ∈ [0.1, 0.7] (docs/flow.md, "Why the stable target")
     flow_target: str = "stf"
 
     def schedule(self) -> NoiseSchedule:
