@@ -1,4 +1,5 @@
-"""Page helpers around :mod:`toydiff.toy.charts`: show a Plotly figure, offer downloads, keep settings in the URL.
+"""Page helpers around the Plotly figures of :mod:`toydiff.toy.figures`: show one, offer downloads, keep settings
+in the URL.
 
 Every page shows interactive figures with :func:`show_chart` and offers the matplotlib export (PNG), the figure
 itself (standalone HTML) and the data behind it (CSV) with :func:`downloads`. :func:`url_setting` gives a

@@ -1,7 +1,7 @@
 """Labs page, section "Flow vs diffusion": on the exact oracle (no learning error), the same x_1 through the
 linear-path flow ODE (rectified flow) and the VP probability-flow ODE — distance to the truth against network
 evaluations, path straightness, and the paths of a few particles. Numerics from :mod:`apps.sampler_sweep` and
-:mod:`toydiff.toy.flow_compare`; figures from :mod:`apps.charts_labs` and :mod:`toydiff.toy.charts_labs`."""
+:mod:`toydiff.toy.flow_compare`; figures from :mod:`toydiff.toy.figures.flow` and :mod:`toydiff.toy.figures.sampling`."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ import torch
 import toydiff as td
 from apps import page_state
 from apps.charts import csv_bytes, downloads, mixture_section, show_chart
-from apps.charts_labs import convergence_figure
 from apps.sampler_sweep import Line, distance, line_label, mean_spread, nfe, run_line
 from apps.toy_data import dataset_names
 from apps.ui import fig_png, readable_errors
-from toydiff.toy import charts, charts_labs, flow_compare, plots
+from toydiff.toy import flow_compare
+from toydiff.toy.figures import base as figure_base
+from toydiff.toy.figures.flow import paths_plotly
+from toydiff.toy.figures.sampling import convergence_mpl, convergence_plotly
 from toydiff.toy.datasets import Normalizer, get_dataset
 
 __all__ = ["URL_KEYS", "DEFAULTS", "ALLOWED", "BUDGETS", "section", "steps_within", "curves_csv"]
@@ -60,7 +62,7 @@ def _oracle(dataset: str):
 
 @st.cache_data(max_entries=32, show_spinner="Sampling every budget…")
 def nfe_sweep(dataset: str, choices: tuple, budgets: tuple, n: int, seeds: int) -> tuple[str, dict, tuple]:
-    """``(metric, {label: curve}, floor (mean, sd))`` with curves as :func:`apps.charts_labs.convergence_figure`."""
+    """``(metric, {label: curve}, floor (mean, sd))`` with curves as :func:`toydiff.toy.figures.sampling.convergence_plotly`."""
     gm, schedule = _oracle(dataset)
     truths = [gm.sample(n, torch.Generator().manual_seed(1000 + k)) for k in range(seeds)]
     metric, curves = "distance", {}
@@ -117,7 +119,7 @@ def _sweep_part(dataset: str) -> None:
         st.info("Pick at least one sampler and one budget, then press **Run**.")
         return
     metric, curves, floor = nfe_sweep(dataset, tuple(choices), tuple(sorted(budgets)), n, seeds)
-    fig = convergence_figure(curves, floor, metric=metric, xlabel="network evaluations")
+    fig = convergence_plotly(curves, floor, metric=metric, xlabel="network evaluations")
     show_chart(fig, key="flow_chart")
     st.caption(f"{metric} (normalised units) between {n:,} samples and {n:,} true points, mean ± sd over {seeds} "
                "seed(s); every line starts from the same x_1 per seed. Heun costs two evaluations per step (so it "
@@ -125,7 +127,7 @@ def _sweep_part(dataset: str) -> None:
                "spacing. Floor: two true sets of this size.")
 
     def png() -> bytes:
-        return fig_png(plots.convergence({k: (c["x"], c["mean"]) for k, c in curves.items()}, floor[0], metric=metric,
+        return fig_png(convergence_mpl({k: (c["x"], c["mean"]) for k, c in curves.items()}, floor[0], metric=metric,
                                          xlabel="network evaluations"))
 
     downloads(f"flow_vs_diffusion_{dataset}", key="flow_dl", fig=fig, png=png, csv=curves_csv(curves, floor, metric))
@@ -146,10 +148,10 @@ def _paths_part(dataset: str) -> None:
     gm, _ = _oracle(dataset)
     density = None
     if gm.D == 2:
-        lo, hi = charts.extent(mixture=gm)
+        lo, hi = figure_base.extent(mixture=gm)
         lo, hi = [min(lo[i], -3.0) for i in range(2)], [max(hi[i], 3.0) for i in range(2)]
-        density = charts.density_grid(gm, 1.0, lo, hi, n=70)
-    fig = charts_labs.paths_figure({"linear flow (Heun, 64 steps)": p["flow"][:, :k],
+        density = figure_base.density_grid(gm, 1.0, lo, hi, n=70)
+    fig = paths_plotly({"linear flow (Heun, 64 steps)": p["flow"][:, :k],
                                     "VP probability-flow ODE (DDIM, 1000 steps)": p["vp"][:, :k]}, density=density)
     with c2:
         show_chart(fig, key="flow_paths")

@@ -1,7 +1,7 @@
 """Labs page, section "Guidance, exactly": classifier-free guidance on a labelled 2-D mixture against the exact
 tilted target p(x|y)^w p(x)^(1−w) and against p(x|y), the distance-vs-w curves with their floors, and the exact
 class posterior p(y | x_t). All maths from :mod:`toydiff.toy.guidance_eval` / :mod:`toydiff.exact.guidance`;
-interactive figures from :mod:`toydiff.toy.charts_labs`, exports from :mod:`toydiff.toy.plots_guidance`."""
+figures (interactive and exported) from :mod:`toydiff.toy.figures.guidance`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from apps.charts import csv_bytes, downloads, section_notes, show_chart
 from apps.ui import fig_png, markdown_table, readable_errors
 from toydiff.exact.guidance import tilted_target
 from toydiff.sampling.guidance import CFG_CONVENTIONS, guidance_interval
-from toydiff.toy import charts_labs, guidance_eval as ge, plots_guidance as pg
+from toydiff.toy import guidance_eval as ge
+from toydiff.toy.figures.guidance import (class_posterior_mpl, class_posterior_plotly, guidance_curves_mpl,
+                                          guidance_curves_plotly, guided_panels_mpl, target_panels_plotly)
 from toydiff.toy.datasets import Normalizer
 from toydiff.toy.labelled import LABELLED, get_labelled
 from toydiff.toy.recipes import RECIPE_2D
@@ -112,7 +114,7 @@ def _samples_part(dataset: str, n_classes: int, kind: str) -> tuple:
     x, target, plain, row = guided(dataset, y, w_scale, limited, steps, n, seed, kind)
     bad = "p(x)" if kind == "CFG" else "p_wide(x|y)"
     _metrics(row)
-    fig = charts_labs.target_panels([(f"tilted target p(x|y)^{w_scale:g} {bad}^{1 - w_scale:g}", target),
+    fig = target_panels_plotly([(f"tilted target p(x|y)^{w_scale:g} {bad}^{1 - w_scale:g}", target),
                                      (f"p(x | y = {y})", plain)], x)
     show_chart(fig, key="guide_chart")
     st.caption(f"{n:,} DDPM samples ({steps} steps, exact {'ε_c and ε_u' if kind == 'CFG' else 'ε*(x|y) and its widened twin'}, {conv} w = {w:g}"
@@ -120,7 +122,7 @@ def _samples_part(dataset: str, n_classes: int, kind: str) -> tuple:
                f"{', guided only inside the interval' if limited else ''}) over each exact density. Floors: the same "
                "distance between two independent draws of the target of this size.")
     downloads(f"guidance_{dataset}_y{y}_w{w_scale:g}", key="guide_dl", fig=fig, csv=csv_bytes(x.numpy(), ["x", "y"]),
-              png=lambda: fig_png(pg.guided_panels({w_scale: x}, {w_scale: target})))
+              png=lambda: fig_png(guided_panels_mpl({w_scale: x}, {w_scale: target})))
     return y, conv, steps, n, seed
 
 
@@ -138,13 +140,13 @@ def _sweep_part(dataset: str, y: int, conv: str, steps: int, n: int, seed: int, 
     rows = sweep(dataset, y, tuple(sorted(float(w) + shift for w in ws)), tuple(ivs), steps, n, seed, kind)
     rows = [{**r, "w": r["w"] - shift} for r in rows]  # back to the chosen convention's w
     xlabel = "w (ε_u + w (ε_c − ε_u))" if conv == "scale" else "w ((1 + w) ε_c − w ε_u)"
-    fig = charts_labs.guidance_curves(rows, xlabel=xlabel)
+    fig = guidance_curves_plotly(rows, xlabel=xlabel)
     show_chart(fig, key="guide_curves")
     markdown_table([{"interval": r["interval"], "w": r["w"], "→ tilted": r["sw_tilted"], "floor": r["sw_tilted_floor"],
                      "→ p(x∣y)": r["sw_cond"], "floor ": r["sw_cond_floor"], "off-data": r["off_data"],
                      "modes": f"{r['modes_covered']}/{r['n_modes']}", "class share": r["class_share"]} for r in rows])
     keys = ["w", "sw_tilted", "sw_tilted_floor", "sw_cond", "sw_cond_floor", "off_data", "modes_covered", "class_share"]
-    downloads(f"guidance_sweep_{dataset}_y{y}", key="guide_sweep_dl", fig=fig, png=lambda: fig_png(pg.guidance_curves(rows)),
+    downloads(f"guidance_sweep_{dataset}_y{y}", key="guide_sweep_dl", fig=fig, png=lambda: fig_png(guidance_curves_mpl(rows)),
               csv=csv_bytes([[r[k] for k in keys] for r in rows], keys))
 
 
@@ -153,10 +155,10 @@ def _posterior_part(dataset: str, y: int, T: int) -> None:
     ds, schedule, _ = _setup(dataset)
     t = int(st.slider("Step t", 0, T - 1, key="guide_t"))
     ab = float(schedule.alpha_bars[t])
-    fig = charts_labs.class_posterior_heatmap(ds.mixture, ab, y, n=90)
+    fig = class_posterior_plotly(ds.mixture, ab, y, n=90)
     show_chart(fig, key="guide_posterior")
     downloads(f"class_posterior_{dataset}_y{y}_t{t}", key="guide_post_dl", fig=fig,
-              png=lambda: fig_png(pg.class_posterior_map(ds.mixture, ab, y, n=100)))
+              png=lambda: fig_png(class_posterior_mpl(ds.mixture, ab, y, n=100)))
 
 
 def section() -> None:

@@ -1,7 +1,7 @@
 """Labs page, section "Likelihood": the probability-flow ODE's log p of held-out points against the exact
 log p, KL(p ‖ p_θ) = NLL − H of the toy model (the session's, else the shipped one) next to the oracle's, and the
 ELBO's terms by step. Maths from :func:`toydiff.toy.labs.likelihood_report` (``toydiff.evaluation.likelihood``,
-``toydiff.evaluation.elbo``); figures from :mod:`toydiff.toy.charts_labs`, exports from :mod:`toydiff.toy.plots_labs`."""
+``toydiff.evaluation.elbo``); figures from :mod:`toydiff.toy.figures.likelihood`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from apps.charts import csv_bytes, downloads, mixture_section, show_chart
 from apps.toy_data import dataset_names
 from apps.toy_state import TrainedToy, run_for
 from apps.ui import fig_png, readable_errors
-from toydiff.toy import charts, charts_labs, labs, plots_labs
+from toydiff.toy import labs
+from toydiff.toy.figures import base as figure_base
+from toydiff.toy.figures.likelihood import (elbo_mpl, elbo_plotly, likelihood_check_mpl, likelihood_grid_plotly,
+                                            likelihood_points_plotly)
 from toydiff.toy.run import ToyRun, oracle_run
 
 __all__ = ["URL_KEYS", "DEFAULTS", "ALLOWED", "section", "arrays_csv", "grid_report"]
@@ -42,7 +45,7 @@ def grid_report(key: tuple, _run: ToyRun, n: int) -> dict:
     """log p over ``n`` points (1-D) or an ``n × n`` grid (2-D) around the data, in model units: exact, and by
     the PF-ODE for the oracle and the model. Arrays ``[n]`` or ``[n, n]`` (rows = y)."""
     oracle, s = _run.oracle, _run.schedule
-    lo, hi = charts.extent(mixture=oracle)
+    lo, hi = figure_base.extent(mixture=oracle)
     xs = np.linspace(lo[0], hi[0], n)
     ys = None if oracle.D == 1 else np.linspace(lo[1], hi[1], n)
     pts = xs[:, None] if ys is None else np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
@@ -100,7 +103,7 @@ def _form() -> tuple[int, int, int, bool]:
 def _grid(dataset: str, run: ToyRun, trained: TrainedToy | None) -> None:
     n = GRID_1D if run.dataset.dim == 1 else GRID_2D
     g = grid_report((dataset, None if trained is None else trained.run_id, n), run, n)
-    fig = charts_labs.likelihood_grid(g["xs"], g["ys"], g["values"])
+    fig = likelihood_grid_plotly(g["xs"], g["ys"], g["values"])
     show_chart(fig, key="lik_grid_chart")
     st.caption("The colour scale (or the y axis) is clipped 15 nats below the top; hover shows the true value. Off "
                "the data the model's PF-ODE log p can be wrong by orders of magnitude: a network is only trained "
@@ -119,16 +122,16 @@ def _results(dataset: str, run: ToyRun, trained: TrainedToy | None, n: int, n_el
     _metrics(summary, who)
     c1, c2 = st.columns([2, 3])
     with c1:
-        fig = charts_labs.likelihood_points(arr["x"], arr["exact_log_p"], {k: arr[f"{k}_log_p"] for k in who})
+        fig = likelihood_points_plotly(arr["x"], arr["exact_log_p"], {k: arr[f"{k}_log_p"] for k in who})
         show_chart(fig, key="lik_chart")
         downloads(f"likelihood_{dataset}", key="lik_dl", fig=fig, csv=arrays_csv(arr, who), png=lambda: fig_png(
-            plots_labs.likelihood_check(arr["exact_log_p"], {k: arr[f"{k}_log_p"] for k in who})))
+            likelihood_check_mpl(arr["exact_log_p"], {k: arr[f"{k}_log_p"] for k in who})))
     with c2:
         terms = {k: arr[f"{k}_elbo"] for k in who}
-        fig = charts_labs.elbo_steps(terms)
+        fig = elbo_plotly(terms)
         show_chart(fig, key="lik_elbo")
         downloads(f"elbo_by_step_{dataset}", key="lik_elbo_dl", fig=fig,
-                  png=lambda: fig_png(plots_labs.elbo_by_step(terms)))
+                  png=lambda: fig_png(elbo_mpl(terms)))
     st.caption(f"{n} held-out points (model units: the data normalised by its exact mean and covariance, which "
                f"leaves every KL unchanged); schedule {summary['schedule']} T = {summary['T']}, ᾱ at the last step "
                f"{summary['terminal_alpha_bar']:.3g} (the N(0, I) prior costs even the oracle a little). The "

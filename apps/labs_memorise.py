@@ -1,7 +1,7 @@
 """Labs page, section "Memorisation": the exact optimal denoiser of a finite training set
 (:class:`toydiff.exact.EmpiricalDistribution`, a softmax over the training points) samples only training points;
 the copy rate (:func:`toydiff.evaluation.memorisation.copy_stats`) of its samples against n, next to the metric's chance
-level (fresh true samples). Figures from :mod:`toydiff.toy.charts_labs`, export from :mod:`toydiff.toy.plots_labs`."""
+level (fresh true samples). Figures from :mod:`toydiff.toy.figures.memorisation`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from apps.charts import csv_bytes, downloads, mixture_section, show_chart
 from apps.toy_data import dataset_names
 from apps.ui import fig_png, readable_errors
 from toydiff.evaluation.memorisation import COPY_RATIO, copy_stats
-from toydiff.toy import charts_labs, plots_labs
+from toydiff.toy.figures.memorisation import copies_plotly, copy_rate_plotly, memorisation_mpl
 from toydiff.toy.run import oracle_run
 
 __all__ = ["URL_KEYS", "DEFAULTS", "ALLOWED", "N_TRAIN", "section", "empirical_samples"]
@@ -64,12 +64,12 @@ def _one(dataset: str, n_train: int, method: str, steps: int, n: int, seed: int)
     cols[2].metric("median distance to the nearest", f"{r['median_nn']:.3g}")
     cols[3].metric("copy rate of fresh true points", f"{r['chance']:.1%}", help="the metric's chance level: true "
                    "samples that happen to sit near one training point")
-    fig = charts_labs.copies_figure(r["train"], r["samples"], r["is_copy"])
+    fig = copies_plotly(r["train"], r["samples"], r["is_copy"])
     show_chart(fig, key="mem_chart")
     d = r["samples"].shape[1]
     downloads(f"memorisation_{dataset}_n{n_train}", key="mem_dl", fig=fig,
               csv=csv_bytes(np.column_stack([r["samples"], r["is_copy"]]), [f"x{i}" for i in range(d)] + ["copy"]),
-              png=lambda: fig_png(plots_labs.memorisation_scatter(r["train"], {"empirical ε*": r["samples"]},
+              png=lambda: fig_png(memorisation_mpl(r["train"], {"empirical ε*": r["samples"]},
                                                                    {"empirical ε*": r["is_copy"]})))
 
 
@@ -79,7 +79,7 @@ def _sweep(dataset: str, method: str, steps: int, n: int, seed: int) -> None:
     sigma0 = float((1 - oracle_run(dataset).schedule.alpha_bars[0]).sqrt())
     rates = {f"empirical ε*, {method} {steps} steps": [r["rate"] for r in rows],
              "fresh true points (chance level)": [r["chance"] for r in rows]}
-    fig = charts_labs.copy_rate_curve(N_TRAIN, rates, ratio=COPY_RATIO)
+    fig = copy_rate_plotly(N_TRAIN, rates, ratio=COPY_RATIO)
     show_chart(fig, key="mem_curve")
     st.caption(f"Smallest noise level of this schedule: σ_0 = {sigma0:.3g} (model units). Training points closer "
                "together than that are not told apart by the last step, so samples land between them.")

@@ -10,7 +10,7 @@ import streamlit as st
 
 from apps.charts import csv_bytes, downloads, show_chart
 from apps.toy_data import DRAWN_KEY, drawn_points
-from toydiff.toy import charts
+from toydiff.toy.figures import base as figure_base, plotly_kit
 from toydiff.toy.drawn import kde_mixture
 
 __all__ = ["CANVAS_LIMIT", "canvas_figure", "parse_points", "draw_section"]
@@ -27,7 +27,7 @@ def _kde_grid(points: tuple) -> tuple | None:
     except ValueError:
         return None
     lo, hi = np.full(2, -CANVAS_LIMIT), np.full(2, CANVAS_LIMIT)
-    return charts.density_grid(mix, 1.0, lo, hi, 80)
+    return figure_base.density_grid(mix, 1.0, lo, hi, 80)
 
 
 def canvas_figure(points: tuple) -> go.Figure:
@@ -38,12 +38,12 @@ def canvas_figure(points: tuple) -> go.Figure:
     grid = _kde_grid(points) if len(points) > 2 else None
     if grid is not None:
         # no hover on the density: a click must land on the marker under it, not on a heatmap cell
-        fig.add_trace(charts.density_heatmap(*grid, name="KDE of your points").update(hoverinfo="skip",
+        fig.add_trace(plotly_kit.density_heatmap(*grid, name="KDE of your points").update(hoverinfo="skip",
                                                                                         hovertemplate=None))
     if points:
         p = np.array(points)
         fig.add_scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=f"your {len(p)} points",
-                        marker=dict(size=8, color=charts.SAMPLE_COLOR), hoverinfo="skip")
+                        marker=dict(size=8, color=figure_base.SAMPLE_COLOR), hoverinfo="skip")
     lim = [-CANVAS_LIMIT - 0.3, CANVAS_LIMIT + 0.3]
     fig.update_layout(template="plotly_white", height=460, margin=dict(l=30, r=10, t=30, b=30),
                       xaxis=dict(range=lim, fixedrange=True),

@@ -14,7 +14,10 @@ import toydiff as td
 from apps.schedule_widgets import build_schedule
 from apps.toy_state import TrainedToy, new_run_id
 from apps.ui import fig_png
-from toydiff.toy import charts, metrics, plots
+from toydiff.toy import metrics
+from toydiff.toy.figures.samples import (samples_vs_truth_mpl, samples_vs_truth_plotly, trajectories_1d_mpl,
+                                         trajectories_1d_plotly, trajectories_2d_mpl, trajectories_2d_plotly)
+from toydiff.toy.figures.training import eps_comparison_plotly, loss_curves_plotly
 from toydiff.toy.datasets import ToyDataset
 from toydiff.toy.models import MLPConfig
 from toydiff.toy.run import train_toy
@@ -37,12 +40,12 @@ METRIC_NOTES = {
 def data_view(key: tuple, _ds: ToyDataset, n: int, seed: int) -> tuple:
     """The data as an interactive figure, its points [n, D] and a PNG export maker's inputs."""
     x = _ds.sample(n, torch.Generator().manual_seed(seed))
-    fig = charts.samples_vs_truth(x, mixture=_ds.mixture, title=f"The data: {n:,} draws from {_ds.name}")
+    fig = samples_vs_truth_plotly(x, mixture=_ds.mixture, title=f"The data: {n:,} draws from {_ds.name}")
     return fig, x.numpy()
 
 
 def data_png(ds: ToyDataset, x: np.ndarray) -> bytes:
-    return fig_png(plots.samples_vs_truth(x, mixture=ds.mixture, title=f"The data: {len(x):,} draws from {ds.name}"))
+    return fig_png(samples_vs_truth_mpl(x, mixture=ds.mixture, title=f"The data: {len(x):,} draws from {ds.name}"))
 
 
 @st.cache_resource(max_entries=32, show_spinner="Comparing ε̂ with ε*…")
@@ -50,7 +53,7 @@ def eps_compare(run_id: int, _rec: TrainedToy, t: int) -> tuple:
     """The learned ε̂ and the exact ε* at step t (normalised space), and E_{x_t ~ p_t} |ε̂ − ε*|² / D."""
     s, model, oracle = _rec.run.schedule, _rec.run.model, _rec.oracle
     gap = None if oracle is None else metrics.eps_gap(model, oracle, s.alpha_bar(t), t)
-    return charts.eps_comparison(model, s, t, oracle=oracle), gap
+    return eps_comparison_plotly(model, s, t, oracle=oracle), gap
 
 
 @st.cache_data(max_entries=32, show_spinner="Sampling…")
@@ -82,14 +85,14 @@ def sample_figures(run_id: int, _res: dict, _ds: ToyDataset, key: tuple) -> tupl
     x, path, ts = _res["samples"], _res["path"], _res["timesteps"]
     truth = None if _ds.mixture is not None else _ds.sample(len(x), torch.Generator().manual_seed(1)).numpy()
     title = f"{key[0]}, {len(ts)} steps: samples vs truth"
-    f1 = charts.samples_vs_truth(x, mixture=_ds.mixture, true_samples=truth, title=title)
-    png1 = lambda: fig_png(plots.samples_vs_truth(x, mixture=_ds.mixture, true_samples=truth, title=title))  # noqa: E731
+    f1 = samples_vs_truth_plotly(x, mixture=_ds.mixture, true_samples=truth, title=title)
+    png1 = lambda: fig_png(samples_vs_truth_mpl(x, mixture=_ds.mixture, true_samples=truth, title=title))  # noqa: E731
     if _ds.dim == 1:
-        f2 = charts.trajectories_1d(path, ts, mixture=_ds.mixture, title=f"{key[0]} trajectories")
-        png2 = lambda: fig_png(plots.trajectories(path, ts, mixture=_ds.mixture, title=f"{key[0]} trajectories"))  # noqa: E731
+        f2 = trajectories_1d_plotly(path, ts, mixture=_ds.mixture, title=f"{key[0]} trajectories")
+        png2 = lambda: fig_png(trajectories_1d_mpl(path, ts, mixture=_ds.mixture, title=f"{key[0]} trajectories"))  # noqa: E731
     else:
-        f2 = charts.trajectories_2d(path, n=40, title=f"{key[0]}: reverse trajectories")
-        png2 = lambda: fig_png(plots.trajectories_2d(path, n=40, title=f"{key[0]}: reverse trajectories"))  # noqa: E731
+        f2 = trajectories_2d_plotly(path, n=40, title=f"{key[0]}: reverse trajectories")
+        png2 = lambda: fig_png(trajectories_2d_mpl(path, n=40, title=f"{key[0]}: reverse trajectories"))  # noqa: E731
     return f1, png1, f2, png2
 
 
@@ -114,7 +117,7 @@ def live_progress(epochs: int):
         bar.progress(rec["epoch"] / epochs, text=f"epoch {rec['epoch']}/{epochs}: train {rec['train_loss']:.4f}, "
                                                  f"held-out {rec['val_loss']:.4f}")
         if rec["epoch"] % every == 0 and rec["epoch"] < epochs:
-            live.plotly_chart(charts.loss_curves(seen, title="live"), key=f"toy_live_{rec['epoch']}")
+            live.plotly_chart(loss_curves_plotly(seen, title="live"), key=f"toy_live_{rec['epoch']}")
 
     return on_epoch, live
 

@@ -131,8 +131,8 @@ def run_trained(a) -> None:
 
 
 def write_targets_figure(path: str, runs: Path | None, seed: int = 0) -> int:
-    """The README figure of the two regression targets (toydiff.toy.plots_targets), and its numbers as tables."""
-    from toydiff.toy.plots_targets import T_BINS, field_errors, target_noise, targets_figure
+    """The README figure of the two regression targets (bench/figures_targets.py), and its numbers as tables."""
+    from figures_targets import T_BINS, field_errors, target_noise, targets_figure
 
     noise, errors = {}, {}
     for name in ("two_gaussians", "8gaussians"):

@@ -142,7 +142,7 @@ def write_figure(path: str, n: int = 2000, seeds: int = 2) -> int:
     """The README figure: distance vs NFE on both data sets, and exact ODE paths on 8gaussians."""
     from pathlib import Path
 
-    from toydiff.toy.plots_flow import distance_curves, figure_paths, flow_vs_diffusion_figure
+    from figures_flow import distance_curves, figure_paths, flow_vs_diffusion_figure
 
     curves = [distance_curves(name, n=n, seeds=seeds) for name in ("two_gaussians", "8gaussians")]
     fig = flow_vs_diffusion_figure(curves, figure_paths("8gaussians", n=16))
@@ -165,10 +165,10 @@ def main(argv=None) -> int:
     p.add_argument("--reflow-pairs", type=int, default=40_000)
     p.add_argument("--no-reflow", action="store_true", help="--trained: skip the reflow table")
     p.add_argument("--train-seed", type=int, default=0, help="--trained: the models' training seed (default 0)")
-    p.add_argument("--figure", default=None, help="only write the README figure (toydiff.toy.plots_flow) to this PNG "
+    p.add_argument("--figure", default=None, help="only write the README figure (bench/figures_flow.py) to this PNG "
                    "(n = 2,000, 2 seeds: ~1 min)")
     p.add_argument("--targets-figure", default=None, help="only the conditional vs stable-target figure "
-                   "(toydiff.toy.plots_targets) to this PNG, with its tables; trains 2 FM models per data set "
+                   "(bench/figures_targets.py) to this PNG, with its tables; trains 2 FM models per data set "
                    "(reused from --runs), ~2 min")
     p.add_argument("--mnist", action="store_true", help="only the MNIST tiny table (bench/flow_mnist.py)")
     p.add_argument("--minutes", type=float, default=15.0, help="--mnist: CPU training minutes per process")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from toydiff.toy import motion, motion_charts
+from toydiff.toy import motion
+from toydiff.toy.figures.motion import forward_animation_plotly, race_animation_plotly, reverse_animation_plotly
 from toydiff.toy.run import load_toy
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "toydiff" / "toy" / "weights"
@@ -34,13 +35,13 @@ def main(dataset: str = "8gaussians", n: int = 2000, steps: int = 50) -> None:
         rows.append((name, secs, len(fig.frames), len(fig.to_json()) / 1e6))
 
     x0 = run.normalizer.forward(run.dataset.sample(n, g).double())
-    timed(f"forward, {n} particles", lambda: motion_charts.forward_animation(
+    timed(f"forward, {n} particles", lambda: forward_animation_plotly(
         motion.forward_motion(x0, s, frames=steps, generator=g), oracle))
     x_T = torch.randn(n, run.dataset.dim, generator=g, dtype=torch.float64)
     fields = {"learned ε̂": run.eps_fn(), "exact ε*": oracle.eps_fn(s)}
-    timed(f"reverse ddim, {n} particles, learned + exact arrows", lambda: motion_charts.reverse_animation(
+    timed(f"reverse ddim, {n} particles, learned + exact arrows", lambda: reverse_animation_plotly(
         motion.reverse_motion(run.eps_fn(), x_T, s, method="ddim", steps=steps), mixture=oracle, fields=fields))
-    timed("race: exact PF-ODE, DDIM, DDPM (1 particle)", lambda: motion_charts.race_animation(
+    timed("race: exact PF-ODE, DDIM, DDPM (1 particle)", lambda: race_animation_plotly(
         motion.particle_race(oracle, s, x_T[:1], eps_fn=run.eps_fn(), steps=steps), mixture=oracle))
     print(f"{dataset}, {steps} steps, 1 torch thread\n")
     print("| animation | seconds | frames | JSON (MB) |\n|---|---:|---:|---:|")

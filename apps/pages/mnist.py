@@ -15,7 +15,7 @@ import numpy as np
 from toydiff.sampling.flow_steps import FLOW_METHODS
 
 from apps import page_state
-from apps.charts_labs import denoising_animation
+from toydiff.toy.figures.motion import denoising_animation_plotly
 from apps.models import checkpoint_picker, load_path, mnist_test
 from apps.ui import fig_png, readable_errors, session_memo, show_png
 from image_track import plots as image_plots
@@ -231,7 +231,7 @@ if lm.conditional:
     prog_digit = int(c1.selectbox("Digit", list(range(10)), index=3, key="mnist_prog_digit"))
 with readable_errors("Recording the denoising"):
     xt, x0, ts = denoise_frames(key, lm, prog_digit, w, method, steps, eta, seed)
-    c2.plotly_chart(denoising_animation(xt, x0, ts), key="mnist_anim")
+    c2.plotly_chart(denoising_animation_plotly(xt, x0, ts), key="mnist_anim")
 if st.toggle("The same as a still strip and a GIF (for export)", value=False, key="mnist_strip_on"):
     frames = int(st.slider("Frames in the strip", 4, 12, 8, key="mnist_frames"))
     with readable_errors("Recording the progression"):

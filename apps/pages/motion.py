@@ -1,6 +1,6 @@
 """Motion against the truth: the forward process, a particle cloud under any sampler and one particle under
 three samplers, each played in the browser (Plotly frames: play / pause without a rerun) over the exact
-density of x_t. All maths from :mod:`toydiff.toy.motion`; figures from :mod:`toydiff.toy.motion_charts`."""
+density of x_t. All maths from :mod:`toydiff.toy.motion`; figures from :mod:`toydiff.toy.figures.motion`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from apps.charts import csv_bytes, downloads, section_notes, share_settings, sho
 from apps.toy_data import DRAWN, dataset_names, drawn_points, get_data
 from apps.toy_state import TrainedToy, run_for
 from apps.ui import fig_png, readable_errors
-from toydiff.toy import motion, motion_charts, plots
+from toydiff.toy import motion
+from toydiff.toy.figures.motion import forward_animation_plotly, race_animation_plotly, reverse_animation_plotly
+from toydiff.toy.figures.samples import trajectories_1d_mpl, trajectories_2d_mpl
+from toydiff.toy.figures.schedules import forward_density_mpl
 from toydiff.toy.run import ToyRun, oracle_run
 
 METHODS = list(td.METHODS)
@@ -41,7 +44,7 @@ def forward_figure(key: tuple, _run: ToyRun, n: int, frames: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     x0 = _run.normalizer.forward(_run.dataset.sample(n, g).double())
     mo = motion.forward_motion(x0, _run.schedule, frames=frames, generator=g)
-    return mo, motion_charts.forward_animation(mo, _run.oracle, title=f"Forward process of {_run.dataset.name}")
+    return mo, forward_animation_plotly(mo, _run.oracle, title=f"Forward process of {_run.dataset.name}")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Precomputing the reverse frames…")
@@ -55,9 +58,9 @@ def reverse_figure(key: tuple, _run: ToyRun, _trained: TrainedToy | None, method
     mo = motion.reverse_motion(eps_fn, x_T, s, method=method, steps=steps, generator=g)
     title = f"{method}, {len(mo.timesteps) - 1} steps with the {denoiser if learned is not None else 'exact ε*'}"
     if _run.dataset.dim == 1:
-        return mo, motion_charts.forward_animation(mo, oracle, title=title)
+        return mo, forward_animation_plotly(mo, oracle, title=title)
     fields = {**({"learned ε̂": learned} if learned is not None else {}), "exact ε*": oracle.eps_fn(s)}
-    return mo, motion_charts.reverse_animation(mo, mixture=oracle, fields=fields, title=title)
+    return mo, reverse_animation_plotly(mo, mixture=oracle, fields=fields, title=title)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Solving the exact PF-ODE…")
@@ -66,7 +69,7 @@ def race_figure(key: tuple, _run: ToyRun, _trained: TrainedToy | None, steps: in
     eps_fn = _run.eps_fn() if denoiser == "learned ε̂" and _trained is not None else oracle.eps_fn(s)
     x_T = torch.randn(1, _run.dataset.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     race = motion.particle_race(oracle, s, x_T, eps_fn=eps_fn, steps=steps, seed=seed)
-    return race, motion_charts.race_animation(race, mixture=oracle,
+    return race, race_animation_plotly(race, mixture=oracle,
                                               title=f"One x_T (seed {seed}), {steps} steps; DDIM/DDPM with {denoiser}")
 
 
@@ -117,7 +120,7 @@ with readable_errors("The forward animation"):
     mo_f, fig_f = forward_figure(dkey, run, n_fwd, fr_fwd, seed_fwd)
     show_chart(fig_f, key="mo_fwd_chart")
     downloads("forward_process", key="mo_fwd_dl", fig=fig_f, csv=frames_csv(mo_f),
-              png=lambda: fig_png(plots.forward_density(run.oracle, run.schedule)))
+              png=lambda: fig_png(forward_density_mpl(run.oracle, run.schedule)))
 
 with section_form("(b) Reverse process: a cloud under any sampler",
                   (r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon(x_t,t)}{\sqrt{\bar\alpha_t}},\qquad "
@@ -136,8 +139,8 @@ with readable_errors("The reverse animation"):
     mo_r, fig_r = reverse_figure(dkey, run, trained, method, steps, n_rev, denoiser, seed_rev)
     show_chart(fig_r, key="mo_rev_chart")
     downloads("reverse_process", key="mo_rev_dl", fig=fig_r, csv=frames_csv(mo_r),
-              png=lambda: fig_png(plots.trajectories_2d(mo_r.x) if mo_r.x.shape[-1] == 2 else
-                                  plots.trajectories(mo_r.x, list(mo_r.timesteps[:-1]), mixture=run.oracle)))
+              png=lambda: fig_png(trajectories_2d_mpl(mo_r.x) if mo_r.x.shape[-1] == 2 else
+                                  trajectories_1d_mpl(mo_r.x, list(mo_r.timesteps[:-1]), mixture=run.oracle)))
 
 with section_form("(c) One particle: exact PF-ODE, DDIM and DDPM",
                   (r"\frac{dy}{d\sigma} = \varepsilon^*\!\Big(\frac{y}{\sqrt{1+\sigma^2}},\,t\Big),\quad "

@@ -13,13 +13,13 @@ import torch
 import toydiff as td
 from apps import page_state
 from apps.charts import downloads, section_notes, show_chart
-from apps.charts_labs import convergence_figure
 from apps.sampler_sweep import FLOW_SHIFTS, Line, ddim_euler_gap, distance, line_label, mean_spread, nfe, run_line
 from apps.schedule_widgets import schedule_or_error, schedule_picker, spec_of
 from apps.toy_data import dataset_names, describe_dataset, load_dataset, mixture_of
 from apps.toy_state import TrainedToy, toy_run
 from apps.ui import fig_png, markdown_table, readable_errors, show_png
-from toydiff.toy import plots
+from toydiff.toy.figures.samples import samples_vs_truth_mpl
+from toydiff.toy.figures.sampling import convergence_mpl, convergence_plotly
 
 STEP_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 SAMPLE_CHOICES = (500, 1000, 2000, 5000)
@@ -88,7 +88,7 @@ def side_png(key: tuple, _src: Source, method: str, steps: int, n: int, seed: in
     d = distance(x.double(), _src.truth(n, seed + 1000))[1]
     ds = load_dataset(_src.dataset)
     truth = None if ds.mixture is not None else ds.sample(n, torch.Generator().manual_seed(1))
-    fig = plots.samples_vs_truth(_src.to_data(x), mixture=ds.mixture, true_samples=truth,
+    fig = samples_vs_truth_mpl(_src.to_data(x), mixture=ds.mixture, true_samples=truth,
                                  title=f"{method}, {steps} steps")
     if _src.dim == 1:
         fig.set_size_inches(5.5, 4)
@@ -153,7 +153,7 @@ def csv_bytes(curves: dict, floor: tuple[float, float], metric: str) -> bytes:
 @st.cache_data(max_entries=16, show_spinner=False)
 def export_png(curves: dict, floor: tuple[float, float], metric: str, by_nfe: bool) -> bytes:
     xs = "nfe" if by_nfe else "steps"
-    return fig_png(plots.convergence({k: (c[xs], c["mean"]) for k, c in curves.items()}, floor[0], metric=metric,
+    return fig_png(convergence_mpl({k: (c[xs], c["mean"]) for k, c in curves.items()}, floor[0], metric=metric,
                                      xlabel="network evaluations" if by_nfe else "sampler steps"))
 
 
@@ -192,7 +192,7 @@ def show_sweep(src: Source, lines: list[Line], steps_list: list[int], n: int, se
     xlabel = "network evaluations" if by_nfe else "sampler steps"
     for c in curves.values():
         c["x"] = c["nfe"] if by_nfe else c["steps"]
-    fig = convergence_figure(curves, floor, metric=metric, xlabel=xlabel)
+    fig = convergence_plotly(curves, floor, metric=metric, xlabel=xlabel)
     show_chart(fig, key="lab_chart")
     st.caption(f"{metric} between {n:,} samples and {n:,} fresh true points, mean ± one standard deviation over "
                f"{seeds} seed{'s' * (seeds > 1)}. **Floor:** two true sets of this size sit here on average; single "

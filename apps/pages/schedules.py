@@ -10,23 +10,23 @@ import torch
 import toydiff as td
 from apps import page_state
 from apps.charts import downloads, section_notes, show_chart
-from apps.charts_labs import embedding_figure, schedule_figure
 from apps.models import mnist_test
 from apps.schedule_widgets import ScheduleSpec, build_schedule, schedule_or_error, schedule_picker, spec_label, spec_of
 from apps.toy_data import dataset_names, describe_dataset, mixture_of
 from apps.ui import fig_png, markdown_table, readable_errors, show_png
 from image_track import plots as image_plots
-from toydiff.toy import plots
+from toydiff.toy.figures.schedules import (embedding_plotly, forward_density_mpl, schedule_curves_mpl,
+                                           schedule_curves_plotly)
 
 
 @st.cache_data(max_entries=32, show_spinner="Drawing the schedule curves…")
 def curves_png(specs: tuple[ScheduleSpec, ...]) -> bytes:
-    return fig_png(plots.schedule_curves(*[build_schedule(s)[0] for s in specs], labels=[spec_label(s) for s in specs]))
+    return fig_png(schedule_curves_mpl(*[build_schedule(s)[0] for s in specs], labels=[spec_label(s) for s in specs]))
 
 
 @st.cache_data(max_entries=32, show_spinner="Computing the exact marginals q(x_t)…")
 def forward_png(dataset: str, spec: ScheduleSpec, n_samples: int, n_panels: int, seed: int) -> bytes:
-    fig = plots.forward_density(mixture_of(dataset), build_schedule(spec)[0], n_samples=n_samples, n_panels=n_panels,
+    fig = forward_density_mpl(mixture_of(dataset), build_schedule(spec)[0], n_samples=n_samples, n_panels=n_panels,
                                 generator=torch.Generator().manual_seed(seed))
     return fig_png(fig)
 
@@ -55,7 +55,7 @@ def curves_chart(specs: tuple[ScheduleSpec, ...]):
     for spec in specs:
         s = build_schedule(spec)[0]
         series.append((spec_label(spec), s.betas.numpy(), s.alpha_bars.numpy(), s.snr.numpy()))
-    return schedule_figure(series)
+    return schedule_curves_plotly(series)
 
 
 def plan_csv(table: list[dict]) -> bytes:
@@ -173,7 +173,7 @@ if sched_a is not None:
                "channels alias into a solid block). Hover a cell for its value.")
     dim = st.select_slider("Embedding width", [8, 16, 32, 64, 128, 256], key="emb_dim")
     with readable_errors("Drawing the embedding"):
-        emb = embedding_figure(int(dim), sched_a.T)
+        emb = embedding_plotly(int(dim), sched_a.T)
         show_chart(emb, key="emb_chart")
         downloads(f"embedding_{dim}", key="emb_dl", fig=emb)
 page_state.publish(URL_KEYS)

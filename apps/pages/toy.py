@@ -14,7 +14,7 @@ from apps.toy_draw import draw_section
 from apps.toy_state import TOY_RUN_KEY, run_for, toy_run
 from apps.toy_work import data_png, data_view, eps_compare, report_rows, sample_figures, toy_samples, train
 from apps.ui import markdown_table, readable_errors
-from toydiff.toy import charts
+from toydiff.toy.figures.training import loss_curves_plotly
 from toydiff.toy.models import MLPConfig
 
 METHODS, SPACINGS = list(td.METHODS), ["method's default"] + list(td.schedules.SPACINGS)
@@ -117,7 +117,7 @@ st.caption("**Why train and held-out losses differ.** The train loss averages �
            "the epoch's changing weights; the held-out loss averages over uniform t with the EMA weights — the same "
            "measure as the floor. Compare held-out with the floor; do not compare train with either.")
 with readable_errors("Drawing the loss curves"):
-    show_chart(charts.loss_curves(h, title=trained.dataset), key="toy_loss_chart")
+    show_chart(loss_curves_plotly(h, title=trained.dataset), key="toy_loss_chart")
 
 # --- 3 · ε̂ vs ε* ------------------------------------------------------------------------------------------
 st.subheader("3 · Learned ε̂ against the exact ε*")

@@ -346,7 +346,7 @@ import torch, matplotlib
 n = torch.get_num_threads()
 torch.set_num_threads(3)
 import apps.ui, apps.models, apps.schedule_widgets, apps.toy_data, apps.toy_state, apps.launch
-import image_track.plots, toydiff.toy.plots
+import image_track.plots, toydiff.toy.figures.samples
 assert torch.get_num_threads() == 3, torch.get_num_threads()
 assert matplotlib.get_backend().lower() == "svg", matplotlib.get_backend()
 assert apps.launch.configure_process() == 1

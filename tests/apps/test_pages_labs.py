@@ -1,6 +1,6 @@
 """The issue-15 elements of the Schedules, Sampler lab, MNIST and Image lab pages through AppTest (Plotly charts,
 the MNIST animation, error bars and spacings, flow samplers, forms, URL settings, downloads, the fixed figures),
-and the helpers behind them (apps.sampler_sweep, apps.charts_labs, apps.page_state, apps.models)."""
+and the helpers behind them (apps.sampler_sweep, apps.page_state, apps.models)."""
 
 from __future__ import annotations
 
@@ -71,16 +71,17 @@ def test_sweep_lines_costs_and_spread():
 
 
 def test_denoising_animation_and_embedding_figures():
-    from apps.charts_labs import denoising_animation, embedding_figure
+    from toydiff.toy.figures.motion import denoising_animation_plotly
+    from toydiff.toy.figures.schedules import embedding_plotly
 
     xt, x0 = np.random.default_rng(0).uniform(-1, 1, (2, 5, 28, 28))
-    fig = denoising_animation(xt, x0, [40, 30, 20, 10, -1])
+    fig = denoising_animation_plotly(xt, x0, [40, 30, 20, 10, -1])
     assert len(fig.frames) == 5 and [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ Play", "❚❚ Pause"]
     assert [s.label for s in fig.layout.sliders[0].steps] == ["40", "30", "20", "10", "-1"]
     np.testing.assert_allclose(fig.frames[3].data[1].z, x0[3][::-1])
     with pytest.raises(ValueError, match="len"):
-        denoising_animation(xt, x0, [1, 2])
-    emb = embedding_figure(32, 1000)
+        denoising_animation_plotly(xt, x0, [1, 2])
+    emb = embedding_plotly(32, 1000)
     heat = emb.data[0]
     assert len(heat.x) == 200  # the first 200 steps, where the fastest channel is resolved
     assert np.std(np.asarray(heat.z)[0]) > 0.5  # channel 0 oscillates (no solid block)
@@ -98,9 +99,9 @@ def test_query_param_parsers():
 def test_exported_figures_are_fixed():
     from image_track.models import build_model
     from image_track.sampling import guidance_sweep_figure
-    from toydiff.toy import plots
+    from toydiff.toy.figures.schedules import schedule_curves_mpl
 
-    fig = plots.schedule_curves(td.schedules.linear(), td.schedules.cosine())
+    fig = schedule_curves_mpl(td.schedules.linear(), td.schedules.cosine())
     assert fig.axes[1].get_legend() is None and len(fig.legends) == 1  # under the panels, not over ᾱ
     torch.manual_seed(0)
     cond = build_model("tiny", num_classes=10)

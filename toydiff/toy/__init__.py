@@ -4,7 +4,8 @@
   :class:`~toydiff.GaussianMixture` where one exists;
 - :mod:`~toydiff.toy.models`: the time-conditioned MLP noise predictor;
 - :mod:`~toydiff.toy.metrics`: sample sets against the truth, each next to its two-sample noise floor;
-- :mod:`~toydiff.toy.plots`: the track's figures (functions return a matplotlib Figure);
+- :mod:`~toydiff.toy.figures`: the track's figures by concept, each drawn with matplotlib (``*_mpl``) and
+  Plotly (``*_plotly``) over data prepared once;
 - :mod:`~toydiff.toy.run`: one run end to end (``train_toy``, ``load_toy``, ``oracle_run``), shared by the
   CLI, the app and the benchmarks; DDPM or flow matching (``process="flow"``);
 - :mod:`~toydiff.toy.reflow`: one round of reflow of a flow run (Liu et al. 2023) and path straightness;

@@ -161,9 +161,9 @@ def _train(a) -> int:
         if (out / CHECKPOINT_NAME).exists() and not a.resume:  # by a run that ended just before
             fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume or choose another --out")
         run = train_toy(ds, **settings, n_val=a.n_val, seed=a.seed, out=out, resume=a.resume, progress=not a.quiet)
-        from toydiff.toy import plots
+        from toydiff.toy.figures.training import loss_curves_mpl
 
-        plots.loss_curves(run.history, title=ds.name, meta=run.metadata).savefig(out / "loss.png", dpi=110)
+        loss_curves_mpl(run.history, title=ds.name, meta=run.metadata).savefig(out / "loss.png", dpi=110)
     last = run.history.records[-1]
     floor = run.history.floor
     ratio = f" = {last['val_loss'] / floor:.4f} x the Bayes floor {floor:.4f}" if floor else ""
@@ -212,7 +212,10 @@ def _report(a) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from toydiff.toy import metrics, plots
+    from toydiff.toy import metrics
+    from toydiff.toy.figures.samples import kde_vs_histogram_mpl, scatter_with_density_mpl, trajectories_1d_mpl
+    from toydiff.toy.figures.schedules import forward_density_mpl
+    from toydiff.toy.figures.training import loss_curves_mpl, vector_fields_mpl
     from toydiff.sampling.trajectory import TrajectoryRecorder
 
     out = check_writable(a.out, "--out", folder=True)
@@ -225,22 +228,22 @@ def _report(a) -> int:
     true = ds.sample(a.n, torch.Generator().manual_seed(a.seed + 1))
     label = f"{ds.name}: {_sampler_label(run, a)}, {'exact oracle' if a.oracle else 'model'}"
     if ds.dim == 1:
-        figures["samples"] = plots.kde_vs_histogram(x, mixture=mixture, true_samples=None if mixture else true,
+        figures["samples"] = kde_vs_histogram_mpl(x, mixture=mixture, true_samples=None if mixture else true,
                                                     title=label)
         path = run.normalizer.inverse(rec.path().double())
-        figures["trajectories"] = plots.trajectories(path, rec.timesteps, mixture=mixture)
+        figures["trajectories"] = trajectories_1d_mpl(path, rec.timesteps, mixture=mixture)
     else:
-        figures["samples"] = plots.scatter_with_density(x, mixture=mixture, true_samples=None if mixture else true,
+        figures["samples"] = scatter_with_density_mpl(x, mixture=mixture, true_samples=None if mixture else true,
                                                         title=label)
     if ds.dim == 2 and run.process == "vp":  # the ε field over a noise schedule (a flow run has none)
         fns = {} if (a.oracle or run.model is None) else {"learned ε̂": run.eps_fn()}
         if run.oracle is not None:
             fns["exact ε*"] = run.eps_fn(exact=True)
-        figures["vector_field"] = plots.vector_fields(fns, run.schedule, t=run.schedule.T // 10)
+        figures["vector_field"] = vector_fields_mpl(fns, run.schedule, t=run.schedule.T // 10)
     if run.history is not None and run.history.records:
-        figures["loss"] = plots.loss_curves(run.history, title=ds.name, meta=run.metadata)
+        figures["loss"] = loss_curves_mpl(run.history, title=ds.name, meta=run.metadata)
     if run.oracle is not None and run.process == "vp":
-        figures["forward"] = plots.forward_density(run.oracle, run.schedule)
+        figures["forward"] = forward_density_mpl(run.oracle, run.schedule)
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
         fig.savefig(out / f"{name}.png", dpi=110)

@@ -78,7 +78,7 @@ def run(a) -> int:
 
     matplotlib.use("Agg")
     from toydiff.toy import guidance_eval as ge
-    from toydiff.toy import plots_guidance as pg
+    from toydiff.toy.figures.guidance import class_posterior_mpl, guidance_curves_mpl, guided_panels_mpl
     from toydiff.toy.recipes import RECIPE_2D
 
     ds = get_labelled(a.dataset)
@@ -99,10 +99,10 @@ def run(a) -> int:
         rows += ge.guidance_table(den, schedule, nz, gm, y=a.y, ws=a.w, intervals=intervals, n=a.n, seed=a.seed,
                                   method=a.method, steps=a.steps, keep=keep, targets=targets)
         for iv in intervals:
-            figures[f"panels_{den.name}_{iv}"] = pg.guided_panels(
+            figures[f"panels_{den.name}_{iv}"] = guided_panels_mpl(
                 {float(w): keep[(iv, float(w))] for w in a.w}, targets, title=f"{ds.name}, y = {a.y}: {den.name} CFG, {iv} interval")
-    figures["curves"] = pg.guidance_curves(rows, title=f"{ds.name}, y = {a.y}: CFG against w")
-    figures["posterior"] = pg.class_posterior_map(gm, float(schedule.alpha_bars[intervals["limited"][0]]), a.y)
+    figures["curves"] = guidance_curves_mpl(rows, title=f"{ds.name}, y = {a.y}: CFG against w")
+    figures["posterior"] = class_posterior_mpl(gm, float(schedule.alpha_bars[intervals["limited"][0]]), a.y)
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
         fig.savefig(out / f"{name}.png", dpi=100)

@@ -59,7 +59,8 @@ def _likelihood(a) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from toydiff.toy import labs, plots_labs
+    from toydiff.toy import labs
+    from toydiff.toy.figures.likelihood import elbo_mpl, likelihood_check_mpl
     from toydiff.toy.run import load_toy, oracle_run
 
     if (a.run is None) == (not a.oracle):
@@ -69,9 +70,9 @@ def _likelihood(a) -> int:
     summary, arr = labs.likelihood_report(run, n=a.n, n_elbo=a.n_elbo, seed=a.seed, rtol=a.rtol, variance=a.variance)
     who = [w for w in ("model", "oracle") if w in summary]
     out.mkdir(parents=True, exist_ok=True)
-    plots_labs.likelihood_check(arr["exact_log_p"], {w: arr[f"{w}_log_p"] for w in who},
+    likelihood_check_mpl(arr["exact_log_p"], {w: arr[f"{w}_log_p"] for w in who},
                                 title=f"{run.dataset.name}: PF-ODE vs exact").savefig(out / "likelihood.png", dpi=110)
-    plots_labs.elbo_by_step({w: arr[f"{w}_elbo"] for w in who},
+    elbo_mpl({w: arr[f"{w}_elbo"] for w in who},
                             title=f"{run.dataset.name}: ELBO terms ({a.variance} variance)").savefig(out / "elbo.png",
                                                                                                  dpi=110)
     (out / "likelihood.json").write_text(json.dumps(summary, indent=1))
@@ -88,7 +89,8 @@ def _memorise(a) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from toydiff.toy import labs, plots_labs
+    from toydiff.toy import labs
+    from toydiff.toy.figures.memorisation import memorisation_mpl
     from toydiff.toy.run import load_toy, oracle_run
 
     if (a.run is None) == (a.n_train is None):
@@ -105,7 +107,7 @@ def _memorise(a) -> int:
     summary, arr = labs.memorisation_report(run, train, n=a.n, seed=a.seed, method=a.method, steps=a.steps)
     who = [w for w in ("model", "empirical") if w in summary]
     out.mkdir(parents=True, exist_ok=True)
-    plots_labs.memorisation_scatter(train, {w: arr[w] for w in who}, {w: arr[f"{w}_copy"] for w in who},
+    memorisation_mpl(train, {w: arr[w] for w in who}, {w: arr[f"{w}_copy"] for w in who},
                                     title=f"{run.dataset.name}, {train.shape[0]} training points "
                                           f"(copy: nearest/second < 1/3)").savefig(out / "memorise.png", dpi=110)
     (out / "memorise.json").write_text(json.dumps(summary, indent=1))

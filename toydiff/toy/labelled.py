@@ -59,7 +59,7 @@ class LabelledDataset:
         return self.mixture is not None
 
     def unlabelled(self) -> ToyDataset:
-        """The same distribution without labels, for :mod:`toydiff.toy.metrics` and :mod:`toydiff.toy.plots`."""
+        """The same distribution without labels, for :mod:`toydiff.toy.metrics` and :mod:`toydiff.toy.figures`."""
         return ToyDataset(self.name, self.dim, self.description, self.mixture,
                           None if self._sampler is None else (lambda n, g: self._sampler(n, g)[0]))
 

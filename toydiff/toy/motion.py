@@ -1,6 +1,6 @@
 """Motion against the truth: the numbers behind the forward / reverse animations of the toy track.
 
-Pure computation (no plotting; :mod:`toydiff.toy.motion_charts` draws these as Plotly animations):
+Pure computation (no plotting; :mod:`toydiff.toy.figures.motion` draws these as Plotly animations):
 
 - :func:`forward_motion` — fixed x_0 and ε, moved along x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε (Ho et al. 2020 eq. 4)
   at a few steps, so each particle travels smoothly from the data to N(0, I);

@@ -12,7 +12,7 @@ gradient clipping, :func:`~toydiff.training.lr.lr_factor` learning rate, EMA upd
 :mod:`~toydiff.training.hooks` at step, evaluation, epoch and checkpoint time. Checkpoints (:mod:`toydiff.training.checkpoint`,
 atomic) hold everything needed to resume to the very same weights as an uninterrupted run. Under
 ``torch.distributed`` the engine sums epoch statistics over processes, gathers every process's generator
-state into the checkpoint, and lets only process 0 write. No plotting here (see :mod:`toydiff.toy.plots`).
+state into the checkpoint, and lets only process 0 write. No plotting here (see :mod:`toydiff.toy.figures`).
 """
 
 from __future__ import annotations

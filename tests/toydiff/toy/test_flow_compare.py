@@ -1,5 +1,5 @@
 """toydiff.toy.flow_compare: exact flow and VP paths from one x_1, their lengths and straightness; the Plotly
-figures of the labs (toydiff.toy.charts_labs)."""
+figures of the labs (toydiff.toy.figures)."""
 
 from __future__ import annotations
 
@@ -81,27 +81,30 @@ def test_bad_input_names_the_argument():
 def test_lab_figures():
     pytest.importorskip("plotly")
     from toydiff.exact.guidance import tilted_target
-    from toydiff.toy import charts_labs
+    from toydiff.toy.figures.flow import paths_plotly
+    from toydiff.toy.figures.guidance import class_posterior_plotly, guidance_curves_plotly, target_panels_plotly
+    from toydiff.toy.figures.likelihood import elbo_plotly, likelihood_grid_plotly, likelihood_points_plotly
+    from toydiff.toy.figures.memorisation import copies_plotly, copy_rate_plotly
     from toydiff.toy.labelled import get_labelled
 
     gm = get_labelled("8gaussians_2class").mixture
     tg = tilted_target(gm.condition(0), gm, 2.0, n=32)
-    fig = charts_labs.target_panels([("tilted", tg), ("p(x|y)", tg)], gm.sample(50, torch.Generator().manual_seed(0)))
+    fig = target_panels_plotly([("tilted", tg), ("p(x|y)", tg)], gm.sample(50, torch.Generator().manual_seed(0)))
     assert [t.type for t in fig.data] == ["heatmap", "scattergl"] * 2
-    fig = charts_labs.class_posterior_heatmap(gm, 0.5, 1, n=20)
+    fig = class_posterior_plotly(gm, 0.5, 1, n=20)
     z = torch.tensor(fig.data[0].z)
     assert z.shape == (20, 20) and 0 <= float(z.min()) and float(z.max()) <= 1
     x = x1(5)
-    fig = charts_labs.paths_figure({"a": torch.stack([x, 0.5 * x]), "b": torch.stack([x, x.flip(0)])})
+    fig = paths_plotly({"a": torch.stack([x, 0.5 * x]), "b": torch.stack([x, x.flip(0)])})
     assert sum(t.mode == "lines" for t in fig.data) == 10
-    one_d = charts_labs.paths_figure({"a": torch.stack([x[:, :1], 0.5 * x[:, :1]])})
+    one_d = paths_plotly({"a": torch.stack([x[:, :1], 0.5 * x[:, :1]])})
     assert list(one_d.data[0].x) == [0.0, 1.0]
     row = dict(source="exact", interval="full", w=1.0, sw_tilted=0.1, sw_tilted_floor=0.05, sw_cond=0.1,
                sw_cond_floor=0.05, off_data=0.0, modes_covered=4, n_modes=4, class_share=1.0)
-    fig = charts_labs.guidance_curves([row, {**row, "w": 2.0, "sw_tilted": 0.3}])
+    fig = guidance_curves_plotly([row, {**row, "w": 2.0, "sw_tilted": 0.3}])
     assert list(fig.data[0].y) == [0.1, 0.3]
-    for bad in (lambda: charts_labs.target_panels([], x), lambda: charts_labs.guidance_curves([]),
-                lambda: charts_labs.paths_figure({}), lambda: charts_labs.class_posterior_heatmap(
+    for bad in (lambda: target_panels_plotly([], x), lambda: guidance_curves_plotly([]),
+                lambda: paths_plotly({}), lambda: class_posterior_plotly(
                     td.GaussianMixture.diagonal(torch.ones(1), torch.zeros(1, 1), 1.0), 0.5, 0)):
         with pytest.raises(ValueError):
             bad()
@@ -110,31 +113,34 @@ def test_lab_figures():
 def test_likelihood_and_memorisation_figures():
     pytest.importorskip("plotly")
     from toydiff.evaluation.elbo import ELBOTerms
-    from toydiff.toy import charts_labs
+    from toydiff.toy.figures.flow import paths_plotly
+    from toydiff.toy.figures.guidance import class_posterior_plotly, guidance_curves_plotly, target_panels_plotly
+    from toydiff.toy.figures.likelihood import elbo_plotly, likelihood_grid_plotly, likelihood_points_plotly
+    from toydiff.toy.figures.memorisation import copies_plotly, copy_rate_plotly
 
     x = x1(30)
     lp = -(x**2).sum(1) / 2
-    fig = charts_labs.likelihood_points(x, lp, {"oracle": lp + 0.01})
+    fig = likelihood_points_plotly(x, lp, {"oracle": lp + 0.01})
     assert fig.data[1].name == "oracle (mean gap -0.010)"
-    fig = charts_labs.likelihood_points(x[:, :1], lp, {"oracle": lp})
+    fig = likelihood_points_plotly(x[:, :1], lp, {"oracle": lp})
     assert list(fig.data[0].x) == sorted(fig.data[0].x)
-    fig = charts_labs.likelihood_grid([0.0, 1.0], [0.0, 1.0], {"a": np.array([[0.0, -1.0], [-100.0, -2.0]])}, span=10)
+    fig = likelihood_grid_plotly([0.0, 1.0], [0.0, 1.0], {"a": np.array([[0.0, -1.0], [-100.0, -2.0]])}, span=10)
     assert fig.data[0].zmin == -10 and fig.data[0].z.min() == -10 and fig.data[0].customdata.min() == -100
-    fig = charts_labs.likelihood_grid([0.0, 1.0, 2.0], None, {"a": np.array([0.0, -50.0, -1.0])}, span=10)
+    fig = likelihood_grid_plotly([0.0, 1.0, 2.0], None, {"a": np.array([0.0, -50.0, -1.0])}, span=10)
     assert list(fig.data[0].y) == [0.0, -10.0, -1.0]
     terms = {"oracle": ELBOTerms(torch.full((10,), 0.1), torch.zeros(10), 0.0),
              "model": ELBOTerms(torch.full((10,), 0.3), torch.zeros(10), 0.0)}
-    fig = charts_labs.elbo_steps(terms)
+    fig = elbo_plotly(terms)
     cum = next(t for t in fig.data if t.name.startswith("cumulative"))
     assert cum.y[-1] == pytest.approx(2.0) and cum.name == "cumulative (+2.000 nats)"
     copies = torch.arange(30) % 3 == 0
-    fig = charts_labs.copies_figure(x[:5], x, copies)
+    fig = copies_plotly(x[:5], x, copies)
     assert [t.name for t in fig.data] == ["training points", "new (20)", "copies (10)"]
-    fig = charts_labs.copy_rate_curve([4, 16], {"a": [1.0, 0.5]}, ratio=1 / 3)
+    fig = copy_rate_plotly([4, 16], {"a": [1.0, 0.5]}, ratio=1 / 3)
     assert fig.layout.xaxis.type == "log"
-    for bad in (lambda: charts_labs.likelihood_points(x, lp[:3], {}), lambda: charts_labs.elbo_steps({}),
-                lambda: charts_labs.likelihood_grid([0.0], None, {}),
-                lambda: charts_labs.copies_figure(x[:, :1], x, copies), lambda: charts_labs.copy_rate_curve([1], {},
+    for bad in (lambda: likelihood_points_plotly(x, lp[:3], {}), lambda: elbo_plotly({}),
+                lambda: likelihood_grid_plotly([0.0], None, {}),
+                lambda: copies_plotly(x[:, :1], x, copies), lambda: copy_rate_plotly([1], {},
                                                                                                           ratio=0.3)):
         with pytest.raises(ValueError):
             bad()

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from toydiff.cli import main
 from toydiff.exact.guidance import tilted_target
 from toydiff.toy import guidance_eval as ge
-from toydiff.toy import plots_guidance as pg
+from toydiff.toy.figures.guidance import class_posterior_mpl, guidance_curves_mpl, guided_panels_mpl
 from toydiff.toy.conditional import ConditionalMLP, ConditionalMLPConfig, LabelledBatches, conditional_trainer
 from toydiff.toy.datasets import Normalizer, get_dataset
 from toydiff.toy.labelled import LABELLED, get_labelled
@@ -82,12 +82,12 @@ def test_guidance_figures():
     gm = get_labelled("8gaussians_2class").mixture
     x = gm.condition(1).sample(100, torch.Generator().manual_seed(0))
     targets = {w: tilted_target(gm.condition(1), gm, w, n=32) for w in (1.0, 3.0)}
-    assert isinstance(pg.guided_panels({1.0: x, 3.0: x}, targets), Figure)
+    assert isinstance(guided_panels_mpl({1.0: x, 3.0: x}, targets), Figure)
     row = ge.guidance_row(x, gm, 1, 1.0, source="exact", interval="full", grid=32)
-    assert isinstance(pg.guidance_curves([row, row.to_dict()]), Figure)
-    assert isinstance(pg.class_posterior_map(gm, 0.3, 1, n=20), Figure)
+    assert isinstance(guidance_curves_mpl([row, row.to_dict()]), Figure)
+    assert isinstance(class_posterior_mpl(gm, 0.3, 1, n=20), Figure)
     with pytest.raises(ValueError, match="keys"):
-        pg.guided_panels({2.0: x}, targets)
+        guided_panels_mpl({2.0: x}, targets)
 
 
 def test_toy_guidance_command_writes_json_and_figures(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""toydiff.toy.motion / motion_charts / charts / drawn: the motion numbers against closed forms, the Plotly
+"""toydiff.toy.motion / figures.motion / figures.plotly_kit / drawn: the motion numbers against closed forms, the Plotly
 animations' frames, and drawn points as an exact KDE mixture."""
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from toydiff.toy import motion
 from toydiff.toy.drawn import drawn_dataset, kde_mixture
 
 pytest.importorskip("plotly")
-from toydiff.toy import charts, motion_charts  # noqa: E402
+from toydiff.toy.figures import base as figure_base, plotly_kit  # noqa: E402
+from toydiff.toy.figures.motion import (forward_animation_plotly, race_animation_plotly,  # noqa: E402
+                                        reverse_animation_plotly)
+from toydiff.toy.figures.samples import samples_vs_truth_plotly, trajectories_1d_plotly  # noqa: E402
 
 S = td.schedules.linear(100, beta_end=0.2)
 MIX2 = td.GaussianMixture.diagonal([0.5, 0.5], [[-1.5, 0.0], [1.5, 0.5]], [[0.3, 0.3], [0.4, 0.2]])
@@ -69,36 +72,36 @@ def test_reverse_motion_records_every_step_and_x0_hat():
 def test_animations_hold_one_frame_per_step_and_the_frames_differ():
     x_T = torch.randn(40, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     mo = motion.reverse_motion(MIX2.eps_fn(S), x_T, S, method="ddim", steps=6)
-    fig = motion_charts.reverse_animation(mo, mixture=MIX2, fields={"exact": MIX2.eps_fn(S)}, grid=10, arrow_grid=5)
+    fig = reverse_animation_plotly(mo, mixture=MIX2, fields={"exact": MIX2.eps_fn(S)}, grid=10, arrow_grid=5)
     assert len(fig.frames) == 7 and len(fig.layout.sliders[0].steps) == 7
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ Play", "⏸ Pause"]
     first, last = fig.frames[0].data[1].x, fig.frames[-1].data[1].x
     assert not np.allclose(first, last)
-    fwd = motion_charts.forward_animation(motion.forward_motion(MIX2.sample(30), S, frames=5), MIX2, grid=8)
+    fwd = forward_animation_plotly(motion.forward_motion(MIX2.sample(30), S, frames=5), MIX2, grid=8)
     assert len(fwd.frames) == 5
-    race = motion_charts.race_animation(motion.particle_race(MIX2, S, x_T[:1], steps=5), mixture=MIX2, grid=8)
+    race = race_animation_plotly(motion.particle_race(MIX2, S, x_T[:1], steps=5), mixture=MIX2, grid=8)
     assert {tr.name for tr in race.frames[-1].data if tr.name} >= {"exact PF-ODE", "DDIM", "DDPM"}
 
 
 def test_one_d_animations_and_race():
     g1 = td.GaussianMixture.diagonal([0.3, 0.7], [[-1.0], [1.0]], [0.3, 0.3])
-    fwd = motion_charts.forward_animation(motion.forward_motion(g1.sample(30), S, frames=4), g1)
+    fwd = forward_animation_plotly(motion.forward_motion(g1.sample(30), S, frames=4), g1)
     assert len(fwd.frames) == 4
-    race = motion_charts.race_animation(motion.particle_race(g1, S, torch.zeros(1, 1), steps=4), mixture=g1)
+    race = race_animation_plotly(motion.particle_race(g1, S, torch.zeros(1, 1), steps=4), mixture=g1)
     assert len(race.frames) == 5 and race.data[-1].type == "heatmap"
 
 
 def test_animate_refuses_ragged_frames():
-    p = charts.points(np.zeros((3, 2)), name="p")
+    p = plotly_kit.points(np.zeros((3, 2)), name="p")
     with pytest.raises(ValueError, match="same number"):
-        charts.animate([[p], [p, p]], ["a", "b"])
+        plotly_kit.animate([[p], [p, p]], ["a", "b"])
     with pytest.raises(ValueError, match="equal length"):
-        charts.animate([[p]], ["a", "b"])
+        plotly_kit.animate([[p]], ["a", "b"])
 
 
 def test_density_frames_match_log_prob():
     ab = [0.9, 0.3]
-    xs, ys, p = charts.density_frames(MIX2, ab, [-2, -2], [2, 2], 7)
+    xs, ys, p = figure_base.density_frames(MIX2, ab, [-2, -2], [2, 2], 7)
     pts = torch.tensor([[xs[3], ys[5]]], dtype=torch.float64)
     assert p[1, 5, 3] == pytest.approx(float(MIX2.log_prob(pts, 0.3).exp()))
 
@@ -137,10 +140,10 @@ def test_interactive_twins_of_the_toy_figures():
     g1 = td.GaussianMixture.diagonal([0.3, 0.7], [[-1.0], [1.0]], [0.3, 0.3])
     x_T = torch.randn(30, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     mo = motion.reverse_motion(g1.eps_fn(S), x_T, S, method="ddim", steps=10)
-    fig = charts.trajectories_1d(mo.x, list(mo.timesteps[:-1]), mixture=g1)
+    fig = trajectories_1d_plotly(mo.x, list(mo.timesteps[:-1]), mixture=g1)
     ends = g1.responsibilities(torch.from_numpy(mo.x[-1])).argmax(1)
     assert sorted(int(tr.name.split("(")[1].rstrip(")")) for tr in fig.data) == sorted(torch.bincount(ends).tolist())
-    fig2 = charts.samples_vs_truth(MIX2.sample(50), mixture=MIX2)
+    fig2 = samples_vs_truth_plotly(MIX2.sample(50), mixture=MIX2)
     assert [tr.type for tr in fig2.data] == ["heatmap", "scatter"]
     with pytest.raises(ValueError, match="path must have shape"):
-        charts.trajectories_1d(np.zeros((3, 4, 2)), [0, 1])
+        trajectories_1d_plotly(np.zeros((3, 4, 2)), [0, 1])

@@ -1,5 +1,9 @@
 """The conditional-vs-stable-target figure: its numbers (exact target noise, trained field error) and its panels."""
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,9 +12,23 @@ import numpy as np
 import pytest
 
 from toydiff.toy.models import MLPConfig
-from toydiff.toy.plots_targets import T_BINS, field_errors, target_noise, targets_figure
 from toydiff.toy.run import oracle_run, train_toy
 from toydiff.training.engine import TrainConfig
+
+_BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _bench_module(name: str):
+    """A bench module by file (bench/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_fig = _bench_module("figures_targets")
+T_BINS, field_errors, target_noise, targets_figure = _fig.T_BINS, _fig.field_errors, _fig.target_noise, _fig.targets_figure
 
 
 def test_the_stable_target_is_less_noisy_mid_path_and_the_same_at_the_clean_end():

@@ -1,4 +1,5 @@
-"""Flow matching vs diffusion on the exact oracle, as one figure (README; ``bench/flow_vs_diffusion.py --figure``).
+"""Flow matching vs diffusion on the exact oracle, as one figure (README; ``bench/flow_vs_diffusion.py --figure``,
+which imports this module from its own folder).
 
     curves = {name: distance_curves(name, n=2000, seeds=2) for name in ("two_gaussians", "8gaussians")}
     fig = flow_vs_diffusion_figure(curves, figure_paths("8gaussians", n=12))

@@ -1,0 +1,20 @@
+"""The toy track's figures, one module per concept. Each module prepares a figure's data once (a ``*_data``
+function returning the arrays) and draws it twice over that data: ``*_mpl`` returns a matplotlib ``Figure``
+(files, the CLI, README images), ``*_plotly`` a ``plotly.graph_objects.Figure`` (the app). No function shows
+its figure.
+
+- :mod:`~toydiff.toy.figures.samples`: samples against the truth, reverse trajectories (1-D and 2-D);
+- :mod:`~toydiff.toy.figures.training`: loss curves, the learned ε̂ against the exact ε*, −ε fields;
+- :mod:`~toydiff.toy.figures.schedules`: β / ᾱ / SNR curves, the time embedding, the forward density;
+- :mod:`~toydiff.toy.figures.sampling`: distance to the truth against cost (convergence);
+- :mod:`~toydiff.toy.figures.motion`: animations of the forward and reverse processes, the denoising strip;
+- :mod:`~toydiff.toy.figures.guidance`: guided samples over the tilted target, CFG curves, the class posterior;
+- :mod:`~toydiff.toy.figures.flow`: flow vs diffusion paths;
+- :mod:`~toydiff.toy.figures.likelihood`: PF-ODE log-likelihood against the exact one, the ELBO by step;
+- :mod:`~toydiff.toy.figures.memorisation`: copies of training points, the copy rate against n;
+- :mod:`~toydiff.toy.figures.base` (colours, extents, density grids) and :mod:`~toydiff.toy.figures.plotly_kit`
+  (Plotly traces and the frame animator) are what the families share.
+
+Plotly is an optional dependency (the ``app`` extra): every module imports it inside its ``*_plotly``
+functions only, except :mod:`~toydiff.toy.figures.plotly_kit`, which only those functions import.
+"""
