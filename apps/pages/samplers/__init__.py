@@ -1,0 +1,1 @@
+"""The samplers page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""

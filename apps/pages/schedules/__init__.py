@@ -1,0 +1,1 @@
+"""The schedules page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""

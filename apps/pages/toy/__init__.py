@@ -1,0 +1,1 @@
+"""The toy page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""
