@@ -1,4 +1,4 @@
-"""The toydiff Streamlit app: one entry point, the router; one folder per page, ``pages/<name>/page.py`` with its
+"""The toydiff Streamlit app: one entry point, the router; one folder per page, ``pages/<name>/<name>.py`` with its
 state, work and figures beside it, and what pages share in ``apps/common`` (``toydiff app`` launches it).
 
     streamlit run apps/main.py --server.address 127.0.0.1
@@ -18,8 +18,9 @@ HERE = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="toydiff", page_icon=":material/blur_on:", layout="wide")
 
-#: (folder under pages/, title, icon); each page is ``pages/<folder>/page.py`` with its helpers beside it, served at
-#: ``/<folder>``; the first is the default
+#: (name, title, icon); each page is ``pages/<name>/<name>.py`` with its helpers beside it, served at ``/<name>``;
+#: the first is the default. The script is named after its page: Streamlit (and AppTest's ``switch_page`` before a
+#: first run) names a page by its file's stem, which then matches its ``url_path``.
 ROUTES = [
     ("schedules", "Schedules & forward process", ":material/show_chart:"),
     ("toy", "Toy sandbox", ":material/science:"),
@@ -29,7 +30,7 @@ ROUTES = [
     ("mnist", "MNIST", ":material/grid_view:"),
     ("image_lab", "Image lab", ":material/brush:"),
 ]
-PAGES = [st.Page(HERE / "pages" / folder / "page.py", title=title, icon=icon, url_path=folder, default=i == 0)
-         for i, (folder, title, icon) in enumerate(ROUTES)]
+PAGES = [st.Page(HERE / "pages" / name / f"{name}.py", title=title, icon=icon, url_path=name, default=i == 0)
+         for i, (name, title, icon) in enumerate(ROUTES)]
 
 st.navigation(PAGES).run()

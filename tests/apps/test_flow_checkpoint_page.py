@@ -31,7 +31,7 @@ def flow_run(tmp_path_factory) -> Path:
 def open_on(page: str, key: str, ckpt: Path, monkeypatch) -> AppTest:
     monkeypatch.setenv("TOYDIFF_RUNS_DIR", str(ckpt.parent))
     at = AppTest.from_file(str(MAIN), default_timeout=120)
-    at.switch_page(f"pages/{page}/page.py")
+    at.switch_page(f"pages/{page}/{page}.py")
     at.session_state[f"{key}_source"] = "Run on disk"  # skip loading the committed DDPM model first
     at.run()
     at.selectbox(key=f"{key}_run").set_value(str(ckpt)).run()

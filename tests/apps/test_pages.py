@@ -64,7 +64,7 @@ def warm_mnist():
 
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page(f"pages/{page}/page.py")
+    at.switch_page(f"pages/{page}/{page}.py")
     return at.run()
 
 
@@ -116,7 +116,7 @@ def test_schedules_page(warm_mnist):
 
 def test_schedules_page_reports_a_bad_schedule_readably():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/schedules/page.py")
+    at.switch_page("pages/schedules/schedules.py")
     # widgets read their first value from the session: one run instead of four
     for key, value in {"sched_a_kind": "constant", "sched_a_constant_T": 50, "sched_a_constant_b": 0.001,
                        "sched_compare": False}.items():
@@ -142,7 +142,7 @@ def train_small(at: AppTest) -> AppTest:
 
 def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/samplers/page.py")
+    at.switch_page("pages/samplers/samplers.py")
     at.session_state["lab_steps_1000"] = [5, 20]  # a short sweep (the widget reads its value from here)
     at.session_state["lab_seeds"] = 1
     at.session_state["lab_flows"] = ["euler"]
@@ -164,9 +164,9 @@ def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
     assert "dpm++2m" not in tables(at)[0] and "heun (linspace)" in tables(at)[0]
 
     # a model trained on the toy page shows up as a second denoiser
-    at.switch_page("pages/toy/page.py").run()
+    at.switch_page("pages/toy/toy.py").run()
     train_small(at)
-    at.switch_page("pages/samplers/page.py").run()
+    at.switch_page("pages/samplers/samplers.py").run()
     at.radio(key="lab_source").set_value("Trained model (Toy sandbox)").run()
     assert_clean(at)
     assert len(images(at)) == 3 and "flow euler" not in tables(at)[0]  # flow samplers need the exact velocity
@@ -243,7 +243,7 @@ def test_mnist_page_rejects_a_bad_upload_and_keeps_no_uploaded_file(runs_dir, mo
 
     monkeypatch.setattr(sampling, "load_model", spy)
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/mnist/page.py")
+    at.switch_page("pages/mnist/mnist.py")
     at.session_state["mnist_source"] = "Upload a checkpoint"  # no committed model is loaded first
     at.run()
     assert not read and not at.metric

@@ -133,7 +133,7 @@ def test_run_on_disk_lists_no_toy_runs(tmp_path, monkeypatch):
 
 def test_motion_page_animates_drawn_data_on_its_exact_kde():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/motion/page.py")
+    at.switch_page("pages/motion/motion.py")
     at.session_state["toy_drawn_points"] = [[0.0, 0.0], [1.0, 0.2], [0.3, 1.0], [-1.0, 0.5], [2.0, 2.0]]
     at.query_params["data"] = "drawn"
     at.query_params["rs"] = "10"
@@ -148,7 +148,7 @@ def test_motion_page_animates_drawn_data_on_its_exact_kde():
 def test_a_stopped_training_keeps_the_previous_model():
     """Stop interrupts the run that trains (a rerun); the next run says so and still shows the previous model."""
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/toy/page.py")
+    at.switch_page("pages/toy/toy.py")
     at.session_state["toy_training"] = True  # what a run interrupted mid-training leaves behind
     at.run()
     assert_clean(at)

@@ -1,1 +1,1 @@
-"""The image_lab page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""
+"""The Image lab page: ``image_lab.py`` is the script ``apps/main.py`` routes to (``/image_lab``); its helpers sit beside it."""

@@ -1,1 +1,1 @@
-"""The labs page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""
+"""The Labs page: ``labs.py`` is the script ``apps/main.py`` routes to (``/labs``); its helpers sit beside it."""

@@ -1,1 +1,1 @@
-"""The mnist page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""
+"""The MNIST page: ``mnist.py`` is the script ``apps/main.py`` routes to (``/mnist``); its helpers sit beside it."""

@@ -1,1 +1,1 @@
-"""The motion page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""
+"""The Motion page: ``motion.py`` is the script ``apps/main.py`` routes to (``/motion``); its helpers sit beside it."""

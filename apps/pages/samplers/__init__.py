@@ -1,1 +1,1 @@
-"""The samplers page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""
+"""The Sampler lab page: ``samplers.py`` is the script ``apps/main.py`` routes to (``/samplers``); its helpers sit beside it."""

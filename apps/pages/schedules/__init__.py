@@ -1,1 +1,1 @@
-"""The schedules page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""
+"""The Schedules & forward process page: ``schedules.py`` is the script ``apps/main.py`` routes to (``/schedules``); its helpers sit beside it."""

@@ -1,1 +1,1 @@
-"""The toy page (``page.py``, run by Streamlit from ``apps/main.py``) and its helpers."""
+"""The Toy sandbox page: ``toy.py`` is the script ``apps/main.py`` routes to (``/toy``); its helpers sit beside it."""
