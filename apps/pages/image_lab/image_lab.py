@@ -14,7 +14,7 @@ import torch
 import toydiff as td
 from apps.common import url_state
 from apps.charts import downloads, section_notes
-from apps.common.models import checkpoint_picker, mnist_test
+from apps.common.models import checkpoint_picker, mnist_test, model_process
 from apps.common.ui import fig_png, readable_errors, show_png
 from image_track.lab.common import strided_timesteps
 
@@ -161,10 +161,10 @@ st.caption(f"Checkpoint: {label} ({lm.schedule.name} schedule, T = {lm.schedule.
 experiment = st.radio("Experiment", EXPERIMENTS, horizontal=True, key="ilab_experiment")
 section_notes(*NOTES[experiment])
 c1, c2, c3, c4 = st.columns(4)
-method = c1.selectbox("Sampler", td.METHODS, key="ilab_method")
+method = c1.selectbox("Sampler", model_process(lm).methods, key="ilab_method")
 stride = int(c2.select_slider("Stride between timesteps", STRIDES, key="ilab_stride",
                               help="The sampler visits T−1 rounded down to the stride, then every stride-th step to 0"))
-seed = int(c3.number_input("Seed", 0, 10_000, key="ilab_seed"))
+seed = int(c3.number_input("Seed", *url_state.BOUNDS["seed"], key="ilab_seed"))
 w_on = c4.toggle("Classifier-free guidance", value=True, key="ilab_w_on")
 url_state.publish(URL_SPEC)
 

@@ -189,7 +189,7 @@ c1, c2, c3, c4 = st.columns(4)
 method = c1.selectbox("Sampler", methods, key="mnist_method")
 steps = int(c2.slider("Steps", 1, hi, key="mnist_steps")) if hi > 1 else 1
 n = int(c3.select_slider("Images", [10, 20, 30, 40], key="mnist_n"))
-seed = int(c4.number_input("Seed", 0, 10_000, key="mnist_seed"))
+seed = int(c4.number_input("Seed", *url_state.BOUNDS["seed"], key="mnist_seed"))
 eta = 0.0
 if method == "ddim":
     eta = float(st.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key="mnist_eta"))
