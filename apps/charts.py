@@ -98,7 +98,7 @@ def mixture_section(title: str, latex: str, look_at: str, paper: str, *, key: st
     """A Labs section's opening: its header, its notes (:func:`section_notes`) and the "Data set (exact
     mixture)" select box (widget ``key``) on the left of a ``[1, 3]`` row. Returns the chosen data set's name
     and the row's right-hand column (for a caption)."""
-    from apps.toy_data import dataset_names
+    from apps.pages.toy.data import dataset_names
 
     st.header(title)
     section_notes(latex, look_at, paper)

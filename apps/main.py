@@ -1,4 +1,5 @@
-"""The toydiff Streamlit app: one entry point, one file per page (``toydiff app`` launches it).
+"""The toydiff Streamlit app: one entry point, the router; one folder per page, ``pages/<name>/<name>.py`` with its
+state, work and figures beside it, and what pages share in ``apps/common`` (``toydiff app`` launches it).
 
     streamlit run apps/main.py --server.address 127.0.0.1
 
@@ -17,15 +18,19 @@ HERE = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="toydiff", page_icon=":material/blur_on:", layout="wide")
 
-PAGES = [
-    st.Page(HERE / "pages" / "schedules.py", title="Schedules & forward process", icon=":material/show_chart:", url_path="schedules",
-            default=True),
-    st.Page(HERE / "pages" / "toy.py", title="Toy sandbox", icon=":material/science:", url_path="toy"),
-    st.Page(HERE / "pages" / "motion.py", title="Motion", icon=":material/animation:", url_path="motion"),
-    st.Page(HERE / "pages" / "samplers.py", title="Sampler lab", icon=":material/casino:", url_path="samplers"),
-    st.Page(HERE / "pages" / "labs.py", title="Labs", icon=":material/biotech:", url_path="labs"),
-    st.Page(HERE / "pages" / "mnist.py", title="MNIST", icon=":material/grid_view:", url_path="mnist"),
-    st.Page(HERE / "pages" / "image_lab.py", title="Image lab", icon=":material/brush:", url_path="image_lab"),
+#: (name, title, icon); each page is ``pages/<name>/<name>.py`` with its helpers beside it, served at ``/<name>``;
+#: the first is the default. The script is named after its page: Streamlit (and AppTest's ``switch_page`` before a
+#: first run) names a page by its file's stem, which then matches its ``url_path``.
+ROUTES = [
+    ("schedules", "Schedules & forward process", ":material/show_chart:"),
+    ("toy", "Toy sandbox", ":material/science:"),
+    ("motion", "Motion", ":material/animation:"),
+    ("samplers", "Sampler lab", ":material/casino:"),
+    ("labs", "Labs", ":material/biotech:"),
+    ("mnist", "MNIST", ":material/grid_view:"),
+    ("image_lab", "Image lab", ":material/brush:"),
 ]
+PAGES = [st.Page(HERE / "pages" / name / f"{name}.py", title=title, icon=icon, url_path=name, default=i == 0)
+         for i, (name, title, icon) in enumerate(ROUTES)]
 
 st.navigation(PAGES).run()

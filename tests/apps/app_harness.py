@@ -16,7 +16,7 @@ MAIN = Path(__file__).resolve().parents[2] / "apps" / "main.py"
 def open_page(name: str, /, *, timeout: float = 120, state: dict | None = None, **query) -> AppTest:
     """Run ``pages/<name>.py`` of the app with ``state`` in its session state and ``query`` in its URL."""
     at = AppTest.from_file(str(MAIN), default_timeout=timeout)
-    at.switch_page(f"pages/{name}.py")
+    at.switch_page(f"pages/{name}/{name}.py")
     for k, v in (state or {}).items():
         at.session_state[k] = v
     at.query_params.update(query)

@@ -31,7 +31,7 @@ def flow_run(tmp_path_factory) -> Path:
 def open_on(page: str, key: str, ckpt: Path, monkeypatch) -> AppTest:
     monkeypatch.setenv("TOYDIFF_RUNS_DIR", str(ckpt.parent))
     at = AppTest.from_file(str(MAIN), default_timeout=120)
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"pages/{page}/{page}.py")
     at.session_state[f"{key}_source"] = "Run on disk"  # skip loading the committed DDPM model first
     at.run()
     at.selectbox(key=f"{key}_run").set_value(str(ckpt)).run()
@@ -50,7 +50,7 @@ def test_mnist_page_samples_a_flow_checkpoint_with_the_flow_samplers(flow_run, m
     assert at.selectbox(key="mnist_method").value == "heun"  # not the DDPM default, ddim
     grid = [u for im in at.image for u in im.value]
     assert len(grid) == 1 and len(at.get("plotly_chart")) == 1  # the grid; the denoising animation
-    assert any("flow-matching" in c.value for c in at.caption)
+    assert any("flow matching on the linear path" in c.value for c in at.caption)
     at.selectbox(key="mnist_method").set_value("euler").run()
     assert not at.exception and not at.error
     assert [u for im in at.image for u in im.value] != grid  # another sampler, other samples
@@ -59,5 +59,5 @@ def test_mnist_page_samples_a_flow_checkpoint_with_the_flow_samplers(flow_run, m
 def test_image_lab_refuses_a_flow_checkpoint_in_words(flow_run, monkeypatch):
     at = open_on("image_lab", "ilab", flow_run, monkeypatch)
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.error) == 1 and "flow-matching model" in at.error[0].value
+    assert len(at.error) == 1 and "has no noise schedule (flow matching" in at.error[0].value
     assert not at.image

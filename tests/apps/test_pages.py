@@ -57,14 +57,14 @@ def runs_dir(checkpoints, monkeypatch):
 @pytest.fixture(scope="module")
 def warm_mnist():
     """Decode the MNIST test set once for the module (the app caches it per server process as well)."""
-    from apps.models import mnist_test
+    from apps.common.models import mnist_test
 
     return mnist_test()
 
 
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"pages/{page}/{page}.py")
     return at.run()
 
 
@@ -116,7 +116,7 @@ def test_schedules_page(warm_mnist):
 
 def test_schedules_page_reports_a_bad_schedule_readably():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/schedules.py")
+    at.switch_page("pages/schedules/schedules.py")
     # widgets read their first value from the session: one run instead of four
     for key, value in {"sched_a_kind": "constant", "sched_a_constant_T": 50, "sched_a_constant_b": 0.001,
                        "sched_compare": False}.items():
@@ -142,7 +142,7 @@ def train_small(at: AppTest) -> AppTest:
 
 def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/samplers.py")
+    at.switch_page("pages/samplers/samplers.py")
     at.session_state["lab_steps_1000"] = [5, 20]  # a short sweep (the widget reads its value from here)
     at.session_state["lab_seeds"] = 1
     at.session_state["lab_flows"] = ["euler"]
@@ -164,9 +164,9 @@ def test_sampler_lab_on_the_oracle_and_on_a_trained_model():
     assert "dpm++2m" not in tables(at)[0] and "heun (linspace)" in tables(at)[0]
 
     # a model trained on the toy page shows up as a second denoiser
-    at.switch_page("pages/toy.py").run()
+    at.switch_page("pages/toy/toy.py").run()
     train_small(at)
-    at.switch_page("pages/samplers.py").run()
+    at.switch_page("pages/samplers/samplers.py").run()
     at.radio(key="lab_source").set_value("Trained model (Toy sandbox)").run()
     assert_clean(at)
     assert len(images(at)) == 3 and "flow euler" not in tables(at)[0]  # flow samplers need the exact velocity
@@ -229,7 +229,7 @@ def test_mnist_page_generates_and_reacts(runs_dir, warm_mnist):
 
 
 def test_mnist_page_rejects_a_bad_upload_and_keeps_no_uploaded_file(runs_dir, monkeypatch):
-    from apps.models import _load_bytes
+    from apps.common.models import _load_bytes
     from image_track import sampling
 
     _load_bytes.clear()
@@ -243,7 +243,7 @@ def test_mnist_page_rejects_a_bad_upload_and_keeps_no_uploaded_file(runs_dir, mo
 
     monkeypatch.setattr(sampling, "load_model", spy)
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/mnist.py")
+    at.switch_page("pages/mnist/mnist.py")
     at.session_state["mnist_source"] = "Upload a checkpoint"  # no committed model is loaded first
     at.run()
     assert not read and not at.metric
@@ -345,7 +345,7 @@ def test_importing_the_app_changes_no_process_state_and_launch_sets_it():
 import torch, matplotlib
 n = torch.get_num_threads()
 torch.set_num_threads(3)
-import apps.ui, apps.models, apps.schedule_widgets, apps.toy_data, apps.toy_state, apps.launch
+import apps.common.ui, apps.common.models, apps.pages.schedules.widgets, apps.pages.toy.data, apps.pages.toy.state, apps.launch
 import image_track.plots, toydiff.toy.figures.samples
 assert torch.get_num_threads() == 3, torch.get_num_threads()
 assert matplotlib.get_backend().lower() == "svg", matplotlib.get_backend()
@@ -367,11 +367,11 @@ print("ok")
 
 
 def test_session_memo_is_bounded_and_keeps_the_most_recent():
-    from apps.ui import session_memo
+    from apps.common.ui import session_memo
 
     script = """
 import streamlit as st
-from apps.ui import session_memo
+from apps.common.ui import session_memo
 calls = st.session_state.setdefault("calls", [])
 for k in [1, 2, 3, 1, 4]:
     session_memo("m", k, lambda k=k: calls.append(k) or k * 10, max_entries=3)

@@ -1,6 +1,6 @@
 """The issue-15 elements of the Schedules, Sampler lab, MNIST and Image lab pages through AppTest (Plotly charts,
 the MNIST animation, error bars and spacings, flow samplers, forms, URL settings, downloads, the fixed figures),
-and the helpers behind them (apps.sampler_sweep, apps.page_state, apps.models)."""
+and the helpers behind them (apps.pages.samplers.sweep, apps.common.url_state, apps.common.models)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def downloads(at: AppTest) -> list[str]:
 
 
 def test_ddim_is_euler_on_the_probability_flow_ode():
-    from apps.sampler_sweep import ddim_euler_gap
+    from apps.pages.samplers.sweep import ddim_euler_gap
 
     gm = td.GaussianMixture(weights=[1.0, 2.0], means=[[-4.0], [4.0]], covs=[[[1.0]], [[1.0]]])
     s = td.schedules.linear(1000)
@@ -52,7 +52,7 @@ def test_ddim_is_euler_on_the_probability_flow_ode():
 
 
 def test_sweep_lines_costs_and_spread():
-    from apps.sampler_sweep import Line, line_label, mean_spread, nfe, run_line
+    from apps.pages.samplers.sweep import Line, line_label, mean_spread, nfe, run_line
 
     assert nfe(Line("vp", "heun", "linspace"), 10) == 19 and nfe(Line("flow", "midpoint", "uniform"), 10) == 20
     assert line_label(Line("flow", "euler", "shift 3 (SD3)", "cosine")) == "flow euler (cosine, shift 3 (SD3))"
@@ -88,7 +88,7 @@ def test_denoising_animation_and_embedding_figures():
 
 
 def test_query_param_parsers():
-    from apps.page_state import bool_param, int_list, str_list
+    from apps.common.url_state import bool_param, int_list, str_list
 
     assert bool_param("1") is True and bool_param("false") is False
     with pytest.raises(ValueError):
@@ -113,7 +113,7 @@ def test_exported_figures_are_fixed():
 
 
 def test_run_on_disk_lists_mnist_checkpoints_only(tmp_path):
-    from apps.models import is_image_checkpoint
+    from apps.common.models import is_image_checkpoint
     from image_track.loaded import default_checkpoint
     from toydiff.training.checkpoint import save_checkpoint
 

@@ -53,7 +53,7 @@ def test_toy_page_opens_on_the_shipped_model_and_samples():
 
 def test_toy_page_defaults_are_the_recipe_and_the_url_picks_the_data():
     """The page's widgets start at each data set's default recipe, the one train_toy and the CLI use."""
-    from apps.toy_data import RECIPE_WIDGETS
+    from apps.pages.toy.data import RECIPE_WIDGETS
     from toydiff.toy.recipes import default_recipe
 
     at = open_page("toy", data="8gaussians")
@@ -121,7 +121,7 @@ def test_run_on_disk_lists_no_toy_runs(tmp_path, monkeypatch):
     """The MNIST pages' "Run on disk" list skips toy-track checkpoints, which cannot serve them."""
     import shutil
 
-    from apps.models import find_runs
+    from apps.common.models import find_runs
 
     root = MAIN.parents[1]
     shutil.copy(root / "toydiff/toy/weights/8gaussians/checkpoint.safetensors", tmp_path / "toy.safetensors")
@@ -133,7 +133,7 @@ def test_run_on_disk_lists_no_toy_runs(tmp_path, monkeypatch):
 
 def test_motion_page_animates_drawn_data_on_its_exact_kde():
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/motion.py")
+    at.switch_page("pages/motion/motion.py")
     at.session_state["toy_drawn_points"] = [[0.0, 0.0], [1.0, 0.2], [0.3, 1.0], [-1.0, 0.5], [2.0, 2.0]]
     at.query_params["data"] = "drawn"
     at.query_params["rs"] = "10"
@@ -148,7 +148,7 @@ def test_motion_page_animates_drawn_data_on_its_exact_kde():
 def test_a_stopped_training_keeps_the_previous_model():
     """Stop interrupts the run that trains (a rerun); the next run says so and still shows the previous model."""
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.switch_page("pages/toy.py")
+    at.switch_page("pages/toy/toy.py")
     at.session_state["toy_training"] = True  # what a run interrupted mid-training leaves behind
     at.run()
     assert_clean(at)

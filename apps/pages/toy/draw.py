@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from apps.charts import csv_bytes, downloads, show_chart
-from apps.toy_data import DRAWN_KEY, drawn_points
+from apps.pages.toy.data import DRAWN_KEY, drawn_points
 from toydiff.toy.figures import base as figure_base, plotly_kit
 from toydiff.toy.drawn import kde_mixture
 

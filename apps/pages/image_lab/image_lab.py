@@ -12,10 +12,10 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps import page_state
+from apps.common import url_state
 from apps.charts import downloads, section_notes
-from apps.models import checkpoint_picker, mnist_test
-from apps.ui import fig_png, readable_errors, show_png
+from apps.common.models import checkpoint_picker, mnist_test, model_process
+from apps.common.ui import fig_png, readable_errors, show_png
 from image_track.lab.common import strided_timesteps
 
 EXPERIMENTS = ("SDEdit", "Inpainting", "Anagrams", "Hybrids")
@@ -144,13 +144,15 @@ st.caption("Editing with a diffusion model, composed from toydiff's sampler laye
            "and denoises it; inpainting projects the known pixels at every step; anagrams and hybrids combine two "
            "class-conditional denoisers.")
 
-URL_KEYS = {"ilab_experiment": str, "ilab_method": str, "ilab_stride": int, "ilab_seed": int}
-page_state.restore("image_lab", URL_KEYS, {"ilab_experiment": lambda v: v in EXPERIMENTS,
-                                           "ilab_method": lambda v: v in td.METHODS, "ilab_stride": lambda v: v in STRIDES,
-                                           "ilab_seed": lambda v: 0 <= v <= 10_000})
-page_state.defaults({"ilab_experiment": EXPERIMENTS[0], "ilab_method": "ddpm", "ilab_stride": 30, "ilab_seed": 0})
+#: the page's URL settings (apps.common.url_state)
+URL_SPEC = (url_state.Param("ilab_experiment", str, EXPERIMENTS[0], choices=EXPERIMENTS),
+            url_state.Param("ilab_method", str, "ddpm", choices=td.METHODS),
+            url_state.Param("ilab_stride", int, 30, choices=STRIDES),
+            url_state.Param("ilab_seed", int, 0, bounds="seed"))
+url_state.restore("image_lab", URL_SPEC)
+url_state.defaults(URL_SPEC)
 
-picked = checkpoint_picker("ilab", conditional_only=True, vp_only=True)
+picked = checkpoint_picker("ilab", conditional_only=True, needs_schedule=True)
 if picked is None:
     st.stop()
 lm, label, mkey = picked
@@ -159,12 +161,12 @@ st.caption(f"Checkpoint: {label} ({lm.schedule.name} schedule, T = {lm.schedule.
 experiment = st.radio("Experiment", EXPERIMENTS, horizontal=True, key="ilab_experiment")
 section_notes(*NOTES[experiment])
 c1, c2, c3, c4 = st.columns(4)
-method = c1.selectbox("Sampler", td.METHODS, key="ilab_method")
+method = c1.selectbox("Sampler", model_process(lm).methods, key="ilab_method")
 stride = int(c2.select_slider("Stride between timesteps", STRIDES, key="ilab_stride",
                               help="The sampler visits T−1 rounded down to the stride, then every stride-th step to 0"))
-seed = int(c3.number_input("Seed", 0, 10_000, key="ilab_seed"))
+seed = int(c3.number_input("Seed", *url_state.BOUNDS["seed"], key="ilab_seed"))
 w_on = c4.toggle("Classifier-free guidance", value=True, key="ilab_w_on")
-page_state.publish(URL_KEYS)
+url_state.publish(URL_SPEC)
 
 strided = strided_timesteps(lm.schedule.T, stride)
 

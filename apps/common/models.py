@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from apps.ui import readable_errors
+from apps.common.ui import readable_errors
 
 __all__ = ["REPO_ROOT", "CHECKPOINT_SOURCES", "mnist_test", "find_runs", "is_image_checkpoint", "load_path", "load_upload", "model_key",
            "checkpoint_picker"]
@@ -138,9 +138,9 @@ def _uploaded(key: str):
         return None, ""
 
 
-def checkpoint_picker(key: str, *, conditional_only: bool = False, vp_only: bool = False):
-    """Radio + selector for an image_track checkpoint: committed, found under runs/, or uploaded. ``vp_only``:
-    refuse a flow-matching checkpoint (``--process flow``) with a message, for pages that need a noise schedule.
+def checkpoint_picker(key: str, *, conditional_only: bool = False, needs_schedule: bool = False):
+    """Radio + selector for an image_track checkpoint: committed, found under runs/, or uploaded. ``needs_schedule``:
+    refuse a checkpoint whose process has no noise schedule (flow matching) with a message, for pages that need one.
 
     Returns ``(LoadedModel, caption, cache_key)`` or ``None`` (after an info or error box saying why).
     """
@@ -158,9 +158,32 @@ def checkpoint_picker(key: str, *, conditional_only: bool = False, vp_only: bool
         st.error("This checkpoint is unconditional; the image lab needs a class-conditional model "
                  "(classifier-free guidance, anagrams and hybrids condition on digits).", icon="🚫")
         return None
-    if lm is not None and vp_only and lm.process == "flow":
-        st.error(f"This checkpoint is a flow-matching model ({lm.schedule.interp.name} path, "
-                 f"{lm.schedule.prediction} prediction; `--process flow`); this page's experiments run on a DDPM "
-                 "noise schedule. Sample flow models on the MNIST page.", icon="🚫")
+    if lm is not None and needs_schedule and model_process(lm).schedule is None:
+        st.error(f"This checkpoint's process has no noise schedule ({model_process(lm).describe()}); this page's "
+                 "experiments step through a DDPM schedule's integer steps. Sample it on the MNIST page.", icon="🚫")
         return None
     return None if lm is None else (lm, label, model_key(lm))
+
+
+def model_process(lm):
+    """The process object of a loaded image model (``lm.process``: ``.name``, ``.methods``, ``.default_method``,
+    ``.default_steps``, ``.schedule`` (None for a continuous path), ``.interp``, ``.prediction``, ``.describe()``,
+    ``.nfe(method, steps)``).
+
+    Transitional: an ``image_track.loaded.LoadedModel`` whose ``.process`` is still the name ("vp"/"flow") gets
+    the object from its ``.schedule`` (a FlowObjective's process, else the VP process over the NoiseSchedule).
+    """
+    process = lm.process
+    if not isinstance(process, str):
+        return process
+    from toydiff.processes.vp import VPProcess
+
+    return getattr(lm.schedule, "process", None) or VPProcess(lm.schedule)
+
+
+def process_facts(process) -> dict[str, object]:
+    """The two metrics that name a model's process: its schedule and T (a process over discrete steps), else the
+    process with its path and its prediction (a continuous path, flow matching)."""
+    if process.schedule is not None:
+        return {"Schedule": process.schedule.name, "T": process.schedule.T}
+    return {"Process": f"{process.name} ({process.interp.name})", "Prediction": process.prediction}

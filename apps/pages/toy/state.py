@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 import toydiff as td
-from apps.schedule_widgets import ScheduleSpec, spec_of
+from apps.pages.schedules.widgets import ScheduleSpec, spec_of
 from toydiff.training.checkpoint import CheckpointError
 from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import ToyRun, load_toy

@@ -7,7 +7,7 @@ import warnings
 import streamlit as st
 
 import toydiff as td
-from apps.ui import show_error
+from apps.common.ui import show_error
 
 __all__ = ["SCHEDULE_KINDS", "ScheduleSpec", "spec_of", "spec_label", "build_schedule", "schedule_picker",
            "schedule_or_error"]

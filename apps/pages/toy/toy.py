@@ -7,17 +7,27 @@ from __future__ import annotations
 import streamlit as st
 
 import toydiff as td
-from apps.charts import csv_bytes, downloads, section_notes, share_settings, show_chart, url_setting
-from apps.schedule_widgets import schedule_or_error, schedule_picker, spec_of
-from apps.toy_data import DRAWN, dataset_names, drawn_points, get_data, recipe_for, recipe_widget_values
-from apps.toy_draw import draw_section
-from apps.toy_state import TOY_RUN_KEY, run_for, toy_run
-from apps.toy_work import data_png, data_view, eps_compare, report_rows, sample_figures, toy_samples, train
-from apps.ui import markdown_table, readable_errors
+from apps.charts import csv_bytes, downloads, section_notes, show_chart
+from apps.pages.schedules.widgets import schedule_or_error, schedule_picker, spec_of
+from apps.pages.toy.data import DRAWN, dataset_names, drawn_points, get_data, recipe_for, recipe_widget_values
+from apps.pages.toy.draw import draw_section
+from apps.pages.toy.state import TOY_RUN_KEY, run_for, toy_run
+from apps.pages.toy.work import data_png, data_view, eps_compare, report_rows, sample_figures, toy_samples, train
+from apps.common.ui import markdown_table, readable_errors
 from toydiff.toy.figures.training import loss_curves_plotly
+from apps.common import url_state
 from toydiff.toy.models import MLPConfig
 
 METHODS, SPACINGS = list(td.METHODS), ["method's default"] + list(td.schedules.SPACINGS)
+SAMPLES = (500, 1000, 2000, 5000, 10000)
+NAMES = dataset_names() + [DRAWN]
+#: the page's URL settings (apps.common.url_state): short query names. The steps' default depends on the
+#: model's T (every step for T ≤ 250, else 50), so the page sets it, and its slider is keyed by T.
+URL_SPEC = (url_state.Param("toy_dataset", str, "two_gaussians", choices=NAMES, url="data"),
+            url_state.Param("toy_method", str, "ddpm", choices=METHODS, url="method"),
+            url_state.Param("toy_steps", int, None, bounds="toy_steps", url="steps"),
+            url_state.Param("toy_n", int, 1000, choices=SAMPLES, url="n"),
+            url_state.Param("toy_sseed", int, 0, bounds="seed", url="sseed"))
 
 st.title("Toy sandbox")
 st.caption("A small MLP ε̂(x_t, t) on a 1-D or 2-D toy set: its loss against the Bayes-optimal floor, its ε̂ against "
@@ -34,9 +44,9 @@ def with_recipe_defaults(dataset: str) -> None:
 
 # --- 1 · data, model, schedule ---------------------------------------------------------------------------
 st.subheader("1 · Data, model, schedule")
-names = dataset_names() + [DRAWN]
-dataset = st.selectbox("Data set", names, index=names.index(url_setting("data", "two_gaussians", names)),
-                       key="toy_dataset", help="'drawn': draw your own 2-D points below; they become a Gaussian KDE")
+url_state.restore("toy", URL_SPEC)
+url_state.defaults(URL_SPEC)
+dataset = st.selectbox("Data set", NAMES, key="toy_dataset", help="'drawn': draw your own 2-D points below; they become a Gaussian KDE")
 recipe = recipe_for(dataset)
 with_recipe_defaults(dataset)
 c1, c2 = st.columns([3, 2])
@@ -98,7 +108,7 @@ elif st.session_state.get("toy_training"):
 trained = run_for(dataset) or toy_run()
 if trained is None:
     st.info("No model for this data set yet: press **Train** (the default recipe is filled in).")
-    share_settings({"data": dataset})
+    url_state.publish(URL_SPEC[:1])
     st.stop()
 st.success(f"Model #{trained.run_id}: {trained.summary}" + (f"; trained in {trained.seconds:.1f} s." if trained.seconds
            else ".") + " It is also available on the Motion page.", icon="✅")
@@ -148,13 +158,14 @@ section_notes(r"x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sq
               "Ho et al. 2020 (Algorithm 2); Song, Meng & Ermon 2021 (DDIM); Karras et al. 2022; Lu et al. 2022 (DPM-Solver++)")
 with st.form("toy_sample_form"):
     c1, c2, c3, c4, c5 = st.columns(5)
-    method = c1.selectbox("Sampler", METHODS, index=METHODS.index(url_setting("method", "ddpm", METHODS)), key="toy_method")
-    steps = int(c2.slider("Steps", 1, T, min(T, url_setting("steps", T if T <= 250 else 50)), key=f"toy_steps_{T}",
+    method = c1.selectbox("Sampler", METHODS, key="toy_method")
+    st.session_state.setdefault(f"toy_steps_{T}", min(T, st.session_state.get("toy_steps") or (T if T <= 250 else 50)))
+    steps = int(c2.slider("Steps", 1, T, key=f"toy_steps_{T}",
                           help="Default: every step for T ≤ 250 (the seed exercise), else 50 respaced steps"))
     spacing_choice = c3.selectbox("Spacing", SPACINGS, key="toy_spacing",
                                   help="the method's own default: logsnr for dpm++2m, linspace for the others")
-    n = int(c4.select_slider("Samples", [500, 1000, 2000, 5000, 10000], value=url_setting("n", 1000), key="toy_n"))
-    sample_seed = int(c5.number_input("Sampling seed", 0, 10_000, url_setting("sseed", 0), key="toy_sseed"))
+    n = int(c4.select_slider("Samples", SAMPLES, key="toy_n"))
+    sample_seed = int(c5.number_input("Sampling seed", *url_state.BOUNDS["seed"], key="toy_sseed"))
     c1, c2 = st.columns(2)
     eta = float(c1.slider("DDIM η (ddim only; 0 = deterministic)", 0.0, 1.0, 0.0, 0.1, key="toy_eta"))
     variance = c2.radio("DDPM variance (ddpm only)", ["beta", "posterior"], horizontal=True, key="toy_var")
@@ -188,4 +199,5 @@ with readable_errors("Sampling"):
     else:
         st.info(f"Metrics not available yet: {res['report_error']}", icon="⏳")
 
-share_settings({"data": dataset, "method": method, "steps": steps, "n": n, "sseed": sample_seed})
+st.session_state["toy_steps"] = steps  # the slider's key names T; the URL's "steps" does not
+url_state.publish(URL_SPEC)

@@ -8,12 +8,12 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps import page_state
+from apps.common import url_state
 from apps.charts import downloads, section_notes, show_chart
-from apps.models import mnist_test
-from apps.schedule_widgets import ScheduleSpec, build_schedule, schedule_or_error, schedule_picker, spec_label, spec_of
-from apps.toy_data import dataset_names, describe_dataset, mixture_of
-from apps.ui import fig_png, markdown_table, readable_errors, show_png
+from apps.common.models import mnist_test
+from apps.pages.schedules.widgets import ScheduleSpec, build_schedule, schedule_or_error, schedule_picker, spec_label, spec_of
+from apps.pages.toy.data import dataset_names, describe_dataset, mixture_of
+from apps.common.ui import fig_png, markdown_table, readable_errors, show_png
 from image_track import plots as image_plots
 from toydiff.toy.figures.schedules import (embedding_plotly, forward_density_mpl, schedule_curves_mpl,
                                            schedule_curves_plotly)
@@ -71,15 +71,19 @@ section_notes(r"q(x_t \mid x_0) = \mathcal N\big(\sqrt{\bar\alpha_t}\,x_0,\;(1-\
               "most of its steps on nearly pure noise.",
               "Ho et al. 2020 (linear, DDPM); Nichol & Dhariwal 2021 (cosine); Lin et al. 2024 (terminal SNR, trailing)")
 
-URL_KEYS = {"sched_compare": page_state.bool_param, "fwd_dataset": str, "fwd_n": int, "fwd_panels": int,
-            "plan_steps": int, "plan_spacing": str, "emb_dim": int}
-page_state.restore("schedules", URL_KEYS, {
-    "fwd_dataset": lambda v: v in dataset_names(oracle_only=True), "fwd_n": lambda v: 500 <= v <= 5000 and v % 500 == 0,
-    "fwd_panels": lambda v: 3 <= v <= 8, "plan_steps": lambda v: v >= 1, "plan_spacing": lambda v: v in td.schedules.SPACINGS,
-    "emb_dim": lambda v: v in (8, 16, 32, 64, 128, 256)})
 _names = dataset_names(oracle_only=True)
-page_state.defaults({"sched_compare": True, "fwd_dataset": "two_gaussians" if "two_gaussians" in _names else _names[0],
-                     "fwd_n": 2000, "fwd_panels": 5, "plan_steps": 10, "emb_dim": 64})
+#: the page's URL settings (apps.common.url_state)
+URL_SPEC = (
+    url_state.Param("sched_compare", bool, True),
+    url_state.Param("fwd_dataset", str, "two_gaussians" if "two_gaussians" in _names else _names[0], choices=_names),
+    url_state.Param("fwd_n", int, 2000, choices=tuple(range(500, 5001, 500))),
+    url_state.Param("fwd_panels", int, 5, bounds="fwd_panels"),
+    url_state.Param("plan_steps", int, 10, bounds="plan_steps"),
+    url_state.Param("plan_spacing", str, td.schedules.SPACINGS[0], choices=td.schedules.SPACINGS),
+    url_state.Param("emb_dim", int, 64, choices=(8, 16, 32, 64, 128, 256)),
+)
+url_state.restore("schedules", URL_SPEC)
+url_state.defaults(URL_SPEC)
 
 # --- two schedules side by side ---------------------------------------------------------------
 st.subheader("β, ᾱ and SNR")
@@ -118,7 +122,7 @@ names = dataset_names(oracle_only=True)
 dataset = c1.selectbox("Distribution", names, key="fwd_dataset")
 which = c2.radio("Schedule", ["A", "B"] if sched_b is not None else ["A"], horizontal=True, key="fwd_which")
 n_samples = c3.slider("q_sample draws", 500, 5000, step=500, key="fwd_n")
-n_panels = c4.slider("Panels (steps shown)", 3, 8, key="fwd_panels")
+n_panels = c4.slider("Panels (steps shown)", *url_state.BOUNDS["fwd_panels"], key="fwd_panels")
 st.caption(describe_dataset(dataset))
 fwd_spec = spec_a if which == "A" else spec_b
 if (sched_a if which == "A" else sched_b) is not None:
@@ -176,4 +180,4 @@ if sched_a is not None:
         emb = embedding_plotly(int(dim), sched_a.T)
         show_chart(emb, key="emb_chart")
         downloads(f"embedding_{dim}", key="emb_dl", fig=emb)
-page_state.publish(URL_KEYS)
+url_state.publish(URL_SPEC)

@@ -11,19 +11,21 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps import page_state
+from apps.common import url_state
 from apps.charts import downloads, section_notes, show_chart
-from apps.sampler_sweep import FLOW_SHIFTS, Line, ddim_euler_gap, distance, line_label, mean_spread, nfe, run_line
-from apps.schedule_widgets import schedule_or_error, schedule_picker, spec_of
-from apps.toy_data import dataset_names, describe_dataset, load_dataset, mixture_of
-from apps.toy_state import TrainedToy, toy_run
-from apps.ui import fig_png, markdown_table, readable_errors, show_png
+from apps.pages.samplers.sweep import FLOW_SHIFTS, Line, ddim_euler_gap, distance, line_label, mean_spread, nfe, run_line
+from apps.pages.schedules.widgets import schedule_or_error, schedule_picker, spec_of
+from apps.pages.toy.data import dataset_names, describe_dataset, load_dataset, mixture_of
+from apps.pages.toy.state import TrainedToy, toy_run
+from apps.common.ui import fig_png, markdown_table, readable_errors, show_png
 from toydiff.toy.figures.samples import samples_vs_truth_mpl
 from toydiff.toy.figures.sampling import convergence_mpl, convergence_plotly
+from toydiff.processes.registry import PROCESSES
 
 STEP_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 SAMPLE_CHOICES = (500, 1000, 2000, 5000)
-FLOW_METHODS = td.sampling.FLOW_METHODS
+#: the processes whose samplers the page compares (classes: their names and methods)
+VP, FLOW = PROCESSES["vp"], PROCESSES["flow"]
 
 
 class Source:
@@ -83,7 +85,7 @@ def ddim_euler(key: tuple, _src: Source, steps: int) -> float:
 
 @st.cache_data(max_entries=64, show_spinner="Sampling…")
 def side_png(key: tuple, _src: Source, method: str, steps: int, n: int, seed: int) -> tuple[bytes, float]:
-    line = Line("vp", method, td.sampling.REGISTRY[method].default_spacing)
+    line = Line.default(VP.name, method)
     x = _src.run(line, steps, n, seed)
     d = distance(x.double(), _src.truth(n, seed + 1000))[1]
     ds = load_dataset(_src.dataset)
@@ -162,26 +164,26 @@ def settings_form(oracle: bool, T: int) -> tuple[list[Line], list[int], int, int
     step_opts = [s for s in STEP_CHOICES if s <= T]
     with st.form("lab_form"):
         c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-        methods = c1.multiselect("VP samplers", td.METHODS, key="lab_methods")
-        flows = c2.multiselect("Flow-matching samplers (exact velocity)", FLOW_METHODS, key="lab_flows",
+        methods = c1.multiselect("VP samplers", VP.methods, key="lab_methods")
+        flows = c2.multiselect("Flow-matching samplers (exact velocity)", FLOW.methods, key="lab_flows",
                                disabled=not oracle, help="Integrate dx/dt = E[u | x_t] of a linear or cosine "
                                "interpolant (toydiff.sampling.flow_steps), on the same mixture; the oracle only.")
         steps_list = c1.multiselect("Step counts", step_opts, key=f"lab_steps_{T}",
                                     default=[s for s in (5, 10, 20, 50) if s <= T])
         interp = c2.radio("Flow interpolant", tuple(td.interpolants.BUILDERS), horizontal=True, key="lab_interp")
         n = int(c3.select_slider("Samples", SAMPLE_CHOICES, key="lab_n"))
-        seeds = int(c4.slider("Seeds", 1, 10, key="lab_seeds", help="Error bars: ± one standard deviation over seeds"))
+        seeds = int(c4.slider("Seeds", *url_state.BOUNDS["lab_seeds"], key="lab_seeds", help="Error bars: ± one standard deviation over seeds"))
         with st.expander("Spacing per method (which timesteps each sampler visits)"):
             cols = st.columns(5)
             spacing = {m: cols[i % 5].selectbox(f"{m} spacing", td.schedules.SPACINGS, key=f"lab_sp_{m}",
                                                 index=td.schedules.SPACINGS.index(td.sampling.REGISTRY[m].default_spacing))
-                       for i, m in enumerate(td.METHODS)}
-            grids = {f: cols[(i + len(td.METHODS)) % 5].selectbox(f"flow {f} time grid", tuple(FLOW_SHIFTS),
+                       for i, m in enumerate(VP.methods)}
+            grids = {f: cols[(i + len(VP.methods)) % 5].selectbox(f"flow {f} time grid", tuple(FLOW_SHIFTS),
                                                                    key=f"lab_grid_{f}")
-                     for i, f in enumerate(FLOW_METHODS)}
+                     for i, f in enumerate(FLOW.methods)}
         st.form_submit_button("Run the sweep", type="primary")
-    lines = [Line("vp", m, spacing[m]) for m in methods]
-    lines += [Line("flow", f, grids[f], interp) for f in flows] if oracle else []
+    lines = [Line(VP.name, m, spacing[m]) for m in methods]
+    lines += [Line(FLOW.name, f, grids[f], interp) for f in flows] if oracle else []
     return lines, sorted(steps_list), n, seeds
 
 
@@ -199,7 +201,7 @@ def show_sweep(src: Source, lines: list[Line], steps_list: list[int], n: int, se
                "runs scatter around it (the grey band), so one seed of a good sampler can land below it.")
     st.info(verdict(curves, floor), icon="🎯")
     markdown_table(table_rows(curves, floor))
-    if {"ddim", "euler"} <= {ln.method for ln in lines if ln.family == "vp"}:
+    if {"ddim", "euler"} <= {ln.method for ln in lines if ln.process == VP.name}:
         gap = ddim_euler(src.key, src, max(steps_list))
         st.caption(f"**DDIM ≡ Euler here.** With η = 0, DDIM's x_t' = √ᾱ_t' x̂_0 + √(1 − ᾱ_t') ε̂ is, in Karras' "
                    "x̃ = x/√ᾱ and σ = √((1 − ᾱ)/ᾱ), exactly the Euler step x̃_t' = x̃_t + (σ_t' − σ_t) ε̂ of the "
@@ -220,14 +222,16 @@ section_notes(r"\frac{d\tilde x}{d\sigma} = \hat\varepsilon(x_t, t),\qquad \tild
               "Ho et al. 2020 (DDPM); Song et al. 2021 (DDIM); Karras et al. 2022 (Euler, Heun); Lu et al. 2022 "
               "(DPM-Solver++); Lipman et al. 2023 and Liu et al. 2023 (flow matching, rectified flow)")
 
-URL_KEYS = {"lab_dataset": str, "lab_n": int, "lab_seeds": int, "lab_nfe": page_state.bool_param,
-            "lab_methods": page_state.str_list, "lab_flows": page_state.str_list}
-page_state.restore("samplers", URL_KEYS, {
-    "lab_dataset": lambda v: v in dataset_names(oracle_only=True), "lab_n": lambda v: v in SAMPLE_CHOICES,
-    "lab_seeds": lambda v: 1 <= v <= 10, "lab_methods": lambda v: set(v) <= set(td.METHODS),
-    "lab_flows": lambda v: set(v) <= set(FLOW_METHODS)})
-page_state.defaults({"lab_n": 2000, "lab_seeds": 3, "lab_nfe": True, "lab_methods": list(td.METHODS),
-                     "lab_flows": ["euler", "heun", "dpm++2m"]})
+_names = dataset_names(oracle_only=True)
+#: the page's URL settings (apps.common.url_state)
+URL_SPEC = (url_state.Param("lab_dataset", str, "two_gaussians" if "two_gaussians" in _names else _names[0], choices=_names),
+            url_state.Param("lab_n", int, 2000, choices=SAMPLE_CHOICES),
+            url_state.Param("lab_seeds", int, 3, bounds="lab_seeds"),
+            url_state.Param("lab_nfe", bool, True),
+            url_state.Param("lab_methods", "str_list", list(VP.methods), choices=VP.methods),
+            url_state.Param("lab_flows", "str_list", ["euler", "heun", "dpm++2m"], choices=FLOW.methods))
+url_state.restore("samplers", URL_SPEC)
+url_state.defaults(URL_SPEC)
 
 trained = toy_run()
 sources = ["Exact oracle"] + (["Trained model (Toy sandbox)"] if trained is not None else [])
@@ -239,7 +243,6 @@ if trained is None:
 if source == "Exact oracle":
     with c2:
         names = dataset_names(oracle_only=True)
-        st.session_state.setdefault("lab_dataset", "two_gaussians" if "two_gaussians" in names else names[0])
         dataset = st.selectbox("Distribution", names, key="lab_dataset")
         st.caption(describe_dataset(dataset))
         spec = schedule_picker("lab_sched", label="Schedule", default=spec_of("linear", T=1000, beta_start=1e-4,
@@ -262,7 +265,7 @@ if lines and steps_list:
         show_sweep(src, lines, steps_list, n, seeds)
 else:
     st.info("Pick at least one sampler and one step count, then press **Run the sweep**.")
-page_state.publish(URL_KEYS)
+url_state.publish(URL_SPEC)
 
 st.subheader("One x_T, three samplers")
 st.caption("The same starting noise through ancestral DDPM, DDPM without its σ·z term (every step jumps to the "

@@ -1,6 +1,6 @@
 """Labs page, section "Flow vs diffusion": on the exact oracle (no learning error), the same x_1 through the
 linear-path flow ODE (rectified flow) and the VP probability-flow ODE — distance to the truth against network
-evaluations, path straightness, and the paths of a few particles. Numerics from :mod:`apps.sampler_sweep` and
+evaluations, path straightness, and the paths of a few particles. Numerics from :mod:`apps.pages.samplers.sweep` and
 :mod:`toydiff.toy.flow_compare`; figures from :mod:`toydiff.toy.figures.flow` and :mod:`toydiff.toy.figures.sampling`."""
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps import page_state
+from apps.common import url_state
 from apps.charts import csv_bytes, downloads, mixture_section, show_chart
-from apps.sampler_sweep import Line, distance, line_label, mean_spread, nfe, run_line
-from apps.toy_data import dataset_names
-from apps.ui import fig_png, readable_errors
+from apps.pages.samplers.sweep import Line, distance, line_label, mean_spread, nfe, run_line
+from apps.pages.toy.data import dataset_names
+from apps.common.ui import fig_png, readable_errors
 from toydiff.toy import flow_compare
 from toydiff.toy.figures import base as figure_base
 from toydiff.toy.figures.flow import paths_plotly
 from toydiff.toy.figures.sampling import convergence_mpl, convergence_plotly
 from toydiff.toy.datasets import Normalizer, get_dataset
 
-__all__ = ["URL_KEYS", "DEFAULTS", "ALLOWED", "BUDGETS", "section", "steps_within", "curves_csv"]
+__all__ = ["URL_SPEC", "DEFAULTS", "BUDGETS", "section", "steps_within", "curves_csv"]
 
 BUDGETS = (1, 2, 4, 8, 16, 32)
 FLOW, VP = ("euler", "heun"), ("ddim", "dpm++2m")
@@ -31,22 +31,20 @@ SAMPLES = (250, 500, 1000, 2000)
 PATHS_N = 200  # particles whose paths set the straightness
 T_VP = 1000  # the VP schedule: linear β 1e-4 → 0.02 over 1000 steps (Ho et al. 2020)
 
-URL_KEYS = {"flow_ds": str, "flow_methods": page_state.str_list, "flow_budgets": page_state.int_list,
-            "flow_n": int, "flow_seeds": int}
-DEFAULTS = {"flow_ds": "8gaussians", "flow_methods": ["flow euler", "flow heun", "vp ddim", "vp dpm++2m"],
-            "flow_n": 500, "flow_seeds": 2, "flow_budgets": list(BUDGETS),
-            "flow_particles": 12}
 CHOICES = [f"flow {m}" for m in FLOW] + [f"vp {m}" for m in VP]
-ALLOWED = {"flow_ds": lambda v: v in dataset_names(oracle_only=True), "flow_methods": lambda v: set(v) <= set(CHOICES),
-           "flow_budgets": lambda v: set(v) <= set(BUDGETS), "flow_n": lambda v: v in SAMPLES,
-           "flow_seeds": lambda v: 1 <= v <= 5}
-
+#: the section's URL settings (apps.common.url_state)
+URL_SPEC = (url_state.Param("flow_ds", str, "8gaussians", choices=tuple(dataset_names(oracle_only=True))),
+            url_state.Param("flow_methods", "str_list", ["flow euler", "flow heun", "vp ddim", "vp dpm++2m"],
+                            choices=CHOICES),
+            url_state.Param("flow_budgets", "int_list", list(BUDGETS), choices=BUDGETS),
+            url_state.Param("flow_n", int, 500, choices=SAMPLES),
+            url_state.Param("flow_seeds", int, 2, bounds="flow_seeds"))
+#: the section's other widgets' defaults
+DEFAULTS = {"flow_particles": 12}
 
 def _line(choice: str) -> Line:
-    family, method = choice.split(" ", 1)
-    if family == "flow":
-        return Line("flow", method, "uniform", "linear")
-    return Line("vp", method, td.sampling.REGISTRY[method].default_spacing)
+    process, method = choice.split(" ", 1)  # "flow euler", "vp ddim": a process name, one of its methods
+    return Line.default(process, method)
 
 
 def steps_within(line: Line, budget: int) -> int:
@@ -113,7 +111,7 @@ def _sweep_part(dataset: str) -> None:
         choices = c1.multiselect("Processes · samplers", CHOICES, key="flow_methods")
         budgets = c2.multiselect("Network evaluations", BUDGETS, key="flow_budgets")
         n = int(c3.select_slider("Samples", SAMPLES, key="flow_n"))
-        seeds = int(c4.slider("Seeds", 1, 5, key="flow_seeds"))
+        seeds = int(c4.slider("Seeds", *url_state.BOUNDS["flow_seeds"], key="flow_seeds"))
         st.form_submit_button("Run", type="primary")
     if not choices or not budgets:
         st.info("Pick at least one sampler and one budget, then press **Run**.")

@@ -11,14 +11,15 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps.charts import csv_bytes, downloads, section_notes, share_settings, show_chart, url_setting
-from apps.toy_data import DRAWN, dataset_names, drawn_points, get_data
-from apps.toy_state import TrainedToy, run_for
-from apps.ui import fig_png, readable_errors
+from apps.charts import csv_bytes, downloads, section_notes, show_chart
+from apps.pages.toy.data import DRAWN, dataset_names, drawn_points, get_data
+from apps.pages.toy.state import TrainedToy, run_for
+from apps.common.ui import fig_png, readable_errors
 from toydiff.toy import motion
 from toydiff.toy.figures.motion import forward_animation_plotly, race_animation_plotly, reverse_animation_plotly
 from toydiff.toy.figures.samples import trajectories_1d_mpl, trajectories_2d_mpl
 from toydiff.toy.figures.schedules import forward_density_mpl
+from apps.common import url_state
 from toydiff.toy.run import ToyRun, oracle_run
 
 METHODS = list(td.METHODS)
@@ -98,8 +99,23 @@ st.caption("Press ▶ Play under a figure: the frames are computed once and play
            "the exact density of x_t (blue) of the data set's Gaussian mixture, in the model's normalised units.")
 
 names = dataset_names(oracle_only=True) + ([DRAWN] if len(drawn_points()) > 2 else [])
-dataset = st.selectbox("Data set", names, index=names.index(url_setting("data", "8gaussians", names)),
-                       key="mo_dataset", help="data sets with an exact mixture; 'drawn' once you draw on the Toy page")
+PARTICLES = (200, 500, 1000, 2000)
+#: the page's URL settings (apps.common.url_state): short query names
+URL_SPEC = (url_state.Param("mo_dataset", str, "8gaussians", choices=names, url="data"),
+            url_state.Param("mo_fn", int, 1000, choices=PARTICLES, url="fn"),
+            url_state.Param("mo_ff", int, 50, bounds="motion_frames", url="ff"),
+            url_state.Param("mo_fs", int, 0, bounds="seed", url="fs"),
+            url_state.Param("mo_rm", str, "ddim", choices=METHODS, url="rm"),
+            url_state.Param("mo_rs", int, 50, bounds="motion_steps", url="rs"),
+            url_state.Param("mo_rn", int, 2000, choices=PARTICLES, url="rn"),
+            url_state.Param("mo_rseed", int, 0, bounds="seed", url="rseed"),
+            url_state.Param("mo_cs", int, 50, bounds="motion_steps", url="cs"),
+            url_state.Param("mo_cseed", int, 1, bounds="seed", url="cseed"))
+url_state.restore("motion", URL_SPEC)
+url_state.defaults(URL_SPEC)
+if st.session_state["mo_dataset"] not in names:  # drawn points gone
+    st.session_state["mo_dataset"] = URL_SPEC[0].default
+dataset = st.selectbox("Data set", names, key="mo_dataset", help="data sets with an exact mixture; 'drawn' once you draw on the Toy page")
 with readable_errors("Loading the data set"):
     run, trained = source(dataset)
     st.caption(("Model: " + trained.summary) if trained is not None else
@@ -113,9 +129,9 @@ with section_form("(a) Forward process: data → noise",
                    "density at every frame. The modes blur into one Gaussian well before t = T.",
                    "Ho, Jain & Abbeel 2020, Denoising Diffusion Probabilistic Models (eq. 4)"),
                   "mo_fwd", 3, "Show the forward process") as (c1, c2, c3):
-    n_fwd = c1.select_slider("Particles", [200, 500, 1000, 2000], value=url_setting("fn", 1000), key="mo_fn")
-    fr_fwd = c2.slider("Frames", 10, 60, url_setting("ff", 50), key="mo_ff")
-    seed_fwd = int(c3.number_input("Seed", 0, 10_000, url_setting("fs", 0), key="mo_fs"))
+    n_fwd = c1.select_slider("Particles", PARTICLES, key="mo_fn")
+    fr_fwd = c2.slider("Frames", *url_state.BOUNDS["motion_frames"], key="mo_ff")
+    seed_fwd = int(c3.number_input("Seed", *url_state.BOUNDS["seed"], key="mo_fs"))
 with readable_errors("The forward animation"):
     mo_f, fig_f = forward_figure(dkey, run, n_fwd, fr_fwd, seed_fwd)
     show_chart(fig_f, key="mo_fwd_chart")
@@ -129,12 +145,12 @@ with section_form("(b) Reverse process: a cloud under any sampler",
                    "model is wrong. Orange diamonds are x̂₀ of five particles: early on they sit at the data's mean.",
                    "Ho et al. 2020 (Algorithm 2); Song, Meng & Ermon 2021, DDIM; Karras et al. 2022"),
                   "mo_rev", 5, "Run the sampler") as (c1, c2, c3, c4, c5):
-    method = c1.selectbox("Sampler", METHODS, index=METHODS.index(url_setting("rm", "ddim", METHODS)), key="mo_rm")
-    steps = int(c2.slider("Steps", 5, 100, url_setting("rs", 50), key="mo_rs"))
-    n_rev = c3.select_slider("Particles", [200, 500, 1000, 2000], value=url_setting("rn", 2000), key="mo_rn")
+    method = c1.selectbox("Sampler", METHODS, key="mo_rm")
+    steps = int(c2.slider("Steps", *url_state.BOUNDS["motion_steps"], key="mo_rs"))
+    n_rev = c3.select_slider("Particles", PARTICLES, key="mo_rn")
     den_opts = ["learned ε̂", "exact ε*"] if trained is not None else ["exact ε*"]
     denoiser = c4.radio("Sampler uses", den_opts, key="mo_rd")
-    seed_rev = int(c5.number_input("Seed", 0, 10_000, url_setting("rseed", 0), key="mo_rseed"))
+    seed_rev = int(c5.number_input("Seed", *url_state.BOUNDS["seed"], key="mo_rseed"))
 with readable_errors("The reverse animation"):
     mo_r, fig_r = reverse_figure(dkey, run, trained, method, steps, n_rev, denoiser, seed_rev)
     show_chart(fig_r, key="mo_rev_chart")
@@ -149,9 +165,9 @@ with section_form("(c) One particle: exact PF-ODE, DDIM and DDPM",
                    "fresh noise each step and may end in another mode from the same start.",
                    "Song et al. 2021, Score-Based Generative Modeling through SDEs; Song, Meng & Ermon 2021 (DDIM)"),
                   "mo_race", 3, "Race") as (c1, c2, c3):
-    steps_c = int(c1.slider("Steps", 5, 100, url_setting("cs", 50), key="mo_cs"))
+    steps_c = int(c1.slider("Steps", *url_state.BOUNDS["motion_steps"], key="mo_cs"))
     den_c = c2.radio("DDIM / DDPM use", den_opts, key="mo_cd")
-    seed_c = int(c3.number_input("Particle seed", 0, 10_000, url_setting("cseed", 1), key="mo_cseed"))
+    seed_c = int(c3.number_input("Particle seed", *url_state.BOUNDS["seed"], key="mo_cseed"))
 with readable_errors("The particle race"):
     race, fig_c = race_figure(dkey, run, trained, steps_c, den_c, seed_c)
     show_chart(fig_c, key="mo_race_chart")
@@ -161,5 +177,4 @@ with readable_errors("The particle race"):
               csv=csv_bytes(np.concatenate([m.x[:, 0] for m in race.values()], 1),
                             [f"{k} {c}" for k in race for c in ("x", "y")[: run.dataset.dim]]))
 
-share_settings({"data": dataset, "fn": n_fwd, "ff": fr_fwd, "fs": seed_fwd, "rm": method, "rs": steps, "rn": n_rev,
-                "rseed": seed_rev, "cs": steps_c, "cseed": seed_c})
+url_state.publish(URL_SPEC)

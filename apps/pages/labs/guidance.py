@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from apps.common import url_state
 from apps.charts import csv_bytes, downloads, section_notes, show_chart
-from apps.ui import fig_png, markdown_table, readable_errors
+from apps.common.ui import fig_png, markdown_table, readable_errors
 from toydiff.exact.guidance import tilted_target
 from toydiff.sampling.guidance import CFG_CONVENTIONS, guidance_interval
 from toydiff.toy import guidance_eval as ge
@@ -18,21 +19,24 @@ from toydiff.toy.datasets import Normalizer
 from toydiff.toy.labelled import LABELLED, get_labelled
 from toydiff.toy.recipes import RECIPE_2D
 
-__all__ = ["DATASETS", "URL_KEYS", "DEFAULTS", "ALLOWED", "section"]
+__all__ = ["DATASETS", "URL_SPEC", "DEFAULTS", "section"]
 
 DATASETS = tuple(n for n in LABELLED if get_labelled(n).has_oracle)
 STEPS, SAMPLES, SWEEP_WS = (20, 50, 100, 250), (250, 500, 1000, 2000), (-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 GRID = 128  # cells per axis of the tilted target's grid
 KINDS, AUTO_FACTOR = ("CFG", "autoguidance"), 1.5
 
-URL_KEYS = {"guide_ds": str, "guide_kind": str, "guide_y": int, "guide_w": float, "guide_conv": str, "guide_interval": bool,
-            "guide_steps": int, "guide_n": int}
-DEFAULTS = {"guide_ds": "moons_mixture", "guide_kind": "CFG", "guide_y": 0, "guide_w": 3.0, "guide_conv": "scale", "guide_interval": False,
-            "guide_steps": 50, "guide_n": 500}
-ALLOWED = {"guide_ds": lambda v: v in DATASETS, "guide_kind": lambda v: v in KINDS, "guide_y": lambda v: 0 <= v < 4, "guide_w": lambda v: -1 <= v <= 8,
-           "guide_conv": lambda v: v in CFG_CONVENTIONS, "guide_steps": lambda v: v in STEPS,
-           "guide_n": lambda v: v in SAMPLES}
-
+#: the section's URL settings (apps.common.url_state)
+URL_SPEC = (url_state.Param("guide_ds", str, "moons_mixture", choices=DATASETS),
+            url_state.Param("guide_kind", str, "CFG", choices=KINDS),
+            url_state.Param("guide_y", int, 0, bounds="guide_y"),
+            url_state.Param("guide_w", float, 3.0, bounds="guide_w"),
+            url_state.Param("guide_conv", str, "scale", choices=CFG_CONVENTIONS),
+            url_state.Param("guide_interval", bool, False),
+            url_state.Param("guide_steps", int, 50, choices=STEPS),
+            url_state.Param("guide_n", int, 500, choices=SAMPLES))
+#: the section's other widgets' defaults
+DEFAULTS: dict = {}
 
 def _setup(dataset: str):
     ds = get_labelled(dataset)
@@ -82,7 +86,7 @@ def _form(n_classes: int) -> tuple:
     with st.form("guide_form"):
         c1, c2, c3, c4 = st.columns(4)
         y = c1.selectbox("Class y", list(range(n_classes)), key="guide_y")
-        w = c2.slider("Guidance weight w", -1.0, 8.0, step=0.5, key="guide_w")
+        w = c2.slider("Guidance weight w", *map(float, url_state.BOUNDS["guide_w"]), step=0.5, key="guide_w")
         conv = c3.radio("Convention", tuple(CFG_CONVENTIONS), key="guide_conv", horizontal=True,
                         help="scale: ε_u + w(ε_c − ε_u) (w = 1 conditional); ho-salimans: (1 + w)ε_c − wε_u "
                              "(w = 0 conditional) — the scale formula at w + 1")

@@ -10,22 +10,26 @@ import streamlit as st
 import torch
 
 import toydiff as td
+from apps.common import url_state
 from apps.charts import csv_bytes, downloads, mixture_section, show_chart
-from apps.toy_data import dataset_names
-from apps.ui import fig_png, readable_errors
+from apps.pages.toy.data import dataset_names
+from apps.common.ui import fig_png, readable_errors
 from toydiff.evaluation.memorisation import COPY_RATIO, copy_stats
 from toydiff.toy.figures.memorisation import copies_plotly, copy_rate_plotly, memorisation_mpl
 from toydiff.toy.run import oracle_run
 
-__all__ = ["URL_KEYS", "DEFAULTS", "ALLOWED", "N_TRAIN", "section", "empirical_samples"]
+__all__ = ["URL_SPEC", "DEFAULTS", "N_TRAIN", "section", "empirical_samples"]
 
 N_TRAIN = (4, 16, 64, 256, 1024, 4096)
 STEPS, SAMPLES = (10, 25, 50, 250), (250, 500, 1000)
-URL_KEYS = {"mem_ds": str, "mem_n_train": int, "mem_method": str, "mem_steps": int, "mem_n": int}
-DEFAULTS = {"mem_ds": "8gaussians", "mem_n_train": 64, "mem_method": "ddpm", "mem_steps": 50, "mem_n": 500}
-ALLOWED = {"mem_ds": lambda v: v in dataset_names(oracle_only=True), "mem_n_train": lambda v: v in N_TRAIN,
-           "mem_method": lambda v: v in td.METHODS, "mem_steps": lambda v: v in STEPS, "mem_n": lambda v: v in SAMPLES}
-
+#: the section's URL settings (apps.common.url_state)
+URL_SPEC = (url_state.Param("mem_ds", str, "8gaussians", choices=tuple(dataset_names(oracle_only=True))),
+            url_state.Param("mem_n_train", int, 64, choices=N_TRAIN),
+            url_state.Param("mem_method", str, "ddpm", choices=td.METHODS),
+            url_state.Param("mem_steps", int, 50, choices=STEPS),
+            url_state.Param("mem_n", int, 500, choices=SAMPLES))
+#: the section's other widgets' defaults
+DEFAULTS: dict = {}
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def empirical_samples(dataset: str, n_train: int, method: str, steps: int, n: int, seed: int) -> dict:

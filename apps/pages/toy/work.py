@@ -11,9 +11,9 @@ import streamlit as st
 import torch
 
 import toydiff as td
-from apps.schedule_widgets import build_schedule
-from apps.toy_state import TrainedToy, new_run_id
-from apps.ui import fig_png
+from apps.pages.schedules.widgets import build_schedule
+from apps.pages.toy.state import TrainedToy, new_run_id
+from apps.common.ui import fig_png
 from toydiff.toy import metrics
 from toydiff.toy.figures.samples import (samples_vs_truth_mpl, samples_vs_truth_plotly, trajectories_1d_mpl,
                                          trajectories_1d_plotly, trajectories_2d_mpl, trajectories_2d_plotly)

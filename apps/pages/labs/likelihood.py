@@ -14,25 +14,28 @@ import torch
 
 import toydiff as td
 
+from apps.common import url_state
 from apps.charts import csv_bytes, downloads, mixture_section, show_chart
-from apps.toy_data import dataset_names
-from apps.toy_state import TrainedToy, run_for
-from apps.ui import fig_png, readable_errors
+from apps.pages.toy.data import dataset_names
+from apps.pages.toy.state import TrainedToy, run_for
+from apps.common.ui import fig_png, readable_errors
 from toydiff.toy import labs
 from toydiff.toy.figures import base as figure_base
 from toydiff.toy.figures.likelihood import (elbo_mpl, elbo_plotly, likelihood_check_mpl, likelihood_grid_plotly,
                                             likelihood_points_plotly)
 from toydiff.toy.run import ToyRun, oracle_run
 
-__all__ = ["URL_KEYS", "DEFAULTS", "ALLOWED", "section", "arrays_csv", "grid_report"]
+__all__ = ["URL_SPEC", "DEFAULTS", "section", "arrays_csv", "grid_report"]
 
 POINTS, ELBO_POINTS = (20, 50, 100, 200), (250, 500, 1000, 2000)
 GRID_1D, GRID_2D = 80, 16
-URL_KEYS = {"lik_ds": str, "lik_n": int, "lik_n_elbo": int, "lik_grid": bool}
-DEFAULTS = {"lik_ds": "8gaussians", "lik_n": 50, "lik_n_elbo": 500, "lik_grid": False}
-ALLOWED = {"lik_ds": lambda v: v in dataset_names(oracle_only=True), "lik_n": lambda v: v in POINTS,
-           "lik_n_elbo": lambda v: v in ELBO_POINTS}
-
+#: the section's URL settings (apps.common.url_state)
+URL_SPEC = (url_state.Param("lik_ds", str, "8gaussians", choices=tuple(dataset_names(oracle_only=True))),
+            url_state.Param("lik_n", int, 50, choices=POINTS),
+            url_state.Param("lik_n_elbo", int, 500, choices=ELBO_POINTS),
+            url_state.Param("lik_grid", bool, False))
+#: the section's other widgets' defaults
+DEFAULTS: dict = {}
 
 def source(dataset: str) -> tuple[ToyRun, TrainedToy | None]:
     """The model measured: the session's trained run of ``dataset``, else the shipped one, else the oracle alone."""

@@ -10,14 +10,13 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-import toydiff as td
 import numpy as np
-from toydiff.sampling.flow_steps import FLOW_METHODS
+from toydiff.processes.registry import all_methods
 
-from apps import page_state
+from apps.common import url_state
+from apps.common.models import checkpoint_picker, load_path, mnist_test, model_process, process_facts
+from apps.common.ui import fig_png, readable_errors, session_memo, show_png
 from toydiff.toy.figures.motion import denoising_animation_plotly
-from apps.models import checkpoint_picker, load_path, mnist_test
-from apps.ui import fig_png, readable_errors, session_memo, show_png
 from image_track import plots as image_plots
 
 # --- cached work ---------------------------------------------------------------------------------------
@@ -66,8 +65,8 @@ def denoise_frames(key: str, _lm, digit: int | None, w: float | None, method: st
     final = rec.final[0, 0].numpy()
     xt = np.concatenate([rec.x_t[:, 0, 0].numpy(), final[None]])
     x0 = np.concatenate([rec.x0_hat[:, 0, 0].clamp(-1, 1).numpy(), final[None]])
-    flow = getattr(_lm, "process", "vp") == "flow"  # a flow sampler's t is a float in [0, 1]
-    return xt, x0, [round(float(t), 3) if flow else int(t) for t in rec.timesteps] + [-1]
+    steps_are_ints = model_process(_lm).schedule is not None  # a schedule's steps; a path's t is a float in [0, 1]
+    return xt, x0, [int(t) if steps_are_ints else round(float(t), 3) for t in rec.timesteps] + [-1]
 
 
 @st.cache_data(max_entries=16, show_spinner="Sweeping the guidance scale…")
@@ -121,7 +120,7 @@ def _evaluate(lm, n: int, w: float | None, method: str, steps: int, seed: int, a
     with st.status(f"Evaluating {n} samples…", expanded=True) as status:
         bar = st.progress(0.0)
         total = [0]
-        per_batch = steps if lm.process == "flow" else len(lm.schedule.respace(steps).timesteps)
+        per_batch = steps  # sampler steps (callbacks) per batch
         n_batches = -(-n // 50)
 
         def tick(info: dict) -> None:
@@ -151,47 +150,45 @@ st.markdown("**What to look at:** the image track's UNets go through the same to
             "to trade variety for legibility.  \n**Papers:** Ho et al. 2020 (DDPM), Song et al. 2021 (DDIM), "
             "Ho & Salimans 2022 (classifier-free guidance), Karras et al. 2024 (autoguidance).")
 
-URL_KEYS = {"mnist_method": str, "mnist_steps": int, "mnist_n": int, "mnist_seed": int, "mnist_w": float}
-page_state.restore("mnist", URL_KEYS, {"mnist_method": lambda v: v in td.METHODS + FLOW_METHODS,
-                                        "mnist_steps": lambda v: 1 <= v <= 200, "mnist_n": lambda v: v in (10, 20, 30, 40),
-                                        "mnist_seed": lambda v: 0 <= v <= 10_000, "mnist_w": lambda v: 0 <= v <= 10})
+#: the page's URL settings (apps.common.url_state); the sampler is checked again against the model's process
+URL_SPEC = (url_state.Param("mnist_method", str, "ddim", choices=all_methods()),
+            url_state.Param("mnist_steps", int, 25, bounds="mnist_steps"),
+            url_state.Param("mnist_n", int, 10, choices=(10, 20, 30, 40)),
+            url_state.Param("mnist_seed", int, 0, bounds="seed"),
+            url_state.Param("mnist_w", float, 3.0, bounds="mnist_w"))
+url_state.restore("mnist", URL_SPEC)
 
 picked = checkpoint_picker("mnist")
 if picked is None:
     st.stop()
 lm, label, key = picked
+process = model_process(lm)
 cfg = lm.model.config
 n_params = sum(p.numel() for p in lm.model.parameters())
 m1, m2, m3, m4, m5, m6 = st.columns(6)
 m1.metric("Model", cfg.get("name", "?"))
 m2.metric("Parameters", f"{n_params / 1e3:.0f}k")
 m3.metric("Classes", f"{lm.num_classes} + null" if lm.conditional else "none")
-is_flow = lm.process == "flow"
-if is_flow:  # flow matching (toydiff mnist train --process flow): an interpolant in t ∈ [0, 1], no schedule
-    m4.metric("Process", f"flow ({lm.schedule.interp.name})")
-    m5.metric("Prediction", lm.schedule.prediction)
-else:
-    m4.metric("Schedule", lm.schedule.name)
-    m5.metric("T", lm.schedule.T)
+for col, (name, value) in zip((m4, m5), process_facts(process).items()):
+    col.metric(name, value)
 m6.metric("Trained steps", lm.metadata.get("step", "—"))
-st.caption(f"Checkpoint: {label}." + (" A **flow-matching** model (Lipman et al. 2023; Liu et al. 2023): it samples "
-                                      "with the ODE samplers over its interpolant, t from 1 (noise) to 0 (data); the "
-                                      "DDPM samplers (ddpm, ddim) need a noise schedule it does not have."
-                                      if is_flow else ""))
+st.caption(f"Checkpoint: {label}; {process.describe()}. It samples with its process's samplers: "
+           f"{', '.join(process.methods)}.")
 
 st.subheader("Generate")
-methods = FLOW_METHODS if is_flow else td.METHODS
-hi = 50 if is_flow else min(200, lm.schedule.T)
-page_state.defaults({"mnist_method": "ddim", "mnist_steps": min(25, hi), "mnist_n": 10, "mnist_seed": 0, "mnist_w": 3.0})
+methods = process.methods
+# a schedule bounds the steps by its T; a continuous path does not (its ODE samplers converge well within 50)
+hi = min(url_state.BOUNDS["mnist_steps"][1], process.schedule.T) if process.schedule is not None else 50
+url_state.defaults({**{p.key: p.default for p in URL_SPEC}, "mnist_steps": min(25, hi)})
 if st.session_state.get("mnist_method") not in methods:  # e.g. ddim kept from a DDPM checkpoint
-    st.session_state["mnist_method"] = "heun" if is_flow else "ddim"
+    st.session_state["mnist_method"] = "ddim" if "ddim" in methods else process.default_method
 if st.session_state.get("mnist_steps", 1) > hi:
-    st.session_state["mnist_steps"] = min(10, hi) if is_flow else hi
+    st.session_state["mnist_steps"] = min(process.default_steps or hi, hi)
 c1, c2, c3, c4 = st.columns(4)
 method = c1.selectbox("Sampler", methods, key="mnist_method")
 steps = int(c2.slider("Steps", 1, hi, key="mnist_steps")) if hi > 1 else 1
 n = int(c3.select_slider("Images", [10, 20, 30, 40], key="mnist_n"))
-seed = int(c4.number_input("Seed", 0, 10_000, key="mnist_seed"))
+seed = int(c4.number_input("Seed", *url_state.BOUNDS["seed"], key="mnist_seed"))
 eta = 0.0
 if method == "ddim":
     eta = float(st.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key="mnist_eta"))
@@ -211,7 +208,7 @@ if not lm.conditional and label.startswith("committed"):
             "Autoguidance w (1 = off): extrapolate away from an early snapshot of the same training run "
             f"(Karras et al. 2024), at steps t < {AUTOGUIDANCE_T_MAX}", 1.0, 5.0, 1.0, 0.5, key="mnist_ag_w"))
         guide = load_path(default_guide()).model if ag_w != 1 else None
-page_state.publish(URL_KEYS)
+url_state.publish(URL_SPEC)
 with readable_errors("Generating"):
     png, npy = grid(key, lm, n, digits, w, method, steps, eta, seed, ag_w, guide)
     st.image(png, caption=f"{n} samples, {method}, {steps} steps" + ("" if w is None else f", w = {w:g}")

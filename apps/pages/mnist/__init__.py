@@ -1,0 +1,1 @@
+"""The MNIST page: ``mnist.py`` is the script ``apps/main.py`` routes to (``/mnist``); its helpers sit beside it."""

@@ -1,0 +1,1 @@
+"""The Motion page: ``motion.py`` is the script ``apps/main.py`` routes to (``/motion``); its helpers sit beside it."""
