@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from toydiff.toy import metrics
-from toydiff.toy.flow_cli import compare
+from toydiff.toy.cli.reflow import compare
 from toydiff.toy.recipes import default_recipe
 from toydiff.toy.reflow import reflow
 from toydiff.toy.run import load_toy, train_toy

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from toydiff.sampling.guidance import guidance_interval  # noqa: E402
 from toydiff.toy import guidance_eval as ge  # noqa: E402
-from toydiff.toy.cli_guidance import _print_table  # noqa: E402
+from toydiff.toy.cli.guidance import _print_table  # noqa: E402
 from toydiff.toy.datasets import Normalizer  # noqa: E402
 from toydiff.toy.labelled import get_labelled  # noqa: E402
 from toydiff.toy.recipes import RECIPE_2D  # noqa: E402

@@ -9,7 +9,7 @@
 - :mod:`~toydiff.toy.run`: one run end to end (``train_toy``, ``load_toy``, ``oracle_run``), shared by the
   CLI, the app and the benchmarks; DDPM or flow matching (``process="flow"``);
 - :mod:`~toydiff.toy.reflow`: one round of reflow of a flow run (Liu et al. 2023) and path straightness;
-- :mod:`~toydiff.toy.cli`: ``toydiff toy train|sample|report|reflow`` (flow parts in :mod:`~toydiff.toy.flow_cli`);
+- :mod:`~toydiff.toy.cli`: ``toydiff toy`` (one module per subcommand); :mod:`~toydiff.toy.process_options`: the processes a run can use;
   :mod:`~toydiff.toy.demo`: ``toydiff demo``.
 
 Nothing in :mod:`toydiff`'s core imports this package.

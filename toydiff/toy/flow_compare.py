@@ -14,44 +14,60 @@ from __future__ import annotations
 
 import torch
 
-from toydiff.checks import check_choice, check_int
+from toydiff.checks import check_int
 from toydiff.exact.mixture import GaussianMixture
+from toydiff.processes import InterpolantProcess, VPProcess
+from toydiff.processes.base import Process
 from toydiff.processes.interpolants import linear
-from toydiff.sampling.loop import sample
 from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["PROCESSES", "ode_paths", "path_lengths", "straightness"]
 
-#: the two processes compared: "flow" (linear interpolant, exact velocity) and "vp" (a VP schedule, exact ε*)
+#: the two processes compared by name: "flow" (linear interpolant, exact velocity) and "vp" (a VP schedule, exact ε*)
 PROCESSES = ("flow", "vp")
 
 
-def ode_paths(mixture: GaussianMixture, x_1: torch.Tensor, process: str, *, method: str, steps: int | None,
-              schedule: NoiseSchedule | None = None, spacing: str | None = None) -> torch.Tensor:
+def _vp(schedule) -> VPProcess:
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule for process 'vp', got {type(schedule).__name__}")
+    return VPProcess(schedule)
+
+
+#: the processes by the names :data:`PROCESSES` gives them here, built from the ``schedule`` argument
+_BY_NAME = {"flow": lambda schedule: InterpolantProcess(linear(), "velocity"), "vp": _vp}
+
+
+def _process(process: str | Process, schedule: NoiseSchedule | None) -> Process:
+    """A process object: ``process`` itself, or the one its name stands for here (``"vp"`` needs ``schedule``)."""
+    if isinstance(process, Process):
+        return process
+    if process not in _BY_NAME:
+        raise ValueError(f"process must be a Process or one of {PROCESSES}, got {process!r}")
+    return _BY_NAME[process](schedule)
+
+
+def ode_paths(mixture: GaussianMixture, x_1: torch.Tensor, process: str | Process, *, method: str,
+              steps: int | None, schedule: NoiseSchedule | None = None, spacing: str | None = None) -> torch.Tensor:
     """Every state of one sampler run from ``x_1 [n, D]`` on the exact field of ``mixture``: ``[S + 1, n, D]``,
     row 0 = x_1, row S = the sample.
 
-    ``process="flow"``: the linear interpolant with a flow method (euler, heun, midpoint, dpm++2m) over a
-    uniform time grid of ``steps`` steps; ``process="vp"``: ``schedule`` with a VP method (``steps=None``: every
-    step of the schedule; ``spacing`` as :func:`toydiff.sample`). Deterministic methods give the ODE's paths.
+    ``process``: a process object (its :meth:`~toydiff.processes.base.Process.exact_fn` and ``sample``), or by
+    name ``"flow"`` (the linear interpolant's exact velocity, a flow method over ``steps`` uniform steps) or
+    ``"vp"`` (``schedule`` with a VP method; ``steps=None``: every step; ``spacing`` as :func:`toydiff.sample`).
+    Deterministic methods give the ODE's paths.
     """
-    check_choice(process, "process", PROCESSES)
+    proc = _process(process, schedule)
     if not isinstance(x_1, torch.Tensor) or x_1.ndim != 2 or x_1.shape[1] != mixture.D:
         raise ValueError(f"x_1 must be a [n, {mixture.D}] tensor, got {getattr(x_1, 'shape', type(x_1).__name__)}")
+    if steps is not None:
+        check_int(steps, "steps", min=1)
     states = [x_1.clone()]
 
     def record(info: dict) -> None:
         states.append(info["x_prev"].clone())
 
-    if process == "flow":
-        interp = linear()
-        sample(mixture.velocity_fn(interp), x_1, interp, method=method, steps=check_int(steps, "steps", min=1),
-               callback=record)
-    else:
-        if not isinstance(schedule, NoiseSchedule):
-            raise TypeError(f"schedule must be a NoiseSchedule for process 'vp', got {type(schedule).__name__}")
-        kw = {} if spacing is None else {"spacing": spacing}
-        sample(mixture.eps_fn(schedule), x_1, schedule, method=method, steps=steps, callback=record, **kw)
+    kw = {} if spacing is None else {"spacing": spacing}
+    proc.sample(proc.exact_fn(mixture), x_1, method=method, steps=steps, callback=record, **kw)
     return torch.stack(states)
 
 

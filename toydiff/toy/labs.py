@@ -18,18 +18,24 @@ from toydiff.evaluation.elbo import elbo_terms
 from toydiff.exact.empirical import EmpiricalDistribution
 from toydiff.evaluation.likelihood import pf_ode_likelihood
 from toydiff.evaluation.memorisation import COPY_RATIO, copy_stats
-from toydiff.sampling.loop import sample
 from toydiff.toy.run import ToyRun
 
 __all__ = ["differentiable_eps", "likelihood_report", "training_points", "memorisation_report"]
 
 
 def differentiable_eps(run: ToyRun) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The run's network as ``eps(x_t [B, D], t LongTensor [B])`` with gradients (float32 inside, float64 out)."""
+    """The run's network as its process's samplers call it (:meth:`Process.network_fn`; VP: ``eps(x_t [B, D],
+    t LongTensor [B])``), with gradients (float32 inside, float64 out)."""
     if run.model is None:
         raise ValueError("the run has no network (an oracle run)")
-    model = run.model.eval()
-    return lambda x, t: model(x.float(), t).double()
+    net = run.process.network_fn(run.model.eval())
+    return lambda x, t: net(x.float(), t).double()
+
+
+def _require_schedule(run: ToyRun, what: str) -> None:
+    """These labs run over a discrete noise schedule (the VP ε formulas of the ELBO, the PF-ODE, the empirical ε*)."""
+    if run.schedule is None:
+        raise ValueError(f"{what} need a process over a noise schedule (--process vp), not {run.process.describe()}")
 
 
 def _held_out(run: ToyRun, n: int, seed: int) -> torch.Tensor:
@@ -53,7 +59,8 @@ def likelihood_report(run: ToyRun, *, n: int = 200, n_elbo: int = 2000, seed: in
     x = _held_out(run, n, seed)
     exact_lp = oracle.log_prob(x)
     H = float(-exact_lp.mean())
-    fns = {"oracle": oracle.eps_fn(run.schedule)}
+    _require_schedule(run, "the PF-ODE likelihood and the ELBO")
+    fns = {"oracle": run.process.exact_fn(oracle)}
     if run.model is not None:
         fns["model"] = differentiable_eps(run)
     summary = {"dataset": run.dataset.name, "n": n, "seed": seed, "rtol": rtol, "entropy": H,
@@ -90,17 +97,18 @@ def memorisation_report(run: ToyRun, train: torch.Tensor, *, n: int = 2000, seed
     ``train`` ``[n_train, D]`` in model units. Returns ``(summary, arrays)`` with the samples and copy flags.
     """
     n = check_int(n, "n", min=1)
+    _require_schedule(run, "the empirical denoiser")
     emp = EmpiricalDistribution(train)
-    fns = {"empirical": emp.eps_fn(run.schedule)}
+    fns = {"empirical": run.process.exact_fn(emp)}
     if run.model is not None:
-        fns = {"model": run.eps_fn()} | fns
+        fns = {"model": run.denoiser_fn()} | fns
     summary = {"dataset": run.dataset.name, "n_train": train.shape[0], "n": n, "seed": seed, "method": method,
                "steps": steps or run.schedule.T, "ratio": ratio}
     arrays = {"train": train}
     for who, fn in fns.items():
         g = torch.Generator().manual_seed(seed)
         x_T = torch.randn(n, train.shape[1], generator=g, dtype=torch.float64)
-        x = sample(fn, x_T, run.schedule, method=method, steps=steps, generator=g)
+        x = run.process.sample(fn, x_T, method=method, steps=steps, generator=g)
         st = copy_stats(x, train, ratio=ratio)
         summary[who] = {"copy_rate": st.rate, "unique_copied": st.unique,
                         "median_nn_distance": float(st.distance.median())}

@@ -63,6 +63,15 @@ class Recipe:
         """The recipe's schedule (a fresh immutable object each call)."""
         return from_name(self.schedule_name, **dict(self.schedule_params))
 
+    def target(self, process) -> str:
+        """The regression target of a run of ``process`` (a process object): ``flow_target`` for flow matching
+        (its measured default), ``"conditional"`` for every other process."""
+        return dict(self.targets()).get(process.name, "conditional")
+
+    def targets(self) -> tuple[tuple[str, str], ...]:
+        """``(process name, target)`` for the processes whose recipe target is not ``"conditional"``."""
+        return (("flow", self.flow_target),)
+
     def model_config(self, dim: int) -> MLPConfig:
         """The MLP for points of dimension ``dim``."""
         return MLPConfig(dim=dim, width=self.width, depth=self.depth, activation=self.activation,

@@ -23,7 +23,6 @@ import torch
 
 from toydiff.checks import check_int
 from toydiff.training.checkpoint import run_lock
-from toydiff.sampling.loop import sample
 from toydiff.training.engine import TrainConfig
 from toydiff.toy.recipes import default_recipe
 from toydiff.toy.training import ToyTrainer
@@ -39,9 +38,8 @@ def reflow_pairs(run, n: int, *, seed: int = 1, method: str = "heun", steps: int
     check_int(n, "n", min=1)
     g = torch.Generator().manual_seed(seed)
     x1 = torch.randn(n, run.dataset.dim, generator=g, dtype=torch.float64)
-    fn = run.flow_fn()
-    opts = run.flow.sampler_options(steps)
-    x0 = torch.cat([sample(fn, x1[i:i + batch], run.flow.interp, method=method, **opts) for i in range(0, n, batch)])
+    fn = run.denoiser_fn()
+    x0 = torch.cat([run.process.sample(fn, x1[i:i + batch], method=method, steps=steps) for i in range(0, n, batch)])
     return x0.float(), x1.float()
 
 
@@ -89,8 +87,9 @@ def reflow(run, *, n_pairs: int = 40_000, epochs: int | None = None, config: Tra
             "reflow_of": source, "reflow_pairs": n_pairs, "reflow_sampler":
             f"{method}, {steps} steps", "n_train": n_pairs - n_val, "n_val": n_val, "data_seed": seed,
             "fresh_data": False}
-    flow = run.flow.with_target("conditional")  # the pairs are coupled: each x_0 has its own x_1
-    trainer = ToyTrainer(model, flow, x0[n_val:], x0[:n_val], config, oracle=run.oracle, metadata=meta,
+    # the pairs are coupled: each x_0 has its own x_1
+    objective = run.training_objective.with_target("conditional")
+    trainer = ToyTrainer(model, objective, x0[n_val:], x0[:n_val], config, oracle=run.oracle, metadata=meta,
                          data=PairBatches(x0[n_val:], x1[n_val:], config.batch_size))
     if out is None:
         history = trainer.fit(progress=progress)
@@ -101,8 +100,8 @@ def reflow(run, *, n_pairs: int = 40_000, epochs: int | None = None, config: Tra
             import json
 
             (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
-    return ToyRun(run.dataset, None, run.normalizer, trainer.eval_model.eval(), history,
-                  dict(trainer.metadata) | flow.metadata(), flow)
+    return ToyRun(run.dataset, run.process, run.normalizer, trainer.eval_model.eval(), history,
+                  dict(trainer.metadata) | objective.metadata(), objective)
 
 
 def straightness(run, n: int = 2_000, *, seed: int = 0, steps: int = 128, exact: bool = False) -> float:
@@ -116,10 +115,12 @@ def straightness(run, n: int = 2_000, *, seed: int = 0, steps: int = 128, exact:
     def add(info: dict) -> None:
         length.add_((info["x_prev"] - info["x_t"]).flatten(1).norm(dim=1))
 
-    x0 = sample(run.flow_fn(exact), x1, run.flow.interp, method="heun", callback=add, **run.flow.sampler_options(steps))
+    x0 = run.process.sample(run.denoiser_fn(exact), x1, method="heun", steps=steps, callback=add)
     return float(((x0 - x1).flatten(1).norm(dim=1) / length).mean())
 
 
 def _require_flow(run) -> None:
-    if getattr(run, "flow", None) is None:
-        raise ValueError("run must be a flow run (toydiff toy train --process flow): reflow straightens a flow")
+    """Reflow needs an ODE over continuous time whose objective takes coupled noise (``with_target``)."""
+    if run.schedule is not None or not hasattr(run.training_objective, "with_target"):
+        raise ValueError(f"run must be a flow run (toydiff toy train --process flow), not {run.process.describe()}: "
+                         "reflow straightens a flow")

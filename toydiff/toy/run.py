@@ -24,21 +24,20 @@ import torch
 from torch import nn
 
 from toydiff.processes import schedules
-from toydiff.checks import check_choice, check_int
+from toydiff.checks import check_int
 from toydiff.training.checkpoint import CheckpointError, load_checkpoint, load_weights, require_kind, run_lock
 from toydiff.toy.datasets import Normalizer, ToyDataset, get_dataset
 from toydiff.exact.mixture import GaussianMixture
 from toydiff.toy.models import MLPConfig, build_mlp
 from toydiff.toy.recipes import Recipe, default_recipe
-from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
-from toydiff.processes import PROCESSES, FlowObjective, VPObjective, objective_from_meta, process_of
-from toydiff.sampling.loop import sample
+from toydiff.processes.base import Process
+from toydiff.processes.registry import objective_from_meta, process_from_dict
+from toydiff.toy.process_options import build_process
 from toydiff.processes.schedules import NoiseSchedule
 from toydiff.training.engine import History, TrainConfig
 from toydiff.toy.training import KIND, ToyTrainer
 
-__all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME",
-           "flow_objective", "FLOW_DEFAULT_STEPS"]
+__all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
@@ -62,60 +61,60 @@ class ToyRun:
 
     Attributes:
         dataset: the toy data set.
-        schedule: the noise schedule the model was trained on (``None`` for a flow run).
+        process: the diffusion process (:class:`~toydiff.processes.VPProcess`,
+            :class:`~toydiff.processes.InterpolantProcess` or any registered one): its samplers, its network's
+            time convention and its exact oracle.
         normalizer: data units ↔ model units.
-        model: ``ε̂(x_t [B, D], t [B]) -> [B, D]`` in model units (EMA weights), or ``None`` for an oracle run.
+        model: the network ``model(x_t [B, D], t [B]) -> prediction [B, D]`` in model units (EMA weights), or
+            ``None`` for an oracle run.
         history: the training history (``None`` for an oracle run).
         metadata: the checkpoint's JSON metadata.
-        flow: for a flow run (``--process flow``), its :class:`~toydiff.processes.FlowObjective` (interpolant,
-            prediction type, time scale); ``None`` for DDPM.
+        objective: the objective the model was trained with (``None``: an oracle run; see :attr:`training_objective`).
     """
 
     dataset: ToyDataset
-    schedule: NoiseSchedule | None
+    process: Process
     normalizer: Normalizer
     model: nn.Module | None = None
     history: History | None = None
     metadata: dict = field(default_factory=dict)
-    flow: FlowObjective | None = None
+    objective: object | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.process, Process):
+            raise TypeError(f"process must be a Process (toydiff.processes), got {type(self.process).__name__}")
 
     @property
-    def process(self) -> str:
-        """``"flow"`` or ``"vp"``."""
-        return "vp" if self.flow is None else "flow"
+    def schedule(self) -> NoiseSchedule | None:
+        """The process's discrete noise schedule (``None`` for a continuous-time process)."""
+        return self.process.schedule
+
+    @property
+    def training_objective(self):
+        """:attr:`objective`, or the process's own (with the checkpoint's regression target) for an oracle run."""
+        if self.objective is not None:
+            return self.objective
+        return self.process.objective(target=self.metadata.get("target", "conditional"))
+
+    @property
+    def flow(self):
+        """Read-only, for older callers: :attr:`training_objective` of a continuous-time process, else ``None``."""
+        return None if self.schedule is not None else self.training_objective
 
     @property
     def oracle(self) -> GaussianMixture | None:
         """The exact law of the normalised data, or ``None`` if the data set has no closed form."""
         return self.normalizer.oracle(self.dataset.mixture) if self.dataset.has_oracle else None
 
-    def eps_fn(self, exact: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The denoiser in model units: the trained network, or with ``exact=True`` the oracle's ε*."""
-        if self.flow is not None:
-            raise ValueError("this is a flow run (--process flow): it has no ε-predictor over a noise schedule; "
-                             "use flow_fn() and the flow samplers (euler, heun, midpoint, dpm++2m)")
+    def denoiser_fn(self, exact: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The denoiser in model units as the process's samplers call it, ``fn(x_t [B, D], t [B]) -> [B, D]``
+        (:meth:`Process.network_fn` of the network, no gradients), or with ``exact=True`` (or for an oracle run)
+        the oracle's prediction of the same type (:meth:`Process.exact_fn`)."""
         if exact or self.model is None:
             if self.oracle is None:
                 raise ValueError(f"dataset {self.dataset.name!r} has no exact mixture: there is no oracle denoiser")
-            return self.oracle.eps_fn(self.schedule)
-        model = self.model.eval()
-
-        def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return model(x.float(), t).to(x.dtype)
-
-        return eps
-
-    def flow_fn(self, exact: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """A flow run's network in model units as ``fn(x_t [B, D], t float [B] in [0, 1])`` predicting its
-        prediction type, or with ``exact=True`` the oracle's prediction of that type under its interpolant."""
-        if self.flow is None:
-            raise ValueError("this is a DDPM run (--process vp): use eps_fn() and the VP samplers")
-        if exact or self.model is None:
-            if self.oracle is None:
-                raise ValueError(f"dataset {self.dataset.name!r} has no exact mixture: there is no oracle denoiser")
-            return self.oracle.denoiser(self.flow.interp, self.flow.prediction)
-        net = self.flow.network_fn(self.model.eval())
+            return self.process.exact_fn(self.oracle)
+        net = self.process.network_fn(self.model.eval())
 
         def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
@@ -123,63 +122,46 @@ class ToyRun:
 
         return fn
 
+    def eps_fn(self, exact: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """:meth:`denoiser_fn` of a process over a noise schedule: ``ε̂(x_t [B, D], t LongTensor [B])``."""
+        if self.schedule is None:
+            raise ValueError(f"this run's process ({self.process.describe()}) has no ε-predictor over a noise "
+                             "schedule; use denoiser_fn() and the process's samplers")
+        return self.denoiser_fn(exact)
+
+    def flow_fn(self, exact: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """:meth:`denoiser_fn` of a continuous-time process: ``fn(x_t [B, D], t float [B] in [0, 1])``."""
+        if self.schedule is not None:
+            raise ValueError(f"this run's process ({self.process.describe()}) runs over a noise schedule, not a flow "
+                             "path; use denoiser_fn() or eps_fn()")
+        return self.denoiser_fn(exact)
+
     def sample(self, n: int, *, method: str | None = None, steps: int | None = None, seed: int = 0,
                exact: bool = False, callback: Callable[[dict], None] | None = None, progress: bool = False,
                **sampler_kwargs) -> torch.Tensor:
         """``n`` samples ``[n, D]`` in data units, from x_T ~ N(0, I) drawn with ``seed``.
 
-        ``method`` (default ``"ddpm"``; for a flow run ``"heun"`` over :data:`FLOW_DEFAULT_STEPS` steps),
-        ``steps`` and ``sampler_kwargs`` (``eta``, ``variance``, ``spacing`` …; a flow run: ``shift``, ``times``)
-        go to :func:`toydiff.sample`; ``exact=True`` samples with the oracle instead of the model.
+        ``method``, ``steps`` (default: the process's :attr:`~Process.default_method` and
+        :attr:`~Process.default_steps`) and ``sampler_kwargs`` (the process's :attr:`~Process.options`: VP
+        ``eta``, ``variance``, ``spacing``; flow ``shift``, ``times``) go to :meth:`Process.sample`;
+        ``exact=True`` samples with the oracle instead of the model.
         """
         check_int(n, "n", min=1)
-        if self.flow is not None:
-            return self._sample_flow(n, method or "heun", steps, seed, exact, callback, progress, sampler_kwargs)
-        method = method or "ddpm"
         g = torch.Generator().manual_seed(seed)
         # float64 for the model too (it computes in float32 inside): the same seed then gives the model and
         # the oracle the very same x_T and sampler noise, so their samples compare pathwise
         x_T = torch.randn(n, self.dataset.dim, generator=g, dtype=torch.float64)
-        x0 = sample(self.eps_fn(exact), x_T, self.schedule, method=method, steps=steps, generator=g,
-                    callback=callback, progress=progress, **sampler_kwargs)
-        return self.normalizer.inverse(x0.double())
-
-    def _sample_flow(self, n, method, steps, seed, exact, callback, progress, kwargs) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)
-        x_1 = torch.randn(n, self.dataset.dim, generator=g, dtype=torch.float64)  # as x_T above: pathwise pairs
-        if "times" not in kwargs:
-            kwargs = {k: v for k, v in kwargs.items() if k != "shift"} | self.flow.sampler_options(
-                steps or FLOW_DEFAULT_STEPS, kwargs.get("shift"))
-        else:
-            kwargs = kwargs | {"prediction": self.flow.prediction}
-        x0 = sample(self.flow_fn(exact), x_1, self.flow.interp, method=method, generator=g, callback=callback,
-                    progress=progress, **kwargs)
+        x0 = self.process.sample(self.denoiser_fn(exact), x_T, method=method, steps=steps, generator=g,
+                                 callback=callback, progress=progress, **sampler_kwargs)
         return self.normalizer.inverse(x0.double())
 
 
-#: a flow run's default number of sampler steps (Heun: 2 evaluations each)
-FLOW_DEFAULT_STEPS = 16
-
-
-def flow_objective(process: str, interpolant: str, prediction: str, config: TrainConfig,
-                   target: str = "conditional") -> FlowObjective | None:
-    """The :class:`~toydiff.processes.FlowObjective` of ``--process flow`` (``None`` for ``vp``)."""
-    from toydiff.processes import interpolants
-
-    if check_choice(process, "process", PROCESSES) == "vp":
-        return None
-    interp = interpolants.BUILDERS[check_choice(interpolant, "interpolant", tuple(INTERPOLANTS))]()
-    return FlowObjective(interp, check_choice(prediction, "prediction", PREDICTIONS), t_sampling=config.t_sampling,
-                         loss_weighting=config.loss_weighting, target=target)
-
-
-def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule | VPObjective, model_config: MLPConfig, config: TrainConfig,
-                n_train: int, n_val: int, seed: int, fresh: bool = True, flow: FlowObjective | None = None,
-                data=None) -> tuple[ToyTrainer, Normalizer]:
+def toy_trainer(dataset: ToyDataset, objective, model_config: MLPConfig, config: TrainConfig, n_train: int, n_val: int,
+                seed: int, fresh: bool = True, data=None) -> tuple[ToyTrainer, Normalizer]:
     """A ready :class:`~toydiff.toy.training.ToyTrainer` and the normalisation: ``n_train + n_val`` points drawn with ``seed``,
     normalised by the training part, the MLP initialised from ``seed``, the oracle (if any) giving the floor.
-    ``schedule``: DDPM's ε-loss over it (or that :class:`~toydiff.processes.VPObjective`); with ``flow`` the
-    objective is that flow loss instead; ``data``: other batches."""
+    ``objective``: what the engine trains (:func:`toydiff.training.engine.make_objective`: a process, its
+    objective or a NoiseSchedule); ``data``: other batches."""
     g = torch.Generator().manual_seed(seed)
     x = dataset.sample(n_train + n_val, g)
     normalizer = Normalizer.fit(x[:n_train])
@@ -190,18 +172,18 @@ def toy_trainer(dataset: ToyDataset, schedule: NoiseSchedule | VPObjective, mode
     meta = {"dataset": dataset.name, "model_config": asdict(model_config), "normalizer": normalizer.to_dict(),
             "n_train": n_train, "n_val": n_val, "data_seed": seed, "fresh_data": fresh}
     fresh_data = (lambda n, g: normalizer.forward(dataset.sample(n, g))) if fresh else None
-    trainer = ToyTrainer(model, flow or schedule, xn[:n_train], xn[n_train:], config, oracle=oracle, metadata=meta,
+    trainer = ToyTrainer(model, objective, xn[:n_train], xn[n_train:], config, oracle=oracle, metadata=meta,
                          fresh_data=fresh_data, data=data)
     return trainer, normalizer
 
 
 def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPConfig | None = None,
-              config: TrainConfig | None = None, schedule: NoiseSchedule | None = None, n_train: int | None = None,
-              n_val: int = 2_000, seed: int = 0, fresh: bool | None = None, out: str | Path | None = None,
-              resume: bool = False, progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
-              recipe: Recipe | None = None, process: str = "vp", interpolant: str = "linear",
-              prediction: str = "velocity", target: str | None = None) -> ToyRun:
-    """Train an MLP noise predictor on a toy data set (Ho et al. 2020, Algorithm 1) and return the run.
+              config: TrainConfig | None = None, n_train: int | None = None, n_val: int = 2_000, seed: int = 0,
+              fresh: bool | None = None, out: str | Path | None = None, resume: bool = False, progress: bool = True,
+              on_epoch: Callable[[dict], None] | None = None, recipe: Recipe | None = None,
+              process: str | Process = "vp", schedule: NoiseSchedule | None = None, interpolant: str | None = None,
+              prediction: str | None = None, target: str | None = None) -> ToyRun:
+    """Train an MLP denoiser on a toy data set under ``process`` (DDPM: Ho et al. 2020, Algorithm 1) and return the run.
 
     Every argument left at ``None`` comes from ``recipe`` (default :func:`~toydiff.toy.recipes.default_recipe`
     of the data set: the measured best recipe of its family), so ``train_toy("8gaussians")`` is the default run.
@@ -210,7 +192,6 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
         dataset: a name from :data:`toydiff.datasets.DATASETS` or a :class:`ToyDataset`.
         model_config: the MLP (default: the recipe's, for the data's dimension).
         config: optimisation (default: the recipe's :meth:`~toydiff.toy.recipes.Recipe.train_config`).
-        schedule: default: the recipe's (1-D: :func:`default_schedule`, the seed exercise's).
         n_train, n_val: points drawn (with ``seed``) for training and for the held-out loss (``n_train``:
             default the recipe's).
         fresh: draw ``n_train`` new points every epoch (the normalisation stays the first set's); with
@@ -219,16 +200,16 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
             ``out/history.json`` at the end.
         resume: continue from ``out``'s checkpoint (to the same weights as an uninterrupted run); the
             other arguments must match the checkpoint's, except ``config.epochs``, which may grow.
-        process: ``"vp"`` (DDPM's ε-loss over ``schedule``) or ``"flow"``: the ``prediction`` network
-            (velocity, eps, x0, v) under the ``interpolant`` (linear, cosine), :mod:`toydiff.processes`; the
-            rest of the recipe (network, optimisation, data, t sampling) is the same.
+        process: a process object (:mod:`toydiff.processes`), or the name of one of
+            :data:`~toydiff.toy.process_options.TOY_PROCESSES` built from its options: ``"vp"`` (DDPM's ε-loss
+            over ``schedule``, default the recipe's) or ``"flow"`` (the ``prediction`` network, default velocity,
+            under the ``interpolant``, default linear). An option of another process is a ValueError.
         target: the regression target, ``"stf"`` (the stable target field over the batch, Xu et al. 2023) or
-            ``"conditional"`` (each pair's own); default: the recipe's ``flow_target`` (stf) for a flow run,
-            conditional for DDPM (the measured defaults of the toy recipes).
+            ``"conditional"`` (each pair's own); default: the recipe's for the process (:meth:`Recipe.target`).
     """
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     recipe = recipe or default_recipe(ds)
-    schedule = schedule or recipe.schedule()
+    proc = build_process(process, recipe, schedule=schedule, interpolant=interpolant, prediction=prediction)
     model_config = model_config or recipe.model_config(ds.dim)
     config = config or recipe.train_config()
     n_train = recipe.n_train if n_train is None else n_train
@@ -237,18 +218,16 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
         raise ValueError(f"model_config.dim is {model_config.dim} but dataset {ds.name!r} has dimension {ds.dim}")
     if resume and out is None:
         raise ValueError("resume needs out, the folder holding the checkpoint")
-    flow = flow_objective(process, interpolant, prediction, config, recipe.flow_target if target is None else target)
-    vp = schedule if flow or target in (None, "conditional") else VPObjective(
-        schedule, t_sampling=config.t_sampling, loss_weighting=config.loss_weighting,
-        min_snr_gamma=config.min_snr_gamma, target=target)
-    trainer, normalizer = toy_trainer(ds, vp, model_config, config, n_train, n_val, seed, fresh, flow=flow)
+    objective = proc.objective(t_sampling=config.t_sampling, loss_weighting=config.loss_weighting,
+                               min_snr_gamma=config.min_snr_gamma, target=recipe.target(proc) if target is None else target)
+    trainer, normalizer = toy_trainer(ds, objective, model_config, config, n_train, n_val, seed, fresh)
     if out is None:
         history = trainer.fit(progress=progress, checkpoint=None, on_epoch=on_epoch)
     else:
         with run_lock(out):  # a second writer of this folder fails at once (RunLockedError)
             history = _fit_into(trainer, Path(out), resume, progress, on_epoch)
-    return ToyRun(ds, None if flow else schedule, normalizer, trainer.eval_model.eval(), history,
-                  dict(trainer.metadata) | trainer.objective.metadata(), flow)
+    return ToyRun(ds, proc, normalizer, trainer.eval_model.eval(), history,
+                  dict(trainer.metadata) | trainer.objective.metadata(), trainer.objective)
 
 
 def _fit_into(trainer: ToyTrainer, out: Path, resume: bool, progress: bool, on_epoch) -> History:
@@ -271,7 +250,8 @@ def _fit_into(trainer: ToyTrainer, out: Path, resume: bool, progress: bool, on_e
 
 
 def load_toy(path: str | Path) -> ToyRun:
-    """Load a run written by :func:`train_toy` (a checkpoint file, or the folder holding one)."""
+    """Load a run written by :func:`train_toy` (a checkpoint file, or the folder holding one); its process is
+    the one the metadata records (:func:`toydiff.processes.registry.process_from_dict`)."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
@@ -280,6 +260,7 @@ def load_toy(path: str | Path) -> ToyRun:
     try:
         ds = get_dataset(meta["dataset"])
         model = build_mlp(meta["model_config"])
+        process = process_from_dict(meta)
         objective = objective_from_meta(meta)
         normalizer = Normalizer.from_dict(meta["normalizer"])
     except (KeyError, TypeError, ValueError) as e:
@@ -287,20 +268,18 @@ def load_toy(path: str | Path) -> ToyRun:
     # the EMA weights when there are any: "ema." (or "ema.module.", torch's AveragedModel, in older files)
     prefix = next((p for p in ("ema.module.", "ema.") if any(k.startswith(p) for k in tensors)), "model.")
     load_weights(model, tensors, prefix, source=path, what="the toy MLP")
-    flow = objective if process_of(meta) == "flow" else None
-    return ToyRun(ds, objective.schedule, normalizer, model.eval(), History.from_dict(meta["history"]), meta, flow)
+    return ToyRun(ds, process, normalizer, model.eval(), History.from_dict(meta["history"]), meta, objective)
 
 
-def oracle_run(dataset: str | ToyDataset = "two_gaussians", schedule: NoiseSchedule | None = None,
-               flow: FlowObjective | None = None) -> ToyRun:
-    """A run whose denoiser is the exact ε* (no training), normalised by the mixture's exact moments.
+def oracle_run(dataset: str | ToyDataset = "two_gaussians", process: Process | NoiseSchedule | None = None) -> ToyRun:
+    """A run whose denoiser is the exact oracle (no training), normalised by the mixture's exact moments.
 
-    ``schedule`` defaults to the data set's default recipe's, the one a default run trains on; with ``flow``
-    the run is a flow run whose denoiser is the exact prediction under that objective's interpolant.
+    ``process``: default DDPM over the data set's default recipe's schedule (the one a default run trains
+    on); a NoiseSchedule means DDPM over it; any process object samples the oracle's prediction under it.
     """
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     if not ds.has_oracle:
         raise ValueError(f"dataset {ds.name!r} has no exact mixture: no oracle run")
-    if flow is not None:
-        return ToyRun(ds, None, Normalizer.from_mixture(ds.mixture), flow=flow)
-    return ToyRun(ds, schedule or default_recipe(ds).schedule(), Normalizer.from_mixture(ds.mixture))
+    if process is None or isinstance(process, NoiseSchedule):
+        process = build_process("vp", default_recipe(ds), schedule=process)
+    return ToyRun(ds, process, Normalizer.from_mixture(ds.mixture))

@@ -7,7 +7,7 @@ import pytest
 
 from toydiff.processes import interpolants
 from toydiff.cli import main as toydiff_main
-from toydiff.processes import FlowObjective
+from toydiff.processes import InterpolantProcess
 from toydiff.toy.run import oracle_run
 
 
@@ -19,7 +19,7 @@ def test_oracle_flow_sample_is_the_exact_ode(interp, pred, tmp_path):
                          "5", "--out", str(out)])
     assert code == 0
     x = np.load(out)
-    run = oracle_run("8gaussians", flow=FlowObjective(interpolants.BUILDERS[interp](), pred))
+    run = oracle_run("8gaussians", InterpolantProcess(interpolants.BUILDERS[interp](), pred))
     want = run.sample(400, method="euler", steps=3, seed=5, exact=True)
     assert x.shape == (400, 2) and np.allclose(x, want.numpy(), atol=1e-6)
     # and it is not the VP oracle's DDIM draw of the same seed
@@ -28,9 +28,9 @@ def test_oracle_flow_sample_is_the_exact_ode(interp, pred, tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--oracle", "--process", "flow", "--method", "ddim"], "DDPM sampler"),
-    (["--oracle", "--prediction", "eps"], "apply to --process flow"),
-    (["--oracle", "--interpolant", "cosine", "--process", "vp"], "apply to --process flow"),
+    (["--oracle", "--process", "flow", "--method", "ddim"], "not a sampler of this run"),
+    (["--oracle", "--prediction", "eps"], "applies to --process flow, not vp"),
+    (["--oracle", "--interpolant", "cosine", "--process", "vp"], "applies to --process flow, not vp"),
 ])
 def test_oracle_flow_flags_refused_in_one_line(args, words, tmp_path, capsys):
     code = toydiff_main(["toy", "sample", *args, "--out", str(tmp_path / "x.npy")])

@@ -36,20 +36,21 @@ def test_a_flow_checkpoint_records_its_process_and_every_reader_samples_with_it(
     assert meta["target"] == "stf"  # the recipe's
     assert "schedule" not in meta
     run = load_toy(flow_run)
-    assert run.process == "flow" and run.flow.prediction == "eps" and run.schedule is None
+    assert run.process.name == "flow" and run.process.prediction == "eps" and run.schedule is None
+    assert run.flow.prediction == "eps"  # the read-only view older callers use
     x = run.sample(500, method="euler", steps=4, seed=0)
     assert x.shape == (500, 1) and bool(torch.isfinite(x).all())
     # the very x_1 and sampler give the same samples through the CLI
     code, out, _ = cli(capsys, "sample", "--run", str(flow_run), "--method", "euler", "--steps", "4", "--n", "500",
                        "--out", str(flow_run.parent / "x.npy"))
-    assert code == 0 and "flow cosine/eps, euler, 4 steps" in out
+    assert code == 0 and "cosine path (eps prediction): euler, 4 steps" in out
     assert np.allclose(np.load(flow_run.parent / "x.npy"), x.numpy())
-    with pytest.raises(ValueError, match="flow run"):
+    with pytest.raises(ValueError, match="no ε-predictor over a noise schedule"):
         run.eps_fn()
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--method", "ddim"], "DDPM sampler"),
+    (["--method", "ddim"], "not a sampler of this run"),
     (["--eta", "0.5"], "--eta"),
     (["--spacing", "trailing"], "--spacing"),
 ])
@@ -82,14 +83,14 @@ def test_the_target_flag_reaches_the_checkpoint(tmp_path, capsys):
     assert code == 0, err
     _, meta = load_checkpoint(tmp_path / "v" / "checkpoint.safetensors")
     assert (meta.get("process", "vp"), meta["target"]) == ("vp", "stf")
-    assert load_toy(tmp_path / "v").process == "vp"
+    assert load_toy(tmp_path / "v").process.name == "vp"
 
 
 def test_flow_sampling_of_a_ddpm_run_is_refused(tmp_path, capsys):
     train_toy("two_gaussians", config=TrainConfig(epochs=1, warmup_steps=2), out=tmp_path / "vp", **SMALL)
     code, _, err = cli(capsys, "sample", "--run", str(tmp_path / "vp"), "--method", "midpoint", "--n", "10",
                        "--out", str(tmp_path / "x.npy"))
-    assert code == 2 and "DDPM run" in err
+    assert code == 2 and "not a sampler of this run (DDPM" in err
 
 
 def test_a_resumed_flow_run_reaches_the_same_weights(tmp_path):

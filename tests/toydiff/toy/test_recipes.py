@@ -7,9 +7,11 @@ import torch
 
 from toydiff.training.losses import sample_timesteps
 from toydiff.toy import run as toy_run
-from toydiff.toy.cli import build_parser, main, train_settings
+from toydiff.toy.cli import build_parser, main
+from toydiff.toy.cli.train import train_settings
 from toydiff.toy.datasets import DATASETS, get_dataset
 from toydiff.toy.recipes import Recipe, default_recipe
+from toydiff.processes import VPProcess
 from toydiff.toy.run import default_schedule, load_toy, oracle_run, train_toy
 
 
@@ -21,8 +23,8 @@ def _captured_by_train_toy(monkeypatch, *args, **kwargs) -> dict:
     """What train_toy hands to toy_trainer (the schedule, MLP, TrainConfig, points per epoch, fresh), untrained."""
     seen = {}
 
-    def fake(dataset, schedule, model_config, config, n_train, n_val, seed, fresh=True, flow=None):
-        seen.update(schedule=schedule, model_config=model_config, config=config, n_train=n_train, fresh=fresh)
+    def fake(dataset, objective, model_config, config, n_train, n_val, seed, fresh=True, data=None):
+        seen.update(process=objective.process, model_config=model_config, config=config, n_train=n_train, fresh=fresh)
         raise _Stop
 
     monkeypatch.setattr(toy_run, "toy_trainer", fake)
@@ -33,7 +35,7 @@ def _captured_by_train_toy(monkeypatch, *args, **kwargs) -> dict:
 
 def _recipe_settings(name: str) -> dict:
     r = default_recipe(name)
-    return {"schedule": r.schedule(), "model_config": r.model_config(get_dataset(name).dim),
+    return {"process": VPProcess(r.schedule()), "model_config": r.model_config(get_dataset(name).dim),
             "config": r.train_config(), "n_train": r.n_train, "fresh": r.fresh}
 
 
@@ -80,7 +82,7 @@ def test_cli_without_flags_is_the_recipe(monkeypatch, tmp_path, name):
         seen.update(kwargs)
         raise _Stop
 
-    monkeypatch.setattr("toydiff.toy.cli.train_toy", fake)
+    monkeypatch.setattr("toydiff.toy.run.train_toy", fake)
     with pytest.raises(_Stop):
         main(["train", "--dataset", name, "--out", str(tmp_path / "run"), "--quiet"])
     assert {k: seen[k] for k in _recipe_settings(name)} == _recipe_settings(name)
@@ -93,7 +95,8 @@ def test_cli_flags_override_the_recipe():
     s = train_settings(a)
     assert (s["model_config"].width, s["config"].epochs, s["config"].t_sampling, s["config"].ema_decay) == (
         64, 3, "uniform", None)
-    assert (s["schedule"].name, s["schedule"].T, s["n_train"], s["fresh"]) == ("cosine", 500, 700, False)
+    sched = s["process"].schedule
+    assert (sched.name, sched.T, s["n_train"], s["fresh"]) == ("cosine", 500, 700, False)
     r = default_recipe("8gaussians")
     assert (s["model_config"].depth, s["config"].batch_size, s["config"].lr) == (r.depth, r.batch_size, r.lr)
 

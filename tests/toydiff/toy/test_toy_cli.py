@@ -117,7 +117,8 @@ def test_toyrun_model_and_oracle_share_schedule_and_units(tmp_path):
 def test_train_flags_are_generated_from_the_config_fields():
     from dataclasses import fields
 
-    from toydiff.toy.cli import _NOT_FLAGS, build_parser, train_settings
+    from toydiff.toy.cli import build_parser
+    from toydiff.toy.cli.train import _NOT_FLAGS, train_settings
     from toydiff.toy.recipes import default_recipe
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 
-import torch
 
 from toydiff.checks import check_int
 from toydiff.cli import check_writable, float_list, seed_arg
@@ -24,14 +23,16 @@ from toydiff.sampling.loop import METHODS
 from toydiff.toy.datasets import Normalizer
 from toydiff.toy.labelled import LABELLED, get_labelled
 
-__all__ = ["add_parser", "run"]
+__all__ = ["HELP", "add_parser", "run"]
+
+HELP = "guided samples vs the exact tilted target and p(x|y), against w"
 
 _WITH_ORACLE = tuple(n for n in LABELLED if get_labelled(n).has_oracle)
 
 
 def add_parser(sub) -> None:
     """Register ``guidance`` on the ``toydiff toy`` subparsers ``sub``."""
-    g = sub.add_parser("guidance", help="guided samples vs the exact tilted target and p(x|y), against w",
+    g = sub.add_parser("guidance", help=HELP,
                        description=__doc__.split("\n\n")[2].strip())
     g.add_argument("--dataset", choices=_WITH_ORACLE, default="moons_mixture", help="a labelled data set with an oracle")
     g.add_argument("--y", type=int, default=0, help="the class to guide towards")
