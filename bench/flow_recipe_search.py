@@ -52,11 +52,11 @@ def train(name: str, variant: str, seed: int) -> tuple[ToyRun, float]:
     ds = get_dataset(name)
     config = recipe.train_config(t_sampling="uniform")
     flow = FlowObjective(interpolants.linear(), "velocity", t_sampling=ts, target=recipe.flow_target)
-    trainer, normalizer = toy_trainer(ds, recipe.schedule(), recipe.model_config(ds.dim), config, recipe.n_train,
-                                      2_000, seed, recipe.fresh, flow=flow)
+    trainer, normalizer = toy_trainer(ds, flow, recipe.model_config(ds.dim), config, recipe.n_train, 2_000, seed,
+                                      recipe.fresh)
     t0 = time.process_time()
     history = trainer.fit(progress=False, checkpoint=None)
-    return ToyRun(ds, None, normalizer, trainer.eval_model.eval(), history, dict(trainer.metadata), flow), \
+    return ToyRun(ds, flow.process, normalizer, trainer.eval_model.eval(), history, dict(trainer.metadata), flow), \
         time.process_time() - t0
 
 
