@@ -58,8 +58,8 @@ def as_process(process) -> Process:
         return process
     if isinstance(getattr(process, "process", None), Process):
         return process.process
-    raise TypeError(f"process must be a Process (toydiff.processes), an objective or a NoiseSchedule, "
-                    f"got {type(process).__name__}")
+    raise TypeError(f"process must be a Process (toydiff.processes), its objective or a noise schedule "
+                    f"(NoiseSchedule), got {type(process).__name__}")
 
 
 @dataclass

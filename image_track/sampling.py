@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ import toydiff
 from toydiff import per_sample_generators
 from toydiff.checks import check_int, check_tensor
 from toydiff.processes.base import Process
+from toydiff.processes.schedules import NoiseSchedule
 
 from image_track.loaded import AUTOGUIDANCE_T_MAX, LoadedModel, as_process, default_checkpoint, default_guide, load_model
 
@@ -51,7 +52,9 @@ DEFAULT_W = 3.0
 #: steps of a process without DDIM (a flow model) when none are given: its default method (Heun: 20 evaluations)
 FLOW_STEPS = 10
 
-ProcessLike = Process  # a Process, an objective (its .process) or a NoiseSchedule (DDPM): see as_process
+#: what the functions below take as the model's process: a Process, its objective or a NoiseSchedule (DDPM),
+#: read by :func:`image_track.loaded.as_process`
+ProcessLike = Union[Process, NoiseSchedule, Any]
 
 
 def default_sampler(process: ProcessLike) -> tuple[str, int]:
