@@ -70,9 +70,9 @@ def run_mnist(a) -> None:
         else:
             stats = _train(label, a.minutes, root / label)
             m = load_model(root / label / "checkpoint.safetensors")
-        process = m.process
+        process = m.process.name  # the recipe table is keyed by process name
         for method, steps, nfe in SAMPLERS[process]:
-            x = generate(m.model, m.schedule, n, method=method, steps=steps, seed=10_000)
+            x = generate(m.model, m.process, n, method=method, steps=steps, seed=10_000)
             fid, conf = evaluate.fid_mnist(x, ref), evaluate.confident_fraction(x, 0.9)
             best[process] = max(best.get(process, 0.0), conf)
             name = ("DDPM (ε, min-snr)" if process == "vp" else "flow (linear, velocity)") + \

@@ -147,7 +147,7 @@ def main(argv=None) -> int:
         for k, guide_path in guides.items():
             guide = None if guide_path is None else load_model(guide_path).model
             for w in [1.0] if guide is None else [float(w) for w in a.ag_ws.split(",")]:
-                x = generate(m.model, m.schedule, clf_n, guide=guide, w=None if guide is None else w,
+                x = generate(m.model, m.process, clf_n, guide=guide, w=None if guide is None else w,
                              guide_t_max=a.guide_t_max or None,
                              **sample_kw)
                 n_imgs += clf_n * (1 if guide is None else 2)
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
         labels = torch.arange(clf_n) % 10
         per_w = {}
         for w in ws:
-            x = generate(m.model, m.schedule, clf_n, labels=labels, w=w, **sample_kw)
+            x = generate(m.model, m.process, clf_n, labels=labels, w=w, **sample_kw)
             per_w[w] = {"accuracy": evaluate.conditional_accuracy(x, labels),
                         "confident": evaluate.confident_fraction(x, 0.9), "fid": evaluate.fid_mnist(x, ref)}
             rows[f"w={w:g}: accuracy / confident / FID"] = (
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
         rows["FID floor"] = floor
         result["per_w"] = per_w
         n_imgs = clf_n * len(ws)
-        grid = generate(m.model, m.schedule, 100, labels=digit_labels(), w=3.0, **sample_kw)
+        grid = generate(m.model, m.process, 100, labels=digit_labels(), w=3.0, **sample_kw)
     rows[f"images/s (sampling, {a.eval_method} {a.eval_steps}, one model)"] = n_imgs / (time.perf_counter() - t_s)
     Path(a.out).mkdir(parents=True, exist_ok=True)
     grid_image(grid, nrow=10, scale=2).save(Path(a.out) / "eval_grid.png")

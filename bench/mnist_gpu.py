@@ -118,7 +118,7 @@ def main(argv=None) -> int:
         torch.cuda.synchronize()
     n_sampled = a.n * (1 + sum(1 for w in ws if w != 0))
     sample_ips = n_sampled / (time.perf_counter() - t_s)  # includes the classifier passes, a small share
-    grid = generate(m.model, m.schedule, 100, labels=digit_labels(), w=result["best_w"], method="ddim",
+    grid = generate(m.model, m.process, 100, labels=digit_labels(), w=result["best_w"], method="ddim",
                     steps=a.steps, seed=a.seed)
     grid_image(grid, nrow=10, scale=2).save(Path(a.out) / "grid.png")
 

@@ -9,7 +9,7 @@
 Without ``--checkpoint``, ``sample`` and ``eval`` use the committed ``tiny`` weights (``--conditional`` picks
 the class-conditional one). ``--guide [CKPT]`` autoguides an unconditional model (Karras et al. 2024) with a
 weaker one (alone: the committed early snapshot of the committed model's run); ``--w`` / ``--ws`` are then
-autoguidance scales, applied at steps t < ``--guide-t-max`` (600). Multi-GPU training: ``torchrun --nproc_per_node=N -m image_track.train ...``.
+autoguidance scales, applied at steps t < ``--guide-t-max`` (600). Multi-GPU training: ``torchrun --nproc_per_node=N -m image_track.training ...``.
 Bad input prints one line on stderr and exits with status 2. ``train`` exits with status 3 if the run
 diverges (a NaN or infinite loss or weight): one line names the step, and the checkpoint in ``--out`` stays
 the last finite one. ``train`` refuses an ``--out`` that holds a run unless ``--resume`` (same settings) or
@@ -24,9 +24,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import toydiff
-from toydiff.sampling.flow_steps import FLOW_METHODS
 from toydiff.checks import check_int
+from toydiff.processes.registry import all_methods
 from toydiff.cli import OneLineParser, check_writable, device_arg, fail, float_list, run_guarded, seed_arg
 
 __all__ = ["main", "build_parser", "evaluate_model"]
@@ -62,8 +61,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guide-t-max", type=int, default=None,
                    help="with --guide: guide only at steps t < this, a limited guidance interval (default 600, "
                         "measured best for the committed model; 0: every step)")
-    p.add_argument("--method", default=None, choices=tuple(dict.fromkeys(toydiff.METHODS + FLOW_METHODS)),
-                   help="sampler (default ddim; a flow model: heun, or euler, midpoint, dpm++2m)")
+    p.add_argument("--method", default=None, choices=all_methods(),
+                   help="sampler, one the model's process offers (default ddim; a flow model: heun)")
     p.add_argument("--steps", type=_positive, default=None, help="sampler steps (default 50; a flow model: 10)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
     p.add_argument("--seed", type=seed_arg, default=0, help="image i uses seed + i (default %(default)s)")
@@ -127,28 +126,27 @@ def _load(a):
     if not guide_path.is_file():
         fail(f"{PROG}: error: --guide checkpoint not found: {guide_path}")
     g = load_model(guide_path, device=a.device)
-    if g.model.config != m.model.config or g.process != m.process or (m.process == "vp" and g.schedule.T != m.schedule.T):
+    if g.model.config != m.model.config or g.process.to_dict() != m.process.to_dict():
         fail(f"{PROG}: error: --guide {guide_path} is not the same kind of model as {path}")
     return m, g.model
 
 
 def _resolve_sampler(a, m) -> None:
-    """``--method`` / ``--steps`` defaults of the model's process; a DDPM-only sampler of a flow model (or a flow
-    one of a DDPM model) is a one-line error."""
-    flow = m.process == "flow"
-    a.method = a.method or ("heun" if flow else "ddim")
-    a.steps = a.steps or (10 if flow else 50)
-    if flow and a.method not in FLOW_METHODS:
-        fail(f"{PROG}: error: --method {a.method} is a DDPM sampler; a flow model (--process flow) samples with "
-             f"{', '.join(FLOW_METHODS)}")
-    if flow and a.eta:
-        fail(f"{PROG}: error: --eta applies to DDIM; a flow model's samplers are deterministic")
-    vp_only = [f for f in ("fixed-init", "progression", "gif") if f in getattr(a, "figures", ())]
-    if vp_only and flow:
-        fail(f"{PROG}: error: --figures {', '.join(vp_only)} need a DDPM model; this is a flow model (grid, sweep work)")
-    if not flow and a.method not in toydiff.METHODS:
-        fail(f"{PROG}: error: --method {a.method} samples flow models; a DDPM model samples with "
-             f"{', '.join(toydiff.METHODS)}")
+    """``--method`` / ``--steps`` defaults for the model's process (:func:`image_track.sampling.default_sampler`);
+    a sampler the process does not offer, an ``--eta`` it does not read, or a figure that needs a noise schedule
+    of a process without one, is a one-line error."""
+    from image_track.sampling import check_sampler, default_sampler
+
+    method, steps = default_sampler(m.process)
+    a.method, a.steps = a.method or method, a.steps or steps
+    try:
+        check_sampler(m.process, a.method, a.eta)
+    except ValueError as e:
+        fail(f"{PROG}: error: --{e}")
+    needs_schedule = [f for f in ("fixed-init", "progression", "gif") if f in getattr(a, "figures", ())]
+    if needs_schedule and m.process.schedule is None:
+        fail(f"{PROG}: error: --figures {', '.join(needs_schedule)} need a DDPM model; this is "
+             f"{m.process.describe()} (grid, sweep work)")
 
 
 def _sample_kw(a) -> dict:
@@ -178,7 +176,7 @@ def _run_sample(a) -> int:
     written = []
     if "grid" in a.figures:
         labels = S.digit_labels(10, 10, nc) if nc else None
-        x = S.generate(m.model, m.schedule, 100, labels=labels, **({"w": a.w} if nc else {}), seed=a.seed, **kw)
+        x = S.generate(m.model, m.process, 100, labels=labels, **({"w": a.w} if nc else {}), seed=a.seed, **kw)
         S.grid_image(x, nrow=10, scale=3).save(out / "grid.png")
         written.append(out / "grid.png")
         if a.save_tensor:
@@ -188,13 +186,13 @@ def _run_sample(a) -> int:
                             {"method": a.method, "steps": a.steps, "eta": a.eta, "seed": a.seed, "w": a.w})
             written.append(out / "samples.safetensors")
     if "sweep" in a.figures:
-        fig = S.guidance_sweep_figure(m.model, m.schedule, a.ws, seed=a.seed, **kw)
+        fig = S.guidance_sweep_figure(m.model, m.process, a.ws, seed=a.seed, **kw)
         fig.savefig(out / "guidance_sweep.png", dpi=120)
         plt.close(fig)
         written.append(out / "guidance_sweep.png")
     if "fixed-init" in a.figures:
-        samples = S.fixed_init_samples(m.model, m.schedule, 10, seed=a.seed, label=a.label,
-                                       steps=None if a.steps >= m.schedule.T else a.steps)
+        samples = S.fixed_init_samples(m.model, m.process, 10, seed=a.seed, label=a.label,
+                                       steps=None if a.steps >= m.process.schedule.T else a.steps)
         fig = S.fixed_init_figure(samples)
         fig.savefig(out / "fixed_init.png", dpi=120)
         plt.close(fig)
@@ -203,7 +201,7 @@ def _run_sample(a) -> int:
         labels = None if a.label is None else torch.full((4,), a.label)
         w = a.w if nc and labels is not None else None
         keep = None if "gif" in a.figures else S.evenly_spaced_steps(a.steps, 10)
-        rec = S.record_progression(m.model, m.schedule, 4, labels=labels, w=w, method=a.method, steps=a.steps,
+        rec = S.record_progression(m.model, m.process, 4, labels=labels, w=w, method=a.method, steps=a.steps,
                                    seed=a.seed, keep_steps=keep)
         if "progression" in a.figures:
             idx = S.evenly_spaced_steps(len(rec.timesteps), 10)
@@ -255,13 +253,13 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None,
     result = {"n": n, "fid_floor": floor, "sampler": {k: v for k, v in sample_kw.items() if k != "progress"},
               "seed": seed, "conditional": m.conditional, "model": m.model.config,
               "checkpoint_step": m.metadata.get("step")}
-    x_u = generate(m.model, m.schedule, n, seed=seed, **sample_kw)
+    x_u = generate(m.model, m.process, n, seed=seed, **sample_kw)
     result["unconditional"] = scores(x_u)
     if guide is not None:
         result["autoguidance_t_max"] = guide_t_max
         result["autoguidance"] = {
             f"{w:g}": result["unconditional"] if float(w) == 1.0
-            else scores(generate(m.model, m.schedule, n, seed=seed, guide=guide, w=float(w), guide_t_max=guide_t_max,
+            else scores(generate(m.model, m.process, n, seed=seed, guide=guide, w=float(w), guide_t_max=guide_t_max,
                                  **sample_kw))
             for w in ws}
     if m.conditional:
@@ -271,7 +269,7 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None,
             if float(w) == 0.0:  # w = 0 is the unconditional denoiser: the samples above
                 per_w[f"{w:g}"] = {"accuracy": evaluate.conditional_accuracy(x_u, labels), **result["unconditional"]}
                 continue
-            x = generate(m.model, m.schedule, n, labels=labels, w=float(w), seed=seed, **sample_kw)
+            x = generate(m.model, m.process, n, labels=labels, w=float(w), seed=seed, **sample_kw)
             per_w[f"{w:g}"] = {"accuracy": evaluate.conditional_accuracy(x, labels), **scores(x)}
         result["per_w"] = per_w
         best = max(per_w, key=lambda k: (per_w[k]["accuracy"], -per_w[k]["fid_mnist"]))

@@ -1,8 +1,12 @@
-"""The one handle on a trained MNIST noise predictor: network, schedule, metadata, and its ε builder.
+"""The one handle on a trained MNIST network: network, process, metadata, and its prediction builder.
 
     m = load_model(default_checkpoint(conditional=True))        # EMA weights, eval mode
     eps = m.eps_fn(torch.tensor([3, 7]), w=3.0)                 # eps(x_t [2, 1, 28, 28], t [2]) -> [2, 1, 28, 28]
-    x0 = toydiff.sample(eps, x_T, m.schedule, method="ddim", steps=50)
+    x0 = m.process.sample(m.process.network_fn(eps), x_T, method="ddim", steps=50)
+
+``m.process`` is the :class:`~toydiff.processes.base.Process` the checkpoint's metadata describes
+(:func:`toydiff.processes.registry.process_from_dict`): whatever depends on the process (samplers, defaults,
+schedule or path) is asked of it, so nothing here knows the process by name.
 
 :class:`LoadedModel` serves sampling, evaluation, the lab and the app alike; :meth:`LoadedModel.eps_fn` is the
 only place a label, the null label, a classifier-free guidance scale or an autoguidance model turns into an
@@ -24,10 +28,12 @@ from torch import nn
 import toydiff
 from toydiff.training.checkpoint import CheckpointError, load_checkpoint, load_weights, register_kind, require_kind
 from toydiff.checks import check_int, check_number
-from toydiff.processes import FlowObjective, objective_from_meta, process_of
+from toydiff.processes.base import Process
+from toydiff.processes.registry import process_from_dict
 from toydiff.processes.schedules import NoiseSchedule
+from toydiff.processes.vp import VPProcess
 
-__all__ = ["LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "MODEL_KINDS"]
+__all__ = ["LoadedModel", "as_process", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "MODEL_KINDS"]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -43,44 +49,61 @@ register_kind("image_track.weights/1", "image_track weights (an exported or comm
 register_kind("mnist_classifier", "the MNIST classifier's weights")
 
 
+def as_process(process) -> Process:
+    """``process`` as a :class:`~toydiff.processes.base.Process`: a process itself, a training objective's
+    ``.process``, or (callers written before processes) a bare :class:`NoiseSchedule`, wrapped in :class:`VPProcess`."""
+    if isinstance(process, NoiseSchedule):
+        return VPProcess(process)
+    if isinstance(process, Process):
+        return process
+    if isinstance(getattr(process, "process", None), Process):
+        return process.process
+    raise TypeError(f"process must be a Process (toydiff.processes), its objective or a noise schedule "
+                    f"(NoiseSchedule), got {type(process).__name__}")
+
+
 @dataclass
 class LoadedModel:
-    """A noise predictor (EMA weights, eval mode when loaded), the schedule it was trained with, and metadata.
+    """A network (EMA weights, eval mode when loaded), the process it was trained under, and metadata.
 
     Attributes:
-        model: ``model(x [B, C, H, W], t LongTensor [B][, y LongTensor [B]]) -> eps [B, C, H, W]``; a
+        model: ``model(x [B, C, H, W], t [B][, y LongTensor [B]]) -> prediction [B, C, H, W]`` (ε for DDPM, the
+            process's ``prediction`` otherwise; ``t`` as the network is fed it, see ``process.network_fn``); a
             class-conditional one takes labels ``0 .. num_classes - 1`` and the null label ``num_classes``.
-        schedule: its noise schedule; for a flow model (``toydiff mnist train --process flow``) its
-            :class:`~toydiff.processes.FlowObjective` (interpolant, prediction, time scale), which
-            :func:`image_track.sampling.generate` integrates with the flow samplers instead.
+        process: its :class:`~toydiff.processes.base.Process` (a NoiseSchedule or objective given here is turned
+            into one by :func:`as_process`); :func:`image_track.sampling.generate` samples with it.
         metadata: the checkpoint's JSON metadata; its ``model_config`` describes a network without a
             ``config`` of its own (see :meth:`from_net`).
     """
 
     model: nn.Module
-    schedule: NoiseSchedule | FlowObjective
+    process: Process
     metadata: dict = field(default_factory=dict)
 
-    @property
-    def process(self) -> str:
-        """``"vp"`` (DDPM) or ``"flow"``."""
-        return "flow" if isinstance(self.schedule, FlowObjective) else "vp"
+    def __post_init__(self):
+        self.process = as_process(self.process)
 
-    def require_vp(self, what: str) -> NoiseSchedule:
-        """The noise schedule, or a ValueError naming ``what`` (an operation only a DDPM model supports)."""
-        if self.process != "vp":
-            raise ValueError(f"{what} needs a DDPM model (a noise schedule); this checkpoint is a flow model "
-                             f"(--process flow, {self.schedule.interp.name}/{self.schedule.prediction})")
-        return self.schedule
+    @property
+    def schedule(self) -> NoiseSchedule | None:
+        """The process's discrete noise schedule (``None`` for a continuous-time process)."""
+        return self.process.schedule
+
+    def require_schedule(self, what: str) -> NoiseSchedule:
+        """The noise schedule, or a ValueError naming ``what`` (an operation on a discrete noise schedule)."""
+        if self.process.schedule is None:
+            raise ValueError(f"{what} needs a DDPM model (a noise schedule); this checkpoint is "
+                             f"{self.process.describe()}")
+        return self.process.schedule
 
     @classmethod
-    def from_net(cls, net: Callable[..., torch.Tensor], schedule: NoiseSchedule, *, num_classes: int | None = 10,
+    def from_net(cls, net: Callable[..., torch.Tensor], process, *, num_classes: int | None = 10,
                  image_size: int = 28, in_channels: int = 1) -> "LoadedModel":
-        """Wrap any network (e.g. a test's tiny net) that has no ``config``: conditional on ``num_classes``."""
+        """Wrap any network (e.g. a test's tiny net) that has no ``config``: conditional on ``num_classes``;
+        ``process`` as :func:`as_process` reads it (a NoiseSchedule: DDPM)."""
         config = {"num_classes": None if num_classes is None else check_int(num_classes, "num_classes", min=1),
                   "image_size": check_int(image_size, "image_size", min=1),
                   "in_channels": check_int(in_channels, "in_channels", min=1)}
-        return cls(net, schedule, {"model_config": config})
+        return cls(net, process, {"model_config": config})
 
     @property
     def config(self) -> dict:
@@ -155,7 +178,7 @@ class LoadedModel:
         if w is not None:
             w = check_number(w, "w")
         if guide is not None:
-            guide = guide if isinstance(guide, LoadedModel) else LoadedModel(guide, self.schedule)
+            guide = guide if isinstance(guide, LoadedModel) else LoadedModel(guide, self.process)
             if guide.conditional != self.conditional:
                 raise ValueError("guide must be conditional exactly when the model is")
             return toydiff.autoguidance(self.eps_fn(labels, n), guide.eps_fn(labels, n), 1.0 if w is None else w,
@@ -184,7 +207,7 @@ def default_guide() -> Path:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
-    """Load a checkpoint written by :mod:`image_track.train` (or its exported weights).
+    """Load a checkpoint written by :mod:`image_track.training` (or its exported weights).
 
     Raises:
         CheckpointError: missing, truncated or corrupt file; metadata without a model config; weights that
@@ -195,22 +218,20 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, u
     tensors, meta = load_checkpoint(path)  # verified: content hash (when written with one), finite weights
     require_kind(meta, MODEL_KINDS + (None,), path, "an MNIST command needs an image_track checkpoint (toydiff mnist train, "
                  "or its exported weights)")
-    flow = process_of(meta) == "flow"
-    if "model_config" not in meta or ("schedule" not in meta and not flow):
+    if "model_config" not in meta:
         raise CheckpointError(f"{path} is a toydiff checkpoint but not an image_track model (no model_config)")
+    try:
+        process = process_from_dict(meta)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} is a toydiff checkpoint but not an image_track model (incomplete process "
+                              f"metadata: {e})") from None
     try:
         model = build_model(**meta["model_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path} describes a model that cannot be built: {e}") from None
     prefix = "ema." if use_ema and any(k.startswith("ema.") for k in tensors) else "model."
     load_weights(model, tensors, prefix, source=path, what=f"the {meta['model_config'].get('name')!r} model")
-    if flow:
-        try:
-            process = objective_from_meta(meta)
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{path}: incomplete flow metadata ({e})") from None
-        return LoadedModel(model.to(device).eval().requires_grad_(False), process, meta)
-    schedule = NoiseSchedule.from_dict(meta["schedule"])
-    if schedule.T != model.config["T"]:
+    schedule = process.schedule
+    if schedule is not None and schedule.T != model.config["T"]:
         raise CheckpointError(f"{path}: schedule has T={schedule.T} but the model was built with T={model.config['T']}")
-    return LoadedModel(model.to(device).eval().requires_grad_(False), schedule, meta)
+    return LoadedModel(model.to(device).eval().requires_grad_(False), process, meta)

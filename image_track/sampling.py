@@ -2,7 +2,7 @@
 
     from image_track.sampling import load_model, generate, grid_image, default_checkpoint
     m = load_model(default_checkpoint(conditional=True))
-    x = generate(m.model, m.schedule, 100, labels=torch.arange(10).repeat_interleave(10), w=3.0)
+    x = generate(m.model, m.process, 100, labels=torch.arange(10).repeat_interleave(10), w=3.0)
     grid_image(x, nrow=10).save("grid.png")
 
 * :func:`load_model` reads a training checkpoint or a shipped weights file (EMA weights, eval mode) into a
@@ -10,7 +10,8 @@
   that does not fit (both live in :mod:`image_track.loaded`, re-exported here).
 * :meth:`LoadedModel.eps_fn <image_track.loaded.LoadedModel.eps_fn>` turns the network, labels and a guidance
   scale (or an autoguidance model) into the ``eps_fn(x_t, t)`` toydiff samples with.
-* :func:`generate` uses per-sample seeds (:func:`toydiff.per_sample_generators`: generators seeded
+* :func:`generate` samples with the model's process (:mod:`toydiff.processes`: its samplers, options and
+  defaults; the track's own default, DDIM in 50 steps, wherever the process offers DDIM) and per-sample seeds (:func:`toydiff.per_sample_generators`: generators seeded
   ``seed + i``), so image ``i`` is the same whatever the batch size.
 * Figures: :func:`grid_image` (PIL), :func:`guidance_sweep_figure`, :func:`fixed_init_figure` (one x_T,
   ten samples, with and without the sampler noise), :func:`progression_figure` (x_t and x̂_0 strips from
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
@@ -33,42 +34,74 @@ from torch import nn
 import toydiff
 from toydiff import per_sample_generators
 from toydiff.checks import check_int, check_tensor
-from toydiff.sampling.flow_steps import FLOW_METHODS
-from toydiff.processes import FlowObjective
+from toydiff.processes.base import Process
 from toydiff.processes.schedules import NoiseSchedule
 
-from image_track.loaded import AUTOGUIDANCE_T_MAX, LoadedModel, default_checkpoint, default_guide, load_model
+from image_track.loaded import AUTOGUIDANCE_T_MAX, LoadedModel, as_process, default_checkpoint, default_guide, load_model
 
 __all__ = [
     "LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "DEFAULT_SAMPLER",
-    "per_sample_generators",
+    "FLOW_STEPS", "default_sampler", "per_sample_generators",
     "generate", "digit_labels", "to_display", "grid_image", "grid_figure", "guidance_sweep_figure",
     "fixed_init_samples", "fixed_init_figure", "record_progression", "progression_figure", "progression_gif",
 ]
 
-#: how the committed checkpoints are sampled by default
+#: how the committed checkpoints are sampled by default (wherever the model's process offers this method)
 DEFAULT_SAMPLER = {"method": "ddim", "steps": 50, "eta": 0.0}
 DEFAULT_W = 3.0
-#: steps of a flow model's sampler when none are given (Heun: 20 evaluations)
+#: steps of a process without DDIM (a flow model) when none are given: its default method (Heun: 20 evaluations)
 FLOW_STEPS = 10
+
+#: what the functions below take as the model's process: a Process, its objective or a NoiseSchedule (DDPM),
+#: read by :func:`image_track.loaded.as_process`
+ProcessLike = Union[Process, NoiseSchedule, Any]
+
+
+def default_sampler(process: ProcessLike) -> tuple[str, int]:
+    """The track's ``(method, steps)`` for ``process``: :data:`DEFAULT_SAMPLER` where the process offers its
+    method, else the process's own default method in :data:`FLOW_STEPS` steps."""
+    process = as_process(process)
+    if DEFAULT_SAMPLER["method"] in process.methods:
+        return DEFAULT_SAMPLER["method"], DEFAULT_SAMPLER["steps"]
+    return process.default_method, FLOW_STEPS
+
+
+def check_sampler(process: ProcessLike, method: str, eta: float = 0.0) -> None:
+    """Refuse (ValueError naming the argument) a ``method`` the process does not offer, or an ``eta`` its
+    samplers do not read."""
+    process = as_process(process)
+    if method not in process.methods:
+        raise ValueError(f"method {method!r} is not a sampler of {process.describe()}; it samples with "
+                         f"{', '.join(process.methods)}")
+    if eta and "eta" not in process.options:
+        raise ValueError(f"eta applies to DDIM; the samplers of {process.describe()} do not read it")
 
 
 @torch.no_grad()
-def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch.Tensor | None = None,
-             w: float | None = None, method: str = "ddim", steps: int | None = 50, eta: float = 0.0,
+def generate(model: nn.Module, process: ProcessLike, n: int, *, labels: torch.Tensor | None = None,
+             w: float | None = None, method: str | None = None, steps: int | None = 50, eta: float = 0.0,
              seed: int = 0, batch_size: int = 500, device: str | torch.device | None = None,
              clip_x0: float | None = 1.0, x_T: torch.Tensor | None = None, callback=None,
              progress: bool = False, guide: nn.Module | None = None, guide_t_max: int | None = None) -> torch.Tensor:
-    """Draw ``n`` images ``[n, C, H, W]`` (CPU, clipped to [-1, 1]) with ``toydiff.sample``.
+    """Draw ``n`` images ``[n, C, H, W]`` (CPU, clipped to [-1, 1]) with ``process.sample``.
 
-    Image ``i`` uses a generator seeded ``seed + i`` for its x_T and every sampler step, so it does not
-    depend on ``batch_size``. ``labels [n]`` (conditional models), ``w`` (guidance), ``guide`` and
-    ``guide_t_max`` (autoguidance, ``w`` its scale) as in :meth:`LoadedModel.eps_fn
+    ``process``: the model's :class:`~toydiff.processes.base.Process` (``LoadedModel.process``); a training
+    objective or a bare NoiseSchedule (DDPM) is accepted too. ``method``: one of ``process.methods`` (None: the
+    track's :func:`default_sampler`); ``steps``: None means the process's own (DDPM: every step; a process whose
+    steps always need a count: :data:`FLOW_STEPS`). Image ``i`` uses a generator seeded ``seed + i`` for its x_T
+    and every sampler step, so it does not depend on ``batch_size``. ``labels [n]`` (conditional models), ``w``
+    (guidance), ``guide`` and ``guide_t_max`` (autoguidance, ``w`` its scale) as in :meth:`LoadedModel.eps_fn
     <image_track.loaded.LoadedModel.eps_fn>`; ``x_T [n, C, H, W]`` overrides the starting noise.
     """
     n, batch_size = check_int(n, "n", min=1), check_int(batch_size, "batch_size", min=1)
     seed = check_int(seed, "seed", min=0)
-    handle = _handle(model, schedule, method, eta)
+    handle = _handle(model, process)
+    process = handle.process
+    method = default_sampler(process)[0] if method is None else method
+    check_sampler(process, method, eta)
+    if steps is None and process.default_steps is not None:
+        steps = FLOW_STEPS
+    options = {"eta": eta} if "eta" in process.options else {}
     labels = handle.labels(labels, n)
     if device is None:
         device = next(model.parameters()).device
@@ -88,14 +121,9 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
             xb = (torch.stack([torch.randn(shape, generator=g) for g in gens]) if x_T is None
                   else x_T[idx.start: idx.stop]).to(device)
             lb = None if labels is None else labels[idx.start: idx.stop].to(device)
-            eps_fn = handle.eps_fn(lb, w=w, guide=guide, guide_t_max=guide_t_max)
-            if isinstance(schedule, FlowObjective):  # the network's prediction, fed 1000 t, over the interpolant
-                x0 = toydiff.sample(schedule.network_fn(eps_fn), xb, schedule.interp, method=method, generator=gens,
-                                    clip_x0=clip_x0, callback=callback, progress=progress,
-                                    **schedule.sampler_options(steps or FLOW_STEPS))
-            else:
-                x0 = toydiff.sample(eps_fn, xb, schedule, method=method, steps=steps, eta=eta, generator=gens,
-                                    clip_x0=clip_x0, callback=callback, progress=progress)
+            fn = process.network_fn(handle.eps_fn(lb, w=w, guide=guide, guide_t_max=guide_t_max))
+            x0 = process.sample(fn, xb, method=method, steps=steps, generator=gens, clip_x0=clip_x0,
+                                callback=callback, progress=progress, **options)
             out.append(x0.float().clamp(-1, 1).cpu())
     finally:
         for m, mode in zip(nets, was_training):
@@ -103,20 +131,11 @@ def generate(model: nn.Module, schedule: NoiseSchedule, n: int, *, labels: torch
     return torch.cat(out)
 
 
-def _handle(model: nn.Module, schedule: NoiseSchedule, method: str = "ddim", eta: float = 0.0) -> LoadedModel:
-    """The model's handle, refusing a schedule other than the one its config was built for (another T), and
-    for a flow model (``schedule`` a FlowObjective) a DDPM-only sampler or ``eta``."""
-    if isinstance(schedule, FlowObjective):
-        if method not in FLOW_METHODS:
-            raise ValueError(f"method {method!r} is a DDPM sampler; a flow model samples with {', '.join(FLOW_METHODS)}")
-        if eta:
-            raise ValueError("eta applies to DDIM; a flow model's samplers are deterministic")
-        return LoadedModel(model, schedule)
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
-    handle = LoadedModel(model, schedule)
-    T = handle.config.get("T")
-    if T is not None and T != schedule.T:
+def _handle(model: nn.Module, process: ProcessLike) -> LoadedModel:
+    """The model's handle, refusing a schedule other than the one its config was built for (another T)."""
+    handle = LoadedModel(model, process)
+    T, schedule = handle.config.get("T"), handle.process.schedule
+    if T is not None and schedule is not None and T != schedule.T:
         raise ValueError(f"schedule has T = {schedule.T} but the model was built for T = {T}")
     return handle
 
@@ -178,7 +197,7 @@ def grid_figure(images: torch.Tensor, nrow: int = 10, title: str | None = None, 
     return fig
 
 
-def guidance_sweep_figure(model: nn.Module, schedule: NoiseSchedule, ws: Sequence[float] = (0.0, 5.0, 10.0), *,
+def guidance_sweep_figure(model: nn.Module, process: ProcessLike, ws: Sequence[float] = (0.0, 5.0, 10.0), *,
                           per_digit: int = 4, seed: int = 0, **sample_kw):
     """One panel per guidance scale: ``per_digit`` samples of each digit (same seeds in every panel)."""
     import matplotlib.pyplot as plt
@@ -192,7 +211,7 @@ def guidance_sweep_figure(model: nn.Module, schedule: NoiseSchedule, ws: Sequenc
     # figure's aspect that of the digits (side by side, they filled a tall figure with blank space)
     fig, axes = plt.subplots(len(ws), 1, figsize=(8, 0.8 * per_digit * len(ws) + 0.3 * len(ws) + 0.5), squeeze=False)
     for ax, w in zip(axes[:, 0], ws):
-        x = generate(model, schedule, len(labels), labels=labels, w=float(w), seed=seed, **sample_kw)
+        x = generate(model, process, len(labels), labels=labels, w=float(w), seed=seed, **sample_kw)
         # transpose so each column is one digit: grid of per_digit rows x nc columns
         order = torch.arange(len(labels)).view(nc, per_digit).t().reshape(-1)
         ax.imshow(np.asarray(grid_image(x[order], nrow=nc)), cmap="gray", vmin=0, vmax=255)
@@ -203,7 +222,7 @@ def guidance_sweep_figure(model: nn.Module, schedule: NoiseSchedule, ws: Sequenc
     return fig
 
 
-def fixed_init_samples(model: nn.Module, schedule: NoiseSchedule, n: int = 10, *, seed: int = 0,
+def fixed_init_samples(model: nn.Module, process: ProcessLike, n: int = 10, *, seed: int = 0,
                        label: int | None = None, steps: int | None = None) -> dict[str, torch.Tensor]:
     """The fixed-initialisation experiment: one x_T copied ``n`` times, run through ``ddpm`` (fresh noise
     per sample at every step: ``n`` different digits) and ``ddpm-no-noise`` (no σ·z: ``n`` identical,
@@ -213,7 +232,7 @@ def fixed_init_samples(model: nn.Module, schedule: NoiseSchedule, n: int = 10, *
     x_T = torch.randn((1, cfg["in_channels"], cfg["image_size"], cfg["image_size"]), generator=g).expand(n, -1, -1, -1)
     labels = None if label is None else torch.full((n,), int(label))
     w = None if label is None else 1.0
-    return {m: generate(model, schedule, n, labels=labels, w=w, method=m, steps=steps, seed=seed + 1, x_T=x_T)
+    return {m: generate(model, process, n, labels=labels, w=w, method=m, steps=steps, seed=seed + 1, x_T=x_T)
             for m in ("ddpm", "ddpm-no-noise")}
 
 
@@ -230,12 +249,12 @@ def fixed_init_figure(samples: dict[str, torch.Tensor]):
     return fig
 
 
-def record_progression(model: nn.Module, schedule: NoiseSchedule, n: int = 4, *, labels: torch.Tensor | None = None,
+def record_progression(model: nn.Module, process: ProcessLike, n: int = 4, *, labels: torch.Tensor | None = None,
                        w: float | None = None, method: str = "ddpm", steps: int | None = None, seed: int = 0,
                        keep_steps: Sequence[int] | None = None) -> toydiff.TrajectoryRecorder:
     """Sample ``n`` images recording x_t and x̂_0 at ``keep_steps`` (sampler step numbers; None: all)."""
     rec = toydiff.TrajectoryRecorder(indices=range(n), steps=keep_steps, keep=("x_t", "x0_hat"))
-    generate(model, schedule, n, labels=labels, w=w, method=method, steps=steps, seed=seed, callback=rec,
+    generate(model, process, n, labels=labels, w=w, method=method, steps=steps, seed=seed, callback=rec,
              batch_size=n)
     return rec
 

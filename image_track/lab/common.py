@@ -60,7 +60,7 @@ def load_lab_model(checkpoint: str | os.PathLike | None = None) -> LoadedModel:
     loaded = load_model(path)  # EMA weights, eval mode; CheckpointError (a ValueError) if it does not fit
     if not loaded.conditional:
         raise ValueError(f"checkpoint {path} is not class-conditional: the lab needs a conditional model")
-    loaded.require_vp(f"the lab (SDEdit, inpainting, denoising, hybrids on DDPM's schedule) with {path}")
+    loaded.require_schedule(f"the lab (SDEdit, inpainting, denoising, hybrids on DDPM's schedule) with {path}")
     return loaded
 
 

@@ -8,7 +8,7 @@
 * :mod:`.loop`: setting a run up (processes, device, data, network, DDP, bf16 / channels_last) for the engine;
 * :mod:`.hooks`: the image pieces (batches, run record, sample grids, EMA snapshots, time budget);
 * :mod:`.export`: the EMA-only weights file to ship;
-* :mod:`.cli`: ``toydiff mnist train`` / ``python -m image_track.train``.
+* :mod:`.cli`: ``toydiff mnist train`` / ``python -m image_track.training``.
 
 One loop serves a laptop CPU and a multi-GPU node: AdamW, linear warm-up then cosine (or exponential)
 decay, gradient clipping, an EMA with warm-up (what is sampled from, validated and saved for use); label

@@ -1,4 +1,4 @@
-"""``toydiff mnist train`` and ``python -m image_track.train`` (what ``torchrun`` launches): the same flags,
+"""``toydiff mnist train`` and ``python -m image_track.training`` (what ``torchrun`` launches): the same flags,
 generated from :class:`~image_track.training.config.TrainConfig`'s fields."""
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def run_from_args(a) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m image_track.train ...``; same options as ``toydiff mnist train``."""
+    """``python -m image_track.training ...``; same options as ``toydiff mnist train``."""
     from toydiff.cli import OneLineParser, run_guarded
 
-    p = OneLineParser(prog="image_track.train", description="Train a UNet preset on MNIST.")
+    p = OneLineParser(prog="image_track.training", description="Train a UNet preset on MNIST.")
     add_train_arguments(p)
-    return run_guarded(lambda: run_from_args(p.parse_args(argv)), "image_track.train")
+    return run_guarded(lambda: run_from_args(p.parse_args(argv)), "image_track.training")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -19,21 +20,22 @@ from toydiff.cli import MAX_SEED, device_arg, flag_names, float_list, int_list, 
 from toydiff.training.losses import LOSS_WEIGHTINGS
 from toydiff.training.lr import LR_SCHEDULES
 from toydiff.options import add_dataclass_arguments, dataclass_values, flag_of, option
-from toydiff.sampling.flow_steps import FLOW_METHODS
+from toydiff.processes.base import Process
 from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
+from toydiff.processes.registry import PROCESSES, all_methods
+from toydiff.processes.schedules import from_name
 from toydiff.training.stable_target import TARGETS
-from toydiff.processes import PROCESSES
-from toydiff.sampling.loop import METHODS
 
 from image_track.models import PRESETS
 
-__all__ = ["TrainConfig", "History", "SCHEDULES", "LR_DECAYS", "DATASETS", "RESUME_FIXED", "add_config_arguments",
-           "config_from_args", "engine_config", "config_changes"]
+__all__ = ["TrainConfig", "History", "SCHEDULES", "LR_DECAYS", "DATASETS", "RESUME_FIXED", "PROCESS_FIELDS",
+           "add_config_arguments", "config_from_args", "engine_config", "config_changes", "build_process",
+           "unread_flags"]
 
 SCHEDULES = ("linear", "cosine", "sigmoid")
 LR_DECAYS = LR_SCHEDULES
 DATASETS = ("mnist", "fashion_mnist")
-SAMPLE_METHODS = tuple(dict.fromkeys(METHODS + FLOW_METHODS))
+SAMPLE_METHODS = all_methods()
 
 
 def _json_dict(text: str) -> dict:
@@ -59,13 +61,14 @@ class TrainConfig:
     model_overrides: dict = option({}, "UNet preset overrides as JSON, e.g. '{\"widths\": [8, 16, 16]}'",
                                    type=_json_dict)
     schedule: str = option("linear", "noise schedule (--process vp)", choices=SCHEDULES)
-    process: str = option("vp", "vp: DDPM's ε-prediction; flow: flow matching (toydiff.processes)", choices=PROCESSES)
+    process: str = option("vp", "vp: DDPM's ε-prediction; flow: flow matching (toydiff.processes' registry)",
+                          choices=PROCESSES)
     interpolant: str = option("linear", "--process flow: the path x_t = α x_0 + σ ε", choices=tuple(INTERPOLANTS))
     prediction: str = option("velocity", "--process flow: what the network predicts", choices=PREDICTIONS)
     target: str = option("conditional", "regress on each pair's own target, or on the stable target field over the "
                          "batch (stf, Xu et al. 2023: less gradient noise at high noise; unconditional only)",
                          choices=TARGETS)
-    T: int = option(1000, "diffusion steps")
+    T: int = option(1000, "diffusion steps (--process vp)")
     # data
     dataset: str = option("mnist", "data set", choices=DATASETS)
     data_dir: str | None = option(None, "folder holding the data (default: the package's)", type=str)
@@ -131,8 +134,6 @@ class TrainConfig:
         if check_choice(self.target, "target", TARGETS) == "stf" and self.num_classes is not None:
             raise ValueError("target 'stf' averages the target over the whole batch, so it needs an unconditional "
                              "model (no --num-classes / --conditional)")
-        if self.process == "flow" and self.loss_weighting != "uniform":
-            raise ValueError("loss_weighting applies to --process vp (a flow run trains with uniform weights)")
         check_number(self.sample_w, "sample_w")
         check_int(self.seed, "seed", min=0, max=MAX_SEED)
         if len(self.betas) != 2:
@@ -151,6 +152,17 @@ class TrainConfig:
         if not isinstance(self.model_overrides, dict):
             raise TypeError(f"model_overrides must be a dict, got {type(self.model_overrides).__name__}")
         engine_config(self)  # the optimisation fields, checked by the engine
+        self.objective()  # the process's own checks (e.g. a flow objective trains with uniform weights only)
+
+    def process_object(self) -> Process:
+        """The run's process (:func:`build_process`)."""
+        return build_process(self)
+
+    def objective(self, device=None):
+        """The run's objective: ``process.objective(...)`` with the t sampling, loss weights and target."""
+        return self.process_object().objective(
+            t_sampling=engine_config(self).t_sampling, loss_weighting=self.loss_weighting,
+            min_snr_gamma=self.min_snr_gamma, target=self.target, device=device)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -191,10 +203,75 @@ def engine_config(c: TrainConfig) -> engine.TrainConfig:
         seed=c.seed)
 
 
+#: the process flags of :class:`TrainConfig` and the metadata key (:meth:`Process.to_dict
+#: <toydiff.processes.base.Process.to_dict>`) through which a process reads each: Min-SNR weights are a function
+#: of a discrete schedule's SNR, and ``T`` its length
+PROCESS_FIELDS = {"schedule": "schedule", "T": "schedule", "loss_weighting": "schedule", "min_snr_gamma": "schedule",
+                  "interpolant": "interpolant", "prediction": "prediction"}
+
+
+class _RunMetadata(Mapping):
+    """The run's process keys, each built when a process class reads it (a flow run never builds a schedule)."""
+
+    def __init__(self, c: TrainConfig):
+        self._build = {"process": lambda: c.process, "schedule": lambda: from_name(c.schedule, T=c.T).to_dict(),
+                       "interpolant": lambda: INTERPOLANTS[c.interpolant]().to_dict(), "prediction": lambda: c.prediction}
+
+    def __getitem__(self, key: str):
+        return self._build[key]()
+
+    def __iter__(self):
+        return iter(self._build)
+
+    def __len__(self) -> int:
+        return len(self._build)
+
+
+def build_process(c: TrainConfig) -> Process:
+    """The process named ``c.process`` (:data:`toydiff.processes.PROCESSES`), built by its class's ``from_dict``
+    from the run's metadata: each class reads the keys it knows (a schedule, an interpolant and prediction…)."""
+    return PROCESSES[check_choice(c.process, "process", PROCESSES)].from_dict(_RunMetadata(c))
+
+
+def unread_flags(c: TrainConfig, given) -> list[str]:
+    """The fields among ``given`` (typed on the command line) that the run's process does not read, as
+    ``"--flag"`` lines: a process field whose metadata key its ``to_dict()`` lacks, or a ``--sample-method``
+    outside its ``methods``. The one place that asks the process which flags it reads."""
+    process = c.process_object()
+    keys, flags = process.to_dict(), {f.name: flag_of(f) for f in fields(TrainConfig)}
+    unread = [f"{flags[k]} (it has no {PROCESS_FIELDS[k]})" for k in PROCESS_FIELDS
+              if k in given and PROCESS_FIELDS[k] not in keys]
+    if "sample_method" in given and c.sample_method not in process.methods:
+        unread.append(f"--sample-method {c.sample_method} (it samples with {', '.join(process.methods)})")
+    return unread
+
+
+#: the namespace attribute holding the config fields whose flags were typed (see :func:`add_config_arguments`)
+GIVEN = "given_config_fields"
+_RECORDING: dict[type, type] = {}
+
+
+def _recording(action_cls: type) -> type:
+    """``action_cls`` that also notes its dest in the namespace's :data:`GIVEN` set when its flag is typed."""
+    if action_cls not in _RECORDING:
+        def __call__(self, parser, namespace, values, option_string=None):
+            action_cls.__call__(self, parser, namespace, values, option_string)
+            given = set(getattr(namespace, GIVEN, ()))
+            setattr(namespace, GIVEN, given | {self.dest})
+
+        _RECORDING[action_cls] = type(f"Recorded{action_cls.__name__}", (action_cls,), {"__call__": __call__})
+    return _RECORDING[action_cls]
+
+
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """One flag per :class:`TrainConfig` field (dest = the field's name), plus the shorthands
-    ``--conditional`` (``--num-classes 10``) and ``--no-val`` (no validation split)."""
+    ``--conditional`` (``--num-classes 10``) and ``--no-val`` (no validation split). The flags typed are
+    noted (:data:`GIVEN`), so :func:`config_from_args` can refuse one the run's process would ignore."""
     add_dataclass_arguments(p, TrainConfig)
+    names = {f.name for f in fields(TrainConfig)}
+    for action in p._actions:
+        if action.dest in names:
+            action.__class__ = _recording(type(action))
     p.add_argument("--conditional", action="store_true", help="shorthand for --num-classes 10")
     p.add_argument("--no-val", action="store_true", help="no validation split")
     p.add_argument("--overwrite", action="store_true",
@@ -203,17 +280,23 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed flags."""
+    """The :class:`TrainConfig` of parsed flags; a typed flag the run's process does not read (``--interpolant``
+    of a DDPM run, ``--T`` or ``--schedule`` of a flow run, a ``--sample-method`` it lacks) is a ValueError."""
     values = dataclass_values(a, TrainConfig)
     if a.conditional and values["num_classes"] is None:
         values["num_classes"] = 10
     if a.no_val:
         values["val_split"] = None
     try:
-        return TrainConfig(**values)
+        config = TrainConfig(**values)
     except (TypeError, ValueError) as e:  # name the flag, not the field (engine fields under their image names)
         flags = {f.name: flag_of(f) for f in fields(TrainConfig)} | {"lr_schedule": "--lr-decay"}
         raise ValueError(flag_names(str(e), flags)) from None
+    unread = unread_flags(config, getattr(a, GIVEN, set()))
+    if unread:
+        raise ValueError(f"--process {config.process} ({config.process_object().describe()}) ignores "
+                         f"{'; '.join(unread)}: leave it out")
+    return config
 
 
 @dataclass

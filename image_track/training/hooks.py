@@ -17,7 +17,6 @@ import torch
 import torch.distributed as dist
 
 from toydiff.training.checkpoint import CheckpointError
-from toydiff.sampling.flow_steps import FLOW_METHODS
 from toydiff.training.hooks import EpochStats, Hook, StepOutput
 
 from image_track.training.config import History, TrainConfig, config_changes
@@ -116,18 +115,20 @@ class SampleGrids(Hook):
     def on_epoch_end(self, trainer, stats: EpochStats) -> None:
         if not trainer.is_main:
             return
-        from image_track.sampling import generate, grid_image
+        from image_track.sampling import DEFAULT_SAMPLER, default_sampler, generate, grid_image
 
         c, rows = self.config, self.config.grid_rows
         labels = None
         if c.num_classes is not None:
             labels = torch.arange(rows).remainder(c.num_classes).repeat_interleave(rows)
-        flow = trainer.objective.process.name == "flow"
-        method = "heun" if flow and c.sample_method not in FLOW_METHODS else c.sample_method
-        images = generate(trainer.eval_model, trainer.objective if flow else trainer.schedule, rows * rows,
-                          labels=labels, w=c.sample_w if labels is not None else None, method=method,
-                          steps=min(c.sample_steps, 10) if flow else c.sample_steps,
-                          seed=c.seed, device=self.device)
+        process = trainer.objective.process
+        own_method, own_steps = default_sampler(process)
+        method = c.sample_method if c.sample_method in process.methods else own_method  # the default DDIM
+        # a process without the track's DDIM (a flow model) draws its grids in at most FLOW_STEPS steps
+        steps = c.sample_steps if own_method == DEFAULT_SAMPLER["method"] else min(c.sample_steps, own_steps)
+        images = generate(trainer.eval_model, process, rows * rows, labels=labels,
+                          w=c.sample_w if labels is not None else None, method=method, steps=steps, seed=c.seed,
+                          device=self.device)
         path = self.out_dir / f"samples_epoch{stats.epoch:03d}.png"
         grid_image(images, nrow=rows).save(path)
         stats.record["grid"] = str(path)

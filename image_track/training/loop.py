@@ -19,9 +19,7 @@ from torch import nn
 from toydiff.cli import check_writable
 from toydiff.training.checkpoint import CheckpointError, load_checkpoint, require_kind, run_lock
 from toydiff.training.hooks import HeldOutLoss, ProgressBar
-from toydiff.processes import FlowObjective, VPObjective
-from toydiff.processes.schedules import from_name
-from toydiff.training.engine import Trainer, make_objective
+from toydiff.training.engine import Trainer
 
 from image_track.training.config import History, TrainConfig, config_changes, engine_config
 from image_track.training.hooks import ImageBatches, RunRecord, SampleGrids, Snapshots, TimeBudget, epoch_line
@@ -117,18 +115,12 @@ def _check_resume(config: TrainConfig) -> None:
                               "--resume continues a run with its own settings")
 
 
-def objective_of(config: TrainConfig, device=None) -> VPObjective | FlowObjective:
-    """The run's objective: DDPM's ε-loss over ``config.schedule``, or the flow objective of ``--process flow``
-    (``--interpolant``, ``--prediction``; the UNet is fed 1000 t, see :mod:`toydiff.processes`); ``--target``
-    picks each pair's own target or the stable target field over the batch (Xu et al. 2023)."""
-    if config.process == "flow":
-        from toydiff.processes import interpolants
-
-        return FlowObjective(interpolants.BUILDERS[config.interpolant](), config.prediction, target=config.target)
-    vp = make_objective(from_name(config.schedule, T=config.T), engine_config(config), device)
-    return vp if config.target == "conditional" else VPObjective(
-        vp.schedule, t_sampling=vp.t_sampling, loss_weighting=config.loss_weighting,
-        min_snr_gamma=config.min_snr_gamma, device=device, target=config.target)
+def objective_of(config: TrainConfig, device=None):
+    """The run's objective: its process (``--process``, built through the registry by
+    :func:`~image_track.training.config.build_process`) asked for ``process.objective(...)`` with the t sampling,
+    the loss weights (Min-SNR-γ, Hang et al. 2023, where the process has a schedule) and ``--target`` (each pair's
+    own target, or the stable target field over the batch, Xu et al. 2023)."""
+    return config.objective(device)
 
 
 def _load_split(config: TrainConfig, split: str):

@@ -138,7 +138,7 @@ def test_handle_eps_builder_gives_the_images_of_the_direct_toydiff_path():
     on the committed tiny_cond, and the committed weights still give the images they gave before the merge."""
     m = S.load_model(S.default_checkpoint(conditional=True))
     labels = torch.tensor([3, 7])
-    x = S.generate(m.model, m.schedule, 2, labels=labels, w=3.0, method="ddim", steps=5, seed=0)
+    x = S.generate(m.model, m.process, 2, labels=labels, w=3.0, method="ddim", steps=5, seed=0)
     gens = toydiff.per_sample_generators(0, 2)
     x_T = toydiff.randn_like(torch.zeros(2, 1, 28, 28), gens)
     with torch.no_grad():
@@ -153,6 +153,23 @@ def test_handle_eps_builder_gives_the_images_of_the_direct_toydiff_path():
     torch.testing.assert_close(x[0, 0, 14, 10:14], torch.tensor([-0.96485, -0.38719, 1.0, 0.99463]), atol=1e-3, rtol=0)
     unguided = S.generate(m.model, m.schedule, 2, labels=labels, w=1.0, method="ddim", steps=5, seed=0)
     assert not torch.allclose(x, unguided, atol=1e-2)  # w reaches the sampler
+
+
+def test_generate_takes_the_process_its_objective_or_a_bare_schedule(nets):
+    from toydiff.processes import VPProcess
+
+    _, cond, s = nets
+    proc, labels = VPProcess(s), torch.tensor([2, 8])
+    kw = dict(labels=labels, w=2.0, steps=4, seed=3)
+    x = S.generate(cond, proc, 2, **kw)
+    torch.testing.assert_close(S.generate(cond, s, 2, **kw), x, atol=0, rtol=0)
+    torch.testing.assert_close(S.generate(cond, proc.objective(), 2, **kw), x, atol=0, rtol=0)
+    torch.testing.assert_close(S.generate(cond, proc, 2, method="ddim", **kw), x, atol=0, rtol=0)  # ddim: the default
+    assert S.default_sampler(proc) == ("ddim", 50) and S.LoadedModel(cond, s).process == proc
+    with pytest.raises(ValueError, match="not a sampler of DDPM"):
+        S.generate(cond, proc, 2, method="midpoint", steps=4)
+    with pytest.raises(TypeError, match="process must be"):
+        S.generate(cond, "vp", 2)
 
 
 def test_loaded_model_eps_fn_labels_null_label_and_checks(nets):

@@ -147,12 +147,14 @@ def test_missing_data_and_bad_settings(tmp_path):
         train(TrainConfig(subset=8, batch_size=8, max_steps=1, num_classes=5, **FAST))
 
 
-def test_image_track_train_still_names_the_training_api():
-    import image_track.train as old
-    import image_track.training as new
+def test_python_m_image_track_training_is_the_train_command():
+    import image_track.training.__main__ as entry
+    from image_track.training import main
 
-    for name in ("TrainConfig", "History", "train", "bf16_autocast", "export_weights", "snapshot_path", "main"):
-        assert getattr(old, name) is getattr(new, name), name
+    assert entry.main is main
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
 
 
 def test_the_engine_gets_the_image_recipe():

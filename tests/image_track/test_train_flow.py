@@ -9,7 +9,7 @@ from image_track.sampling import generate, load_model
 from image_track.training import TrainConfig, export_weights, train
 from toydiff.training.checkpoint import load_checkpoint
 from toydiff.cli import main as toydiff_main
-from toydiff.processes import FlowObjective
+from toydiff.processes import InterpolantProcess
 
 FAST = dict(preset="tiny", val_split=None, sample_every_epoch=False, progress=False, warmup_steps=2, process="flow")
 
@@ -28,16 +28,18 @@ def test_flow_training_lowers_the_loss_and_records_the_process(flow_ckpt):
     _, meta = load_checkpoint(ckpt)
     assert (meta["process"], meta["interpolant"]["name"], meta["prediction"]) == ("flow", "linear", "velocity")
     m = load_model(export_weights(ckpt, ckpt.parent / "w.safetensors", dtype=torch.float32))
-    assert m.process == "flow" and isinstance(m.schedule, FlowObjective)
-    x = generate(m.model, m.schedule, 3, method="euler", steps=2, seed=0)
+    assert isinstance(m.process, InterpolantProcess) and m.process.name == "flow" and m.schedule is None
+    x = generate(m.model, m.process, 3, method="euler", steps=2, seed=0)
     assert x.shape == (3, 1, 28, 28) and bool(torch.isfinite(x).all())
     # per-sample seeds: image i does not depend on the batch it was drawn in
-    assert torch.allclose(x[1:], generate(m.model, m.schedule, 3, method="euler", steps=2, seed=0, batch_size=1)[1:],
+    assert torch.allclose(x[1:], generate(m.model, m.process, 3, method="euler", steps=2, seed=0, batch_size=1)[1:],
                           atol=1e-4)
-    with pytest.raises(ValueError, match="DDPM sampler"):
-        generate(m.model, m.schedule, 2, method="ddim", steps=2)
+    with pytest.raises(ValueError, match="not a sampler of flow matching"):
+        generate(m.model, m.process, 2, method="ddim", steps=2)
+    with pytest.raises(ValueError, match="eta"):
+        generate(m.model, m.process, 2, method="euler", steps=2, eta=0.5)
     with pytest.raises(ValueError, match="DDPM model"):
-        m.require_vp("SDEdit")
+        m.require_schedule("SDEdit")
 
 
 def test_a_flow_run_resumes_bit_for_bit(tmp_path):
@@ -54,7 +56,7 @@ def test_mnist_commands_refuse_ddpm_only_operations_of_a_flow_model(flow_ckpt, t
     ckpt, _ = flow_ckpt
     code = toydiff_main(["mnist", "sample", "--checkpoint", str(ckpt), "--method", "ddim", "--out", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and "DDPM sampler" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "not a sampler of flow matching" in err and len(err.strip().splitlines()) == 1
     code = toydiff_main(["mnist", "sample", "--checkpoint", str(ckpt), "--figures", "fixed-init", "--out",
                          str(tmp_path)])
     assert code == 2 and "fixed-init" in capsys.readouterr().err
@@ -77,3 +79,36 @@ def test_the_stable_target_reaches_the_objective_and_the_checkpoint(tmp_path, pr
     assert meta["target"] == "stf" and meta.get("process", "vp") == process
     with pytest.raises(ValueError, match="unconditional"):
         TrainConfig(**FAST, target="stf", num_classes=10)
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--interpolant", "cosine"], "--interpolant"),
+    (["--prediction", "eps"], "--prediction"),
+    (["--process", "flow", "--T", "100"], "--T"),
+    (["--process", "flow", "--schedule", "cosine"], "--schedule"),
+    (["--process", "flow", "--min-snr-gamma", "3"], "--min-snr-gamma"),
+    (["--process", "flow", "--sample-method", "ddim"], "--sample-method ddim"),
+    (["--process", "flow", "--sample-meth", "ddpm"], "--sample-method ddpm"),  # an abbreviated flag too
+    (["--sample-method", "midpoint"], "--sample-method midpoint"),
+])
+def test_train_refuses_a_flag_the_process_ignores(tmp_path, capsys, flags, named):
+    # --max-steps 1 --subset 8: were the flag taken, the run would be short
+    code = toydiff_main(["mnist", "train", "--out", str(tmp_path / "r"), "--max-steps", "1", "--subset", "8",
+                         "--batch-size", "8", "--no-val", "--no-samples", "--no-progress", *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and named in err[0] and "ignores" in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_flags_a_process_reads_are_taken():
+    from image_track.cli import build_parser
+    from image_track.training import config_from_args
+
+    def parse(*flags):
+        return config_from_args(build_parser().parse_args(["train", "--out", "o", *flags]))
+
+    c = parse("--process", "flow", "--interpolant", "cosine", "--prediction", "eps", "--sample-method", "euler")
+    assert (c.interpolant, c.prediction, c.sample_method) == ("cosine", "eps", "euler")
+    c = parse("--T", "500", "--schedule", "cosine", "--min-snr-gamma", "3", "--sample-method", "ddpm")
+    assert (c.T, c.schedule, c.min_snr_gamma, c.sample_method) == (500, "cosine", 3.0, "ddpm")
+    assert parse("--process", "flow").sample_method == "ddim"  # the default, not typed: the grids use heun
