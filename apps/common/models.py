@@ -168,17 +168,8 @@ def checkpoint_picker(key: str, *, conditional_only: bool = False, needs_schedul
 def model_process(lm):
     """The process object of a loaded image model (``lm.process``: ``.name``, ``.methods``, ``.default_method``,
     ``.default_steps``, ``.schedule`` (None for a continuous path), ``.interp``, ``.prediction``, ``.describe()``,
-    ``.nfe(method, steps)``).
-
-    Transitional: an ``image_track.loaded.LoadedModel`` whose ``.process`` is still the name ("vp"/"flow") gets
-    the object from its ``.schedule`` (a FlowObjective's process, else the VP process over the NoiseSchedule).
-    """
-    process = lm.process
-    if not isinstance(process, str):
-        return process
-    from toydiff.processes.vp import VPProcess
-
-    return getattr(lm.schedule, "process", None) or VPProcess(lm.schedule)
+    ``.nfe(method, steps)``)."""
+    return lm.process
 
 
 def process_facts(process) -> dict[str, object]:

@@ -43,7 +43,7 @@ def grid(key: str, _lm, n: int, digits: tuple[int, ...], w: float | None, method
     """The samples as a PNG grid and as a ``.npy`` array ``[n, 1, 28, 28]`` in [-1, 1]."""
     from image_track.sampling import generate, grid_image
 
-    x = generate(_lm.model, _lm.schedule, n, labels=labels_for(_lm, digits, n), method=method, steps=steps,
+    x = generate(_lm.model, _lm.process, n, labels=labels_for(_lm, digits, n), method=method, steps=steps,
                  eta=eta, seed=seed, **(guide_kw(_guide, ag_w) or {"w": w}))
     nrow = len(digits) if _lm.conditional and len(digits) > 1 else min(10, n)
     buf, arr = io.BytesIO(), io.BytesIO()
@@ -60,7 +60,7 @@ def denoise_frames(key: str, _lm, digit: int | None, w: float | None, method: st
     from image_track import sampling
 
     labels = None if digit is None else torch.full((1,), digit)
-    rec = sampling.record_progression(_lm.model, _lm.schedule, 1, labels=labels, w=w, method=method, steps=steps,
+    rec = sampling.record_progression(_lm.model, _lm.process, 1, labels=labels, w=w, method=method, steps=steps,
                                       seed=seed)
     final = rec.final[0, 0].numpy()
     xt = np.concatenate([rec.x_t[:, 0, 0].numpy(), final[None]])
@@ -73,7 +73,7 @@ def denoise_frames(key: str, _lm, digit: int | None, w: float | None, method: st
 def sweep(key: str, _lm, ws: tuple[float, ...], method: str, steps: int, seed: int) -> bytes:
     from image_track.sampling import guidance_sweep_figure
 
-    return fig_png(guidance_sweep_figure(_lm.model, _lm.schedule, ws, per_digit=2, seed=seed, method=method,
+    return fig_png(guidance_sweep_figure(_lm.model, _lm.process, ws, per_digit=2, seed=seed, method=method,
                                          steps=steps))
 
 
@@ -85,12 +85,12 @@ def progression(key: str, _lm, digit: int | None, w: float | None, method: str, 
 
     labels = None if digit is None else torch.full((4,), digit)
     keep = sampling.evenly_spaced_steps(steps, frames)
-    sub = sampling.record_progression(_lm.model, _lm.schedule, 4, labels=labels, w=w, method=method, steps=steps,
+    sub = sampling.record_progression(_lm.model, _lm.process, 4, labels=labels, w=w, method=method, steps=steps,
                                       seed=seed, keep_steps=keep)
     fig = sampling.progression_figure(sub, 0)
     fig.suptitle("x_t (top) and the model's estimate x̂_0 (bottom) as sampling proceeds", fontsize=10)
     png = fig_png(fig)
-    rec = sampling.record_progression(_lm.model, _lm.schedule, 4, labels=labels, w=w, method=method, steps=steps,
+    rec = sampling.record_progression(_lm.model, _lm.process, 4, labels=labels, w=w, method=method, steps=steps,
                                       seed=seed)  # every step, for a smooth GIF
     with tempfile.TemporaryDirectory() as d:
         gif = sampling.progression_gif(rec, Path(d) / "progression.gif", scale=3).read_bytes()
@@ -127,7 +127,7 @@ def _evaluate(lm, n: int, w: float | None, method: str, steps: int, seed: int, a
             total[0] += 1
             bar.progress(min(1.0, total[0] / (per_batch * n_batches)), text=f"sampling: step {total[0]}")
 
-        x = generate(lm.model, lm.schedule, n, labels=labels, method=method, steps=steps, seed=seed,
+        x = generate(lm.model, lm.process, n, labels=labels, method=method, steps=steps, seed=seed,
                      batch_size=50, callback=tick, **(guide_kw(guide, ag_w) or {"w": w}))
         st.write("scoring with the MNIST classifier…")
         ref, _ = mnist_test()
