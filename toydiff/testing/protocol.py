@@ -16,7 +16,8 @@ sample (``[999, 888, ..., 0, -1]``). Without them the kit reads them off the den
 merged, as a two-evaluation step makes) and assumes the run ends at the clean sample.
 
 :func:`from_callable` turns such a function into a :class:`KitSampler`; :func:`from_toydiff` does it for a
-method of :func:`toydiff.sample`; :mod:`toydiff.testing.adapters` for diffusers schedulers and k-diffusion.
+method of :func:`toydiff.sample` (its claimed order is the registry's, ``REGISTRY[method].order``);
+:mod:`toydiff.testing.adapters` for diffusers schedulers, k-diffusion and spec strings (``as_sampler``).
 """
 
 from __future__ import annotations
@@ -27,14 +28,11 @@ from typing import Callable, Sequence
 import torch
 
 from toydiff.checks import check_choice
-from toydiff.sampling.loop import METHODS
+from toydiff.sampling.loop import METHODS, REGISTRY
 from toydiff.processes.schedules import SPACINGS
 from toydiff.testing.oracle import Recorder
 
-__all__ = ["Run", "KitSampler", "from_callable", "from_toydiff", "as_sampler", "ORDERS"]
-
-#: the convergence order of toydiff's deterministic methods (``None``: stochastic)
-ORDERS = {"euler": 1.0, "ddim": 1.0, "heun": 2.0, "dpm++2m": 2.0, "ddpm": None, "ddpm-no-noise": None}
+__all__ = ["Run", "KitSampler", "from_callable", "from_toydiff"]
 
 
 @dataclass(frozen=True)
@@ -111,24 +109,6 @@ def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSa
                     generator=generator, callback=grab, **options)
         return Run(x0, tuple(ts))
 
-    order = ORDERS.get(method) if not options.get("eta") else None
+    order = REGISTRY[method].order if not options.get("eta") else None  # the registry owns each method's order
     label = ",".join([f"spacing={spacing}"] * (spacing is not None) + [f"{k}={v}" for k, v in options.items()])
     return KitSampler(f"toydiff:{method}" + (f"[{label}]" if label else ""), run, order)
-
-
-def as_sampler(sampler, **config) -> KitSampler:
-    """A :class:`KitSampler` from one, from a plain-protocol callable, or from a spec string:
-    ``"toydiff:heun"``, ``"diffusers:DDIMScheduler"``, ``"k-diffusion:sample_dpmpp_2m"`` (``config`` goes to
-    the scheduler or to the toydiff method)."""
-    if isinstance(sampler, KitSampler):
-        if config:
-            raise ValueError(f"config {sorted(config)} cannot be applied to an already built sampler")
-        return sampler
-    if isinstance(sampler, str):
-        from toydiff.testing import adapters
-
-        return adapters.from_spec(sampler, **config)
-    if config:
-        raise ValueError(f"config {sorted(config)} applies to spec strings only")
-    return from_callable(sampler)
-

@@ -29,7 +29,8 @@ import torch
 
 from toydiff.training.checkpoint import run_lock
 from toydiff.toy import cli_labs
-from toydiff.cli import OneLineParser, check_writable, fail, flag_names, positive, run_guarded, seed_arg
+from toydiff.cli import OneLineParser, check_writable, fail, run_guarded
+from toydiff.options import flag_names, positive, seed_arg
 from toydiff.toy import cli_guidance
 from toydiff.toy.datasets import DATASETS
 from toydiff.toy.models import ACTIVATIONS, TIME_INPUTS, MLPConfig, exercise_config

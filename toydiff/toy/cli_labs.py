@@ -14,7 +14,9 @@ import json
 
 import torch
 
-from toydiff.cli import OneLineParser, check_writable, fail, positive, seed_arg
+from toydiff.cli import OneLineParser, check_writable, fail
+
+from toydiff.options import positive, seed_arg
 from toydiff.sampling.loop import METHODS
 from toydiff.toy.datasets import DATASETS
 

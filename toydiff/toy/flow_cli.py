@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toydiff.cli import fail, positive, seed_arg
+from toydiff.cli import fail
+
+from toydiff.options import positive, seed_arg
 from toydiff.sampling.flow_steps import FLOW_METHODS
 from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
 from toydiff.processes import PROCESSES
