@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import torch
 
 from toydiff.checks import check_choice
-from toydiff.sampling.loop import METHODS, REGISTRY
+from toydiff.sampling import loop as sampling_loop
 from toydiff.processes.schedules import SPACINGS
 from toydiff.testing.oracle import Recorder
 
@@ -88,11 +88,10 @@ def from_callable(fn: Callable, name: str | None = None, *, order: float | None 
 
 
 def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSampler:
-    """toydiff's own ``method`` (:data:`toydiff.sampling.loop.METHODS`) through :func:`toydiff.sample`, with its
+    """toydiff's own ``method`` (a key of :data:`toydiff.sampling.loop.REGISTRY`) through :func:`toydiff.sample`, with its
     ``spacing`` and options (``eta``, ``variance``); the visited timesteps come from its callback."""
-    from toydiff.sampling.loop import sample
-
-    check_choice(method, "method", METHODS)
+    registry = sampling_loop.REGISTRY  # read at call time: a method is one registry line, its order included
+    check_choice(method, "method", tuple(registry))
     if spacing is not None:
         check_choice(spacing, "spacing", SPACINGS)
     for key in options:
@@ -105,10 +104,10 @@ def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSa
             ts.append(float(info["t"])) if not ts else None
             ts.append(float(info["t_prev"]))
 
-        x0 = sample(rec.eps_fn, x_T, rec.problem.schedule, method=method, steps=steps, spacing=spacing,
-                    generator=generator, callback=grab, **options)
+        x0 = sampling_loop.sample(rec.eps_fn, x_T, rec.problem.schedule, method=method, steps=steps,
+                                  spacing=spacing, generator=generator, callback=grab, **options)
         return Run(x0, tuple(ts))
 
-    order = REGISTRY[method].order if not options.get("eta") else None  # the registry owns each method's order
+    order = registry[method].order if not options.get("eta") else None
     label = ",".join([f"spacing={spacing}"] * (spacing is not None) + [f"{k}={v}" for k, v in options.items()])
     return KitSampler(f"toydiff:{method}" + (f"[{label}]" if label else ""), run, order)
