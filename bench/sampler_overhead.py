@@ -26,7 +26,7 @@ import time
 import torch
 
 import toydiff as td
-from toydiff.sampling.loop import StepContext
+from toydiff.sampling.context import StepContext
 
 
 def eps_fn(x, t):

@@ -26,7 +26,8 @@ from typing import Sequence
 
 from toydiff.checks import check_int
 from toydiff.processes.registry import all_methods
-from toydiff.cli import OneLineParser, check_writable, device_arg, fail, float_list, run_guarded, seed_arg
+from toydiff.cli import OneLineParser, check_writable, fail, run_guarded
+from toydiff.options import device_arg, float_list, seed_arg
 
 __all__ = ["main", "build_parser", "evaluate_model"]
 

@@ -10,6 +10,10 @@
 
 A field gets ``--field-name`` (a bool that defaults to True: ``--no-field-name``, which turns it off), its
 default, and its help; ``dest`` is the field's name, so the parsed values map back without a table.
+
+The argparse ``type``s every command shares live here too (below :mod:`toydiff.cli` and
+:mod:`toydiff.training.config`, which both use them): ``int_list`` / ``float_list`` (``--ws 0,5,10``),
+``positive(int)``, ``seed_arg`` (0..``MAX_SEED``), ``device_arg``, and :func:`flag_names`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ import copy
 from dataclasses import MISSING, Field, field, fields
 from typing import Any, Callable, Iterable
 
-__all__ = ["option", "flag_of", "add_dataclass_arguments", "dataclass_values"]
+__all__ = ["option", "flag_of", "add_dataclass_arguments", "dataclass_values", "MAX_SEED", "int_list", "float_list",
+           "positive", "seed_arg", "device_arg", "flag_names"]
+
+#: the largest seed a flag takes (torch generators take 64-bit seeds; the tracks add offsets to them)
+MAX_SEED = 2**32 - 1
 
 
 def option(default: Any, help: str, *, flag: str | None = None, type: Callable | None = None,
@@ -87,3 +95,84 @@ def dataclass_values(args: argparse.Namespace, cls: type, *, skip: Iterable[str]
         v = getattr(args, f.name)
         values[f.name] = None if f.metadata["zero_is_none"] and not v else v
     return values
+
+
+# --- argparse types -------------------------------------------------------------------------------
+def _number_list(kind: type, what: str) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        try:
+            vals = [kind(p) for p in text.split(",") if p.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}s, got {text!r}") from None
+        if not vals:
+            raise argparse.ArgumentTypeError(f"expected at least one {what}")
+        return vals
+
+    parse.__name__ = f"{what} list"
+    return parse
+
+
+#: argparse types for comma-separated lists: ``--ws 0,5,10``, ``--t 250,500,750``
+int_list = _number_list(int, "integer")
+float_list = _number_list(float, "number")
+
+
+def positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse ``type``: ``kind(text)``, refused unless > 0 (argparse names it "positive int" in the error)."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise ValueError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not v > 0:
+            raise ValueError(f"expected a positive {kind.__name__}, got {text!r}")
+        return v
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed``: an integer in ``[0, 2**32 - 1]``."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..{MAX_SEED}, got {text}")
+    return v
+
+
+seed_arg.__name__ = "seed"
+
+
+def device_arg(text: str) -> str:
+    """argparse type of ``--device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (CUDA must be there) or another
+    device torch knows."""
+    if text == "auto":
+        return text
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r} was asked for but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return text
+
+
+device_arg.__name__ = "device"
+
+
+def flag_names(message: str, flags: dict[str, str]) -> str:
+    """``message`` with a leading parameter name replaced by its flag (``"warmup_steps must ..."`` ->
+    ``"--warmup-steps must ..."``), so an API check's message speaks the command line's language."""
+    for name in sorted(flags, key=len, reverse=True):
+        for sep in (" ", "[", "="):
+            if message.startswith(name + sep):
+                return flags[name] + message[len(name):]
+    return message

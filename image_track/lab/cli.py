@@ -19,7 +19,8 @@ import importlib
 from typing import Callable, Sequence
 
 import toydiff as td
-from toydiff.cli import OneLineParser, check_writable, float_list, int_list, run_guarded, seed_arg
+from toydiff.cli import OneLineParser, check_writable, run_guarded
+from toydiff.options import float_list, int_list, seed_arg
 
 from image_track.lab.common import load_lab_model
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from toydiff import training as engine
 from toydiff.checks import check_choice, check_int, check_number
-from toydiff.cli import MAX_SEED, device_arg, flag_names, float_list, int_list, seed_arg
+from toydiff.options import MAX_SEED, device_arg, flag_names, float_list, int_list, seed_arg
 from toydiff.training.losses import LOSS_WEIGHTINGS
 from toydiff.training.lr import LR_SCHEDULES
 from toydiff.options import add_dataclass_arguments, dataclass_values, flag_of, option

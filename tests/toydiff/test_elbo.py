@@ -48,3 +48,16 @@ def test_the_gap_is_the_weighted_excess_error():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((TypeError, ValueError), match=match):
         call()
+
+
+def test_a_vp_process_stands_for_its_schedule_and_a_flow_process_is_refused():
+    from toydiff.processes import interpolants
+    from toydiff.processes.flow import InterpolantProcess
+    from toydiff.processes.vp import VPProcess
+
+    a = elbo_terms(GM.eps_fn(S), X, S, generator=torch.Generator().manual_seed(1))
+    b = elbo_terms(GM.eps_fn(S), X, VPProcess(S), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a.per_t, b.per_t) and a.prior == b.prior
+    assert all(torch.equal(u, v) for u, v in zip(elbo_weights(S), elbo_weights(VPProcess(S))))
+    with pytest.raises(TypeError, match="schedule"):
+        elbo_terms(GM.eps_fn(S), X, InterpolantProcess(interpolants.linear()))

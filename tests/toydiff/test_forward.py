@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff.processes import schedules
+from toydiff.processes import forward, schedules
 
 S = schedules.linear(T=1000)
 
@@ -45,18 +45,18 @@ def test_eps_x0_v_round_trips(t, seed):
     eps = torch.randn(4, 3, dtype=torch.float64, generator=g)
     tt = torch.full((4,), t)
     x_t = td.q_sample(S, x0, tt, eps)
-    assert torch.allclose(td.x0_to_eps(S, x_t, tt, td.eps_to_x0(S, x_t, tt, eps)), eps, atol=1e-6)
+    assert torch.allclose(forward.x0_to_eps(S, x_t, tt, td.eps_to_x0(S, x_t, tt, eps)), eps, atol=1e-6)
     assert torch.allclose(td.eps_to_x0(S, x_t, tt, eps), x0, rtol=1e-6, atol=1e-4 / S.alpha_bars[t].item() ** 0.5)
-    v = td.to_v(S, x0, tt, eps)
-    assert torch.allclose(td.v_to_eps(S, x_t, tt, v), eps, atol=1e-9)
-    assert torch.allclose(td.v_to_x0(S, x_t, tt, v), x0, atol=1e-9)
+    v = forward.v_target(S, x0, tt, eps)
+    assert torch.allclose(forward.v_to_eps(S, x_t, tt, v), eps, atol=1e-9)
+    assert torch.allclose(forward.v_to_x0(S, x_t, tt, v), x0, atol=1e-9)
 
 
 @given(t=st.integers(1, 999))
 def test_posterior_one_step_equals_ddpm_posterior(t):
     x0 = torch.tensor([[1.5], [-0.5]], dtype=torch.float64)
     x_t = torch.tensor([[0.3], [2.0]], dtype=torch.float64)
-    mean, var = td.q_posterior(S, x0, x_t, t)
+    mean, var = forward.q_posterior(S, x0, x_t, t)
     b, a, ab, ab_prev = S.betas[t], S.alphas[t], S.alpha_bars[t], S.alpha_bars[t - 1]
     # Ho et al. 2020, eq. 7
     expected = ab_prev.sqrt() * b / (1 - ab) * x0 + a.sqrt() * (1 - ab_prev) / (1 - ab) * x_t
@@ -73,9 +73,9 @@ def test_strided_posterior_is_gaussian_conditioning():
     cov_pt = (ab_t / ab_p) ** 0.5 * (1 - ab_p)  # Cov(x_t', x_t | x0)
     mean = ab_p**0.5 * x0 + cov_pt / (1 - ab_t) * (x_t - ab_t**0.5 * x0)
     var = (1 - ab_p) - cov_pt**2 / (1 - ab_t)
-    m, v = td.q_posterior(S, x0, x_t, t, tp)
+    m, v = forward.q_posterior(S, x0, x_t, t, tp)
     assert torch.allclose(m, mean, atol=1e-12) and v == pytest.approx(var, rel=1e-10)
-    m_clean, v_clean = td.q_posterior(S, x0, x_t, t, -1)
+    m_clean, v_clean = forward.q_posterior(S, x0, x_t, t, -1)
     assert torch.allclose(m_clean, x0) and v_clean == pytest.approx(0, abs=1e-12)
 
 
@@ -94,7 +94,7 @@ def test_bad_input_names_the_argument():
     with pytest.raises(TypeError, match="x0"):
         td.q_sample(S, torch.zeros(3, 2, dtype=torch.long), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="t_prev"):
-        td.q_posterior(S, x0, x0, 5, 7)
+        forward.q_posterior(S, x0, x0, 5, 7)
 
 
 def test_per_sample_generators_seed_each_sample_by_its_index():

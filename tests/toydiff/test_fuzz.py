@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toydiff as td
-from toydiff.processes import schedules
+from toydiff.processes import forward, schedules
 from toydiff.toy import metrics
 
 NAN, INF = float("nan"), float("inf")
@@ -133,8 +133,8 @@ def test_fuzz_forward(data, B, D):
     x = torch.randn(B, D, generator=g, dtype=torch.float64)
     t = data.draw(st.one_of(st.integers(0, S.T - 1), st.lists(st.integers(0, S.T - 1), min_size=B, max_size=B)
                             .map(torch.tensor)))
-    fn_name = data.draw(st.sampled_from(["q_sample", "eps_to_x0", "x0_to_eps", "to_v", "v_to_eps", "v_to_x0"]))
-    second = {"q_sample": "noise", "eps_to_x0": "eps", "x0_to_eps": "x0", "to_v": "eps", "v_to_eps": "v",
+    fn_name = data.draw(st.sampled_from(["q_sample", "eps_to_x0", "x0_to_eps", "v_target", "v_to_eps", "v_to_x0"]))
+    second = {"q_sample": "noise", "eps_to_x0": "eps", "x0_to_eps": "x0", "v_target": "eps", "v_to_eps": "v",
               "v_to_x0": "v"}[fn_name]
     bad_t = [v for v in T_BAD if not (isinstance(v, torch.Tensor) and v.shape == (B,) and not v.is_floating_point()
                                       and v.min() >= 0 and v.max() < S.T)]  # tensor([1, 2]) is fine when B = 2
@@ -142,9 +142,9 @@ def test_fuzz_forward(data, B, D):
     bad_x = BAD_TENSOR[:2] + BAD_TENSOR[3:4] if fn_name == "q_sample" else BAD_TENSOR
     kw, bad = pick(data, {"x": x, "t": t, "y": torch.randn(B, D, generator=g, dtype=torch.float64)},
                    {"x": bad_x, "t": bad_t, "y": bad_x + [torch.randn(B + 1, D, dtype=torch.float64)]})
-    first = "x0" if fn_name in ("q_sample", "to_v") else "x_t"
+    first = "x0" if fn_name in ("q_sample", "v_target") else "x_t"
     names = {"x": first, "t": "t", "y": second}
-    call = lambda: getattr(td, fn_name)(S, kw["x"], kw["t"], kw["y"])
+    call = lambda: getattr(forward, fn_name)(S, kw["x"], kw["t"], kw["y"])
     out = outcome(call, None if bad is None else names[bad], *(["x_T"] if bad == "x" else []))
     if out is not None:
         finite(out, (B, D))

@@ -105,3 +105,18 @@ def test_the_vp_interpolant_view_with_a_velocity_agrees():
     x = GM1.sample(4, torch.Generator().manual_seed(5))
     lp = td.log_likelihood(GM1.velocity_fn(fm), x, fm, rtol=1e-4, atol=1e-4)
     assert (lp - GM1.log_prob(x)).abs().max() < 0.02
+
+
+def test_a_process_object_gives_what_its_schedule_or_path_gives():
+    from toydiff.processes.flow import InterpolantProcess
+    from toydiff.processes.vp import VPProcess
+
+    fm = interpolants.linear()
+    x = GM1.sample(3, torch.Generator().manual_seed(2))
+    assert torch.equal(td.log_likelihood(GM1.denoiser(fm, "v"), x, fm, prediction="v", rtol=1e-3, atol=1e-3),
+                       td.log_likelihood(GM1.denoiser(fm, "v"), x, InterpolantProcess(fm, "v"), rtol=1e-3, atol=1e-3))
+    s = td.schedules.linear(T=50)
+    assert torch.equal(td.log_likelihood(GM1.eps_fn(s), x, s, rtol=1e-3, atol=1e-3),
+                       td.log_likelihood(GM1.eps_fn(s), x, VPProcess(s), rtol=1e-3, atol=1e-3))
+    with pytest.raises(ValueError, match="prediction"):
+        td.log_likelihood(GM1.velocity_fn(fm), x, InterpolantProcess(fm, "v"), prediction="velocity")

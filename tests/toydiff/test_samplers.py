@@ -361,7 +361,7 @@ def test_a_start_beyond_the_dtype_range_is_refused_and_float64_still_samples():
 
 def test_the_check_can_be_switched_off_for_the_bench_only():
     nan_fn = lambda x, t: torch.full_like(x, float("nan"))
-    from toydiff.sampling.loop import StepContext
+    from toydiff.sampling.context import StepContext
     StepContext.check_finite = False
     try:
         assert torch.isnan(td.sample(nan_fn, noise((2, 1), 0), S, method="ddim", steps=2)).all()
@@ -376,7 +376,7 @@ def test_a_single_nan_entry_in_a_large_batch_is_never_returned(bad_call):
     """Above ``probe_size`` entries the per-step check sums a window that moves on each evaluation: a NaN the
     window skipped stays where it is and is caught by a later window (five cover this batch; one every second
     evaluation) or the final scan."""
-    from toydiff.sampling.loop import StepContext
+    from toydiff.sampling.context import StepContext
 
     n = 4 * StepContext.probe_size + 3                       # five windows
     calls = []

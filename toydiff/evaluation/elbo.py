@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 
 from toydiff.checks import check_choice, check_int, check_tensor
+from toydiff.processes.registry import as_process
 from toydiff.processes.schedules import NoiseSchedule
 
 __all__ = ["ELBOTerms", "elbo_terms", "elbo_weights", "VARIANCES"]
@@ -47,11 +48,24 @@ class ELBOTerms:
         return self.prior + float(self.per_t.sum())
 
 
-def elbo_weights(schedule: NoiseSchedule, variance: str = "posterior") -> tuple[torch.Tensor, torch.Tensor]:
-    """``(weight [T], const [T])`` with L_t = weight_t · E‖ε − ε̂‖² + const_t · D (step 0: the decoder's)."""
+def _schedule_of(process) -> NoiseSchedule:
+    """The discrete schedule of ``process`` (a :class:`~toydiff.processes.vp.VPProcess` or a NoiseSchedule, via
+    :func:`~toydiff.processes.registry.as_process`); a TypeError naming ``schedule`` for anything else."""
+    try:
+        schedule = as_process(process).schedule
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"schedule must be a NoiseSchedule or a process with one (VPProcess): {e}") from None
+    if schedule is None:
+        raise TypeError(f"schedule: the discrete-time ELBO needs a process with a schedule, got the "
+                        f"{process.name!r} process")
+    return schedule
+
+
+def elbo_weights(schedule, variance: str = "posterior") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight [T], const [T])`` with L_t = weight_t · E‖ε − ε̂‖² + const_t · D (step 0: the decoder's);
+    ``schedule``: a NoiseSchedule or a process object with one (VPProcess)."""
     check_choice(variance, "variance", VARIANCES)
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    schedule = _schedule_of(schedule)
     b, ab = schedule.betas, schedule.alpha_bars
     ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
     post = b * (1 - ab_prev) / (1 - ab)  # β̃_t (0 at t = 0)
@@ -64,9 +78,10 @@ def elbo_weights(schedule: NoiseSchedule, variance: str = "posterior") -> tuple[
     return weight, const
 
 
-def elbo_terms(eps_fn: Callable, x0: torch.Tensor, schedule: NoiseSchedule, *, variance: str = "posterior",
+def elbo_terms(eps_fn: Callable, x0: torch.Tensor, schedule, *, variance: str = "posterior",
                generator: torch.Generator | None = None, batch: int = 65536) -> ELBOTerms:
-    """Every term of the bound for the denoiser ``eps_fn(x_t [B, *event], t LongTensor [B])`` on data ``x0 [N, *event]``.
+    """Every term of the bound for the denoiser ``eps_fn(x_t [B, *event], t LongTensor [B])`` on data ``x0 [N, *event]``
+    under ``schedule``, a NoiseSchedule or a process object with one (:class:`~toydiff.processes.vp.VPProcess`).
 
     Each step draws one ε per data point (from ``generator``); pass the same generator seed to a model and its
     oracle to score them on the very same (x_0, ε) draws. ``batch`` bounds the points per ``eps_fn`` call.
@@ -75,6 +90,7 @@ def elbo_terms(eps_fn: Callable, x0: torch.Tensor, schedule: NoiseSchedule, *, v
     if not callable(eps_fn):
         raise TypeError(f"eps_fn must be callable, got {type(eps_fn).__name__}")
     check_int(batch, "batch", min=1)
+    schedule = _schedule_of(schedule)
     weight, const = elbo_weights(schedule, variance)
     N, D, T = x0.shape[0], math.prod(x0.shape[1:]), schedule.T
     xd, ab = x0.detach().double(), schedule.alpha_bars

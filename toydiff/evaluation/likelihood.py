@@ -7,9 +7,12 @@ Modeling through SDEs", Sec. 4.3 and App. D.2), with the instantaneous change of
     lp = log_likelihood(gm.eps_fn(s), x0, s)              # nats per sample, [N]; ≈ gm.log_prob(x0)
     lp = log_likelihood(gm.velocity_fn(fm), x0, fm)       # an interpolant (toydiff.processes.interpolants) and its velocity
 
-**Processes.** ``process`` is a :class:`~toydiff.processes.schedules.NoiseSchedule` with an ε-predictor
-``fn(x_t [B, *event], t LongTensor [B])``, or an :class:`~toydiff.processes.interpolants.Interpolant` with a predictor
-``fn(x_t, t float [B])`` of type ``prediction`` (default ``"velocity"``).
+**Processes.** ``process`` is a process object: a :class:`~toydiff.processes.vp.VPProcess` with an ε-predictor
+``fn(x_t [B, *event], t LongTensor [B])``, or an :class:`~toydiff.processes.flow.InterpolantProcess` with a
+predictor ``fn(x_t, t float [B])`` of its ``prediction``; a bare :class:`~toydiff.processes.schedules.NoiseSchedule`
+or :class:`~toydiff.processes.interpolants.Interpolant` (with ``prediction``, default ``"velocity"``) stands for
+its process. The process supplies the ODE's field, start time and prior scale (``pf_ode_field``,
+``pf_ode_t_min``, ``prior_sigma``).
 
 **Continuous time for a discrete schedule.** The ε-predictor only knows the steps k = 0 … T−1. The ODE runs on
 :func:`toydiff.processes.interpolants.vp` (step k at t_k = (k + 1)/T, log ᾱ linear in t between knots, t = 0 the data):
@@ -37,8 +40,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
-from toydiff.processes.interpolants import PREDICTIONS, Interpolant, vp
-from toydiff.processes.schedules import NoiseSchedule
+from toydiff.processes.registry import as_process
 
 __all__ = ["LikelihoodResult", "log_likelihood", "pf_ode_likelihood", "bits_per_dim", "DIVERGENCES", "ode_field"]
 
@@ -63,43 +65,10 @@ class LikelihoodResult:
     nfe: int
 
 
-def _vp_field(fn: Callable, schedule: NoiseSchedule) -> Callable:
-    """u(x [B, *event], t float) on :func:`~toydiff.processes.interpolants.vp` from an ε-predictor over the steps."""
-    interp, T = vp(schedule), schedule.T
-    sig2 = (1 - schedule.alpha_bars).tolist()  # σ_k² at the knots
-
-    def score_at(x: torch.Tensor, k: int) -> torch.Tensor:
-        eps = fn(x, torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)).to(x.dtype)
-        return -eps / math.sqrt(sig2[k])
-
-    def field(x: torch.Tensor, t: float) -> torch.Tensor:
-        a, s, da, _ = (float(c) for c in interp.coefs(torch.tensor([t], dtype=torch.float64)))
-        k = min(max(int(math.floor(t * T - 1)), 0), max(T - 2, 0))
-        w = 0.0 if T == 1 else min(max((s * s - sig2[k]) / (sig2[k + 1] - sig2[k]), 0.0), 1.0)
-        score = score_at(x, k) if w == 0 else (1 - w) * score_at(x, k) + w * score_at(x, k + 1)
-        return (da / a) * (x + score)
-
-    return field
-
-
-def _interp_field(fn: Callable, interp: Interpolant, prediction: str) -> Callable:
-    def field(x: torch.Tensor, t: float) -> torch.Tensor:
-        tt = torch.full((x.shape[0],), t, dtype=torch.float64)
-        pred = fn(x, tt.to(x.dtype))
-        return pred.to(x.dtype) if prediction == "velocity" else interp.to_velocity(pred.to(x.dtype), prediction, x, tt)
-
-    return field
-
-
 def ode_field(fn: Callable, process, prediction: str | None = None) -> Callable:
-    """The probability-flow field ``u(x [B, *event], t float in [0, 1]) -> [B, *event]`` of ``fn`` on ``process``."""
-    if isinstance(process, NoiseSchedule):
-        if prediction not in (None, "eps"):
-            raise ValueError(f"prediction must be 'eps' (or None) with a NoiseSchedule, got {prediction!r}")
-        return _vp_field(fn, process)
-    if isinstance(process, Interpolant):
-        return _interp_field(fn, process, check_choice(prediction or "velocity", "prediction", PREDICTIONS))
-    raise TypeError(f"process must be a NoiseSchedule or an Interpolant, got {type(process).__name__}")
+    """The probability-flow field ``u(x [B, *event], t float in [0, 1]) -> [B, *event]`` of ``fn`` on ``process``
+    (a process object, a NoiseSchedule or an Interpolant: :func:`~toydiff.processes.registry.as_process`)."""
+    return as_process(process, prediction).pf_ode_field(fn)
 
 
 def _divergence(u: torch.Tensor, x: torch.Tensor, probes: torch.Tensor | None) -> torch.Tensor:
@@ -151,21 +120,25 @@ def pf_ode_likelihood(fn: Callable, x: torch.Tensor, process, *, prediction: str
 
     Args:
         fn: the predictor (see the module docstring); x: data ``[N, *event]`` (model units).
-        process: a NoiseSchedule (``fn`` predicts ε over integer steps) or an Interpolant.
-        prediction: the interpolant's prediction type (default ``"velocity"``); ``None``/``"eps"`` for a schedule.
+        process: a process object (VPProcess: ``fn`` predicts ε over integer steps; InterpolantProcess), or a
+            NoiseSchedule / Interpolant standing for one.
+        prediction: a bare interpolant's prediction type (default ``"velocity"``); ``None``/``"eps"`` for a
+            schedule; ``None`` or the process's own for a process object.
         divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact up to ``EXACT_MAX_DIM`` dimensions).
         n_probes, generator: Hutchinson's probes (drawn once, from ``generator``).
         rtol, atol, solver: :func:`scipy.integrate.solve_ivp` settings.
-        t_min: start time (0 = the data; a VP interpolant's velocity is infinite there: default 1/T for it).
+        t_min: start time (0 = the data; a VP interpolant's velocity is infinite there: default the process's
+            ``pf_ode_t_min``, 1/T for it).
         dtype: the dtype x is handed to ``fn`` in (float64; a float32 network casts inside).
         prior: ``log p_1(x_1 [N, *event]) -> [N]``; default N(0, σ(1)² I) (σ(1) = 1 but for :func:`vp`). A
             schedule whose ᾱ_{T−1} is not ~0 leaves x_1 off N(0, I): the exact terminal marginal (e.g.
             ``gm.noised(alpha_bars[-1]).log_prob``) isolates the ODE's own error.
     """
     _check_args(fn, x, divergence, n_probes, rtol, atol, t_min, solver, prior)
-    field = ode_field(fn, process, prediction)
+    proc = as_process(process, prediction)
+    field = proc.pf_ode_field(fn)
     if t_min is None:
-        t_min = 1.0 / process.schedule.T if isinstance(process, Interpolant) and process.schedule is not None else 0.0
+        t_min = proc.pf_ode_t_min
     shape, N = x.shape, x.shape[0]
     D = math.prod(shape[1:])
     probes = _probes(x.to(dtype), divergence, n_probes, generator)
@@ -187,7 +160,7 @@ def pf_ode_likelihood(fn: Callable, x: torch.Tensor, process, *, prediction: str
     y1 = torch.from_numpy(sol.y[:, -1])
     x1, delta = y1[: N * D].reshape(N, D), y1[N * D:]
     if prior is None:
-        s1 = float(process.sigma(1.0)) if isinstance(process, Interpolant) else 1.0
+        s1 = proc.prior_sigma
         lp1 = -0.5 * ((x1 / s1) ** 2).sum(1) - D * (math.log(s1) + 0.5 * _LOG_2PI)
     else:
         lp1 = torch.as_tensor(prior(x1.reshape(shape)), dtype=torch.float64).reshape(N)

@@ -17,7 +17,7 @@ same whitening (``GaussianMixture._whiten``) with α² = ᾱ, σ² = 1 − ᾱ. 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -25,10 +25,26 @@ import torch
 from toydiff.checks import check_choice, check_tensor
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, time_tensor
 
-if TYPE_CHECKING:
-    from toydiff.exact.mixture import GaussianMixture
+__all__ = ["MixtureLike", "posterior_means", "predict", "denoiser", "probability_flow"]
 
-__all__ = ["posterior_means", "predict", "denoiser", "probability_flow"]
+
+class MixtureLike(Protocol):
+    """What these functions read of a :class:`toydiff.exact.mixture.GaussianMixture` (K components in D
+    dimensions; typed structurally so that this module, which the mixture calls, need not import it back):
+    the eigenbasis ``_U [K, D, D]``, eigenvalues ``_lam [K, D]`` and means ``_mu [K, D]`` of the components,
+    the whitening of residuals at a noise level and the components' log-probabilities, and ε*."""
+
+    _U: torch.Tensor
+    _lam: torch.Tensor
+    _mu: torch.Tensor
+
+    def _flat(self, x: torch.Tensor, name: str = "x") -> torch.Tensor: ...
+
+    def _whiten(self, xf: torch.Tensor, a: torch.Tensor, s2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def _component_log_probs(self, u: torch.Tensor, lam: torch.Tensor) -> torch.Tensor: ...
+
+    def eps_star(self, x_t: torch.Tensor, alpha_bar: float | torch.Tensor) -> torch.Tensor: ...
 
 
 def _times(t, n: int) -> torch.Tensor:
@@ -46,7 +62,7 @@ def _check_interp(interp) -> Interpolant:
     return interp
 
 
-def posterior_means(gm: GaussianMixture, x_t: torch.Tensor, t, interp: Interpolant):
+def posterior_means(gm: MixtureLike, x_t: torch.Tensor, t, interp: Interpolant):
     """E[x_0 | x_t] and E[ε | x_t], each ``[N, D]`` float64, and the coefficients (α, σ, α̇, σ̇), each ``[N, 1]``.
 
     ``x_t`` is ``[N, *event]`` with prod(event) = D; ``t`` a float or a float tensor ``[N]`` in [0, 1].
@@ -62,7 +78,7 @@ def posterior_means(gm: GaussianMixture, x_t: torch.Tensor, t, interp: Interpola
     return x0, eps, tuple(v[:, None] for v in (a, s, da, ds))
 
 
-def predict(gm: GaussianMixture, x_t: torch.Tensor, t, interp: Interpolant, kind: str = "velocity") -> torch.Tensor:
+def predict(gm: MixtureLike, x_t: torch.Tensor, t, interp: Interpolant, kind: str = "velocity") -> torch.Tensor:
     """The optimal prediction of type ``kind`` (``eps``, ``x0``, ``v`` or ``velocity``) at ``(x_t, t)``.
 
     Same shape, dtype and device as ``x_t`` ``[N, *event]``.
@@ -73,7 +89,7 @@ def predict(gm: GaussianMixture, x_t: torch.Tensor, t, interp: Interpolant, kind
     return out.reshape(x_t.shape).to(dtype=x_t.dtype, device=x_t.device)
 
 
-def denoiser(gm: GaussianMixture, interp: Interpolant, kind: str = "velocity") -> Callable:
+def denoiser(gm: MixtureLike, interp: Interpolant, kind: str = "velocity") -> Callable:
     """``fn(x_t [B, *event], t float tensor [B]) -> prediction [B, *event]``, the exact one of type ``kind``.
 
     Drops into ``toydiff.sample(fn, x_1, interp, prediction=kind, ...)``.
@@ -87,7 +103,7 @@ def denoiser(gm: GaussianMixture, interp: Interpolant, kind: str = "velocity") -
     return fn
 
 
-def probability_flow(mixture: GaussianMixture, x_start: torch.Tensor, sigmas: Sequence[float], *, rtol: float = 1e-10,
+def probability_flow(mixture: MixtureLike, x_start: torch.Tensor, sigmas: Sequence[float], *, rtol: float = 1e-10,
                      atol: float = 1e-10, method: str = "DOP853") -> torch.Tensor:
     """The exact probability-flow ODE (Song et al. 2021) of ``mixture``'s VP diffusion from ``x_start`` ``[B, *event]``
     at ``sigmas[0]`` to each of ``sigmas`` ``[F]`` (strictly monotone, σ = √((1 − ᾱ) / ᾱ) ≥ 0; σ = 0 is the data).

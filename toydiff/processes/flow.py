@@ -100,6 +100,30 @@ class InterpolantProcess:
     def to_eps(self, output: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
         return self.interp.to_eps(output, self.prediction, x_t, t)
 
+    @property
+    def pf_ode_t_min(self) -> float:
+        """Where :func:`toydiff.evaluation.likelihood.pf_ode_likelihood` starts: t = 0, or 1/T on a schedule's
+        :func:`~toydiff.processes.interpolants.vp` path (whose velocity is infinite at 0)."""
+        return 1.0 / self.interp.schedule.T if self.interp.schedule is not None else 0.0
+
+    @property
+    def prior_sigma(self) -> float:
+        """σ(1), the scale of the N(0, σ(1)² I) prior at t = 1."""
+        return float(self.interp.sigma(1.0))
+
+    def pf_ode_field(self, fn: Fn) -> Callable[[torch.Tensor, float], torch.Tensor]:
+        """The probability-flow field ``u(x [B, *event], t float in [0, 1])``: ``fn(x, t float [B])``'s prediction
+        converted to the velocity (:meth:`~toydiff.processes.interpolants.Interpolant.to_velocity`)."""
+        interp, prediction = self.interp, self.prediction
+
+        def field(x: torch.Tensor, t: float) -> torch.Tensor:
+            tt = torch.full((x.shape[0],), t, dtype=torch.float64)
+            pred = fn(x, tt.to(x.dtype))
+            pred = pred.to(x.dtype)
+            return pred if prediction == "velocity" else interp.to_velocity(pred, prediction, x, tt)
+
+        return field
+
     def objective(self, *, t_sampling: str = "uniform", loss_weighting: str = "uniform", target: str = "conditional",
                   min_snr_gamma: float | None = None, device=None) -> "FlowObjective":
         """:class:`FlowObjective` with ``t_sampling``, ``loss_weighting`` (uniform only) and ``target``;

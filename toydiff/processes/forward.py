@@ -23,7 +23,7 @@ __all__ = [
     "q_step",
     "eps_to_x0",
     "x0_to_eps",
-    "to_v",
+    "v_target",
     "v_to_eps",
     "v_to_x0",
     "q_posterior",
@@ -186,8 +186,10 @@ def x0_to_eps(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor | int,
     return _x0_to_eps(x_t, x0, alpha_bar_at(schedule, t, x_t))
 
 
-def to_v(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor) -> torch.Tensor:
-    """Velocity v = sqrt(ᾱ_t) ε − sqrt(1 − ᾱ_t) x_0 (Salimans & Ho 2022), ``[B, *event]``."""
+def v_target(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor) -> torch.Tensor:
+    """The v-prediction target v = sqrt(ᾱ_t) ε − sqrt(1 − ᾱ_t) x_0 (Salimans & Ho 2022) of a clean ``x0`` and its
+    noise ``eps``, ``[B, *event]`` (:meth:`~toydiff.processes.interpolants.Interpolant.to_v` instead converts a
+    network's prediction into v)."""
     _check_batch(x0, "x0")
     _check_like(eps, "eps", x0, "x0")
     ab = alpha_bar_at(schedule, t, x0)

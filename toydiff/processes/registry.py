@@ -11,9 +11,12 @@ from types import MappingProxyType
 from toydiff.checks import check_choice
 from toydiff.processes.base import Process, process_of
 from toydiff.processes.flow import FlowObjective, InterpolantProcess
+from toydiff.processes.interpolants import PREDICTIONS, Interpolant
+from toydiff.processes.schedules import NoiseSchedule
 from toydiff.processes.vp import VPObjective, VPProcess
 
-__all__ = ["PROCESSES", "register", "process_from_dict", "objective_from_meta", "process_of", "all_methods"]
+__all__ = ["PROCESSES", "register", "process_from_dict", "objective_from_meta", "process_of", "all_methods",
+           "as_process"]
 
 _REGISTRY: dict[str, type] = {"vp": VPProcess, "flow": InterpolantProcess}
 #: name -> process class (read-only view; :func:`register` adds one)
@@ -52,3 +55,22 @@ def objective_from_meta(meta: dict):
 def all_methods() -> tuple[str, ...]:
     """Every sampling method of every registered process, each once, in registry order."""
     return tuple(dict.fromkeys(m for cls in _REGISTRY.values() for m in cls.methods))
+
+
+def as_process(process, prediction: str | None = None) -> Process:
+    """A process object: ``process`` itself (a registered process; ``prediction`` None or its own), or the process a
+    bare :class:`NoiseSchedule` (:class:`VPProcess`; ``prediction`` None or ``"eps"``) or :class:`Interpolant`
+    (:class:`InterpolantProcess` with ``prediction``, default ``"velocity"``) stands for. The one place a schedule
+    or path is told from a process, so callers (likelihood, ELBO) ask the process and never branch on its kind."""
+    if isinstance(process, NoiseSchedule):
+        if prediction not in (None, "eps"):
+            raise ValueError(f"prediction must be 'eps' (or None) with a NoiseSchedule, got {prediction!r}")
+        return VPProcess(process)
+    if isinstance(process, Interpolant):
+        return InterpolantProcess(process, check_choice(prediction or "velocity", "prediction", PREDICTIONS))
+    if isinstance(process, tuple(_REGISTRY.values())):
+        if prediction not in (None, process.prediction):
+            raise ValueError(f"prediction={prediction!r} differs from the process's own ({process.prediction!r})")
+        return process
+    raise TypeError(f"process must be a process object ({', '.join(_REGISTRY)}), a NoiseSchedule or an Interpolant, "
+                    f"got {type(process).__name__}")

@@ -8,12 +8,11 @@ The network predicts ε at integer steps t ∈ {0, …, T − 1}; every VP sampl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar, ContextManager
 
 import torch
-
-from typing import Callable, ContextManager
 
 from toydiff.checks import check_choice
 from toydiff.processes import forward, interpolants
@@ -72,6 +71,32 @@ class VPProcess:
 
     def to_eps(self, output: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
         return output
+
+    #: where :func:`toydiff.evaluation.likelihood.pf_ode_likelihood` starts (the data) and its prior's scale
+    pf_ode_t_min: ClassVar[float] = 0.0
+    prior_sigma: ClassVar[float] = 1.0
+
+    def pf_ode_field(self, fn: Fn) -> Callable[[torch.Tensor, float], torch.Tensor]:
+        """The probability-flow field ``u(x [B, *event], t float in [0, 1])`` of the ε-predictor ``fn`` over the
+        steps, on :func:`~toydiff.processes.interpolants.vp` (step k at t = (k + 1)/T): the knots' scores
+        s_k = −ε(x, k)/σ_k interpolated linearly in σ² between knots (held at step 0's below 1/T), and
+        u = (α̇/α)(x + ŝ) (Song et al. 2021, Sec. 4.3; see :mod:`toydiff.evaluation.likelihood`)."""
+        schedule = self.schedule
+        interp, T = interpolants.vp(schedule), schedule.T
+        sig2 = (1 - schedule.alpha_bars).tolist()  # σ_k² at the knots
+
+        def score_at(x: torch.Tensor, k: int) -> torch.Tensor:
+            eps = fn(x, torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)).to(x.dtype)
+            return -eps / math.sqrt(sig2[k])
+
+        def field(x: torch.Tensor, t: float) -> torch.Tensor:
+            a, s, da, _ = (float(c) for c in interp.coefs(torch.tensor([t], dtype=torch.float64)))
+            k = min(max(int(math.floor(t * T - 1)), 0), max(T - 2, 0))
+            w = 0.0 if T == 1 else min(max((s * s - sig2[k]) / (sig2[k + 1] - sig2[k]), 0.0), 1.0)
+            score = score_at(x, k) if w == 0 else (1 - w) * score_at(x, k) + w * score_at(x, k + 1)
+            return (da / a) * (x + score)
+
+        return field
 
     def objective(self, **options):
         """:class:`~toydiff.processes.VPObjective` (``t_sampling``, ``loss_weighting``, ``min_snr_gamma``,

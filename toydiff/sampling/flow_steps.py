@@ -28,8 +28,6 @@ plus ``velocity``.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -40,11 +38,10 @@ from tqdm.auto import tqdm
 
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
-from toydiff.sampling.vp_steps import dpmpp_2m_update
+from toydiff.sampling.context import check_generator, dpmpp_2m_update
 from toydiff.processes.schedules import _warn_terminal
 
-__all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_interpolant", "flow_evaluations",
-           "flow_dispatch", "accepts_interpolants"]
+__all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_interpolant", "flow_evaluations"]
 
 FlowStep = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (x_prev, eps, x0_hat, u), [B, *event]
 
@@ -147,17 +144,19 @@ def _finite_at_zero(interp: Interpolant, prediction: str) -> bool:
 
 @dataclass(frozen=True)
 class FlowMethod:
-    """A registry entry: the step function and its cost ``nfe(n_steps, finite_at_zero)`` over a grid ending at 0."""
+    """A registry entry: the step function, its cost ``nfe(n_steps, finite_at_zero)`` over a grid ending at 0, and
+    its convergence ``order`` in the step size (``None``: none claimed)."""
 
     step: Callable[..., FlowStep]
     nfe: Callable[[int, bool], int] = lambda n, finite_at_zero: n
+    order: float | None = None
 
 
 FLOW_REGISTRY: MappingProxyType[str, FlowMethod] = MappingProxyType({
-    "euler": FlowMethod(euler_step),
-    "heun": FlowMethod(heun_step, nfe=lambda n, finite_at_zero: 2 * n - (not finite_at_zero)),
-    "midpoint": FlowMethod(midpoint_step, nfe=lambda n, finite_at_zero: 2 * n),
-    "dpm++2m": FlowMethod(dpmpp_2m_step),
+    "euler": FlowMethod(euler_step, order=1.0),
+    "heun": FlowMethod(heun_step, nfe=lambda n, finite_at_zero: 2 * n - (not finite_at_zero), order=2.0),
+    "midpoint": FlowMethod(midpoint_step, nfe=lambda n, finite_at_zero: 2 * n, order=2.0),
+    "dpm++2m": FlowMethod(dpmpp_2m_step, order=2.0),
 })
 FLOW_METHODS = tuple(FLOW_REGISTRY)
 
@@ -191,15 +190,6 @@ def time_grid(steps: int | None = None, times: Sequence[float] | None = None, sh
     s = 1.0 if shift is None else check_number(shift, "shift", min=1e-6)
     grid = [(n - i) / n for i in range(n + 1)]
     return tuple(s * t / (1.0 + (s - 1.0) * t) for t in grid)
-
-
-def _check_generator(generator, x: torch.Tensor) -> None:
-    if generator is None or isinstance(generator, torch.Generator):
-        return
-    if not isinstance(generator, (list, tuple)) or not all(isinstance(g, torch.Generator) for g in generator):
-        raise TypeError(f"generator must be a torch.Generator, a list of them or None, got {type(generator).__name__}")
-    if len(generator) != x.shape[0]:
-        raise ValueError(f"generator: got {len(generator)} generators for a batch of {x.shape[0]}")
 
 
 def _check_call(fn, x_1, interp, method, prediction, clip_x0, callback) -> None:
@@ -239,7 +229,7 @@ def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: st
         x at ``times[-1]`` (x_0 for a grid ending at 0), ``[B, *event]``, dtype and device of ``x_1``.
     """
     _check_call(fn, x_1, interp, method, prediction, clip_x0, callback)
-    _check_generator(generator, x_1)
+    check_generator(generator, x_1.shape[0])
     grid = time_grid(steps, times, shift)
     ctx = FlowContext(fn, interp, x_1, prediction, clip_x0)
     if prediction == "eps" and ctx.coefs(grid[0])[0] == 0:
@@ -256,42 +246,3 @@ def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: st
                       "x_prev": x_prev, "method": method, "velocity": u})
         x = x_prev
     return x
-
-
-
-#: :func:`toydiff.sample`'s VP-only options and the values that mean "not used"
-_VP_DEFAULTS = {"spacing": (None, "linspace"), "eta": (0.0,), "variance": ("beta",), "project": (None,)}
-_FLOW_OPTIONS = ("times", "shift", "prediction")
-
-
-def flow_dispatch(fn, x_1, interp, **kwargs) -> torch.Tensor:
-    """:func:`toydiff.sample`'s route to :func:`sample_interpolant`: refuses the VP-only options (``spacing``,
-    ``eta``, ``variance``, ``project``) at a non-default value and the flow-only ones with a NoiseSchedule."""
-    if not isinstance(interp, Interpolant):
-        given = ", ".join(k for k in _FLOW_OPTIONS if k in kwargs)
-        raise TypeError(f"{given}: options of sampling over an Interpolant, but schedule is a {type(interp).__name__}")
-    for name, defaults in _VP_DEFAULTS.items():
-        value = kwargs.pop(name, defaults[0])
-        if not any(value is d or value == d for d in defaults):
-            raise ValueError(f"{name}={value!r} has no effect when sampling over an Interpolant (leave it unset; "
-                             "choose the time grid with steps=, times= or shift=)")
-    if isinstance(kwargs.get("steps"), (list, tuple, torch.Tensor)):
-        raise TypeError("steps must be an int over an Interpolant; pass an explicit grid as times=")
-    try:
-        inspect.signature(sample_interpolant).bind(fn, x_1, interp, **kwargs)
-    except TypeError as e:
-        raise TypeError(f"sample() over an Interpolant: {e}") from None
-    return sample_interpolant(fn, x_1, interp, **kwargs)
-
-
-def accepts_interpolants(vp_sample: Callable) -> Callable:
-    """Decorate :func:`toydiff.sample` so that an :class:`Interpolant` as third argument (or a flow-only option)
-    goes to :func:`flow_dispatch`; every other call reaches ``vp_sample`` unchanged."""
-
-    @functools.wraps(vp_sample)
-    def sample(eps_fn, x_T, schedule, **kwargs):
-        if isinstance(schedule, Interpolant) or any(k in kwargs for k in _FLOW_OPTIONS):
-            return flow_dispatch(eps_fn, x_T, schedule, **kwargs)
-        return vp_sample(eps_fn, x_T, schedule, **kwargs)
-
-    return sample

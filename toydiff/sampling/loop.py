@@ -27,24 +27,25 @@ a step t → t' whose ᾱ_{t'}/ᾱ_t exceeds 1/ε² of that dtype (x_t's roundin
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Sequence
 
-import math
-
 import torch
 from tqdm.auto import tqdm
 
-from toydiff.sampling import vp_steps as m
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
-from toydiff.sampling.flow_steps import accepts_interpolants
-from toydiff.processes.forward import _eps_to_x0, _x0_to_eps, randn_like
+from toydiff.processes.interpolants import Interpolant
 from toydiff.processes.schedules import NoiseSchedule, _warn_terminal
+from toydiff.sampling import vp_steps as m
+from toydiff.sampling.context import EpsFn, StepContext, check_generator
+from toydiff.sampling.flow_steps import flow_evaluations, sample_interpolant
 
-__all__ = ["METHODS", "REGISTRY", "EpsFn", "Method", "StepContext", "sample", "function_evaluations"]
+__all__ = ["METHODS", "REGISTRY", "EpsFn", "Method", "StepContext", "sample", "function_evaluations",
+           "flow_dispatch", "accepts_interpolants"]
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[dict], None]
 Projection = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -55,29 +56,33 @@ VARIANCES = ("beta", "posterior")
 
 @dataclass(frozen=True)
 class Method:
-    """A registry entry: the step function, the options of :func:`sample` it reads, and its cost.
+    """A registry entry: the step function, the options of :func:`sample` it reads, its cost and its order.
 
     ``nfe(n_steps)`` is the number of denoiser calls over ``n_steps`` steps ending at the clean sample;
-    ``default_spacing`` is the respacing :func:`sample` uses for an int ``steps`` when ``spacing=None``.
+    ``default_spacing`` is the respacing :func:`sample` uses for an int ``steps`` when ``spacing=None``;
+    ``order`` is the convergence order of the deterministic method in the step size (what
+    :mod:`toydiff.testing` checks it against), ``None`` for a stochastic one (``ddpm``, whose samples match the
+    target only in distribution, and ``ddpm-no-noise``, which converges to no ODE solution).
     """
 
     step: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     options: tuple[str, ...] = ()
     nfe: Callable[[int], int] = lambda n: n
     default_spacing: str = "linspace"
+    order: float | None = None
 
 
 #: name -> method, read-only (``METHODS`` is its keys); a new sampler is a function in
-#: :mod:`toydiff.sampling.vp_steps` and a line here
+#: :mod:`toydiff.sampling.vp_steps` and a line here (its options, cost, spacing and order: the kit reads them)
 REGISTRY: MappingProxyType[str, Method] = MappingProxyType({
     "ddpm": Method(m.ddpm_step, options=("variance",)),
     "ddpm-no-noise": Method(m.ddpm_no_noise_step),
-    "ddim": Method(m.ddim_step, options=("eta",)),
-    "euler": Method(m.euler_step),
+    "ddim": Method(m.ddim_step, options=("eta",), order=1.0),  # order at eta = 0 (eta > 0 is stochastic)
+    "euler": Method(m.euler_step, order=1.0),
     # heun diverges on logsnr / karras spacing at 10-20 steps (its first step from σ ≈ 157): linspace
-    "heun": Method(m.heun_step, nfe=lambda n: 2 * n - 1, default_spacing="linspace"),
+    "heun": Method(m.heun_step, nfe=lambda n: 2 * n - 1, default_spacing="linspace", order=2.0),
     # DPM-Solver++ is built for steps uniform in log-SNR (Lu et al. 2022); linspace is its worst case
-    "dpm++2m": Method(m.dpmpp_2m_step, default_spacing="logsnr"),
+    "dpm++2m": Method(m.dpmpp_2m_step, default_spacing="logsnr", order=2.0),
 })
 METHODS = tuple(REGISTRY)
 
@@ -87,116 +92,8 @@ def function_evaluations(method: str, n_steps: int, interp=None, prediction: str
     :class:`~toydiff.processes.interpolants.Interpolant` ``interp``, of ``fn`` for a flow method over that path
     (:func:`toydiff.sampling.flow_steps.flow_evaluations`, which depends on ``prediction``)."""
     if interp is not None:
-        from toydiff.sampling.flow_steps import flow_evaluations
-
         return flow_evaluations(method, n_steps, interp, prediction)
     return REGISTRY[check_choice(method, "method", METHODS)].nfe(check_int(n_steps, "n_steps", min=1))
-
-
-class StepContext:
-    """What every method's step shares during one run of :func:`sample`.
-
-    ``denoise(x, t)`` is the one place the denoiser is called; ``alpha_bar(t)`` looks up ᾱ as a Python
-    float (1.0 at ``t = -1``); ``noise(x)`` draws N(0, I) like ``x`` from the run's generator(s);
-    ``eta`` / ``variance`` are the run's options; ``memory`` is a dict a multistep method keeps its
-    history in (fresh for every run).
-    """
-
-    __slots__ = ("eps_fn", "eta", "variance", "generator", "clip_x0", "memory", "method", "step", "_ab", "_shape",
-                 "_t", "_calls")
-
-    #: check every denoiser output for NaN / inf; only ``bench/sampler_overhead.py`` turns it off, to measure
-    #: what the check costs
-    check_finite: bool = True
-    #: above ``probe_size`` entries, ε̂ is probed at every ``probe_every``-th evaluation on a window of
-    #: ``probe_size`` contiguous entries that moves on each time: a NaN that stays in place is seen within
-    #: ``probe_every * numel / probe_size`` evaluations, and always by the final scan (:meth:`check_result`)
-    probe_size: int = 1024
-    probe_every: int = 2
-
-    def __init__(self, eps_fn: EpsFn, schedule: NoiseSchedule, x_T: torch.Tensor, *, eta: float = 0.0,
-                 variance: str = "beta", generator=None, clip_x0: float | None = None, method: str = "?"):
-        self.eps_fn, self.eta, self.variance = eps_fn, eta, variance
-        self.generator, self.clip_x0, self.memory = generator, clip_x0, {}
-        self.method, self.step = method, 0  # the step index, set by sample() before each step
-        self._ab = schedule._ab_list
-        self._shape = x_T.shape
-        self._t = torch.empty(x_T.shape[0], dtype=torch.long, device=x_T.device)  # [B], refilled per call
-        self._calls = 0
-
-    def alpha_bar(self, t: int) -> float:
-        """ᾱ_t as a Python float; ``t = -1`` (the clean sample) gives 1.0."""
-        return 1.0 if t < 0 else self._ab[t]
-
-    def denoise(self, x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """ε̂ and x̂_0 = (x_t − sqrt(1 − ᾱ_t) ε̂)/sqrt(ᾱ_t) at ``x`` ``[B, *event]``, step ``t``.
-
-        With ``clip_x0``, x̂_0 is clamped to [−clip_x0, clip_x0] and ε̂ recomputed from it, so the pair
-        stays consistent (x_t = sqrt(ᾱ_t) x̂_0 + sqrt(1 − ᾱ_t) ε̂) and every method sees the clipped estimate.
-        Every denoiser output of every method passes through here, once per evaluation: checks on it go here.
-        A NaN or ±inf in ε̂ makes a sum over it non-finite; only then is ε̂ scanned, and a ``ValueError`` names
-        the method, step and t. Up to ``probe_size`` entries the sum covers all of ε̂; above, it covers a window
-        of ``probe_size`` contiguous entries at every second evaluation that moves on each time (:meth:`_finite`),
-        so the check costs a fixed ~1k additions per two evaluations at any batch size. A denoiser gone bad (NaN weights, overflow)
-        fills every window at once; a lone NaN stays where it is through every update (each is elementwise),
-        so a later window or :meth:`check_result`'s one scan of the result finds it: nothing non-finite is
-        returned.
-        """
-        eps = self.eps_fn(x, self._t.fill_(t))
-        if not isinstance(eps, torch.Tensor) or eps.shape != self._shape:
-            got = getattr(eps, "shape", type(eps).__name__)
-            raise ValueError(f"eps_fn returned {got}; expected shape {tuple(self._shape)}")
-        eps = eps.to(x.dtype)
-        if self.check_finite and not self._finite(eps):
-            self._refuse_non_finite(x, eps, t)
-        ab_t = self._ab[t]
-        x0 = _eps_to_x0(x, eps, ab_t)
-        if self.clip_x0 is not None:
-            x0 = x0.clamp(-self.clip_x0, self.clip_x0)
-            eps = _x0_to_eps(x, x0, ab_t)
-        return eps, x0
-
-    def _finite(self, eps: torch.Tensor) -> bool:
-        """Whether the probed part of ``eps`` sums to a finite number: all of it up to ``probe_size`` entries;
-        above, a window of ``probe_size`` contiguous entries at every ``probe_every``-th evaluation, the window
-        moving on each time."""
-        self._calls += 1
-        n = eps.numel()
-        if n <= self.probe_size:
-            return math.isfinite(float(eps.sum()))
-        if self._calls % self.probe_every:
-            return True
-        start = (self._calls // self.probe_every * self.probe_size) % n
-        return math.isfinite(float(eps.reshape(-1)[start:start + self.probe_size].sum()))
-
-    def noise(self, x: torch.Tensor) -> torch.Tensor:
-        """N(0, I) noise ``[B, *event]`` from the run's generator (or one generator per sample)."""
-        return randn_like(x, self.generator)
-
-    def where(self, t: int) -> str:
-        """``"sample(method='ddim') at step 3 (t = 699)"``: where a run went wrong, for error messages."""
-        return f"sample(method={self.method!r}) at step {self.step} (t = {t})"
-
-    def check_result(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        """``x`` (the run's result, after the last step at ``t``) if finite: once per run, for an update or a
-        projection that overflowed although every ε̂ was finite."""
-        bad = int((~torch.isfinite(x)).sum()) if self.check_finite and not math.isfinite(float(x.sum())) else 0
-        if bad:
-            raise ValueError(f"{self.where(t)}: the result has {bad} NaN or infinite value(s) out of {x.numel()} "
-                             "although no probed eps_fn output was (an update or project overflowed, or eps_fn "
-                             "went non-finite in entries the per-step probe had not reached yet)")
-        return x
-
-    def _refuse_non_finite(self, x: torch.Tensor, eps: torch.Tensor, t: int) -> None:
-        """Raise the ValueError for a non-finite ε̂ (a sum that overflowed while every entry is finite passes)."""
-        bad = int((~torch.isfinite(eps)).sum())
-        if bad == 0:
-            return
-        cause = ("its input x_t was already non-finite (an earlier update overflowed, or an earlier eps_fn output "
-                 "was non-finite in entries the per-step probe skipped)"
-                 if not bool(torch.isfinite(x).all()) else "from a finite x_t")
-        raise ValueError(f"{self.where(t)}: eps_fn returned {bad} NaN or infinite value(s) out of {eps.numel()}, "
-                         f"{cause}")
 
 
 def _check_options(method: str, eta, variance: str) -> None:
@@ -211,20 +108,10 @@ def _check_options(method: str, eta, variance: str) -> None:
                              f"{', '.join(users)} only (leave it at {OPTION_DEFAULTS[name]!r})")
 
 
-def _check_generator(generator, batch: int) -> None:
-    """None, one ``torch.Generator``, or a list of ``batch`` of them (per-sample seeds)."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return
-    if not isinstance(generator, (list, tuple)) or not all(isinstance(g, torch.Generator) for g in generator):
-        raise TypeError(f"generator must be a torch.Generator, a list of them or None, got {type(generator).__name__}")
-    if len(generator) != batch:
-        raise ValueError(f"generator: got {len(generator)} generators for a batch of {batch}")
-
-
 def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback, project, generator) -> None:
     check_choice(method, "method", METHODS)
     check_tensor(x_T, "x_T")
-    _check_generator(generator, x_T.shape[0])
+    check_generator(generator, x_T.shape[0])
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     _check_options(method, eta, variance)
@@ -268,6 +155,45 @@ def _check_range(schedule: NoiseSchedule, t0: int, dtype: torch.dtype) -> None:
         raise ValueError(f"schedule: alpha_bar = {ab:.3g} at the first sampled step t = {t0} is below 1/max({dtype}) = "
                          f"{1 / top:.3g}, so 1/sqrt(alpha_bar) = {ab ** -0.5:.3g} overflows {dtype} arithmetic; "
                          "sample in float64, start at a smaller t, or use a schedule with less total noise")
+
+
+# --- the route of an Interpolant to toydiff.sampling.flow_steps ----------------------------------------
+#: :func:`toydiff.sample`'s VP-only options and the values that mean "not used"
+_VP_DEFAULTS = {"spacing": (None, "linspace"), "eta": (0.0,), "variance": ("beta",), "project": (None,)}
+_FLOW_OPTIONS = ("times", "shift", "prediction")
+
+
+def flow_dispatch(fn, x_1, interp, **kwargs) -> torch.Tensor:
+    """:func:`toydiff.sample`'s route to :func:`sample_interpolant`: refuses the VP-only options (``spacing``,
+    ``eta``, ``variance``, ``project``) at a non-default value and the flow-only ones with a NoiseSchedule."""
+    if not isinstance(interp, Interpolant):
+        given = ", ".join(k for k in _FLOW_OPTIONS if k in kwargs)
+        raise TypeError(f"{given}: options of sampling over an Interpolant, but schedule is a {type(interp).__name__}")
+    for name, defaults in _VP_DEFAULTS.items():
+        value = kwargs.pop(name, defaults[0])
+        if not any(value is d or value == d for d in defaults):
+            raise ValueError(f"{name}={value!r} has no effect when sampling over an Interpolant (leave it unset; "
+                             "choose the time grid with steps=, times= or shift=)")
+    if isinstance(kwargs.get("steps"), (list, tuple, torch.Tensor)):
+        raise TypeError("steps must be an int over an Interpolant; pass an explicit grid as times=")
+    try:
+        inspect.signature(sample_interpolant).bind(fn, x_1, interp, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"sample() over an Interpolant: {e}") from None
+    return sample_interpolant(fn, x_1, interp, **kwargs)
+
+
+def accepts_interpolants(vp_sample: Callable) -> Callable:
+    """Decorate :func:`toydiff.sample` so that an :class:`Interpolant` as third argument (or a flow-only option)
+    goes to :func:`flow_dispatch`; every other call reaches ``vp_sample`` unchanged."""
+
+    @functools.wraps(vp_sample)
+    def sample(eps_fn, x_T, schedule, **kwargs):
+        if isinstance(schedule, Interpolant) or any(k in kwargs for k in _FLOW_OPTIONS):
+            return flow_dispatch(eps_fn, x_T, schedule, **kwargs)
+        return vp_sample(eps_fn, x_T, schedule, **kwargs)
+
+    return sample
 
 
 @accepts_interpolants  # an Interpolant as `schedule`: toydiff.sampling.flow_steps.sample_interpolant runs instead

@@ -5,7 +5,7 @@ Each function takes one reverse step from ``x`` ``[B, *event]`` at diffusion ste
 first denoiser evaluation (what :func:`toydiff.sample`'s callback reports). Everything the methods share —
 the denoiser call with ``clip_x0`` and the ε ↔ x̂_0 conversion, ᾱ look-ups, the noise draw from the
 run's generator(s), the options ``eta`` / ``variance`` and the history of multistep methods — comes in
-``ctx``, a :class:`toydiff.sampling.loop.StepContext`. Scalar coefficients are Python floats, so the same code
+``ctx``, a :class:`toydiff.sampling.context.StepContext`. Scalar coefficients are Python floats, so the same code
 serves ``[B, 1]`` points and ``[B, 1, 28, 28]`` images.
 
 The registry that names these functions and the options each accepts is ``toydiff.sampling.loop.REGISTRY``;
@@ -15,16 +15,13 @@ adding a sampler is a function here and one line there.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 
 from toydiff.processes.forward import posterior_coefficients
+from toydiff.sampling.context import StepContext, dpmpp_2m_update
 
-if TYPE_CHECKING:
-    from toydiff.sampling.loop import StepContext
-
-__all__ = ["ddpm_step", "ddpm_no_noise_step", "ddim_step", "euler_step", "heun_step", "dpmpp_2m_step", "dpmpp_2m_update"]
+__all__ = ["ddpm_step", "ddpm_no_noise_step", "ddim_step", "euler_step", "heun_step", "dpmpp_2m_step"]
 
 Step = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x_prev, eps, x0_hat), each [B, *event]
 
@@ -140,18 +137,3 @@ def dpmpp_2m_step(ctx: StepContext, x: torch.Tensor, t: int, t_prev: int) -> Ste
                                  math.sqrt((1.0 - ab_p) / (1.0 - ab_t)), math.sqrt(ab_p))
     ctx.memory["dpm++2m"] = (x0, lam_t)
     return x_prev, eps, x0
-
-
-def dpmpp_2m_update(x: torch.Tensor, x0: torch.Tensor, prev: tuple[torch.Tensor, float] | None, lam_t: float,
-                    lam_p: float, sigma_ratio: float, alpha_p: float) -> torch.Tensor:
-    """The DPM-Solver++(2M) update (Lu et al. 2022, Algorithm 2) for any Gaussian path, shared by the VP sampler
-    and :mod:`toydiff.sampling.flow_steps`: x_{t'} = (σ_{t'}/σ_t) x_t − α_{t'} (e^{−h} − 1) D with h = λ_{t'} − λ_t,
-    D = (1 + 1/(2r)) x̂_0 − x̂_0^{prev}/(2r), r = (λ_t − λ_prev)/h, and D = x̂_0 without a ``prev = (x̂_0, λ)``.
-    ``x``, ``x0``: ``[B, *event]``; ``sigma_ratio`` = σ_{t'}/σ_t, ``alpha_p`` = α_{t'}."""
-    h = lam_p - lam_t
-    d = x0
-    if prev is not None:
-        prev_x0, prev_lam = prev
-        r = (lam_t - prev_lam) / h
-        d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * prev_x0
-    return sigma_ratio * x - alpha_p * math.expm1(-h) * d

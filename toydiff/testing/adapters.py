@@ -30,9 +30,9 @@ from typing import Callable
 import torch
 
 from toydiff.testing.oracle import Recorder
-from toydiff.testing.protocol import KitSampler, Run, _timesteps_from_calls, from_toydiff
+from toydiff.testing.protocol import KitSampler, Run, _timesteps_from_calls, from_callable, from_toydiff
 
-__all__ = ["from_diffusers", "from_k_diffusion", "from_spec", "k_diffusion_sampling", "karras_sigmas"]
+__all__ = ["from_diffusers", "from_k_diffusion", "from_spec", "as_sampler", "k_diffusion_sampling", "karras_sigmas"]
 
 #: scheduler settings the adapter owns: the oracle's schedule is the only one the exact ε* is right for
 _OWNED = ("trained_betas", "num_train_timesteps", "beta_schedule", "beta_start", "beta_end")
@@ -179,3 +179,19 @@ def from_spec(spec: str, **config) -> KitSampler:
             raise ValueError(f"sampler {spec!r}: {lib} has no {what!r}")
         return (from_diffusers if lib == "diffusers" else from_k_diffusion)(target, **config)
     raise ValueError(f"sampler {spec!r}: unknown library {lib!r} (choose from toydiff, diffusers, k-diffusion)")
+
+
+def as_sampler(sampler, **config) -> KitSampler:
+    """A :class:`KitSampler` from one, from a plain-protocol callable, or from a spec string:
+    ``"toydiff:heun"``, ``"diffusers:DDIMScheduler"``, ``"k-diffusion:sample_dpmpp_2m"`` (``config`` goes to
+    the scheduler or to the toydiff method)."""
+    if isinstance(sampler, KitSampler):
+        if config:
+            raise ValueError(f"config {sorted(config)} cannot be applied to an already built sampler")
+        return sampler
+    if isinstance(sampler, str):
+        return from_spec(sampler, **config)
+    if config:
+        raise ValueError(f"config {sorted(config)} applies to spec strings only")
+    return from_callable(sampler)
+

@@ -30,7 +30,8 @@ import torch
 
 from toydiff.checks import check_int, check_number
 from toydiff.testing.oracle import OracleCallError, Problem, default_problem, pf_ode
-from toydiff.testing.protocol import KitSampler, Run, as_sampler
+from toydiff.testing.adapters import as_sampler
+from toydiff.testing.protocol import KitSampler, Run
 from toydiff.testing.properties import clean_end_row, distribution_row, path_problems
 
 __all__ = ["Row", "Report", "check_sampler", "DEFAULT_STEPS", "DEFAULT_SWEEP"]

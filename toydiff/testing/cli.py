@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from toydiff.cli import OneLineParser, int_list, run_guarded, seed_arg
+from toydiff.cli import OneLineParser, run_guarded
+
+from toydiff.options import int_list, seed_arg
 
 __all__ = ["main", "parse_config"]
 

@@ -16,7 +16,8 @@ sample (``[999, 888, ..., 0, -1]``). Without them the kit reads them off the den
 merged, as a two-evaluation step makes) and assumes the run ends at the clean sample.
 
 :func:`from_callable` turns such a function into a :class:`KitSampler`; :func:`from_toydiff` does it for a
-method of :func:`toydiff.sample`; :mod:`toydiff.testing.adapters` for diffusers schedulers and k-diffusion.
+method of :func:`toydiff.sample` (its claimed order is the registry's, ``REGISTRY[method].order``);
+:mod:`toydiff.testing.adapters` for diffusers schedulers, k-diffusion and spec strings (``as_sampler``).
 """
 
 from __future__ import annotations
@@ -27,14 +28,11 @@ from typing import Callable, Sequence
 import torch
 
 from toydiff.checks import check_choice
-from toydiff.sampling.loop import METHODS
+from toydiff.sampling import loop as sampling_loop
 from toydiff.processes.schedules import SPACINGS
 from toydiff.testing.oracle import Recorder
 
-__all__ = ["Run", "KitSampler", "from_callable", "from_toydiff", "as_sampler", "ORDERS"]
-
-#: the convergence order of toydiff's deterministic methods (``None``: stochastic)
-ORDERS = {"euler": 1.0, "ddim": 1.0, "heun": 2.0, "dpm++2m": 2.0, "ddpm": None, "ddpm-no-noise": None}
+__all__ = ["Run", "KitSampler", "from_callable", "from_toydiff"]
 
 
 @dataclass(frozen=True)
@@ -90,11 +88,10 @@ def from_callable(fn: Callable, name: str | None = None, *, order: float | None 
 
 
 def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSampler:
-    """toydiff's own ``method`` (:data:`toydiff.sampling.loop.METHODS`) through :func:`toydiff.sample`, with its
+    """toydiff's own ``method`` (a key of :data:`toydiff.sampling.loop.REGISTRY`) through :func:`toydiff.sample`, with its
     ``spacing`` and options (``eta``, ``variance``); the visited timesteps come from its callback."""
-    from toydiff.sampling.loop import sample
-
-    check_choice(method, "method", METHODS)
+    registry = sampling_loop.REGISTRY  # read at call time: a method is one registry line, its order included
+    check_choice(method, "method", tuple(registry))
     if spacing is not None:
         check_choice(spacing, "spacing", SPACINGS)
     for key in options:
@@ -107,28 +104,10 @@ def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSa
             ts.append(float(info["t"])) if not ts else None
             ts.append(float(info["t_prev"]))
 
-        x0 = sample(rec.eps_fn, x_T, rec.problem.schedule, method=method, steps=steps, spacing=spacing,
-                    generator=generator, callback=grab, **options)
+        x0 = sampling_loop.sample(rec.eps_fn, x_T, rec.problem.schedule, method=method, steps=steps,
+                                  spacing=spacing, generator=generator, callback=grab, **options)
         return Run(x0, tuple(ts))
 
-    order = ORDERS.get(method) if not options.get("eta") else None
+    order = registry[method].order if not options.get("eta") else None
     label = ",".join([f"spacing={spacing}"] * (spacing is not None) + [f"{k}={v}" for k, v in options.items()])
     return KitSampler(f"toydiff:{method}" + (f"[{label}]" if label else ""), run, order)
-
-
-def as_sampler(sampler, **config) -> KitSampler:
-    """A :class:`KitSampler` from one, from a plain-protocol callable, or from a spec string:
-    ``"toydiff:heun"``, ``"diffusers:DDIMScheduler"``, ``"k-diffusion:sample_dpmpp_2m"`` (``config`` goes to
-    the scheduler or to the toydiff method)."""
-    if isinstance(sampler, KitSampler):
-        if config:
-            raise ValueError(f"config {sorted(config)} cannot be applied to an already built sampler")
-        return sampler
-    if isinstance(sampler, str):
-        from toydiff.testing import adapters
-
-        return adapters.from_spec(sampler, **config)
-    if config:
-        raise ValueError(f"config {sorted(config)} applies to spec strings only")
-    return from_callable(sampler)
-

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 
-from toydiff.cli import OneLineParser, check_writable, run_guarded, seed_arg
+from toydiff.cli import OneLineParser, check_writable, run_guarded
+
+from toydiff.options import seed_arg
 
 
 def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
@@ -21,7 +23,8 @@ def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
     import matplotlib.pyplot as plt
     from scipy.stats import wasserstein_distance
 
-    from toydiff import GaussianMixture, METHODS, function_evaluations, sample
+    from toydiff.exact.mixture import GaussianMixture
+    from toydiff.sampling.loop import METHODS, function_evaluations, sample
 
     from toydiff.processes import schedules
 

@@ -9,10 +9,9 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from toydiff.checks import check_choice, check_int, check_number
-from toydiff.cli import MAX_SEED, float_list, seed_arg
 from toydiff.training.losses import LOSS_WEIGHTINGS, T_SAMPLINGS
 from toydiff.training.lr import LR_SCHEDULES
-from toydiff.options import option
+from toydiff.options import MAX_SEED, float_list, option, seed_arg
 
 __all__ = ["TrainConfig", "History"]
 

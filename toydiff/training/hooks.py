@@ -20,16 +20,13 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Protocol
 
 import torch
 
 from toydiff.training.losses import held_out_loss
 
-if TYPE_CHECKING:  # pragma: no cover
-    from toydiff.training.engine import Trainer
-
-__all__ = ["Hook", "StepOutput", "EpochStats", "NonFiniteLossError", "HeldOutLoss", "Callback", "ProgressBar"]
+__all__ = ["Trainer", "Hook", "StepOutput", "EpochStats", "NonFiniteLossError", "HeldOutLoss", "Callback", "ProgressBar"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -65,6 +62,22 @@ class EpochStats:
     seconds: float
     images: int
     record: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer(Protocol):
+    """What a hook may read of the engine's :class:`toydiff.training.engine.Trainer` (structural, so that this
+    module, which the engine imports, imports nothing of it back): the step counts, whether this is the main
+    process, the objective and the model to evaluate (the EMA one where kept), the optimiser, and
+    ``request_stop(reason)``."""
+
+    step: int
+    total_steps: int
+    is_main: bool
+    objective: Any
+    eval_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+
+    def request_stop(self, reason: str) -> None: ...
 
 
 class Hook:

@@ -11,7 +11,9 @@ from argparse import Namespace
 from dataclasses import dataclass
 from typing import Callable
 
-from toydiff.cli import fail, positive, seed_arg
+from toydiff.cli import fail
+
+from toydiff.options import positive, seed_arg
 from toydiff.processes.base import Process
 from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
 from toydiff.processes.registry import PROCESSES, all_methods

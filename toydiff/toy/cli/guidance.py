@@ -16,7 +16,8 @@ import json
 
 
 from toydiff.checks import check_int
-from toydiff.cli import check_writable, float_list, seed_arg
+from toydiff.cli import check_writable
+from toydiff.options import float_list, seed_arg
 from toydiff.exact.guidance import tilted_target
 from toydiff.sampling.guidance import guidance_interval
 from toydiff.sampling.loop import METHODS

@@ -12,7 +12,9 @@ import json
 
 import torch
 
-from toydiff.cli import check_writable, fail, positive, seed_arg
+from toydiff.cli import check_writable, fail
+
+from toydiff.options import positive, seed_arg
 from toydiff.sampling.loop import METHODS
 from toydiff.toy.cli.common import PROG
 from toydiff.toy.datasets import DATASETS

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toydiff.cli import check_writable, fail, positive, seed_arg
+from toydiff.cli import check_writable, fail
+
+from toydiff.options import positive, seed_arg
 from toydiff.toy.cli.common import PROG
 
 __all__ = ["HELP", "add_parser", "run", "compare", "print_comparison"]

@@ -11,7 +11,9 @@ import json
 import numpy as np
 import torch
 
-from toydiff.cli import check_writable, positive
+from toydiff.cli import check_writable
+
+from toydiff.options import positive
 from toydiff.toy.cli.common import (add_denoiser_flags, add_sampling_flags, run_for, sampler_kwargs, sampler_label,
                                     steps_of)
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from toydiff.cli import check_writable, fail, flag_names, positive
+from toydiff.cli import check_writable, fail
+
+from toydiff.options import flag_names, positive
 from toydiff.options import add_dataclass_arguments, dataclass_values, flag_of
 from toydiff.training.checkpoint import run_lock
 from toydiff.training.engine import TrainConfig
