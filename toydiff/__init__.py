@@ -14,10 +14,12 @@ re-exports what a user reaches for first and nothing else.
 
 from toydiff import evaluation, exact, processes, sampling, training
 from toydiff.evaluation.likelihood import log_likelihood
-from toydiff.exact.mixture import GaussianMixture
-from toydiff.processes import interpolants, schedules
-from toydiff.processes.forward import eps_to_x0, per_sample_generators, q_sample, q_step, randn_like
-from toydiff.processes.schedules import NoiseSchedule, TerminalSNRWarning
+from toydiff.exact.mixture import GaussianMixture, LossFloor
+from toydiff.processes import forward, interpolants, schedules
+from toydiff.processes.forward import (eps_to_x0, per_sample_generators, q_posterior, q_sample, q_step, randn_like,
+                                      v_target, v_to_eps, v_to_x0, x0_to_eps)
+from toydiff.processes.interpolants import Interpolant
+from toydiff.processes.schedules import NoiseSchedule, StepPlan, TerminalSNRWarning
 from toydiff.sampling.editing import inpaint_projection, sdedit
 from toydiff.sampling.guidance import (autoguidance, classifier_free_guidance, classifier_guidance, conditional_eps_fn,
                                        guidance_combine, guidance_interval)
@@ -28,13 +30,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     # the concepts
-    "processes", "sampling", "exact", "training", "evaluation", "schedules", "interpolants",
+    "processes", "sampling", "exact", "training", "evaluation", "schedules", "interpolants", "forward",
     # processes: the schedule and the forward process q(x_t | x_0)
-    "NoiseSchedule", "TerminalSNRWarning", "q_sample", "q_step", "eps_to_x0", "randn_like", "per_sample_generators",
+    "NoiseSchedule", "StepPlan", "TerminalSNRWarning", "Interpolant", "q_sample", "q_step", "q_posterior", "eps_to_x0", "x0_to_eps", "v_target",
+    "v_to_eps", "v_to_x0", "randn_like", "per_sample_generators",
     # sampling: the entry point, its methods, trajectories, guidance and editing combinators
     "sample", "METHODS", "function_evaluations", "TrajectoryRecorder", "chain_callbacks",
     "guidance_combine", "classifier_free_guidance", "classifier_guidance", "autoguidance", "conditional_eps_fn",
     "guidance_interval", "sdedit", "inpaint_projection",
     # exact and evaluation
-    "GaussianMixture", "log_likelihood",
+    "GaussianMixture", "LossFloor", "log_likelihood",
 ]
