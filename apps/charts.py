@@ -50,15 +50,18 @@ def downloads(stem: str, *, key: str, png=None, fig=None, csv=None,
     """A row of download buttons: ``stem.png`` (matplotlib export), ``stem.html`` (the interactive figure,
     Plotly loaded from its CDN) and ``stem.csv`` (the data); each only when given. ``png`` / ``csv`` are bytes
     or a callable returning them (deferred: built when the button is clicked, so a page run does not pay for it)."""
-    items = [(png, "png", "image/png", "PNG"), (csv, "csv", "text/csv", "data (CSV)")]
+    # short labels ("⬇ HTML"): in a narrow column "⬇ interactive (HTML)" was cut to "⬇ interactiv…"; the
+    # tooltip says what each file is
+    items = [(png, "png", "image/png", "PNG", "the figure as an image (matplotlib)"),
+             (csv, "csv", "text/csv", "CSV", "the data behind the figure")]
     if fig is not None:
         items.insert(1, (lambda: fig.to_html(include_plotlyjs="cdn", full_html=True).encode(), "html", "text/html",
-                         "interactive (HTML)"))
+                         "HTML", "the interactive figure (opens in a browser)"))
     items = [it for it in items if it[0] is not None]
     cols = (container or st).columns(max(1, len(items)))
-    for col, (data, ext, mime, label) in zip(cols, items):
+    for col, (data, ext, mime, label, what) in zip(cols, items):
         col.download_button(f"⬇ {label}", data=data, file_name=f"{stem}.{ext}", mime=mime, key=f"{key}_{ext}",
-                            on_click="ignore")
+                            on_click="ignore", help=f"{stem}.{ext}: {what}")
 
 
 def url_setting(name: str, default: Any, choices: Sequence | None = None, cast=None) -> Any:
