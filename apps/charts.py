@@ -15,11 +15,27 @@ from typing import Any, Sequence
 import numpy as np
 import streamlit as st
 
-__all__ = ["PLOTLY_CONFIG", "show_chart", "downloads", "csv_bytes", "url_setting", "share_settings", "section_notes",
+__all__ = ["PLOTLY_CONFIG", "readable_widgets", "show_chart", "downloads", "csv_bytes", "url_setting", "share_settings", "section_notes",
            "mixture_section"]
 
 #: the mode bar keeps zoom / pan / reset and the PNG button; no Plotly logo
 PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+#: multiselect chips wrap onto more lines instead of running off the box's right edge (Streamlit keeps them on
+#: one line: in a narrow column the last chips were cut off), and a chip shows its whole label
+_WIDGET_CSS = """<style>
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div { max-height: none !important; height: auto !important; }
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div > div:first-child,
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div > div:first-child > * {
+  flex-wrap: wrap !important; overflow: visible !important; height: auto !important; max-height: none !important; }
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div > div:first-child { mask-image: none !important; }
+</style>"""
+
+
+def readable_widgets() -> None:
+    """Once per page run (the router calls it): the CSS that keeps every chip of a multiselect readable."""
+    st.html(_WIDGET_CSS)
 
 
 def show_chart(fig, *, key: str, container=None, on_select: str = "ignore", selection_mode=("points",)):
