@@ -72,7 +72,7 @@ def convergence_note(curves: Mapping[str, dict | tuple], floor, *, stochastic: S
         where = ("below the floor" if hi < band[0] else "above the floor" if lo > band[1]
                  else "inside the floor's ± 1 sd band" if band[0] <= lo and hi <= band[1] else "across the floor")
         parts.append(f"ODE samplers levelled off (< {level:.0%} change over the last budget): {', '.join(ode_flat)}, "
-                     f"{where} ({lo / m:.1f}–{hi / m:.1f}×)")
+                     f"{where} ({f'{lo / m:.1f}' if f'{lo / m:.1f}' == f'{hi / m:.1f}' else f'{lo / m:.1f}–{hi / m:.1f}'}×)")
     for k in (k for k in lines if k in stochastic):
         if ode_flat:
             rel = "above" if last[k] > hi else "below" if last[k] < lo else "among"
