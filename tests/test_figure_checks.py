@@ -44,6 +44,26 @@ def test_matplotlib_figure_passes_the_checks(name):
     assert mpl_problems(make(), plane=plane) == []
 
 
+def test_image_track_figures_pass_the_checks():
+    import torch
+
+    from image_track.plots import class_histogram, noised_digits
+    from toydiff.processes import schedules
+
+    x0 = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert mpl_problems(noised_digits(x0, schedules.linear(), [100, 500, 999],
+                                      generator=torch.Generator().manual_seed(0))) == []
+    assert mpl_problems(class_histogram([0.1] * 10, n=100)) == []
+
+
+def test_references_alone_make_an_empty_panel_and_bars_do_not():
+    fig, (a, b) = plt.subplots(1, 2)
+    a.axhspan(0, 1)
+    a.axvline(0.5)
+    b.bar([0, 1], [1, 2])
+    assert mpl_problems(fig) == ["axes 0 ('') is empty"]
+
+
 def test_the_matplotlib_checks_can_fail():
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(6, 2.5))
     a.scatter(np.cos(np.linspace(0, 6, 50)), np.sin(np.linspace(0, 6, 50)))  # a ring at auto aspect

@@ -26,7 +26,8 @@ def _has_data(ax: Axes) -> bool:
             return True
     if any(len(c.get_offsets()) or len(c.get_paths()) for c in ax.collections):
         return True
-    return bool(ax.images) or any(p.get_transform() == ax.transData for p in ax.patches)
+    # bars and histograms count; axhspan / axvspan (half in axes coordinates) are references, like axhline
+    return bool(ax.images) or any(not isinstance(p.get_data_transform(), BlendedGenericTransform) for p in ax.patches)
 
 
 def _drawn_ticks(axis) -> list:
