@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from toydiff.checks import check_int
 from toydiff.toy.figures.base import PLOTLY_LAYOUT, SAMPLE_COLOR, to_numpy
@@ -149,8 +150,11 @@ def animate(frames: Sequence[Sequence], labels: Sequence[str], *, static: Sequen
     play = dict(frame=dict(duration=duration_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
     pause = dict(frame=dict(duration=0, redraw=False), mode="immediate", transition=dict(duration=0))
     # the slider ends 6 % short of the right edge and the margin is wider, so its last label is not clipped
+    # the template as an object: the figure is unvalidated, so a template name would stay a string, which
+    # Figure.to_html (the page's HTML download) cannot read
     fig.update_layout(
-        **dict(PLOTLY_LAYOUT, margin=dict(PLOTLY_LAYOUT["margin"], r=60)), title=title,
+        **dict(PLOTLY_LAYOUT, margin=dict(PLOTLY_LAYOUT["margin"], r=60), template=pio.templates[PLOTLY_LAYOUT["template"]]),
+        title=title,
         updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.08, xanchor="left", yanchor="top",
                           showactive=False, pad=dict(r=10, t=10),
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
