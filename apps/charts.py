@@ -15,11 +15,27 @@ from typing import Any, Sequence
 import numpy as np
 import streamlit as st
 
-__all__ = ["PLOTLY_CONFIG", "show_chart", "downloads", "csv_bytes", "url_setting", "share_settings", "section_notes",
+__all__ = ["PLOTLY_CONFIG", "readable_widgets", "show_chart", "downloads", "csv_bytes", "url_setting", "share_settings", "section_notes",
            "mixture_section"]
 
 #: the mode bar keeps zoom / pan / reset and the PNG button; no Plotly logo
 PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+#: multiselect chips wrap onto more lines instead of running off the box's right edge (Streamlit keeps them on
+#: one line: in a narrow column the last chips were cut off), and a chip shows its whole label
+_WIDGET_CSS = """<style>
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div { max-height: none !important; height: auto !important; }
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div > div:first-child,
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div > div:first-child > * {
+  flex-wrap: wrap !important; overflow: visible !important; height: auto !important; max-height: none !important; }
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div > div:first-child { mask-image: none !important; }
+</style>"""
+
+
+def readable_widgets() -> None:
+    """Once per page run (the router calls it): the CSS that keeps every chip of a multiselect readable."""
+    st.html(_WIDGET_CSS)
 
 
 def show_chart(fig, *, key: str, container=None, on_select: str = "ignore", selection_mode=("points",)):
@@ -50,15 +66,18 @@ def downloads(stem: str, *, key: str, png=None, fig=None, csv=None,
     """A row of download buttons: ``stem.png`` (matplotlib export), ``stem.html`` (the interactive figure,
     Plotly loaded from its CDN) and ``stem.csv`` (the data); each only when given. ``png`` / ``csv`` are bytes
     or a callable returning them (deferred: built when the button is clicked, so a page run does not pay for it)."""
-    items = [(png, "png", "image/png", "PNG"), (csv, "csv", "text/csv", "data (CSV)")]
+    # short labels ("⬇ HTML"): in a narrow column "⬇ interactive (HTML)" was cut to "⬇ interactiv…"; the
+    # tooltip says what each file is
+    items = [(png, "png", "image/png", "PNG", "the figure as an image (matplotlib)"),
+             (csv, "csv", "text/csv", "CSV", "the data behind the figure")]
     if fig is not None:
         items.insert(1, (lambda: fig.to_html(include_plotlyjs="cdn", full_html=True).encode(), "html", "text/html",
-                         "interactive (HTML)"))
+                         "HTML", "the interactive figure (opens in a browser)"))
     items = [it for it in items if it[0] is not None]
     cols = (container or st).columns(max(1, len(items)))
-    for col, (data, ext, mime, label) in zip(cols, items):
+    for col, (data, ext, mime, label, what) in zip(cols, items):
         col.download_button(f"⬇ {label}", data=data, file_name=f"{stem}.{ext}", mime=mime, key=f"{key}_{ext}",
-                            on_click="ignore")
+                            on_click="ignore", help=f"{stem}.{ext}: {what}")
 
 
 def url_setting(name: str, default: Any, choices: Sequence | None = None, cast=None) -> Any:

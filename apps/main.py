@@ -12,11 +12,14 @@ from pathlib import Path
 import matplotlib
 import streamlit as st
 
+from apps.charts import readable_widgets
+
 matplotlib.use("Agg")  # figures are rendered to PNG bytes; no window, and safe off the main thread
 
 HERE = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="toydiff", page_icon=":material/blur_on:", layout="wide")
+readable_widgets()  # multiselect chips wrap instead of running off the box
 
 #: (name, title, icon); each page is ``pages/<name>/<name>.py`` with its helpers beside it, served at ``/<name>``;
 #: the first is the default. The script is named after its page: Streamlit (and AppTest's ``switch_page`` before a

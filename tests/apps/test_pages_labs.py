@@ -145,7 +145,7 @@ def test_sampler_lab_error_bars_costs_spacings_and_flow_samplers():
     assert any("single runs scatter around it" in c.value for c in at.caption)
     assert not any("no sampler can beat" in m.value for m in [*at.markdown, *at.caption])
     assert at.info and ("floor band" in at.info[0].value)
-    assert {"⬇ PNG", "⬇ interactive (HTML)", "⬇ data (CSV)"} <= set(downloads(at))
+    assert {"⬇ PNG", "⬇ HTML", "⬇ CSV"} <= set(downloads(at))
 
     at.toggle(key="lab_nfe").set_value(False).run()
     traces = {t.get("name"): t for t in charts(clean(at))[0]["data"]}
@@ -179,7 +179,7 @@ def test_schedules_page_charts_and_url():
     assert heat["type"] == "heatmap" and arr(heat["z"]).shape == (32, 200)
     assert at.select_slider(key="emb_dim").value == 32 and at.selectbox(key="plan_spacing").value == "trailing"
     assert at.latex and any(m.value.startswith("**What to look at.**") for m in at.markdown)
-    assert "⬇ data (CSV)" in downloads(at)
+    assert "⬇ CSV" in downloads(at)
     at.select_slider(key="emb_dim").set_value(16).run()
     assert arr(charts(clean(at))[1]["data"][0]["z"]).shape == (16, 200) and at.query_params["emb_dim"] == "16"
 

@@ -27,7 +27,7 @@ def curves_png(specs: tuple[ScheduleSpec, ...]) -> bytes:
 @st.cache_data(max_entries=32, show_spinner="Computing the exact marginals q(x_t)…")
 def forward_png(dataset: str, spec: ScheduleSpec, n_samples: int, n_panels: int, seed: int) -> bytes:
     fig = forward_density_mpl(mixture_of(dataset), build_schedule(spec)[0], n_samples=n_samples, n_panels=n_panels,
-                                generator=torch.Generator().manual_seed(seed))
+                                generator=torch.Generator().manual_seed(seed), units="data units")
     return fig_png(fig)
 
 

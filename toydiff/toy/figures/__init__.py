@@ -13,7 +13,12 @@ its figure.
 - :mod:`~toydiff.toy.figures.likelihood`: PF-ODE log-likelihood against the exact one, the ELBO by step;
 - :mod:`~toydiff.toy.figures.memorisation`: copies of training points, the copy rate against n;
 - :mod:`~toydiff.toy.figures.base` (colours, extents, density grids) and :mod:`~toydiff.toy.figures.plotly_kit`
-  (Plotly traces and the frame animator) are what the families share.
+  (Plotly traces, the frame animator, :func:`~toydiff.toy.figures.plotly_kit.log_axis` for every log axis and
+  :func:`~toydiff.toy.figures.plotly_kit.plane_axes` for every panel of points in a plane) are what the families
+  share;
+- :mod:`~toydiff.toy.figures.lint` checks a drawn figure (text inside the canvas, no empty panel, equal aspect,
+  readable log ticks) and :mod:`~toydiff.toy.figures.gallery` draws every figure from small synthetic inputs for
+  those checks (tests/test_figure_checks.py, ``bench/figure_gallery.py``).
 
 Plotly is an optional dependency (the ``app`` extra): every module imports it inside its ``*_plotly``
 functions only, except :mod:`~toydiff.toy.figures.plotly_kit`, which only those functions import.

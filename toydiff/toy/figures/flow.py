@@ -28,6 +28,8 @@ def paths_plotly(paths: Mapping[str, torch.Tensor], *, density: tuple | None = N
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from toydiff.toy.figures.plotly_kit import plane_axes
+
     if not paths:
         raise ValueError("paths is empty")
     fig = make_subplots(rows=1, cols=len(paths), subplot_titles=list(paths), horizontal_spacing=0.06)
@@ -50,7 +52,7 @@ def paths_plotly(paths: Mapping[str, torch.Tensor], *, density: tuple | None = N
                                      showlegend=col == 1, marker=dict(symbol=sym, size=7, color="black"),
                                      hovertemplate="(%{x:.2f}, %{y:.2f})<extra>" + lab + "</extra>"), row=1, col=col)
         if a.shape[2] == 2:
-            fig.update_yaxes(scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+            plane_axes(fig, row=1, col=col)
         else:
             fig.update_xaxes(title_text="fraction of the run (noise → data)", row=1, col=col)
     fig.update_layout(**PLOTLY_LAYOUT_LABS, height=430, legend=dict(orientation="h", y=-0.1))

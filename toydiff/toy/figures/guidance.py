@@ -58,6 +58,8 @@ def target_panels_plotly(panels: Sequence[tuple[str, TiltedTarget]], samples, *,
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from toydiff.toy.figures.plotly_kit import plane_axes
+
     if not panels:
         raise ValueError("panels is empty")
     x = to_numpy(samples)[:check_int(max_points, "max_points", min=1)]
@@ -71,9 +73,8 @@ def target_panels_plotly(panels: Sequence[tuple[str, TiltedTarget]], samples, *,
         fig.add_trace(go.Scattergl(x=x[:, 0], y=x[:, 1], mode="markers", name="guided samples", showlegend=col == 1,
                                    legendgroup="samples", marker=dict(size=3, color=SAMPLE_COLOR, opacity=0.5),
                                    hovertemplate="(%{x:.2f}, %{y:.2f})<extra>sample</extra>"), row=1, col=col)
-        fig.update_xaxes(range=[float(tg.xs[0]), float(tg.xs[-1])], row=1, col=col)
-        fig.update_yaxes(range=[float(tg.ys[0]), float(tg.ys[-1])], scaleanchor=f"x{col if col > 1 else ''}",
-                         row=1, col=col)
+        plane_axes(fig, row=1, col=col, x_range=(float(tg.xs[0]), float(tg.xs[-1])),
+                   y_range=(float(tg.ys[0]), float(tg.ys[-1])))
     fig.update_layout(**PLOTLY_LAYOUT_LABS, height=420, legend=dict(orientation="h", y=-0.08))
     return fig
 
@@ -207,6 +208,8 @@ def class_posterior_plotly(mixture: GaussianMixture, alpha_bar: float, y: int, *
     coloured by class (hover reads the probability)."""
     import plotly.graph_objects as go
 
+    from toydiff.toy.figures.plotly_kit import plane_axes
+
     d = class_posterior_data(mixture, alpha_bar, y, n=n, extent=extent)
     fig = go.Figure(go.Heatmap(x=d.xs, y=d.ys, z=d.p, zmin=0, zmax=1, colorscale="Viridis",
                                colorbar=dict(title=f"p(y={y} | x_t)", thickness=12),
@@ -214,7 +217,7 @@ def class_posterior_plotly(mixture: GaussianMixture, alpha_bar: float, y: int, *
     fig.add_trace(go.Scatter(x=d.mu[:, 0], y=d.mu[:, 1], mode="markers", name="√ᾱ · component means",
                              marker=dict(size=9, color=d.labels, colorscale="Plotly3", line=dict(color="white", width=1)),
                              customdata=d.labels, hovertemplate="mean of a class-%{customdata} component<extra></extra>"))
-    fig.update_yaxes(scaleanchor="x")
+    plane_axes(fig, x_range=d.extent[:2], y_range=d.extent[2:])
     fig.update_layout(**PLOTLY_LAYOUT_LABS, height=420, title=f"exact class posterior, ᾱ = {float(alpha_bar):.3g}",
                       legend=dict(orientation="h", y=-0.12))
     return fig

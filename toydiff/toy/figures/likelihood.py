@@ -80,6 +80,8 @@ def likelihood_grid_plotly(xs, ys, values: Mapping[str, np.ndarray], *, span: fl
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from toydiff.toy.figures.plotly_kit import plane_axes
+
     if not values:
         raise ValueError("values is empty")
     top = max(float(np.max(to_numpy(v))) for v in values.values())
@@ -99,7 +101,8 @@ def likelihood_grid_plotly(xs, ys, values: Mapping[str, np.ndarray], *, span: fl
                                  colorbar=dict(title="log p", thickness=12),
                                  hovertemplate="(%{x:.2f}, %{y:.2f}): %{customdata:.3f} nats<extra>" + label + "</extra>"),
                       row=1, col=col)
-        fig.update_yaxes(scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+        plane_axes(fig, row=1, col=col, x_range=(float(np.min(xs)), float(np.max(xs))),
+                   y_range=(float(np.min(ys)), float(np.max(ys))))
     fig.update_layout(**PLOTLY_LAYOUT_LABS, height=380)
     return fig
 
@@ -130,20 +133,26 @@ def elbo_data(terms: Mapping[str, ELBOTerms], reference: str = "oracle") -> list
 
 def elbo_mpl(terms: Mapping[str, ELBOTerms], *, reference: str = "oracle", title: str = "ELBO by step") -> Figure:
     """Left: L_t against t (log scale; t = 0 is the decoder, left out) for each entry of ``terms``. Right: each
-    entry's excess over ``reference``, L_t − L_t(reference), with its cumulative sum: where likelihood is lost."""
+    entry's excess over ``reference``, L_t − L_t(reference), with its cumulative sum: where likelihood is lost
+    (no right panel when ``terms`` holds the reference alone: there is no excess to draw)."""
     lines = elbo_data(terms, reference)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    gaps = [ln for ln in lines if ln.gap is not None]
+    # the excess panel only where there is an excess to draw (the reference alone has none)
+    fig, axes = plt.subplots(1, 2 if gaps else 1, figsize=(11, 4) if gaps else (6.5, 4), constrained_layout=True,
+                             squeeze=False)
+    a = axes[0, 0]
     for ln in lines:
         t = np.arange(1, len(ln.per_t))
         a.plot(t, np.clip(ln.per_t[1:], 1e-8, None), label=f"{ln.label}: total {ln.total:.3f} nats")
-        if ln.gap is not None:
+    a.set(yscale="log", xlabel="step t", ylabel="L_t [nats]", title=title)
+    a.legend(fontsize=8)
+    if gaps:
+        b = axes[0, 1]
+        for ln in gaps:
             b.plot(np.arange(len(ln.gap)), ln.gap, label=f"{ln.label} − {reference} per step")
             b.plot(np.arange(len(ln.gap)), np.cumsum(ln.gap), "--", label=f"cumulative ({np.sum(ln.gap):+.3f} nats)")
-    a.set(yscale="log", xlabel="step t", ylabel="L_t [nats]", title=title)
-    b.axhline(0, color="k", lw=0.8)
-    b.set(xlabel="step t", ylabel="excess [nats]", title="where the model loses likelihood")
-    a.legend(fontsize=8)
-    if b.lines[1:]:
+        b.axhline(0, color="k", lw=0.8)
+        b.set(xlabel="step t", ylabel="excess [nats]", title="where the model loses likelihood")
         b.legend(fontsize=8)
     return fig
 
@@ -154,9 +163,12 @@ def elbo_plotly(terms: Mapping[str, ELBOTerms], *, reference: str = "oracle") ->
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from toydiff.toy.figures.plotly_kit import log_axis
+
     lines = elbo_data(terms, reference)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("L_t by step [nats]", f"excess over the {reference}, by step"),
-                        horizontal_spacing=0.1)
+    gaps = any(ln.gap is not None for ln in lines)  # the excess panel only where there is an excess to draw
+    fig = make_subplots(rows=1, cols=2 if gaps else 1, horizontal_spacing=0.1,
+                        subplot_titles=("L_t by step [nats]",) + ((f"excess over the {reference}, by step",) if gaps else ()))
     for ln in lines:
         t = np.arange(1, len(ln.per_t))
         fig.add_trace(go.Scatter(x=t, y=np.clip(ln.per_t[1:], 1e-8, None), mode="lines", name=f"{ln.label}: total "
@@ -169,7 +181,7 @@ def elbo_plotly(terms: Mapping[str, ELBOTerms], *, reference: str = "oracle") ->
             fig.add_trace(go.Scatter(x=np.arange(len(gap)), y=np.cumsum(gap), mode="lines", line=dict(dash="dash"),
                                      name=f"cumulative ({gap.sum():+.3f} nats)",
                                      hovertemplate="t ≤ %{x}: %{y:.3g}<extra>cumulative</extra>"), row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(**log_axis(*[np.clip(ln.per_t[1:], 1e-8, None) for ln in lines]), row=1, col=1)
     fig.update_xaxes(title_text="step t")
     fig.update_layout(**PLOTLY_LAYOUT_LABS, height=380, legend=dict(orientation="h", y=-0.25))
     return fig

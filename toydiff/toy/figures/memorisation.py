@@ -7,6 +7,7 @@ second nearest; :mod:`toydiff.evaluation.memorisation`), and the copy rate again
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -44,9 +45,11 @@ def memorisation_mpl(train, samples: dict, copies: dict, *, title: str = "Memori
             ax.scatter(tr[:, 0], tr[:, 1], s=40, facecolors="none", edgecolors="k", lw=0.8, label="training points")
             ax.scatter(xs[~cp, 0], xs[~cp, 1], s=3, c="tab:blue", alpha=0.5, label="new")
             ax.scatter(xs[cp, 0], xs[cp, 1], s=3, c="tab:red", alpha=0.5, label="copies")
+            ax.set(aspect="equal", xlabel="x", ylabel="y")  # points in a plane: a ring stays round
         ax.set_title(f"{label}: copy rate {cp.mean():.0%}")
         ax.legend(fontsize=7, markerscale=2)
-    fig.suptitle(title)
+    # wrapped to the figure's width (about 10 characters an inch at this size): one narrow panel clipped it
+    fig.suptitle(textwrap.fill(title, width=max(20, int(fig.get_figwidth() * 10))), fontsize=11)
     return fig
 
 
@@ -54,6 +57,8 @@ def copies_plotly(train, samples, is_copy) -> go.Figure:
     """Training points and samples, the samples coloured by whether they copy a training point (2-D: the plane;
     1-D: stacked histograms with the training points as ticks). ``train [M, D]``, ``samples [N, D]``, ``is_copy [N]``."""
     import plotly.graph_objects as go
+
+    from toydiff.toy.figures.plotly_kit import plane_axes
 
     tr, xs, cp = copies_data(train, samples, is_copy)
     fig = go.Figure()
@@ -70,7 +75,8 @@ def copies_plotly(train, samples, is_copy) -> go.Figure:
         for name, color, m in parts:
             fig.add_trace(go.Scattergl(x=xs[m, 0], y=xs[m, 1], mode="markers", name=f"{name} ({m.sum()})",
                                        marker=dict(size=4, color=color, opacity=0.6)))
-        fig.update_yaxes(scaleanchor="x")
+        plane_axes(fig)
+        fig.update_layout(xaxis_title="x", yaxis_title="y")
     fig.update_layout(**PLOTLY_LAYOUT_LABS, height=420, legend=dict(orientation="h", y=-0.15))
     return fig
 
@@ -79,13 +85,15 @@ def copy_rate_plotly(n_train: Sequence[int], rates: Mapping[str, Sequence[float]
     """Copy rate against the number of training points (log x), one line per ``rates`` entry."""
     import plotly.graph_objects as go
 
+    from toydiff.toy.figures.plotly_kit import log_axis
+
     if not rates:
         raise ValueError("rates is empty")
     fig = go.Figure()
     for label, r in rates.items():
         fig.add_trace(go.Scatter(x=list(n_train), y=list(r), mode="lines+markers", name=label,
                                  hovertemplate="n = %{x}: %{y:.1%}<extra>" + label + "</extra>"))
-    fig.update_layout(**PLOTLY_LAYOUT_LABS, height=360, xaxis=dict(type="log", title="training points n"),
+    fig.update_layout(**PLOTLY_LAYOUT_LABS, height=360, xaxis=log_axis(n_train, title="training points n"),
                       yaxis=dict(title=f"copy rate (nearest < {ratio:.2g} × second nearest)", range=[-0.03, 1.03]),
                       legend=dict(orientation="h", y=-0.25))
     return fig

@@ -41,8 +41,17 @@ def _box(motion: Motion, mixture: GaussianMixture | None, pad: float = 0.05) -> 
     return lo - pad * span, hi + pad * span
 
 
+def _plane_layout(lo, hi) -> dict:
+    """Fixed axis ranges (so frames do not rescale) over the box, equal aspect, the plot shrunk to the box."""
+    from toydiff.toy.figures.plotly_kit import PLANE_X, PLANE_Y
+
+    return dict(xaxis=dict(PLANE_X, range=[lo[0], hi[0]], title="x"),
+                yaxis=dict(PLANE_Y, range=[lo[1], hi[1]], title="y"))
+
+
 def _label(t: int, ab: float) -> str:
-    return f"t = {t}, ᾱ = {ab:.3f}" if t >= 0 else "t = −1 (clean), ᾱ = 1"
+    """A frame's slider label, short so fifty of them fit under the slider: the step and ᾱ."""
+    return f"t={t} ᾱ={ab:.2f}" if t >= 0 else "clean"
 
 
 def _jitter(n: int, height: float) -> np.ndarray:
@@ -82,7 +91,7 @@ def forward_animation_plotly(motion: Motion, mixture: GaussianMixture | None = N
             if mixture is not None:
                 tr.insert(0, density_heatmap(dens[0], dens[1], dens[2][f]))
             frames.append(tr)
-        layout = dict(xaxis=dict(range=[lo[0], hi[0]]), yaxis=dict(range=[lo[1], hi[1]], scaleanchor="x"))
+        layout = _plane_layout(lo, hi)
     else:
         raise ValueError(f"forward_animation_plotly draws 1-D and 2-D motion, got D = {d}")
     return animate(frames, labels, title=title, height=560, **layout)
@@ -148,8 +157,7 @@ def reverse_animation_plotly(motion: Motion, *, mixture: GaussianMixture | None 
                                 opacity=1.0, symbol="diamond"))
         frames.append(tr)
         labels.append(_label(int(t), a))
-    return animate(frames, labels, title=title, height=600, xaxis=dict(range=[lo[0], hi[0]]),
-                          yaxis=dict(range=[lo[1], hi[1]], scaleanchor="x"))
+    return animate(frames, labels, title=title, height=600, **_plane_layout(lo, hi))
 
 
 def race_animation_plotly(race: dict[str, Motion], *, mixture: GaussianMixture | None = None, grid: int = 50,
@@ -188,7 +196,7 @@ def race_animation_plotly(race: dict[str, Motion], *, mixture: GaussianMixture |
                                  marker=dict(size=[3] * f + [12], color=c)))
         frames.append(tr)
     if d == 2:
-        layout = dict(xaxis=dict(range=[lo[0], hi[0]]), yaxis=dict(range=[lo[1], hi[1]], scaleanchor="x"))
+        layout = _plane_layout(lo, hi)
     else:
         layout = dict(xaxis=dict(range=[-0.5, steps[-1] + 0.5], title="sampler step"),
                       yaxis=dict(range=[lo[0], hi[0]], title="x_t"))
@@ -220,17 +228,19 @@ def denoising_animation_plotly(x_t: np.ndarray, x0_hat: np.ndarray, ts: Sequence
     fig.frames = [go.Frame(data=[_heat(a), _heat(b)], traces=[0, 1], name=nm) for a, b, nm in zip(x_t, x0_hat, names)]
     anim = {"frame": {"duration": frame_ms, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
     fig.update_layout(
-        height=380, width=640, margin={"t": 40, "b": 10, "l": 10, "r": 10},
+        height=380, width=640, margin={"t": 40, "b": 10, "l": 10, "r": 40},
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.05, "xanchor": "left",
                       "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, {**anim, "fromcurrent": True}]},
                                   {"label": "❚❚ Pause", "method": "animate",
                                    "args": [[None], {**anim, "frame": {"duration": 0, "redraw": False}}]}]}],
-        sliders=[{"active": 0, "x": 0.22, "len": 0.78, "y": -0.02, "currentvalue": {"prefix": ""},
+        sliders=[{"active": 0, "x": 0.22, "len": 0.72, "y": -0.02, "currentvalue": {"prefix": ""},
                   "steps": [{"label": str(t), "method": "animate",
                              "args": [[nm], {**anim, "frame": {"duration": 0, "redraw": True}}]}
                             for t, nm in zip(ts, names)]}])
     for ax in ("xaxis", "xaxis2", "yaxis", "yaxis2"):
         fig.layout[ax].update(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(scaleanchor="x", row=1, col=1)
-    fig.update_yaxes(scaleanchor="x2", row=1, col=2)
+    from toydiff.toy.figures.plotly_kit import plane_axes
+
+    plane_axes(fig, row=1, col=1)
+    plane_axes(fig, row=1, col=2)
     return fig

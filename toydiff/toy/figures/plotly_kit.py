@@ -12,11 +12,78 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from toydiff.checks import check_int
 from toydiff.toy.figures.base import PLOTLY_LAYOUT, SAMPLE_COLOR, to_numpy
 
-__all__ = ["density_heatmap", "arrows", "points", "animate"]
+__all__ = ["LOG_TICK_MODE", "log_ticks", "log_axis", "PLANE_X", "PLANE_Y", "plane_axes", "density_heatmap", "arrows",
+           "points", "animate"]
+
+
+#: the tick mode every log axis of the app uses (:func:`log_axis`); the figure checks look for it
+LOG_TICK_MODE = "array"
+
+
+def _tick_text(v: float) -> str:
+    """A tick label as a full number (``0.002``, ``20``, ``5000``), or ``2e-5`` / ``3e6`` far from 1."""
+    if 1e-3 <= v < 1e5:
+        return f"{v:.6g}"
+    m, e = f"{v:.0e}".split("e")
+    return f"{m}e{int(e)}"
+
+
+def log_ticks(values) -> tuple[list[float], list[str]]:
+    """Readable ticks for a log axis over the positive finite ``values`` (any shape): 1-2-5 in every decade when
+    the data span at most three decades, whole decades (every k-th past eight) otherwise, always at least two
+    ticks inside the data's range, each labelled with its full number. Plotly's default labels the minor ticks of
+    a short log axis with their bare leading digit ("9 10 2 3 4", where "2" means 20); these do not."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return [1.0], ["1"]
+    lo, hi = float(v.min()), float(v.max())
+    d0, d1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    span = max(d1 - d0, 1)
+    mantissas = (1, 2, 5) if span <= 3 else (1,)
+    every = max(1, int(np.ceil(span / 8)))
+    ticks = [m * 10.0 ** d for d in range(d0, d1 + 1) if (d - d0) % every == 0 for m in mantissas]
+    inside = [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+    if len(inside) < 2:  # a narrow range: 1-9 per decade, else four ticks at two significant digits
+        ticks = [m * 10.0 ** d for d in range(d0, d1 + 1) for m in range(1, 10)]
+        inside = [t for t in ticks if lo <= t <= hi]
+        if len(inside) < 2:
+            ticks = [float(f"{t:.2g}") for t in np.geomspace(lo, hi, 4)]
+    ticks = sorted({float(f"{t:.12g}") for t in ticks})
+    return ticks, [_tick_text(t) for t in ticks]
+
+
+def log_axis(*values, **axis) -> dict:
+    """The one way the app draws a log axis: ``dict(type="log", tickmode="array", tickvals, ticktext)`` from
+    :func:`log_ticks` over every array in ``values`` (the data drawn on that axis), plus ``axis`` (a title …).
+    Use as ``fig.update_xaxes(**log_axis(x))`` or ``xaxis=log_axis(x, title="n")``."""
+    vals, text = log_ticks(np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in values]) if values
+                           else [])
+    return dict(type="log", tickmode=LOG_TICK_MODE, tickvals=vals, ticktext=text, **axis)
+
+
+#: axes for points in a plane: equal units on x and y (``scaleanchor``), and the plot area shrunk to the data's
+#: box (``constrain="domain"``) rather than the box widened with blank bands beside a heatmap
+PLANE_X = dict(constrain="domain")
+PLANE_Y = dict(scaleanchor="x", scaleratio=1, constrain="domain")
+
+
+def plane_axes(fig, *, row: int | None = None, col: int | None = None, x_range=None, y_range=None) -> None:
+    """Give a panel equal aspect (:data:`PLANE_X` / :data:`PLANE_Y`), anchored to its own x axis in a subplot grid;
+    ``x_range`` / ``y_range`` fix the data box (e.g. a density grid's extent, so a heatmap fills the panel)."""
+    if row is None:
+        fig.update_xaxes(**PLANE_X, **({} if x_range is None else dict(range=list(x_range))))
+        fig.update_yaxes(**PLANE_Y, **({} if y_range is None else dict(range=list(y_range))))
+        return
+    xref = fig.get_subplot(row, col).xaxis.plotly_name.replace("axis", "")
+    fig.update_xaxes(**PLANE_X, **({} if x_range is None else dict(range=list(x_range))), row=row, col=col)
+    fig.update_yaxes(**dict(PLANE_Y, scaleanchor=xref), **({} if y_range is None else dict(range=list(y_range))),
+                     row=row, col=col)
 
 
 def density_heatmap(xs, ys, p, *, name: str = "exact p_t(x)", showscale: bool = False) -> go.Heatmap:
@@ -82,13 +149,17 @@ def animate(frames: Sequence[Sequence], labels: Sequence[str], *, static: Sequen
                     _validate=False)
     play = dict(frame=dict(duration=duration_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
     pause = dict(frame=dict(duration=0, redraw=False), mode="immediate", transition=dict(duration=0))
+    # the slider ends 6 % short of the right edge and the margin is wider, so its last label is not clipped
+    # the template as an object: the figure is unvalidated, so a template name would stay a string, which
+    # Figure.to_html (the page's HTML download) cannot read
     fig.update_layout(
-        **PLOTLY_LAYOUT, title=title,
+        **dict(PLOTLY_LAYOUT, margin=dict(PLOTLY_LAYOUT["margin"], r=60), template=pio.templates[PLOTLY_LAYOUT["template"]]),
+        title=title,
         updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.08, xanchor="left", yanchor="top",
                           showactive=False, pad=dict(r=10, t=10),
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                    dict(label="⏸ Pause", method="animate", args=[[None], pause])])],
-        sliders=[dict(active=0, x=0.16, len=0.84, y=-0.04, yanchor="top", currentvalue=dict(prefix=slider_prefix, xanchor="right"),
+        sliders=[dict(active=0, x=0.16, len=0.78, y=-0.04, pad=dict(r=20, t=30), yanchor="top", currentvalue=dict(prefix=slider_prefix, xanchor="right"),
                       steps=[dict(label=lab, method="animate", args=[[nm], dict(pause, frame=dict(duration=0, redraw=True))])
                              for lab, nm in zip(labels, names)])])
     fig.update_layout(**layout)

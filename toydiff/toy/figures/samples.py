@@ -56,11 +56,12 @@ def samples_data(samples, *, mixture: GaussianMixture | None = None, true_sample
 
 
 def kde_vs_histogram_mpl(samples, *, mixture: GaussianMixture | None = None, true_samples=None,
-                         title: str = "Sampled vs true distribution", bins: int = 60) -> Figure:
+                         title: str = "Sampled vs true distribution", bins: int = 60,
+                         units: str = "data units") -> Figure:
     """The seed exercise's Figure 1: a density histogram of the samples over the true density.
 
     The truth is drawn as the exact mixture density when ``mixture`` is given and as a seaborn KDE of
-    ``true_samples`` when those are given (both if both). 1-D only.
+    ``true_samples`` when those are given (both if both). 1-D only. ``units`` names x's space on the axis.
     """
     if to_numpy(samples).reshape(len(samples), -1).shape[1] != 1:
         raise ValueError("kde_vs_histogram is for 1-D samples [N, 1]; use scatter_with_density in 2-D")
@@ -75,7 +76,7 @@ def kde_vs_histogram_mpl(samples, *, mixture: GaussianMixture | None = None, tru
         sns.kdeplot(x=d.truth.reshape(-1), ax=ax, color=MPL_TRUE, lw=2, ls="--", label="KDE of true samples")
     if d.density is not None:
         ax.plot(*d.density, color=MPL_TRUE, lw=2, label="exact density")
-    ax.set(xlabel="x", ylabel="density", title=title, xlim=(lo[0], hi[0]))
+    ax.set(xlabel=f"x ({units})", ylabel="density", title=title, xlim=(lo[0], hi[0]))
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -83,8 +84,9 @@ def kde_vs_histogram_mpl(samples, *, mixture: GaussianMixture | None = None, tru
 
 
 def scatter_with_density_mpl(samples, *, mixture: GaussianMixture | None = None, true_samples=None,
-                             title: str = "Samples") -> Figure:
-    """2-D samples over the exact density's contours (or over true samples where no density is known)."""
+                             title: str = "Samples", units: str = "data units") -> Figure:
+    """2-D samples over the exact density's contours (or over true samples where no density is known);
+    ``units`` names the space of the points on both axes."""
     x = to_numpy(samples)
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"scatter_with_density is for 2-D samples [N, 2], got {x.shape}")
@@ -97,19 +99,20 @@ def scatter_with_density_mpl(samples, *, mixture: GaussianMixture | None = None,
         ax.contour(*d.density, levels=8, colors=MPL_TRUE, linewidths=0.8)
         ax.plot([], [], color=MPL_TRUE, label="exact density")
     ax.scatter(x[:, 0], x[:, 1], s=3, color=MPL_SAMPLE, alpha=0.4, label=f"samples (n = {len(x):,})")
-    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal", title=title)
+    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal", title=title, xlabel=f"x ({units})",
+           ylabel=f"y ({units})")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def samples_vs_truth_mpl(samples, *, mixture: GaussianMixture | None = None, true_samples=None,
-                         title: str = "Samples") -> Figure:
+                         title: str = "Samples", units: str = "data units") -> Figure:
     """:func:`kde_vs_histogram_mpl` for 1-D samples ``[N, 1]``, :func:`scatter_with_density_mpl` for 2-D ``[N, 2]``."""
     dim = to_numpy(samples).reshape(len(samples), -1).shape[1]
     if dim == 1:
-        return kde_vs_histogram_mpl(samples, mixture=mixture, true_samples=true_samples, title=title)
-    return scatter_with_density_mpl(samples, mixture=mixture, true_samples=true_samples, title=title)
+        return kde_vs_histogram_mpl(samples, mixture=mixture, true_samples=true_samples, title=title, units=units)
+    return scatter_with_density_mpl(samples, mixture=mixture, true_samples=true_samples, title=title, units=units)
 
 
 def samples_vs_truth_plotly(samples, *, mixture: GaussianMixture | None = None, true_samples=None,
@@ -118,7 +121,7 @@ def samples_vs_truth_plotly(samples, *, mixture: GaussianMixture | None = None, 
     ``true_samples`` stand in where there is no exact mixture."""
     import plotly.graph_objects as go
 
-    from toydiff.toy.figures.plotly_kit import density_heatmap, points
+    from toydiff.toy.figures.plotly_kit import density_heatmap, plane_axes, points
 
     x = to_numpy(samples).reshape(len(samples), -1)
     d = samples_data(samples, mixture=mixture, true_samples=true_samples, n_grid=400 if x.shape[1] == 1 else 80)
@@ -141,7 +144,7 @@ def samples_vs_truth_plotly(samples, *, mixture: GaussianMixture | None = None, 
         if d.truth is not None:
             fig.add_trace(points(d.truth, name="true samples", color=TRUE_COLOR, opacity=0.3))
         fig.add_trace(points(x, name=f"samples (n = {len(x):,})"))
-        fig.update_layout(xaxis=dict(range=[lo[0], hi[0]]), yaxis=dict(range=[lo[1], hi[1]], scaleanchor="x"))
+        plane_axes(fig, x_range=(lo[0], hi[0]), y_range=(lo[1], hi[1]))
     fig.update_layout(**PLOTLY_LAYOUT, title=title, legend=dict(x=0.99, y=0.99, xanchor="right", yanchor="top",
                                                                bgcolor="rgba(255,255,255,0.7)"))
     return fig
@@ -243,7 +246,7 @@ def trajectories_2d_plotly(path, *, n: int = 40, title: str = "Reverse trajector
     """The first ``n`` tracked 2-D paths ``[S + 1, N, 2]`` as one line trace, start and end marked."""
     import plotly.graph_objects as go
 
-    from toydiff.toy.figures.plotly_kit import points
+    from toydiff.toy.figures.plotly_kit import plane_axes, points
 
     p, k = trajectories_2d_data(path, n=n)
     nan = np.full((1, k), np.nan)
@@ -252,5 +255,6 @@ def trajectories_2d_plotly(path, *, n: int = 40, title: str = "Reverse trajector
                                 name="paths", hoverinfo="skip"),
                      points(p[0, :k], name="x_T (start)", color="grey", size=6, opacity=0.9),
                      points(p[-1, :k], name="x_0 (end)", color=SAMPLE_COLOR, size=6, opacity=0.9)])
-    fig.update_layout(**PLOTLY_LAYOUT, title=f"{title} ({k} samples)", yaxis=dict(scaleanchor="x"))
+    fig.update_layout(**PLOTLY_LAYOUT, title=f"{title} ({k} samples)")
+    plane_axes(fig)
     return fig

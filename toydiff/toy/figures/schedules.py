@@ -68,6 +68,8 @@ def schedule_curves_plotly(series: Sequence[Series]) -> go.Figure:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from toydiff.toy.figures.plotly_kit import log_axis
+
     fig = make_subplots(rows=1, cols=3, subplot_titles=("β_t (noise added per step, log)", "ᾱ_t (signal kept)",
                                                         "SNR_t = ᾱ / (1 − ᾱ)"))
     palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -80,8 +82,9 @@ def schedule_curves_plotly(series: Sequence[Series]) -> go.Figure:
                                      showlegend=col == 1, line={"color": palette[i % len(palette)]},
                                      hovertemplate="t = %{customdata}<br>%{y:.4g}<extra>" + label + "</extra>"),
                           row=1, col=col)
-    fig.update_yaxes(type="log", row=1, col=1)  # β spans 1e-4 (linear start) to ~1 (cosine's clipped end)
-    fig.update_yaxes(type="log", row=1, col=3)
+    # β spans 1e-4 (linear start) to ~1 (cosine's clipped end), SNR many decades: readable ticks on both
+    fig.update_yaxes(**log_axis(*[s[1] for s in series]), row=1, col=1)
+    fig.update_yaxes(**log_axis(*[s[3] for s in series]), row=1, col=3)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_xaxes(title_text="t / T")
     fig.update_layout(height=360, margin={"t": 40, "b": 10}, hovermode="x unified",
@@ -137,49 +140,69 @@ def embedding_plotly(dim: int, T: int, *, t_max: int | None = None) -> go.Figure
     return fig
 
 
+def _forward_1d(mixture: GaussianMixture, schedule: NoiseSchedule, x0, ts, n_samples: int, g, units: str) -> Figure:
+    """Forward figure, 1-D: the exact density heatmap t × x, and a histogram of q_sample draws at each of ``ts``."""
+    ab = schedule.alpha_bars
+    lo, hi = extent(x0, mixture)
+    lo, hi = min(lo[0], -4.0), max(hi[0], 4.0)
+    grid = torch.linspace(lo, hi, 300, dtype=torch.float64)[:, None]
+    t_axis = np.unique(np.linspace(0, schedule.T - 1, 150).round().astype(int))
+    dens = np.stack([mixture.log_prob(grid, ab[t].item()).exp().numpy() for t in t_axis])
+    fig, axes = plt.subplots(1, len(ts) + 1, figsize=(3 * (len(ts) + 1), 3.8), constrained_layout=True,
+                             gridspec_kw={"width_ratios": [2] + [1] * len(ts)})
+    axes[0].imshow(dens.T, origin="lower", aspect="auto", cmap="viridis", extent=(t_axis[0], t_axis[-1], lo, hi))
+    axes[0].set(xlabel="t", ylabel=f"x_t ({units})", title="exact density of x_t")
+    for ax, t in zip(axes[1:], ts):
+        xt = q_sample(schedule, x0, torch.full((n_samples,), int(t)), generator=g)
+        ax.hist(to_numpy(xt)[:, 0], bins=60, range=(lo, hi), density=True, color=MPL_SAMPLE, alpha=0.5,
+                orientation="horizontal", label="q_sample")
+        ax.plot(mixture.log_prob(grid, ab[t].item()).exp().numpy(), grid[:, 0], color=MPL_TRUE, label="exact")
+        ax.set(title=f"t = {t}, ᾱ = {ab[t]:.3f}", xlabel="density", ylim=(lo, hi))
+    axes[1].legend(fontsize=8)
+    return fig
+
+
+def _forward_2d(mixture: GaussianMixture, schedule: NoiseSchedule, x0, ts, n_samples: int, g, units: str) -> Figure:
+    """Forward figure, 2-D: q_sample draws over closed contours of the exact density (at 10–90 % of its peak,
+    so no level runs off the box as a stray fragment), one equal-aspect panel per step of ``ts``."""
+    ab = schedule.alpha_bars
+    fig, axes = plt.subplots(1, len(ts), figsize=(3.2 * len(ts), 4.3), sharex=True, sharey=True,
+                             constrained_layout=True, squeeze=False)
+    lim = max(4.0, float(np.abs(to_numpy(x0)).max()) * 1.1)
+    xs = torch.linspace(-lim, lim, 160, dtype=torch.float64)
+    XX, YY = torch.meshgrid(xs, xs, indexing="xy")
+    pts = torch.stack([XX.reshape(-1), YY.reshape(-1)], 1)
+    for ax, t in zip(axes[0], ts):
+        xt = to_numpy(q_sample(schedule, x0, torch.full((n_samples,), int(t)), generator=g))
+        ax.scatter(xt[:, 0], xt[:, 1], s=2, color=MPL_SAMPLE, alpha=0.3)
+        p = mixture.log_prob(pts, ab[t].item()).exp().reshape(XX.shape).numpy()
+        ax.contour(XX.numpy(), YY.numpy(), p, levels=p.max() * np.array([0.1, 0.3, 0.5, 0.7, 0.9]), colors=MPL_TRUE,
+                   linewidths=0.8)
+        ax.set(title=f"t = {t}, ᾱ = {ab[t]:.3f}", aspect="equal", xlim=(-lim, lim), ylim=(-lim, lim),
+               xlabel=f"x ({units})")
+    axes[0, 0].set_ylabel(f"y ({units})")
+    return fig
+
+
 def forward_density_mpl(mixture: GaussianMixture, schedule: NoiseSchedule, *, n_samples: int = 4000,
-                    n_panels: int = 5, generator: torch.Generator | None = None) -> Figure:
+                        n_panels: int = 5, generator: torch.Generator | None = None,
+                        units: str = "normalised units") -> Figure:
     """The forward process: the exact density of x_t over t, beside histograms of q_sample draws.
 
     1-D: a heatmap t × x of the exact marginal and histograms at ``n_panels`` steps. 2-D: the exact
-    density contours and sampled points at ``n_panels`` steps.
+    density contours and sampled points at ``n_panels`` steps. ``units`` names the space of ``mixture`` on
+    every axis: the default is a run's oracle, the normalised data the model diffuses in (pass ``"data units"``
+    with a data set's own mixture).
     """
     g = generator or torch.Generator().manual_seed(0)
-    ts = np.linspace(0, schedule.T - 1, n_panels).round().astype(int)
-    ab = schedule.alpha_bars
+    ts = np.linspace(0, schedule.T - 1, check_int(n_panels, "n_panels", min=1)).round().astype(int)
     x0 = mixture.sample(n_samples, g)
     if mixture.D == 1:
-        lo, hi = extent(x0, mixture)
-        lo, hi = min(lo[0], -4.0), max(hi[0], 4.0)
-        grid = torch.linspace(lo, hi, 300, dtype=torch.float64)[:, None]
-        t_axis = np.unique(np.linspace(0, schedule.T - 1, 150).round().astype(int))
-        dens = np.stack([mixture.log_prob(grid, ab[t].item()).exp().numpy() for t in t_axis])
-        fig, axes = plt.subplots(1, n_panels + 1, figsize=(3 * (n_panels + 1), 3.6),
-                                 gridspec_kw={"width_ratios": [2] + [1] * n_panels})
-        axes[0].imshow(dens.T, origin="lower", aspect="auto", cmap="viridis",
-                       extent=(t_axis[0], t_axis[-1], lo, hi))
-        axes[0].set(xlabel="t", ylabel="x_t", title="exact density of x_t")
-        for ax, t in zip(axes[1:], ts):
-            xt = q_sample(schedule, x0, torch.full((n_samples,), int(t)), generator=g)
-            ax.hist(to_numpy(xt)[:, 0], bins=60, range=(lo, hi), density=True, color=MPL_SAMPLE, alpha=0.5,
-                    orientation="horizontal", label="q_sample")
-            ax.plot(mixture.log_prob(grid, ab[t].item()).exp().numpy(), grid[:, 0], color=MPL_TRUE, label="exact")
-            ax.set(title=f"t = {t}, ᾱ = {ab[t]:.3f}", xlabel="density", ylim=(lo, hi))
-        axes[1].legend(fontsize=8)
+        fig = _forward_1d(mixture, schedule, x0, ts, n_samples, g, units)
     elif mixture.D == 2:
-        fig, axes = plt.subplots(1, n_panels, figsize=(3.2 * n_panels, 3.4), sharex=True, sharey=True)
-        lim = max(4.0, float(np.abs(to_numpy(x0)).max()) * 1.1)
-        xs = torch.linspace(-lim, lim, 120, dtype=torch.float64)
-        XX, YY = torch.meshgrid(xs, xs, indexing="xy")
-        pts = torch.stack([XX.reshape(-1), YY.reshape(-1)], 1)
-        for ax, t in zip(axes, ts):
-            xt = to_numpy(q_sample(schedule, x0, torch.full((n_samples,), int(t)), generator=g))
-            ax.scatter(xt[:, 0], xt[:, 1], s=2, color=MPL_SAMPLE, alpha=0.3)
-            ax.contour(XX, YY, mixture.log_prob(pts, ab[t].item()).exp().reshape(XX.shape), levels=6, colors=MPL_TRUE,
-                       linewidths=0.8)
-            ax.set(title=f"t = {t}, ᾱ = {ab[t]:.3f}", aspect="equal")
+        fig = _forward_2d(mixture, schedule, x0, ts, n_samples, g, units)
     else:
         raise ValueError("forward_density draws 1-D and 2-D mixtures")
-    fig.suptitle(f"Forward process q(x_t | x_0) on the {schedule.name} schedule: exact (blue) vs sampled (red)")
-    fig.tight_layout()
+    fig.suptitle(f"Forward process q(x_t | x_0) on the {schedule.name} schedule, {units}: exact (blue) vs sampled "
+                 "(red)")
     return fig

@@ -194,7 +194,7 @@ def eps_comparison_mpl(learned: Callable, schedule: NoiseSchedule, t: int, *, or
 def _eps_arrows_plotly(fig, learned: Callable, oracle: GaussianMixture | None, t: int, ab: float,
                        extent: tuple[float, float], n_arrows: int) -> None:
     """2-D: −ε̂ and −ε* as arrows on an ``n_arrows``² grid over the exact density of x_t, one length scale."""
-    from toydiff.toy.figures.plotly_kit import arrows, density_heatmap
+    from toydiff.toy.figures.plotly_kit import arrows, density_heatmap, plane_axes
 
     xs = np.linspace(extent[0], extent[1], n_arrows)
     XX, YY = np.meshgrid(xs, xs)
@@ -209,7 +209,8 @@ def _eps_arrows_plotly(fig, learned: Callable, oracle: GaussianMixture | None, t
     step = (extent[1] - extent[0]) / (n_arrows - 1) * 0.9 / max(np.linalg.norm(v, axis=1).max() for v in vecs.values())
     for (name, v), color in zip(vecs.items(), (SAMPLE_COLOR, EXACT_COLOR)):
         fig.add_trace(arrows(pts, v, scale=step, name=name, color=color, width=1.5 if color == SAMPLE_COLOR else 1))
-    fig.update_layout(xaxis=dict(range=list(extent)), yaxis=dict(range=list(extent), scaleanchor="x"), height=520)
+    plane_axes(fig, x_range=extent, y_range=extent)
+    fig.update_layout(height=520)
 
 
 def eps_comparison_plotly(learned: Callable, schedule: NoiseSchedule, t: int, *, oracle: GaussianMixture | None = None,
