@@ -100,7 +100,7 @@ def test_loss_bucket_title_reads_the_peak_from_the_history():
     assert "low t is hardest" not in title and "highest at t/T ≈ 0.25" in title
     assert "most above the floor at t/T ≈" in title
     spec = loss_curves_plotly(h).to_dict()
-    assert any(a.get("text") == title for a in spec["layout"]["annotations"])
+    assert any(a.get("text") == title.replace("; ", "<br>") for a in spec["layout"]["annotations"])
 
 
 # --- Guidance: the axis follows the mode; the colour scale does not saturate -----------------------------
@@ -164,6 +164,10 @@ def test_shipped_two_gaussians_texts_come_from_its_metadata():
     assert "three times more" not in note and "drew t uniformly" in note and f"{abs(h.train_loss[-1] - h.val_loss[-1]):.4f}" in note
     low = loss_gap_note({"config": {"t_sampling": "low-noise"}}, 0.42, 0.287)
     assert "low-noise" in low and "above" in low
+    eight = load_toy(WEIGHTS / "8gaussians")
+    h8 = eight.history
+    note8 = loss_gap_note(eight.metadata, h8.train_loss[-1], h8.val_loss[-1], h8.records[-1]["val_by_bucket"])
+    assert "where the loss is largest" not in note8 and "smallest-t bucket" in note8
 
 
 def test_plurals():

@@ -49,10 +49,11 @@ def recipe_phrase(meta: dict, recipe: Recipe) -> str:
     return "the default recipe except " + ", ".join(f"{k} = {v!r} (recipe: {r!r})" for k, (v, r) in diff.items())
 
 
-def loss_gap_note(meta: dict, train_loss: float, val_loss: float) -> str:
+def loss_gap_note(meta: dict, train_loss: float, val_loss: float, by_bucket=None) -> str:
     """Why this run's final train and held-out losses differ (or barely do), from its metadata: the train loss
     averages over the run's training t-distribution with the live weights, the held-out over uniform t with
-    the EMA weights."""
+    the EMA weights. ``by_bucket``: the last epoch's held-out loss per t bucket (small t first), which says
+    whether the smallest t — the ones "low-noise" oversamples — cost more or less than the average."""
     t_sampling = meta.get("config", {}).get("t_sampling", "uniform")
     gap = train_loss - val_loss
     rel = abs(gap) / max(abs(val_loss), 1e-12)
@@ -63,7 +64,11 @@ def loss_gap_note(meta: dict, train_loss: float, val_loss: float) -> str:
         why = ("this run drew t uniformly, like the held-out loss, so the difference is the weights (live, changing "
                "within the epoch, against the EMA average) and batch noise")
     else:
-        why = (f"this run drew t by “{t_sampling}” (more of the smallest t, where the loss is largest) while the "
-               "held-out loss uses uniform t; the weights differ too (live against the EMA average)")
+        b = None if by_bucket is None else np.asarray(by_bucket, dtype=float)
+        cost = "" if b is None or not len(b) else (
+            f"; the smallest-t bucket's held-out loss, {b[0]:.3g}, is {'above' if b[0] > b.mean() else 'below'} "
+            f"its average over t, {b.mean():.3g}")
+        why = (f"this run drew t by “{t_sampling}” (more of the smallest t{cost}) while the held-out loss uses "
+               "uniform t; the weights differ too (live against the EMA average)")
     return (f"**Why train and held-out losses differ.** {size}: {why}. The held-out loss is the same measure as the "
             "floor: compare held-out with the floor, not train with either.")

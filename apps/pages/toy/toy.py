@@ -141,7 +141,7 @@ m1.metric("Final train loss", f"{h.train_loss[-1]:.4f}", help="averaged over the
 m2.metric("Final held-out loss", f"{h.val_loss[-1]:.4f}", help="averaged over uniform t, EMA weights: comparable with the floor")
 m3.metric("Bayes-optimal floor", "—" if h.floor is None else f"{h.floor:.4f}", help="E_t E‖ε − ε*‖² / D under uniform t")
 m4.metric("Held-out − floor", "—" if h.floor is None else f"{h.val_loss[-1] - h.floor:+.4f}")
-st.caption(loss_gap_note(trained.run.metadata, h.train_loss[-1], h.val_loss[-1]))
+st.caption(loss_gap_note(trained.run.metadata, h.train_loss[-1], h.val_loss[-1], h.records[-1].get("val_by_bucket")))
 with readable_errors("Drawing the loss curves"):
     show_chart(loss_curves_plotly(h, title=trained.dataset), key="toy_loss_chart")
 

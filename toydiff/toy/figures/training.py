@@ -54,16 +54,17 @@ def loss_curves_data(history: History) -> LossData:
                     history.records[-1]["val_by_bucket"], history.floor_by_bucket)
 
 
-def bucket_title(d: LossData, *, t_name: str = "t/T") -> str:
+def bucket_title(d: LossData, *, t_name: str = "t/T", sep: str = "; ") -> str:
     """The by-bucket panel's title, read off the last epoch: where the held-out loss peaks and, with a floor,
-    where its excess over the floor per bucket peaks (no claim that holds for one data set only)."""
+    where its excess over the floor per bucket peaks (no claim that holds for one data set only). ``sep`` joins
+    the two (``"<br>"`` in a Plotly title)."""
     last = np.asarray(d.last, dtype=float)
     i = int(last.argmax())
     out = f"held-out loss by t bucket: highest at {t_name} ≈ {d.centers[i]:.2f}"
     if d.floor_by_bucket is not None:
         excess = last - np.asarray(d.floor_by_bucket, dtype=float)
         j = int(excess.argmax())
-        out += f"; most above the floor at {t_name} ≈ {d.centers[j]:.2f} (+{excess[j]:.2g})"
+        out += f"{sep}most above the floor at {t_name} ≈ {d.centers[j]:.2f} (+{excess[j]:.2g})"
     return out
 
 
@@ -104,7 +105,8 @@ def loss_curves_plotly(history: History, *, title: str = "Training") -> go.Figur
 
     d = loss_curves_data(history)
     ep = d.epochs
-    fig = make_subplots(1, 2, subplot_titles=(f"{title}: loss", bucket_title(d)))
+    fig = make_subplots(1, 2, subplot_titles=(f"{title}: loss", bucket_title(d, sep="<br>")))
+    fig.update_annotations(font_size=12)
     fig.add_scatter(x=ep, y=d.train, name="train (training t-distribution)", row=1, col=1)
     fig.add_scatter(x=ep, y=d.val, name="held-out (uniform t, EMA weights)", row=1, col=1)
     if d.floor is not None:
