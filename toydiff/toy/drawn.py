@@ -7,6 +7,11 @@ exact ε*, a Bayes-optimal loss floor and exact metrics — through :class:`toyd
 
     ds = drawn_dataset(points)          # points [N, D], N > D
     x = ds.sample(10_000, generator)    # draws from the KDE
+
+Scott's bandwidth scales the kernel with the points' own covariance, so a handful of far-apart clicks becomes
+one wide blob along their spread. :func:`nearest_neighbour_width` gives an isotropic kernel tied to the spacing
+of the points instead (a fraction of their median nearest-neighbour distance, never below ``min_std``), which
+keeps separate clicks separate; ``kernel_std=`` passes such a width (any N ≥ 1, collinear points too).
 """
 
 from __future__ import annotations
@@ -18,19 +23,52 @@ from scipy import stats
 from toydiff.exact.mixture import GaussianMixture
 from toydiff.toy.datasets import ToyDataset
 
-__all__ = ["kde_mixture", "drawn_dataset"]
+__all__ = ["kde_mixture", "drawn_dataset", "nearest_neighbour_width"]
 
 
-def kde_mixture(points, bandwidth: str | float = "scott") -> GaussianMixture:
+def _as_points(points) -> np.ndarray:
+    p = (points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)).astype(np.float64)
+    if p.ndim != 2 or p.shape[1] not in (1, 2):
+        raise ValueError(f"points must have shape [N, 1] or [N, 2], got {p.shape}")
+    if len(p) == 0 or not np.isfinite(p).all():
+        raise ValueError("points must be finite and not empty")
+    return p
+
+
+def nearest_neighbour_width(points, *, fraction: float = 0.25, min_std: float = 0.25) -> float:
+    """An isotropic kernel std for a few points ``[N, D]``: ``fraction`` × their median nearest-neighbour
+    distance (two Gaussians of std σ stay two bumps while their centres are more than 2σ apart, so 1/4 keeps
+    neighbours clearly separate), at least ``min_std`` (e.g. a canvas's grid spacing, so a box of grid points
+    reads as one blob); one point, or points all at one place, give ``min_std``."""
+    p = _as_points(points)
+    if not fraction > 0 or not min_std > 0:
+        raise ValueError(f"fraction and min_std must be positive, got {fraction!r}, {min_std!r}")
+    if len(p) < 2:
+        return float(min_std)
+    d = np.linalg.norm(p[:, None, :] - p[None, :, :], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return float(max(fraction * np.median(d.min(axis=1)), min_std))
+
+
+def kde_mixture(points, bandwidth: str | float = "scott", *, kernel_std: float | None = None) -> GaussianMixture:
     """The Gaussian KDE of ``points`` ``[N, D]`` as a :class:`GaussianMixture` of N equal-weight components.
 
     Args:
         points: ``[N, D]`` array or tensor, N > D, not all on one line (the KDE's covariance must be invertible).
         bandwidth: ``"scott"``, ``"silverman"`` or a positive factor, as ``gaussian_kde``'s ``bw_method``.
+        kernel_std: if given, every component's covariance is ``kernel_std² I`` instead (``bandwidth`` is
+            ignored; any N ≥ 1, points on a line too); see :func:`nearest_neighbour_width`.
 
     Raises:
         ValueError: too few points, non-finite points, points on a line, or a bad bandwidth.
     """
+    if kernel_std is not None:
+        p = _as_points(points)
+        if isinstance(kernel_std, bool) or not isinstance(kernel_std, (int, float)) or not kernel_std > 0:
+            raise ValueError(f"kernel_std must be a positive number, got {kernel_std!r}")
+        n, d = p.shape
+        cov = float(kernel_std) ** 2 * torch.eye(d, dtype=torch.float64)
+        return GaussianMixture(torch.full((n,), 1.0 / n), torch.from_numpy(p), cov.expand(n, -1, -1))
     p = (points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)).astype(np.float64)
     if p.ndim != 2 or p.shape[1] not in (1, 2):
         raise ValueError(f"points must have shape [N, 1] or [N, 2], got {p.shape}")
@@ -55,8 +93,10 @@ def kde_mixture(points, bandwidth: str | float = "scott") -> GaussianMixture:
     return GaussianMixture(torch.full((n,), 1.0 / n), torch.from_numpy(p), torch.from_numpy(cov).expand(n, -1, -1))
 
 
-def drawn_dataset(points, *, name: str = "drawn", bandwidth: str | float = "scott") -> ToyDataset:
+def drawn_dataset(points, *, name: str = "drawn", bandwidth: str | float = "scott",
+                  kernel_std: float | None = None) -> ToyDataset:
     """A :class:`ToyDataset` whose exact law is :func:`kde_mixture` of ``points`` (usable by ``train_toy``)."""
-    mix = kde_mixture(points, bandwidth)
-    return ToyDataset(name, mix.D, f"{mix.D}-D: your {mix.K} drawn points, smoothed by a Gaussian KDE "
-                                   f"({bandwidth} bandwidth)", mix)
+    mix = kde_mixture(points, bandwidth, kernel_std=kernel_std)
+    how = f"{bandwidth} bandwidth" if kernel_std is None else f"kernel std {kernel_std:.3g}"
+    noun = "point" if mix.K == 1 else "points"
+    return ToyDataset(name, mix.D, f"{mix.D}-D: your {mix.K} drawn {noun}, smoothed by a Gaussian KDE ({how})", mix)

@@ -1,9 +1,11 @@
-"""How far a sample set is from the truth, each number next to its noise floor.
+"""How far a sample set is from the truth, each number next to its reference (two true sets).
 
 A distance between n samples and the truth is never 0, even for perfect samples: finite n alone gives
-a positive value. So :func:`report` gives every metric next to its **noise floor** — the same metric
-between two independent sets of n true samples. A sampler is as good as the truth when its value sits
-at the floor.
+a positive value. So :func:`report` gives every metric next to its **reference** — the same metric
+between two independent sets of n true samples (key ``"floor"``). For the distances this is a noise
+floor; for the NLL it is the true law's own NLL (≈ its entropy), which samples can score below (a sampler
+that collapses onto the modes does), so it is no floor: :func:`reference_name` names each one. A sampler
+is as good as the truth when its value sits at its reference.
 
 Metrics (on ``scipy.stats`` / ``scipy.spatial``): Wasserstein-1 (1-D, exact), sliced Wasserstein
 (2-D, random projections), energy distance, MMD² with a Gaussian kernel (unbiased), KL and JS between
@@ -36,7 +38,17 @@ __all__ = [
     "nll",
     "mode_stats",
     "report",
+    "reference_name",
 ]
+
+#: how to name a metric's two-true-sets value (``report(...)[metric]["floor"]``) in a table header
+REFERENCE_NAMES = {"nll": "reference (true law's NLL)"}
+
+
+def reference_name(metric: str) -> str:
+    """The name of ``metric``'s reference: "noise floor (two true sets)", except where values can fall below it
+    by design (the NLL: "reference (true law's NLL)")."""
+    return REFERENCE_NAMES.get(metric, "noise floor (two true sets)")
 
 Points = torch.Tensor | np.ndarray
 

@@ -13,7 +13,7 @@ from apps.common.ui import fig_png, markdown_table, readable_errors
 from toydiff.exact.guidance import tilted_target
 from toydiff.sampling.guidance import CFG_CONVENTIONS, guidance_interval
 from toydiff.toy import guidance_eval as ge
-from toydiff.toy.figures.guidance import (class_posterior_mpl, class_posterior_plotly, guidance_curves_mpl,
+from toydiff.toy.figures.guidance import (LOG_DECADES, class_posterior_mpl, class_posterior_plotly, guidance_curves_mpl,
                                           guidance_curves_plotly, guided_panels_mpl, target_panels_plotly)
 from toydiff.toy.datasets import Normalizer
 from toydiff.toy.labelled import LABELLED, get_labelled
@@ -99,6 +99,13 @@ def _form(n_classes: int) -> tuple:
     return y, w, conv, limited, steps, n, seed
 
 
+def w_label(conv: str, kind: str) -> str:
+    """The w axis's label for the CFG convention ``conv`` and the guidance ``kind``: CFG mixes ε_c and ε_u,
+    autoguidance the good ε*(x|y) and its widened (bad) twin."""
+    good, bad = ("ε_c", "ε_u") if kind == "CFG" else ("ε_good", "ε_bad")
+    return f"w ({bad} + w ({good} − {bad}))" if conv == "scale" else f"w ((1 + w) {good} − w {bad})"
+
+
 def _metrics(row: dict) -> None:
     cols = st.columns(5)
     cols[0].metric("SW₁ → tilted target", f"{row['sw_tilted']:.3f}",
@@ -123,7 +130,9 @@ def _samples_part(dataset: str, n_classes: int, kind: str) -> tuple:
     show_chart(fig, key="guide_chart")
     st.caption(f"{n:,} DDPM samples ({steps} steps, exact {'ε_c and ε_u' if kind == 'CFG' else 'ε*(x|y) and its widened twin'}, {conv} w = {w:g}"
                f"{'' if conv == 'scale' else f' = scale w {w_scale:g}'}"
-               f"{', guided only inside the interval' if limited else ''}) over each exact density. Floors: the same "
+               f"{', guided only inside the interval' if limited else ''}) over each exact density, shaded as log₁₀ "
+               f"density on its own scale ({LOG_DECADES:g} decades below each panel's peak, so sharp modes do not "
+               "saturate the colours). Floors: the same "
                "distance between two independent draws of the target of this size.")
     downloads(f"guidance_{dataset}_y{y}_w{w_scale:g}", key="guide_dl", fig=fig, csv=csv_bytes(x.numpy(), ["x", "y"]),
               png=lambda: fig_png(guided_panels_mpl({w_scale: x}, {w_scale: target})))
@@ -143,14 +152,14 @@ def _sweep_part(dataset: str, y: int, conv: str, steps: int, n: int, seed: int, 
     shift = CFG_CONVENTIONS[conv](0.0)
     rows = sweep(dataset, y, tuple(sorted(float(w) + shift for w in ws)), tuple(ivs), steps, n, seed, kind)
     rows = [{**r, "w": r["w"] - shift} for r in rows]  # back to the chosen convention's w
-    xlabel = "w (ε_u + w (ε_c − ε_u))" if conv == "scale" else "w ((1 + w) ε_c − w ε_u)"
+    xlabel = w_label(conv, kind)
     fig = guidance_curves_plotly(rows, xlabel=xlabel)
     show_chart(fig, key="guide_curves")
     markdown_table([{"interval": r["interval"], "w": r["w"], "→ tilted": r["sw_tilted"], "floor": r["sw_tilted_floor"],
                      "→ p(x∣y)": r["sw_cond"], "floor ": r["sw_cond_floor"], "off-data": r["off_data"],
                      "modes": f"{r['modes_covered']}/{r['n_modes']}", "class share": r["class_share"]} for r in rows])
     keys = ["w", "sw_tilted", "sw_tilted_floor", "sw_cond", "sw_cond_floor", "off_data", "modes_covered", "class_share"]
-    downloads(f"guidance_sweep_{dataset}_y{y}", key="guide_sweep_dl", fig=fig, png=lambda: fig_png(guidance_curves_mpl(rows)),
+    downloads(f"guidance_sweep_{dataset}_y{y}", key="guide_sweep_dl", fig=fig, png=lambda: fig_png(guidance_curves_mpl(rows, xlabel=xlabel)),
               csv=csv_bytes([[r[k] for k in keys] for r in rows], keys))
 
 

@@ -13,6 +13,7 @@ import torch
 import toydiff as td
 from apps.charts import csv_bytes, downloads, section_notes, show_chart
 from apps.pages.toy.data import DRAWN, dataset_names, drawn_points, get_data
+from apps.pages.motion.notes import SAMPLER_PARTICLES, race_summary, reverse_look_at
 from apps.pages.toy.state import TrainedToy, run_for
 from apps.common.ui import fig_png, readable_errors
 from toydiff.toy import motion
@@ -59,7 +60,7 @@ def reverse_figure(key: tuple, _run: ToyRun, _trained: TrainedToy | None, method
     mo = motion.reverse_motion(eps_fn, x_T, s, method=method, steps=steps, generator=g)
     title = f"{method}, {len(mo.timesteps) - 1} steps with the {denoiser if learned is not None else 'exact ε*'}"
     if _run.dataset.dim == 1:
-        return mo, forward_animation_plotly(mo, oracle, title=title)
+        return mo, forward_animation_plotly(mo, oracle, title=title, particles=SAMPLER_PARTICLES)
     fields = {**({"learned ε̂": learned} if learned is not None else {}), "exact ε*": oracle.eps_fn(s)}
     return mo, reverse_animation_plotly(mo, mixture=oracle, fields=fields, title=title)
 
@@ -141,8 +142,7 @@ with readable_errors("The forward animation"):
 with section_form("(b) Reverse process: a cloud under any sampler",
                   (r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon(x_t,t)}{\sqrt{\bar\alpha_t}},\qquad "
                    r"\varepsilon^*(x_t,t) = \mathbb E[\varepsilon\mid x_t] = -\sqrt{1-\bar\alpha_t}\,\nabla\log p_t(x_t)",
-                   "Arrows are −ε (the score direction): red the network's ε̂, black the exact ε*; where they differ the "
-                   "model is wrong. Orange diamonds are x̂₀ of five particles: early on they sit at the data's mean.",
+                   reverse_look_at(run.dataset.dim, (["learned ε̂"] if trained is not None else []) + ["exact ε*"]),
                    "Ho et al. 2020 (Algorithm 2); Song, Meng & Ermon 2021, DDIM; Karras et al. 2022"),
                   "mo_rev", 5, "Run the sampler") as (c1, c2, c3, c4, c5):
     method = c1.selectbox("Sampler", METHODS, key="mo_rm")
@@ -161,8 +161,9 @@ with readable_errors("The reverse animation"):
 with section_form("(c) One particle: exact PF-ODE, DDIM and DDPM",
                   (r"\frac{dy}{d\sigma} = \varepsilon^*\!\Big(\frac{y}{\sqrt{1+\sigma^2}},\,t\Big),\quad "
                    r"y = \frac{x_t}{\sqrt{\bar\alpha_t}},\ \sigma = \sqrt{\tfrac{1-\bar\alpha_t}{\bar\alpha_t}}",
-                   "DDIM is Euler's method on this ODE, so its path hugs the exact one (solved to 1e-6 by scipy); DDPM adds "
-                   "fresh noise each step and may end in another mode from the same start.",
+                   "DDIM is Euler's method on the PF-ODE of the ε it is given: with the exact ε* and enough steps it "
+                   "follows the exact path (solved to 1e-6 by scipy); with the learned ε̂ it follows the network's ODE. "
+                   "DDPM adds fresh noise each step. The line under the race says where each one ended.",
                    "Song et al. 2021, Score-Based Generative Modeling through SDEs; Song, Meng & Ermon 2021 (DDIM)"),
                   "mo_race", 3, "Race") as (c1, c2, c3):
     steps_c = int(c1.slider("Steps", *url_state.BOUNDS["motion_steps"], key="mo_cs"))
@@ -173,6 +174,7 @@ with readable_errors("The particle race"):
     show_chart(fig_c, key="mo_race_chart")
     ends = {k: np.round(m.x[-1, 0], 3).tolist() for k, m in race.items()}
     st.caption("End points: " + "; ".join(f"{k} {v}" for k, v in ends.items()))
+    st.info(race_summary(race, run.oracle, den_c if trained is not None else "exact ε*"), icon="🏁")
     downloads("particle_race", key="mo_race_dl", fig=fig_c,
               csv=csv_bytes(np.concatenate([m.x[:, 0] for m in race.values()], 1),
                             [f"{k} {c}" for k in race for c in ("x", "y")[: run.dataset.dim]]))

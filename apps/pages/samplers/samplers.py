@@ -13,7 +13,8 @@ import torch
 import toydiff as td
 from apps.common import url_state
 from apps.charts import downloads, section_notes, show_chart
-from apps.pages.samplers.sweep import FLOW_SHIFTS, Line, ddim_euler_gap, distance, line_label, mean_spread, nfe, run_line
+from apps.pages.samplers.sweep import (FLOW_SHIFTS, Line, ddim_euler_gap, distance, line_label, mean_spread, nfe,
+                                      run_line, verdict)
 from apps.pages.schedules.widgets import schedule_or_error, schedule_picker, spec_of
 from apps.pages.toy.data import dataset_names, describe_dataset, load_dataset, mixture_of
 from apps.pages.toy.state import TrainedToy, toy_run
@@ -119,16 +120,6 @@ def sweep(src: Source, lines: list[Line], steps_list: list[int], n: int, seeds: 
     return name, curves, mean_spread([floor_at(src.key, src, n, k) for k in range(seeds)])
 
 
-def verdict(curves: dict, floor: tuple[float, float]) -> str:
-    """Which lines reach the floor band (mean within one floor sd of the floor, or below it)."""
-    reach = [f"{lab} from {c['steps'][i]} steps" for lab, c in curves.items()
-             for i in [next((j for j, m in enumerate(c["mean"]) if m <= floor[0] + floor[1]), None)] if i is not None]
-    if not reach:
-        return "No line reaches the floor band at these step counts: every gap above it is discretisation error."
-    return ("Within the floor band (indistinguishable from perfect samples at this size; a single run can land "
-            "below the floor by chance): " + "; ".join(reach) + ".")
-
-
 def table_rows(curves: dict, floor: tuple[float, float]) -> list[dict]:
     steps = sorted({s for c in curves.values() for s in c["steps"]})
     rows = []
@@ -216,8 +207,9 @@ def show_sweep(src: Source, lines: list[Line], steps_list: list[int], n: int, se
 st.title("Sampler lab")
 section_notes(r"\frac{d\tilde x}{d\sigma} = \hat\varepsilon(x_t, t),\qquad \tilde x = \frac{x_t}{\sqrt{\bar\alpha_t}},"
               r"\quad \sigma_t = \sqrt{\tfrac{1-\bar\alpha_t}{\bar\alpha_t}}",
-              "with the exact denoiser ε*(x_t, t) = E[ε | x_t], any gap to the truth is the sampler's discretisation "
-              "error. Watch which lines reach the grey floor band first per network evaluation, and how the spacing "
+              "with the exact denoiser ε*(x_t, t) = E[ε | x_t], a gap to the truth that shrinks as the steps grow is the "
+              "sampler's discretisation error; once a line stops changing it has converged, and what is left is the "
+              "finite draw of x_T and of the true points. Watch which lines reach the grey floor band first per network evaluation, and how the spacing "
               "moves them (DPM-Solver++ on linspace, Heun on logsnr).",
               "Ho et al. 2020 (DDPM); Song et al. 2021 (DDIM); Karras et al. 2022 (Euler, Heun); Lu et al. 2022 "
               "(DPM-Solver++); Lipman et al. 2023 and Liu et al. 2023 (flow matching, rectified flow)")

@@ -24,7 +24,7 @@ from toydiff.processes.vp import VPProcess
 from toydiff.toy import metrics
 
 __all__ = ["Line", "FLOW_SHIFTS", "GRIDS", "TOY_PROCESS", "process_for", "line_label", "nfe", "run_line", "distance",
-           "mean_spread", "ddim_euler_gap"]
+           "mean_spread", "ddim_euler_gap", "converged", "verdict"]
 
 #: the flow samplers' time grids: uniform in t, or SD3's shift (Esser et al. 2024) towards the noise
 FLOW_SHIFTS = {"uniform": None, "shift 3 (SD3)": 3.0}
@@ -133,3 +133,41 @@ def ddim_euler_gap(eps_fn: Callable, schedule: td.NoiseSchedule, x_T: torch.Tens
     b = td.sample(eps_fn, x_T, schedule, method="euler", steps=steps, spacing=spacing)
     gap = float((a - b).abs().max())
     return gap if math.isfinite(gap) else float("inf")
+
+
+def converged(curve: dict, rel_tol: float = 1e-3) -> bool:
+    """Whether a line has stopped changing: its mean distance at its two largest step counts differs by no more
+    than their larger error bar (one sd over seeds; at least ``rel_tol`` of the mean, so one seed can count).
+    ``curve``: ``{"steps": [...], "mean": [...], "std": [...]}`` sorted by steps."""
+    if len(curve["steps"]) < 2:
+        return False
+    (m0, m1), (s0, s1) = curve["mean"][-2:], curve["std"][-2:]
+    return abs(m1 - m0) <= max(s0, s1, rel_tol * max(abs(m0), abs(m1)))
+
+
+def verdict(curves: dict, floor: tuple[float, float]) -> str:
+    """What the sweep shows, computed from its lines: which reach the floor band (mean within one floor sd of
+    the floor, or below it), which have converged above it (their distance stops changing across their two
+    largest step counts, so what is left is not discretisation error) and which are still moving."""
+    band = floor[0] + floor[1]
+    reach, flat, moving = [], [], []
+    for lab, c in curves.items():
+        i = next((j for j, m in enumerate(c["mean"]) if m <= band), None)
+        if i is not None:
+            reach.append(f"{lab} from {c['steps'][i]} steps")
+        elif converged(c):
+            flat.append(f"{lab} ({c['mean'][-2]:.3g} at {c['steps'][-2]}, {c['mean'][-1]:.3g} at {c['steps'][-1]} steps)")
+        else:
+            moving.append(lab)
+    parts = []
+    if reach:
+        parts.append("Within the floor band (indistinguishable from perfect samples at this size; a single run can "
+                     "land below the floor by chance): " + "; ".join(reach) + ".")
+    if flat:
+        parts.append("Converged above the floor band — more steps no longer change the distance, so the remaining "
+                     "gap is not discretisation error but the draw of x_T and of the true points at this size (or, "
+                     "for a trained model, its error): " + "; ".join(flat) + ".")
+    if moving:
+        parts.append("Still changing at the largest step counts, so part of the gap is discretisation error: "
+                     + ", ".join(moving) + ".")
+    return " ".join(parts) or "No lines to judge."

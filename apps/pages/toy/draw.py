@@ -9,9 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from apps.charts import csv_bytes, downloads, show_chart
-from apps.pages.toy.data import DRAWN_KEY, drawn_points
-from toydiff.toy.figures import base as figure_base, plotly_kit
+from apps.pages.toy.data import DRAWN_KEY, WIDTH_KEY, WIDTHS, drawn_points, drawn_width, kernel_std_of
 from toydiff.toy.drawn import kde_mixture
+from toydiff.toy.figures import base as figure_base, plotly_kit
 
 __all__ = ["CANVAS_LIMIT", "canvas_figure", "parse_points", "draw_section"]
 
@@ -21,21 +21,22 @@ _GX, _GY = (a.ravel() for a in np.meshgrid(_AXIS, _AXIS))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _kde_grid(points: tuple) -> tuple | None:
+def _kde_grid(points: tuple, width) -> tuple | None:
     try:
-        mix = kde_mixture(np.array(points))
+        mix = kde_mixture(np.array(points), kernel_std=kernel_std_of(points, width))
     except ValueError:
         return None
     lo, hi = np.full(2, -CANVAS_LIMIT), np.full(2, CANVAS_LIMIT)
     return figure_base.density_grid(mix, 1.0, lo, hi, 80)
 
 
-def canvas_figure(points: tuple) -> go.Figure:
-    """The canvas: clickable grid markers (trace 0), the drawn points and, from 3 points on, their KDE."""
+def canvas_figure(points: tuple, width="auto") -> go.Figure:
+    """The canvas: clickable grid markers (trace 0), the drawn points and, from 3 points on, their KDE with the
+    kernel ``width`` (one of :data:`apps.pages.toy.data.WIDTHS`)."""
     fig = go.Figure()
     fig.add_scatter(x=_GX, y=_GY, mode="markers", name="click to add", marker=dict(size=9, color="rgba(0,0,0,0.07)"),
                     hovertemplate="add (%{x:.2f}, %{y:.2f})<extra></extra>")
-    grid = _kde_grid(points) if len(points) > 2 else None
+    grid = _kde_grid(points, width) if len(points) > 2 else None
     if grid is not None:
         # no hover on the density: a click must land on the marker under it, not on a heatmap cell
         fig.add_trace(plotly_kit.density_heatmap(*grid, name="KDE of your points").update(hoverinfo="skip",
@@ -108,7 +109,14 @@ def draw_section() -> None:
     _take_selection(key)
     pts = tuple(tuple(p) for p in drawn_points())
     st.caption("Click the grey dots to add points; the box / lasso tools (top right of the canvas) add a blob.")
-    show_chart(canvas_figure(pts), key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    st.session_state.setdefault(WIDTH_KEY, "auto")
+    st.select_slider("Kernel width (std of each point's Gaussian, canvas units)", WIDTHS, key=WIDTH_KEY,
+                     help="auto: a quarter of the points' median nearest-neighbour distance (at least the grid "
+                          "spacing), so separate clicks stay separate; Scott: scipy's rule, which scales the kernel "
+                          "with the points' whole spread and merges a few far-apart clicks into one blob")
+    if len(pts) > 2 and drawn_width() != "Scott":
+        st.caption(f"Kernel std in use: {kernel_std_of(pts, drawn_width()):.3g}.")
+    show_chart(canvas_figure(pts, drawn_width()), key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     c1, c2, c3 = st.columns(3)
     strokes = st.session_state.setdefault("toy_canvas_strokes", [])
     if c1.button("Undo last", key="toy_canvas_undo", disabled=not strokes):
@@ -121,6 +129,7 @@ def draw_section() -> None:
     c3.metric("Points drawn", len(pts))
     _typed_points()
     if len(pts) < 3:
-        st.info("Add at least 3 points (not all on one line) to make a data set.", icon="✏️")
+        st.info("Add at least 3 points to make a data set" + (" (not all on one line, for Scott's rule)."
+                if drawn_width() == "Scott" else "."), icon="✏️")
     else:
         downloads("drawn_points", key="toy_canvas_dl", csv=csv_bytes(np.array(pts), ["x", "y"]))

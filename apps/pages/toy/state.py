@@ -17,13 +17,14 @@ import streamlit as st
 
 import toydiff as td
 from apps.pages.schedules.widgets import ScheduleSpec, spec_of
+from apps.pages.toy.notes import plural, recipe_phrase
 from toydiff.training.checkpoint import CheckpointError
 from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import ToyRun, load_toy
 
 __all__ = ["TrainedToy", "TOY_RUN_KEY", "SHIPPED_DIR", "new_run_id", "toy_run", "shipped_run", "run_for"]
 
-#: small checkpoints of the default recipe for the default data sets, shipped with the package (instant start)
+#: small checkpoints for the default data sets, shipped with the package (instant start)
 SHIPPED_DIR = Path(td.__file__).resolve().parent / "toy" / "weights"
 
 TOY_RUN_KEY = "toy_run"
@@ -72,7 +73,8 @@ def toy_run() -> TrainedToy | None:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def shipped_run(dataset: str) -> TrainedToy | None:
-    """The shipped checkpoint of ``dataset``'s default recipe (``toydiff/toy/weights/<dataset>``), or None."""
+    """The shipped checkpoint of ``dataset`` (``toydiff/toy/weights/<dataset>``), or None; its summary says how
+    its recorded settings differ from the default recipe (:func:`apps.pages.toy.notes.recipe_phrase`)."""
     path = SHIPPED_DIR / dataset
     if not (path / "checkpoint.safetensors").is_file():
         return None
@@ -82,8 +84,9 @@ def shipped_run(dataset: str) -> TrainedToy | None:
         return None
     recipe = default_recipe(dataset)
     m = run.model.config
-    summary = (f"{dataset}, shipped checkpoint of the default recipe: MLP {m.width}×{m.depth} {m.activation}, "
-               f"{run.schedule.name} schedule T={run.schedule.T}, {recipe.epochs} epochs")
+    epochs = int(run.metadata.get("config", {}).get("epochs", len(run.history.records)))
+    summary = (f"{dataset}, shipped checkpoint ({recipe_phrase(run.metadata, recipe)}): MLP {m.width}×{m.depth} "
+               f"{m.activation}, {run.schedule.name} schedule T={run.schedule.T}, {plural(epochs, 'epoch')}")
     return TrainedToy(run_id=new_run_id(), run=run, schedule_spec=spec_of(recipe.schedule_name,
                                                                           **dict(recipe.schedule_params)),
                       summary=summary, seconds=0.0)

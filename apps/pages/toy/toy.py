@@ -11,6 +11,7 @@ from apps.charts import csv_bytes, downloads, section_notes, show_chart
 from apps.pages.schedules.widgets import schedule_or_error, schedule_picker, spec_of
 from apps.pages.toy.data import DRAWN, dataset_names, drawn_points, get_data, recipe_for, recipe_widget_values
 from apps.pages.toy.draw import draw_section
+from apps.pages.toy.notes import loss_gap_note
 from apps.pages.toy.state import TOY_RUN_KEY, run_for, toy_run
 from apps.pages.toy.work import data_png, data_view, eps_compare, report_rows, sample_figures, toy_samples, train
 from apps.common.ui import markdown_table, readable_errors
@@ -31,8 +32,9 @@ URL_SPEC = (url_state.Param("toy_dataset", str, "two_gaussians", choices=NAMES, 
 
 st.title("Toy sandbox")
 st.caption("A small MLP ε̂(x_t, t) on a 1-D or 2-D toy set: its loss against the Bayes-optimal floor, its ε̂ against "
-           "the exact ε*, and samples from any sampler. The default data sets open with a shipped model trained with "
-           "the default recipe (the one `toydiff toy train` uses); **Train** retrains with your settings.")
+           "the exact ε*, and samples from any sampler. The default data sets open with a shipped model (the line "
+           "above its loss says how it was trained); **Train** retrains with the settings below, which start at the "
+           "default recipe (the one `toydiff toy train` uses).")
 
 
 def with_recipe_defaults(dataset: str) -> None:
@@ -40,6 +42,23 @@ def with_recipe_defaults(dataset: str) -> None:
     if st.session_state.get("toy_recipe_of") != dataset:
         st.session_state.update(recipe_widget_values(dataset))
         st.session_state["toy_recipe_of"] = dataset
+
+
+def default_steps(T: int) -> int:
+    """The sampler's default steps for a model of ``T`` steps: every step for T ≤ 250, else 50 respaced."""
+    return T if T <= 250 else 50
+
+
+def reset_sampler_for(run_id: int, T: int) -> None:
+    """Put the sampler settings back to their defaults (ddpm, every step up to 250, the method's spacing) when
+    the model (and so possibly the data set and T) changed since the last run of the page: settings tuned for
+    one model — dpm++2m at 4 steps, say — can send another model's samples far off the chart."""
+    seen = st.session_state.get("toy_sampler_of")
+    st.session_state["toy_sampler_of"] = run_id
+    if seen is None or seen == run_id:
+        return
+    st.session_state.update({"toy_method": "ddpm", f"toy_steps_{T}": default_steps(T), "toy_steps": default_steps(T),
+                             "toy_spacing": SPACINGS[0], "toy_eta": 0.0, "toy_var": "beta"})
 
 
 # --- 1 · data, model, schedule ---------------------------------------------------------------------------
@@ -122,10 +141,7 @@ m1.metric("Final train loss", f"{h.train_loss[-1]:.4f}", help="averaged over the
 m2.metric("Final held-out loss", f"{h.val_loss[-1]:.4f}", help="averaged over uniform t, EMA weights: comparable with the floor")
 m3.metric("Bayes-optimal floor", "—" if h.floor is None else f"{h.floor:.4f}", help="E_t E‖ε − ε*‖² / D under uniform t")
 m4.metric("Held-out − floor", "—" if h.floor is None else f"{h.val_loss[-1] - h.floor:+.4f}")
-st.caption("**Why train and held-out losses differ.** The train loss averages ‖ε − ε̂‖² over the t the model is "
-           "trained on (with low-noise t, three times more of the smallest t, where the loss is largest) and over "
-           "the epoch's changing weights; the held-out loss averages over uniform t with the EMA weights — the same "
-           "measure as the floor. Compare held-out with the floor; do not compare train with either.")
+st.caption(loss_gap_note(trained.run.metadata, h.train_loss[-1], h.val_loss[-1], h.records[-1].get("val_by_bucket")))
 with readable_errors("Drawing the loss curves"):
     show_chart(loss_curves_plotly(h, title=trained.dataset), key="toy_loss_chart")
 
@@ -134,7 +150,7 @@ st.subheader("3 · Learned ε̂ against the exact ε*")
 section_notes(r"\mathcal L(\theta) = \mathbb E_{t,x_0,\varepsilon}\,\|\varepsilon - \hat\varepsilon_\theta(x_t,t)\|^2"
               r" \;\ge\; \mathbb E_{t,x_t}\,\|\varepsilon^* - \varepsilon\|^2,\quad \varepsilon^* = \mathbb E[\varepsilon\mid x_t]",
               "The loss can only reach the floor by matching ε* where x_t lives (shaded): far from the data the "
-              "network is free to be wrong. Slide t: the gap is largest at small t, between the modes.",
+              "network is free to be wrong. Slide t to see where the gap is largest.",
               "Ho, Jain & Abbeel 2020 (eq. 14); Vincent 2011 (denoising score matching)")
 if trained.oracle is None:
     st.caption("This data set has no closed-form density, so only the learned field is shown.")
@@ -156,10 +172,11 @@ section_notes(r"x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sq
               "Red samples over the blue exact density; hover to read points. The table puts each metric beside the "
               "same metric between two true sets of this size: single runs scatter around that reference.",
               "Ho et al. 2020 (Algorithm 2); Song, Meng & Ermon 2021 (DDIM); Karras et al. 2022; Lu et al. 2022 (DPM-Solver++)")
+reset_sampler_for(trained.run_id, T)
 with st.form("toy_sample_form"):
     c1, c2, c3, c4, c5 = st.columns(5)
     method = c1.selectbox("Sampler", METHODS, key="toy_method")
-    st.session_state.setdefault(f"toy_steps_{T}", min(T, st.session_state.get("toy_steps") or (T if T <= 250 else 50)))
+    st.session_state.setdefault(f"toy_steps_{T}", min(T, st.session_state.get("toy_steps") or default_steps(T)))
     steps = int(c2.slider("Steps", 1, T, key=f"toy_steps_{T}",
                           help="Default: every step for T ≤ 250 (the seed exercise), else 50 respaced steps"))
     spacing_choice = c3.selectbox("Spacing", SPACINGS, key="toy_spacing",

@@ -13,6 +13,7 @@ import torch
 import toydiff as td
 from apps.pages.schedules.widgets import build_schedule
 from apps.pages.toy.state import TrainedToy, new_run_id
+from apps.pages.toy.notes import plural
 from apps.common.ui import fig_png
 from toydiff.toy import metrics
 from toydiff.toy.figures.samples import (samples_vs_truth_mpl, samples_vs_truth_plotly, trajectories_1d_mpl,
@@ -125,7 +126,7 @@ def live_progress(epochs: int):
 def train(ds: ToyDataset, spec, model_config: MLPConfig, cfg: TrainConfig, n_train: int) -> TrainedToy:
     """:func:`toydiff.toy.run.train_toy` with a live status box and a Stop button; the session record."""
     schedule = build_schedule(spec)[0]
-    status = st.status(f"Training on {ds.name} for {cfg.epochs} epochs…", expanded=True)
+    status = st.status(f"Training on {ds.name} for {plural(cfg.epochs, 'epoch')}…", expanded=True)
     with status:
         st.button("Stop training", key="toy_stop", help="stops at once; the previous model is kept")
         st.write("The held-out loss is compared with the Bayes-optimal floor of the exact mixture." if ds.has_oracle
@@ -140,8 +141,8 @@ def train(ds: ToyDataset, spec, model_config: MLPConfig, cfg: TrainConfig, n_tra
             raise
         live.empty()
         secs = time.perf_counter() - t0
-    status.update(label=f"Trained {cfg.epochs} epochs in {secs:.1f} s", state="complete", expanded=False)
+    status.update(label=f"Trained {plural(cfg.epochs, 'epoch')} in {secs:.1f} s", state="complete", expanded=False)
     m = model_config
     summary = (f"{ds.name}, MLP {m.width}×{m.depth} {m.activation} ({m.time_input} t), {spec[0]} schedule "
-               f"T={schedule.T}, {cfg.epochs} epochs on {n_train:,} points")
+               f"T={schedule.T}, {plural(cfg.epochs, 'epoch')} on {plural(n_train, 'point')}")
     return TrainedToy(run_id=new_run_id(), run=run, schedule_spec=spec, summary=summary, seconds=secs)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["guided_panels_mpl", "target_panels_plotly", "GuidanceCurves", "guidance_curves_data",
            "guidance_curves_mpl", "guidance_curves_plotly", "ClassPosterior", "class_posterior_data",
-           "class_posterior_mpl", "class_posterior_plotly"]
+           "class_posterior_mpl", "class_posterior_plotly", "log_density", "LOG_DECADES"]
 
 #: the three panels of the guidance curves: (row key, panel title in the app)
 CURVES = (("sw_tilted", "distance to the tilted target"), ("sw_cond", "distance to p(x | y)"),
@@ -34,7 +34,7 @@ CURVES = (("sw_tilted", "distance to the tilted target"), ("sw_cond", "distance 
 
 
 def guided_panels_mpl(samples: Mapping[float, torch.Tensor], targets: Mapping[float, TiltedTarget], *,
-                      title: str = "Guided samples over the tilted target p(x|y)^w p(x)^(1-w)",
+                      title: str = "Guided samples over the tilted target p(x|y)^w p(x)^(1-w) (log density)",
                       max_points: int = 1500) -> Figure:
     """One panel per w: the tilted target's density (shaded, from ``targets[w]``) and the samples ``[N, 2]``."""
     ws = list(samples)
@@ -44,7 +44,7 @@ def guided_panels_mpl(samples: Mapping[float, torch.Tensor], targets: Mapping[fl
     for ax, w in zip(axes[0], ws):
         tg, x = targets[w], to_numpy(samples[w])[:max_points]
         ext = [float(tg.xs[0]), float(tg.xs[-1]), float(tg.ys[0]), float(tg.ys[-1])]
-        ax.imshow(to_numpy(tg.density), origin="lower", extent=ext, cmap="Blues", aspect="equal")
+        ax.imshow(log_density(tg.density), origin="lower", extent=ext, cmap="Blues", aspect="equal")
         ax.scatter(x[:, 0], x[:, 1], s=2, color="tab:red", alpha=0.4)
         ax.set(title=f"w = {w:g}", xlim=ext[:2], ylim=ext[2:], xticks=[], yticks=[])
     fig.suptitle(title, fontsize=10)
@@ -52,9 +52,24 @@ def guided_panels_mpl(samples: Mapping[float, torch.Tensor], targets: Mapping[fl
     return fig
 
 
+#: how many decades below each panel's peak the log-density colour scale reaches
+LOG_DECADES = 4.0
+
+
+def log_density(density) -> np.ndarray:
+    """log₁₀ of a density grid, clipped :data:`LOG_DECADES` decades below its own peak: a per-panel colour scale
+    that does not saturate at the modes (on a linear scale a sharpened target and p(x|y) look alike)."""
+    d = to_numpy(density).astype(float)
+    top = float(d.max())
+    if not top > 0:
+        raise ValueError("density must have a positive maximum")
+    return np.log10(np.maximum(d, top * 10.0 ** -LOG_DECADES))
+
+
 def target_panels_plotly(panels: Sequence[tuple[str, TiltedTarget]], samples, *, max_points: int = 1500) -> go.Figure:
-    """One panel per ``(title, target)``: the target's density on its grid (shaded) under the same samples
-    ``[N, 2]`` (data units), so the sample cloud can be read against each density."""
+    """One panel per ``(title, target)``: the target's log₁₀ density on its grid (shaded, each panel on its own
+    scale of :data:`LOG_DECADES` decades below its peak) under the same samples ``[N, 2]`` (data units), so the
+    sample cloud can be read against each density."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -67,9 +82,9 @@ def target_panels_plotly(panels: Sequence[tuple[str, TiltedTarget]], samples, *,
         raise ValueError(f"samples must be [N, 2], got {x.shape}")
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels], horizontal_spacing=0.06)
     for col, (title, tg) in enumerate(panels, start=1):
-        fig.add_trace(go.Heatmap(x=to_numpy(tg.xs), y=to_numpy(tg.ys), z=to_numpy(tg.density), colorscale="Blues",
-                                 showscale=False, name=title, hovertemplate="x = %{x:.2f}, y = %{y:.2f}<br>density "
-                                 "%{z:.3g}<extra>" + title + "</extra>"), row=1, col=col)
+        fig.add_trace(go.Heatmap(x=to_numpy(tg.xs), y=to_numpy(tg.ys), z=log_density(tg.density), colorscale="Blues",
+                                 showscale=False, name=title, hovertemplate="x = %{x:.2f}, y = %{y:.2f}<br>log₁₀ "
+                                 "density %{z:.2f}<extra>" + title + "</extra>"), row=1, col=col)
         fig.add_trace(go.Scattergl(x=x[:, 0], y=x[:, 1], mode="markers", name="guided samples", showlegend=col == 1,
                                    legendgroup="samples", marker=dict(size=3, color=SAMPLE_COLOR, opacity=0.5),
                                    hovertemplate="(%{x:.2f}, %{y:.2f})<extra>sample</extra>"), row=1, col=col)
@@ -104,7 +119,8 @@ def guidance_curves_data(rows: Sequence) -> GuidanceCurves:
     return GuidanceCurves(groups, sorted({r["w"]: r for r in rs}.values(), key=lambda r: r["w"]))
 
 
-def guidance_curves_mpl(rows: Sequence, *, title: str = "What CFG samples, against w") -> Figure:
+def guidance_curves_mpl(rows: Sequence, *, title: str = "What CFG samples, against w",
+                        xlabel: str = "w (ε_u + w (ε_c − ε_u))") -> Figure:
     """Sliced W1 to the tilted target and to p(x | y), and the off-data share, against w: one line per
     (source, interval), the noise floor dashed. ``rows``: see :func:`guidance_curves_data`."""
     d = guidance_curves_data(rows)
@@ -116,7 +132,7 @@ def guidance_curves_mpl(rows: Sequence, *, title: str = "What CFG samples, again
     for ax, key, name in zip(axes[:2], ("sw_tilted", "sw_cond"), ("tilted target", "p(x | y)")):
         ax.plot([r["w"] for r in d.floor], [r[f"{key}_floor"] for r in d.floor], ls="--", color="grey",
                 label="noise floor")
-        ax.set(xlabel="w (ε_u + w (ε_c − ε_u))", ylabel="sliced W1", title=f"distance to {name}")
+        ax.set(xlabel=xlabel, ylabel="sliced W1", title=f"distance to {name}")
     axes[2].set(xlabel="w", ylabel="share", title="off-data share (> 3σ from every mode)")
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)

@@ -59,11 +59,11 @@ def _jitter(n: int, height: float) -> np.ndarray:
 
 
 def forward_animation_plotly(motion: Motion, mixture: GaussianMixture | None = None, *, grid: int = 50,
-                      title: str = "Forward process") -> go.Figure:
+                      title: str = "Forward process", particles: str = "x_t (q_sample)") -> go.Figure:
     """Particles of a forward :class:`Motion` over the exact density of x_t (``mixture`` noised to each ᾱ_t).
 
     1-D: the density curve with the particles as a jittered strip under it; 2-D: a density heatmap under the
-    scatter.
+    scatter. ``particles``: the particles' legend name (a sampler's reverse motion is not q_sample).
     """
     import plotly.graph_objects as go
 
@@ -77,7 +77,7 @@ def forward_animation_plotly(motion: Motion, mixture: GaussianMixture | None = N
         top = dens.max() if mixture is not None else 0.5
         yj = _jitter(motion.x.shape[1], top)
         for f in range(motion.frames):
-            tr = [points(motion.x[f], y=yj, name="x_t (q_sample)", size=3, gl=True)]
+            tr = [points(motion.x[f], y=yj, name=particles, size=3, gl=True)]
             if mixture is not None:
                 tr.insert(0, go.Scatter(x=xs, y=dens[f], mode="lines", name="exact p_t",
                                         line=dict(color=TRUE_COLOR, width=2), fill="tozeroy"))
@@ -87,7 +87,7 @@ def forward_animation_plotly(motion: Motion, mixture: GaussianMixture | None = N
     elif d == 2:
         dens = density_frames(mixture, motion.alpha_bars, lo, hi, grid) if mixture is not None else None
         for f in range(motion.frames):
-            tr = [points(motion.x[f], name="x_t (q_sample)", size=3, opacity=0.6, gl=True)]
+            tr = [points(motion.x[f], name=particles, size=3, opacity=0.6, gl=True)]
             if mixture is not None:
                 tr.insert(0, density_heatmap(dens[0], dens[1], dens[2][f]))
             frames.append(tr)

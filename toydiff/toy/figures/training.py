@@ -25,7 +25,7 @@ from toydiff.training.engine import History
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["LossData", "loss_curves_data", "loss_curves_mpl", "loss_curves_plotly", "EpsCurves", "eps_curves_data",
+__all__ = ["LossData", "loss_curves_data", "bucket_title", "loss_curves_mpl", "loss_curves_plotly", "EpsCurves", "eps_curves_data",
            "eps_comparison_mpl", "eps_comparison_plotly", "vector_fields_mpl"]
 
 
@@ -54,6 +54,20 @@ def loss_curves_data(history: History) -> LossData:
                     history.records[-1]["val_by_bucket"], history.floor_by_bucket)
 
 
+def bucket_title(d: LossData, *, t_name: str = "t/T", sep: str = "; ") -> str:
+    """The by-bucket panel's title, read off the last epoch: where the held-out loss peaks and, with a floor,
+    where its excess over the floor per bucket peaks (no claim that holds for one data set only). ``sep`` joins
+    the two (``"<br>"`` in a Plotly title)."""
+    last = np.asarray(d.last, dtype=float)
+    i = int(last.argmax())
+    out = f"held-out loss by t bucket: highest at {t_name} ≈ {d.centers[i]:.2f}"
+    if d.floor_by_bucket is not None:
+        excess = last - np.asarray(d.floor_by_bucket, dtype=float)
+        j = int(excess.argmax())
+        out += f"{sep}most above the floor at {t_name} ≈ {d.centers[j]:.2f} (+{excess[j]:.2g})"
+    return out
+
+
 def loss_curves_mpl(history: History, *, title: str = "Training", meta: dict | None = None) -> Figure:
     """Train and held-out loss per epoch against the Bayes-optimal floor, and the held-out loss by t bucket.
     ``meta``: the run's checkpoint metadata (``ToyRun.metadata``), which names the prediction, the process's time
@@ -77,7 +91,8 @@ def loss_curves_mpl(history: History, *, title: str = "Training", meta: dict | N
     if d.floor_by_bucket is not None:
         ax2.plot(d.centers, d.floor_by_bucket, "k--", label="floor per bucket")
     ax2.set(xlabel="t (bucket centre; 0 = data, 1 = noise)" if flow else "t / T (bucket centre)",
-            ylabel="held-out MSE", title="held-out loss by t bucket" if flow else "loss by t bucket: low t is hardest")
+            ylabel="held-out MSE", title=bucket_title(d, t_name="t" if flow else "t/T"))
+    ax2.title.set_fontsize(9)
     ax2.legend()
     ax2.grid(alpha=0.3)
     fig.tight_layout()
@@ -90,7 +105,8 @@ def loss_curves_plotly(history: History, *, title: str = "Training") -> go.Figur
 
     d = loss_curves_data(history)
     ep = d.epochs
-    fig = make_subplots(1, 2, subplot_titles=(f"{title}: loss", "held-out loss by t bucket (low t is hardest)"))
+    fig = make_subplots(1, 2, subplot_titles=(f"{title}: loss", bucket_title(d, sep="<br>")))
+    fig.update_annotations(font_size=12)
     fig.add_scatter(x=ep, y=d.train, name="train (training t-distribution)", row=1, col=1)
     fig.add_scatter(x=ep, y=d.val, name="held-out (uniform t, EMA weights)", row=1, col=1)
     if d.floor is not None:
