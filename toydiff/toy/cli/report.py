@@ -77,8 +77,8 @@ def run(a) -> int:
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     np.save(out / "samples.npy", x.numpy())
     width = max(len(k) for k in m)
-    print(f"{label}\n  {'metric':<{width}}  {'value':>10}  {'noise floor':>11}")
+    print(f"{label}\n  {'metric':<{width}}  {'value':>10}  {'reference':>11}")
     for k, v in m.items():
-        print(f"  {k:<{width}}  {v['value']:>10.4g}  {v['floor']:>11.4g}")
+        print(f"  {k:<{width}}  {v['value']:>10.4g}  {v['floor']:>11.4g}  {metrics.reference_name(k)}")
     print(f"wrote {', '.join(sorted(f'{n}.png' for n in figures))}, metrics.json and samples.npy to {out}")
     return 0
