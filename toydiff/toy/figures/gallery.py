@@ -48,11 +48,12 @@ def _elbo(scale: float):
 
 
 def _paths(gm: GaussianMixture, n: int = 30, d: int = 2):
-    import toydiff as td
+    from toydiff.sampling.loop import sample
+    from toydiff.sampling.trajectory import TrajectoryRecorder
 
     g = torch.Generator().manual_seed(0)
-    rec = td.TrajectoryRecorder(indices=range(n))
-    td.sample(gm.eps_fn(S), torch.randn(n, d, generator=g, dtype=torch.float64), S, method="ddim", steps=20,
+    rec = TrajectoryRecorder(indices=range(n))
+    sample(gm.eps_fn(S), torch.randn(n, d, generator=g, dtype=torch.float64), S, method="ddim", steps=20,
               callback=rec)
     return rec
 
