@@ -388,38 +388,69 @@ def run_lock(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive lock on the run folder ``folder`` (created if needed) while the block runs.
 
     The lock is ``fcntl.flock`` on ``folder/.toydiff.lock``: the operating system releases it when the holder
-    exits or is killed, so a stale lock cannot outlive its run. It is re-entrant within a process.
+    exits or is killed, so a stale lock cannot outlive its run. It is re-entrant within a process. If the block
+    raises, the outermost holder removes what it created and nothing else filled: the lock file it made, and the
+    folder it made when that is then empty (a run refused at its first step leaves no lock-only folder behind).
 
     Raises:
         RunLockedError: another process holds it (it is writing this run now).
     """
     folder = Path(folder)
+    made_folder = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     key = folder.resolve()
     if key in _HELD or fcntl is None:
-        if key in _HELD:
-            _HELD[key][1] += 1
-        try:
+        with _reentered(key, folder, made_folder and key not in _HELD):
             yield folder
-        finally:
-            if key in _HELD:
-                _HELD[key][1] -= 1
         return
-    f = open(folder / _LOCK_NAME, "a+b")
+    lock = folder / _LOCK_NAME
+    made_lock = not lock.exists()
+    f = open(lock, "a+b")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         f.close()
         raise RunLockedError(f"another process is writing to the run folder {folder} (it holds "
-                             f"{folder / _LOCK_NAME}); wait for it to finish or choose another output folder") from None
+                             f"{lock}); wait for it to finish or choose another output folder") from None
     _HELD[key] = [f, 1]
     try:
         yield folder
+    except BaseException:
+        if _HELD[key][1] == 1:
+            _undo(folder, lock if made_lock else None, made_folder)
+        raise
     finally:
         _HELD[key][1] -= 1
         if _HELD[key][1] == 0:
             del _HELD[key]
             f.close()
+
+
+@contextmanager
+def _reentered(key: Path, folder: Path, made_folder: bool) -> Iterator[None]:
+    """The body of :func:`run_lock` when the lock is already held here (or there are no locks)."""
+    if key in _HELD:
+        _HELD[key][1] += 1
+    try:
+        yield
+    except BaseException:
+        if made_folder:
+            _undo(folder, None, True)
+        raise
+    finally:
+        if key in _HELD:
+            _HELD[key][1] -= 1
+
+
+def _undo(folder: Path, lock: Path | None, made_folder: bool) -> None:
+    """Remove ``lock`` (the lock file a failed run created) and ``folder`` if the run created it and it is empty."""
+    try:
+        if lock is not None:
+            lock.unlink(missing_ok=True)
+        if made_folder and not any(folder.iterdir()):
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "", *,
