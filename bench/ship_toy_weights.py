@@ -1,7 +1,10 @@
 """Train the shipped toy checkpoints (the app's instant start) with each data set's default recipe, seed 0,
 and keep only what sampling needs: the EMA weights and the metadata without optimiser / RNG state.
 
-    PYTHONPATH=. python bench/ship_toy_weights.py two_gaussians 8gaussians     # ~2-3 min each on one core
+    PYTHONPATH=. python bench/ship_toy_weights.py two_gaussians 8gaussians     # 3 and 7 min on one busy core
+
+Retrain them whenever a default recipe changes: tests/toydiff/test_integrity.py checks that every shipped
+checkpoint's metadata is :func:`~toydiff.toy.recipes.default_recipe`'s (8gaussians retrains bit for bit).
 
 Writes ``toydiff/toy/weights/<name>/checkpoint.safetensors`` and prints a table of size and losses.
 """

@@ -173,12 +173,11 @@ def _run_sample(a) -> int:
         fail(f"{PROG}: error: --label needs a class-conditional model and a label in 0..{(nc or 1) - 1}")
     if "sweep" in a.figures and nc is None:
         fail(f"{PROG}: error: the guidance sweep needs a class-conditional checkpoint")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written = []  # --out is made with its first file (_into): a refused --steps / --w / --guide leaves nothing
     if "grid" in a.figures:
         labels = S.digit_labels(10, 10, nc) if nc else None
         x = S.generate(m.model, m.process, 100, labels=labels, **({"w": a.w} if nc else {}), seed=a.seed, **kw)
-        S.grid_image(x, nrow=10, scale=3).save(out / "grid.png")
+        S.grid_image(x, nrow=10, scale=3).save(_into(out, "grid.png"))
         written.append(out / "grid.png")
         if a.save_tensor:
             from toydiff.training.checkpoint import save_checkpoint
@@ -188,14 +187,14 @@ def _run_sample(a) -> int:
             written.append(out / "samples.safetensors")
     if "sweep" in a.figures:
         fig = S.guidance_sweep_figure(m.model, m.process, a.ws, seed=a.seed, **kw)
-        fig.savefig(out / "guidance_sweep.png", dpi=120)
+        fig.savefig(_into(out, "guidance_sweep.png"), dpi=120)
         plt.close(fig)
         written.append(out / "guidance_sweep.png")
     if "fixed-init" in a.figures:
         samples = S.fixed_init_samples(m.model, m.process, 10, seed=a.seed, label=a.label,
                                        steps=None if a.steps >= m.process.schedule.T else a.steps)
         fig = S.fixed_init_figure(samples)
-        fig.savefig(out / "fixed_init.png", dpi=120)
+        fig.savefig(_into(out, "fixed_init.png"), dpi=120)
         plt.close(fig)
         written.append(out / "fixed_init.png")
     if "progression" in a.figures or "gif" in a.figures:
@@ -208,14 +207,20 @@ def _run_sample(a) -> int:
             idx = S.evenly_spaced_steps(len(rec.timesteps), 10)
             sub = _SubRecorder(rec, idx)
             fig = S.progression_figure(sub)
-            fig.savefig(out / "progression.png", dpi=120)
+            fig.savefig(_into(out, "progression.png"), dpi=120)
             plt.close(fig)
             written.append(out / "progression.png")
         if "gif" in a.figures:
-            written.append(S.progression_gif(rec, out / "progression.gif"))
+            written.append(S.progression_gif(rec, _into(out, "progression.gif")))
     for p in written:
         print(p)
     return 0
+
+
+def _into(folder: Path, name: str) -> Path:
+    """``folder / name``, making ``folder`` first: an output folder appears with the first file written into it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 class _SubRecorder:

@@ -59,12 +59,17 @@ def _open(path: str | os.PathLike, what: str, max_pixels: int = MAX_PIXELS):
     return ImageOps.exif_transpose(img)
 
 
-def _to_gray(img) -> np.ndarray:
-    """Any pillow mode -> float array [H, W] in [0, 1]; transparent pixels count as white paper."""
+def _to_gray(img, name: str = "image") -> np.ndarray:
+    """Any pillow mode -> float array [H, W] in [0, 1]; transparent pixels count as white paper. A float image
+    (a TIFF of mode ``F``) holding NaN or infinite pixels is a ValueError naming ``name`` (rescaling would turn
+    it into a blank or meaningless picture without a word)."""
     from PIL import Image
 
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # high bit depth: rescale to [0, 1] by hand
         a = np.asarray(img, dtype=np.float64)
+        bad = int(a.size - np.isfinite(a).sum())
+        if bad:
+            raise ValueError(f"{name} holds {bad} NaN or infinite pixel value(s) of {a.size}; pixel values must be finite")
         lo, hi = float(a.min()), float(a.max())
         return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     rgba = img.convert("RGBA")  # palette, LA, CMYK, ... all go through RGBA
@@ -106,12 +111,13 @@ def load_png(path: str | os.PathLike, *, size: int = 28, invert: bool | str = "a
             drawn on white paper becomes MNIST's bright digit on black.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: not an image, or a bad ``size`` / ``invert``.
+        FileNotFoundError: no such file. ValueError: not an image, NaN or infinite pixel values (a float TIFF),
+            or a bad ``size`` / ``invert``.
     """
     size = check_int(size, "size", min=1)
     if not isinstance(invert, bool) and invert != "auto":  # not check_choice: 1 == True would pass it
         raise ValueError(f"invert must be True, False or 'auto', got {invert!r}")
-    a = _to_gray(_open(path, "image"))
+    a = _to_gray(_open(path, "image"), f"image {path}")
     if invert is True or (invert == "auto" and _border(a).mean() > 0.5):
         a = 1.0 - a
     a = _resize(_square(a, float(np.median(_border(a)))), size)
@@ -127,7 +133,7 @@ def load_mask_png(path: str | os.PathLike, *, size: int = 28) -> torch.Tensor:
     from PIL import Image
 
     size = check_int(size, "size", min=1)
-    a = _to_gray(_open(path, "mask"))
+    a = _to_gray(_open(path, "mask"), f"mask {path}")
     img = Image.fromarray(a.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BOX)
     m = torch.from_numpy((np.asarray(img) >= 0.5).astype(np.float32))
     return m[None, None]

@@ -9,7 +9,10 @@ target (``os.replace`` is atomic on POSIX), so a crash mid-write leaves the prev
 temporary files such a crash leaves are removed by the next write to that folder.
 
 Trust on load: the header also holds a SHA-256 of the tensors (names, dtypes, shapes and bytes) and of the
-metadata's JSON under ``"toydiff.sha256"``, checked on every load (files written before it existed have none and are accepted);
+metadata's JSON under ``"toydiff.sha256"``, checked on every load. A file written before the hash existed loads
+with a :class:`UnverifiedCheckpointWarning` naming it, and only if its metadata agrees with itself
+(:func:`check_self_consistent`: the schedule's betas are what its name and parameters build, its ``T`` is the
+network's); :func:`add_content_hash` re-seals such a file without touching its tensors or metadata.
 NaN or infinite weights are refused; :func:`require_kind` says what a file is when it is not what a command
 needs. :func:`run_lock` keeps a second writer out of a run folder.
 """
@@ -21,6 +24,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -36,8 +40,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
+from toydiff.processes.schedules import BUILDERS, from_name
+
 __all__ = [
     "CheckpointError",
+    "UnverifiedCheckpointWarning",
+    "check_self_consistent",
+    "add_content_hash",
     "register_kind",
     "save_checkpoint",
     "load_checkpoint",
@@ -75,6 +84,10 @@ def register_kind(kind: str, description: str) -> None:
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, not a toydiff checkpoint, or does not fit the model."""
+
+
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint carries no content hash (written before checkpoints had one): its bytes cannot be verified."""
 
 
 class RunLockedError(CheckpointError):
@@ -182,13 +195,8 @@ def load_checkpoint(path: str | os.PathLike, *, allow_non_finite: bool = False) 
     return load_checkpoint_bytes(data, name=str(path), allow_non_finite=allow_non_finite)
 
 
-def load_checkpoint_bytes(data: bytes, name: str = "<bytes>", *,
-                          allow_non_finite: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Like :func:`load_checkpoint` for the bytes of a checkpoint (an uploaded file, say).
-
-    The tensors' SHA-256 is checked against the header's ``"toydiff.sha256"`` when there is one (older files
-    have none); every floating-point tensor must be finite unless ``allow_non_finite``.
-    """
+def _parse(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, Any]]:
+    """``(tensors, the header's string metadata, the parsed toydiff metadata)`` of checkpoint bytes, unverified."""
     try:
         tensors = _st_load(data)
         header_len = int.from_bytes(data[:8], "little")
@@ -205,9 +213,28 @@ def load_checkpoint_bytes(data: bytes, name: str = "<bytes>", *,
         raise CheckpointError(f"{name}: its '{_META_KEY}' metadata is not valid JSON ({e})") from None
     if not isinstance(parsed, dict):
         raise CheckpointError(f"{name}: its '{_META_KEY}' metadata must be a JSON object, got {type(parsed).__name__}")
-    if _HASH_KEY in meta and content_hash(tensors, meta[_META_KEY]) != meta[_HASH_KEY]:
-        raise CheckpointError(f"{name} is corrupt: its tensors or metadata do not match the content hash written "
-                              "with them (the file was altered or damaged after it was saved)")
+    return tensors, meta, parsed
+
+
+def load_checkpoint_bytes(data: bytes, name: str = "<bytes>", *,
+                          allow_non_finite: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Like :func:`load_checkpoint` for the bytes of a checkpoint (an uploaded file, say).
+
+    The tensors' and metadata's SHA-256 is checked against the header's ``"toydiff.sha256"``. A file without one
+    (written before checkpoints carried it) must agree with itself (:func:`check_self_consistent`) and loads with
+    an :class:`UnverifiedCheckpointWarning` naming it. Every floating-point tensor must be finite unless
+    ``allow_non_finite``.
+    """
+    tensors, meta, parsed = _parse(data, name)
+    if _HASH_KEY in meta:
+        if content_hash(tensors, meta[_META_KEY]) != meta[_HASH_KEY]:
+            raise CheckpointError(f"{name} is corrupt: its tensors or metadata do not match the content hash written "
+                                  "with them (the file was altered or damaged after it was saved)")
+    else:
+        check_self_consistent(parsed, name)
+        warnings.warn(f"{name} has no content hash (written before checkpoints carried one), so damage or edits "
+                      "to it cannot be detected; re-seal it with toydiff.training.checkpoint.add_content_hash",
+                      UnverifiedCheckpointWarning, stacklevel=3)
     if not allow_non_finite:
         for key, t in tensors.items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -215,6 +242,66 @@ def load_checkpoint_bytes(data: bytes, name: str = "<bytes>", *,
                 raise CheckpointError(f"{name}: tensor {key!r} holds {bad} NaN or infinite value(s); refusing "
                                       "non-finite weights (the run that wrote it diverged)")
     return tensors, parsed
+
+
+def check_self_consistent(meta: dict[str, Any], name: str = "<checkpoint>") -> None:
+    """Refuse metadata that contradicts itself: a ``"schedule"`` whose betas are not what its builder name and
+    parameters build (:func:`toydiff.processes.schedules.from_name`, to 1e-12 relative), whose length is not its
+    ``params["T"]``, or whose ``T`` is not the ``T`` of ``model_config`` / ``config`` (the network's time embedding);
+    a ``config["schedule"]`` naming another schedule. Metadata without a schedule (a flow model, a classifier) and
+    schedules of unknown builders (``"custom"``) are checked only for what they state.
+
+    Raises:
+        CheckpointError: naming ``name`` and the contradiction.
+    """
+    sched = meta.get("schedule")
+    if not isinstance(sched, dict) or "betas" not in sched:
+        return
+    try:
+        betas = torch.as_tensor(sched["betas"], dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{name}: its schedule's betas are not a list of numbers ({e})") from None
+    T, sname, params = betas.numel(), sched.get("name"), sched.get("params")
+    if isinstance(params, dict) and params.get("T", T) != T:
+        raise CheckpointError(f"{name} contradicts itself: its schedule holds {T} betas but says T={params['T']}")
+    if sname in BUILDERS and isinstance(params, dict):
+        try:
+            built = from_name(sname, **params).betas
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{name}: its schedule {sname!r} {params} cannot be rebuilt ({e})") from None
+        if built.shape != betas.shape or not torch.allclose(built, betas, rtol=1e-12, atol=0.0):
+            raise CheckpointError(f"{name} contradicts itself: its schedule's betas are not those of {sname!r} with "
+                                  f"{params} (the schedule was edited, or the file damaged)")
+    for key in ("model_config", "config"):
+        sub = meta.get(key)
+        if isinstance(sub, dict) and isinstance(sub.get("T"), int) and sub["T"] != T:
+            raise CheckpointError(f"{name} contradicts itself: {key} has T={sub['T']} but its schedule has {T} steps")
+    conf = meta.get("config")
+    if isinstance(conf, dict) and isinstance(conf.get("schedule"), str) and sname in BUILDERS and conf["schedule"] != sname:
+        raise CheckpointError(f"{name} contradicts itself: config names schedule {conf['schedule']!r}, "
+                              f"its schedule is {sname!r}")
+
+
+def add_content_hash(path: str | os.PathLike) -> Path:
+    """Re-seal a checkpoint written before checkpoints carried a content hash: the same tensors (bit for bit) and
+    the same metadata text, plus the header's ``"toydiff.sha256"``; written atomically over ``path``.
+
+    A file that already has a hash is verified and left as it is; a hash-less one must pass
+    :func:`check_self_consistent` first (a hash would otherwise vouch for a contradiction).
+
+    Raises:
+        CheckpointError: the file is missing, not a toydiff checkpoint, corrupt, or contradicts itself.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    tensors, meta, parsed = _parse(path.read_bytes(), str(path))
+    if _HASH_KEY in meta:
+        load_checkpoint(path, allow_non_finite=True)  # verifies the hash it has
+        return path
+    check_self_consistent(parsed, str(path))
+    sealed = dict(meta) | {_HASH_KEY: content_hash(tensors, meta[_META_KEY])}
+    return atomic_write_bytes(path, _st_save(tensors, metadata=sealed))
 
 
 def rng_state(generator: torch.Generator | None = None) -> list[int]:
@@ -301,38 +388,69 @@ def run_lock(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive lock on the run folder ``folder`` (created if needed) while the block runs.
 
     The lock is ``fcntl.flock`` on ``folder/.toydiff.lock``: the operating system releases it when the holder
-    exits or is killed, so a stale lock cannot outlive its run. It is re-entrant within a process.
+    exits or is killed, so a stale lock cannot outlive its run. It is re-entrant within a process. If the block
+    raises, the outermost holder removes what it created and nothing else filled: the lock file it made, and the
+    folder it made when that is then empty (a run refused at its first step leaves no lock-only folder behind).
 
     Raises:
         RunLockedError: another process holds it (it is writing this run now).
     """
     folder = Path(folder)
+    made_folder = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     key = folder.resolve()
     if key in _HELD or fcntl is None:
-        if key in _HELD:
-            _HELD[key][1] += 1
-        try:
+        with _reentered(key, folder, made_folder and key not in _HELD):
             yield folder
-        finally:
-            if key in _HELD:
-                _HELD[key][1] -= 1
         return
-    f = open(folder / _LOCK_NAME, "a+b")
+    lock = folder / _LOCK_NAME
+    made_lock = not lock.exists()
+    f = open(lock, "a+b")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         f.close()
         raise RunLockedError(f"another process is writing to the run folder {folder} (it holds "
-                             f"{folder / _LOCK_NAME}); wait for it to finish or choose another output folder") from None
+                             f"{lock}); wait for it to finish or choose another output folder") from None
     _HELD[key] = [f, 1]
     try:
         yield folder
+    except BaseException:
+        if _HELD[key][1] == 1:
+            _undo(folder, lock if made_lock else None, made_folder)
+        raise
     finally:
         _HELD[key][1] -= 1
         if _HELD[key][1] == 0:
             del _HELD[key]
             f.close()
+
+
+@contextmanager
+def _reentered(key: Path, folder: Path, made_folder: bool) -> Iterator[None]:
+    """The body of :func:`run_lock` when the lock is already held here (or there are no locks)."""
+    if key in _HELD:
+        _HELD[key][1] += 1
+    try:
+        yield
+    except BaseException:
+        if made_folder:
+            _undo(folder, None, True)
+        raise
+    finally:
+        if key in _HELD:
+            _HELD[key][1] -= 1
+
+
+def _undo(folder: Path, lock: Path | None, made_folder: bool) -> None:
+    """Remove ``lock`` (the lock file a failed run created) and ``folder`` if the run created it and it is empty."""
+    try:
+        if lock is not None:
+            lock.unlink(missing_ok=True)
+        if made_folder and not any(folder.iterdir()):
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "", *,
