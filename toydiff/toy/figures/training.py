@@ -91,7 +91,7 @@ def loss_curves_mpl(history: History, *, title: str = "Training", meta: dict | N
     if d.floor_by_bucket is not None:
         ax2.plot(d.centers, d.floor_by_bucket, "k--", label="floor per bucket")
     ax2.set(xlabel="t (bucket centre; 0 = data, 1 = noise)" if flow else "t / T (bucket centre)",
-            ylabel="held-out MSE", title=bucket_title(d, t_name="t" if flow else "t/T"))
+            ylabel="held-out MSE", title=bucket_title(d, t_name="t" if flow else "t/T", sep="\n"))
     ax2.title.set_fontsize(9)
     ax2.legend()
     ax2.grid(alpha=0.3)
