@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     r.add_argument("--pair-steps", type=positive(int), default=32, help="Heun steps of the ODE drawing the pairs")
     r.add_argument("--epochs", type=positive(int), default=None, help="default: a third of the recipe's")
     r.add_argument("--n", type=positive(int), default=10_000, help="samples for the before/after distances")
-    r.add_argument("--seed", type=seed_arg, default=1)
+    r.add_argument("--seed", type=seed_arg, default=1, help="seed of the pairs' noise x_1 and of the training")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
