@@ -3,10 +3,8 @@
 No training and no download: the denoiser is the closed-form ε* of the Gaussian mixture, so what the
 figures show is pure discretisation error. Writes ``samplers.png`` (histograms against the exact density)
 and ``w1_vs_steps.png`` (Wasserstein-1 to the truth against network evaluations, 5 to 50 steps) into
-``--out``. Takes a few seconds: ~800 oracle calls on [n, 1] tensors in one torch thread, measured 5 s of
-CPU time, imports (2.7 s) included. More threads only wait on each other at this size: on a 2-core machine
-under load, 102 s with 2 threads against 17-20 s with 1 (which is also why the sweep stops at 50 steps,
-where every sampler reaches the W1 noise floor of n = 5000 samples).
+``--out``. Takes a few seconds: about 5 s of CPU time, imports included (~800 oracle calls on [n, 1]
+tensors, in one torch thread).
 """
 
 from __future__ import annotations
@@ -93,7 +91,10 @@ def main(argv: list[str]) -> int:
         if args.n < 10:
             ap.error("--n must be at least 10")
         check_writable(args.out, "--out", folder=True)  # before the sampling, writing nothing
-        torch.set_num_threads(1)  # [n, 1] tensors: one thread is fastest (see the module's docstring)
+        # [n, 1] tensors: more threads only wait on each other (measured on a 2-core machine under load: 102 s
+        # with 2 threads, 17-20 s with 1; 5 s of CPU time, 2.7 s of it imports). The sweep stops at 50 steps,
+        # where every sampler has reached the W1 noise floor of n = 5000 samples.
+        torch.set_num_threads(1)
         results = run(args.out, args.n, args.seed)
         for method, row in results.items():
             print(f"{method:>8}: " + "  ".join(f"{nfe} NFE W1={w:.3f}" for nfe, w in row.items()))
