@@ -78,7 +78,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, skip:
         else:
             kw["type"] = m["type"] or type(default)
             kw["default"] = list(default) if isinstance(default, tuple) else default
-            kw["help"] = plain_text(m["help"]) + ("" if m["required"] else " (default %(default)s)")
+            kw["help"] = plain_text(m["help"]) + ("" if m["required"] or default is None else " (default %(default)s)")
             if m["choices"]:
                 kw["choices"] = m["choices"]
             else:
@@ -206,8 +206,8 @@ def format_default(value: Any) -> str:
 
 def shows_default(action: argparse.Action) -> bool:
     """Whether :class:`HelpFormatter` states ``action``'s default: an option that takes a value and has a
-    default other than None (a switch's default, off, goes without saying)."""
-    return (bool(action.option_strings) and action.nargs != 0 and action.default is not None
+    default other than None or "" (a switch's default, off, goes without saying)."""
+    return (bool(action.option_strings) and action.nargs != 0 and action.default not in (None, "")
             and action.default is not argparse.SUPPRESS)
 
 

@@ -111,7 +111,7 @@ def _denoiser(p: argparse.ArgumentParser) -> None:
 
 def _guidance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ws", type=float_list, default=[0.0, 5.0, 10.0], help="guidance scales (default 0,5,10)")
-    p.add_argument("--digits", type=int_list, default=list(range(10)), help="classes (default 0..9)")
+    p.add_argument("--digits", type=int_list, default=list(range(10)), help="classes")
     p.add_argument("--n", type=int, default=2, help="samples per digit and scale")
     p.add_argument("--gif-dir", default=None, help="write one GIF of sampling per digit here (default: none)")
     p.add_argument("--gif-frames", type=int, default=12, help="sampler steps shown in each GIF (default %(default)s)")
