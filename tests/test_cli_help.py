@@ -52,6 +52,8 @@ def problems(path: str, parser: argparse.ArgumentParser) -> list[str]:
             out.append(f"{path} {flag}: no help")
         elif shows_default(action) and format_default(action.default) not in text:
             out.append(f"{path} {flag}: default {format_default(action.default)!r} not in {text!r}")
+        elif text.count("(default") > 1:
+            out.append(f"{path} {flag}: its default twice in {text!r}")
     full = parser.format_help()
     out += [f"{path}: {mark!r} in its help" for mark in REST if mark in full]
     return out
@@ -95,6 +97,9 @@ def test_the_check_catches_a_bare_option_a_hidden_default_and_rest():
     assert problems("plain", hidden) == ["plain --n: default '5' not in 'samples'"]
     hidden.add_argument("--ref", help="see ``x``")
     assert "plain: '``' in its help" in problems("plain", hidden)
+    twice = OneLineParser(prog="twice")
+    twice.add_argument("--rtol", type=float, default=1e-4, help="tolerance (default 1e-4)")  # not as %g shows it
+    assert problems("twice", twice) == ["twice --rtol: its default twice in 'tolerance (default 1e-4) (default 0.0001)'"]
 
 
 def test_defaults_are_shown_as_typed():
@@ -118,6 +123,7 @@ def test_toydiff_help_has_usage_and_lists_every_subcommand(capsys):
             assert f"    {sub} " in out and help_line in out, (name, sub)
     assert "lab" in out and "reflow" in out and "memorise" in out
     assert out.startswith(build_parser().format_usage())
+    assert problems("toydiff", build_parser()) == []
 
 
 def test_toydiff_without_command_prints_usage_and_exits_2(capsys):
