@@ -29,7 +29,9 @@ from toydiff.processes.registry import all_methods
 from toydiff.cli import OneLineParser, check_writable, fail, run_guarded
 from toydiff.options import device_arg, float_list, seed_arg
 
-__all__ = ["main", "build_parser", "evaluate_model"]
+__all__ = ["main", "build_parser", "evaluate_model", "HELP"]
+
+HELP = "the MNIST track: train UNet presets, sample and draw them, score them, lab experiments"
 
 PROG = "toydiff mnist"
 FIGURES = ("grid", "sweep", "fixed-init", "progression", "gif")
@@ -67,7 +69,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_positive, default=None, help="sampler steps (default 50; a flow model: 10)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
     p.add_argument("--seed", type=seed_arg, default=0, help="image i uses seed + i (default %(default)s)")
-    p.add_argument("--batch-size", type=_positive, default=500)
+    p.add_argument("--batch-size", type=_positive, default=500, help="images per sampler call")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -75,8 +77,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> OneLineParser:
     from image_track.training import add_train_arguments
 
-    parser = OneLineParser(prog=PROG, description="MNIST diffusion: train, sample, eval, lab.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    parser = OneLineParser(prog=PROG, description="MNIST diffusion: train UNet presets, sample and draw them, score "
+                                                  "them, lab experiments.\n\n" + __doc__.split("\n\n", 2)[2],
+                           epilog="examples:\n" + __doc__.split("\n\n")[1])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="SUBCOMMAND",
+                                title="subcommands (toydiff mnist SUBCOMMAND --help: its options)")
 
     add_train_arguments(sub.add_parser(
         "train", help="train a UNet preset (exit status 3 if it diverges)",
@@ -100,6 +105,10 @@ def build_parser() -> OneLineParser:
     e.add_argument("--ws", type=float_list, default=None,
                    help="guidance scales (default 0,1,3,5; with --guide, autoguidance scales >= 1, default 1,2,3)")
     e.add_argument("--out", default="mnist_eval.json", help="JSON to write (default %(default)s)")
+
+    # parsed by image_track.lab's own parser (main hands it the arguments after "lab"); listed here for --help
+    sub.add_parser("lab", add_help=False, help="one figure per lab experiment (denoise, sdedit, inpaint, anagram, "
+                                               "hybrid, denoiser, guidance): toydiff mnist lab --help")
     return parser
 
 
@@ -316,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: a command is required (train, sample, eval, lab)", file=sys.stderr)
         return 2
     if argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
+        build_parser().print_help()
         return 0
 
     def run() -> int:

@@ -2,9 +2,14 @@
 
     toydiff demo                 samplers on the exact oracle; writes figures (no training, no download)
     toydiff app [--port P]       the Streamlit sandbox (binds 127.0.0.1 unless --address is given)
-    toydiff toy  {train,sample,report} ...
+    toydiff toy  {train,sample,report,reflow,guidance,likelihood,memorise} ...
     toydiff mnist {train,sample,eval,lab} ...
     toydiff check-sampler SAMPLER [--config k=v,...] [--steps 12,24,48]   a sampler's properties on the exact oracle
+
+``toydiff --help`` is built from the commands' own parsers (:func:`build_parser`): each command's module offers
+``HELP`` (its one-line summary; else its docstring's first line) and ``build_parser()``, whose subcommands are
+listed under it. Every parser is a :class:`OneLineParser`, whose help (:class:`toydiff.options.HelpFormatter`)
+states each option's default.
 
 Subcommands register themselves in the ``toydiff.commands`` entry-point group (see ``pyproject.toml``):
 each entry names a ``main(argv) -> int`` function, so this module imports nothing of the layers above it
@@ -20,10 +25,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from typing import Callable, Sequence
 
-__all__ = ["main", "OneLineParser", "run_guarded", "fail", "check_writable", "EXIT_USAGE", "EXIT_DIVERGED"]
+from toydiff.options import HelpFormatter, plain_text
+
+__all__ = ["main", "build_parser", "command_parsers", "OneLineParser", "run_guarded", "fail", "check_writable", "EXIT_USAGE", "EXIT_DIVERGED"]
 
 #: exit status of bad input (one stderr line)
 EXIT_USAGE = 2
@@ -43,7 +51,12 @@ class UsageError(Exception):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit status 2."""
+    """An ArgumentParser whose errors are one line on stderr and exit status 2, and whose help states every
+    option's default in plain text (:class:`toydiff.options.HelpFormatter`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse API
         raise UsageError(f"{self.prog}: error: {message}")
@@ -97,10 +110,66 @@ def run_guarded(fn: Callable[[], int | None], prog: str) -> int:
     return status
 
 
+def _summary(module) -> str:
+    """A command module's one-line summary: its ``HELP``, else its docstring's first line without the
+    leading ``toydiff NAME:``."""
+    text = getattr(module, "HELP", None) or plain_text((module.__doc__ or "").strip().split("\n")[0])
+    head, sep, rest = text.partition(": ")
+    text = rest if sep and head.startswith("toydiff") else text
+    return text.rstrip(".")
+
+
+def command_parsers() -> dict[str, tuple[str, argparse.ArgumentParser | None]]:
+    """Each registered command's ``(summary, parser)``: the parser of its module's ``build_parser()`` (None
+    when it has none). Imports every command's module."""
+    out = {}
+    for name, ep in commands().items():
+        module = import_module(ep.module)
+        build = getattr(module, "build_parser", None)
+        out[name] = (_summary(module), build() if build is not None else None)
+    return out
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, argparse.ArgumentParser]]:
+    """The subcommands of ``parser``, by name: ``(one-line help, sub-parser)`` (empty for a parser without)."""
+    out = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            out.update({name: (helps.get(name) or "", p) for name, p in action.choices.items()})
+    return out
+
+
+#: the order of ``toydiff --help`` (other registered commands follow, by name)
+ORDER = ("demo", "toy", "mnist", "app", "check-sampler")
+
+
+def build_parser() -> OneLineParser:
+    """The parser of ``toydiff --help``: its usage line, and each registered command with its summary and, under
+    it, its subcommands with theirs (the arguments after COMMAND go to the command's own parser)."""
+    parsers = command_parsers()
+    names = [n for n in ORDER if n in parsers] + [n for n in parsers if n not in ORDER]
+    width = max([len(n) for n in names] + [len(s) + 2 for n in names if parsers[n][1] is not None
+                                           for s in subcommands(parsers[n][1])])
+    lines = []
+    for name in names:
+        summary, parser = parsers[name]
+        lines.append(f"  {name:<{width}}  {summary}")
+        subs = subcommands(parser) if parser is not None else {}
+        lines += [f"    {n:<{width - 2}}  {h}" for n, (h, _) in subs.items()]
+    return OneLineParser(
+        prog="toydiff", usage="toydiff [-h] COMMAND [SUBCOMMAND] [ARGS ...]",
+        description="A diffusion-model sandbox: exact oracles, a 1-D / 2-D toy track, MNIST, a Streamlit app and "
+                    "a sampler-testing kit.",
+        epilog="commands (toydiff COMMAND [SUBCOMMAND] --help: their options and defaults):\n" + "\n".join(lines)
+               + "\n\nBad input: one line on stderr, exit status 2; a training run that diverges: exit status 3.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip().split("\n\n")[1])
+        text = build_parser().format_help()
+        print(text, file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     registered = commands()

@@ -13,18 +13,21 @@ default, and its help; ``dest`` is the field's name, so the parsed values map ba
 
 The argparse ``type``s every command shares live here too (below :mod:`toydiff.cli` and
 :mod:`toydiff.training.config`, which both use them): ``int_list`` / ``float_list`` (``--ws 0,5,10``),
-``positive(int)``, ``seed_arg`` (0..``MAX_SEED``), ``device_arg``, and :func:`flag_names`.
+``positive(int)``, ``seed_arg`` (0..``MAX_SEED``), ``device_arg``, and :func:`flag_names`; and the help
+formatter every ``toydiff`` parser uses (:class:`HelpFormatter`: each option's default shown, reST made plain).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import re
 from dataclasses import MISSING, Field, field, fields
 from typing import Any, Callable, Iterable
 
 __all__ = ["option", "flag_of", "add_dataclass_arguments", "dataclass_values", "MAX_SEED", "int_list", "float_list",
-           "positive", "seed_arg", "device_arg", "flag_names"]
+           "positive", "seed_arg", "device_arg", "flag_names", "HelpFormatter", "plain_text", "format_default",
+           "shows_default"]
 
 #: the largest seed a flag takes (torch generators take 64-bit seeds; the tracks add offsets to them)
 MAX_SEED = 2**32 - 1
@@ -71,11 +74,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, skip:
         kw: dict[str, Any] = {"dest": f.name}
         if isinstance(default, bool):
             kw["action"] = "store_false" if default else "store_true"
-            kw["help"] = f"turn off: {m['help']}" if default else m["help"]
+            kw["help"] = plain_text(f"turn off: {m['help']}" if default else m["help"])
         else:
             kw["type"] = m["type"] or type(default)
             kw["default"] = list(default) if isinstance(default, tuple) else default
-            kw["help"] = m["help"] + ("" if m["required"] else " (default %(default)s)")
+            kw["help"] = plain_text(m["help"]) + ("" if m["required"] or default is None else " (default %(default)s)")
             if m["choices"]:
                 kw["choices"] = m["choices"]
             else:
@@ -176,3 +179,63 @@ def flag_names(message: str, flags: dict[str, str]) -> str:
             if message.startswith(name + sep):
                 return flags[name] + message[len(name):]
     return message
+
+
+# --- help text ------------------------------------------------------------------------------------
+_REST_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj|exc):`~?([^`<]*?)\s*(?:<[^`>]*>)?`")
+
+
+def plain_text(text: str) -> str:
+    """``text`` (help or a docstring) with its reST markup made plain: ````x```` -> ``x``, ``:func:`~a.b.f``` ->
+    ``f``, ``:class:`Name <a.b.Name>``` -> ``Name``, ``:mod:`a.b``` -> ``a.b``."""
+    def role(m: re.Match) -> str:
+        target = m.group(1)
+        return target.rsplit(".", 1)[-1] if m.group(0).split("`", 1)[1].startswith("~") else target
+
+    return _REST_ROLE.sub(role, text).replace("``", "")
+
+
+def format_default(value: Any) -> str:
+    """A default as a user types it: a list ``0,5,10`` (numbers in ``%g``), a float ``0.001``, else ``str``."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_default(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether :class:`HelpFormatter` states ``action``'s default: an option that takes a value and has a
+    default other than None or "" (a switch's default, off, goes without saying)."""
+    return (bool(action.option_strings) and action.nargs != 0 and action.default not in (None, "")
+            and action.default is not argparse.SUPPRESS)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """The help of every ``toydiff`` parser: each option's default stated (``(default X)`` appended unless the
+    help names it: ``%(default)s`` or ``default X``), lists as ``0,5,10``, reST made plain (:func:`plain_text`);
+    a description's paragraphs filled, an indented line (an example) kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = plain_text(action.help or "")
+        if shows_default(action) and "%(default)" not in text:
+            shown = format_default(action.default)
+            if not re.search(r"\bdefault:?\s+" + re.escape(shown) + r"(?![\w.])", text):
+                text += f" (default {shown.replace('%', '%%')})"
+        return text
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        if action.default is not None and action.default is not argparse.SUPPRESS:
+            action = copy.copy(action)
+            action.default = format_default(action.default)
+        return super()._expand_help(action)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for para in plain_text(text).strip("\n").split("\n\n"):
+            lines = para.split("\n")
+            if any(line.startswith(" ") for line in lines[1:]) or para.startswith(" "):
+                out.append("\n".join(indent + line for line in lines))  # examples: as written
+            else:
+                out.append(super()._fill_text(" ".join(line.strip() for line in lines), width, indent))
+        return "\n\n".join(out)

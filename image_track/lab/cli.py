@@ -57,8 +57,8 @@ def _denoise(p: argparse.ArgumentParser) -> None:
     lv.add_argument("--t", type=int_list, default=[250, 500, 750], help="noise levels (default 250,500,750)")
     lv.add_argument("--i-starts", type=int_list, default=None, help="or: indices into [990, 960, ..., 0]")
     p.add_argument("--label", type=int, default=None, help="condition the denoiser on this class")
-    p.add_argument("--blur-kernel", type=int, default=7)
-    p.add_argument("--blur-sigma", type=float, default=1.5)
+    p.add_argument("--blur-kernel", type=int, default=7, help="size of the Gaussian blur's kernel (pixels)")
+    p.add_argument("--blur-sigma", type=float, default=1.5, help="standard deviation of the Gaussian blur (pixels)")
 
 
 def _sdedit(p: argparse.ArgumentParser) -> None:
@@ -80,11 +80,12 @@ def _inpaint(p: argparse.ArgumentParser) -> None:
 
 
 def _anagram(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--a", type=int, default=6)
-    p.add_argument("--b", type=int, default=9)
-    p.add_argument("--transform", default="rot180", choices=("rot180", "hflip", "identity"))
+    p.add_argument("--a", type=int, default=6, help="the class the image reads as")
+    p.add_argument("--b", type=int, default=9, help="the class it reads as once transformed")
+    p.add_argument("--transform", default="rot180", choices=("rot180", "hflip", "identity"),
+                   help="what turns a into b")
     p.add_argument("--w", type=float, default=3.0, help="guidance scale (default %(default)s)")
-    p.add_argument("--n", type=int, default=6)
+    p.add_argument("--n", type=int, default=6, help="how many anagrams")
 
 
 def _hybrid(p: argparse.ArgumentParser) -> None:
@@ -93,23 +94,24 @@ def _hybrid(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel", type=int, default=None, help="Gaussian kernel (default: 33 at 64 px scaled: 15)")
     p.add_argument("--sigma", type=float, default=None, help="Gaussian sigma (default: 2 at 64 px scaled: 0.875)")
     p.add_argument("--w", type=float, default=3.0, help="guidance scale (default %(default)s)")
-    p.add_argument("--n", type=int, default=6)
+    p.add_argument("--n", type=int, default=6, help="how many hybrids")
 
 
 def _denoiser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="tiny", help="UNet preset used image-to-image (default %(default)s)")
-    p.add_argument("--sigma", type=float, default=0.5)
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--sigma", type=float, default=0.5, help="noise level it is trained at: z = x + sigma*eps")
+    p.add_argument("--epochs", type=int, default=5, help="training epochs")
     p.add_argument("--subset", type=int, default=2048, help="training images (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--test-sigmas", type=float_list, default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    p.add_argument("--batch-size", type=int, default=64, help="training batch")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam)")
+    p.add_argument("--test-sigmas", type=float_list, default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+                   help="noise levels it is tested at, comma-separated")
     p.add_argument("--save", default=None, help="also save the trained net (safetensors)")
 
 
 def _guidance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ws", type=float_list, default=[0.0, 5.0, 10.0], help="guidance scales (default 0,5,10)")
-    p.add_argument("--digits", type=int_list, default=list(range(10)), help="classes (default 0..9)")
+    p.add_argument("--digits", type=int_list, default=list(range(10)), help="classes")
     p.add_argument("--n", type=int, default=2, help="samples per digit and scale")
     p.add_argument("--gif-dir", default=None, help="write one GIF of sampling per digit here (default: none)")
     p.add_argument("--gif-frames", type=int, default=12, help="sampler steps shown in each GIF (default %(default)s)")
@@ -128,8 +130,11 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = 
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="experiment", required=True, metavar="{" + ",".join(EXPERIMENTS) + "}")
+    parser = OneLineParser(prog=PROG, description="One subcommand per lab experiment, each writing a figure.\n\n"
+                                                  + __doc__.split("\n\n", 2)[2],
+                           epilog="examples:\n" + __doc__.split("\n\n")[1])
+    sub = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT",
+                                title="experiments (toydiff mnist lab EXPERIMENT --help: its options)")
     for name, (help_line, add_flags) in EXPERIMENTS.items():
         p = sub.add_parser(name, help=help_line)
         add_flags(p)

@@ -57,7 +57,7 @@ class TrainConfig:
     """
 
     preset: str = option("tiny", "UNet preset", choices=tuple(PRESETS))
-    num_classes: int | None = option(None, "class-conditional with this many classes (10)", type=int)
+    num_classes: int | None = option(None, "class-conditional with this many classes, 10 for MNIST (default: unconditional)", type=int)
     model_overrides: dict = option({}, "UNet preset overrides as JSON, e.g. '{\"widths\": [8, 16, 16]}'",
                                    type=_json_dict)
     schedule: str = option("linear", "noise schedule (--process vp)", choices=SCHEDULES)
@@ -74,13 +74,13 @@ class TrainConfig:
     data_dir: str | None = option(None, "folder holding the data (default: the package's)", type=str)
     train_split: str = option("train55k", "training split")
     val_split: str | None = option("val5k", "validation split (see also --no-val)", type=str)
-    subset: int | None = option(None, "train on the first N images only", type=int)
+    subset: int | None = option(None, "train on the first N images only (default: all)", type=int)
     val_size: int | None = option(2000, "validation images", type=int)
     pad_to_32: bool = option(False, "pad the 28x28 images to 32x32")
     hflip: bool = option(False, "random horizontal flips (FashionMNIST; they change digits)")
     # optimisation
     epochs: int = option(1, "passes over the training set")
-    max_steps: int | None = option(None, "run length in steps (overrides --epochs)", type=int)
+    max_steps: int | None = option(None, "run length in steps, overriding --epochs (default: --epochs)", type=int)
     batch_size: int = option(128, "global batch (split over DDP processes)")
     lr: float = option(2e-3, "peak learning rate (AdamW)")
     weight_decay: float = option(0.0, "AdamW weight decay")
@@ -103,7 +103,7 @@ class TrainConfig:
     # outputs
     out_dir: str | None = option(None, "output folder (checkpoint.safetensors, history.json, grids)", flag="--out",
                                  type=str, required=True)
-    checkpoint_every: int | None = option(None, "also checkpoint every N steps (always at epoch ends)", type=int)
+    checkpoint_every: int | None = option(None, "also checkpoint every N steps (always at epoch ends; default: only there)", type=int)
     snapshot_steps: tuple[int, ...] = option((), "also write the EMA weights alone at these steps, e.g. a weak "
                                              "model for autoguidance", type=int_list)
     sample_every_epoch: bool = option(True, "a sample grid per epoch", flag="--no-samples")
@@ -113,8 +113,8 @@ class TrainConfig:
     sample_w: float = option(3.0, "guidance scale of the per-epoch grids (conditional)")
     grid_rows: int = option(10, "rows (and columns) of the per-epoch grids")
     n_buckets: int = option(10, "equal-width t buckets of the loss split")
-    minutes: float | None = option(None, "stop cleanly (and checkpoint) after this long", type=float)
-    resume: str | None = option(None, "training checkpoint to continue from", type=str)
+    minutes: float | None = option(None, "stop cleanly (and checkpoint) after this many minutes (default: no limit)", type=float)
+    resume: str | None = option(None, "training checkpoint to continue from (default: a fresh run)", type=str)
     progress: bool = option(True, "progress bar")
 
     def __post_init__(self):

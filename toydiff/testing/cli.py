@@ -16,7 +16,9 @@ from toydiff.cli import OneLineParser, run_guarded
 
 from toydiff.options import int_list, seed_arg
 
-__all__ = ["main", "parse_config"]
+__all__ = ["main", "build_parser", "parse_config", "HELP"]
+
+HELP = "check a sampler (toydiff, diffusers or k-diffusion) against the exact oracle: a table of its properties"
 
 EXIT_FAILED = 1
 
@@ -49,15 +51,17 @@ def parse_config(text: str) -> dict:
     return out
 
 
-def _parser() -> OneLineParser:
-    p = OneLineParser(prog="toydiff check-sampler", description=__doc__.split("\n\n")[0])
+def build_parser() -> OneLineParser:
+    """The ``toydiff check-sampler`` parser."""
+    p = OneLineParser(prog="toydiff check-sampler", description=__doc__.split("\n\n", 1)[1])
     p.add_argument("sampler", help="toydiff:METHOD, diffusers:SCHEDULER_CLASS or k-diffusion:SAMPLE_FN")
-    p.add_argument("--config", default="", help="comma-separated key=value options for the sampler")
+    p.add_argument("--config", default="", help="comma-separated key=value options for the sampler (default: none)")
     p.add_argument("--steps", type=int_list, default=None, help="step counts (default 12,24,48,96)")
-    p.add_argument("--order", type=float, default=None, help="the convergence order the sampler claims")
+    p.add_argument("--order", type=float, default=None,
+                   help="the convergence order the sampler claims (default: none, the order is only measured)")
     p.add_argument("--sweep", type=int, default=None, metavar="N",
                    help="also check the timesteps of every step count 1..N (default: 1..64 and a few larger)")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the noise and the oracle's samples")
     return p
 
 
@@ -65,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def go() -> int:
         from toydiff.testing.check import DEFAULT_STEPS, DEFAULT_SWEEP, check_sampler
 
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
         if args.steps is not None and any(n < 1 for n in args.steps):
             raise ValueError(f"--steps must be positive step counts, got {args.steps}")
         if args.sweep is not None and args.sweep < 0:

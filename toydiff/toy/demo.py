@@ -2,8 +2,9 @@
 
 No training and no download: the denoiser is the closed-form ε* of the Gaussian mixture, so what the
 figures show is pure discretisation error. Writes ``samplers.png`` (histograms against the exact density)
-and ``w1_vs_steps.png`` (Wasserstein-1 to the truth against network evaluations, with the two-sample noise
-floor and a caption computed from the curves) into ``--out``.
+and ``w1_vs_steps.png`` (Wasserstein-1 to the truth against network evaluations, 5 to 50 steps, with the
+two-sample noise floor and a caption computed from the curves) into ``--out``. About 5 s of CPU time, imports
+included (~800 oracle calls on [n, 1] tensors, in one torch thread).
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ import torch
 from toydiff.cli import OneLineParser, check_writable, run_guarded
 
 from toydiff.options import seed_arg
+
+__all__ = ["HELP", "run", "build_parser", "main"]
+
+#: the step counts of the W1-against-NFE sweep
+STEPS = (5, 10, 20, 50)
+
+HELP = "every sampler on the exact oracle of a 1-D mixture, figures in seconds (no training, no download)"
 
 
 def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
@@ -54,7 +62,7 @@ def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
     results: dict[str, dict[int, float]] = {}
     for method in ("ddpm", "ddim", "heun", "dpm++2m"):
         results[method] = {}
-        for steps in (5, 10, 20, 50, 100):
+        for steps in STEPS:
             x = sample(gm.eps_fn(s), x_T, s, method=method, steps=steps, generator=torch.Generator().manual_seed(seed))
             results[method][function_evaluations(method, steps)] = wasserstein_distance(x.squeeze(1).numpy(), truth)
     # the noise floor: W1 of n fresh true draws to the same truth set, over 5 draws: no sampler can beat it
@@ -70,17 +78,27 @@ def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
     return results
 
 
+def build_parser() -> OneLineParser:
+    """The ``toydiff demo`` parser."""
+    ap = OneLineParser(prog="toydiff demo", description=__doc__.split("\n", 1)[1])
+    ap.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for the figures")
+    ap.add_argument("--n", type=int, default=5000, help="samples per sampler, at least 10")
+    ap.add_argument("--seed", type=seed_arg, default=0, help="seed of the initial noise and the sampler noise")
+    return ap
+
+
 def main(argv: list[str]) -> int:
-    ap = OneLineParser(prog="toydiff demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for the figures (default: demo_out)")
-    ap.add_argument("--n", type=int, default=5000, help="samples per sampler (default 5000)")
-    ap.add_argument("--seed", type=seed_arg, default=0)
+    ap = build_parser()
 
     def go() -> int:
         args = ap.parse_args(argv)
         if args.n < 10:
             ap.error("--n must be at least 10")
         check_writable(args.out, "--out", folder=True)  # before the sampling, writing nothing
+        # [n, 1] tensors: more threads only wait on each other (measured on a 2-core machine under load: 102 s
+        # with 2 threads, 17-20 s with 1; 5 s of CPU time, 2.7 s of it imports). The sweep stops at 50 steps,
+        # where every sampler has reached the W1 noise floor of n = 5000 samples.
+        torch.set_num_threads(1)
         results = run(args.out, args.n, args.seed)
         for method, row in results.items():
             print(f"{method:>8}: " + "  ".join(f"{nfe} NFE W1={w:.3f}" for nfe, w in row.items()))

@@ -24,7 +24,9 @@ from toydiff.cli import OneLineParser, run_guarded
 from toydiff.toy.cli import guidance, likelihood, memorise, reflow, report, sample, train
 from toydiff.toy.cli.common import PROG
 
-__all__ = ["main", "build_parser", "SUBCOMMANDS"]
+__all__ = ["main", "build_parser", "SUBCOMMANDS", "HELP"]
+
+HELP = "the 1-D / 2-D toy track: train MLP denoisers, sample, report, and labs against the exact oracle"
 
 #: subcommand name -> its module (``HELP``, ``add_parser(sub)``, ``run(args)``)
 SUBCOMMANDS = {"train": train, "sample": sample, "report": report, "reflow": reflow, "guidance": guidance,
@@ -33,8 +35,11 @@ SUBCOMMANDS = {"train": train, "sample": sample, "report": report, "reflow": ref
 
 def build_parser() -> OneLineParser:
     """The ``toydiff toy`` parser: one sub-parser per entry of :data:`SUBCOMMANDS`."""
-    p = OneLineParser(prog=PROG, description="The 1-D / 2-D toy track.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    p = OneLineParser(prog=PROG, description="The 1-D / 2-D toy track: train MLP denoisers under a process, sample "
+                                             "them, and measure them against the exact oracle of the data's mixture.",
+                      epilog="examples:\n" + __doc__.split("\n\n")[1])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="SUBCOMMAND",
+                           title="subcommands (toydiff toy SUBCOMMAND --help: its options)")
     for module in SUBCOMMANDS.values():
         module.add_parser(sub)
     return p

@@ -140,7 +140,7 @@ def add_sampling_flags(p) -> None:
     p.add_argument("--eta", type=float, default=None, help="ddim only: 0 deterministic (default), 1 DDPM-like")
     p.add_argument("--variance", choices=("beta", "posterior"), default=None, help="ddpm only (default beta)")
     p.add_argument("--n", type=positive(int), default=10_000, help="number of samples")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the initial noise and the sampler's noise")
 
 
 #: sampler flags -> the method that reads them, where only one does

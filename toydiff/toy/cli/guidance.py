@@ -42,13 +42,13 @@ def add_parser(sub) -> None:
     g.add_argument("--interval-sigma", type=float_list, default=[0.28, 5.42],
                    help="LO,HI: the limited interval guides only where σ_t = √((1−ᾱ)/ᾱ) lies in (LO, HI]")
     g.add_argument("--n", type=int, default=1000, help="samples per (w, interval)")
-    g.add_argument("--method", choices=METHODS, default="ddpm")
+    g.add_argument("--method", choices=METHODS, default="ddpm", help="sampler")
     g.add_argument("--steps", type=int, default=50, help="respaced sampling steps")
     g.add_argument("--train-epochs", type=int, default=0,
                    help="also train a conditional MLP (label dropout) for this many epochs and measure it; 0: oracle only")
     g.add_argument("--p-uncond", type=float, default=0.1, help="label dropout of that training")
     g.add_argument("--grid", type=int, default=256, help="cells per axis of the tilted target's grid")
-    g.add_argument("--seed", type=seed_arg, default=0)
+    g.add_argument("--seed", type=seed_arg, default=0, help="seed of the samples (and of the training)")
     g.add_argument("--out", required=True, help="output folder")
 
 

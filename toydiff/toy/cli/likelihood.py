@@ -36,9 +36,9 @@ def add_parser(sub) -> None:
     lk.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="for --oracle without --run")
     lk.add_argument("--n", type=positive(int), default=200, help="held-out points for the PF-ODE (default 200)")
     lk.add_argument("--n-elbo", type=positive(int), default=2000, help="held-out points for the ELBO (default 2000)")
-    lk.add_argument("--rtol", type=_rtol, default=1e-4, help="solve_ivp rtol = atol (default 1e-4)")
+    lk.add_argument("--rtol", type=_rtol, default=1e-4, help="solve_ivp rtol = atol")
     lk.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="reverse variance of the ELBO")
-    lk.add_argument("--seed", type=seed_arg, default=0)
+    lk.add_argument("--seed", type=seed_arg, default=0, help="seed of the held-out points and the ELBO's noise")
     lk.add_argument("--out", required=True, help="output folder (likelihood.png, elbo.png, likelihood.json)")
 
 

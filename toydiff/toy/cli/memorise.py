@@ -30,9 +30,9 @@ def add_parser(sub) -> None:
     mm.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="without --run")
     mm.add_argument("--n-train", type=positive(int), default=None, help="without --run: training points drawn")
     mm.add_argument("--n", type=positive(int), default=2000, help="samples (default 2000)")
-    mm.add_argument("--method", choices=METHODS, default="ddpm")
+    mm.add_argument("--method", choices=METHODS, default="ddpm", help="sampler")
     mm.add_argument("--steps", type=positive(int), default=None, help="respaced sampling steps (default: every step)")
-    mm.add_argument("--seed", type=seed_arg, default=0)
+    mm.add_argument("--seed", type=seed_arg, default=0, help="seed of the samples (and, without --run, of the training points)")
     mm.add_argument("--out", required=True, help="output folder (memorise.png, memorise.json)")
 
 

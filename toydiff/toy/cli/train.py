@@ -38,17 +38,18 @@ def add_parser(sub) -> None:
                        description="Train an MLP denoiser. Exit status 2: bad input, or --out is held by "
                                    "another train; 3: the run diverged (NaN/inf loss or weights; the checkpoint "
                                    "stays the last finite one).")
-    t.add_argument("--dataset", choices=DATASETS, default="two_gaussians")
+    t.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="the data set (its recipe sets the defaults below)")
     t.add_argument("--out", required=True, help="run folder (checkpoint.safetensors, history.json, loss.png)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (--epochs may be raised)")
     t.add_argument("--preset", choices=("default", "exercise"), default="default",
                    help="'exercise': the seed notebook's concat(x, t) -> 128 -> 128 tanh network")
-    t.add_argument("--width", type=positive(int), help=_FROM_RECIPE)
-    t.add_argument("--depth", type=positive(int), help=_FROM_RECIPE)
-    t.add_argument("--activation", choices=tuple(ACTIVATIONS), help=_FROM_RECIPE)
-    t.add_argument("--time-input", choices=TIME_INPUTS, help=_FROM_RECIPE)
+    t.add_argument("--width", type=positive(int), help=f"hidden units per layer ({_FROM_RECIPE})")
+    t.add_argument("--depth", type=positive(int), help=f"hidden layers ({_FROM_RECIPE})")
+    t.add_argument("--activation", choices=tuple(ACTIVATIONS), help=f"activation ({_FROM_RECIPE})")
+    t.add_argument("--time-input", choices=TIME_INPUTS, help=f"how t enters the network ({_FROM_RECIPE})")
     t.add_argument("--n-train", type=positive(int), help=f"points per epoch ({_FROM_RECIPE})")
-    t.add_argument("--n-val", type=positive(int), default=2_000)
+    t.add_argument("--n-val", type=positive(int), default=2_000,
+                   help="held-out points of the loss (scored next to the oracle's floor on the same draws)")
     t.add_argument("--fixed-data", action="store_true",
                    help="revisit the same --n-train points every epoch (the seed exercise) instead of fresh ones")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
