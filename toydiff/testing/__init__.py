@@ -18,6 +18,6 @@ from toydiff.testing.check import DEFAULT_STEPS, DEFAULT_SWEEP, DEFAULT_TIMEOUT,
 from toydiff.testing.oracle import OracleCallError, Problem, default_problem, pf_ode
 from toydiff.testing.protocol import KitSampler, Run, from_callable, from_toydiff
 
-__all__ = ["check_sampler", "Report", "Row", "DEFAULT_STEPS", "DEFAULT_SWEEP", "DEFAULT_TIMEOUT", "assert_converges", "assert_passes", "from_callable",
-           "from_toydiff", "from_diffusers", "from_k_diffusion", "from_spec", "as_sampler", "KitSampler", "Run",
+__all__ = ["check_sampler", "Report", "Row", "DEFAULT_STEPS", "DEFAULT_SWEEP", "DEFAULT_TIMEOUT", "assert_converges",
+           "assert_passes", "from_callable", "from_toydiff", "from_diffusers", "from_k_diffusion", "from_spec", "as_sampler", "KitSampler", "Run",
            "Problem", "default_problem", "pf_ode", "OracleCallError"]

@@ -2,7 +2,8 @@
 
 Properties (one row each in :class:`Report`):
 
-- **runs**: every run finishes and returns finite ``x_0`` of the right shape;
+- **runs**: every run finishes within the time limit (``timeout``, default 60 s per run; a run anywhere over it
+  fails this row) and returns finite ``x_0`` of the right shape;
 - **denoiser t**: the denoiser is only asked about timesteps in ``[0, T - 1]`` (diffusers' trailing DDIM asks
   about t = −1 at some step counts);
 - **timesteps**: the levels visited are strictly descending, free of duplicates and of negative t (but the
@@ -17,6 +18,10 @@ Properties (one row each in :class:`Report`):
   ``order_tol``, or is at least ``min_order`` if none is claimed;
 - **distribution** (stochastic): the energy distance of ``n_samples`` samples to true samples sits within
   the two-sample noise floor (:func:`toydiff.toy.metrics.energy_distance` between two true sets).
+
+Whose fault: the caller's bad arguments (``order=nan``, ``steps=[]``, a configuration the sampler refuses, a peer
+library that fails to import) raise ValueError/TypeError before any run; whatever the sampler does wrong
+(raises, NaN, wrong shape, too slow: :mod:`toydiff.testing.runner`) is a failed row with the reason.
 """
 
 from __future__ import annotations
@@ -152,7 +157,8 @@ def _runs_rows(runner: Runner, problem: Problem, steps: list[int], seed: int):
 
 def _runs_row(steps: list[int], errors: list[str]) -> Row:
     skipped = [e for e in errors if e.endswith("(an earlier run timed out)")]
-    shown = [e for e in errors if e not in skipped] + ([f"{len(skipped)} more not run after the timeout"] * bool(skipped))
+    shown = [e for e in errors if e not in skipped]
+    shown += [f"{len(skipped)} more not run after the timeout"] if skipped else []
     return Row("runs", not errors, "; ".join(shown) if errors else f"steps {list(steps)} all finished, x_0 finite")
 
 

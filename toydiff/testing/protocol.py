@@ -90,8 +90,9 @@ def from_callable(fn: Callable, name: str | None = None, *, order: float | None 
 
 
 def _probe_toydiff(method: str, spacing: str | None, options: dict) -> None:
-    """One step of ``method`` on a zero denoiser (B = 1, linear β, T = 1000), so that :func:`toydiff.sample` refuses a bad
-    configuration (``eta=0.5`` with ``heun``) here, as the caller's error, not later as the sampler's failure."""
+    """One step of ``method`` on a zero denoiser (B = 1, linear β, T = 1000), so that :func:`toydiff.sample`
+    refuses a bad configuration (``eta=0.5`` with ``heun``) here, as the caller's error, not later as the
+    sampler's failure."""
     x_T = torch.zeros(1, 1, dtype=torch.float64)
     try:
         with warnings.catch_warnings():

@@ -31,8 +31,9 @@ def one_line_error(capsys, *needles) -> str:
 # --- the caller's arguments -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, name", [
-    (dict(order=math.nan), "order"), (dict(order=-1), "order"), (dict(order=0), "order"), (dict(order=math.inf), "order"),
-    (dict(min_order=math.nan), "min_order"), (dict(min_order=-0.5), "min_order"), (dict(order_tol=math.nan), "order_tol"),
+    (dict(order=math.nan), "order"), (dict(order=-1), "order"), (dict(order=0), "order"),
+    (dict(order=math.inf), "order"), (dict(min_order=math.nan), "min_order"), (dict(min_order=-0.5), "min_order"),
+    (dict(order_tol=math.nan), "order_tol"),
     (dict(steps=[]), "steps"), (dict(steps=[0]), "steps"), (dict(sweep=[0]), "sweep"), (dict(seed=-1), "seed"),
     (dict(n_samples=2), "n_samples"), (dict(timeout=0), "timeout"), (dict(timeout=math.nan), "timeout"),
     (dict(timeout=-1.0), "timeout"),
