@@ -140,7 +140,7 @@ def swallower(eps_fn, x_T, alphas_cumprod, steps, generator):
 def test_a_slow_sampler_is_a_timeout_row_not_a_hang(sampler):
     start = time.monotonic()
     rep = check_sampler(sampler, **TINY, timeout=0.2)
-    assert time.monotonic() - start < 5  # one time limit, then the sampler is not run again
+    assert time.monotonic() - start < 15  # one time limit (0.2 s), not one per run nor 30 s of sleep, then the sampler is not run again
     assert rep.row("runs").passed is False and "timeout after 0.2 s" in rep.row("runs").detail, rep.table()
     assert not rep.passed
 
@@ -165,11 +165,11 @@ def test_the_alarm_restores_the_callers_handler_and_timer():
     fired = []
     old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
     try:
-        signal.setitimer(signal.ITIMER_REAL, 5.0)
+        signal.setitimer(signal.ITIMER_REAL, 60.0)
         rep = check_sampler(sleeper, **TINY, timeout=0.1)
         assert "timeout" in rep.row("runs").detail
         delay, _ = signal.getitimer(signal.ITIMER_REAL)
-        assert 3.0 < delay <= 5.0 and not fired  # the caller's timer runs on with what it had left
+        assert 30.0 < delay <= 60.0 and not fired  # the caller's timer runs on with what it had left
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
