@@ -24,11 +24,13 @@ import inspect
 import math
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from toydiff.processes import schedules
 from toydiff.testing.oracle import Recorder
 from toydiff.testing.protocol import KitSampler, Run, _timesteps_from_calls, from_callable, from_toydiff
 
@@ -49,6 +51,21 @@ def _build_scheduler(cls, recorder: Recorder, config: dict):
                **unclipped, **config)
 
 
+def _probe_scheduler(cls, config: dict) -> None:
+    """Build ``cls`` with ``config`` on a linear-β schedule (T = 1000), so that a configuration the scheduler
+    refuses (``solver_order=9``) is the caller's ValueError here, not a failure of every run."""
+    betas = schedules.linear(T=1000).betas.numpy()
+    params = inspect.signature(cls.__init__).parameters
+    unclipped = {k: v for k, v in _UNCLIPPED.items() if k in params and k not in config}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(num_train_timesteps=1000, trained_betas=betas, **unclipped, **config)
+    except Exception as e:  # noqa: BLE001 - diffusers raises ValueError, NotImplementedError, TypeError...
+        raise ValueError(f"config: {cls.__name__} refuses it: {type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]}") from None
+
+
 def from_diffusers(scheduler_class, *, name: str | None = None, order: float | None = None, **config) -> KitSampler:
     """A diffusers scheduler class (``DDIMScheduler``, ...) with its ``config`` (``timestep_spacing="trailing"``)
     as a :class:`KitSampler`; ``order`` is the convergence order you claim for it (None: not checked)."""
@@ -63,6 +80,7 @@ def from_diffusers(scheduler_class, *, name: str | None = None, order: float | N
     unknown = sorted(set(config) - set(params))
     if unknown:
         raise ValueError(f"config: {scheduler_class.__name__} has no option {unknown[0]!r}")
+    _probe_scheduler(scheduler_class, config)
     takes_generator = "generator" in inspect.signature(scheduler_class.step).parameters
 
     def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
@@ -137,10 +155,11 @@ def _append_dims(x: torch.Tensor, ndim: int) -> torch.Tensor:
 def k_diffusion_sampling() -> types.ModuleType:
     """``k_diffusion.sampling``; if the package's ``__init__`` cannot import its heavy training dependencies
     (torchvision, clean-fid, ...: a ``pip install --no-deps k-diffusion torchsde torchdiffeq`` install), the
-    sampling module alone, loaded from its file with a one-function ``utils``. ImportError if not installed."""
+    sampling module alone, loaded from its file with a one-function ``utils`` (also when ``__init__`` fails in
+    another way). ImportError if not installed; whatever loading that file raises if it is broken."""
     try:
         return importlib.import_module("k_diffusion.sampling")
-    except ImportError:
+    except Exception:  # noqa: BLE001 - ImportError of a training dependency, or any other failure of __init__
         pass
     if "_kdiffusion_sampling.sampling" in sys.modules:
         return sys.modules["_kdiffusion_sampling.sampling"]
@@ -157,7 +176,11 @@ def k_diffusion_sampling() -> types.ModuleType:
     mod_spec = importlib.util.spec_from_file_location("_kdiffusion_sampling.sampling", path)
     module = importlib.util.module_from_spec(mod_spec)
     sys.modules["_kdiffusion_sampling.sampling"] = module
-    mod_spec.loader.exec_module(module)
+    try:
+        mod_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["_kdiffusion_sampling.sampling"]  # a broken file is not cached as if it had loaded
+        raise
     return module
 
 
@@ -174,6 +197,9 @@ def from_spec(spec: str, **config) -> KitSampler:
             module = importlib.import_module("diffusers") if lib == "diffusers" else k_diffusion_sampling()
         except ImportError as e:
             raise ValueError(f"sampler {spec!r}: {lib} is not installed ({e})") from None
+        except Exception as e:  # noqa: BLE001 - a broken install (its __init__ raises): the caller's environment
+            raise ValueError(f"sampler {spec!r}: importing {lib} failed: {type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:200]}") from None
         target = getattr(module, what, None)
         if target is None:
             raise ValueError(f"sampler {spec!r}: {lib} has no {what!r}")

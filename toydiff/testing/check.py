@@ -2,7 +2,8 @@
 
 Properties (one row each in :class:`Report`):
 
-- **runs**: every run finishes and returns finite ``x_0`` of the right shape;
+- **runs**: every run finishes within the time limit (``timeout``, default 60 s per run; a run anywhere over it
+  fails this row) and returns finite ``x_0`` of the right shape;
 - **denoiser t**: the denoiser is only asked about timesteps in ``[0, T - 1]`` (diffusers' trailing DDIM asks
   about t = −1 at some step counts);
 - **timesteps**: the levels visited are strictly descending, free of duplicates and of negative t (but the
@@ -17,6 +18,10 @@ Properties (one row each in :class:`Report`):
   ``order_tol``, or is at least ``min_order`` if none is claimed;
 - **distribution** (stochastic): the energy distance of ``n_samples`` samples to true samples sits within
   the two-sample noise floor (:func:`toydiff.toy.metrics.energy_distance` between two true sets).
+
+Whose fault: the caller's bad arguments (``order=nan``, ``steps=[]``, a configuration the sampler refuses, a peer
+library that fails to import) raise ValueError/TypeError before any run; whatever the sampler does wrong
+(raises, NaN, wrong shape, too slow: :mod:`toydiff.testing.runner`) is a failed row with the reason.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ import numpy as np
 import torch
 
 from toydiff.checks import check_int, check_number
-from toydiff.testing.oracle import OracleCallError, Problem, default_problem, pf_ode
+from toydiff.options import MAX_SEED
 from toydiff.testing.adapters import as_sampler
-from toydiff.testing.protocol import KitSampler, Run
+from toydiff.testing.oracle import OracleCallError, Problem, default_problem, pf_ode
 from toydiff.testing.properties import clean_end_row, distribution_row, path_problems
+from toydiff.testing.protocol import Run
+from toydiff.testing.runner import DEFAULT_TIMEOUT, Runner, check_timeout
 
-__all__ = ["Row", "Report", "check_sampler", "DEFAULT_STEPS", "DEFAULT_SWEEP"]
+__all__ = ["Row", "Report", "check_sampler", "DEFAULT_STEPS", "DEFAULT_SWEEP", "DEFAULT_TIMEOUT"]
 
 #: step counts of the pathwise check: none divides T = 1000, so a sampler that strides by T // steps while its
 #: timesteps are spaced by T / steps (diffusers' DDIM) is off at every one of them
@@ -90,21 +97,6 @@ class Report:
     __str__ = table
 
 
-def _attempt(sampler: KitSampler, problem: Problem, x_T: torch.Tensor, steps: int, seed: int) -> tuple[Run | None, str | None, list]:
-    """One run: ``(run, None, bad_t)`` or ``(None, error message, bad_t)``."""
-    rec = problem.with_batch(x_T).recorder()
-    try:
-        run = sampler.run(rec, x_T, steps, torch.Generator().manual_seed(seed))
-    except OracleCallError as e:
-        return None, f"steps={steps}: {e}", rec.bad
-    except Exception as e:  # noqa: BLE001 - a sampler's own failure is a finding, not a crash of the kit
-        return None, f"steps={steps}: {type(e).__name__}: {' '.join(str(e).split())[:200]}", rec.bad
-    x0 = run.x0
-    if not isinstance(x0, torch.Tensor) or x0.shape != x_T.shape or not bool(torch.isfinite(x0).all()):
-        return None, f"steps={steps}: x_0 is not a finite tensor of shape {tuple(x_T.shape)}", rec.bad
-    return run, None, rec.bad
-
-
 def _sigma_path(problem: Problem, run: Run) -> tuple[float, float] | None:
     """The run's first and last σ (None if its timesteps are out of range; those are reported elsewhere)."""
     if run.sigmas is not None:
@@ -150,55 +142,60 @@ def _order_rows(errors: dict[int, float], claimed: float | None, order_tol: floa
     return fit, rows
 
 
-def _runs_rows(sampler, problem, steps, seed):
+def _runs_rows(runner: Runner, problem: Problem, steps: list[int], seed: int):
     """Run every step count: the runs, the 'runs' row and the out-of-range calls."""
     runs, errors, bad = {}, [], []
     for n in steps:
-        run, msg, bad_t = _attempt(sampler, problem, problem.x_T, n, seed)
-        bad += [(n, v) for v in bad_t]
-        if run is None:
-            errors.append(msg)
+        got = runner.attempt(problem, problem.x_T, n, seed)
+        bad += [(n, v) for v in got.bad]
+        if got.run is None:
+            errors.append(got.error)
         else:
-            runs[n] = run
-    row = Row("runs", not errors, "; ".join(errors) if errors else f"steps {list(steps)} all finished, x_0 finite")
-    return runs, row, bad
+            runs[n] = got.run
+    return runs, _runs_row(steps, errors), bad
 
 
-def _seed_rows(sampler, problem, n, seed, first: Run | None) -> tuple[bool | None, list[Row]]:
+def _runs_row(steps: list[int], errors: list[str]) -> Row:
+    skipped = [e for e in errors if e.endswith("(an earlier run timed out)")]
+    shown = [e for e in errors if e not in skipped]
+    shown += [f"{len(skipped)} more not run after the timeout"] if skipped else []
+    return Row("runs", not errors, "; ".join(shown) if errors else f"steps {list(steps)} all finished, x_0 finite")
+
+
+def _seed_rows(runner: Runner, problem: Problem, n: int, seed: int, first: Run | None):
     """Determinism under a seed, stochasticity (another seed) and batch invariance, at ``n`` steps."""
     if first is None:
         return None, [Row("determinism", None, "the run failed")]
-    again, _, _ = _attempt(sampler, problem, problem.x_T, n, seed)
-    other, _, _ = _attempt(sampler, problem, problem.x_T, n, seed + 1)
+    again = runner.attempt(problem, problem.x_T, n, seed).run
+    other = runner.attempt(problem, problem.x_T, n, seed + 1).run
+    if runner.timed_out is not None:
+        return None, [Row("determinism", None, "not checked: the sampler timed out")]
     same = again is not None and torch.equal(again.x0, first.x0)
     rows = [Row("determinism", same, f"seed {seed} twice at steps={n}: " + ("identical" if same else "differs"))]
     stochastic = other is not None and not torch.equal(other.x0, first.x0)
     if stochastic:
         return True, rows + [Row("batch invariance", None, "stochastic (seed-dependent) sampler")]
     half = max(1, problem.x_T.shape[0] // 2)
-    part, _, _ = _attempt(sampler, problem, problem.x_T[:half].clone(), n, seed)
+    part = runner.attempt(problem, problem.x_T[:half].clone(), n, seed).run
+    if runner.timed_out is not None:
+        return None, rows + [Row("batch invariance", None, "not checked: the sampler timed out")]
     gap = float((part.x0 - first.x0[:half]).abs().max()) if part is not None else math.inf
     scale = 1e-6 * (1.0 + float(first.x0.abs().max()))
     rows.append(Row("batch invariance", gap <= scale, f"first {half} of the batch alone: max |diff| {gap:.1e}"))
     return False, rows
 
 
-def _timestep_rows(sampler, problem, runs, steps, sweep, seed, bad: list) -> list[Row]:
+def _timestep_rows(runner: Runner, problem: Problem, runs, steps, sweep, seed, bad: list) -> list[Row]:
     """'denoiser t' and 'timesteps' over the runs and the sweep (batch 2, cheap zero denoiser)."""
     problems = {n: path_problems(problem, r) for n, r in runs.items()}
     x2 = problem.x_T[:2].clone()
     for n in sorted(set(sweep) - set(steps)):
         if n > problem.schedule.T:
             continue
-        rec = problem.with_batch(x2).recorder(cheap=True)
-        try:
-            run = sampler.run(rec, x2, n, torch.Generator().manual_seed(seed))
-        except OracleCallError:
-            bad += [(n, v) for v in rec.bad]
-            continue
-        except Exception:  # noqa: BLE001 - a failure on the zero denoiser says nothing about timesteps
-            continue
-        problems[n] = path_problems(problem, run)
+        got = runner.attempt(problem, x2, n, seed, cheap=True)
+        bad += [(n, v) for v in got.bad]
+        if got.run is not None:  # any other failure on the zero denoiser says nothing about timesteps
+            problems[n] = path_problems(problem, got.run)
     bad_ns, bad_t = sorted({n for n, _ in bad}), sorted({v for _, v in bad})
     bad_row = Row("denoiser t", not bad, "all calls in [0, T-1]" if not bad else
                   f"called at t = {', '.join(f'{v:g}' for v in bad_t[:3])}, outside [0, {problem.schedule.T - 1}], "
@@ -211,9 +208,30 @@ def _timestep_rows(sampler, problem, runs, steps, sweep, seed, bad: list) -> lis
     return [bad_row, Row("timesteps", not wrong, detail)]
 
 
+def _check_args(steps, sweep, order, order_tol, min_order, seed, n_samples, problem, timeout) -> dict:
+    """The caller's arguments, checked (a ValueError/TypeError naming the argument), as check_sampler uses them."""
+    if isinstance(steps, (str, bytes)) or not hasattr(steps, "__iter__"):
+        raise TypeError(f"steps must be a sequence of step counts, got {type(steps).__name__} {steps!r}")
+    steps = sorted({check_int(n, "steps", min=1) for n in steps})
+    if not steps:
+        raise ValueError("steps must hold at least one step count (two for the order), got none")
+    if isinstance(sweep, (str, bytes)) or not hasattr(sweep, "__iter__"):
+        raise TypeError(f"sweep must be a sequence of step counts, got {type(sweep).__name__} {sweep!r}")
+    if order is not None and not check_number(order, "order", min=0.0) > 0:
+        raise ValueError(f"order must be a positive number (or None: the sampler's own claim), got {order!r}")
+    if problem is not None and not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a toydiff.testing.Problem, got {type(problem).__name__}")
+    return dict(steps=steps, sweep=sorted({check_int(n, "sweep", min=1) for n in sweep}), order=order,
+                order_tol=check_number(order_tol, "order_tol", min=0.0),
+                min_order=check_number(min_order, "min_order", min=0.0),
+                seed=check_int(seed, "seed", min=0, max=MAX_SEED), n_samples=check_int(n_samples, "n_samples", min=10),
+                timeout=check_timeout(timeout))
+
+
 def check_sampler(sampler, steps: Sequence[int] = DEFAULT_STEPS, *, order: float | None = None,
                   problem: Problem | None = None, seed: int = 0, sweep: Sequence[int] = DEFAULT_SWEEP,
-                  order_tol: float = 0.35, min_order: float = 0.8, n_samples: int = 2000, **config) -> Report:
+                  order_tol: float = 0.35, min_order: float = 0.8, n_samples: int = 2000,
+                  timeout: float | None = DEFAULT_TIMEOUT, **config) -> Report:
     """Run ``sampler`` on the exact oracle ``problem`` (default :func:`~toydiff.testing.oracle.default_problem`)
     at each step count of ``steps`` and report every property (module docstring).
 
@@ -222,27 +240,34 @@ def check_sampler(sampler, steps: Sequence[int] = DEFAULT_STEPS, *, order: float
             ``"diffusers:DDIMScheduler"``, ``"k-diffusion:sample_euler"``) configured by ``config``.
         steps: step counts for the pathwise error and order; the run at the fewest is repeated for determinism
             and batch invariance, the clean-end check runs at the most.
-        order: the claimed convergence order (default: the sampler's own claim, ``KitSampler.order``).
+        order: the claimed convergence order, > 0 (default: the sampler's own claim, ``KitSampler.order``).
         sweep: more step counts whose visited timesteps alone are checked (zero denoiser, batch 2).
         n_samples: samples for the distribution check of a stochastic sampler.
+        timeout: seconds one sampler run may take (None: no limit); a run over it fails the 'runs' row with
+            "timeout after N s" and the sampler is not run again (:mod:`toydiff.testing.runner`: how).
     Returns:
         a :class:`Report` (``.passed``, ``.order``, ``.table()``).
+    Raises:
+        ValueError / TypeError: the caller's bad arguments or configuration (never the sampler's misbehaviour,
+        which is a failed row).
     """
-    steps = sorted({check_int(n, "steps", min=1) for n in steps})
-    check_number(order_tol, "order_tol", min=0.0)
-    kit = as_sampler(sampler, **config)
-    problem = problem if problem is not None else default_problem(seed=seed)
-    claimed = order if order is not None else kit.order
-    rep = Report(kit.name)
-    runs, runs_row, bad = _runs_rows(kit, problem, steps, seed)
-    rep.stochastic, seed_rows = _seed_rows(kit, problem, steps[0], seed, runs.get(steps[0]))
-    rep.rows += [runs_row] + _timestep_rows(kit, problem, runs, steps, sweep, seed, bad) + seed_rows
-    rep.rows.append(Row("clean end", *clean_end_row(kit, problem, steps[-1], seed)))
+    a = _check_args(steps, sweep, order, order_tol, min_order, seed, n_samples, problem, timeout)
+    runner = Runner(as_sampler(sampler, **config), a["timeout"])
+    problem = problem if problem is not None else default_problem(seed=a["seed"])
+    steps, seed = a["steps"], a["seed"]
+    claimed = a["order"] if a["order"] is not None else runner.sampler.order
+    rep = Report(runner.sampler.name)
+    runs, runs_row, bad = _runs_rows(runner, problem, steps, seed)
+    rep.stochastic, seed_rows = _seed_rows(runner, problem, steps[0], seed, runs.get(steps[0]))
+    rep.rows += [runs_row] + _timestep_rows(runner, problem, runs, steps, a["sweep"], seed, bad) + seed_rows
+    rep.rows.append(Row("clean end", *clean_end_row(runner, problem, steps[-1], seed)))
     if rep.stochastic:
-        ok, detail = distribution_row(kit, problem, steps[-1], check_int(n_samples, "n_samples", min=10), seed)
+        ok, detail = distribution_row(runner, problem, steps[-1], a["n_samples"], seed)
         rep.rows += [Row("pathwise", None, "stochastic sampler"), Row("distribution", ok, detail)]
     elif rep.stochastic is False:
         rep.errors = _pathwise(problem, runs)
-        rep.order, rows = _order_rows(rep.errors, claimed, order_tol, min_order)
+        rep.order, rows = _order_rows(rep.errors, claimed, a["order_tol"], a["min_order"])
         rep.rows += rows
+    if runner.timed_out is not None and runs_row.passed:  # a timeout outside the main runs still fails 'runs'
+        rep.rows[0] = Row("runs", False, f"{runs_row.detail}; but {runner.timed_out}")
     return rep

@@ -1,11 +1,13 @@
-"""``toydiff check-sampler SAMPLER [--config k=v,...] [--steps 12,24,48,96]``: the kit's report on the command line.
+"""``toydiff check-sampler SAMPLER [--config k=v,...] [--steps 12,24,48,96] [--timeout 60]``: the kit's report.
 
     toydiff check-sampler toydiff:heun --steps 10,20,40
     toydiff check-sampler diffusers:DPMSolverMultistepScheduler --config algorithm_type=dpmsolver++,solver_order=2
     toydiff check-sampler k-diffusion:sample_dpmpp_2m --config sigmas=karras --order 2
 
 Prints the table of :func:`toydiff.testing.check_sampler`; exit status 0 when every property holds, 1 when one
-fails, 2 on bad input (one line on stderr: an unknown sampler, a library that is not installed, a bad flag).
+fails (the sampler raised, returned NaN or the wrong shape, ran past ``--timeout`` seconds, or broke a property),
+2 on bad input (one line on stderr: an unknown sampler, a library that is not installed or fails to import, a bad
+flag such as ``--order nan``, a configuration the sampler refuses such as ``toydiff:heun --config eta=0.5``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Sequence
 
 from toydiff.cli import OneLineParser, run_guarded
 
-from toydiff.options import int_list, seed_arg
+from toydiff.options import int_list, positive, seed_arg
 
 __all__ = ["main", "build_parser", "parse_config", "HELP"]
 
@@ -62,12 +64,14 @@ def build_parser() -> OneLineParser:
     p.add_argument("--sweep", type=int, default=None, metavar="N",
                    help="also check the timesteps of every step count 1..N (default: 1..64 and a few larger)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the noise and the oracle's samples")
+    p.add_argument("--timeout", type=positive(float), default=None, metavar="SECONDS",
+                   help="time limit of one sampler run; a run over it fails (default 60)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     def go() -> int:
-        from toydiff.testing.check import DEFAULT_STEPS, DEFAULT_SWEEP, check_sampler
+        from toydiff.testing.check import DEFAULT_STEPS, DEFAULT_SWEEP, DEFAULT_TIMEOUT, check_sampler
 
         args = build_parser().parse_args(argv)
         if args.steps is not None and any(n < 1 for n in args.steps):
@@ -75,8 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.sweep is not None and args.sweep < 0:
             raise ValueError(f"--sweep must be >= 0, got {args.sweep}")
         sweep = DEFAULT_SWEEP if args.sweep is None else range(1, args.sweep + 1)
+        timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
         rep = check_sampler(args.sampler, args.steps or DEFAULT_STEPS, order=args.order, seed=args.seed, sweep=sweep,
-                            **parse_config(args.config))
+                            timeout=timeout, **parse_config(args.config))
         print(rep.table())
         return 0 if rep.passed else EXIT_FAILED
 

@@ -22,6 +22,7 @@ import torch
 from toydiff.processes import schedules
 from toydiff.exact.mixture import GaussianMixture
 from toydiff.processes.schedules import NoiseSchedule
+from toydiff.testing.deadline import Deadline
 
 __all__ = ["Problem", "Recorder", "OracleCallError", "default_problem", "pf_ode", "sigma_of_alpha_bar"]
 
@@ -69,10 +70,10 @@ class Problem:
         hi = min(lo + 1, len(s) - 1)
         return float(s[lo] + (t - lo) * (s[hi] - s[lo]))
 
-    def recorder(self, *, cheap: bool = False) -> "Recorder":
+    def recorder(self, *, cheap: bool = False, deadline: Deadline | None = None) -> "Recorder":
         """A fresh :class:`Recorder`; ``cheap``: its denoisers return zeros (ε = 0, x̂_0 = x̃), for runs that only
-        look at the timesteps a sampler visits."""
-        return Recorder(self, cheap=cheap)
+        look at the timesteps a sampler visits; ``deadline``: the run's time limit, checked on every call."""
+        return Recorder(self, cheap=cheap, deadline=deadline)
 
     def with_batch(self, x_T: torch.Tensor) -> "Problem":
         return Problem(self.schedule, self.mixture, x_T)
@@ -84,11 +85,13 @@ class Recorder:
 
     ``eps_fn(x_t [B, *event], t [B])``: ε* at integer or fractional timesteps (the plain protocol and diffusers);
     ``denoiser(x̃ [B, *event], sigma [B])``: the exact x̂_0 = E[x_0 | x̃] in σ-space (k-diffusion's model).
-    ``calls`` holds ``(t or None, σ)`` per call, ``bad`` the timesteps refused.
+    ``calls`` holds ``(t or None, σ)`` per call, ``bad`` the timesteps refused. With a ``deadline`` every call
+    first checks it (and ends a run over its time limit: :mod:`toydiff.testing.runner`).
     """
 
     problem: Problem
     cheap: bool = False
+    deadline: Deadline | None = None
     calls: list = field(default_factory=list)
     bad: list = field(default_factory=list)
 
@@ -102,6 +105,8 @@ class Recorder:
 
     def eps_fn(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """ε*(x_t, t) ``[B, *event]`` in the dtype of ``x_t``; a t outside [0, T-1] raises OracleCallError."""
+        if self.deadline is not None:
+            self.deadline.check()
         tv = self._levels(torch.as_tensor(t), x_t.shape[0])
         T = self.problem.schedule.T
         out_of_range = [float(v) for v in tv.unique() if not 0 <= float(v) <= T - 1]
@@ -118,6 +123,8 @@ class Recorder:
 
     def denoiser(self, x_s: torch.Tensor, sigma) -> torch.Tensor:
         """The exact x̂_0 for Karras' x̃ = x_0 + σ ε at ``sigma`` (a scalar or ``[B]``), shape of ``x_s``."""
+        if self.deadline is not None:
+            self.deadline.check()
         sv = self._levels(torch.as_tensor(sigma), x_s.shape[0])
         self.calls.append((None, float(sv[0])))
         if self.cheap:

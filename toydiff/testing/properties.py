@@ -11,7 +11,8 @@ import torch
 
 from toydiff.exact.mixture import GaussianMixture
 from toydiff.testing.oracle import Problem
-from toydiff.testing.protocol import KitSampler, Run
+from toydiff.testing.protocol import Run
+from toydiff.testing.runner import Runner
 
 __all__ = ["path_problems", "distribution_row", "clean_end_row", "sharp_mixture", "FLOOR_DRAWS", "FLOOR_FACTOR"]
 
@@ -53,17 +54,19 @@ def path_problems(problem: Problem, run: Run) -> list[str]:
     return out
 
 
-def distribution_row(sampler: KitSampler, problem: Problem, steps: int, n: int, seed: int):
+def distribution_row(runner: Runner, problem: Problem, steps: int, n: int, seed: int):
     """``(passed, detail)``: the energy distance of ``n`` samples at ``steps`` to true samples, against the
-    largest of ``FLOOR_DRAWS`` true-vs-true distances times ``FLOOR_FACTOR``."""
+    largest of ``FLOOR_DRAWS`` true-vs-true distances times ``FLOOR_FACTOR``; ``(None | False, why)`` when the
+    run was skipped after a timeout or failed."""
     from toydiff.toy.metrics import energy_distance
 
     g = torch.Generator().manual_seed(seed + 7919)
     x_T = torch.randn(n, problem.mixture.D, dtype=torch.float64, generator=g)
-    big = problem.with_batch(x_T)
-    x0 = sampler.run(big.recorder(), x_T, steps, torch.Generator().manual_seed(seed)).x0
+    got = runner.attempt(problem, x_T, steps, seed)
+    if got.run is None:
+        return (None if got.skipped else False), f"n={n}: {got.error}"
     truth = [problem.mixture.sample(n, g) for _ in range(FLOOR_DRAWS + 1)]
-    value = energy_distance(x0.detach().cpu().to(torch.float64), truth[0], seed=seed)
+    value = energy_distance(got.run.x0.detach().cpu().to(torch.float64), truth[0], seed=seed)
     floors = [energy_distance(b, truth[0], seed=seed) for b in truth[1:]]
     limit = FLOOR_FACTOR * max(floors)
     return value <= limit, (f"energy distance {value:.2e} at steps={steps}, n={n}; noise floor "
@@ -82,19 +85,19 @@ def sharp_mixture(dim: int) -> GaussianMixture:
     return GaussianMixture.diagonal([0.5, 0.5], means, SHARP_STD)
 
 
-def clean_end_row(sampler: KitSampler, problem: Problem, steps: int, seed: int, n: int = 64):
+def clean_end_row(runner: Runner, problem: Problem, steps: int, seed: int, n: int = 64):
     """``(passed, detail)``: on :func:`sharp_mixture` data every correct sampler's last step returns (close to) the
     exact x̂_0, which sits within a few component stds of a mode; fresh noise added on the last step (or a final
     state left short of the clean sample) lands ``n`` samples off the modes. Passes when at least 90 % are within
-    ``SHARP_RADIUS`` stds (Mahalanobis) of a component."""
+    ``SHARP_RADIUS`` stds (Mahalanobis) of a component. A run that fails (raises, NaN, wrong shape, timeout)
+    fails it; one skipped after an earlier timeout is ``None``."""
     g = torch.Generator().manual_seed(seed + 104729)
     x_T = torch.randn(n, problem.mixture.D, dtype=torch.float64, generator=g)
     sharp = Problem(problem.schedule, sharp_mixture(problem.mixture.D), x_T)
-    try:
-        x0 = sampler.run(sharp.recorder(), x_T, steps, torch.Generator().manual_seed(seed)).x0
-    except Exception as e:  # noqa: BLE001 - reported by the 'runs' row already when it is the sampler's fault
-        return None, f"did not run on the sharp data: {type(e).__name__}"
-    dist = sharp.mixture.mahalanobis_sq(x0.detach().cpu().to(torch.float64)).min(dim=1).values.sqrt()
+    got = runner.attempt(sharp, x_T, steps, seed)
+    if got.run is None:
+        return (None if got.skipped else False), f"did not run on the sharp data: {got.error}"
+    dist = sharp.mixture.mahalanobis_sq(got.run.x0.detach().cpu().to(torch.float64)).min(dim=1).values.sqrt()
     share = float((dist <= SHARP_RADIUS).double().mean())
     off = float(dist.median()) * SHARP_STD
     hint = "" if share >= 0.9 else (f"; sigma at t=0 is {problem.sigma_at(0):.2g}: a run ending there, not at the clean "

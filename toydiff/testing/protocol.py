@@ -22,6 +22,7 @@ method of :func:`toydiff.sample` (its claimed order is the registry's, ``REGISTR
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -29,6 +30,7 @@ import torch
 
 from toydiff.checks import check_choice
 from toydiff.sampling import loop as sampling_loop
+from toydiff.processes import schedules
 from toydiff.processes.schedules import SPACINGS
 from toydiff.testing.oracle import Recorder
 
@@ -87,6 +89,20 @@ def from_callable(fn: Callable, name: str | None = None, *, order: float | None 
     return KitSampler(name or getattr(fn, "__name__", "sampler"), run, order)
 
 
+def _probe_toydiff(method: str, spacing: str | None, options: dict) -> None:
+    """One step of ``method`` on a zero denoiser (B = 1, linear β, T = 1000), so that :func:`toydiff.sample`
+    refuses a bad configuration (``eta=0.5`` with ``heun``) here, as the caller's error, not later as the
+    sampler's failure."""
+    x_T = torch.zeros(1, 1, dtype=torch.float64)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a one-step plan's terminal-SNR warning is no finding here
+            sampling_loop.sample(lambda x, t: torch.zeros_like(x), x_T, schedules.linear(T=1000), method=method,
+                                 steps=1, spacing=spacing, generator=torch.Generator().manual_seed(0), **options)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"toydiff:{method} refuses its configuration: {e}") from None
+
+
 def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSampler:
     """toydiff's own ``method`` (a key of :data:`toydiff.sampling.loop.REGISTRY`) through :func:`toydiff.sample`, with its
     ``spacing`` and options (``eta``, ``variance``); the visited timesteps come from its callback."""
@@ -96,6 +112,7 @@ def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSa
         check_choice(spacing, "spacing", SPACINGS)
     for key in options:
         check_choice(key, "option", ("eta", "variance"))
+    _probe_toydiff(method, spacing, options)
 
     def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
         ts: list[float] = []

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toydiff as td
@@ -13,7 +13,11 @@ from toydiff.testing import (OracleCallError, Problem, check_sampler, default_pr
 from toydiff.testing import strategies as tds
 from toydiff.testing.cli import main, parse_config
 
+#: reproducible and free of wall-clock deadlines (the machine may be loaded)
+PROPS = settings(deadline=None, derandomize=True)
 
+
+@PROPS
 @given(mu=st.floats(-2, 2), s=st.floats(0.3, 2.0), s0=st.floats(1.0, 20.0), frac=st.floats(0.0, 0.9))
 def test_reference_ode_matches_the_closed_form_for_one_gaussian(mu, s, s0, frac):
     """For N(μ, s²) data the flow keeps (x̃ − μ)/sqrt(s² + σ²) fixed: the solve_ivp reference must agree."""
@@ -28,6 +32,7 @@ def test_reference_ode_matches_the_closed_form_for_one_gaussian(mu, s, s0, frac)
     assert torch.allclose(got, want, atol=1e-7, rtol=1e-7)
 
 
+@PROPS
 @given(problem=tds.problems(max_T=300), data=st.data())
 def test_the_recorder_is_the_exact_eps_at_any_rank_and_logs_its_calls(problem, data):
     t = data.draw(st.integers(0, problem.schedule.T - 1))
@@ -42,6 +47,7 @@ def test_the_recorder_is_the_exact_eps_at_any_rank_and_logs_its_calls(problem, d
     assert rec.bad == [-1.0]
 
 
+@PROPS
 @given(gm=tds.mixtures(), shape_seed=st.data())
 def test_mixtures_are_well_conditioned_in_one_to_four_dimensions(gm, shape_seed):
     assert 1 <= gm.D <= 4 and 1 <= gm.K <= 4
@@ -50,6 +56,7 @@ def test_mixtures_are_well_conditioned_in_one_to_four_dimensions(gm, shape_seed)
     assert math.prod(shape[1:]) == gm.D and shape[0] >= 1
 
 
+@PROPS
 @given(schedule=tds.schedules(), data=st.data())
 def test_every_drawn_schedule_and_plan_is_valid(schedule, data):
     steps = data.draw(tds.step_counts(schedule.T))
@@ -66,6 +73,7 @@ def test_fractional_timesteps_interpolate_sigma_linearly():
         p.sigma_at(1000)
 
 
+@PROPS
 @given(shape=tds.batch_shapes(4, max_batch=4))
 def test_a_sampler_sees_the_same_problem_at_any_rank(shape):
     base = default_problem(batch=shape[0], dim=4)
