@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
-from toydiff.sampling.context import check_generator, dpmpp_2m_update
+from toydiff.sampling.context import FiniteProbe, check_generator, dpmpp_2m_update
 from toydiff.processes.schedules import _warn_terminal
 
 __all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_interpolant", "flow_evaluations"]
@@ -46,18 +46,23 @@ __all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_
 FlowStep = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (x_prev, eps, x0_hat, u), [B, *event]
 
 
-class FlowContext:
+class FlowContext(FiniteProbe):
     """What the steps of one :func:`sample_interpolant` run share.
 
     ``coefs(t)`` gives (α, σ, α̇, σ̇) at a float time as Python floats (cached); ``denoise(x, t)`` is the one
     place ``fn`` is called and returns (u, x̂_0, ε̂), each ``[B, *event]``; ``memory`` keeps multistep history.
+    Every output of ``fn`` is probed for NaN / inf as the VP samplers' (:class:`~toydiff.sampling.context.FiniteProbe`):
+    a ``ValueError`` names the method, the step and t.
     """
 
     __slots__ = ("fn", "interp", "prediction", "clip_x0", "memory", "finite_at_zero", "_shape", "_t", "_coefs")
+    what = "fn"
 
-    def __init__(self, fn, interp: Interpolant, x_1: torch.Tensor, prediction: str, clip_x0: float | None):
+    def __init__(self, fn, interp: Interpolant, x_1: torch.Tensor, prediction: str, clip_x0: float | None,
+                 method: str = "?"):
         self.fn, self.interp, self.prediction, self.clip_x0 = fn, interp, prediction, clip_x0
         self.memory, self._coefs = {}, {}
+        self.method, self.step, self._calls = method, 0, 0
         self._shape = x_1.shape
         self._t = torch.empty(x_1.shape[0], dtype=x_1.dtype, device=x_1.device)  # [B], refilled per call
         self.finite_at_zero = _finite_at_zero(interp, prediction)
@@ -74,6 +79,8 @@ class FlowContext:
             got = getattr(out, "shape", type(out).__name__)
             raise ValueError(f"fn returned {got}; expected shape {tuple(self._shape)}")
         out = out.to(x.dtype)
+        if self.check_finite and not self._finite(out):
+            self._refuse_non_finite(x, out, t)
         c = self.coefs(t)
         x0, eps = _to_pair(out, self.prediction, x, c)
         if self.clip_x0 is not None:
@@ -231,7 +238,7 @@ def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: st
     _check_call(fn, x_1, interp, method, prediction, clip_x0, callback)
     check_generator(generator, x_1.shape[0])
     grid = time_grid(steps, times, shift)
-    ctx = FlowContext(fn, interp, x_1, prediction, clip_x0)
+    ctx = FlowContext(fn, interp, x_1, prediction, clip_x0, method)
     if prediction == "eps" and ctx.coefs(grid[0])[0] == 0:
         raise ValueError(f"prediction='eps' cannot give x0 at t={grid[0]}, where alpha = 0: start the grid below it")
     if interp.schedule is not None and grid[0] == 1.0:
@@ -239,10 +246,10 @@ def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: st
     pairs = list(zip(grid, grid[1:]))
     step = FLOW_REGISTRY[method].step
     x = x_1
-    for i, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
+    for ctx.step, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
         x_prev, eps, x0, u = step(ctx, x, t, tp)
         if callback is not None:
-            callback({"step": i, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0, "eps": eps,
+            callback({"step": ctx.step, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0, "eps": eps,
                       "x_prev": x_prev, "method": method, "velocity": u})
         x = x_prev
-    return x
+    return ctx.check_result(x, pairs[-1][0])
