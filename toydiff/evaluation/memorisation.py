@@ -62,11 +62,16 @@ def copy_stats(samples: torch.Tensor, train: torch.Tensor, *, ratio: float = COP
     x, y = _points(samples, "samples", 1), _points(train, "train", 2)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"samples have {x.shape[1]} dimensions per point but train has {y.shape[1]}")
-    dist, idx = cKDTree(y).query(x, k=2)  # [N, 2]
-    d1, d2 = dist[:, 0], dist[:, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 1.0)  # duplicate training points: not a copy call
-    return CopyStats(torch.from_numpy(r), torch.from_numpy(idx[:, 0]), torch.from_numpy(d1), thr)
+    # duplicates of a training point are one point: an exact copy of a duplicated point is a copy (ratio 0),
+    # not a tie between the two copies; ``first`` maps a distinct point back to its first index in ``train``
+    y, first = np.unique(y, axis=0, return_index=True)
+    if y.shape[0] == 1:  # one distinct point: no second one to compare with, so only an exact copy counts
+        d1 = np.sqrt(((x - y[0]) ** 2).sum(1))
+        r, idx = np.where(d1 == 0, 0.0, 1.0), np.zeros(x.shape[0], dtype=np.int64)
+    else:
+        dist, nn = cKDTree(y).query(x, k=2)  # [N, 2]; distinct points, so d2 > 0
+        d1, r, idx = dist[:, 0], dist[:, 0] / dist[:, 1], nn[:, 0]
+    return CopyStats(torch.from_numpy(r), torch.from_numpy(first[idx]), torch.from_numpy(d1), thr)
 
 
 def copy_rate(samples: torch.Tensor, train: torch.Tensor, *, ratio: float = COPY_RATIO) -> float:

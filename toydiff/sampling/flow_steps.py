@@ -12,7 +12,8 @@ Methods (``FLOW_METHODS``; one step function each, ``step(ctx, x, t, t_prev) -> 
 - ``"heun"``: Euler, then the trapezoidal correction with u(x', t') (Karras et al. 2022 Algorithm 1 in t);
   second order, 2 evaluations per step. On a last step to t = 0 the correction is made where the field is
   finite there (``linear``, ``cosine`` with a velocity, ε or v prediction) and skipped, as Karras et al. skip
-  it at σ = 0, where it is not (``vp``, whose σ̇ is infinite at 0, or an x_0 prediction, whose ε is 0/0):
+  it at σ = 0, where it is not (``vp``, whose σ̇ is infinite at 0, an x_0 prediction, whose ε is 0/0, or a
+  ``fn`` marked ``fn.singular_at_zero = True``, as the empirical distribution's, whose ε̂ ~ 1/t does not vanish):
   there the last step is an Euler step ending at x̂_0-like shrinkage (see bench/flow_vs_diffusion.py).
 - ``"midpoint"``: the explicit midpoint rule (Runge's RK2); second order, 2 evaluations per step.
 - ``"dpm++2m"``: DPM-Solver++(2M) (Lu et al. 2022) on the x_0 prediction in λ = log(α/σ); exact for any
@@ -65,7 +66,8 @@ class FlowContext(FiniteProbe):
         self.method, self.step, self._calls = method, 0, 0
         self._shape = x_1.shape
         self._t = torch.empty(x_1.shape[0], dtype=x_1.dtype, device=x_1.device)  # [B], refilled per call
-        self.finite_at_zero = _finite_at_zero(interp, prediction)
+        # a field that says it is singular at t = 0 (the empirical distribution's) gets no evaluation there
+        self.finite_at_zero = _finite_at_zero(interp, prediction) and not getattr(fn, "singular_at_zero", False)
 
     def coefs(self, t: float) -> tuple[float, float, float, float]:
         if t not in self._coefs:
