@@ -19,6 +19,7 @@ import math
 import torch
 
 from toydiff.exact import flow as exact_flow
+from toydiff.bounds import check_size
 from toydiff.checks import check_choice, check_int, check_tensor
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, time_tensor
 from toydiff.processes.schedules import NoiseSchedule
@@ -38,6 +39,7 @@ class EmpiricalDistribution:
 
     def __init__(self, points: torch.Tensor):
         check_tensor(points, "points", min_ndim=1)
+        check_size(points.shape[0], "points.shape[0] (training points)", key="n_train")
         self.event = tuple(points.shape[1:])
         self.n, self.D = points.shape[0], math.prod(self.event)
         self._y = points.detach().reshape(self.n, self.D).to(torch.float64).cpu()  # [n, D]

@@ -37,6 +37,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from toydiff.bounds import check_size
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
 from toydiff.sampling.context import FiniteProbe, check_generator, dpmpp_2m_update
@@ -191,11 +192,13 @@ def time_grid(steps: int | None = None, times: Sequence[float] | None = None, sh
             raise ValueError("shift applies to a uniform grid (steps=N); warp explicit times yourself")
         if isinstance(times, torch.Tensor):
             times = times.tolist()
+        if hasattr(times, "__len__"):
+            check_size(len(times) - 1, "len(times) - 1 (steps)", key="steps")
         grid = tuple(check_number(v, "times", min=0.0, max=1.0) for v in times)
         if len(grid) < 2 or any(a <= b for a, b in zip(grid, grid[1:])):
             raise ValueError(f"times must be a strictly descending sequence of at least 2 times in [0, 1], got {grid}")
         return grid
-    n = check_int(steps, "steps", min=1)
+    n = check_size(steps, "steps")
     s = 1.0 if shift is None else check_number(shift, "shift", min=1e-6)
     grid = [(n - i) / n for i in range(n + 1)]
     return tuple(s * t / (1.0 + (s - 1.0) * t) for t in grid)

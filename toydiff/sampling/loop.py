@@ -36,6 +36,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from toydiff.bounds import check_size
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes.interpolants import Interpolant
 from toydiff.processes.schedules import NoiseSchedule, _warn_terminal
@@ -126,6 +127,8 @@ def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback,
 
 def _plan(schedule: NoiseSchedule, steps, spacing: str, dtype: torch.dtype) -> list[tuple[int, int]]:
     """The run's ``(t, t_prev)`` pairs: warned about a start that keeps signal, refused beyond ``dtype``'s range."""
+    if isinstance(steps, int) and not isinstance(steps, bool):
+        check_size(steps, "steps")
     plan = schedule.respace(steps, spacing)
     if steps is None or isinstance(steps, int):
         _warn_terminal(schedule.alpha_bar(plan.timesteps[0]), f"sample(steps={steps}, spacing={spacing!r})")

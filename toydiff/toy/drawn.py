@@ -15,10 +15,41 @@ import numpy as np
 import torch
 from scipy import stats
 
+from toydiff.bounds import check_size
 from toydiff.exact.mixture import GaussianMixture
 from toydiff.toy.datasets import ToyDataset
 
 __all__ = ["kde_mixture", "drawn_dataset"]
+
+
+#: the largest |coordinate| a drawn point may have: its KDE covariance (~coordinate²) must stay far from float64's
+#: overflow (1e308), and no drawing canvas is 1e50 wide
+_MAX_COORD = 1e50
+#: the largest numeric bandwidth factor: the kernel covariance is factor² × the points' covariance
+_MAX_BANDWIDTH = 1e6
+
+
+def _kde_points(points) -> np.ndarray:
+    """``points`` as a float64 array ``[N, D]``, D in (1, 2), N > D and within the ``components`` bound, finite and
+    within ±``_MAX_COORD``; a ragged or non-numeric input is a TypeError, a bad shape or value a ValueError."""
+    if isinstance(points, torch.Tensor):
+        p = points.detach().cpu().double().numpy()
+    else:
+        try:
+            p = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"points must be an [N, D] array of numbers with rows of one length ({e})"[:300]) from None
+    if p.ndim != 2 or p.shape[1] not in (1, 2):
+        raise ValueError(f"points must have shape [N, 1] or [N, 2], got {p.shape}")
+    if len(p) <= p.shape[1]:
+        raise ValueError(f"points: need more than {p.shape[1]} points for a {p.shape[1]}-D KDE, got {len(p)}")
+    check_size(len(p), "points (N, one component each)", key="components")
+    if not np.isfinite(p).all():
+        raise ValueError("points must be finite")
+    if np.abs(p).max() > _MAX_COORD:
+        raise ValueError(f"points must lie within ±{_MAX_COORD:g} (their KDE covariance would overflow), "
+                         f"got a coordinate of {np.abs(p).max():.3g}")
+    return p
 
 
 def kde_mixture(points, bandwidth: str | float = "scott") -> GaussianMixture:
@@ -31,18 +62,13 @@ def kde_mixture(points, bandwidth: str | float = "scott") -> GaussianMixture:
     Raises:
         ValueError: too few points, non-finite points, points on a line, or a bad bandwidth.
     """
-    p = (points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)).astype(np.float64)
-    if p.ndim != 2 or p.shape[1] not in (1, 2):
-        raise ValueError(f"points must have shape [N, 1] or [N, 2], got {p.shape}")
-    if len(p) <= p.shape[1]:
-        raise ValueError(f"points: need more than {p.shape[1]} points for a {p.shape[1]}-D KDE, got {len(p)}")
-    if not np.isfinite(p).all():
-        raise ValueError("points must be finite")
+    p = _kde_points(points)
     if isinstance(bandwidth, str):
         if bandwidth not in ("scott", "silverman"):
             raise ValueError(f"bandwidth must be 'scott', 'silverman' or a positive number, got {bandwidth!r}")
-    elif isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float)) or not bandwidth > 0:
-        raise ValueError(f"bandwidth must be 'scott', 'silverman' or a positive number, got {bandwidth!r}")
+    elif isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float)) or not 0 < bandwidth < _MAX_BANDWIDTH:
+        raise ValueError(f"bandwidth must be 'scott', 'silverman' or a positive finite number below "
+                         f"{_MAX_BANDWIDTH:g}, got {bandwidth!r}")
     try:
         kde = stats.gaussian_kde(p.T, bw_method=bandwidth)
     except np.linalg.LinAlgError:
