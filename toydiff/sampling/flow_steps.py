@@ -251,7 +251,9 @@ def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: st
     pairs = list(zip(grid, grid[1:]))
     step = FLOW_REGISTRY[method].step
     x = x_1
-    for ctx.step, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
+    # disable=None: a bar on a terminal only (none in logs or pipes, where an error must stay one line)
+    bar = tqdm(pairs, desc=f"sampling ({method})", leave=False, disable=None) if progress else pairs
+    for ctx.step, (t, tp) in enumerate(bar):
         x_prev, eps, x0, u = step(ctx, x, t, tp)
         if callback is not None:
             callback({"step": ctx.step, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0, "eps": eps,

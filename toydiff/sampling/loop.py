@@ -239,7 +239,7 @@ def sample(
         clip_x0: if given, clamp x̂_0 to ``[-clip_x0, clip_x0]`` (images in [-1, 1] use 1.0) and recompute ε.
         project: ``project(x [B, *event], t) -> x`` applied to the starting point and after every step
             (``t = -1`` after the last); see :func:`toydiff.inpaint_projection`.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (when stderr is a terminal).
 
     Returns:
         x_0 ``[B, *event]``, same dtype and device as ``x_T``.
@@ -252,7 +252,9 @@ def sample(
     step, ctx = REGISTRY[method].step, StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance,
                                                    generator=generator, clip_x0=clip_x0, method=method)
     x = x_T if project is None else project(x_T, pairs[0][0])
-    for ctx.step, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
+    # disable=None: a bar on a terminal only (none in logs or pipes, where an error must stay one line)
+    bar = tqdm(pairs, desc=f"sampling ({method})", leave=False, disable=None) if progress else pairs
+    for ctx.step, (t, tp) in enumerate(bar):
         x_prev, eps, x0 = step(ctx, x, t, tp)
         if project is not None:
             x_prev = project(x_prev, tp)
