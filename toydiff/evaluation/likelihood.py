@@ -112,15 +112,16 @@ def _shape_checked(fn: Callable) -> Callable:
     return checked
 
 
-def _check_field(u, shape: torch.Size, t: float) -> None:
-    """Refuse a field value of the wrong type or shape, or with NaN / inf, naming ``fn`` and t (a NaN would make
-    the adaptive solver shrink its step forever)."""
-    if not isinstance(u, torch.Tensor) or u.shape != shape:
+def _check_field(u, shape, t: float, what: str = "fn") -> torch.Tensor:
+    """``u`` if it is a tensor of ``shape`` without NaN / inf; else a ValueError naming ``what`` and t (a NaN would
+    make the adaptive solver shrink its step forever)."""
+    if not isinstance(u, torch.Tensor) or u.shape != tuple(shape):
         got = tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__
-        raise ValueError(f"fn returned {got} at t = {t:.4g}; expected the shape of x, {tuple(shape)}")
+        raise ValueError(f"{what} returned {got} at t = {t:.4g}; expected the shape {tuple(shape)}")
     if not bool(torch.isfinite(u).all()):
         bad = int((~torch.isfinite(u)).sum())
-        raise ValueError(f"fn returned {bad} NaN or infinite value(s) out of {u.numel()} at t = {t:.4g}")
+        raise ValueError(f"{what} returned {bad} NaN or infinite value(s) out of {u.numel()} at t = {t:.4g}")
+    return u
 
 
 def _check_args(fn, x, divergence, n_probes, rtol, atol, t_min, solver, prior, generator):
@@ -183,11 +184,8 @@ def pf_ode_likelihood(fn: Callable, x: torch.Tensor, process, *, prediction: str
             xt = torch.from_numpy(y[: N * D]).reshape(shape).to(dtype).requires_grad_(True)
             u = field(xt, float(t))
             _check_field(u, shape, t)
-            div = _divergence(u, xt, probes)
-        out = np.concatenate([u.detach().double().reshape(-1).numpy(), div.numpy()])
-        if not np.isfinite(out).all():
-            raise ValueError(f"fn gave a non-finite divergence at t = {t:.4g} (the field's derivative overflowed)")
-        return out
+            div = _check_field(_divergence(u, xt, probes), (N,), t, "the divergence of fn")
+        return np.concatenate([u.detach().double().reshape(-1).numpy(), div.numpy()])
 
     y0 = np.concatenate([x.detach().double().cpu().reshape(-1).numpy(), np.zeros(N)])
     sol = solve_ivp(rhs, (t_min, 1.0), y0, method=solver, rtol=rtol, atol=atol)

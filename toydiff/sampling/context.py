@@ -11,11 +11,12 @@ import math
 from typing import Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from toydiff.processes.forward import _eps_to_x0, _x0_to_eps, randn_like
 from toydiff.processes.schedules import NoiseSchedule
 
-__all__ = ["FiniteProbe", "StepContext", "check_generator", "dpmpp_2m_update"]
+__all__ = ["FiniteProbe", "StepContext", "check_generator", "dpmpp_2m_update", "progress_bar"]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -29,6 +30,12 @@ def check_generator(generator, batch: int) -> None:
         raise TypeError(f"generator must be a torch.Generator, a list of them or None, got {type(generator).__name__}")
     if len(generator) != batch:
         raise ValueError(f"generator: got {len(generator)} generators for a batch of {batch}")
+
+
+def progress_bar(pairs: list, method: str, progress: bool):
+    """``pairs`` behind a tqdm bar when ``progress`` and stderr is a terminal (``disable=None``): none in logs or
+    pipes, where a sampler's error must stay the one line on stderr."""
+    return tqdm(pairs, desc=f"sampling ({method})", leave=False, disable=None) if progress else pairs
 
 
 class FiniteProbe:

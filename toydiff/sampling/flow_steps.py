@@ -35,12 +35,11 @@ from types import MappingProxyType
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from toydiff.bounds import check_size
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
-from toydiff.sampling.context import FiniteProbe, check_generator, dpmpp_2m_update
+from toydiff.sampling.context import FiniteProbe, check_generator, dpmpp_2m_update, progress_bar
 from toydiff.processes.schedules import _warn_terminal
 
 __all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_interpolant", "flow_evaluations"]
@@ -251,9 +250,7 @@ def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: st
     pairs = list(zip(grid, grid[1:]))
     step = FLOW_REGISTRY[method].step
     x = x_1
-    # disable=None: a bar on a terminal only (none in logs or pipes, where an error must stay one line)
-    bar = tqdm(pairs, desc=f"sampling ({method})", leave=False, disable=None) if progress else pairs
-    for ctx.step, (t, tp) in enumerate(bar):
+    for ctx.step, (t, tp) in enumerate(progress_bar(pairs, method, progress)):
         x_prev, eps, x0, u = step(ctx, x, t, tp)
         if callback is not None:
             callback({"step": ctx.step, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0, "eps": eps,

@@ -34,14 +34,13 @@ from types import MappingProxyType
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from toydiff.bounds import check_size
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes.interpolants import Interpolant
 from toydiff.processes.schedules import NoiseSchedule, _warn_terminal
 from toydiff.sampling import vp_steps as m
-from toydiff.sampling.context import EpsFn, StepContext, check_generator
+from toydiff.sampling.context import EpsFn, StepContext, check_generator, progress_bar
 from toydiff.sampling.flow_steps import flow_evaluations, sample_interpolant
 
 __all__ = ["METHODS", "REGISTRY", "EpsFn", "Method", "StepContext", "sample", "function_evaluations",
@@ -252,9 +251,7 @@ def sample(
     step, ctx = REGISTRY[method].step, StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance,
                                                    generator=generator, clip_x0=clip_x0, method=method)
     x = x_T if project is None else project(x_T, pairs[0][0])
-    # disable=None: a bar on a terminal only (none in logs or pipes, where an error must stay one line)
-    bar = tqdm(pairs, desc=f"sampling ({method})", leave=False, disable=None) if progress else pairs
-    for ctx.step, (t, tp) in enumerate(bar):
+    for ctx.step, (t, tp) in enumerate(progress_bar(pairs, method, progress)):
         x_prev, eps, x0 = step(ctx, x, t, tp)
         if project is not None:
             x_prev = project(x_prev, tp)
