@@ -4,7 +4,9 @@ A generated x counts as a copy of its nearest training point y_(1) when it is mu
 second nearest, ‖x − y_(1)‖ / ‖x − y_(2)‖ < ``ratio`` with ``ratio = 1/3`` (Yoon et al. 2023, "Diffusion
 probabilistic models generalize when they fail to memorize", ICML workshop; Gu et al. 2023, "On memorization
 in diffusion models", Sec. 3, whose threshold this is). The ratio is scale free, so it reads the same in data
-or in normalised units. Nearest neighbours by :class:`scipy.spatial.cKDTree`.
+or in normalised units. Nearest neighbours by :class:`scipy.spatial.cKDTree` over the *distinct* training points:
+a duplicated point is one point (an exact copy of it is a copy, ratio 0, not a tie with its twin), and a set of
+one distinct point counts exact copies only (there is no second point to compare with).
 
     stats = copy_stats(samples, train)          # samples [N, *event], train [n >= 2, *event]
     stats.rate                                   # share of copies in [0, 1]

@@ -22,6 +22,9 @@ Methods (``FLOW_METHODS``; one step function each, ``step(ctx, x, t, t_prev) -> 
 Time grids (:func:`time_grid`): ``steps=N`` uniform from 1 to 0, optionally warped by ``shift=s`` (SD3's
 t' = s t / (1 + (s − 1) t), Esser et al. 2024: s > 1 spends the steps nearer the noise); or ``times=`` an
 explicit strictly descending sequence in [0, 1] (a start below 1 continues a partly noised input).
+Nothing non-finite passes silently: every output of ``fn`` is probed as the VP samplers' ε̂ is
+(:class:`~toydiff.sampling.context.FiniteProbe`) and the result scanned once; a NaN or ±inf is a ``ValueError``
+naming the method, the step and t. Grids hold at most ``toydiff.bounds.SIZE_LIMITS["steps"]`` steps.
 Deterministic: ``generator`` (one ``torch.Generator`` or a list of ``B``) is checked as for the VP samplers
 and unused by these methods. The callback dict has the VP samplers' keys (``t`` and ``t_prev`` are floats)
 plus ``velocity``.
