@@ -131,7 +131,11 @@ class HeldOutLoss(Hook):
             return
         trainer.eval_model.eval()
         fn = trainer.objective.network_fn(trainer.eval_model)
-        stats.record[self.keys[0]], stats.record[self.keys[1]] = self.evaluate(fn, trainer.objective)
+        try:
+            stats.record[self.keys[0]], stats.record[self.keys[1]] = self.evaluate(fn, trainer.objective)
+        except NonFiniteLossError as e:  # finite weights whose output overflows: as a non-finite training loss
+            raise NonFiniteLossError(f"{e} at step {trainer.step}; the weights are no longer usable (lower lr, or "
+                                     f"set grad_clip); {trainer._kept()}", step=trainer.step) from None
 
 
 class ProgressBar(Hook):

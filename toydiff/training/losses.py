@@ -196,6 +196,5 @@ def batched_held_out(per_sample: Callable[[slice, dict], torch.Tensor], t: torch
     if not math.isfinite(mean):
         bad = int((~torch.isfinite(values)).sum())
         raise NonFiniteLossError(f"training diverged: the held-out loss is {mean} ({bad} of {values.numel()} held-out "
-                                 "draws non-finite: the network's output overflowed); the weights are no longer usable "
-                                 "(lower lr, or set grad_clip)")
+                                 "draws non-finite: the network's output overflowed)")
     return mean, by_bucket.tolist()
