@@ -33,7 +33,7 @@ from torch import nn
 
 import toydiff
 from toydiff import per_sample_generators
-from toydiff.checks import check_int, check_tensor
+from toydiff.checks import check_device, check_int, check_tensor
 from toydiff.processes.base import Process
 from toydiff.processes.schedules import NoiseSchedule
 
@@ -94,7 +94,7 @@ def generate(model: nn.Module, process: ProcessLike, n: int, *, labels: torch.Te
     <image_track.loaded.LoadedModel.eps_fn>`; ``x_T [n, C, H, W]`` overrides the starting noise.
     """
     n, batch_size = check_int(n, "n", min=1), check_int(batch_size, "batch_size", min=1)
-    seed = check_int(seed, "seed", min=0)
+    seed = check_int(seed, "seed", min=0, max=2**64 - 1 - n)  # image i is seeded seed + i (torch's range: < 2**64)
     handle = _handle(model, process)
     process = handle.process
     method = default_sampler(process)[0] if method is None else method
@@ -103,10 +103,11 @@ def generate(model: nn.Module, process: ProcessLike, n: int, *, labels: torch.Te
         steps = FLOW_STEPS
     options = {"eta": eta} if "eta" in process.options else {}
     labels = handle.labels(labels, n)
-    if device is None:
-        device = next(model.parameters()).device
+    device = next(model.parameters()).device if device is None else check_device(device, "device")
     shape = (handle.in_channels, handle.image_size, handle.image_size)
-    if x_T is not None and check_tensor(x_T, "x_T").shape != (n, *shape):
+    if x_T is not None and check_tensor(x_T, "x_T").dtype != next(model.parameters()).dtype:
+        raise TypeError(f"x_T must have the model's dtype {next(model.parameters()).dtype}, got {x_T.dtype}")
+    if x_T is not None and x_T.shape != (n, *shape):
         raise ValueError(f"x_T must have shape [n, C, H, W] = {[n, *shape]} (n = {n}, the model's in_channels={shape[0]}, "
                          f"image_size={shape[1]}), got {list(x_T.shape)}")
     nets = [m for m in (model, guide) if m is not None]

@@ -41,6 +41,12 @@ def files(tmp_path_factory):
     (d / "plain").write_text("a regular file")
     Image.new("L", (28, 28), 255).save(d / "small.png")
     Image.new("1", (5000, 5000), 1).save(d / "huge.png")  # 25 Mpx canvas, a few KB on disk
+    assert main(["toy", "train", "--out", str(d / "flow"), "--process", "flow", "--epochs", "1", "--n-train", "256",
+                 "--n-val", "64", "--quiet"]) == 0
+    tensors, meta = load_checkpoint(d / "flow" / "checkpoint.safetensors")
+    # finite weights whose output overflows float32: the sampler's probe, not the loader, must refuse them
+    big = {k: v * 1e30 if k.endswith("weight") and v.is_floating_point() else v for k, v in tensors.items()}
+    save_checkpoint(d / "overflow" / "checkpoint.safetensors", big, meta)
     return d
 
 
@@ -122,6 +128,18 @@ def _cases():
         "--interval-sigma"
     yield "toy guidance unlabelled data set", ["toy", "guidance", "--dataset", "moons", "--out", "{out}"], "--dataset"
     yield "toy guidance out under a file", ["toy", "guidance", "--n", "10", "--out", "{d}/plain/g"], "is a file"
+    # issue 23: sizes beyond toydiff.bounds, and a flow run whose field overflows
+    yield "toy sample flow steps 1e8", ["toy", "sample", "--run", "{d}/flow", "--steps", "100000000", "--out",
+                                        "{out}/x.npy"], "--steps"
+    yield "toy sample oracle flow steps 1e8", ["toy", "sample", "--oracle", "--process", "flow", "--steps",
+                                               "100000000", "--out", "{out}/x.npy"], "--steps"
+    yield "toy sample n 1e12", ["toy", "sample", "--oracle", "--n", "1000000000000", "--out", "{out}/x.npy"], "--n"
+    yield "toy sample overflowing flow run", ["toy", "sample", "--run", "{d}/overflow", "--n", "64", "--out",
+                                              "{out}/x.npy"], "NaN or infinite"
+    yield "toy memorise n-train 1e9", ["toy", "memorise", "--n-train", "1000000000", "--out", "{out}"], "--n-train"
+    yield "toy memorise steps 1e8", ["toy", "memorise", "--n-train", "10", "--steps", "100000000", "--out", "{out}"], \
+        "--steps"
+    yield "toy likelihood n 1e9", ["toy", "likelihood", "--oracle", "--n", "1000000000", "--out", "{out}"], "--n"
 
 
 CASES = list(_cases())
@@ -155,6 +173,17 @@ def test_a_diverging_toy_run_exits_3_naming_the_step_and_keeps_the_last_finite_c
         assert meta["step"] < bad_step
     else:
         assert "no checkpoint was written" in lines[0]
+    assert not (out / "history.json").exists()
+
+
+def test_a_flow_run_whose_held_out_loss_overflows_exits_3(tmp_path, capsys):
+    """lr 1e6 leaves finite weights whose output overflows: the held-out loss is inf, so the run stops (exit 3)."""
+    out = tmp_path / "run"
+    argv = ["toy", "train", "--out", str(out), "--process", "flow", "--epochs", "1", "--n-train", "256", "--n-val",
+            "64", "--quiet", "--lr", "1e6"]
+    assert main(argv) == 3
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "diverged" in lines[0] and "held-out loss is inf" in lines[0]
     assert not (out / "history.json").exists()
 
 

@@ -17,7 +17,7 @@ from typing import Any, Collection
 
 import torch
 
-__all__ = ["check_int", "check_number", "check_choice", "check_tensor", "check_finite"]
+__all__ = ["check_int", "check_number", "check_choice", "check_tensor", "check_finite", "check_device"]
 
 
 def check_int(value: Any, name: str, *, min: int | None = None, max: int | None = None) -> int:
@@ -83,6 +83,24 @@ def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
         if bad:
             raise ValueError(f"{name} contains {bad} NaN or infinite value(s) out of {x.numel()}")
     return x
+
+
+def check_device(device: Any, name: str = "device") -> torch.device:
+    """``device`` (a str or ``torch.device``) as a ``torch.device`` this machine has: a TypeError for another type,
+    a ValueError naming ``name`` for an unknown device or a CUDA device that is not there."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name} must be a str or torch.device, got {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N' or another torch device, got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}={str(device)!r} was asked for but CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"{name}={str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}={str(device)!r} was asked for but MPS is not available on this machine")
+    return dev
 
 
 def _check_bounds(value: float, name: str, lo: float | None, hi: float | None) -> None:

@@ -24,7 +24,7 @@ def test_every_vp_sampler_returns_training_points(method):
     assert copy_rate(x, PTS) == 1.0
 
 
-@pytest.mark.parametrize("method", ["euler", "midpoint", "dpm++2m"])
+@pytest.mark.parametrize("method", flow_samplers.FLOW_METHODS)
 def test_flow_samplers_on_the_empirical_velocity_return_training_points(method):
     fm = interpolants.linear()
     x1 = torch.randn(40, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
@@ -68,6 +68,13 @@ def test_copy_rate_on_known_cases():
     assert copy_rate(torch.tensor([[3.0 / 1.3 * 1.0, 0.0]]), torch.tensor([[0.0, 0.0], [10.0, 0.0]])) == 1.0
     assert copy_rate(torch.tensor([[10 * 0.4 / 1.4, 0.0]]), torch.tensor([[0.0, 0.0], [10.0, 0.0]])) == 0.0
     assert COPY_RATIO == pytest.approx(1 / 3)
+
+
+def test_copy_rate_counts_copies_of_duplicated_training_points():
+    dup = torch.tensor([[0.0, 0.0], [0.0, 0.0], [10.0, 0.0]])
+    assert copy_rate(torch.tensor([[0.0, 0.0], [0.1, 0.0]]), dup) == 1.0  # a duplicate is one point, not a tie
+    assert copy_rate(torch.tensor([[5.0, 0.0]]), dup) == 0.0
+    assert copy_rate(torch.zeros(4, 2), torch.zeros(5, 2)) == 1.0  # all identical: exact copies still count
 
 
 @pytest.mark.parametrize("call, match", [

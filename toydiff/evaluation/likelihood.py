@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
+from toydiff.bounds import check_size
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes.registry import as_process
 
@@ -49,6 +50,8 @@ SOLVERS = ("RK45", "RK23", "DOP853")
 _LOG_2PI = math.log(2 * math.pi)
 #: ``divergence="auto"`` uses the exact divergence up to this many dimensions, Hutchinson's estimator above
 EXACT_MAX_DIM = 32
+#: the most evaluations of fn one solve may take (a stiff or broken field would otherwise run for minutes)
+MAX_NFE = 20_000
 
 
 @dataclass(frozen=True)
@@ -97,11 +100,36 @@ def _probes(x: torch.Tensor, divergence: str, n_probes: int, generator) -> torch
     return (2 * z - 1).to(x.dtype)
 
 
-def _check_args(fn, x, divergence, n_probes, rtol, atol, t_min, solver, prior):
+def _shape_checked(fn: Callable) -> Callable:
+    """``fn`` whose output must be a tensor of its input's shape (a ValueError naming ``fn`` otherwise)."""
+    def checked(x: torch.Tensor, t, *args, **kwargs) -> torch.Tensor:
+        out = fn(x, t, *args, **kwargs)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"fn returned {got}; expected the shape of its input x_t, {tuple(x.shape)}")
+        return out
+
+    return checked
+
+
+def _check_field(u, shape, t: float, what: str = "fn") -> torch.Tensor:
+    """``u`` if it is a tensor of ``shape`` without NaN / inf; else a ValueError naming ``what`` and t (a NaN would
+    make the adaptive solver shrink its step forever)."""
+    if not isinstance(u, torch.Tensor) or u.shape != tuple(shape):
+        got = tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__
+        raise ValueError(f"{what} returned {got} at t = {t:.4g}; expected the shape {tuple(shape)}")
+    if not bool(torch.isfinite(u).all()):
+        bad = int((~torch.isfinite(u)).sum())
+        raise ValueError(f"{what} returned {bad} NaN or infinite value(s) out of {u.numel()} at t = {t:.4g}")
+    return u
+
+
+def _check_args(fn, x, divergence, n_probes, rtol, atol, t_min, solver, prior, generator):
     for name, f in (("fn", fn), ("prior", prior)):
         if not callable(f) and not (name == "prior" and f is None):
             raise TypeError(f"{name} must be callable, got {type(f).__name__}")
     check_tensor(x, "x", min_ndim=2)
+    check_size(x.shape[0], "x.shape[0] (points)", key="n_likelihood")
     check_choice(divergence, "divergence", DIVERGENCES)
     check_choice(solver, "solver", SOLVERS)
     check_int(n_probes, "n_probes", min=1)
@@ -109,6 +137,8 @@ def _check_args(fn, x, divergence, n_probes, rtol, atol, t_min, solver, prior):
     check_number(atol, "atol", min=1e-13, max=1.0)
     if t_min is not None:
         check_number(t_min, "t_min", min=0.0, max=0.5)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__} {generator!r}")
 
 
 def pf_ode_likelihood(fn: Callable, x: torch.Tensor, process, *, prediction: str | None = None,
@@ -134,9 +164,9 @@ def pf_ode_likelihood(fn: Callable, x: torch.Tensor, process, *, prediction: str
             schedule whose ᾱ_{T−1} is not ~0 leaves x_1 off N(0, I): the exact terminal marginal (e.g.
             ``gm.noised(alpha_bars[-1]).log_prob``) isolates the ODE's own error.
     """
-    _check_args(fn, x, divergence, n_probes, rtol, atol, t_min, solver, prior)
+    _check_args(fn, x, divergence, n_probes, rtol, atol, t_min, solver, prior, generator)
     proc = as_process(process, prediction)
-    field = proc.pf_ode_field(fn)
+    field = proc.pf_ode_field(_shape_checked(fn))
     if t_min is None:
         t_min = proc.pf_ode_t_min
     shape, N = x.shape, x.shape[0]
@@ -147,10 +177,14 @@ def pf_ode_likelihood(fn: Callable, x: torch.Tensor, process, *, prediction: str
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
         nonlocal nfe
         nfe += 1
+        if nfe > MAX_NFE:
+            raise ValueError(f"the PF-ODE solve needed more than {MAX_NFE} evaluations of fn (at t = {t:.4g}): the "
+                             "field is too stiff for rtol/atol (loosen them, or raise t_min)")
         with torch.enable_grad():
             xt = torch.from_numpy(y[: N * D]).reshape(shape).to(dtype).requires_grad_(True)
             u = field(xt, float(t))
-            div = _divergence(u, xt, probes)
+            _check_field(u, shape, t)
+            div = _check_field(_divergence(u, xt, probes), (N,), t, "the divergence of fn")
         return np.concatenate([u.detach().double().reshape(-1).numpy(), div.numpy()])
 
     y0 = np.concatenate([x.detach().double().cpu().reshape(-1).numpy(), np.zeros(N)])

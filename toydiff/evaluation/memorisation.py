@@ -4,7 +4,9 @@ A generated x counts as a copy of its nearest training point y_(1) when it is mu
 second nearest, ‖x − y_(1)‖ / ‖x − y_(2)‖ < ``ratio`` with ``ratio = 1/3`` (Yoon et al. 2023, "Diffusion
 probabilistic models generalize when they fail to memorize", ICML workshop; Gu et al. 2023, "On memorization
 in diffusion models", Sec. 3, whose threshold this is). The ratio is scale free, so it reads the same in data
-or in normalised units. Nearest neighbours by :class:`scipy.spatial.cKDTree`.
+or in normalised units. Nearest neighbours by :class:`scipy.spatial.cKDTree` over the *distinct* training points:
+a duplicated point is one point (an exact copy of it is a copy, ratio 0, not a tie with its twin), and a set of
+one distinct point counts exact copies only (there is no second point to compare with).
 
     stats = copy_stats(samples, train)          # samples [N, *event], train [n >= 2, *event]
     stats.rate                                   # share of copies in [0, 1]
@@ -62,11 +64,16 @@ def copy_stats(samples: torch.Tensor, train: torch.Tensor, *, ratio: float = COP
     x, y = _points(samples, "samples", 1), _points(train, "train", 2)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"samples have {x.shape[1]} dimensions per point but train has {y.shape[1]}")
-    dist, idx = cKDTree(y).query(x, k=2)  # [N, 2]
-    d1, d2 = dist[:, 0], dist[:, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 1.0)  # duplicate training points: not a copy call
-    return CopyStats(torch.from_numpy(r), torch.from_numpy(idx[:, 0]), torch.from_numpy(d1), thr)
+    # duplicates of a training point are one point: an exact copy of a duplicated point is a copy (ratio 0),
+    # not a tie between the two copies; ``first`` maps a distinct point back to its first index in ``train``
+    y, first = np.unique(y, axis=0, return_index=True)
+    if y.shape[0] == 1:  # one distinct point: no second one to compare with, so only an exact copy counts
+        d1 = np.sqrt(((x - y[0]) ** 2).sum(1))
+        r, idx = np.where(d1 == 0, 0.0, 1.0), np.zeros(x.shape[0], dtype=np.int64)
+    else:
+        dist, nn = cKDTree(y).query(x, k=2)  # [N, 2]; distinct points, so d2 > 0
+        d1, r, idx = dist[:, 0], dist[:, 0] / dist[:, 1], nn[:, 0]
+    return CopyStats(torch.from_numpy(r), torch.from_numpy(first[idx]), torch.from_numpy(d1), thr)
 
 
 def copy_rate(samples: torch.Tensor, train: torch.Tensor, *, ratio: float = COPY_RATIO) -> float:

@@ -19,6 +19,7 @@ import math
 import torch
 
 from toydiff.exact import flow as exact_flow
+from toydiff.bounds import check_size
 from toydiff.checks import check_choice, check_int, check_tensor
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, time_tensor
 from toydiff.processes.schedules import NoiseSchedule
@@ -38,6 +39,7 @@ class EmpiricalDistribution:
 
     def __init__(self, points: torch.Tensor):
         check_tensor(points, "points", min_ndim=1)
+        check_size(points.shape[0], "points.shape[0] (training points)", key="n_train")
         self.event = tuple(points.shape[1:])
         self.n, self.D = points.shape[0], math.prod(self.event)
         self._y = points.detach().reshape(self.n, self.D).to(torch.float64).cpu()  # [n, D]
@@ -139,9 +141,19 @@ class EmpiricalDistribution:
         return out.reshape(x_t.shape).to(dtype=x_t.dtype, device=x_t.device)
 
     def denoiser(self, interp: Interpolant, kind: str = "velocity"):
-        """``fn(x_t [B, *event], t float [B]) -> prediction``: the exact one of type ``kind`` under ``interp``."""
+        """``fn(x_t [B, *event], t float [B]) -> prediction``: the exact one of type ``kind`` under ``interp``.
+
+        Marked ``fn.singular_at_zero = True``: as σ → 0, E[ε | x_t] = (x_t − α x̂_0)/σ does not vanish (the law is
+        a sum of deltas), so the field is singular at t = 0 (u ≈ ε − x_0 ~ 1/t off the training points) and its
+        value there (ε̂ = 0 at the nearest point) is no limit of the path. The flow samplers' ``heun`` then ends
+        with an Euler step, which lands on x̂_0, instead of averaging with that value (an error of t ε / 2)."""
         check_choice(kind, "kind", PREDICTIONS)
-        return lambda x_t, t: self.predict(x_t, t, interp, kind)
+
+        def fn(x_t: torch.Tensor, t) -> torch.Tensor:
+            return self.predict(x_t, t, interp, kind)
+
+        fn.singular_at_zero = True
+        return fn
 
     def velocity_fn(self, interp: Interpolant):
         """The exact flow-matching velocity field, for ``td.sample(fn, x_1, interp, ...)``."""

@@ -85,6 +85,10 @@ def predict(gm: MixtureLike, x_t: torch.Tensor, t, interp: Interpolant, kind: st
     """
     check_choice(kind, "kind", PREDICTIONS)
     x0, eps, c = posterior_means(gm, x_t, t, interp)
+    if kind == "velocity" and not all(bool(torch.isfinite(v).all()) for v in c[2:]):
+        bad = _times(t, x0.shape[0])[~(torch.isfinite(c[2]) & torch.isfinite(c[3])).reshape(-1)]
+        raise ValueError(f"t = {float(bad[0])}: the velocity of interp={interp.name!r} is infinite there (d sigma/dt "
+                         "is infinite at t = 0 on a vp path); evaluate it at t > 0 or ask for kind='x0' or 'eps'")
     out = _from_pair(x0, eps, kind, c)
     return out.reshape(x_t.shape).to(dtype=x_t.dtype, device=x_t.device)
 

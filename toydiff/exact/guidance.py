@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from toydiff.bounds import check_size
 from toydiff.checks import check_int, check_number
 
 __all__ = ["check_labels", "condition", "class_posterior", "class_log_joint", "classifier_grad",
@@ -44,6 +45,7 @@ def check_labels(labels, K: int) -> torch.Tensor:
         raise ValueError(f"labels must have one class per component (K={K}), got {lab.numel()}")
     if (lab < 0).any():
         raise ValueError(f"labels must be non-negative class ids, got {lab.tolist()}")
+    check_size(int(lab.max()), "labels (the largest class id)", key="class_id")
     return lab
 
 

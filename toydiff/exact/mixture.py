@@ -23,6 +23,7 @@ from toydiff.exact import flow as exact_flow
 
 from toydiff.exact import guidance as exact_guidance
 from toydiff.exact.empirical import EmpiricalDistribution  # noqa: F401  (td.exact.EmpiricalDistribution)
+from toydiff.bounds import check_size
 from toydiff.checks import check_finite, check_int, check_number
 from toydiff.processes.forward import randn_like
 from toydiff.processes.schedules import NoiseSchedule
@@ -74,11 +75,19 @@ def _steps(t, T: int) -> torch.Tensor:
     return ts
 
 
-def _f64(v) -> torch.Tensor:
-    """A float64 tensor from numbers, nested lists, arrays or (lists of) tensors."""
-    if isinstance(v, (list, tuple)) and any(isinstance(e, (torch.Tensor, list, tuple)) for e in v):
-        return torch.stack([_f64(e) for e in v])
-    return torch.as_tensor(v, dtype=torch.float64)
+def _f64(v, name: str = "value") -> torch.Tensor:
+    """A float64 tensor from numbers, nested lists, arrays or (lists of) tensors; a ragged nesting or a
+    non-number is a TypeError / ValueError naming ``name``."""
+    if isinstance(v, (str, bytes)) or (isinstance(v, torch.Tensor) and (v.dtype == torch.bool or v.is_complex())):
+        raise TypeError(f"{name} must hold real numbers, got {type(v).__name__} {v!r}"[:300])
+    try:
+        if isinstance(v, (list, tuple)) and any(isinstance(e, (torch.Tensor, list, tuple)) for e in v):
+            return torch.stack([_f64(e, name) for e in v])
+        return torch.as_tensor(v, dtype=torch.float64)
+    except RuntimeError:  # torch.stack of rows of different lengths
+        raise ValueError(f"{name} is ragged: its rows have different lengths") from None
+    except (TypeError, ValueError) as e:  # strings, None, objects, numpy's inhomogeneous arrays
+        raise TypeError(f"{name} must be a (nested) sequence of real numbers of one shape ({e})"[:300]) from None
 
 
 class GaussianMixture:
@@ -97,9 +106,10 @@ class GaussianMixture:
     """
 
     def __init__(self, weights, means, covs, labels=None):
-        w, mu, cov = _f64(weights).flatten(), _f64(means), _f64(covs)
+        w, mu, cov = _f64(weights, "weights").flatten(), _f64(means, "means"), _f64(covs, "covs")
         if w.numel() == 0 or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise ValueError("weights must be finite, non-negative and not all zero")
+        check_size(w.numel(), "weights (K, the number of components)", key="components")
         if mu.ndim != 2 or mu.shape[0] != w.numel():
             raise ValueError(f"means must have shape [K={w.numel()}, D], got {tuple(mu.shape)}")
         K, D = mu.shape

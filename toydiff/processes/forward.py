@@ -112,6 +112,10 @@ def per_sample_generators(seed: int, n_or_indices: int | Sequence[int], device: 
         indices = [check_int(i, "n_or_indices", min=0) for i in n_or_indices]
     else:
         indices = range(check_int(n_or_indices, "n_or_indices", min=0))
+    top = max(indices, default=0)
+    if seed < -2**63 or seed + top > 2**64 - 1:  # what torch.Generator.manual_seed takes
+        raise ValueError(f"seed must be in [-2**63, 2**64 - 1 - {top}] (sample i is seeded seed + i, up to i = {top}), "
+                         f"got {seed}")
     return [torch.Generator(device=device).manual_seed(seed + i) for i in indices]
 
 

@@ -137,7 +137,9 @@ class Interpolant:
         check_choice(kind, "kind", PREDICTIONS)
         check_tensor(x_t, "x_t", finite=False)
         _same_shape(pred, "pred", x_t)
-        return _to_pair(pred, kind, x_t, self._expanded(t, x_t))
+        c = self._expanded(t, x_t)
+        _check_solvable(kind, None, c, t)
+        return _to_pair(pred, kind, x_t, c)
 
     def convert(self, pred: torch.Tensor, kind: str, to: str, x_t: torch.Tensor, t) -> torch.Tensor:
         """The prediction ``pred`` of type ``kind`` re-expressed as type ``to`` at ``(x_t, t)``."""
@@ -146,7 +148,9 @@ class Interpolant:
             check_tensor(x_t, "x_t", finite=False)
             return _same_shape(pred, "pred", x_t)
         x0, eps = self.x0_eps(pred, kind, x_t, t)
-        return _from_pair(x0, eps, to, self._expanded(t, x_t))
+        c = self._expanded(t, x_t)
+        _check_solvable(kind, to, c, t)
+        return _from_pair(x0, eps, to, c)
 
     def to_x0(self, pred, kind, x_t, t) -> torch.Tensor:
         return self.convert(pred, kind, "x0", x_t, t)
@@ -167,6 +171,26 @@ def _same_shape(y, name: str, like: torch.Tensor) -> torch.Tensor:
     if y.shape != like.shape:
         raise ValueError(f"{name} must have shape {tuple(like.shape)}, got {tuple(y.shape)}")
     return y
+
+
+def _check_solvable(kind: str, to: str | None, c, t) -> None:
+    """Refuse a conversion from ``kind`` (to ``to``) at a time where it has no finite value: from ε where α = 0
+    (x_t = σ ε carries no x_0), from x_0 where σ = 0 (x_t = x_0 carries no ε), from the velocity where
+    det [[α, σ], [α̇, σ̇]] is 0 or infinite, to the velocity where α̇ or σ̇ is infinite (a vp path at t = 0)."""
+    a, s, da, ds = (torch.as_tensor(v, dtype=torch.float64) for v in c)
+    why = None
+    if kind == "eps" and bool((a == 0).any()):
+        why = "alpha(t) = 0 there (pure noise: x_t = sigma * eps carries no x_0), so x_0 is not determined by eps"
+    elif kind == "x0" and bool((s == 0).any()):
+        why = "sigma(t) = 0 there (clean data: x_t = x_0 carries no eps), so eps is not determined by x_0"
+    elif kind == "velocity" and not bool((torch.isfinite(a * ds - s * da) & (a * ds - s * da != 0)).all()):
+        why = "the system [[alpha, sigma], [d alpha/dt, d sigma/dt]] is singular there (an infinite d sigma/dt at t = 0)"
+    elif to == "velocity" and not bool((torch.isfinite(da) & torch.isfinite(ds)).all()):
+        why = "d alpha/dt or d sigma/dt is infinite there (a vp path at t = 0), so the velocity is infinite"
+    if why is not None:
+        tt = time_tensor(t)
+        at = float(tt) if tt.ndim == 0 else f"[{float(tt.min())}, {float(tt.max())}]"
+        raise ValueError(f"t = {at}: cannot convert a {kind!r} prediction{'' if to is None else f' to {to!r}'}: {why}")
 
 
 def _from_pair(x0, eps, kind: str, c) -> torch.Tensor:

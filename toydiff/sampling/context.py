@@ -11,11 +11,12 @@ import math
 from typing import Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from toydiff.processes.forward import _eps_to_x0, _x0_to_eps, randn_like
 from toydiff.processes.schedules import NoiseSchedule
 
-__all__ = ["StepContext", "check_generator", "dpmpp_2m_update"]
+__all__ = ["FiniteProbe", "StepContext", "check_generator", "dpmpp_2m_update", "progress_bar"]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -31,7 +32,72 @@ def check_generator(generator, batch: int) -> None:
         raise ValueError(f"generator: got {len(generator)} generators for a batch of {batch}")
 
 
-class StepContext:
+def progress_bar(pairs: list, method: str, progress: bool):
+    """``pairs`` behind a tqdm bar when ``progress`` and stderr is a terminal (``disable=None``): none in logs or
+    pipes, where a sampler's error must stay the one line on stderr."""
+    return tqdm(pairs, desc=f"sampling ({method})", leave=False, disable=None) if progress else pairs
+
+
+class FiniteProbe:
+    """The non-finite check every sampler context shares (:class:`StepContext` for the VP steps,
+    :class:`toydiff.sampling.flow_steps.FlowContext` for the interpolant steps): :meth:`_finite` probes each
+    network output on its sum, :meth:`_refuse_non_finite` raises the ``ValueError`` naming method, step and t,
+    :meth:`check_result` scans the result once. A subclass sets ``method`` and ``step`` and names the call
+    in ``what`` (``"eps_fn"``, ``"fn"``)."""
+
+    __slots__ = ("method", "step", "_calls")
+
+    #: check every network output for NaN / inf; only ``bench/sampler_overhead.py`` turns it off, to measure
+    #: what the check costs
+    check_finite: bool = True
+    #: above ``probe_size`` entries, the output is probed at every ``probe_every``-th evaluation on a window of
+    #: ``probe_size`` contiguous entries that moves on each time: a NaN that stays in place is seen within
+    #: ``probe_every * numel / probe_size`` evaluations, and always by the final scan (:meth:`check_result`)
+    probe_size: int = 1024
+    probe_every: int = 2
+    #: the name of the network callable in error messages
+    what: str = "eps_fn"
+
+    def _finite(self, eps: torch.Tensor) -> bool:
+        """Whether the probed part of ``eps`` sums to a finite number: all of it up to ``probe_size`` entries;
+        above, a window of ``probe_size`` contiguous entries at every ``probe_every``-th evaluation, the window
+        moving on each time."""
+        self._calls += 1
+        n = eps.numel()
+        if n <= self.probe_size:
+            return math.isfinite(float(eps.sum()))
+        if self._calls % self.probe_every:
+            return True
+        start = (self._calls // self.probe_every * self.probe_size) % n
+        return math.isfinite(float(eps.reshape(-1)[start:start + self.probe_size].sum()))
+
+    def where(self, t) -> str:
+        """``"sample(method='ddim') at step 3 (t = 699)"``: where a run went wrong, for error messages."""
+        return f"sample(method={self.method!r}) at step {self.step} (t = {t})"
+
+    def check_result(self, x: torch.Tensor, t) -> torch.Tensor:
+        """``x`` (the run's result, after the last step at ``t``) if finite: once per run, for an update or a
+        projection that overflowed although every network output was finite."""
+        bad = int((~torch.isfinite(x)).sum()) if self.check_finite and not math.isfinite(float(x.sum())) else 0
+        if bad:
+            raise ValueError(f"{self.where(t)}: the result has {bad} NaN or infinite value(s) out of {x.numel()} "
+                             f"although no probed {self.what} output was (an update or project overflowed, or "
+                             f"{self.what} went non-finite in entries the per-step probe had not reached yet)")
+        return x
+
+    def _refuse_non_finite(self, x: torch.Tensor, eps: torch.Tensor, t) -> None:
+        """Raise the ValueError for a non-finite output (a sum that overflowed while every entry is finite passes)."""
+        bad = int((~torch.isfinite(eps)).sum())
+        if bad == 0:
+            return
+        cause = ("its input x_t was already non-finite (an earlier update overflowed, or an earlier output "
+                 "was non-finite in entries the per-step probe skipped)"
+                 if not bool(torch.isfinite(x).all()) else "from a finite x_t")
+        raise ValueError(f"{self.where(t)}: {self.what} returned {bad} NaN or infinite value(s) out of {eps.numel()}, "
+                         f"{cause}")
+
+
+class StepContext(FiniteProbe):
     """What every method's step shares during one run of :func:`toydiff.sampling.loop.sample`.
 
     ``denoise(x, t)`` is the one place the denoiser is called; ``alpha_bar(t)`` looks up ᾱ as a Python
@@ -40,17 +106,7 @@ class StepContext:
     history in (fresh for every run).
     """
 
-    __slots__ = ("eps_fn", "eta", "variance", "generator", "clip_x0", "memory", "method", "step", "_ab", "_shape",
-                 "_t", "_calls")
-
-    #: check every denoiser output for NaN / inf; only ``bench/sampler_overhead.py`` turns it off, to measure
-    #: what the check costs
-    check_finite: bool = True
-    #: above ``probe_size`` entries, ε̂ is probed at every ``probe_every``-th evaluation on a window of
-    #: ``probe_size`` contiguous entries that moves on each time: a NaN that stays in place is seen within
-    #: ``probe_every * numel / probe_size`` evaluations, and always by the final scan (:meth:`check_result`)
-    probe_size: int = 1024
-    probe_every: int = 2
+    __slots__ = ("eps_fn", "eta", "variance", "generator", "clip_x0", "memory", "_ab", "_shape", "_t")
 
     def __init__(self, eps_fn: EpsFn, schedule: NoiseSchedule, x_T: torch.Tensor, *, eta: float = 0.0,
                  variance: str = "beta", generator=None, clip_x0: float | None = None, method: str = "?"):
@@ -94,47 +150,9 @@ class StepContext:
             eps = _x0_to_eps(x, x0, ab_t)
         return eps, x0
 
-    def _finite(self, eps: torch.Tensor) -> bool:
-        """Whether the probed part of ``eps`` sums to a finite number: all of it up to ``probe_size`` entries;
-        above, a window of ``probe_size`` contiguous entries at every ``probe_every``-th evaluation, the window
-        moving on each time."""
-        self._calls += 1
-        n = eps.numel()
-        if n <= self.probe_size:
-            return math.isfinite(float(eps.sum()))
-        if self._calls % self.probe_every:
-            return True
-        start = (self._calls // self.probe_every * self.probe_size) % n
-        return math.isfinite(float(eps.reshape(-1)[start:start + self.probe_size].sum()))
-
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """N(0, I) noise ``[B, *event]`` from the run's generator (or one generator per sample)."""
         return randn_like(x, self.generator)
-
-    def where(self, t: int) -> str:
-        """``"sample(method='ddim') at step 3 (t = 699)"``: where a run went wrong, for error messages."""
-        return f"sample(method={self.method!r}) at step {self.step} (t = {t})"
-
-    def check_result(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        """``x`` (the run's result, after the last step at ``t``) if finite: once per run, for an update or a
-        projection that overflowed although every ε̂ was finite."""
-        bad = int((~torch.isfinite(x)).sum()) if self.check_finite and not math.isfinite(float(x.sum())) else 0
-        if bad:
-            raise ValueError(f"{self.where(t)}: the result has {bad} NaN or infinite value(s) out of {x.numel()} "
-                             "although no probed eps_fn output was (an update or project overflowed, or eps_fn "
-                             "went non-finite in entries the per-step probe had not reached yet)")
-        return x
-
-    def _refuse_non_finite(self, x: torch.Tensor, eps: torch.Tensor, t: int) -> None:
-        """Raise the ValueError for a non-finite ε̂ (a sum that overflowed while every entry is finite passes)."""
-        bad = int((~torch.isfinite(eps)).sum())
-        if bad == 0:
-            return
-        cause = ("its input x_t was already non-finite (an earlier update overflowed, or an earlier eps_fn output "
-                 "was non-finite in entries the per-step probe skipped)"
-                 if not bool(torch.isfinite(x).all()) else "from a finite x_t")
-        raise ValueError(f"{self.where(t)}: eps_fn returned {bad} NaN or infinite value(s) out of {eps.numel()}, "
-                         f"{cause}")
 
 
 def dpmpp_2m_update(x: torch.Tensor, x0: torch.Tensor, prev: tuple[torch.Tensor, float] | None, lam_t: float,

@@ -12,7 +12,8 @@ Methods (``FLOW_METHODS``; one step function each, ``step(ctx, x, t, t_prev) -> 
 - ``"heun"``: Euler, then the trapezoidal correction with u(x', t') (Karras et al. 2022 Algorithm 1 in t);
   second order, 2 evaluations per step. On a last step to t = 0 the correction is made where the field is
   finite there (``linear``, ``cosine`` with a velocity, ε or v prediction) and skipped, as Karras et al. skip
-  it at σ = 0, where it is not (``vp``, whose σ̇ is infinite at 0, or an x_0 prediction, whose ε is 0/0):
+  it at σ = 0, where it is not (``vp``, whose σ̇ is infinite at 0, an x_0 prediction, whose ε is 0/0, or a
+  ``fn`` marked ``fn.singular_at_zero = True``, as the empirical distribution's, whose ε̂ ~ 1/t does not vanish):
   there the last step is an Euler step ending at x̂_0-like shrinkage (see bench/flow_vs_diffusion.py).
 - ``"midpoint"``: the explicit midpoint rule (Runge's RK2); second order, 2 evaluations per step.
 - ``"dpm++2m"``: DPM-Solver++(2M) (Lu et al. 2022) on the x_0 prediction in λ = log(α/σ); exact for any
@@ -21,6 +22,9 @@ Methods (``FLOW_METHODS``; one step function each, ``step(ctx, x, t, t_prev) -> 
 Time grids (:func:`time_grid`): ``steps=N`` uniform from 1 to 0, optionally warped by ``shift=s`` (SD3's
 t' = s t / (1 + (s − 1) t), Esser et al. 2024: s > 1 spends the steps nearer the noise); or ``times=`` an
 explicit strictly descending sequence in [0, 1] (a start below 1 continues a partly noised input).
+Nothing non-finite passes silently: every output of ``fn`` is probed as the VP samplers' ε̂ is
+(:class:`~toydiff.sampling.context.FiniteProbe`) and the result scanned once; a NaN or ±inf is a ``ValueError``
+naming the method, the step and t. Grids hold at most ``toydiff.bounds.SIZE_LIMITS["steps"]`` steps.
 Deterministic: ``generator`` (one ``torch.Generator`` or a list of ``B``) is checked as for the VP samplers
 and unused by these methods. The callback dict has the VP samplers' keys (``t`` and ``t_prev`` are floats)
 plus ``velocity``.
@@ -34,11 +38,11 @@ from types import MappingProxyType
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
+from toydiff.bounds import check_size
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, _to_pair
-from toydiff.sampling.context import check_generator, dpmpp_2m_update
+from toydiff.sampling.context import FiniteProbe, check_generator, dpmpp_2m_update, progress_bar
 from toydiff.processes.schedules import _warn_terminal
 
 __all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_interpolant", "flow_evaluations"]
@@ -46,21 +50,27 @@ __all__ = ["FLOW_METHODS", "FLOW_REGISTRY", "FlowContext", "time_grid", "sample_
 FlowStep = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (x_prev, eps, x0_hat, u), [B, *event]
 
 
-class FlowContext:
+class FlowContext(FiniteProbe):
     """What the steps of one :func:`sample_interpolant` run share.
 
     ``coefs(t)`` gives (α, σ, α̇, σ̇) at a float time as Python floats (cached); ``denoise(x, t)`` is the one
     place ``fn`` is called and returns (u, x̂_0, ε̂), each ``[B, *event]``; ``memory`` keeps multistep history.
+    Every output of ``fn`` is probed for NaN / inf as the VP samplers' (:class:`~toydiff.sampling.context.FiniteProbe`):
+    a ``ValueError`` names the method, the step and t.
     """
 
     __slots__ = ("fn", "interp", "prediction", "clip_x0", "memory", "finite_at_zero", "_shape", "_t", "_coefs")
+    what = "fn"
 
-    def __init__(self, fn, interp: Interpolant, x_1: torch.Tensor, prediction: str, clip_x0: float | None):
+    def __init__(self, fn, interp: Interpolant, x_1: torch.Tensor, prediction: str, clip_x0: float | None,
+                 method: str = "?"):
         self.fn, self.interp, self.prediction, self.clip_x0 = fn, interp, prediction, clip_x0
         self.memory, self._coefs = {}, {}
+        self.method, self.step, self._calls = method, 0, 0
         self._shape = x_1.shape
         self._t = torch.empty(x_1.shape[0], dtype=x_1.dtype, device=x_1.device)  # [B], refilled per call
-        self.finite_at_zero = _finite_at_zero(interp, prediction)
+        # a field that says it is singular at t = 0 (the empirical distribution's) gets no evaluation there
+        self.finite_at_zero = _finite_at_zero(interp, prediction) and not getattr(fn, "singular_at_zero", False)
 
     def coefs(self, t: float) -> tuple[float, float, float, float]:
         if t not in self._coefs:
@@ -74,6 +84,8 @@ class FlowContext:
             got = getattr(out, "shape", type(out).__name__)
             raise ValueError(f"fn returned {got}; expected shape {tuple(self._shape)}")
         out = out.to(x.dtype)
+        if self.check_finite and not self._finite(out):
+            self._refuse_non_finite(x, out, t)
         c = self.coefs(t)
         x0, eps = _to_pair(out, self.prediction, x, c)
         if self.clip_x0 is not None:
@@ -182,11 +194,13 @@ def time_grid(steps: int | None = None, times: Sequence[float] | None = None, sh
             raise ValueError("shift applies to a uniform grid (steps=N); warp explicit times yourself")
         if isinstance(times, torch.Tensor):
             times = times.tolist()
+        if hasattr(times, "__len__"):
+            check_size(len(times) - 1, "len(times) - 1 (steps)", key="steps")
         grid = tuple(check_number(v, "times", min=0.0, max=1.0) for v in times)
         if len(grid) < 2 or any(a <= b for a, b in zip(grid, grid[1:])):
             raise ValueError(f"times must be a strictly descending sequence of at least 2 times in [0, 1], got {grid}")
         return grid
-    n = check_int(steps, "steps", min=1)
+    n = check_size(steps, "steps")
     s = 1.0 if shift is None else check_number(shift, "shift", min=1e-6)
     grid = [(n - i) / n for i in range(n + 1)]
     return tuple(s * t / (1.0 + (s - 1.0) * t) for t in grid)
@@ -231,7 +245,7 @@ def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: st
     _check_call(fn, x_1, interp, method, prediction, clip_x0, callback)
     check_generator(generator, x_1.shape[0])
     grid = time_grid(steps, times, shift)
-    ctx = FlowContext(fn, interp, x_1, prediction, clip_x0)
+    ctx = FlowContext(fn, interp, x_1, prediction, clip_x0, method)
     if prediction == "eps" and ctx.coefs(grid[0])[0] == 0:
         raise ValueError(f"prediction='eps' cannot give x0 at t={grid[0]}, where alpha = 0: start the grid below it")
     if interp.schedule is not None and grid[0] == 1.0:
@@ -239,10 +253,10 @@ def sample_interpolant(fn, x_1: torch.Tensor, interp: Interpolant, *, method: st
     pairs = list(zip(grid, grid[1:]))
     step = FLOW_REGISTRY[method].step
     x = x_1
-    for i, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
+    for ctx.step, (t, tp) in enumerate(progress_bar(pairs, method, progress)):
         x_prev, eps, x0, u = step(ctx, x, t, tp)
         if callback is not None:
-            callback({"step": i, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0, "eps": eps,
+            callback({"step": ctx.step, "n_steps": len(pairs), "t": t, "t_prev": tp, "x_t": x, "x0_hat": x0, "eps": eps,
                       "x_prev": x_prev, "method": method, "velocity": u})
         x = x_prev
-    return x
+    return ctx.check_result(x, pairs[-1][0])

@@ -34,13 +34,13 @@ from types import MappingProxyType
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
+from toydiff.bounds import check_size
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes.interpolants import Interpolant
 from toydiff.processes.schedules import NoiseSchedule, _warn_terminal
 from toydiff.sampling import vp_steps as m
-from toydiff.sampling.context import EpsFn, StepContext, check_generator
+from toydiff.sampling.context import EpsFn, StepContext, check_generator, progress_bar
 from toydiff.sampling.flow_steps import flow_evaluations, sample_interpolant
 
 __all__ = ["METHODS", "REGISTRY", "EpsFn", "Method", "StepContext", "sample", "function_evaluations",
@@ -126,6 +126,8 @@ def _check_call(eps_fn, x_T, schedule, method, eta, variance, clip_x0, callback,
 
 def _plan(schedule: NoiseSchedule, steps, spacing: str, dtype: torch.dtype) -> list[tuple[int, int]]:
     """The run's ``(t, t_prev)`` pairs: warned about a start that keeps signal, refused beyond ``dtype``'s range."""
+    if isinstance(steps, int) and not isinstance(steps, bool):
+        check_size(steps, "steps")
     plan = schedule.respace(steps, spacing)
     if steps is None or isinstance(steps, int):
         _warn_terminal(schedule.alpha_bar(plan.timesteps[0]), f"sample(steps={steps}, spacing={spacing!r})")
@@ -236,7 +238,7 @@ def sample(
         clip_x0: if given, clamp x̂_0 to ``[-clip_x0, clip_x0]`` (images in [-1, 1] use 1.0) and recompute ε.
         project: ``project(x [B, *event], t) -> x`` applied to the starting point and after every step
             (``t = -1`` after the last); see :func:`toydiff.inpaint_projection`.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (when stderr is a terminal).
 
     Returns:
         x_0 ``[B, *event]``, same dtype and device as ``x_T``.
@@ -249,7 +251,7 @@ def sample(
     step, ctx = REGISTRY[method].step, StepContext(eps_fn, schedule, x_T, eta=eta, variance=variance,
                                                    generator=generator, clip_x0=clip_x0, method=method)
     x = x_T if project is None else project(x_T, pairs[0][0])
-    for ctx.step, (t, tp) in enumerate(tqdm(pairs, desc=f"sampling ({method})", leave=False) if progress else pairs):
+    for ctx.step, (t, tp) in enumerate(progress_bar(pairs, method, progress)):
         x_prev, eps, x0 = step(ctx, x, t, tp)
         if project is not None:
             x_prev = project(x_prev, tp)

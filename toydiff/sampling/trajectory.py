@@ -10,6 +10,9 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from toydiff.bounds import check_size
+from toydiff.checks import check_int
+
 __all__ = ["TrajectoryRecorder", "chain_callbacks"]
 
 _KEEPABLE = ("x_t", "x0_hat", "eps")
@@ -40,8 +43,8 @@ class TrajectoryRecorder:
         bad = [k for k in keep if k not in _KEEPABLE]
         if bad:
             raise ValueError(f"keep must name some of {_KEEPABLE}, got {bad}")
-        self.indices = None if indices is None else torch.as_tensor(list(indices), dtype=torch.long)
-        self._steps = None if steps is None else [int(s) for s in steps]
+        self.indices = None if indices is None else _index_list(indices, "indices", "n", min=0)
+        self._steps = None if steps is None else _index_list(steps, "steps", "frames").tolist()
         self.keep = tuple(keep)
         self.timesteps: list[int | float] = []
         self.steps: list[int] = []
@@ -51,6 +54,9 @@ class TrajectoryRecorder:
     def _take(self, x: torch.Tensor) -> torch.Tensor:
         x = x.detach()
         if self.indices is not None:
+            if int(self.indices.max()) >= x.shape[0]:
+                raise ValueError(f"indices: sample {int(self.indices.max())} was asked for but the batch has "
+                                 f"{x.shape[0]} samples (indices must lie in [0, {x.shape[0] - 1}])")
             x = x[self.indices.to(x.device)]
         return x.to("cpu", copy=True)
 
@@ -92,6 +98,18 @@ class TrajectoryRecorder:
         if self.final is None:
             raise RuntimeError("sampling has not finished")
         return torch.cat([self.x_t, self.final[None]])
+
+
+def _index_list(values, name: str, key: str, min: int | None = None) -> torch.Tensor:
+    """``values`` (ints) as a LongTensor ``[n]``, n ≥ 1 within the ``key`` size bound; TypeError / ValueError naming
+    ``name`` (a sized ``range(10**12)`` is refused before it is listed)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be an iterable of ints, got {type(values).__name__}")
+    if hasattr(values, "__len__"):
+        check_size(len(values), f"len({name})", key=key)
+    out = [check_int(v, f"{name}[{i}]", min=min) for i, v in enumerate(values)]
+    check_size(len(out), f"len({name})", key=key)
+    return torch.tensor(out, dtype=torch.long)
 
 
 def chain_callbacks(*callbacks: Callable[[dict], None] | None) -> Callable[[dict], None]:

@@ -24,18 +24,9 @@ from typing import Any, Callable, ContextManager, Protocol
 
 import torch
 
-from toydiff.training.losses import held_out_loss
+from toydiff.training.losses import NonFiniteLossError, held_out_loss
 
 __all__ = ["Trainer", "Hook", "StepOutput", "EpochStats", "NonFiniteLossError", "HeldOutLoss", "Callback", "ProgressBar"]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training diverged: the loss (no hook handled it) or the weights became NaN or infinite at ``step``; the
-    last checkpoint is the last good one. The command line reports it in one line with exit status 3."""
-
-    def __init__(self, message: str, step: int | None = None):
-        super().__init__(message)
-        self.step = step
 
 
 @dataclass
@@ -140,7 +131,11 @@ class HeldOutLoss(Hook):
             return
         trainer.eval_model.eval()
         fn = trainer.objective.network_fn(trainer.eval_model)
-        stats.record[self.keys[0]], stats.record[self.keys[1]] = self.evaluate(fn, trainer.objective)
+        try:
+            stats.record[self.keys[0]], stats.record[self.keys[1]] = self.evaluate(fn, trainer.objective)
+        except NonFiniteLossError as e:  # finite weights whose output overflows: as a non-finite training loss
+            raise NonFiniteLossError(f"{e} at step {trainer.step}; the weights are no longer usable (lower lr, or "
+                                     f"set grad_clip); {trainer._kept()}", step=trainer.step) from None
 
 
 class ProgressBar(Hook):

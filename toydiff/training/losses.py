@@ -8,6 +8,8 @@ averaged over the event dimensions (as ``nn.MSELoss`` does), so it is comparable
 
 from __future__ import annotations
 
+import math
+
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, ContextManager
@@ -20,7 +22,7 @@ from toydiff.training.stable_target import check_target, stable_pair
 
 __all__ = ["LossTerms", "LOSS_WEIGHTINGS", "T_SAMPLINGS", "eps_prediction_loss", "loss_weights", "sample_timesteps",
            "bucket_of", "bucket_sums", "held_out_draws", "held_out_loss",
-           "batched_held_out"]
+           "batched_held_out", "NonFiniteLossError"]
 
 LOSS_WEIGHTINGS = ("uniform", "min-snr")
 T_SAMPLINGS = ("uniform", "low-noise")
@@ -36,6 +38,16 @@ class LossTerms:
     @property
     def loss(self) -> torch.Tensor:
         return self.per_sample.mean()
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training diverged: the loss (no hook handled it), the held-out loss
+    (:func:`batched_held_out`, every objective's) or the weights became NaN or infinite at ``step``; the
+    last checkpoint is the last good one. The command line reports it in one line with exit status 3."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 def sample_timesteps(schedule: NoiseSchedule, batch: int, *, generator: torch.Generator | None = None,
@@ -180,4 +192,9 @@ def batched_held_out(per_sample: Callable[[slice, dict], torch.Tensor], t: torch
     values = torch.cat(per).double()
     s, c = bucket(values, t.to(values.device), n_buckets)
     by_bucket = torch.where(c > 0, s / c.clamp(min=1), torch.full_like(s, float("nan")))
-    return float(values.mean()), by_bucket.tolist()
+    mean = float(values.mean())
+    if not math.isfinite(mean):
+        bad = int((~torch.isfinite(values)).sum())
+        raise NonFiniteLossError(f"training diverged: the held-out loss is {mean} ({bad} of {values.numel()} held-out "
+                                 "draws non-finite: the network's output overflowed)")
+    return mean, by_bucket.tolist()

@@ -11,6 +11,7 @@ from argparse import Namespace
 from dataclasses import dataclass
 from typing import Callable
 
+from toydiff.bounds import size_arg
 from toydiff.cli import fail
 
 from toydiff.options import positive, seed_arg
@@ -131,7 +132,7 @@ def add_sampling_flags(p) -> None:
     """The sampler flags of ``sample`` / ``report``: each process reads its own (:attr:`Process.options`)."""
     p.add_argument("--method", choices=all_methods(), default=None,
                    help="default: the run's process's (ddpm for DDPM, heun for flow)")
-    p.add_argument("--steps", type=positive(int), default=None,
+    p.add_argument("--steps", type=size_arg("steps"), default=None,
                    help="sampler steps (default: the process's; DDPM: every step, flow: 16)")
     p.add_argument("--shift", type=float, default=None, help="flow runs: SD3's time shift of the grid (>1: nearer noise)")
     p.add_argument("--spacing", choices=SPACINGS, default=None,
@@ -139,7 +140,7 @@ def add_sampling_flags(p) -> None:
                        f"{k} {v.default_spacing}" for k, v in REGISTRY.items()) + ")")
     p.add_argument("--eta", type=float, default=None, help="ddim only: 0 deterministic (default), 1 DDPM-like")
     p.add_argument("--variance", choices=("beta", "posterior"), default=None, help="ddpm only (default beta)")
-    p.add_argument("--n", type=positive(int), default=10_000, help="number of samples")
+    p.add_argument("--n", type=size_arg("n"), default=10_000, help="number of samples")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the initial noise and the sampler's noise")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from toydiff.bounds import size_arg
 from toydiff.cli import check_writable, fail
 
 from toydiff.options import positive, seed_arg
@@ -34,7 +35,8 @@ def add_parser(sub) -> None:
     src.add_argument("--run", help="a run folder or checkpoint written by 'toydiff toy train'")
     src.add_argument("--oracle", action="store_true", help="the exact eps* of --dataset's mixture alone")
     lk.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="for --oracle without --run")
-    lk.add_argument("--n", type=positive(int), default=200, help="held-out points for the PF-ODE (default 200)")
+    lk.add_argument("--n", type=size_arg("n_likelihood"), default=200,
+                    help="held-out points for the PF-ODE (default 200)")
     lk.add_argument("--n-elbo", type=positive(int), default=2000, help="held-out points for the ELBO (default 2000)")
     lk.add_argument("--rtol", type=_rtol, default=1e-4, help="solve_ivp rtol = atol")
     lk.add_argument("--variance", choices=("beta", "posterior"), default="beta", help="reverse variance of the ELBO")

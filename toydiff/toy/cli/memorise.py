@@ -12,9 +12,10 @@ import json
 
 import torch
 
+from toydiff.bounds import size_arg
 from toydiff.cli import check_writable, fail
 
-from toydiff.options import positive, seed_arg
+from toydiff.options import seed_arg
 from toydiff.sampling.loop import METHODS
 from toydiff.toy.cli.common import PROG
 from toydiff.toy.datasets import DATASETS
@@ -28,10 +29,10 @@ def add_parser(sub) -> None:
     mm = sub.add_parser("memorise", help=HELP)
     mm.add_argument("--run", help="a run trained with --fixed-data (its training points are replayed)")
     mm.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="without --run")
-    mm.add_argument("--n-train", type=positive(int), default=None, help="without --run: training points drawn")
-    mm.add_argument("--n", type=positive(int), default=2000, help="samples (default 2000)")
+    mm.add_argument("--n-train", type=size_arg("n_train"), default=None, help="without --run: training points drawn")
+    mm.add_argument("--n", type=size_arg("n"), default=2000, help="samples (default 2000)")
     mm.add_argument("--method", choices=METHODS, default="ddpm", help="sampler")
-    mm.add_argument("--steps", type=positive(int), default=None, help="respaced sampling steps (default: every step)")
+    mm.add_argument("--steps", type=size_arg("steps"), default=None, help="respaced sampling steps (default: every step)")
     mm.add_argument("--seed", type=seed_arg, default=0, help="seed of the samples (and, without --run, of the training points)")
     mm.add_argument("--out", required=True, help="output folder (memorise.png, memorise.json)")
 
