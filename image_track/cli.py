@@ -28,6 +28,8 @@ import toydiff
 from toydiff.sampling.flow_steps import FLOW_METHODS
 from toydiff.checks import check_int
 from toydiff.cli import OneLineParser, check_writable, device_arg, fail, float_list, run_guarded, seed_arg
+from toydiff.outputs import atomic_write_text, save_figure, save_image
+from toydiff.threads import add_threads_flag, configure_threads
 
 __all__ = ["main", "build_parser", "evaluate_model"]
 
@@ -100,6 +102,8 @@ def build_parser() -> OneLineParser:
     e.add_argument("--ws", type=float_list, default=None,
                    help="guidance scales (default 0,1,3,5; with --guide, autoguidance scales >= 1, default 1,2,3)")
     e.add_argument("--out", default="mnist_eval.json", help="JSON to write (default %(default)s)")
+    for sp in sub.choices.values():  # the one thread policy (toydiff.threads): --threads N, default 1
+        add_threads_flag(sp)
     return parser
 
 
@@ -179,7 +183,7 @@ def _run_sample(a) -> int:
     if "grid" in a.figures:
         labels = S.digit_labels(10, 10, nc) if nc else None
         x = S.generate(m.model, m.schedule, 100, labels=labels, **({"w": a.w} if nc else {}), seed=a.seed, **kw)
-        S.grid_image(x, nrow=10, scale=3).save(out / "grid.png")
+        save_image(S.grid_image(x, nrow=10, scale=3), out / "grid.png")
         written.append(out / "grid.png")
         if a.save_tensor:
             from toydiff.training.checkpoint import save_checkpoint
@@ -189,14 +193,14 @@ def _run_sample(a) -> int:
             written.append(out / "samples.safetensors")
     if "sweep" in a.figures:
         fig = S.guidance_sweep_figure(m.model, m.schedule, a.ws, seed=a.seed, **kw)
-        fig.savefig(out / "guidance_sweep.png", dpi=120)
+        save_figure(fig, out / "guidance_sweep.png", dpi=120)
         plt.close(fig)
         written.append(out / "guidance_sweep.png")
     if "fixed-init" in a.figures:
         samples = S.fixed_init_samples(m.model, m.schedule, 10, seed=a.seed, label=a.label,
                                        steps=None if a.steps >= m.schedule.T else a.steps)
         fig = S.fixed_init_figure(samples)
-        fig.savefig(out / "fixed_init.png", dpi=120)
+        save_figure(fig, out / "fixed_init.png", dpi=120)
         plt.close(fig)
         written.append(out / "fixed_init.png")
     if "progression" in a.figures or "gif" in a.figures:
@@ -209,7 +213,7 @@ def _run_sample(a) -> int:
             idx = S.evenly_spaced_steps(len(rec.timesteps), 10)
             sub = _SubRecorder(rec, idx)
             fig = S.progression_figure(sub)
-            fig.savefig(out / "progression.png", dpi=120)
+            save_figure(fig, out / "progression.png", dpi=120)
             plt.close(fig)
             written.append(out / "progression.png")
         if "gif" in a.figures:
@@ -287,9 +291,7 @@ def _run_eval(a) -> int:
     if guide is not None and min(a.ws) < 1:
         fail(f"{PROG}: error: --ws: autoguidance scales must be >= 1, got {min(a.ws):g}")
     result = evaluate_model(m, a.n, a.ws, seed=a.seed, guide=guide, guide_t_max=a.guide_t_max, **_sample_kw(a))
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    out = atomic_write_text(a.out, json.dumps(result, indent=1))
     u = result["unconditional"]
     print(f"FID-MNIST {u['fid_mnist']:.2f} (floor {result['fid_floor']:.2f} at n={a.n}), "
           f"confident {u['confident_fraction']:.3f}, KL to uniform {u['kl_to_uniform']:.4f}")
@@ -317,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> int:
         a = build_parser().parse_args(argv)
+        configure_threads(a.threads)
         if a.command == "train":
             from image_track.training import run_from_args
 

@@ -16,6 +16,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
+from toydiff.outputs import save_image
 from toydiff.training.checkpoint import CheckpointError
 from toydiff.sampling.flow_steps import FLOW_METHODS
 from toydiff.training.hooks import EpochStats, Hook, StepOutput
@@ -129,7 +130,7 @@ class SampleGrids(Hook):
                           steps=min(c.sample_steps, 10) if flow else c.sample_steps,
                           seed=c.seed, device=self.device)
         path = self.out_dir / f"samples_epoch{stats.epoch:03d}.png"
-        grid_image(images, nrow=rows).save(path)
+        save_image(grid_image(images, nrow=rows), path)  # atomically (toydiff.outputs)
         stats.record["grid"] = str(path)
 
 

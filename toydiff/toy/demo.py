@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from toydiff.cli import OneLineParser, check_writable, run_guarded, seed_arg
+from toydiff.outputs import save_figure
 
 
 def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
@@ -42,8 +43,7 @@ def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
     fig.suptitle("Samplers on the exact denoiser ε* (weights 1:2, means ±4, std 1)")
     fig.supxlabel("x")
     fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "samplers.png", dpi=120)
+    save_figure(fig, out / "samplers.png", dpi=120)  # atomically: a re-run rewrites it
 
     results: dict[str, dict[int, float]] = {}
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -58,7 +58,7 @@ def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
     ax.set_title(f"Discretisation error on the exact oracle (n = {n})")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "w1_vs_steps.png", dpi=120)
+    save_figure(fig, out / "w1_vs_steps.png", dpi=120)
     return results
 
 
