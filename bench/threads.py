@@ -40,17 +40,29 @@ for _ in range({steps}):
 """
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
-    """(wall s, CPU s) of ``cmd`` run to its end; a failure is a RuntimeError with its stderr."""
+def timed(cmd: list[str], timeout: float) -> tuple[float, float]:
+    """(wall s, CPU s) of ``cmd`` run to its end; a failure is a RuntimeError with its stderr. Stopped after
+    ``timeout`` s: (inf, CPU s so far)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("OMP_NUM_THREADS", None)
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
+    err_file = tempfile.TemporaryFile()
+    p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err_file)
+    while True:
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() - t0 > timeout:
+            p.kill()
+            _, status, usage = os.wait4(p.pid, 0)
+            err_file.close()
+            return float("inf"), usage.ru_utime + usage.ru_stime
+        time.sleep(0.2)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
+    err_file.seek(0)
+    err = err_file.read().decode(errors="replace")
+    err_file.close()
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {err[-1000:]}")
     return wall, usage.ru_utime + usage.ru_stime
@@ -83,7 +95,7 @@ def cells(epochs: int | None, threads: list[int], image_steps: int) -> dict[str,
     return work
 
 
-def run(epochs: int | None, threads: list[int], image_steps: int, load_cap: float) -> list[tuple]:
+def run(epochs: int | None, threads: list[int], image_steps: int, load_cap: float, cell_timeout: float) -> list[tuple]:
     rows = []
     for load in ("quiet", "loaded"):
         procs = start_load(load_cap) if load == "loaded" else []
@@ -93,7 +105,7 @@ def run(epochs: int | None, threads: list[int], image_steps: int, load_cap: floa
                     with tempfile.TemporaryDirectory() as tmp:
                         args = [c.format(out=f"{tmp}/run", n=n, image=_IMAGE.format(n=n, steps=image_steps))
                                 for c in cmd]
-                        wall, cpu = timed(args)
+                        wall, cpu = timed(args, cell_timeout)
                     rows.append((name, load, n, wall, cpu))
                     print(f"  {name}, {load}, {n} thread(s): {wall:.1f} s wall, {cpu:.1f} s CPU", file=sys.stderr)
         finally:
@@ -103,19 +115,24 @@ def run(epochs: int | None, threads: list[int], image_steps: int, load_cap: floa
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=None, help="toy train --epochs (default: the recipe's, 100)")
+    p.add_argument("--epochs", type=int, default=3,
+                   help="toy train --epochs (default 3: the full 100 took 2-3 min a cell here, far more loaded; "
+                        "0: the recipe's)")
+    p.add_argument("--cell-timeout", type=float, default=600.0, help="a cell still running after this is stopped "
+                   "and reported as '> T' (default 600 s)")
     p.add_argument("--threads", default="1,2", help="thread counts to compare (default 1,2)")
     p.add_argument("--image-steps", type=int, default=20, help="tiny UNet steps (0: skip the image track)")
     p.add_argument("--load-cap", type=float, default=900.0, help="the busy loops stop by themselves after this (s)")
     a = p.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
     load = os.getloadavg()[0]
-    rows = run(a.epochs, threads, a.image_steps, a.load_cap)
+    rows = run(a.epochs or None, threads, a.image_steps, a.load_cap, a.cell_timeout)
     print(f"{os.cpu_count()} cores; 1-min load average {load:.1f} before the bench ('quiet' = no busy loops of "
           "the bench's own; the machine may be shared)\n")
     print("| workload | load | threads | wall s | CPU s |\n|---|---|---:|---:|---:|")
     for name, load_, n, wall, cpu in rows:
-        print(f"| {name} | {load_} | {n} | {wall:.1f} | {cpu:.1f} |")
+        print(f"| {name} | {load_} | {n} | " + (f"{wall:.1f}" if wall < float("inf") else "> timeout")
+              + f" | {cpu:.1f} |")
 
 
 if __name__ == "__main__":
