@@ -143,6 +143,7 @@ def staged_folder(out: str | os.PathLike) -> Iterator[Path]:
     home = out if out.is_dir() else out.parent  # inside an existing out: writable where out is
     home.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=home, prefix=f".{out.name}.", suffix=".tmpdir"))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; the published folder gets a plain mkdir's mode
     try:
         yield tmp
         if not out.exists():
