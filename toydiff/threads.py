@@ -2,12 +2,13 @@
 
 Small models (the toy track's MLPs on ``[B, 1]`` / ``[B, 2]`` points, the CPU ``tiny`` UNet) run fastest with
 **one** torch intra-op thread: their matrix products are too small to split, so a second thread mostly waits,
-and on a busy machine two threads that wait on each other spin. Measured on this project's 2-core CPU
-(``bench/threads.py``, ``docs/measurements.md`` "Threads"): ``toydiff toy train --epochs 3`` takes 41 s wall /
-5.4 s CPU with one thread and 126 s / 29 s with torch's default (two) under load; quiet, two threads buy no
-wall time and cost about twice the CPU time. The image track's training got no faster with two threads either
-(a ``tiny`` UNet on 28 x 28 digits, same machine), so it follows the same default; a large preset on a quiet
-many-core machine is the case to ask for more (``--threads N``).
+and on a busy machine two threads that wait on each other spin. Measured on this project's shared 2-core CPU
+(``bench/threads.py``, ``docs/measurements.md`` "Threads"): ``toydiff toy train --epochs 3`` took 30 s wall /
+5.5 s CPU with one thread and 261 s / 32 s with two (53 s / 5.6 s against 227 s / 35 s under the bench's busy
+loops); the full default run 115 s / 38 s against 189 s / 150 s. The image track's training got no faster with
+two threads either (20 steps of the ``tiny`` UNet: 5.6 s CPU at one thread, 17.6-27.4 s at two, never a lower
+wall time), so it follows the same default; a large preset on a quiet many-core machine is the case to ask
+for more (``--threads N``).
 
 The policy: ``threads=None`` means the count the process's entry point configured (a command's
 ``--threads N``, the app's launch: :func:`configure_threads`), else the environment variable :data:`ENV_VAR`
