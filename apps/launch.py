@@ -52,26 +52,21 @@ def streamlit_args(port: int = 8501, address: str = "127.0.0.1", headless: bool 
 
 def configure_process(threads: int | None = None) -> int:
     """Process-wide settings of the app server, made once at launch: matplotlib draws off screen (Agg) and
-    torch uses ``threads`` intra-op threads (default ``TOYDIFF_APP_THREADS``, else 1). Returns the count.
-
-    Small MLPs and CPU UNets on a shared 2-core machine: one intra-op thread is faster than two that wait on
-    each other (measured: 10 toy epochs 0.9 s with 1 thread, 33 s with 2 under load).
+    torch uses ``threads`` intra-op threads: the one policy of :mod:`toydiff.threads` (default 1, or
+    ``$TOYDIFF_THREADS``; ``$TOYDIFF_APP_THREADS`` for the app alone). Returns the count.
     """
     import matplotlib
-    import torch
 
-    from toydiff.checks import check_int
+    from toydiff.threads import configure_threads
 
-    if threads is None:
-        text = os.environ.get("TOYDIFF_APP_THREADS", "1")
+    text = os.environ.get("TOYDIFF_APP_THREADS")
+    if threads is None and text:
         try:
             threads = int(text)
         except ValueError:
             raise ValueError(f"TOYDIFF_APP_THREADS must be an integer, got {text!r}") from None
-    threads = check_int(threads, "threads", min=1)
     matplotlib.use("Agg")
-    torch.set_num_threads(threads)
-    return threads
+    return configure_threads(threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,8 @@ import time
 
 import torch
 
+from toydiff.threads import configure_threads
+
 from image_track.models import build_model
 
 
@@ -52,7 +54,7 @@ def main(argv=None) -> int:
     print("| threads | batch | torch.compile | float32 img/s | bf16 autocast img/s | bf16 / float32 |")
     print("|---:|---:|---|---:|---:|---:|")
     for threads in (int(v) for v in a.threads.split(",")):
-        torch.set_num_threads(threads)
+        configure_threads(threads)
         for batch in (int(v) for v in a.batches.split(",")):
             for comp in ((False, True) if a.compile else (False,)):
                 warm = 20 if comp else 5

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from toydiff.threads import configure_threads
+
 from image_track import evaluate
 from image_track.data import load_mnist
 from image_track.sampling import generate, load_model
@@ -48,7 +50,7 @@ def _train(process: str, minutes: float, out: Path) -> dict:
 
 
 def run_mnist(a) -> None:
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    configure_threads(max(1, os.cpu_count() or 1))  # a GPU bench: the CPU feeds it
     root = Path(a.runs or "runs/flow_mnist")
     n = a.eval_n
     x_test, _ = load_mnist("test")

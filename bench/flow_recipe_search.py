@@ -35,6 +35,7 @@ from toydiff.toy import metrics
 from toydiff.toy.recipes import default_recipe
 from toydiff.toy.run import ToyRun, toy_trainer
 from toydiff.toy.datasets import get_dataset
+from toydiff.threads import configure_threads
 
 TRAIN_SEEDS, X1_SEEDS, N = (10, 11), (100, 101), 20_000
 
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.train_seeds:
         globals()["TRAIN_SEEDS"] = tuple(a.train_seeds)
-    torch.set_num_threads(1)
+    configure_threads(1)
     for name in a.datasets:
         if a.diagnose:
             diagnose(name)

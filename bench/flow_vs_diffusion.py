@@ -43,6 +43,7 @@ from toydiff.processes import interpolants
 from toydiff.processes import schedules
 from toydiff.toy import flow_compare, metrics
 from toydiff.toy.run import oracle_run
+from toydiff.threads import configure_threads
 
 BUDGETS = (1, 2, 4, 8, 16, 32)
 FLOW = ("euler", "heun", "midpoint", "dpm++2m")
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.quick:
         a.n, a.seeds, a.n_paths = 1000, 1, 200
-    torch.set_num_threads(1)
+    configure_threads(1)
     if a.figure:
         return write_figure(a.figure)
     if a.targets_figure:

@@ -34,6 +34,7 @@ from toydiff.sampling.loop import sample
 from toydiff.toy.datasets import get_dataset
 from toydiff.toy.run import train_toy
 from toydiff.training.engine import TrainConfig
+from toydiff.threads import configure_threads
 
 SHORT = {"n": [16, 256, 4096], "steps": [500, 2000]}
 N_VAL = 1000  # held-out points (drawn after the training points, as train_toy does)
@@ -78,7 +79,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    configure_threads(a.threads)
     sweep = LONG if a.long else SHORT
     ns, lengths = a.n or sweep["n"], a.steps or sweep["steps"]
     print(f"{a.dataset}: the recipe's MLP, TrainConfig defaults (AdamW 3e-3, cosine, EMA 0.995, uniform t), batch "

@@ -18,6 +18,7 @@ import torch
 from image_track.data import load_mnist
 from image_track.loaded import default_checkpoint, load_model
 from toydiff.evaluation.likelihood import bits_per_dim, pf_ode_likelihood
+from toydiff.threads import configure_threads
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditional", action="store_true", help="the class-conditional model, with true labels")
     a = p.parse_args()
-    torch.set_num_threads(2)
+    configure_threads(2)
     m = load_model(default_checkpoint(conditional=a.conditional))
     images, labels = load_mnist("test")
     k = ((images[: a.n] + 1) * 127.5).round()  # the bytes back

@@ -41,6 +41,7 @@ from image_track.models import build_model
 from image_track.sampling import digit_labels, generate, grid_image, load_model
 from image_track.training import TrainConfig, bf16_autocast, export_weights, snapshot_path, train
 from toydiff.training.checkpoint import load_checkpoint
+from toydiff.threads import configure_threads
 
 
 def probe_images_per_s(config: TrainConfig, n_steps: int = 12) -> float:
@@ -95,10 +96,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/cpu_tiny")
     p.add_argument("--export", default=None, help="write EMA-only float16 weights here")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: toydiff.threads' policy, 1)")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    configure_threads(a.threads)
 
     config = TrainConfig(preset="tiny", num_classes=10 if a.conditional else None, batch_size=a.batch_size,
                          schedule=a.schedule,

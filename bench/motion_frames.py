@@ -17,12 +17,13 @@ import torch
 from toydiff.toy import motion
 from toydiff.toy.figures.motion import forward_animation_plotly, race_animation_plotly, reverse_animation_plotly
 from toydiff.toy.run import load_toy
+from toydiff.threads import configure_threads
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "toydiff" / "toy" / "weights"
 
 
 def main(dataset: str = "8gaussians", n: int = 2000, steps: int = 50) -> None:
-    torch.set_num_threads(1)
+    configure_threads(1)
     run = load_toy(WEIGHTS / dataset)
     oracle, s = run.oracle, run.schedule
     g = torch.Generator().manual_seed(0)

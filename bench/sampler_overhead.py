@@ -27,6 +27,7 @@ import torch
 
 import toydiff as td
 from toydiff.sampling.context import StepContext
+from toydiff.threads import configure_threads
 
 
 def eps_fn(x, t):
@@ -91,7 +92,7 @@ def main() -> None:
     ap.add_argument("--T", type=int, default=1000, help="schedule length = steps per run")
     ap.add_argument("--best", action="store_true", help="report the fastest run, not the median (a loaded machine)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    configure_threads(2)
     schedule = td.schedules.linear(T=args.T)
     schedulers = _diffusers_schedulers(args.T)
     us = 1e6 / args.T  # seconds per run -> µs per step

@@ -20,6 +20,7 @@ import torch
 
 from toydiff.training.checkpoint import load_checkpoint, save_checkpoint
 from toydiff.toy.run import CHECKPOINT_NAME, load_toy, train_toy
+from toydiff.threads import configure_threads
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "toydiff" / "toy" / "weights"
 DROP_META = ("optimizer", "rng_states")
@@ -33,7 +34,7 @@ def strip(src: Path, dst: Path) -> Path:
 
 
 def main(names: list[str]) -> None:
-    torch.set_num_threads(1)
+    configure_threads(1)
     print("| data set | seconds | size (kB) | held-out loss | floor |\n|---|---:|---:|---:|---:|")
     for name in names:
         t0 = time.perf_counter()

@@ -35,6 +35,7 @@ from toydiff.toy import metrics
 from toydiff.toy.datasets import DATASETS, get_dataset
 from toydiff.toy.recipes import Recipe, default_recipe
 from toydiff.toy.run import ToyRun, train_toy
+from toydiff.threads import configure_threads
 
 GOALS = {"two_gaussians": 1.25, "8gaussians": 2.0}  # else 1.5 × the noise floor (25gaussians: modes)
 WEIGHT_TOLERANCE = {"two_gaussians": 0.01, "8gaussians": 0.02}
@@ -111,14 +112,13 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated (default: all)")
     p.add_argument("--seeds", type=int, default=3, help="sampling seeds per data set")
     p.add_argument("--train-seed", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: toydiff.threads' policy, 1)")
     p.add_argument("--quick", action="store_true")
     a = p.parse_args(argv)
     names = [n.strip() for n in a.datasets.split(",") if n.strip()]
     for name in names:
         get_dataset(name)  # an unknown name fails before any training
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    configure_threads(a.threads)
     epochs, n = (2, 500) if a.quick else (None, None)
     seeds = list(range(100, 100 + (1 if a.quick else a.seeds)))
     print(f"Toy defaults: each data set trained with its default recipe (training seed {a.train_seed}), DDPM at "

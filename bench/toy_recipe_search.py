@@ -31,6 +31,7 @@ from toydiff.sampling.loop import sample  # noqa: E402
 from toydiff.toy import metrics  # noqa: E402
 from toydiff.toy.recipes import Recipe  # noqa: E402
 from toydiff.toy.run import ToyRun  # noqa: E402
+from toydiff.threads import configure_threads  # noqa: E402
 
 # the old default: the seed exercise's schedule, MLP 128 × 3 SiLU, 60 epochs of 10 000 fresh points in batches of 256
 ONE_D = Recipe(schedule_name="constant", schedule_params=(("T", 250), ("beta", 0.02)), width=128, depth=3,
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
     p.add_argument("--exact-below", type=int, default=None, metavar="K",
                    help="1-D: also print the W1 ratio with the exact ε* in place of the network at t < K")
     a = p.parse_args(argv)
-    torch.set_num_threads(1)
+    configure_threads(1)
     picked = [int(i) for i in a.only.split(",") if i] or range(1, len(CANDIDATES) + 1)
     print("| # | data set | recipe (training seed) | train s (CPU s) | ratio | value | oracle / floor | modes | max weight error |")
     print("|---:|---|---|---:|---:|---:|---:|---:|---:|")

@@ -23,6 +23,7 @@ from torch import nn
 
 from toydiff.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from toydiff.checks import check_int
+from toydiff.threads import configure_threads
 
 __all__ = ["ClassifierConfig", "MNISTClassifier", "DEFAULT_WEIGHTS", "load_classifier", "classify",
            "features", "train_classifier", "main"]
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     t0 = time.perf_counter()
     model, acc = train_classifier(epochs=args.epochs, seed=args.seed)
     seconds = time.perf_counter() - t0

@@ -28,6 +28,8 @@ from toydiff.checks import check_int
 from toydiff.processes.registry import all_methods
 from toydiff.cli import OneLineParser, check_writable, fail, run_guarded
 from toydiff.options import device_arg, float_list, seed_arg
+from toydiff.outputs import atomic_write_text, save_figure, save_image
+from toydiff.threads import add_threads_flag, configure_threads
 
 __all__ = ["main", "build_parser", "evaluate_model", "HELP"]
 
@@ -109,6 +111,8 @@ def build_parser() -> OneLineParser:
     # parsed by image_track.lab's own parser (main hands it the arguments after "lab"); listed here for --help
     sub.add_parser("lab", add_help=False, help="one figure per lab experiment (denoise, sdedit, inpaint, anagram, "
                                                "hybrid, denoiser, guidance): toydiff mnist lab --help")
+    for sp in sub.choices.values():  # the one thread policy (toydiff.threads): --threads N, default 1
+        add_threads_flag(sp)
     return parser
 
 
@@ -186,7 +190,7 @@ def _run_sample(a) -> int:
     if "grid" in a.figures:
         labels = S.digit_labels(10, 10, nc) if nc else None
         x = S.generate(m.model, m.process, 100, labels=labels, **({"w": a.w} if nc else {}), seed=a.seed, **kw)
-        S.grid_image(x, nrow=10, scale=3).save(_into(out, "grid.png"))
+        save_image(S.grid_image(x, nrow=10, scale=3), _into(out, "grid.png"))
         written.append(out / "grid.png")
         if a.save_tensor:
             from toydiff.training.checkpoint import save_checkpoint
@@ -196,14 +200,14 @@ def _run_sample(a) -> int:
             written.append(out / "samples.safetensors")
     if "sweep" in a.figures:
         fig = S.guidance_sweep_figure(m.model, m.process, a.ws, seed=a.seed, **kw)
-        fig.savefig(_into(out, "guidance_sweep.png"), dpi=120)
+        save_figure(fig, _into(out, "guidance_sweep.png"), dpi=120)
         plt.close(fig)
         written.append(out / "guidance_sweep.png")
     if "fixed-init" in a.figures:
         samples = S.fixed_init_samples(m.model, m.process, 10, seed=a.seed, label=a.label,
                                        steps=None if a.steps >= m.process.schedule.T else a.steps)
         fig = S.fixed_init_figure(samples)
-        fig.savefig(_into(out, "fixed_init.png"), dpi=120)
+        save_figure(fig, _into(out, "fixed_init.png"), dpi=120)
         plt.close(fig)
         written.append(out / "fixed_init.png")
     if "progression" in a.figures or "gif" in a.figures:
@@ -216,7 +220,7 @@ def _run_sample(a) -> int:
             idx = S.evenly_spaced_steps(len(rec.timesteps), 10)
             sub = _SubRecorder(rec, idx)
             fig = S.progression_figure(sub)
-            fig.savefig(_into(out, "progression.png"), dpi=120)
+            save_figure(fig, _into(out, "progression.png"), dpi=120)
             plt.close(fig)
             written.append(out / "progression.png")
         if "gif" in a.figures:
@@ -300,9 +304,7 @@ def _run_eval(a) -> int:
     if guide is not None and min(a.ws) < 1:
         fail(f"{PROG}: error: --ws: autoguidance scales must be >= 1, got {min(a.ws):g}")
     result = evaluate_model(m, a.n, a.ws, seed=a.seed, guide=guide, guide_t_max=a.guide_t_max, **_sample_kw(a))
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    out = atomic_write_text(a.out, json.dumps(result, indent=1))
     u = result["unconditional"]
     print(f"FID-MNIST {u['fid_mnist']:.2f} (floor {result['fid_floor']:.2f} at n={a.n}), "
           f"confident {u['confident_fraction']:.3f}, KL to uniform {u['kl_to_uniform']:.4f}")
@@ -330,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> int:
         a = build_parser().parse_args(argv)
+        configure_threads(a.threads)
         if a.command == "train":
             from image_track.training import run_from_args
 

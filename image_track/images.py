@@ -146,10 +146,9 @@ def save_png(x: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
     a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64).squeeze()
     if a.ndim != 2:
         raise ValueError(f"save_png needs one image that squeezes to [H, W], got shape {a.shape}")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.rint((np.clip(a, -1, 1) + 1) * 127.5).astype(np.uint8), mode="L").save(p)
-    return p
+    from toydiff.outputs import save_image
+
+    return save_image(Image.fromarray(np.rint((np.clip(a, -1, 1) + 1) * 127.5).astype(np.uint8), mode="L"), path)
 
 
 def gaussian_kernel1d(kernel_size: int, sigma: float) -> torch.Tensor:

@@ -293,7 +293,6 @@ def progression_gif(rec: toydiff.TrajectoryRecorder, path: str | os.PathLike, *,
     if rec.final is not None:
         frames.append(grid_image(torch.cat([rec.final, rec.final]), nrow=xt.shape[1], scale=scale).convert("P"))
     durations = [duration_ms] * (len(frames) - 1) + [hold_ms]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    return path
+    from toydiff.outputs import save_image
+
+    return save_image(frames[0], path, save_all=True, append_images=frames[1:], duration=durations, loop=0)

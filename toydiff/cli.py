@@ -63,13 +63,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def check_writable(path: str | os.PathLike, flag: str, *, folder: bool = False) -> Path:
-    """``path`` if it (a file, or with ``folder`` a folder) can be created or overwritten, judged without writing
-    anything: its nearest existing ancestor must be a writable folder. A ValueError naming ``flag`` otherwise."""
+    """``path`` if it (a file, or with ``folder`` a folder) can be created or rewritten, judged without writing
+    anything: its nearest existing ancestor must be a writable folder (a file is rewritten atomically, by a
+    rename in its folder: :mod:`toydiff.outputs`). A ValueError naming ``flag`` otherwise."""
     path = Path(path)
     if path.exists() and path.is_dir() != folder:
         kinds = ("a file", "a folder") if folder else ("a folder", "a file")
         raise ValueError(f"{flag} {path} is {kinds[0]}, not {kinds[1]}")
-    base = path if path.exists() else path.parent
+    base = path if folder and path.exists() else path.parent
     while not base.exists() and base != base.parent:
         base = base.parent
     if not base.is_dir():

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import toydiff as td
 from toydiff.cli import OneLineParser, check_writable, run_guarded
 from toydiff.options import float_list, int_list, seed_arg
+from toydiff.threads import add_threads_flag, configure_threads
 
 from image_track.lab.common import load_lab_model
 
@@ -33,6 +34,7 @@ def _common(p: argparse.ArgumentParser, name: str, *, model: bool = True) -> Non
     p.add_argument("--out", default=f"lab_{name}.png", help="figure to write (PNG; default %(default)s)")
     p.add_argument("--seed", type=seed_arg, default=0, help="all randomness (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_flag(p)
     if model:
         p.add_argument("--checkpoint", default=None, help="class-conditional checkpoint (default: committed tiny_cond)")
         p.add_argument("--method", default="ddpm", choices=td.METHODS, help="sampler (default %(default)s)")
@@ -150,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     name = args.experiment
     check_writable(args.out, "--out")
+    configure_threads(args.threads)
     if name == "denoiser":
         cfg = denoiser.DenoiserConfig(preset=args.preset, sigma=args.sigma, epochs=args.epochs, subset=args.subset,
                                       batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -151,10 +151,9 @@ def save_figure(fig, out: str | os.PathLike | None) -> Path | None:
     """Save ``fig`` (a ``matplotlib.figure.Figure``) to ``out`` (PNG, folders created); ``None``: don't."""
     if out is None:
         return None
-    p = Path(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=120, bbox_inches="tight")
-    return p
+    from toydiff.outputs import save_figure as save_atomically
+
+    return save_atomically(fig, out, dpi=120, bbox_inches="tight")  # rewritten whole, never truncated
 
 
 def new_figure(width: float, height: float):

@@ -16,6 +16,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
+from toydiff.outputs import save_image
 from toydiff.training.checkpoint import CheckpointError
 from toydiff.training.hooks import EpochStats, Hook, StepOutput
 
@@ -130,7 +131,7 @@ class SampleGrids(Hook):
                           w=c.sample_w if labels is not None else None, method=method, steps=steps, seed=c.seed,
                           device=self.device)
         path = self.out_dir / f"samples_epoch{stats.epoch:03d}.png"
-        grid_image(images, nrow=rows).save(path)
+        save_image(grid_image(images, nrow=rows), path)  # atomically (toydiff.outputs)
         stats.record["grid"] = str(path)
 
 

@@ -17,6 +17,8 @@ import torch.distributed as dist
 from torch import nn
 
 from toydiff.cli import check_writable
+from toydiff.outputs import atomic_write_text
+from toydiff.threads import thread_scope
 from toydiff.training.checkpoint import CheckpointError, load_checkpoint, require_kind, run_lock
 from toydiff.training.hooks import HeldOutLoss, ProgressBar
 from toydiff.training.engine import Trainer
@@ -63,12 +65,13 @@ def pick_device(config: TrainConfig, local_rank: int) -> torch.device:
     return dev
 
 
-def train(config: TrainConfig, *, overwrite: bool = True) -> History:
+def train(config: TrainConfig, *, overwrite: bool = True, threads: int | None = None) -> History:
     """Train ``config.preset`` on MNIST; return the :class:`History` (on every rank under DDP).
 
     The output folder is locked while the run writes it (:func:`toydiff.training.checkpoint.run_lock`). With
     ``overwrite=False`` (the command line without ``--overwrite``) an ``out_dir`` that already holds a
-    checkpoint is refused unless ``config.resume`` is given.
+    checkpoint is refused unless ``config.resume`` is given. ``threads``: torch CPU threads while training
+    (default: the policy of :mod:`toydiff.threads`, 1); the caller's count is restored on return.
 
     Raises:
         ValueError: bad settings (e.g. a batch size that does not split over the processes), or an existing
@@ -94,7 +97,8 @@ def train(config: TrainConfig, *, overwrite: bool = True) -> History:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        history = _train(config, rank, world, device)
+        with thread_scope(threads):  # toydiff.threads' policy (default 1); the caller's count back after
+            history = _train(config, rank, world, device)
         if world > 1:  # rank 0 may still be writing the run's files: every process leaves train() after it
             dist.barrier()
         return history
@@ -211,5 +215,5 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device) -> 
         history.stopped = trainer.stop_reason or "finished"
         history.model, history.ema_model = raw, trainer.eval_model  # the trained modules (not serialised)
         if rank == 0 and out_dir is not None:
-            (out_dir / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+            atomic_write_text(out_dir / "history.json", json.dumps(history.to_dict(), indent=1))
     return history

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from toydiff.cli import OneLineParser, check_writable, run_guarded
-
 from toydiff.options import seed_arg
+from toydiff.outputs import save_figure
 
 __all__ = ["HELP", "run", "build_parser", "main"]
 
@@ -56,8 +56,7 @@ def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
     fig.suptitle("Samplers on the exact denoiser ε* (weights 1:2, means ±4, std 1)")
     fig.supxlabel("x")
     fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "samplers.png", dpi=120)
+    save_figure(fig, out / "samplers.png", dpi=120)  # atomically: a re-run rewrites it
 
     results: dict[str, dict[int, float]] = {}
     for method in ("ddpm", "ddim", "heun", "dpm++2m"):
@@ -74,7 +73,7 @@ def run(out: Path, n: int, seed: int) -> dict[str, dict[int, float]]:
                           title=f"Discretisation error on the exact oracle (n = {n})",
                           floor_label=f"n = {n} true draws vs the {len(truth):,} truth; ± sd of 5",
                           note=convergence_note(curves, floor))
-    fig.savefig(out / "w1_vs_steps.png", dpi=120)
+    save_figure(fig, out / "w1_vs_steps.png", dpi=120)
     return results
 
 

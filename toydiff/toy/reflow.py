@@ -120,7 +120,9 @@ def reflow(run, *, n_pairs: int = 40_000, epochs: int | None = None, config: Tra
             history = trainer.fit(progress=progress, checkpoint=out / CHECKPOINT_NAME)
             import json
 
-            (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+            from toydiff.outputs import atomic_write_text
+
+            atomic_write_text(out / "history.json", json.dumps(history.to_dict(), indent=1))
     if losses is not None:
         losses.update(_loss_summary(history, start))
     return ToyRun(run.dataset, run.process, run.normalizer, trainer.eval_model.eval(), history,

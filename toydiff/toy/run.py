@@ -25,6 +25,8 @@ from torch import nn
 
 from toydiff.processes import schedules
 from toydiff.checks import check_int
+from toydiff.outputs import atomic_write_text
+from toydiff.threads import thread_scope
 from toydiff.training.checkpoint import CheckpointError, load_checkpoint, load_weights, require_kind, run_lock
 from toydiff.toy.datasets import Normalizer, ToyDataset, get_dataset
 from toydiff.exact.mixture import GaussianMixture
@@ -182,7 +184,7 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
               fresh: bool | None = None, out: str | Path | None = None, resume: bool = False, progress: bool = True,
               on_epoch: Callable[[dict], None] | None = None, recipe: Recipe | None = None,
               process: str | Process = "vp", schedule: NoiseSchedule | None = None, interpolant: str | None = None,
-              prediction: str | None = None, target: str | None = None) -> ToyRun:
+              prediction: str | None = None, target: str | None = None, threads: int | None = None) -> ToyRun:
     """Train an MLP denoiser on a toy data set under ``process`` (DDPM: Ho et al. 2020, Algorithm 1) and return the run.
 
     Every argument left at ``None`` comes from ``recipe`` (default :func:`~toydiff.toy.recipes.default_recipe`
@@ -206,6 +208,8 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
             under the ``interpolant``, default linear). An option of another process is a ValueError.
         target: the regression target, ``"stf"`` (the stable target field over the batch, Xu et al. 2023) or
             ``"conditional"`` (each pair's own); default: the recipe's for the process (:meth:`Recipe.target`).
+        threads: torch CPU threads while training (default: the policy of :mod:`toydiff.threads`, 1); the
+            caller's thread count is restored on return.
     """
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     recipe = recipe or default_recipe(ds)
@@ -220,12 +224,13 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
         raise ValueError("resume needs out, the folder holding the checkpoint")
     objective = proc.objective(t_sampling=config.t_sampling, loss_weighting=config.loss_weighting,
                                min_snr_gamma=config.min_snr_gamma, target=recipe.target(proc) if target is None else target)
-    trainer, normalizer = toy_trainer(ds, objective, model_config, config, n_train, n_val, seed, fresh)
-    if out is None:
-        history = trainer.fit(progress=progress, checkpoint=None, on_epoch=on_epoch)
-    else:
-        with run_lock(out):  # a second writer of this folder fails at once (RunLockedError)
-            history = _fit_into(trainer, Path(out), resume, progress, on_epoch)
+    with thread_scope(threads):  # the one thread policy (toydiff.threads); the caller's count back after
+        trainer, normalizer = toy_trainer(ds, objective, model_config, config, n_train, n_val, seed, fresh)
+        if out is None:
+            history = trainer.fit(progress=progress, checkpoint=None, on_epoch=on_epoch)
+        else:
+            with run_lock(out):  # a second writer of this folder fails at once (RunLockedError)
+                history = _fit_into(trainer, Path(out), resume, progress, on_epoch)
     return ToyRun(ds, proc, normalizer, trainer.eval_model.eval(), history,
                   dict(trainer.metadata) | trainer.objective.metadata(), trainer.objective)
 
@@ -245,7 +250,7 @@ def _fit_into(trainer: ToyTrainer, out: Path, resume: bool, progress: bool, on_e
             raise CheckpointError(f"{ckpt} was trained with other settings ({diff}); --resume keeps a run's settings")
         trainer.load(ckpt)
     history = trainer.fit(progress=progress, checkpoint=ckpt, on_epoch=on_epoch)
-    (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+    atomic_write_text(out / "history.json", json.dumps(history.to_dict(), indent=1))
     return history
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +39,7 @@ from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
 from toydiff.processes.schedules import BUILDERS, from_name
+from toydiff.outputs import atomic_write_bytes, clean_stale_temporaries  # noqa: F401 - re-exported
 
 __all__ = [
     "CheckpointError",
@@ -92,56 +91,6 @@ class UnverifiedCheckpointWarning(UserWarning):
 
 class RunLockedError(CheckpointError):
     """Another process holds the run folder's lock (it is training into it)."""
-
-
-def _in_use(path: Path) -> bool:
-    """Whether a live writer holds ``path`` (it keeps an exclusive lock on its temporary file while writing)."""
-    if fcntl is None:
-        return True
-    try:
-        with open(path, "rb") as f:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def clean_stale_temporaries(folder: str | os.PathLike, min_age_s: float = 2.0) -> list[Path]:
-    """Remove the ``.<name>.*.tmp`` files interrupted writes left in ``folder`` (none a live writer holds, none
-    younger than ``min_age_s``, so a writer between creating and locking its file is spared). Returns them."""
-    removed = []
-    now = time.time()
-    for p in Path(folder).glob(".*.tmp"):
-        try:
-            if p.is_file() and now - p.stat().st_mtime >= min_age_s and not _in_use(p):
-                p.unlink()
-                removed.append(p)
-        except OSError:
-            continue
-    return removed
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename); leftovers of
-    earlier interrupted writes to the folder are removed first (:func:`clean_stale_temporaries`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temporaries(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if fcntl is not None:
-                fcntl.flock(f, fcntl.LOCK_EX)  # released when closed: marks the file as being written
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:

@@ -131,3 +131,69 @@ def test_train_flags_are_generated_from_the_config_fields():
                                    "--lr-schedule", "constant", "--epochs", "3"])
     c = train_settings(a)["config"]
     assert (c.ema_decay, c.grad_clip, c.ema_warmup, c.lr_schedule, c.epochs) == (None, None, True, "constant", 3)
+
+
+def _leftovers(folder):
+    return [p for p in folder.rglob(".*") if p.name.endswith((".tmp", ".tmpdir"))]
+
+
+def test_a_run_folder_needs_resume_or_overwrite_and_files_are_rewritten(capsys, tmp_path, monkeypatch):
+    small = ["--epochs", "1", "--n-train", "256", "--n-val", "64", "--width", "8", "--depth", "1", "--quiet"]
+    run = tmp_path / "run"
+    assert cli(capsys, "train", "--out", str(run), *small)[0] == 0
+    code, _, err = cli(capsys, "train", "--out", str(run), *small)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
+    code, _, err = cli(capsys, "train", "--out", str(run), *small, "--resume", "--overwrite")
+    assert code == 2 and "not both" in err
+    (run / "history.json").write_text("{}")  # the old run's: replaced, not kept beside the new checkpoint
+    assert cli(capsys, "train", "--out", str(run), *small, "--overwrite")[0] == 0
+    assert len(json.loads((run / "history.json").read_text())["records"]) == 1
+
+    x = tmp_path / "x.npy"
+    for _ in range(2):  # a file written before is rewritten (atomically), not refused
+        code, _, err = cli(capsys, "sample", "--oracle", "--n", "50", "--steps", "5", "--method", "ddim", "--out", str(x))
+        assert code == 0, err
+    assert np.load(x).shape == (50, 1)
+
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    (rep / "mine.txt").write_text("a file of the user's")
+    for _ in range(2):
+        code, _, err = cli(capsys, "report", "--oracle", "--n", "100", "--steps", "5", "--method", "ddim",
+                           "--out", str(rep))
+        assert code == 0, err
+    assert (rep / "mine.txt").read_text() == "a file of the user's" and (rep / "metrics.json").exists()
+
+    from toydiff.toy import metrics
+
+    def broken(*a, **k):
+        raise ValueError("metrics broke midway")
+
+    monkeypatch.setattr(metrics, "report", broken)
+    code, _, err = cli(capsys, "report", "--oracle", "--n", "100", "--steps", "5", "--out", str(tmp_path / "rep2"))
+    assert code == 2 and "midway" in err
+    assert not (tmp_path / "rep2").exists(), "a failed report left a partial folder"
+    assert not _leftovers(tmp_path)
+
+
+def test_threads_flag_is_applied_and_train_toy_restores_the_callers_count(capsys, tmp_path):
+    from toydiff import threads
+
+    before = torch.get_num_threads()
+    try:
+        code, _, err = cli(capsys, "sample", "--oracle", "--n", "20", "--steps", "3", "--method", "ddim",
+                           "--threads", "2", "--out", str(tmp_path / "x.npy"))
+        assert code == 0, err
+        assert torch.get_num_threads() == 2 and threads.default_threads() == 2
+        code, _, err = cli(capsys, "sample", "--oracle", "--threads", "0", "--out", str(tmp_path / "y.npy"))
+        assert code == 2 and "--threads" in err
+        torch.set_num_threads(3)
+        seen = []
+        toyrun.train_toy("two_gaussians", model_config=MLPConfig(dim=1, width=8, depth=1),
+                         config=TrainConfig(epochs=1, batch_size=64), n_train=128, n_val=32, progress=False,
+                         threads=1, on_epoch=lambda rec: seen.append(torch.get_num_threads()))
+        assert seen == [1] and torch.get_num_threads() == 3
+    finally:
+        threads._configured = None
+        torch.set_num_threads(before)

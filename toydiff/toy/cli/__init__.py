@@ -12,7 +12,9 @@
 
 This module is the router: :data:`SUBCOMMANDS` lists each subcommand's module, which offers ``HELP`` (its
 one-line summary), ``add_parser(sub)`` and ``run(args) -> exit status``. Bad input prints one line on stderr
-and exits with status 2; ``train`` exits 3 if the run diverges.
+and exits with status 2; ``train`` exits 3 if the run diverges. Every subcommand takes ``--threads N`` (torch CPU
+threads; default 1, :mod:`toydiff.threads`). A file ``--out`` is rewritten atomically; a report folder is written
+whole at the end (:mod:`toydiff.outputs`); a run folder holding a run needs ``--resume`` or ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Sequence
 from toydiff.cli import OneLineParser, run_guarded
 from toydiff.toy.cli import guidance, likelihood, memorise, reflow, report, sample, train
 from toydiff.toy.cli.common import PROG
+from toydiff.threads import add_threads_flag, configure_threads
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS", "HELP"]
 
@@ -40,8 +43,9 @@ def build_parser() -> OneLineParser:
                       epilog="examples:\n" + __doc__.split("\n\n")[1])
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="SUBCOMMAND",
                            title="subcommands (toydiff toy SUBCOMMAND --help: its options)")
-    for module in SUBCOMMANDS.values():
+    for name, module in SUBCOMMANDS.items():
         module.add_parser(sub)
+        add_threads_flag(sub.choices[name])  # every subcommand: the one thread policy (toydiff.threads)
     return p
 
 
@@ -49,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the subcommand; its exit status."""
     def run() -> int:
         a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        configure_threads(a.threads)
         return SUBCOMMANDS[a.command].run(a)
 
     return run_guarded(run, PROG)

@@ -18,6 +18,7 @@ import json
 from toydiff.checks import check_int
 from toydiff.cli import check_writable
 from toydiff.options import float_list, seed_arg
+from toydiff.outputs import atomic_write_text, save_figure, staged_folder
 from toydiff.exact.guidance import tilted_target
 from toydiff.sampling.guidance import guidance_interval
 from toydiff.sampling.loop import METHODS
@@ -105,14 +106,14 @@ def run(a) -> int:
                 {float(w): keep[(iv, float(w))] for w in a.w}, targets, title=f"{ds.name}, y = {a.y}: {den.name} CFG, {iv} interval")
     figures["curves"] = guidance_curves_mpl(rows, title=f"{ds.name}, y = {a.y}: CFG against w")
     figures["posterior"] = class_posterior_mpl(gm, float(schedule.alpha_bars[intervals["limited"][0]]), a.y)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures.items():
-        fig.savefig(out / f"{name}.png", dpi=100)
     summary = {"dataset": ds.name, "y": a.y, "w": a.w, "convention": "scale: eps_u + w (eps_c - eps_u)",
                "intervals": {k: v for k, v in intervals.items()}, "interval_sigma": [lo, hi], "n": a.n,
                "method": a.method, "steps": a.steps, "seed": a.seed, "grid": a.grid, "train_epochs": a.train_epochs,
                "distance": "sliced Wasserstein-1, data units", "rows": [r.to_dict() for r in rows]}
-    (out / "guidance.json").write_text(json.dumps(summary, indent=1))
+    with staged_folder(out) as tmp:  # a failure leaves no partial report
+        for name, fig in figures.items():
+            save_figure(fig, tmp / f"{name}.png", dpi=100)
+        atomic_write_text(tmp / "guidance.json", json.dumps(summary, indent=1))
     _print_table(rows)
     print(f"limited interval: steps {intervals['limited'][0]} <= t < {intervals['limited'][1]} of {schedule.T}; "
           f"wrote guidance.json and {len(figures)} figures to {out}")

@@ -12,8 +12,8 @@ import json
 
 from toydiff.bounds import size_arg
 from toydiff.cli import check_writable, fail
-
 from toydiff.options import positive, seed_arg
+from toydiff.outputs import atomic_write_text, save_figure, staged_folder
 from toydiff.toy.cli.common import PROG
 from toydiff.toy.datasets import DATASETS
 
@@ -59,13 +59,12 @@ def run(a) -> int:
     run = load_toy(a.run) if a.run is not None else oracle_run(a.dataset)
     summary, arr = labs.likelihood_report(run, n=a.n, n_elbo=a.n_elbo, seed=a.seed, rtol=a.rtol, variance=a.variance)
     who = [w for w in ("model", "oracle") if w in summary]
-    out.mkdir(parents=True, exist_ok=True)
-    likelihood_check_mpl(arr["exact_log_p"], {w: arr[f"{w}_log_p"] for w in who},
-                                title=f"{run.dataset.name}: PF-ODE vs exact").savefig(out / "likelihood.png", dpi=110)
-    elbo_mpl({w: arr[f"{w}_elbo"] for w in who},
-                            title=f"{run.dataset.name}: ELBO terms ({a.variance} variance)").savefig(out / "elbo.png",
-                                                                                                 dpi=110)
-    (out / "likelihood.json").write_text(json.dumps(summary, indent=1))
+    with staged_folder(out) as tmp:  # a failure leaves no partial report
+        save_figure(likelihood_check_mpl(arr["exact_log_p"], {w: arr[f"{w}_log_p"] for w in who},
+                                         title=f"{run.dataset.name}: PF-ODE vs exact"), tmp / "likelihood.png", dpi=110)
+        save_figure(elbo_mpl({w: arr[f"{w}_elbo"] for w in who},
+                             title=f"{run.dataset.name}: ELBO terms ({a.variance} variance)"), tmp / "elbo.png", dpi=110)
+        atomic_write_text(tmp / "likelihood.json", json.dumps(summary, indent=1))
     print(f"{run.dataset.name}: entropy H = {summary['entropy']:.4f} nats ({a.n} held-out points)")
     for w in who:
         s = summary[w]

@@ -14,8 +14,8 @@ import torch
 
 from toydiff.bounds import size_arg
 from toydiff.cli import check_writable, fail
-
 from toydiff.options import seed_arg
+from toydiff.outputs import atomic_write_text, save_figure, staged_folder
 from toydiff.sampling.loop import METHODS
 from toydiff.toy.cli.common import PROG
 from toydiff.toy.datasets import DATASETS
@@ -60,11 +60,11 @@ def run(a) -> int:
         train = run.normalizer.forward(run.dataset.sample(a.n_train, torch.Generator().manual_seed(a.seed)).double())
     summary, arr = labs.memorisation_report(run, train, n=a.n, seed=a.seed, method=a.method, steps=a.steps)
     who = [w for w in ("model", "empirical") if w in summary]
-    out.mkdir(parents=True, exist_ok=True)
-    memorisation_mpl(train, {w: arr[w] for w in who}, {w: arr[f"{w}_copy"] for w in who},
-                                    title=f"{run.dataset.name}, {train.shape[0]} training points "
-                                          f"(copy: nearest/second < 1/3)").savefig(out / "memorise.png", dpi=110)
-    (out / "memorise.json").write_text(json.dumps(summary, indent=1))
+    fig = memorisation_mpl(train, {w: arr[w] for w in who}, {w: arr[f"{w}_copy"] for w in who},
+                           title=f"{run.dataset.name}, {train.shape[0]} training points (copy: nearest/second < 1/3)")
+    with staged_folder(out) as tmp:  # a failure leaves no partial report
+        save_figure(fig, tmp / "memorise.png", dpi=110)
+        atomic_write_text(tmp / "memorise.json", json.dumps(summary, indent=1))
     for w in who:
         print(f"{w:>9}: copy rate {summary[w]['copy_rate']:.1%} of {a.n} samples "
               f"({summary[w]['unique_copied']} of {train.shape[0]} training points copied)")

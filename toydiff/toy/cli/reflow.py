@@ -15,6 +15,7 @@ from pathlib import Path
 
 from toydiff.cli import check_writable, fail
 
+from toydiff.outputs import save_figure
 from toydiff.options import positive, seed_arg
 from toydiff.toy.cli.common import PROG
 
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
     r.add_argument("--n", type=positive(int), default=10_000, help="samples for the before/after distances")
     r.add_argument("--seed", type=seed_arg, default=1, help="seed of the pairs' noise x_1 and of the training")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--overwrite", action="store_true", help="replace the run --out holds (default: refused)")
 
 
 def run(a) -> int:
@@ -46,13 +48,17 @@ def run(a) -> int:
     from toydiff.toy.run import CHECKPOINT_NAME, load_toy
 
     out = check_writable(a.out, "--out", folder=True)
-    if (out / CHECKPOINT_NAME).exists():
-        fail(f"{PROG} reflow: error: {out / CHECKPOINT_NAME} exists; choose another --out")
+    if (out / CHECKPOINT_NAME).exists() and not a.overwrite:
+        fail(f"{PROG} reflow: error: --out {out} already holds a run ({out / CHECKPOINT_NAME}); pass --overwrite to "
+             "replace it, or choose another --out")
     run = load_toy(a.run)
+    if a.overwrite:
+        for name in (CHECKPOINT_NAME, "history.json"):
+            (out / name).unlink(missing_ok=True)
     losses: dict = {}
     new = reflow(run, n_pairs=a.pairs, epochs=a.epochs, seed=a.seed, steps=a.pair_steps, out=out,
                  progress=not a.quiet, source=str(Path(a.run)), losses=losses)
-    loss_figure(new, losses, title=f"{run.dataset.name}: reflow").savefig(out / "loss.png", dpi=110)
+    save_figure(loss_figure(new, losses, title=f"{run.dataset.name}: reflow"), out / "loss.png", dpi=110)
     rows = compare(run, new, n=a.n, seed=a.seed + 1)
     print(f"reflow of {a.run} ({run.dataset.name}, {a.pairs} pairs): wrote {out} (checkpoint, history.json, loss.png)")
     print_losses(losses)

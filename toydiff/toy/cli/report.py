@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import torch
 
 from toydiff.cli import check_writable
-
 from toydiff.options import positive
+from toydiff.outputs import atomic_write_text, save_figure, save_npy, staged_folder
 from toydiff.toy.cli.common import (add_denoiser_flags, add_sampling_flags, run_for, sampler_kwargs, sampler_label,
                                     steps_of)
 
@@ -26,7 +25,7 @@ def add_parser(sub) -> None:
     r = sub.add_parser("report", help=HELP)
     add_denoiser_flags(r)
     add_sampling_flags(r)
-    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--out", required=True, help="output folder (written whole at the end; its files rewritten)")
     r.add_argument("--track", type=positive(int), default=200, help="trajectories drawn (1-D)")
 
 
@@ -67,15 +66,15 @@ def run(a) -> int:
         figures["loss"] = loss_curves_mpl(run.history, title=ds.name, meta=run.metadata)
     if run.oracle is not None and run.schedule is not None:  # the forward marginals over a noise schedule
         figures["forward"] = forward_density_mpl(run.oracle, run.schedule)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures.items():
-        fig.savefig(out / f"{name}.png", dpi=110)
     m = metrics.report(x, ds, seed=a.seed + 2)
     summary = {"dataset": ds.name, "denoiser": "oracle" if a.oracle else str(a.run), "process": run.process.name,
                "method": sampler_kwargs(run, a)["method"], "steps": steps_of(run.process, a.steps),
                "sampler": sampler_label(run, a), "n": a.n, "seed": a.seed, "metrics": m}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
-    np.save(out / "samples.npy", x.numpy())
+    with staged_folder(out) as tmp:  # a failure leaves no partial report
+        for name, fig in figures.items():
+            save_figure(fig, tmp / f"{name}.png", dpi=110)
+        atomic_write_text(tmp / "metrics.json", json.dumps(summary, indent=1))
+        save_npy(tmp / "samples.npy", x)
     width = max(len(k) for k in m)
     print(f"{label}\n  {'metric':<{width}}  {'value':>10}  {'reference':>11}")
     for k, v in m.items():

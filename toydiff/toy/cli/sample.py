@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from toydiff.cli import check_writable, fail
+from toydiff.outputs import save_npy
 from toydiff.toy.cli.common import PROG, add_denoiser_flags, add_sampling_flags, run_for, sampler_kwargs, sampler_label
 
 __all__ = ["HELP", "add_parser", "run"]
@@ -25,7 +24,7 @@ def add_parser(sub) -> None:
     s = sub.add_parser("sample", help=HELP)
     add_denoiser_flags(s)
     add_sampling_flags(s)
-    s.add_argument("--out", required=True, help="a .npy file ([n, D], data units)")
+    s.add_argument("--out", required=True, help="a .npy file ([n, D], data units; rewritten if it exists)")
 
 
 def run(a) -> int:
@@ -36,8 +35,7 @@ def run(a) -> int:
     check_writable(out, "--out")  # before the sampling, writing nothing
     toy = run_for(a)
     x = toy.sample(a.n, **sampler_kwargs(toy, a), seed=a.seed, exact=a.oracle, progress=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, x.numpy())
+    save_npy(out, x)  # atomically: a full disk leaves the previous file, never a truncated one
     src = "exact oracle" if a.oracle else f"run {a.run}"
     print(f"{a.n} samples of {toy.dataset.name} [{a.n}, {toy.dataset.dim}] from the {src} "
           f"({sampler_label(toy, a)}): mean {x.mean(0).tolist()}, std {x.std(0).tolist()}; wrote {out}")

@@ -3,6 +3,7 @@
     toydiff toy train --dataset two_gaussians --out runs/toy                      # the seed exercise, seconds
     toydiff toy train --dataset 8gaussians --process flow --interpolant cosine --out runs/cos
     toydiff toy train --out runs/toy --epochs 120 --resume                        # continue a run
+    toydiff toy train --out runs/toy --overwrite                                  # replace it
 
 Flags left out take the data set's default recipe (:mod:`toydiff.toy.recipes`). Exit status 2: bad input, or
 ``--out`` held by another train; 3: the run diverged (the checkpoint stays the last finite one).
@@ -16,6 +17,7 @@ from toydiff.cli import check_writable, fail
 
 from toydiff.options import flag_names, positive
 from toydiff.options import add_dataclass_arguments, dataclass_values, flag_of
+from toydiff.outputs import save_figure
 from toydiff.training.checkpoint import run_lock
 from toydiff.training.engine import TrainConfig
 from toydiff.training.stable_target import TARGETS
@@ -41,6 +43,8 @@ def add_parser(sub) -> None:
     t.add_argument("--dataset", choices=DATASETS, default="two_gaussians", help="the data set (its recipe sets the defaults below)")
     t.add_argument("--out", required=True, help="run folder (checkpoint.safetensors, history.json, loss.png)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (--epochs may be raised)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run --out holds (default: a run folder holding a checkpoint is refused)")
     t.add_argument("--preset", choices=("default", "exercise"), default="default",
                    help="'exercise': the seed notebook's concat(x, t) -> 128 -> 128 tanh network")
     t.add_argument("--width", type=positive(int), help=f"hidden units per layer ({_FROM_RECIPE})")
@@ -93,6 +97,15 @@ def train_settings(a) -> dict:
             **({} if a.target is None else {"target": a.target})}
 
 
+def _refuse_finished(out, a) -> None:
+    """Exit 2 if ``out`` holds a run and neither ``--resume`` nor ``--overwrite`` was given, saying which to pass."""
+    from toydiff.toy.run import CHECKPOINT_NAME
+
+    if (out / CHECKPOINT_NAME).exists() and not (a.resume or a.overwrite):
+        fail(f"{PROG} train: error: --out {out} already holds a run ({out / CHECKPOINT_NAME}); pass --resume to "
+             "continue it, --overwrite to replace it, or choose another --out")
+
+
 def run(a) -> int:
     """Run ``toydiff toy train``: train into ``--out``, write ``loss.png``, print the held-out loss."""
     from toydiff.toy.run import CHECKPOINT_NAME, load_toy, train_toy
@@ -104,17 +117,20 @@ def run(a) -> int:
         flags = {f.name: flag_of(f) for f in fields(TrainConfig)} | {"T": "--T"}
         fail(f"{PROG} train: error: {flag_names(str(e), flags)}")
     out = check_writable(a.out, "--out", folder=True)
-    if (out / CHECKPOINT_NAME).exists() and not a.resume:
-        fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume to continue it or choose another --out")
+    if a.resume and a.overwrite:
+        fail(f"{PROG} train: error: give --resume (continue the run in --out) or --overwrite (replace it), not both")
+    _refuse_finished(out, a)
     if a.resume:  # checked (exists, intact, finite, a toy run) before the folder is touched
         load_toy(out)
     with run_lock(out):  # held until the figures are written; train_toy takes it again (re-entrant)
-        if (out / CHECKPOINT_NAME).exists() and not a.resume:  # by a run that ended just before
-            fail(f"{PROG} train: error: {out / CHECKPOINT_NAME} exists; pass --resume or choose another --out")
+        _refuse_finished(out, a)  # a run that ended just before
+        if a.overwrite:  # the old run's files go first: no stale history.json / loss.png beside the new checkpoint
+            for name in (CHECKPOINT_NAME, "history.json", "loss.png"):
+                (out / name).unlink(missing_ok=True)
         run_ = train_toy(ds, **settings, n_val=a.n_val, seed=a.seed, out=out, resume=a.resume, progress=not a.quiet)
         from toydiff.toy.figures.training import loss_curves_mpl
 
-        loss_curves_mpl(run_.history, title=ds.name, meta=run_.metadata).savefig(out / "loss.png", dpi=110)
+        save_figure(loss_curves_mpl(run_.history, title=ds.name, meta=run_.metadata), out / "loss.png", dpi=110)
     last = run_.history.records[-1]
     floor = run_.history.floor
     ratio = f" = {last['val_loss'] / floor:.4f} x the Bayes floor {floor:.4f}" if floor else ""

@@ -1,0 +1,152 @@
+"""Every shell command README.md shows runs, and runs again: twice in a row, from one folder, as a reader would.
+
+The commands come from README.md's code blocks (lines starting with ``toydiff``; the two set-up commands at
+the top start with ``pip`` / ``apt-get`` and are not taken). Each one must match exactly one entry of the
+lists below, so a command added to the README fails this test until someone says what it costs:
+
+- :data:`CHEAP`: run twice in a row (the second run rewrites what the first wrote), each within its budget;
+- :data:`STAND_IN`: long trainings into a run folder; the shipped weights stand in for their result (copied
+  into the folder the command names), and the command itself must then refuse at once (exit 2), saying to
+  pass ``--resume`` or ``--overwrite``: what a reader re-running the README sees;
+- :data:`SKIPPED`: long trainings and evaluations, the app, and commands needing an optional extra.
+
+The commands run in a temporary folder (their relative outputs land there, not in the checkout), through the
+``toydiff`` entry point of this checkout (``toydiff.cli.main`` in a fresh interpreter).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+WEIGHTS = ROOT / "toydiff" / "toy" / "weights"
+
+#: command prefix (whitespace-normalised) -> CPU-time budget per run (user + system s of its process: on a shared
+#: CPU the wall time says more about the neighbours than the command; the wall limit is 5x the budget)
+CHEAP = {
+    "toydiff demo": 120,
+    "toydiff toy sample --run runs/toy": 60,
+    "toydiff toy report --run runs/8g": 120,
+    "toydiff toy report --oracle --dataset 8gaussians": 90,
+    "toydiff toy guidance": 180,
+    "toydiff toy likelihood --oracle --dataset two_gaussians": 120,
+    "toydiff toy memorise --dataset 8gaussians": 90,
+    "toydiff check-sampler toydiff:heun": 120,
+    "toydiff mnist lab sdedit": 120,
+}
+#: run-folder trainings: prefix -> the shipped weights that stand in for the run (toydiff/toy/weights/<name>)
+STAND_IN = {
+    "toydiff toy train --out runs/toy": "two_gaussians",
+    "toydiff toy train --dataset 8gaussians --out runs/8g": "8gaussians",
+}
+#: prefix -> why it is not run here
+SKIPPED = {
+    "toydiff app": "a server that runs until stopped (tests/apps cover it)",
+    "toydiff toy train --dataset 8gaussians --process flow": "a long training (minutes)",
+    "toydiff toy reflow": "needs the flow run above, and trains",
+    "toydiff mnist train": "a long training (minutes to hours)",
+    "toydiff mnist sample": "100 UNet samples plus a guidance sweep: minutes on a shared CPU",
+    "toydiff mnist eval": "5000 UNet samples and FID: minutes",
+    "toydiff check-sampler diffusers:": "needs the peers extra (diffusers)",
+}
+#: at least this many README commands run twice (the test cannot pass by matching nothing)
+MIN_CHEAP = 8
+
+
+def readme_commands(text: str) -> list[str]:
+    """The ``toydiff ...`` lines of the fenced code blocks of ``text``, comments removed, whitespace normalised."""
+    cmds = []
+    for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M):
+        for line in block.splitlines():
+            if line.split(" ", 1)[0] == "toydiff":
+                cmds.append(" ".join(shlex.split(line, comments=True)))
+    return cmds
+
+
+def kind_of(cmd: str) -> str:
+    """``"cheap"``, ``"stand-in"`` or ``"skipped"``: the one list whose prefix ``cmd`` starts with."""
+    kinds = [k for k, table in (("cheap", CHEAP), ("stand-in", STAND_IN), ("skipped", SKIPPED))
+             for prefix in table if (cmd + " ").startswith(prefix if prefix.endswith(":") else prefix + " ")]
+    assert len(kinds) == 1, f"README command {cmd!r} matches {kinds or 'no list'}: add it to one of CHEAP, " \
+                            "STAND_IN, SKIPPED in tests/test_readme_commands.py"
+    return kinds[0]
+
+
+def _prefix(cmd: str, table: dict) -> str:
+    return next(p for p in table if (cmd + " ").startswith(p if p.endswith(":") else p + " "))
+
+
+def run_toydiff(cmd: str, cwd: Path, timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    """``cmd`` (a ``toydiff ...`` line) through this checkout's ``toydiff.cli.main``, in ``cwd``; (result, CPU
+    seconds of its process)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "MPLBACKEND": "Agg"}
+    argv = [sys.executable, "-c", "import sys; from toydiff.cli import main; sys.exit(main())",
+            *shlex.split(cmd)[1:]]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return out, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def test_readme_commands_are_all_classified():
+    cmds = readme_commands(README.read_text())
+    assert len(cmds) >= MIN_CHEAP + len(STAND_IN), cmds
+    kinds = [kind_of(c) for c in cmds]
+    assert kinds.count("cheap") >= MIN_CHEAP, list(zip(cmds, kinds))
+    assert kinds.count("stand-in") == len(STAND_IN), list(zip(cmds, kinds))
+
+
+@pytest.mark.slow
+def test_readme_commands_run_twice_in_a_row(tmp_path):
+    """In README order: each cheap command twice (exit 0 both times, within its budget, its outputs rewritten);
+    each run-folder training refused on its existing run with the way out named."""
+    cmds = readme_commands(README.read_text())
+    ran, failures = 0, []
+    for cmd in cmds:
+        kind = kind_of(cmd)
+        if kind == "stand-in":
+            run_dir = tmp_path / shlex.split(cmd)[shlex.split(cmd).index("--out") + 1]
+            shutil.copytree(WEIGHTS / STAND_IN[_prefix(cmd, STAND_IN)], run_dir)
+            out, _ = run_toydiff(cmd, tmp_path, timeout=120)
+            msg = out.stderr.strip().splitlines()[-1:] or [""]
+            if out.returncode != 2 or "--overwrite" not in msg[0] or "--resume" not in msg[0]:
+                failures.append(f"{cmd}: exit {out.returncode}, stderr {out.stderr[-500:]!r}")
+            continue
+        if kind == "skipped":
+            continue
+        budget = CHEAP[_prefix(cmd, CHEAP)]
+        seen = [_mtimes(tmp_path)]
+        for attempt in (1, 2):
+            out, seconds = run_toydiff(cmd, tmp_path, timeout=5 * budget)
+            seen.append(_mtimes(tmp_path))
+            if out.returncode != 0:
+                failures.append(f"{cmd} (run {attempt}): exit {out.returncode}: {out.stderr[-800:]}")
+                break
+            if seconds > budget:
+                failures.append(f"{cmd} (run {attempt}): {seconds:.0f} CPU s, over its {budget} s budget")
+        else:
+            ran += 1
+            before, first, second = seen
+            wrote = [p for p in first if before.get(p) != first[p]]
+            kept = [p.name for p in wrote if second.get(p) == first[p]]
+            new = [p.name for p in second if p not in first]
+            if kept or new:
+                failures.append(f"{cmd}: the second run left {kept} as they were and wrote new files {new}")
+    assert not failures, "\n".join(failures)
+    assert ran >= MIN_CHEAP, f"only {ran} README commands ran twice"
+    assert not list(tmp_path.rglob(".*.tmp")) and not list(tmp_path.rglob("*.tmpdir")), "temporary files left"
+
+
+def _mtimes(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
