@@ -23,7 +23,15 @@ from typing import Any, Mapping, Sequence
 
 import streamlit as st
 
+from toydiff.bounds import SIZE_LIMITS
+
 __all__ = ["BOUNDS", "Param", "bool_param", "int_list", "str_list", "validate", "restore", "defaults", "publish"]
+
+def _within(key: str, lo: int, hi: int) -> tuple[int, int]:
+    """The page's range ``[lo, hi]``, never wider than the library's own bound (:data:`toydiff.bounds.SIZE_LIMITS`)."""
+    limit = SIZE_LIMITS[key]
+    return max(lo, limit.min), min(hi, limit.max)
+
 
 #: the inclusive range a URL may ask for, by what the value costs; the pages' widgets use the same ranges
 BOUNDS: dict[str, tuple[int | float, int | float]] = {
@@ -31,15 +39,15 @@ BOUNDS: dict[str, tuple[int | float, int | float]] = {
     "seed": (0, 10_000),
     # Toy sampler steps: one MLP call on [n ≤ 10k, 2] each (~1 ms); no toy schedule has T > 1000 (the page
     # clamps to the model's T)
-    "toy_steps": (1, 1000),
+    "toy_steps": _within("steps", 1, 1000),
     # Motion keeps every frame of the cloud, [frames, n ≤ 2000, 2] float64, and ships it to the browser in the
     # Plotly figure: 60 frames ≈ 2 MB of JSON; its samplers' steps are frames too
-    "motion_frames": (10, 60),
-    "motion_steps": (5, 100),
+    "motion_frames": _within("frames", 10, 60),
+    "motion_steps": _within("steps", 5, 100),
     # MNIST: a CPU UNet step on 40 images ≈ 0.1 s, so 200 steps ≈ 20 s per grid (the page clamps to T)
-    "mnist_steps": (1, 200),
+    "mnist_steps": _within("steps", 1, 200),
     # Schedules: sampler steps are clamped to the schedule's T (≤ 2000 in the picker); panels of one figure
-    "plan_steps": (1, 2000),
+    "plan_steps": _within("steps", 1, 2000),
     "fwd_panels": (3, 8),
     # seeds averaged over: every seed reruns every sampler line of the sweep
     "lab_seeds": (1, 10),
@@ -47,7 +55,7 @@ BOUNDS: dict[str, tuple[int | float, int | float]] = {
     # guidance scales: beyond these the samples only saturate; the labelled toy sets have at most 4 classes
     "mnist_w": (0, 10),
     "guide_w": (-1, 8),
-    "guide_y": (0, 3),
+    "guide_y": _within("class_id", 0, 3),
 }
 
 _MAX_TEXT = 400  # a longer URL value is malformed, whatever the key (no parser sees it)
