@@ -50,13 +50,18 @@ def test_schedule_embedding_and_loss_figures():
     fig = schedule_curves_mpl(schedules.linear(), schedules.cosine())
     assert len(fig.axes) == 3 and len(fig.axes[1].lines) == 2
     assert len(embedding_mpl(32, 100).axes) >= 2
-    h = History(records=[{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "val_by_bucket": [0.5] * 10}
-                         for e in (1, 2, 3)], floor=0.2, floor_by_bucket=[0.1] * 10)
+    # the by-bucket loss peaks in the third bucket (t/T ≈ 0.25), its excess over the floor in the second (0.15)
+    by_bucket = [0.3, 0.5, 0.6, 0.4, 0.3, 0.2, 0.2, 0.1, 0.1, 0.1]
+    floor = [0.2, 0.1, 0.35, 0.3, 0.25, 0.15, 0.15, 0.05, 0.05, 0.05]
+    h = History(records=[{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "val_by_bucket": by_bucket}
+                         for e in (1, 2, 3)], floor=0.2, floor_by_bucket=floor)
     fig = loss_curves_mpl(h)
     assert len(fig.axes) == 2 and fig.axes[0].get_ylabel() == "ε-prediction MSE"
-    assert "low t" in fig.axes[1].get_title() and fig.axes[0].get_legend().get_texts()[0].get_text() == "train"
+    title = fig.axes[1].get_title()
+    assert "highest at t/T ≈ 0.25" in title and "most above the floor at t/T ≈ 0.15" in title, title
+    assert "low t" not in title and fig.axes[0].get_legend().get_texts()[0].get_text() == "train"
     fig = loss_curves_mpl(h, meta={"process": "flow", "prediction": "velocity", "target": "stf"})
-    assert fig.axes[0].get_ylabel() == "velocity-prediction MSE" and "low t" not in fig.axes[1].get_title()
+    assert fig.axes[0].get_ylabel() == "velocity-prediction MSE" and "highest at t ≈ 0.25" in fig.axes[1].get_title()
     assert "below the floor" in fig.axes[0].get_legend().get_texts()[0].get_text()
     with pytest.raises(ValueError, match="no epochs"):
         loss_curves_mpl(History())
