@@ -27,7 +27,7 @@ from typing import Sequence
 from toydiff.checks import check_int
 from toydiff.processes.registry import all_methods
 from toydiff.cli import OneLineParser, check_writable, fail, run_guarded
-from toydiff.options import device_arg, float_list, seed_arg
+from toydiff.options import device_arg, float_list, positive, seed_arg
 from toydiff.outputs import atomic_write_text, save_figure, save_image
 from toydiff.threads import add_threads_flag, configure_threads
 
@@ -47,15 +47,6 @@ def _figures(text: str) -> list[str]:
     return list(FIGURES) if "all" in vals else vals
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the committed tiny weights)")
@@ -68,10 +59,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "measured best for the committed model; 0: every step)")
     p.add_argument("--method", default=None, choices=all_methods(),
                    help="sampler, one the model's process offers (default ddim; a flow model: heun)")
-    p.add_argument("--steps", type=_positive, default=None, help="sampler steps (default 50; a flow model: 10)")
+    p.add_argument("--steps", type=positive(int), default=None, help="sampler steps (default 50; a flow model: 10)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
     p.add_argument("--seed", type=seed_arg, default=0, help="image i uses seed + i (default %(default)s)")
-    p.add_argument("--batch-size", type=_positive, default=500, help="images per sampler call")
+    p.add_argument("--batch-size", type=positive(int), default=500, help="images per sampler call")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -103,7 +94,7 @@ def build_parser() -> OneLineParser:
 
     e = sub.add_parser("eval", help="FID-MNIST, accuracy per guidance scale, class histogram")
     _model_args(e)
-    e.add_argument("--n", type=_positive, default=1000, help="samples per setting, 2..10000 (default %(default)s)")
+    e.add_argument("--n", type=positive(int), default=1000, help="samples per setting, 2..10000 (default %(default)s)")
     e.add_argument("--ws", type=float_list, default=None,
                    help="guidance scales (default 0,1,3,5; with --guide, autoguidance scales >= 1, default 1,2,3)")
     e.add_argument("--out", default="mnist_eval.json", help="JSON to write (default %(default)s)")

@@ -23,10 +23,11 @@ setting back afterwards (:func:`thread_scope`).
 
 from __future__ import annotations
 
-import argparse
 import os
 from contextlib import contextmanager
 from typing import Iterator
+
+from toydiff.options import positive
 
 __all__ = ["DEFAULT_THREADS", "ENV_VAR", "default_threads", "configure_threads", "thread_scope",
            "add_threads_flag", "threads_arg"]
@@ -94,18 +95,7 @@ def thread_scope(n: int | None = None) -> Iterator[int]:
         _set(before)
 
 
-def threads_arg(text: str) -> int:
-    """argparse type of ``--threads``: a positive integer."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer thread count, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer thread count, got {n}")
-    return n
-
-
-threads_arg.__name__ = "threads"
+threads_arg = positive(int)  # argparse type of --threads
 
 
 def add_threads_flag(parser) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -18,19 +15,7 @@ import torch  # noqa: E402
 from toydiff.toy.flow_compare import straightness  # noqa: E402
 
 
-_BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _bench_module(name: str):
-    """A bench module by file (bench/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_fig = _bench_module("figures_flow")
+import figures_flow as _fig  # noqa: E402  (bench/, on sys.path by conftest.py)
 CURVES, distance_curves, figure_paths, flow_vs_diffusion_figure = (
     _fig.CURVES, _fig.distance_curves, _fig.figure_paths, _fig.flow_vs_diffusion_figure)
 

@@ -1,8 +1,5 @@
 """The conditional-vs-stable-target figure: its numbers (exact target noise, trained field error) and its panels."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -15,19 +12,7 @@ from toydiff.toy.models import MLPConfig
 from toydiff.toy.run import oracle_run, train_toy
 from toydiff.training.engine import TrainConfig
 
-_BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _bench_module(name: str):
-    """A bench module by file (bench/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_fig = _bench_module("figures_targets")
+import figures_targets as _fig  # noqa: E402  (bench/, on sys.path by conftest.py)
 T_BINS, field_errors, target_noise, targets_figure = _fig.T_BINS, _fig.field_errors, _fig.target_noise, _fig.targets_figure
 
 
