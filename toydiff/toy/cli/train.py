@@ -134,5 +134,6 @@ def run(a) -> int:
     last = run_.history.records[-1]
     floor = run_.history.floor
     ratio = f" = {last['val_loss'] / floor:.4f} x the Bayes floor {floor:.4f}" if floor else ""
-    print(f"{ds.name}: {last['epoch']} epoch{'' if last['epoch'] == 1 else 's'}, held-out loss {last['val_loss']:.4f}{ratio}; wrote {out}")
+    epochs = f"{last['epoch']} epoch{'' if last['epoch'] == 1 else 's'}"
+    print(f"{ds.name}: {epochs}, held-out loss {last['val_loss']:.4f}{ratio}; wrote {out}")
     return 0
