@@ -35,11 +35,11 @@ def test_cosine_and_linear_formulas(t, name):
 def test_derivatives_match_finite_differences(t, name):
     interp, h = ALL[name], 1e-6
     for f, df in ((interp.alpha, interp.d_alpha), (interp.sigma, interp.d_sigma)):
+        # piecewise (vp): the central difference only where t ± h lie in one piece (a one-sided slope's O(h f'')
+        # error exceeds the tolerance near t = 1 of a steep schedule, e.g. vp-cosine at t = 0.984375)
+        if name.startswith("vp") and math.floor((t + h) * interp.schedule.T) != math.floor((t - h) * interp.schedule.T):
+            continue
         fd = (float(f(t + h)) - float(f(t - h))) / (2 * h)
-        if name.startswith("vp"):  # piecewise: compare with the one-sided slope of the piece t lies in
-            fd = (float(f(t + h)) - float(f(t))) / h
-            if math.floor((t + h) * interp.schedule.T) != math.floor(t * interp.schedule.T):
-                continue
         assert float(df(t)) == pytest.approx(fd, rel=1e-4, abs=1e-6)
 
 
