@@ -25,7 +25,7 @@ import torch
 from toydiff.checks import check_choice, check_tensor
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant, _from_pair, time_tensor
 
-__all__ = ["MixtureLike", "posterior_means", "predict", "denoiser", "probability_flow"]
+__all__ = ["MixtureLike", "posterior_means", "posterior_at", "predict", "denoiser", "probability_flow"]
 
 
 class MixtureLike(Protocol):
@@ -70,12 +70,19 @@ def posterior_means(gm: MixtureLike, x_t: torch.Tensor, t, interp: Interpolant):
     _check_interp(interp)
     xf = gm._flat(x_t, "x_t").cpu()
     a, s, da, ds = interp.coefs(_times(t, xf.shape[0]))  # each [N]
+    x0, eps = posterior_at(gm, xf, a, s)
+    return x0, eps, tuple(v[:, None] for v in (a, s, da, ds))
+
+
+def posterior_at(gm: MixtureLike, xf: torch.Tensor, a: torch.Tensor, s: torch.Tensor):
+    """E[x_0 | x] and E[ε | x], each ``[N, D]`` float64, for x = a x_0 + s ε: ``xf [N, D]`` float64 (CPU), the
+    coefficients ``a``, ``s`` ``[N]`` (any a ≥ 0, s ≥ 0, not both 0). The closed form of the module docstring."""
     u, c = gm._whiten(xf, a, s**2)  # [N, K, D]: whitened residuals, eigenvalues of C_k
     r = torch.softmax(gm._component_log_probs(u, c), dim=-1)  # [N, K]
     w = u / c  # C_k⁻¹ (x_t − α μ_k) in the eigenbasis of Σ_k
     eps = s[:, None] * torch.einsum("nk,nke,kde->nd", r, w, gm._U)
     x0 = r @ gm._mu + a[:, None] * torch.einsum("nk,nke,kde->nd", r, w * gm._lam[None], gm._U)
-    return x0, eps, tuple(v[:, None] for v in (a, s, da, ds))
+    return x0, eps
 
 
 def predict(gm: MixtureLike, x_t: torch.Tensor, t, interp: Interpolant, kind: str = "velocity") -> torch.Tensor:

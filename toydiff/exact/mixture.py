@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 
 from toydiff.exact import flow as exact_flow
+from toydiff.exact import flow_map as exact_flow_map
 
 from toydiff.exact import guidance as exact_guidance
 from toydiff.exact.empirical import EmpiricalDistribution  # noqa: F401  (td.exact.EmpiricalDistribution)
@@ -361,3 +362,20 @@ class GaussianMixture:
         """The exact prediction of type ``kind`` (``"eps"``, ``"x0"``, ``"v"``, ``"velocity"``) under ``interp``,
         as ``fn(x_t [B, *event], t float [B])``."""
         return exact_flow.denoiser(self, interp, kind)
+
+    # --- the exact flow map (toydiff.exact.flow_map) ------------------------------------------------
+    def flow_map(self, x: torch.Tensor, t, s, process, **solver) -> torch.Tensor:
+        """Φ_{t→s}(x), the exact probability-flow map (Song et al. 2021) from time ``t`` to ``s``, either direction,
+        under ``process`` (a schedule: steps in [−1, T − 1], −1 the clean end; an interpolant: t ∈ [0, 1]; or a
+        process object). ``x [B, *event]``; ``t``, ``s`` scalars or ``[B]``; float64, shape of ``x``
+        (:func:`toydiff.exact.flow_map.flow_map`)."""
+        return exact_flow_map.flow_map(self, x, t, s, process, **solver)
+
+    def consistency_fn(self, process, **solver):
+        """``f(x_t, t)`` = the flow map to the clean end, the exact consistency function (Song et al. 2023)."""
+        return exact_flow_map.consistency_fn(self, process, **solver)
+
+    def average_velocity(self, x_t: torch.Tensor, r, t, process, **solver) -> torch.Tensor:
+        """MeanFlow's u* (Geng et al. 2025): x_r = x_t − (t − r) u* on the exact path of an interpolant; r = t gives
+        :meth:`velocity`. ``[B, *event]`` float64 (:func:`toydiff.exact.flow_map.average_velocity`)."""
+        return exact_flow_map.average_velocity(self, x_t, r, t, process, **solver)
