@@ -6,7 +6,7 @@ and any Gaussian path x_t = α_t x_0 + σ_t ε (a VP schedule's steps or an inte
 enters through σ̃ = σ/α: in Karras et al. 2022's scaled variable y = x/α, y = x_0 + σ̃ ε and
 
     dy/dσ̃ = E[ε | y]                        (data side, σ̃ ≤ 1; the DDIM / Karras ODE)
-    dz/dτ = E[x_0 | z],  z = x/σ, τ = α/σ    (noise side, σ̃ ≥ 1; the data-prediction form of Lu et al. 2022)
+    dz/dτ = E[x_0 | z],  z = x/σ, τ = α/σ    (noise side, σ̃ ≥ 1; data prediction, Lu et al. 2022 DPM-Solver++)
 
 with y = z at σ̃ = τ = 1, where the two halves meet. Both fields are finite at their ends, so the map starts or stops
 at the singular end α = 0 (t = 1 of linear and cosine: σ̃ = ∞, τ = 0, z = x_1) with no approximation. Each half is
