@@ -92,10 +92,8 @@ def test_round_trip_composition_and_identity(process, t, u, s):
 def test_vp_schedule_agrees_with_the_karras_probability_flow():
     x = points(4, 2, seed=5)
     sig = lambda k: math.sqrt((1 - float(S.alpha_bars[k])) / float(S.alpha_bars[k]))  # noqa: E731
-    ab_s = float(S.alpha_bars[20])
     ref = GM2.probability_flow(x, [sig(150), sig(20)])[-1]
     torch.testing.assert_close(GM2.flow_map(x, 150, 20, S), ref, rtol=0, atol=1e-7)
-    assert ab_s < 1
 
 
 def test_per_sample_times_group_like_scalar_calls():
