@@ -50,6 +50,17 @@ class InterpolantProcess:
     options: ClassVar[tuple[str, ...]] = ("times", "shift")
     schedule: ClassVar[None] = None
 
+    #: what a track may build it from (``train_toy(interpolant=..., prediction=...)``): see :meth:`from_keywords`
+    keywords: ClassVar[tuple[str, ...]] = ("interpolant", "prediction")
+
+    @classmethod
+    def from_keywords(cls, default_schedule=None, *, interpolant: str = "linear", prediction: str = "velocity"
+                      ) -> "InterpolantProcess":
+        """A ``prediction`` network on the named ``interpolant`` path (default rectified flow with a velocity);
+        ``default_schedule`` (a track's VP default) is not read."""
+        builders = interpolants.BUILDERS
+        return cls(builders[check_choice(interpolant, "interpolant", tuple(builders))](), prediction)
+
     def __post_init__(self):
         if not isinstance(self.interp, Interpolant):
             raise TypeError(f"interp must be an Interpolant, got {type(self.interp).__name__}")

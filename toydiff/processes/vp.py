@@ -39,6 +39,15 @@ class VPProcess:
     #: the ``sample`` options only this process's methods read
     options: ClassVar[tuple[str, ...]] = ("spacing", "eta", "variance", "project")
 
+    #: what a track may build it from (``train_toy(schedule=...)``): see :meth:`from_keywords`
+    keywords: ClassVar[tuple[str, ...]] = ("schedule",)
+
+    @classmethod
+    def from_keywords(cls, default_schedule: Callable[[], NoiseSchedule], *, schedule: NoiseSchedule | None = None
+                      ) -> "VPProcess":
+        """DDPM over ``schedule``, or over ``default_schedule()`` (the track's, e.g. a recipe's) when it is ``None``."""
+        return cls(default_schedule() if schedule is None else schedule)
+
     def __post_init__(self):
         if not isinstance(self.schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule, got {type(self.schedule).__name__}")

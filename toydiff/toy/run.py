@@ -203,7 +203,7 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
         resume: continue from ``out``'s checkpoint (to the same weights as an uninterrupted run); the
             other arguments must match the checkpoint's, except ``config.epochs``, which may grow.
         process: a process object (:mod:`toydiff.processes`), or the name of one of
-            :data:`~toydiff.toy.process_options.TOY_PROCESSES` built from its options: ``"vp"`` (DDPM's ε-loss
+            :func:`~toydiff.toy.process_options.build_process` built from its options: ``"vp"`` (DDPM's ε-loss
             over ``schedule``, default the recipe's) or ``"flow"`` (the ``prediction`` network, default velocity,
             under the ``interpolant``, default linear). An option of another process is a ValueError.
         target: the regression target, ``"stf"`` (the stable target field over the batch, Xu et al. 2023) or

@@ -97,3 +97,30 @@ def test_a_registered_process_trains_checkpoints_loads_and_samples(vp_test, tmp_
     assert torch.equal(plain.sample(50, steps=5, seed=1), x)
     with pytest.raises(ValueError, match="process object"):
         train_toy("two_gaussians", process=proc, interpolant="linear", **SMALL)
+
+
+def test_a_registered_process_class_is_built_by_name_from_its_own_keywords():
+    """The process class, not a table of the track, says which keywords build it: a registered class with
+    ``keywords`` / ``from_keywords`` is offered by name, and another process's keyword is refused."""
+    from toydiff.toy.process_options import build_process, buildable, owner_of
+
+    @dataclass(frozen=True)
+    class HalfT(VPProcess):
+        name: ClassVar[str] = "vp-half"
+        keywords: ClassVar[tuple[str, ...]] = ("T",)
+
+        @classmethod
+        def from_keywords(cls, default_schedule, *, T: int = 20):
+            return cls(schedules.linear(T=T))
+
+    assert "vp-half" not in buildable()
+    register(HalfT)
+    try:
+        assert "vp-half" in buildable() and owner_of("T") == "vp-half"
+        proc = build_process("vp-half", default_recipe("two_gaussians"), T=30)
+        assert isinstance(proc, HalfT) and proc.schedule.T == 30
+        with pytest.raises(ValueError, match="interpolant applies to process 'flow'"):
+            build_process("vp-half", default_recipe("two_gaussians"), interpolant="cosine")
+    finally:
+        unregister("vp-half")
+    assert "vp-half" not in buildable()

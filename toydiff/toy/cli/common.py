@@ -1,7 +1,7 @@
 """What the ``toydiff toy`` subcommands share: the process flags (from the process registry), run loading,
 the sampler flags and their translation to :meth:`~toydiff.toy.run.ToyRun.sample` keywords.
 
-Each process of :data:`~toydiff.toy.process_options.TOY_PROCESSES` brings its flags (:data:`PROCESS_FLAGS`);
+Each buildable process (:func:`~toydiff.toy.process_options.buildable`) brings its flags (:data:`PROCESS_FLAGS`);
 ``--process`` picks one, and a flag of another process is one stderr line and exit status 2.
 """
 
@@ -17,11 +17,11 @@ from toydiff.cli import fail
 from toydiff.options import positive, seed_arg
 from toydiff.processes.base import Process
 from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
-from toydiff.processes.registry import PROCESSES, all_methods
+from toydiff.processes.registry import all_methods
 from toydiff.processes.schedules import SPACINGS, from_name
 from toydiff.sampling.loop import REGISTRY
 from toydiff.toy.datasets import DATASETS
-from toydiff.toy.process_options import TOY_PROCESSES, build_process
+from toydiff.toy.process_options import build_process, buildable
 from toydiff.toy.recipes import Recipe, default_recipe
 
 __all__ = ["PROG", "PROCESS_FLAGS", "add_process_flags", "process_from_args", "add_denoiser_flags", "run_for",
@@ -71,7 +71,7 @@ def _dest(flag: str) -> str:
 
 def add_process_flags(parser, title: str = "process") -> None:
     """``--process`` (the registered processes the toy track builds) and every process's own flags."""
-    names = tuple(n for n in PROCESS_FLAGS if n in PROCESSES and n in TOY_PROCESSES)
+    names = tuple(n for n in PROCESS_FLAGS if n in buildable())
     g = parser.add_argument_group(title)
     g.add_argument("--process", choices=names, default=None,
                    help="vp: DDPM's ε-prediction over a noise schedule (default); flow: flow matching under "
