@@ -2,6 +2,8 @@
 
     python bench/few_step_judge.py                          # 8gaussians, n = 4000, 3 seeds (~20 s, 1 thread)
     python bench/few_step_judge.py --dataset two_gaussians  # the 1-D mixture
+    python bench/few_step_judge.py --checkpoint runs/mf/checkpoint.safetensors   # + a trained few-step run's rows
+    python bench/few_step_judge.py --figure jump_error.png --cloud one_jump.png  # + the error-against-t figure
 
 Issue #24's framing: a few-step method (consistency models, Song et al. 2023; Mean Flows, Geng et al. 2025; reflow)
 approximates the probability-flow map Φ_{1→0}, so it should be judged against that map itself, not only against
@@ -14,6 +16,11 @@ on the data normalised by the mixture's exact moments, with the exact velocity E
 (``gm.velocity_fn(interp)``). Samplers: Euler, Heun (Karras et al. 2022, "Elucidating the Design Space";
 2 evaluations per step), DPM++(2M) (Lu et al. 2022, "DPM-Solver++"), each at the step count whose evaluation count
 (``td.function_evaluations``) is exactly the NFE; "—" where none is. Every sampler starts from the SAME x_1 draws.
+
+Rows: the exact-oracle solvers (``--solvers``), then one row per ``--checkpoint`` (a few-step toy run loaded with
+:func:`toydiff.toy.run.load_toy`, whose process has ``.sample`` / ``.jump``), judged against its own oracle (the
+mixture in the checkpoint's normalisation) from the same x_1 and truth sets (the seeds are shared). The metrics are
+:func:`toydiff.evaluation.few_step.judge`'s. Distances are in data units.
 
 Per row, mean over ``--seeds`` seeds (each seed: fresh x_1 [n, D], fresh true set a [n, D], second true set b):
   (a) path RMS/std: sqrt(mean over samples and coordinates of ((x̂_0 − Φ_{1→0}(x_1)) / std_d)²), std_d the data's
@@ -33,26 +40,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import toydiff as td
+from toydiff.evaluation import few_step as fs
 from toydiff.threads import configure_threads
 from toydiff.toy import metrics
 from toydiff.toy.datasets import Normalizer, get_dataset
 
 NFES = (1, 2, 4, 8)
-METHODS = ("euler", "heun", "dpm++2m")
-LABELS = {"euler": "Euler", "heun": "Heun (Karras)", "dpm++2m": "DPM++(2M)"}
-
-
-def steps_for(method: str, nfe: int, interp) -> int | None:
-    """The step count whose evaluation count is exactly ``nfe``, or None where no count hits it."""
-    for steps in range(1, nfe + 1):
-        if td.function_evaluations(method, steps, interp) == nfe:
-            return steps
-    return None
+CURVE_TS = tuple(np.round(np.linspace(0.05, 1.0, 20), 3))  # the error-against-t figure's starting times
 
 
 def distance(x: np.ndarray, ref: np.ndarray) -> float:
@@ -60,65 +60,67 @@ def distance(x: np.ndarray, ref: np.ndarray) -> float:
     return metrics.wasserstein1(x, ref) if x.shape[1] == 1 else metrics.sliced_wasserstein(x, ref)
 
 
-def judge(ds, n: int, seeds: int) -> tuple[dict, dict]:
-    """Rows ``{(label, nfe): {"steps", "path", "dist", "covered", "off"} lists over seeds}`` and the floors."""
+def judged(ds, methods, gm, norm: Normalizer, process, n: int, seeds: int, nfes=NFES) -> fs.JudgeResult:
+    """:func:`fs.judge` with distances and modes in data units (``norm`` maps the model units of ``gm`` back)."""
+    data = lambda x: norm.inverse(torch.from_numpy(x)).numpy()  # noqa: E731
+    return fs.judge(methods, gm, process, nfes, n=n, seeds=seeds,
+                    distance=lambda x, a: distance(data(x), data(a)),
+                    modes=lambda x: metrics.mode_stats(data(x), ds.mixture))
+
+
+def checkpoint_method(path: str, ds):
+    """``(method, gm, normalizer, process)`` of a trained few-step toy run; ``ValueError`` on a mismatch."""
+    from toydiff.toy.run import load_toy
+
+    run = load_toy(path)
+    if run.dataset.name != ds.name:
+        raise ValueError(f"--checkpoint {path} was trained on {run.dataset.name!r}, not --dataset {ds.name!r}")
+    label = f"{run.metadata.get('process', run.process.name)} ({Path(path).parent.name or Path(path).name})"
+    return fs.ProcessMethod.of_run(run, label), run.oracle, run.normalizer, run.process
+
+
+def run(ds, n: int, seeds: int, solvers, checkpoints) -> tuple[fs.JudgeResult, list]:
+    """The oracle rows and each checkpoint's rows in one result; also ``[(method, gm, process)]`` for the figure."""
     norm = Normalizer.from_mixture(ds.mixture)
     gm, interp = norm.oracle(ds.mixture), td.interpolants.linear()
-    fn = gm.velocity_fn(interp)
-    rows: dict = {}
-    floor: dict = {"dist": [], "covered": [], "off": []}
-
-    def add(key, steps, x0_model, exact_model, a):
-        x = norm.inverse(x0_model).numpy()
-        ms = metrics.mode_stats(x, ds.mixture)
-        r = rows.setdefault(key, {"steps": steps, "path": [], "dist": [], "covered": [], "off": []})
-        r["path"].append(float(((x0_model - exact_model) ** 2).mean().sqrt()))
-        r["dist"].append(distance(x, a))
-        r["covered"].append(ms["covered"])
-        r["off"].append(ms["off_mode_share"])
-
-    for seed in range(seeds):
-        g = torch.Generator().manual_seed(seed)
-        x1 = torch.randn(n, gm.D, generator=g, dtype=torch.float64)
-        a, b = ds.sample(n, g).double().numpy(), ds.sample(n, g).double().numpy()
-        exact = gm.flow_map(x1, 1.0, 0.0, interp)
-        add(("exact map (the floor)", "∞"), "exact", exact, exact, a)
-        for nfe in NFES:
-            for m in METHODS:
-                steps = steps_for(m, nfe, interp)
-                if steps is None:
-                    rows.setdefault((LABELS[m], nfe), None)
-                    continue
-                add((LABELS[m], nfe), steps, td.sample(fn, x1, interp, method=m, steps=steps).double(), exact, a)
-        fs = metrics.mode_stats(b, ds.mixture)
-        floor["dist"].append(distance(b, a))
-        floor["covered"].append(fs["covered"])
-        floor["off"].append(fs["off_mode_share"])
-    return rows, floor
+    oracle = [fs.OracleSolver(gm, interp, m) for m in solvers]
+    res = judged(ds, oracle, gm, norm, interp, n, seeds)
+    curves = [(m, gm, interp) for m in oracle] + [(fs.ExactMap(gm, interp), gm, interp)]
+    for path in checkpoints:
+        method, cgm, cnorm, proc = checkpoint_method(path, ds)
+        r = judged(ds, [method], cgm, cnorm, proc, n, seeds)
+        res.rows.update({k: v for k, v in r.rows.items() if k[0] == method.label})
+        curves.append((method, cgm, proc))
+    return res, curves
 
 
-def table(ds, rows: dict, floor: dict, n: int, seeds: int) -> str:
-    """A markdown table of :func:`judge`'s rows."""
-    dname = "W1" if ds.dim == 1 else "sliced W1"
-    fl, fl_sd = float(np.mean(floor["dist"])), float(np.std(floor["dist"]))
-    K = ds.mixture.K
-    out = [f"{ds.name} (D = {ds.dim}, K = {K} modes), linear interpolant, exact velocity; n = {n} per set, "
-           f"mean ± sd over {seeds} seeds; path error in units of the data's per-coordinate std",
-           "",
-           f"| sampler | NFE | steps | path RMS / std | {dname} to fresh (n={n}) | noise floor (n={n}) | "
-           f"modes covered | off-mode share |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for (label, nfe), r in rows.items():
-        if r is None:
-            out.append(f"| {label} | {nfe} | — | — | — | — | — | — |")
-            continue
-        d, d_sd = float(np.mean(r["dist"])), float(np.std(r["dist"]))
-        out.append(f"| {label} | {nfe} | {r['steps']} | {np.mean(r['path']):.4f} | {d:.4f} ± {d_sd:.4f} "
-                   f"({d / fl:.2f}× floor) | {fl:.4f} ± {fl_sd:.4f} | {np.mean(r['covered']):.1f}/{K} | "
-                   f"{100 * np.mean(r['off']):.2f} % |")
-    out.append(f"| true samples (set b vs a) | — | — | — | {fl:.4f} ± {fl_sd:.4f} | {fl:.4f} ± {fl_sd:.4f} | "
-               f"{np.mean(floor['covered']):.1f}/{K} | {100 * np.mean(floor['off']):.2f} % |")
-    return "\n".join(out)
+def figures(curves: list, ds, fig_path: str | None, cloud_path: str | None, n: int) -> None:
+    """The error-against-t PNG (one jump x_t → 0 at 1 and 2 evaluations, :func:`fs.jump_error_curves`) and the
+    one-jump cloud PNG (the oracle's group: ``n`` seeded x_1, each method at 1 and 2 evaluations, the exact map)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from toydiff.toy.figures.few_step import jump_error_mpl, one_jump_mpl
+
+    groups: dict = {}  # one group per oracle (a checkpoint has its own normalisation): Φ once per t per group
+    for m, gm, proc in curves:
+        groups.setdefault(id(gm), (gm, proc, []))[2].append(m)
+    if fig_path:
+        errors = {}
+        for gm, proc, methods in groups.values():
+            errors.update(fs.jump_error_curves(fs.at_budgets(methods), gm, proc, CURVE_TS, n=n, seed=0))
+        fig = jump_error_mpl(CURVE_TS, errors, title=f"{ds.name}: one jump x_t → 0 against the exact map, "
+                             f"n = {n} per t")
+        fig.savefig(fig_path, dpi=120)
+        print(f"wrote {fig_path}")
+    if cloud_path:
+        gm, proc, methods = next(iter(groups.values()))
+        x_1 = torch.randn(n, gm.D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        exact = fs.ExactMap(gm, proc).jump(x_1, 1.0, 0.0)
+        jumps = {m.label: m.jump(x_1, 1.0, 0.0) for m in fs.at_budgets(methods) if not isinstance(m, fs.ExactMap)}
+        one_jump_mpl(x_1, jumps, exact, title=f"{ds.name}: {n} seeded x_1 moved in one jump, coloured by the "
+                     "distance to the exact map").savefig(cloud_path, dpi=120)
+        print(f"wrote {cloud_path}")
 
 
 def main(argv=None) -> int:
@@ -126,16 +128,34 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="8gaussians", help="a toy data set with an exact mixture")
     p.add_argument("--n", type=int, default=4000, help="samples per set (generated, fresh true, floor)")
     p.add_argument("--seeds", type=int, default=3, help="independent draws averaged over")
+    p.add_argument("--solvers", default=",".join(fs.SOLVERS),
+                   help=f"comma-separated exact-oracle solvers among {','.join(fs.SOLVERS)}, or 'none'")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
+                   help="a trained few-step toy run (repeatable): its rows beside the oracle's")
+    p.add_argument("--figure", metavar="PNG", help="write the error-against-t figure")
+    p.add_argument("--cloud", metavar="PNG", help="write the one-jump cloud figure")
+    p.add_argument("--figure-n", type=int, default=500, help="points per t (and in the cloud) for the figures")
     args = p.parse_args(argv)
-    if args.n < 10 or args.seeds < 1:
-        p.error("--n must be at least 10 and --seeds at least 1")
+    if args.n < 10 or args.seeds < 1 or args.figure_n < 2:
+        p.error("--n must be at least 10, --seeds at least 1 and --figure-n at least 2")
+    solvers = [] if args.solvers == "none" else [s for s in args.solvers.split(",") if s]
+    if bad := [s for s in solvers if s not in fs.SOLVERS]:
+        p.error(f"--solvers: unknown {bad}; choose among {list(fs.SOLVERS)} or 'none'")
     configure_threads(1)
     ds = get_dataset(args.dataset)
     if not ds.has_oracle:
         p.error(f"--dataset {args.dataset!r} has no exact mixture")
     t0 = time.perf_counter()
-    rows, floor = judge(ds, args.n, args.seeds)
-    print(table(ds, rows, floor, args.n, args.seeds))
+    try:
+        res, curves = run(ds, args.n, args.seeds, solvers, args.checkpoint)
+    except (OSError, ValueError, TypeError) as e:
+        print(f"few_step_judge: {e}", file=sys.stderr)
+        return 2
+    dname = "W1" if ds.dim == 1 else "sliced W1"
+    print(f"{ds.name} (D = {ds.dim}, K = {ds.mixture.K} modes), linear interpolant; n = {args.n} per set, mean ± sd "
+          f"over {args.seeds} seeds; path error in units of the data's per-coordinate std\n")
+    print(fs.judge_table(res, dist_name=dname))
+    figures(curves, ds, args.figure, args.cloud, args.figure_n)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     return 0
 
