@@ -149,4 +149,4 @@ def test_bad_input_is_refused(one):
     with pytest.raises(ValueError, match="t must lie"):
         fs.OracleSolver(one, LIN).jump(x(4), 1.5, 0.0)
     labels = [m.label for m in fs.at_budgets([fs.OracleSolver(one, LIN, "heun"), fs.ExactMap(one, LIN)], (1, 2, 4))]
-    assert labels == ["Heun (Karras), 2 NFE", "Heun (Karras), 4 NFE", "exact map"]
+    assert labels == ["Heun (Karras) · 2 NFE", "Heun (Karras) · 4 NFE", "exact map"]

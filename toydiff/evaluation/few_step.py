@@ -36,7 +36,7 @@ from toydiff.processes.interpolants import Interpolant, time_tensor
 from toydiff.sampling.flow_steps import flow_evaluations, sample_interpolant
 
 __all__ = ["FewStepMethod", "OracleSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps", "at_budgets", "data_std",
-           "pathwise_error", "marginal_draws", "jump_error_curves", "JudgeResult", "judge", "judge_table"]
+           "pathwise_error", "marginal_draws", "exact_jumps", "jump_error_curves", "JudgeResult", "judge", "judge_table"]
 
 #: the exact-oracle solvers and their labels
 SOLVERS = {"euler": "Euler", "heun": "Heun (Karras)", "dpm++2m": "DPM++(2M)"}
@@ -181,7 +181,7 @@ class ProcessMethod:
 
 
 def at_budgets(methods: Sequence[FewStepMethod], budgets: Sequence[int] = (1, 2)) -> list[FewStepMethod]:
-    """Each method once per jump budget it can spend (labels ``"<label>, <b> NFE"``); methods without a budget
+    """Each method once per jump budget it can spend (labels ``"<label> · <b> NFE"``); methods without a budget
     (``nfe`` attribute, e.g. :class:`ExactMap`) once, as they are."""
     out: list = []
     for m in methods:
@@ -191,7 +191,7 @@ def at_budgets(methods: Sequence[FewStepMethod], budgets: Sequence[int] = (1, 2)
         for b in budgets:
             if isinstance(m, OracleSolver) and solver_steps(m.method, b, m.interp) is None:
                 continue
-            out.append(replace(m, nfe=check_int(b, "budgets", min=1), label=f"{m.label}, {b} NFE"))
+            out.append(replace(m, nfe=check_int(b, "budgets", min=1), label=f"{m.label} · {b} NFE"))
     return out
 
 
@@ -223,18 +223,31 @@ def marginal_draws(gm, process, t: float, n: int, generator: torch.Generator) ->
     return float(a) * x0 + float(s) * torch.randn(x0.shape, generator=generator, dtype=torch.float64)
 
 
+def exact_jumps(gm, process, ts: Sequence[float], *, n: int = 500, seed: int = 0
+                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For each t in ``ts``: ``n`` draws x_t ``[n, D]`` of the marginal (:func:`marginal_draws`, one generator
+    seeded ``seed``, t after t) and their exact jump Φ_{t→0}(x_t) ``[n, D]`` under ``process``."""
+    g = torch.Generator().manual_seed(check_int(seed, "seed", min=0))
+    out = []
+    for t in ts:
+        x_t = marginal_draws(gm, process, t, n, g)
+        out.append((x_t, flow_map(gm, x_t, float(t), 0.0, process)))
+    return out
+
+
 def jump_error_curves(methods: Sequence[FewStepMethod], gm, process, ts: Sequence[float], *, n: int = 500,
-                      seed: int = 0) -> dict[str, np.ndarray]:
-    """The error of ONE jump x_t → 0 against t: for each t in ``ts``, ``n`` draws of the marginal x_t
-    (:func:`marginal_draws`, the same for every method), RMS of ``method.jump(x_t, t, 0)`` − Φ_{t→0}(x_t) in data
-    std. Returns ``{label: errors [len(ts)]}``; Φ is computed once per t under ``process``."""
+                      seed: int = 0, reference: list | None = None) -> dict[str, np.ndarray]:
+    """The error of ONE jump x_t → 0 against t: for each t in ``ts``, the RMS of ``method.jump(x_t, t, 0)`` −
+    Φ_{t→0}(x_t) in data std over the draws of :func:`exact_jumps` (the same x_t for every method; pass its
+    result as ``reference`` to reuse it). Returns ``{label: errors [len(ts)]}``."""
     if not methods:
         raise ValueError("methods is empty")
-    std, g = data_std(gm), torch.Generator().manual_seed(check_int(seed, "seed", min=0))
+    reference = exact_jumps(gm, process, ts, n=n, seed=seed) if reference is None else reference
+    if len(reference) != len(ts):
+        raise ValueError(f"reference must hold one (x_t, exact) pair per t ({len(ts)}), got {len(reference)}")
+    std = data_std(gm)
     out = {m.label: np.empty(len(ts)) for m in methods}
-    for i, t in enumerate(ts):
-        x_t = marginal_draws(gm, process, t, n, g)
-        exact = flow_map(gm, x_t, float(t), 0.0, process)
+    for i, (t, (x_t, exact)) in enumerate(zip(ts, reference)):
         for m in methods:
             out[m.label][i] = pathwise_error(m.jump(x_t, float(t), 0.0), exact, std)
     return out

@@ -1,17 +1,18 @@
 """Labs: the exact answers toydiff can give that pictures alone cannot — what guidance samples against its tilted
 target, flow matching against diffusion on the same x_1, a model's likelihood against the exact one, and what
-the optimal denoiser of a finite training set does (it copies). Each section is a module (``apps/pages/labs/*.py``); all maths
-comes from ``toydiff``. The page's settings travel in the URL."""
+the optimal denoiser of a finite training set does (it copies), and few-step methods against the exact flow map.
+Each section is a module (``apps/pages/labs/*.py``); all maths comes from ``toydiff``. The page's settings travel in the URL."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from apps.common import url_state
-from apps.pages.labs import flow, guidance, likelihood, memorise
+from apps.pages.labs import few_step, flow, guidance, likelihood, memorise
 
 #: section name (the URL's ``labs_section``) → its module; only the chosen section runs
-NAMES = {"guidance": guidance, "flow vs diffusion": flow, "likelihood": likelihood, "memorisation": memorise}
+NAMES = {"guidance": guidance, "flow vs diffusion": flow, "likelihood": likelihood, "memorisation": memorise,
+         "few-step": few_step}
 SECTIONS = tuple(NAMES.values())
 #: the page's URL settings: the section, then every section's own (apps.common.url_state)
 URL_SPEC = (url_state.Param("labs_section", str, "guidance", choices=tuple(NAMES)),

@@ -88,10 +88,11 @@ def jump_error_plotly(ts, errors: Mapping[str, Sequence[float]]) -> go.Figure:
     return fig
 
 
-def one_jump_data(x_1, jumps: Mapping[str, object], exact) -> dict:
+def one_jump_data(x_1, jumps: Mapping[str, object], exact, references: Mapping[str, object] | None = None) -> dict:
     """``{"x_1" [N, D], "points" {label: [N, D]}, "error" {label: [N]}, "vmax"}``: each method's one-jump end points,
-    their Euclidean distance to ``exact`` ``[N, D]`` (Φ_{1→0}(x_1)), the exact map first (error 0), and the shared
-    colour-scale top (the 98th percentile of all errors, so one outlier does not wash the scale out)."""
+    their Euclidean distance to ``exact`` ``[N, D]`` (Φ_{1→0}(x_1)) or to ``references[label]`` (a method judged
+    against its own exact map, e.g. a checkpoint's oracle in its own normalisation), the exact map first (error 0),
+    and the shared colour-scale top (the 98th percentile of all errors, so one outlier does not wash it out)."""
     x1, ex = to_numpy(x_1), to_numpy(exact)
     if x1.ndim != 2 or ex.shape != x1.shape or x1.shape[1] not in (1, 2):
         raise ValueError(f"x_1 and exact must be [N, D] with D in (1, 2) and agree, got {x1.shape}, {ex.shape}")
@@ -100,7 +101,8 @@ def one_jump_data(x_1, jumps: Mapping[str, object], exact) -> dict:
         x = to_numpy(x)
         if x.shape != ex.shape:
             raise ValueError(f"jumps[{label!r}] must have shape {ex.shape}, got {x.shape}")
-        points[label], error[label] = x, np.linalg.norm(x - ex, axis=1)
+        ref = ex if references is None or label not in references else to_numpy(references[label])
+        points[label], error[label] = x, np.linalg.norm(x - ref.reshape(ex.shape), axis=1)
     allerr = np.concatenate(list(error.values()))
     vmax = float(np.quantile(allerr, 0.98)) if allerr.max() > 0 else 1.0
     return {"x_1": x1, "points": points, "error": error, "vmax": max(vmax, 1e-12)}
@@ -111,10 +113,11 @@ def _grid(k: int) -> tuple[int, int]:
     return math.ceil(k / cols), cols
 
 
-def one_jump_mpl(x_1, jumps: Mapping[str, object], exact, *, title: str = "x_1 moved in one jump") -> Figure:
+def one_jump_mpl(x_1, jumps: Mapping[str, object], exact, references: Mapping[str, object] | None = None, *,
+                 title: str = "x_1 moved in one jump") -> Figure:
     """One panel per method (and the exact map): 2-D end points, or in 1-D x_1 against its end point (the map),
     coloured by the distance to Φ_{1→0}(x_1) on a shared scale."""
-    d = one_jump_data(x_1, jumps, exact)
+    d = one_jump_data(x_1, jumps, exact, references)
     rows, cols = _grid(len(d["points"]))
     plane = d["x_1"].shape[1] == 2
     # shared axes: a solver's one step from pure noise collapses to the mean, which must read as a dot, not a cloud
@@ -135,14 +138,15 @@ def one_jump_mpl(x_1, jumps: Mapping[str, object], exact, *, title: str = "x_1 m
     return fig
 
 
-def one_jump_plotly(x_1, jumps: Mapping[str, object], exact) -> go.Figure:
+def one_jump_plotly(x_1, jumps: Mapping[str, object], exact, references: Mapping[str, object] | None = None
+                    ) -> go.Figure:
     """:func:`one_jump_mpl` for the app: one panel per method, one shared colour bar."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     from toydiff.toy.figures.plotly_kit import plane_axes
 
-    d = one_jump_data(x_1, jumps, exact)
+    d = one_jump_data(x_1, jumps, exact, references)
     rows, cols = _grid(len(d["points"]))
     plane = d["x_1"].shape[1] == 2
     titles = [f"{k}: RMS ‖x̂₀ − Φ‖ {np.sqrt(np.mean(e ** 2)):.3g}" for k, e in d["error"].items()]

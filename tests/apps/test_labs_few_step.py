@@ -1,0 +1,45 @@
+"""The Labs page's few-step section through AppTest: the seeded x_1 cloud moved in one jump by the exact oracle's
+solvers and by the exact map (coloured by the error to the exact map), the error-against-t chart, the form and
+the URL settings."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+from app_harness import charts, open_page, plotly_array  # noqa: E402
+from app_harness import clean as assert_clean  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_few_step_section_jumps_colours_by_error_and_resubmits():
+    from apps.pages.labs.few_step import TRAIN_HINT, checkpoints
+
+    at = open_page("labs", labs_section="few-step", fs_n="200", fs_methods="Euler · 1 NFE,DPM++(2M) · 2 NFE")
+    assert_clean(at)
+    cloud, curve = charts(at)
+    names = [t["name"] for t in cloud["data"]]
+    assert names == ["exact map", "Euler · 1 NFE", "DPM++(2M) · 2 NFE"]
+    colour = {t["name"]: plotly_array(t["marker"]["color"]) for t in cloud["data"]}
+    assert len(colour["exact map"]) == 200 and not colour["exact map"].any()
+    # one Euler step from pure noise is the data mean (0 in model units), far from the exact map
+    e1 = cloud["data"][1]
+    assert np.abs(plotly_array(e1["x"])).max() < 1e-9 and colour["Euler · 1 NFE"].min() > 0.3
+    assert colour["DPM++(2M) · 2 NFE"].mean() < colour["Euler · 1 NFE"].mean()
+    assert {t["marker"]["cmax"] for t in cloud["data"]} == {cloud["data"][0]["marker"]["cmax"]}  # one scale
+    ys = {t["name"]: plotly_array(t["y"]) for t in curve["data"]}
+    assert set(ys) == {"Euler · 1 NFE", "DPM++(2M) · 2 NFE"} and ys["Euler · 1 NFE"][-1] > ys["Euler · 1 NFE"][0]
+    assert "exact map" in curve["layout"]["title"]["text"]
+    if not checkpoints("8gaussians"):
+        assert any(i.value == TRAIN_HINT for i in at.info)
+
+    at.multiselect(key="fs_methods").set_value(["Heun (Karras) · 2 NFE"])
+    at = at.button(key="FormSubmitter:fs_form-Jump").click().run()
+    assert_clean(at)
+    assert [t["name"] for t in charts(at)[0]["data"]] == ["exact map", "Heun (Karras) · 2 NFE"]
+    assert at.query_params["fs_methods"] == "Heun (Karras) · 2 NFE" and at.query_params["labs_section"] == "few-step"
+    assert "mem_n" not in at.query_params
