@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 from toydiff.toy.figures.gallery import mpl_cases  # noqa: E402
 from toydiff.toy.figures.lint import mpl_problems, plotly_problems  # noqa: E402
 
-FAMILIES = ("samples", "training", "schedules", "sampling", "motion", "guidance", "flow", "likelihood", "memorisation")
+FAMILIES = ("samples", "training", "schedules", "sampling", "motion", "guidance", "flow", "likelihood", "memorisation",
+            "few_step")
 MPL = mpl_cases()
 
 

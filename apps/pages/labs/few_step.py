@@ -131,8 +131,9 @@ def _show(dataset: str, r: dict, n: int, seed: int) -> None:
                "to the exact map Φ(x_1, 1 → 0) (scipy DOP853, tolerance 1e-10), one scale for every panel (top: the "
                "98th percentile). On a linear path one Euler step from pure noise lands on the data mean, and "
                "DPM++(2M) equals Euler at 1 and 2 evaluations.")
-    errs = {k: v for k, v in r["errors"].items()}
-    errs[fs.ExactMap.label] = np.zeros(len(TS))
+    downloads(f"one_jump_{dataset}", key="fs_cloud_dl", fig=fig,
+              png=lambda: fig_png(one_jump_mpl(r["x_1"], r["jumps"], r["exact"], r["references"])))
+    errs = {**r["errors"], fs.ExactMap.label: np.zeros(len(TS))}
     curve = jump_error_plotly(TS, errs)
     show_chart(curve, key="fs_curve")
     st.caption(f"RMS error of one jump x_t → 0 against Φ(x_t, t → 0), in units of the data's std; {N_CURVE} draws "
@@ -141,8 +142,6 @@ def _show(dataset: str, r: dict, n: int, seed: int) -> None:
     header = ["t", *errs]
     downloads(f"few_step_{dataset}", key="fs_dl", fig=curve, csv=csv_bytes(np.column_stack([TS, *errs.values()]), header),
               png=lambda: fig_png(jump_error_mpl(TS, errs, title=f"{dataset}: one jump x_t → 0")))
-    downloads(f"one_jump_{dataset}", key="fs_cloud_dl", fig=fig,
-              png=lambda: fig_png(one_jump_mpl(r["x_1"], r["jumps"], r["exact"], r["references"])))
 
 
 def section() -> None:

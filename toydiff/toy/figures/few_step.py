@@ -73,6 +73,8 @@ def jump_error_plotly(ts, errors: Mapping[str, Sequence[float]]) -> go.Figure:
     """:func:`jump_error_mpl` for the app (log y; all-zero curves named in the title)."""
     import plotly.graph_objects as go
 
+    from toydiff.toy.figures.plotly_kit import log_axis
+
     t, errs = jump_error_data(ts, errors)
     fig = go.Figure()
     for label, e in errs.items():
@@ -84,7 +86,8 @@ def jump_error_plotly(ts, errors: Mapping[str, Sequence[float]]) -> go.Figure:
     title = "RMS error of one jump x_t → 0 (data std)" + (f"; 0 at every t: {', '.join(zeros)}" if zeros else "")
     fig.update_layout(**PLOTLY_LAYOUT_LABS, height=380, title=dict(text=title, font=dict(size=13)),
                       xaxis=dict(title="t (start of the jump; 1 = pure noise)", range=[0, 1.02]),
-                      yaxis=dict(title="RMS error / data std", type="log"), legend=dict(orientation="h", y=-0.25))
+                      yaxis=log_axis(*[e[e > 0] for e in errs.values()], title="RMS error / data std"),
+                      legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -109,7 +112,7 @@ def one_jump_data(x_1, jumps: Mapping[str, object], exact, references: Mapping[s
 
 
 def _grid(k: int) -> tuple[int, int]:
-    cols = min(k, 3)
+    cols = k if k <= 4 else 3  # up to four panels in one row
     return math.ceil(k / cols), cols
 
 

@@ -77,10 +77,21 @@ def _copies(n: int = 300):
     return train, x, (d[:, 0] < d[:, 1] / 3)
 
 
+def _jumps(d: int = 2, n: int = 200):
+    """A few-step cloud: x_1 ``[n, d]``, two made-up one-jump ends and the 'exact' ends; error-against-t curves."""
+    g = torch.Generator().manual_seed(2)
+    x_1 = torch.randn(n, d, generator=g, dtype=torch.float64)
+    exact = 1.5 * x_1 / (1 + x_1.norm(dim=1, keepdim=True))
+    ts = np.linspace(0.1, 1.0, 10)
+    return x_1, {"one step": torch.zeros_like(x_1), "two steps": 0.7 * exact}, exact, ts, {
+        "one step": 0.02 + ts, "two steps": 0.01 + 0.4 * ts ** 2, "exact map": np.zeros_like(ts)}
+
+
 def mpl_cases() -> dict[str, tuple[Callable, bool]]:
     """``{name: (make() -> matplotlib Figure, plane)}`` for every ``*_mpl`` function of the figures."""
     from toydiff.exact.guidance import tilted_target
-    from toydiff.toy.figures import guidance, likelihood, memorisation, samples, sampling, schedules as sch, training
+    from toydiff.toy.figures import (few_step, guidance, likelihood, memorisation, samples, sampling,
+                                     schedules as sch, training)
 
     gm, g1 = ring(), line()
     g = torch.Generator().manual_seed(0)
@@ -112,6 +123,9 @@ def mpl_cases() -> dict[str, tuple[Callable, bool]]:
         "memorisation_mpl": (lambda: memorisation.memorisation_mpl(
             train, {"empirical": xs}, {"empirical": cp},
             title="8gaussians, 64 training points (copy: nearest/second < 1/3)"), True),
+        "jump_error_mpl": (lambda: few_step.jump_error_mpl(_jumps()[3], _jumps()[4]), False),
+        "one_jump_mpl": (lambda: few_step.one_jump_mpl(*_jumps()[:3]), True),
+        "one_jump_mpl/1d": (lambda: few_step.one_jump_mpl(*_jumps(d=1)[:3]), False),
     }
 
 
@@ -119,7 +133,7 @@ def plotly_cases() -> dict[str, tuple[Callable, bool]]:
     """``{name: (make() -> plotly Figure, plane)}`` for every ``*_plotly`` function of the figures."""
     from toydiff.exact.guidance import tilted_target
     from toydiff.toy import motion as mo
-    from toydiff.toy.figures import (flow, guidance, likelihood, memorisation, motion, samples, sampling,
+    from toydiff.toy.figures import (few_step, flow, guidance, likelihood, memorisation, motion, samples, sampling,
                                      schedules as sch, training)
 
     gm, g1 = ring(), line()
@@ -163,4 +177,7 @@ def plotly_cases() -> dict[str, tuple[Callable, bool]]:
         "copies_plotly": (lambda: memorisation.copies_plotly(train, xs, cp), True),
         "copy_rate_plotly": (lambda: memorisation.copy_rate_plotly([10, 30, 100, 300], {"empirical": [1, 0.8, 0.3, 0.1]},
                                                                    ratio=1 / 3), False),
+        "jump_error_plotly": (lambda: few_step.jump_error_plotly(_jumps()[3], _jumps()[4]), False),
+        "one_jump_plotly": (lambda: few_step.one_jump_plotly(*_jumps()[:3]), True),
+        "one_jump_plotly/1d": (lambda: few_step.one_jump_plotly(*_jumps(d=1)[:3]), False),
     }
