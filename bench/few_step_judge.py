@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,8 +74,7 @@ def checkpoint_method(path: str, ds):
     run = load_toy(path)
     if run.dataset.name != ds.name:
         raise ValueError(f"--checkpoint {path} was trained on {run.dataset.name!r}, not --dataset {ds.name!r}")
-    label = f"{run.metadata.get('process', run.process.name)} ({Path(path).parent.name or Path(path).name})"
-    return fs.ProcessMethod.of_run(run, label), run.oracle, run.normalizer, run.process
+    return fs.ProcessMethod.of_run(run, source=path), run.oracle, run.normalizer, run.process
 
 
 def run(ds, n: int, seeds: int, solvers, checkpoints) -> tuple[fs.JudgeResult, list]:

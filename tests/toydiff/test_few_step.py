@@ -5,6 +5,7 @@ velocity is exact, and methods that jump the wrong way or stop one step short of
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -133,6 +134,9 @@ def test_a_process_adapter_over_the_exact_networks_is_exact_and_an_off_by_one_is
     exact = ring.flow_map(x_1, 1.0, 0.0, LIN)
     assert fs.pathwise_error(u.sample(x_1, 2), exact) < 1e-6
     assert isinstance(u, fs.FewStepMethod) and isinstance(fs.OracleSolver(ring, LIN), fs.FewStepMethod)
+    run = SimpleNamespace(process=MeanFlowProcess(), denoiser_fn=lambda: u.fn, metadata={"process": "meanflow-test",
+                                                                                         "objective": "exact"})
+    assert fs.ProcessMethod.of_run(run, source="runs/mf/checkpoint.safetensors").label == "meanflow-test/exact (mf)"
     with pytest.raises(TypeError, match="few-step process"):
         fs.ProcessMethod(td.interpolants.linear(), lambda *a: a)
 

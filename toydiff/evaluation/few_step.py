@@ -25,6 +25,7 @@ coverage and off-mode share through the caller's ``modes``). Everything in float
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -35,7 +36,7 @@ from toydiff.exact.flow_map import flow_map, resolve
 from toydiff.processes.interpolants import Interpolant, time_tensor
 from toydiff.sampling.flow_steps import flow_evaluations, sample_interpolant
 
-__all__ = ["FewStepMethod", "OracleSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps", "at_budgets", "data_std",
+__all__ = ["FewStepMethod", "OracleSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps", "at_budgets", "run_label", "data_std",
            "pathwise_error", "marginal_draws", "exact_jumps", "jump_error_curves", "JudgeResult", "judge", "judge_table"]
 
 #: the exact-oracle solvers and their labels
@@ -162,9 +163,10 @@ class ProcessMethod:
         self.label = self.label or getattr(self.process, "name", type(self.process).__name__)
 
     @classmethod
-    def of_run(cls, run, label: str = "", nfe: int = 1) -> "ProcessMethod":
-        """From a loaded toy run (:func:`toydiff.toy.run.load_toy`): its process and its network."""
-        return cls(run.process, run.denoiser_fn(), label or run.metadata.get("process", run.process.name), nfe)
+    def of_run(cls, run, label: str = "", nfe: int = 1, source=None) -> "ProcessMethod":
+        """From a loaded toy run (:func:`toydiff.toy.run.load_toy`): its process and its network; the default label
+        is ``"<process>/<objective> (<folder of source>)"`` (e.g. ``jump/meanflow (mf)``)."""
+        return cls(run.process, run.denoiser_fn(), label or run_label(run, source), nfe)
 
     def sample(self, x_1: torch.Tensor, nfe: int, generator=None) -> torch.Tensor:
         return self.process.sample(self.fn, x_1, steps=check_int(nfe, "nfe", min=1), generator=generator)
@@ -193,6 +195,19 @@ def at_budgets(methods: Sequence[FewStepMethod], budgets: Sequence[int] = (1, 2)
                 continue
             out.append(replace(m, nfe=check_int(b, "budgets", min=1), label=f"{m.label} · {b} NFE"))
     return out
+
+
+def run_label(run, source=None) -> str:
+    """``"<process>/<objective> (<folder>)"`` of a loaded toy run, the folder that of ``source`` (a checkpoint file
+    or the folder holding it), when given."""
+    meta = getattr(run, "metadata", {}) or {}
+    name = str(meta.get("process", getattr(run.process, "name", type(run.process).__name__)))
+    if isinstance(meta.get("objective"), str):
+        name += f"/{meta['objective']}"
+    if source is None:
+        return name
+    path = Path(source)
+    return f"{name} ({path.name if path.is_dir() or path.suffix != '.safetensors' else path.parent.name})"
 
 
 # --- metrics ---------------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def checkpoints(dataset: str) -> dict[str, str]:
         for p in sorted(root.rglob("*.safetensors")) if root.is_dir() else ():
             run = _load(str(p.resolve()), p.stat().st_mtime)
             if run is not None and run.dataset.name == dataset:
-                found.setdefault(f"{run.process.name} ({p.parent.name})", str(p.resolve()))
+                found.setdefault(fs.run_label(run, p), str(p.resolve()))
     return found
 
 
