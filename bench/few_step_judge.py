@@ -107,8 +107,7 @@ def figures(curves: list, ds, fig_path: str | None, cloud_path: str | None, n: i
         errors = {}
         for gm, proc, methods in groups.values():
             errors.update(fs.jump_error_curves(fs.at_budgets(methods), gm, proc, CURVE_TS, n=n, seed=0))
-        fig = jump_error_mpl(CURVE_TS, errors, title=f"{ds.name}: one jump x_t → 0 against the exact map, "
-                             f"n = {n} per t")
+        fig = jump_error_mpl(CURVE_TS, errors, title=f"{ds.name}: one jump x_t → 0 vs the exact map (n = {n} per t)")
         fig.savefig(fig_path, dpi=120)
         print(f"wrote {fig_path}")
     if cloud_path:
