@@ -83,12 +83,12 @@ def run(ds, n: int, seeds: int, solvers, checkpoints) -> tuple[fs.JudgeResult, l
     gm, interp = norm.oracle(ds.mixture), td.interpolants.linear()
     oracle = [fs.OracleSolver(gm, interp, m) for m in solvers]
     res = judged(ds, oracle, gm, norm, interp, n, seeds)
-    curves = [(m, gm, interp) for m in oracle] + [(fs.ExactMap(gm, interp), gm, interp)]
+    curves = [(m, gm, interp, norm) for m in oracle] + [(fs.ExactMap(gm, interp), gm, interp, norm)]
     for path in checkpoints:
         method, cgm, cnorm, proc = checkpoint_method(path, ds)
         r = judged(ds, [method], cgm, cnorm, proc, n, seeds)
         res.rows.update({k: v for k, v in r.rows.items() if k[0] == method.label})
-        curves.append((method, cgm, proc))
+        curves.append((method, cgm, proc, cnorm))
     return res, curves
 
 
@@ -101,21 +101,27 @@ def figures(curves: list, ds, fig_path: str | None, cloud_path: str | None, n: i
     from toydiff.toy.figures.few_step import jump_error_mpl, one_jump_mpl
 
     groups: dict = {}  # one group per oracle (a checkpoint has its own normalisation): Φ once per t per group
-    for m, gm, proc in curves:
-        groups.setdefault(id(gm), (gm, proc, []))[2].append(m)
+    for m, gm, proc, norm in curves:
+        groups.setdefault(id(gm), (gm, proc, norm, []))[3].append(m)
     if fig_path:
         errors = {}
-        for gm, proc, methods in groups.values():
+        for gm, proc, _, methods in groups.values():
             errors.update(fs.jump_error_curves(fs.at_budgets(methods), gm, proc, CURVE_TS, n=n, seed=0))
         fig = jump_error_mpl(CURVE_TS, errors, title=f"{ds.name}: one jump x_t → 0 vs the exact map (n = {n} per t)")
         fig.savefig(fig_path, dpi=120)
         print(f"wrote {fig_path}")
-    if cloud_path:
-        gm, proc, methods = next(iter(groups.values()))
-        x_1 = torch.randn(n, gm.D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-        exact = fs.ExactMap(gm, proc).jump(x_1, 1.0, 0.0)
-        jumps = {m.label: m.jump(x_1, 1.0, 0.0) for m in fs.at_budgets(methods) if not isinstance(m, fs.ExactMap)}
-        one_jump_mpl(x_1, jumps, exact, title=f"{ds.name}: {n} seeded x_1 moved in one jump, coloured by the "
+    if cloud_path:  # in the oracle's model units; a checkpoint's points (and its own exact map) carried over
+        gm0, _, norm0, _ = next(iter(groups.values()))
+        x_1 = torch.randn(n, gm0.D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        jumps, refs = {}, {}
+        for gm, proc, norm, methods in groups.values():
+            units = lambda x: norm0.forward(norm.inverse(x.double()))  # noqa: E731
+            ref = units(fs.ExactMap(gm, proc).jump(x_1, 1.0, 0.0))
+            for m in fs.at_budgets(methods):
+                if not isinstance(m, fs.ExactMap):
+                    jumps[m.label], refs[m.label] = units(m.jump(x_1, 1.0, 0.0)), ref
+        exact = refs[next(iter(refs))] if refs else fs.ExactMap(gm0, td.interpolants.linear()).jump(x_1, 1.0, 0.0)
+        one_jump_mpl(x_1, jumps, exact, refs, title=f"{ds.name}: {n} seeded x_1 moved in one jump, coloured by the "
                      "distance to the exact map").savefig(cloud_path, dpi=120)
         print(f"wrote {cloud_path}")
 

@@ -130,14 +130,15 @@ def one_jump_mpl(x_1, jumps: Mapping[str, object], exact, references: Mapping[st
     for ax, (label, x) in zip(axes.flat, d["points"].items()):
         xy = (x[:, 0], x[:, 1]) if plane else (d["x_1"][:, 0], x[:, 0])
         sc = ax.scatter(*xy, c=d["error"][label], s=5, cmap=CMAP, vmin=0, vmax=d["vmax"])
-        ax.set_title(f"{label}: RMS ‖x̂₀ − Φ‖ {np.sqrt(np.mean(d['error'][label] ** 2)):.3g}", fontsize=9)
+        ax.set_title(f"{label}\nRMS ‖x̂₀ − Φ‖ {np.sqrt(np.mean(d['error'][label] ** 2)):.3g}", fontsize=9)
         if plane:
             ax.set(aspect="equal", xlabel="x", ylabel="y")
         else:
             ax.set(xlabel="x_1", ylabel="x_0 after the jump")
-    for ax in list(axes.flat)[len(d["points"]):]:
+    used = list(axes.flat)[:len(d["points"])]
+    for ax in list(axes.flat)[len(used):]:
         ax.remove()
-    fig.colorbar(sc, ax=axes.ravel().tolist(), label="‖x̂_0 − Φ(x_1)‖", shrink=0.8)
+    fig.colorbar(sc, ax=used, label="‖x̂₀ − Φ(x₁)‖", shrink=0.8)
     fig.suptitle(title, fontsize=11)
     return fig
 
@@ -153,7 +154,7 @@ def one_jump_plotly(x_1, jumps: Mapping[str, object], exact, references: Mapping
     d = one_jump_data(x_1, jumps, exact, references)
     rows, cols = _grid(len(d["points"]))
     plane = d["x_1"].shape[1] == 2
-    titles = [f"{k}: RMS ‖x̂₀ − Φ‖ {np.sqrt(np.mean(e ** 2)):.3g}" for k, e in d["error"].items()]
+    titles = [f"{k}<br>RMS ‖x̂₀ − Φ‖ {np.sqrt(np.mean(e ** 2)):.3g}" for k, e in d["error"].items()]
     fig = make_subplots(rows, cols, subplot_titles=titles, horizontal_spacing=0.06, vertical_spacing=0.12,
                         shared_xaxes="all", shared_yaxes="all")
     for i, (label, x) in enumerate(d["points"].items()):
