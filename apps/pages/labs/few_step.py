@@ -40,10 +40,10 @@ URL_SPEC = (url_state.Param("fs_ds", str, "8gaussians", choices=tuple(dataset_na
 #: the section's other widgets' defaults
 DEFAULTS: dict = {}
 TRAIN_HINT = ("No trained few-step checkpoint of this data set was found (under `runs/`, `TOYDIFF_RUNS_DIR` or "
-              "the shipped weights), so only the exact oracle's solvers are shown. Train one with the few-step "
-              "processes of issue #24 (a process with `.jump`: MeanFlow / shortcut, consistency), e.g. "
-              "`toydiff toy train --dataset 8gaussians --process <few-step process> --out runs/fs`, and it is listed "
-              "here; `python bench/few_step_judge.py --checkpoint runs/fs` gives its table.")
+              "the shipped weights), so only the exact oracle's solvers are shown. Train one with a few-step process "
+              "of issue #24 (a process with `.jump`: MeanFlow / shortcut, consistency), e.g. `toydiff toy train "
+              "--dataset 8gaussians --process jump --objective meanflow --out runs/mf`, and it is listed here; "
+              "`python bench/few_step_judge.py --checkpoint runs/mf` gives its table.")
 
 
 def _roots() -> list[Path]:
