@@ -12,6 +12,8 @@ its figure.
 - :mod:`~toydiff.toy.figures.flow`: flow vs diffusion paths;
 - :mod:`~toydiff.toy.figures.likelihood`: PF-ODE log-likelihood against the exact one, the ELBO by step;
 - :mod:`~toydiff.toy.figures.memorisation`: copies of training points, the copy rate against n;
+- :mod:`~toydiff.toy.figures.few_step`: few-step methods against the exact flow map (one-jump error against t,
+  the one-jump cloud coloured by the error);
 - :mod:`~toydiff.toy.figures.base` (colours, extents, density grids) and :mod:`~toydiff.toy.figures.plotly_kit`
   (Plotly traces, the frame animator, :func:`~toydiff.toy.figures.plotly_kit.log_axis` for every log axis and
   :func:`~toydiff.toy.figures.plotly_kit.plane_axes` for every panel of points in a plane) are what the families
