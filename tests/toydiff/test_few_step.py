@@ -35,8 +35,8 @@ def x(n: int, d: int = 1, seed: int = 0) -> torch.Tensor:
 
 
 def euler_closed_form(x_t: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Euler step t → 0 on the exact velocity of N(MU, S²) is E[x_0 | x_t] = MU + (1−t) S²/v (x_t − (1−t) MU);
-    the exact map is MU + S (x_t − (1−t) MU)/√v, v = (1−t)² S² + t² (both affine in x_t)."""
+    """One Euler step t → 0 on the exact velocity of N(MU, S²) is E[x_0 | x_t]
+    = MU + (1−t) S²/v (x_t − (1−t) MU); the exact map is MU + S (x_t − (1−t) MU)/√v, v = (1−t)² S² + t² (both affine in x_t)."""
     v = (1 - t) ** 2 * S * S + t * t
     c = x_t - (1 - t) * MU
     return MU + (1 - t) * S * S / v * c, MU + S / math.sqrt(v) * c

@@ -36,8 +36,8 @@ from toydiff.exact.flow_map import flow_map, resolve
 from toydiff.processes.interpolants import Interpolant, time_tensor
 from toydiff.sampling.flow_steps import flow_evaluations, sample_interpolant
 
-__all__ = ["FewStepMethod", "OracleSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps", "at_budgets", "run_label", "data_std",
-           "pathwise_error", "marginal_draws", "exact_jumps", "jump_error_curves", "JudgeResult", "judge", "judge_table"]
+__all__ = ["FewStepMethod", "OracleSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps", "at_budgets",
+           "run_label", "data_std", "pathwise_error", "marginal_draws", "exact_jumps", "jump_error_curves", "JudgeResult", "judge", "judge_table"]
 
 #: the exact-oracle solvers and their labels
 SOLVERS = {"euler": "Euler", "heun": "Heun (Karras)", "dpm++2m": "DPM++(2M)"}
@@ -232,7 +232,8 @@ def marginal_draws(gm, process, t: float, n: int, generator: torch.Generator) ->
     """``n`` draws ``[n, D]`` of x_t = α_t x_0 + σ_t ε, x_0 ~ ``gm``, ε ~ N(0, I) (the marginal at ``t``)."""
     interp = resolve(process)
     if not isinstance(interp, Interpolant):
-        raise TypeError(f"process must run in continuous time t in [0, 1] (an interpolant), got {type(process).__name__}")
+        raise TypeError("process must run in continuous time t in [0, 1] (an interpolant), got "
+                        f"{type(process).__name__}")
     a, s, _, _ = interp.coefs(_times(t, 1, "t"))
     x0 = gm.sample(check_int(n, "n", min=1), generator)
     return float(a) * x0 + float(s) * torch.randn(x0.shape, generator=generator, dtype=torch.float64)
@@ -336,5 +337,5 @@ def judge_table(res: JudgeResult, *, dist_name: str = "distance") -> str:
     for (label, nfe), r in res.rows.items():
         out.append(f"| {label} | {nfe} | — | — | — | — | — |" if r is None
                    else f"| {label} | {nfe} | {np.mean(r['path']):.4f} | " + cells(r))
-    out.append(f"| true samples (set b vs a) | — | — | " + cells(res.floor))
+    out.append("| true samples (set b vs a) | — | — | " + cells(res.floor))
     return "\n".join(out)

@@ -34,7 +34,8 @@ TS = tuple(np.round(np.linspace(0.1, 1.0, 10), 2))  # the error-against-t chart'
 N_CURVE = 200  # draws of x_t per t
 #: the section's URL settings (apps.common.url_state); trained checkpoints are named in fs_methods by their label
 URL_SPEC = (url_state.Param("fs_ds", str, "8gaussians", choices=tuple(dataset_names(oracle_only=True))),
-            url_state.Param("fs_methods", "str_list", ["Euler · 1 NFE", "Heun (Karras) · 2 NFE", "DPM++(2M) · 2 NFE"]),
+            url_state.Param("fs_methods", "str_list",
+                            ["Euler · 1 NFE", "Heun (Karras) · 2 NFE", "DPM++(2M) · 2 NFE"]),
             url_state.Param("fs_n", int, 500, choices=SAMPLES),
             url_state.Param("fs_seed", int, 0, bounds="seed"))
 #: the section's other widgets' defaults
@@ -48,7 +49,8 @@ TRAIN_HINT = ("No trained few-step checkpoint of this data set was found (under 
 
 def _roots() -> list[Path]:
     extra = [Path(p) for p in os.environ.get("TOYDIFF_RUNS_DIR", "").split(os.pathsep) if p]
-    return [*extra, Path(os.getcwd()) / "runs", REPO_ROOT / "runs", Path(td.__file__).resolve().parent / "toy" / "weights"]
+    shipped = Path(td.__file__).resolve().parent / "toy" / "weights"
+    return [*extra, Path(os.getcwd()) / "runs", REPO_ROOT / "runs", shipped]
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -87,7 +89,8 @@ def _oracle(dataset: str):
 
 @st.cache_data(max_entries=16, show_spinner="The exact map to tolerance (scipy DOP853)…")
 def _exact(dataset: str, n: int, seed: int) -> tuple:
-    """``(x_1 [n, D], Φ_{1→0}(x_1) [n, D], exact_jumps over TS)`` of the oracle: shared by every choice of methods."""
+    """``(x_1 [n, D], Φ_{1→0}(x_1) [n, D], exact_jumps over TS)`` of the oracle, shared by every choice of
+    methods."""
     _, gm, interp = _oracle(dataset)
     x_1 = torch.randn(n, gm.D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return x_1, fs.ExactMap(gm, interp).jump(x_1, 1.0, 0.0), fs.exact_jumps(gm, interp, TS, n=N_CURVE, seed=seed)
@@ -140,7 +143,8 @@ def _show(dataset: str, r: dict, n: int, seed: int) -> None:
                "of the marginal x_t per t (the same draws for every oracle method). Where a method's error sits in "
                "t is where its training (or its solver) is weakest.")
     header = ["t", *errs]
-    downloads(f"few_step_{dataset}", key="fs_dl", fig=curve, csv=csv_bytes(np.column_stack([TS, *errs.values()]), header),
+    downloads(f"few_step_{dataset}", key="fs_dl", fig=curve,
+              csv=csv_bytes(np.column_stack([TS, *errs.values()]), header),
               png=lambda: fig_png(jump_error_mpl(TS, errs, title=f"{dataset}: one jump x_t → 0")))
 
 

@@ -62,8 +62,8 @@ def jump_error_mpl(ts, errors: Mapping[str, Sequence[float]], *, title: str = "O
             ax.plot(t[keep], e[keep], ls=STYLES[i % len(STYLES)], marker=MARKERS[i % len(MARKERS)], ms=4,
                     mfc="none" if i % 2 else None, label=label)
     zeros = [k for k, e in errs.items() if _zero(e)]
-    ax.set(xlabel="t (start of the jump; 1 = pure noise)", ylabel="RMS error to Φ(x_t, t→0) / data std", yscale="log",
-           xlim=(0, 1.02))
+    ax.set(xlabel="t (start of the jump; 1 = pure noise)", ylabel="RMS error to Φ(x_t, t→0) / data std",
+           yscale="log", xlim=(0, 1.02))
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, title=("0 at every t: " + ", ".join(zeros)) if zeros else None, title_fontsize=8)
