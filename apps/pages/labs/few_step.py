@@ -17,7 +17,7 @@ import torch
 import toydiff as td
 from apps.charts import csv_bytes, downloads, mixture_section, show_chart
 from apps.common import url_state
-from apps.common.models import REPO_ROOT
+from apps.common.models import REPO_ROOT, is_image_checkpoint
 from apps.common.ui import fig_png, readable_errors
 from apps.pages.toy.data import dataset_names
 from toydiff.evaluation import few_step as fs
@@ -70,6 +70,8 @@ def checkpoints(dataset: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for root in _roots():
         for p in sorted(root.rglob("*.safetensors")) if root.is_dir() else ():
+            if is_image_checkpoint(p):  # an MNIST model: its header says so, no weights read
+                continue
             run = _load(str(p.resolve()), p.stat().st_mtime)
             if run is not None and run.dataset.name == dataset:
                 found.setdefault(fs.run_label(run, p), str(p.resolve()))
