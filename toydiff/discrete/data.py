@@ -143,17 +143,16 @@ def templates_with_typos(templates, V: int, typo: float, weights=None) -> TableD
 
 
 def markov_chain(V: int = 4, L: int = 6, stay: float = 0.6, up: float = 0.3) -> TableDistribution:
-    """A stationary Markov chain over V symbols on a ring: from s, stay with ``stay``, go to s + 1 with ``up``,
-    to s − 1 with the rest (mod V); x¹ uniform. Its table is π(x¹) ∏ P(xⁱ⁻¹, xⁱ)."""
+    """A Markov chain over V symbols on a ring: from s, stay with ``stay``, go to s + 1 (mod V) with ``up``, to
+    each other symbol with an equal share of the rest; x¹ uniform. Its table is π(x¹) ∏ P(xⁱ⁻¹, xⁱ)."""
     V, L = check_int(V, "V", min=3), check_int(L, "L", min=1)
     stay, up = check_number(stay, "stay", min=0.0, max=1.0), check_number(up, "up", min=0.0, max=1.0)
     if stay + up > 1.0:
         raise ValueError(f"stay + up must be at most 1, got {stay + up}")
     P = torch.zeros(V, V, dtype=torch.float64)
     for s in range(V):
-        P[s, s] += stay
-        P[s, (s + 1) % V] += up
-        P[s, (s - 1) % V] += 1.0 - stay - up
+        P[s] = (1.0 - stay - up) / (V - 2)
+        P[s, s], P[s, (s + 1) % V] = stay, up
     table = torch.full((V,), 1.0 / V, dtype=torch.float64)
     for _ in range(L - 1):
         table = table[..., None] * P  # [..., V (x^{i-1}), 1] * P [V, V] -> [..., V, V]

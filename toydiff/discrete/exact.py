@@ -34,13 +34,17 @@ def posterior_marginals(log_table: torch.Tensor, log_lik: torch.Tensor, onehot: 
         onehot: every sequence one-hot per position, ``[N, L·V]`` float64.
 
     Returns:
-        ``[b, L, V]`` float64 (a ValueError if some row's x_t has probability zero under the table).
+        ``[b, L, V]`` float64. A row whose x_t has probability zero under the table (a factorised sampler can
+        reach one: two positions drawn independently in one step) gets the limit of the table smoothed toward
+        uniform, (1 − ε) p + ε / V^L as ε → 0: the posterior of the likelihood alone (under the masked process:
+        the unmasked symbols kept, the masked ones uniform).
     """
     b, L, V = log_lik.shape
-    joint = log_table + log_lik.clamp_min(_LOG_ZERO).reshape(b, L * V) @ onehot.T  # [b, N]: Σⱼ log lik
-    top = joint.max(dim=1).values
-    if bool((top < _LOG_ZERO / 2).any()):
-        raise ValueError("x_t has probability zero under the table (no clean sequence leads to it)")
+    lik = log_lik.clamp_min(_LOG_ZERO).reshape(b, L * V) @ onehot.T  # [b, N]: Σⱼ log q(x_tʲ | x₀ʲ)
+    joint = log_table + lik
+    off = joint.max(dim=1).values < _LOG_ZERO / 2  # x_t that no sequence of the table leads to
+    if bool(off.any()):
+        joint = torch.where(off[:, None], lik, joint)
     post = torch.softmax(joint, dim=1)
     return (post @ onehot).reshape(b, L, V)
 
