@@ -10,6 +10,7 @@ finite-sample floor; ELBOs by t). See docs/discrete.md.
                    generator=torch.Generator().manual_seed(0))
 """
 
+from toydiff.discrete import judge
 from toydiff.discrete.data import DATASETS, SHAPES, TableDistribution, dataset, markov_chain, shapes, words
 from toydiff.discrete.exact import table_denoiser
 from toydiff.discrete.processes import (DISCRETE_PROCESSES, MaskedProcess, UniformProcess, masked, process_from_dict,
@@ -17,6 +18,6 @@ from toydiff.discrete.processes import (DISCRETE_PROCESSES, MaskedProcess, Unifo
 from toydiff.discrete.samplers import DISCRETE_METHODS
 from toydiff.discrete.schedules import SCHEDULES
 
-__all__ = ["TableDistribution", "DATASETS", "SHAPES", "dataset", "markov_chain", "words", "shapes", "table_denoiser",
-           "masked", "uniform", "MaskedProcess", "UniformProcess", "DISCRETE_PROCESSES", "process_from_dict",
-           "DISCRETE_METHODS", "SCHEDULES"]
+__all__ = ["judge", "TableDistribution", "DATASETS", "SHAPES", "dataset", "markov_chain", "words", "shapes",
+           "table_denoiser", "masked", "uniform", "MaskedProcess", "UniformProcess", "DISCRETE_PROCESSES",
+           "process_from_dict", "DISCRETE_METHODS", "SCHEDULES"]
