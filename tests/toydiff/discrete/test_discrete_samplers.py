@@ -75,6 +75,9 @@ def test_bad_calls_are_named():
         td.sample(fn, x_T + 1, proc)
     with pytest.raises(ValueError, match="fn returned shape"):
         td.sample(lambda x, t: torch.ones(2, 3, 5), x_T, proc)
+    with pytest.raises(ValueError, match="temperature"):
+        td.sample(fn, x_T, proc, temperature=1.0)  # maskgit only
+    assert td.sample(fn, x_T, proc, method="maskgit", temperature=4.5).shape == (2, 3)
     with pytest.raises(ValueError, match="V: unknown"):
         td.sample(fn, x_T, D.masked(6))
     assert td.sample(fn, x_T, D.masked(6), V=2).shape == (2, 3)
