@@ -133,28 +133,31 @@ def nfe(process, method: str, steps: int) -> int:
     return DISCRETE_METHODS[check_choice(method, "method", methods_for(process))].nfe(check_int(steps, "steps", min=1))
 
 
-def _denoise(fn, x: torch.Tensor, t: torch.Tensor, V: int, step: int) -> torch.Tensor:
-    """``fn(x, t)`` checked: ``[B, L, V]``, finite, non-negative; returned float64 and renormalised."""
+def _denoise(fn, x: torch.Tensor, t: torch.Tensor, V: int | None, step: int) -> torch.Tensor:
+    """``fn(x, t)`` checked: ``[B, L, V]`` (any V ≥ 2 when ``V`` is None), finite, non-negative; returned float64
+    and renormalised."""
     p0 = fn(x, t)
-    if not isinstance(p0, torch.Tensor) or tuple(p0.shape) != (*x.shape, V):
+    ok = isinstance(p0, torch.Tensor) and p0.ndim == 3 and tuple(p0.shape[:2]) == tuple(x.shape)
+    if not ok or (V is not None and p0.shape[-1] != V) or p0.shape[-1] < 2:
         raise ValueError(f"fn returned shape {tuple(getattr(p0, 'shape', ()))} at step {step}, expected "
-                         f"{(*x.shape, V)} (probabilities p(x0 | x_t))")
+                         f"{(*x.shape, V or 'V')} (probabilities p(x0 | x_t))")
     p0 = p0.to(torch.float64)
     if not bool(torch.isfinite(p0).all()) or bool((p0 < 0).any()):
         raise ValueError(f"fn returned a negative or non-finite probability at step {step}")
     return p0 / p0.sum(-1, keepdim=True).clamp_min(1e-300)
 
 
-def _check_start(process, x_T, V: int | None) -> int:
+def _check_start(process, x_T, V: int | None) -> int | None:
+    """x_T's type; the data's V (None if neither the process nor ``V`` says: the first denoiser call tells)."""
     if not isinstance(x_T, torch.Tensor) or x_T.is_floating_point() or x_T.ndim != 2 or x_T.shape[0] < 1:
         raise TypeError(f"x_T must be an integer tensor [B, L] with B >= 1, got "
                         f"{getattr(x_T, 'dtype', type(x_T).__name__)} {tuple(getattr(x_T, 'shape', ()))}")
-    V = process.vocab(V) if (V is not None or process.V is not None) else None
-    if V is None:
-        raise ValueError(f"V: unknown; build the process with V= or pass V= to sample()")
+    return process.vocab(V) if (V is not None or process.V is not None) else None
+
+
+def _check_range(process, x_T: torch.Tensor, V: int) -> None:
     if int(x_T.min()) < 0 or int(x_T.max()) >= process.n_states(V):
         raise ValueError(f"x_T: symbols must lie in 0 … {process.n_states(V) - 1}")
-    return V
 
 
 @torch.no_grad()
@@ -164,8 +167,8 @@ def run(process, fn, x_T: torch.Tensor, *, method: str = "ancestral", steps: int
     """Run ``method`` on ``process`` from ``x_T [B, L]`` long over ``steps`` steps of its time grid.
 
     ``callback`` gets, after every step, ``{"step", "n_steps", "t", "s", "x_t", "p0", "x_s", "method"}``
-    (``p0`` the denoiser's ``[B, L, V]``). ``V`` is needed only when the process was built without it;
-    ``temperature`` (maskgit only) scales its choice noise. Returns x₀ ``[B, L]`` long.
+    (``p0`` the denoiser's ``[B, L, V]``). ``V``: the data's symbols when the process was built without them
+    (else the first denoiser output's last dimension says); ``temperature`` (maskgit only) scales its choice noise. Returns x₀ ``[B, L]`` long.
     """
     check_choice(method, "method", methods_for(process))
     temperature = check_number(temperature, "temperature", min=0.0)
@@ -175,14 +178,18 @@ def run(process, fn, x_T: torch.Tensor, *, method: str = "ancestral", steps: int
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
-    V = _check_start(process, x_T, V)
+    V, x = _check_start(process, x_T, V), x_T.long()
     grid, B = process.time_grid(steps), x_T.shape[0]
+    first = None
+    if V is None:  # a process built without V (``masked(T)``): the denoiser's output says it
+        first = _denoise(fn, x, grid[0].expand(B), None, 0)
+        V = process.vocab(first.shape[-1])
+    _check_range(process, x, V)
     ctx, step = _Context(process, V, generator, temperature=temperature), DISCRETE_METHODS[method].step
-    x = x_T.long()
     for i in range(len(grid) - 1):
         t, s = grid[i].expand(B), grid[i + 1].expand(B)
         ctx.final, ctx.progress = i == len(grid) - 2, i / (len(grid) - 1)
-        p0 = _denoise(fn, x, t, V, i)
+        p0 = first if (i == 0 and first is not None) else _denoise(fn, x, t, V, i)
         x_s = step(ctx, x, p0, t, s)
         if callback is not None:
             callback({"step": i, "n_steps": len(grid) - 1, "t": t, "s": s, "x_t": x, "p0": p0, "x_s": x_s,
