@@ -12,7 +12,7 @@ kit is :mod:`toydiff.testing` and the toy track :mod:`toydiff.toy` (imported on 
 re-exports what a user reaches for first and nothing else.
 """
 
-from toydiff import evaluation, exact, processes, sampling, training
+from toydiff import discrete, evaluation, exact, processes, sampling, training
 from toydiff.evaluation.likelihood import log_likelihood
 from toydiff.exact.mixture import GaussianMixture, LossFloor
 from toydiff.processes import forward, interpolants, schedules
@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     # the concepts
-    "processes", "sampling", "exact", "training", "evaluation", "schedules", "interpolants", "forward",
+    "processes", "sampling", "exact", "training", "evaluation", "schedules", "interpolants", "forward", "discrete",
     # processes: the schedule and the forward process q(x_t | x_0)
     "NoiseSchedule", "StepPlan", "TerminalSNRWarning", "Interpolant", "q_sample", "q_step", "q_posterior", "eps_to_x0", "x0_to_eps", "v_target",
     "v_to_eps", "v_to_x0", "randn_like", "per_sample_generators",

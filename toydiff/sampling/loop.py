@@ -185,14 +185,24 @@ def flow_dispatch(fn, x_1, interp, **kwargs) -> torch.Tensor:
     return sample_interpolant(fn, x_1, interp, **kwargs)
 
 
+def _owns_sampling(process) -> bool:
+    """Whether ``process`` (neither a NoiseSchedule nor an Interpolant) is a process object with its own ``sample``
+    (duck-typed, so this module need not import the process packages above it, e.g. :mod:`toydiff.discrete`)."""
+    return not isinstance(process, (NoiseSchedule, Interpolant)) and callable(getattr(process, "sample", None))
+
+
 def accepts_interpolants(vp_sample: Callable) -> Callable:
     """Decorate :func:`toydiff.sample` so that an :class:`Interpolant` as third argument (or a flow-only option)
-    goes to :func:`flow_dispatch`; every other call reaches ``vp_sample`` unchanged."""
+    goes to :func:`flow_dispatch`, and a process object with its own ``sample`` (a discrete process of
+    :mod:`toydiff.discrete`) gets the call as ``process.sample(fn, x_T, **kwargs)``; every other call reaches
+    ``vp_sample`` unchanged."""
 
     @functools.wraps(vp_sample)
     def sample(eps_fn, x_T, schedule, **kwargs):
         if isinstance(schedule, Interpolant) or any(k in kwargs for k in _FLOW_OPTIONS):
             return flow_dispatch(eps_fn, x_T, schedule, **kwargs)
+        if _owns_sampling(schedule):  # a process object (e.g. toydiff.discrete's) runs its own samplers
+            return schedule.sample(eps_fn, x_T, **kwargs)
         return vp_sample(eps_fn, x_T, schedule, **kwargs)
 
     return sample
