@@ -15,9 +15,9 @@ is the instantaneous one, so the network is also a flow-matching velocity. The e
 average velocity (:func:`toydiff.exact.flow_map.average_velocity`), so one exact jump IS the exact flow map.
 
 The network sees ``time_scale · t`` and ``time_scale · (t − r)`` (as :class:`~toydiff.processes.InterpolantProcess`
-feeds ``time_scale · t``). Objectives: :class:`MeanFlowObjective` (the MeanFlow identity through a JVP) and
-:class:`ShortcutObjective` (flow matching at d = 0 plus self-consistency of two half jumps), both through the one
-engine (:class:`toydiff.training.Trainer`).
+feeds ``time_scale · t``; here :data:`JUMP_TIME_SCALE`, 10, not 1000). Objectives: :class:`MeanFlowObjective`
+(the MeanFlow identity through a JVP) and :class:`ShortcutObjective` (flow matching at d = 0 plus self-consistency
+of two half jumps), both through the one engine (:class:`toydiff.training.Trainer`).
 """
 
 from __future__ import annotations
@@ -30,13 +30,18 @@ import torch
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.processes import interpolants
 from toydiff.processes.base import CheckpointMismatch, Fn, process_of
-from toydiff.processes.flow import FLOW_TIME_SCALE
 from toydiff.processes.forward import randn_like
 from toydiff.processes.interpolants import Interpolant, time_tensor
 from toydiff.training.flow_losses import TIME_SAMPLINGS, interpolant_loss, sample_times
 from toydiff.training.losses import LossTerms, batched_held_out
 
-__all__ = ["JumpProcess", "MeanFlowObjective", "ShortcutObjective", "JUMP_OBJECTIVES"]
+__all__ = ["JUMP_TIME_SCALE", "JumpProcess", "MeanFlowObjective", "ShortcutObjective", "JUMP_OBJECTIVES"]
+
+
+#: the network sees 10 t and 10 (t − r): MeanFlow's target holds (t − r) du/dt, and the sinusoidal embedding's fastest
+#: channel at the flow process's scale 1000 made that derivative large and noisy (bench/jump_recipe_search.py: on
+#: 8gaussians the 1-jump path error was 0.44 at 1000, 0.50 at 100, 0.20 at 10 and 1, one training seed)
+JUMP_TIME_SCALE = 10.0
 
 
 def _per_sample(tt: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +65,7 @@ class JumpProcess:
 
     interp: Interpolant = field(default_factory=interpolants.linear)
     objective_kind: str = "meanflow"
-    time_scale: float = FLOW_TIME_SCALE
+    time_scale: float = JUMP_TIME_SCALE
     name: ClassVar[str] = "jump"
     prediction: ClassVar[str] = "average_velocity"
     methods: ClassVar[tuple[str, ...]] = ("jump",)
@@ -172,7 +177,7 @@ class JumpProcess:
     @classmethod
     def from_dict(cls, d: dict) -> "JumpProcess":
         return cls(interpolants.from_dict(d["interpolant"]), d.get("objective", "meanflow"),
-                   d.get("time_scale", FLOW_TIME_SCALE))
+                   d.get("time_scale", JUMP_TIME_SCALE))
 
 
 class _JumpObjective:
@@ -186,7 +191,7 @@ class _JumpObjective:
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, interp: Interpolant, *, time_scale: float = FLOW_TIME_SCALE, t_sampling: str = "uniform"):
+    def __init__(self, interp: Interpolant, *, time_scale: float = JUMP_TIME_SCALE, t_sampling: str = "uniform"):
         self.interp, self.time_scale = interp, check_number(time_scale, "time_scale", min=1e-6)
         self.t_sampling = check_choice(t_sampling, "t_sampling", TIME_SAMPLINGS)
         self.schedule = None
@@ -256,7 +261,7 @@ class MeanFlowObjective(_JumpObjective):
 
     kind = "meanflow"
 
-    def __init__(self, interp: Interpolant, *, time_scale: float = FLOW_TIME_SCALE, t_sampling: str = "uniform",
+    def __init__(self, interp: Interpolant, *, time_scale: float = JUMP_TIME_SCALE, t_sampling: str = "uniform",
                  flow_share: float = 0.75, adaptive_p: float = 0.0):
         super().__init__(interp, time_scale=time_scale, t_sampling=t_sampling)
         self.flow_share = check_number(flow_share, "flow_share", min=0.0, max=1.0)
@@ -314,7 +319,7 @@ class ShortcutObjective(_JumpObjective):
 
     kind = "shortcut"
 
-    def __init__(self, interp: Interpolant, *, time_scale: float = FLOW_TIME_SCALE, t_sampling: str = "uniform",
+    def __init__(self, interp: Interpolant, *, time_scale: float = JUMP_TIME_SCALE, t_sampling: str = "uniform",
                  consistency_share: float = 0.25, max_steps: int = 128):
         super().__init__(interp, time_scale=time_scale, t_sampling=t_sampling)
         self.consistency_share = check_number(consistency_share, "consistency_share", min=0.0, max=1.0)
