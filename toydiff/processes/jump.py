@@ -1,6 +1,6 @@
 """Few-step generation by jumps of a learned average velocity: MeanFlow and shortcut models as one process.
 
-    proc = JumpProcess()                                              # linear path, MeanFlow objective
+    proc = JumpProcess()                                              # linear path, shortcut objective
     x0 = proc.sample(proc.network_fn(model), torch.randn(B, 2), steps=2)   # 2 jumps, 2 evaluations
     x_s = proc.jump(fn, x_t, t, s)                                    # one jump t -> s, [B, *event]
 
@@ -61,10 +61,11 @@ def _batch_times(v, x: torch.Tensor, name: str) -> torch.Tensor:
 @dataclass(frozen=True)
 class JumpProcess:
     """An average-velocity network u_θ(x_t, r, t) over the path ``interp``, trained by ``objective_kind``
-    (``"meanflow"`` or ``"shortcut"``, :data:`JUMP_OBJECTIVES`), sampled by N jumps on a uniform grid 1 → 0."""
+    (``"shortcut"``, the default, or ``"meanflow"``, :data:`JUMP_OBJECTIVES`; the default measured best at equal train
+    time, bench/jump_recipe_search.py), sampled by N jumps on a uniform grid 1 → 0."""
 
     interp: Interpolant = field(default_factory=interpolants.linear)
-    objective_kind: str = "meanflow"
+    objective_kind: str = "shortcut"
     time_scale: float = JUMP_TIME_SCALE
     name: ClassVar[str] = "jump"
     prediction: ClassVar[str] = "average_velocity"
@@ -79,7 +80,7 @@ class JumpProcess:
     keywords: ClassVar[tuple[str, ...]] = ("interpolant", "objective")
 
     @classmethod
-    def from_keywords(cls, default_schedule=None, *, interpolant: str = "linear", objective: str = "meanflow"
+    def from_keywords(cls, default_schedule=None, *, interpolant: str = "linear", objective: str = "shortcut"
                       ) -> "JumpProcess":
         """The jump process on the named ``interpolant`` trained by ``objective``; ``default_schedule`` unread."""
         builders = interpolants.BUILDERS
@@ -176,7 +177,7 @@ class JumpProcess:
 
     @classmethod
     def from_dict(cls, d: dict) -> "JumpProcess":
-        return cls(interpolants.from_dict(d["interpolant"]), d.get("objective", "meanflow"),
+        return cls(interpolants.from_dict(d["interpolant"]), d.get("objective", "shortcut"),
                    d.get("time_scale", JUMP_TIME_SCALE))
 
 

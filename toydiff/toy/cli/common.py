@@ -65,7 +65,7 @@ PROCESS_FLAGS = {
         lambda a, recipe: {"interpolant": a.interpolant, "prediction": a.prediction}),
     "jump": ProcessFlags((
         ("--objective", {"choices": tuple(JUMP_OBJECTIVES), "help": "jump: how the average-velocity network is "
-                         "trained (default meanflow, Geng et al. 2025; shortcut, Frans et al. 2024)"}),),
+                         "trained (default shortcut, Frans et al. 2024; meanflow, Geng et al. 2025)"}),),
         lambda a, recipe: {"objective": a.objective}),
 }
 
