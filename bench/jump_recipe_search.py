@@ -8,8 +8,8 @@ Each candidate (an objective and changes to the data family's jump recipe, :data
 and sampled with 1, 2, 4 and 8 jumps (:meth:`toydiff.processes.jump.JumpProcess.sample`) from the SAME x_1 draws
 as the exact map. Per row, mean over seeds, with the metrics of ``bench/few_step_judge.py`` (whose exact-oracle
 Euler / Heun / DPM++ rows are the reference at the same NFE):
-  path RMS / std: sqrt(mean ((x̂_0 − Φ_{1→0}(x_1)) / std_d)²) in data units, std_d the data's exact std per coordinate,
-      Φ the exact flow map of the run's own normalised oracle (:func:`toydiff.exact.flow_map.flow_map`);
+  path RMS / std: sqrt(mean ((x̂_0 − Φ_{1→0}(x_1)) / std_d)²) in data units, std_d the data's exact std per
+      coordinate, Φ the exact flow map of the run's own normalised oracle (:func:`toydiff.exact.flow_map.flow_map`);
   distance (sliced W1 in 2-D, W1 in 1-D) to fresh true samples next to the two-sample floor at the same n, mean ± sd;
   modes covered and the off-mode share (:func:`toydiff.toy.metrics.mode_stats`).
 Tables are printed, never asserted.

@@ -15,6 +15,7 @@ from toydiff.processes.base import CheckpointMismatch, Process
 from toydiff.processes.jump import JumpProcess, MeanFlowObjective, ShortcutObjective
 from toydiff.processes.registry import PROCESSES, objective_from_meta, process_from_dict
 from toydiff.toy.models import MLPConfig, TwoTimeConfig, TwoTimeMLP
+from toydiff.toy.recipes import RECIPE_JUMP_1D, RECIPE_JUMP_2D, default_recipe
 from toydiff.toy.run import load_toy, train_toy
 from toydiff.training.engine import TrainConfig
 
@@ -83,6 +84,10 @@ def test_sampling_the_oracle_is_the_exact_map_at_every_step_count_one_evaluation
         assert torch.allclose(proc.sample(fn, x1, steps=steps), target, atol=1e-6, rtol=0)
         assert len(calls) == proc.nfe("jump", steps) == steps
         assert calls[0] == (pytest.approx(1 - 1 / steps), 1.0) and calls[-1][0] == 0.0
+    rec, infos = td.TrajectoryRecorder(), []
+    proc.sample(fn, x1, steps=2, callback=td.chain_callbacks(rec, infos.append))
+    assert [i["t"] for i in infos] == [1.0, 0.5] and torch.allclose(infos[-1]["x0_hat"], target, atol=1e-6)
+    assert rec.path().shape == (3, 12, 2)
     x0_hat = proc.to_x0(exact(x1, full(12, 0.0), full(12, 1.0)), x1, 1.0)
     assert torch.allclose(x0_hat, target, atol=1e-6, rtol=0)
 
@@ -119,7 +124,7 @@ def test_the_jvp_target_is_the_total_time_derivative():
 
 
 def test_shortcut_self_consistency_holds_for_the_exact_average_velocity():
-    """½ (u*(z, m, t) + u*(z − (t − m) u*, r, m)) = u*(z, r, t), m the midpoint; not so for the instantaneous v*."""
+    """½ (u*(z, m, t) + u*(z − (t − m) u*, r, m)) = u*(z, r, t), m the midpoint; not for the instantaneous v*."""
     obj, proc = ShortcutObjective(LIN), JumpProcess(objective_kind="shortcut")
     exact = proc.exact_fn(GM1)
     z, t, r = pts(10, 1, 4), full(10, 0.9), full(10, 0.1)
@@ -143,7 +148,8 @@ def test_objectives_train_any_rank_and_reach_the_parameters(objective):
 
 
 def test_train_checkpoint_load_sample_end_to_end(tmp_path):
-    run = train_toy("8gaussians", process="jump", objective="shortcut", model_config=MLPConfig(dim=2, width=16, depth=1),
+    run = train_toy("8gaussians", process="jump", objective="shortcut",
+                    model_config=MLPConfig(dim=2, width=16, depth=1),
                     config=TrainConfig(epochs=1, batch_size=16, warmup_steps=1), n_train=80, n_val=32,
                     out=tmp_path / "r", progress=False)
     assert isinstance(run.model, TwoTimeMLP) and run.history.records[-1]["step"] == 5
@@ -163,13 +169,20 @@ def test_cli_trains_and_samples_a_jump_run_and_refuses_a_bad_objective(capsys, t
                          "--out", str(out), "--epochs", "1", "--n-train", "64", "--n-val", "32", "--batch-size", "32",
                          "--width", "8", "--depth", "1", "--quiet"])
     assert code == 0 and "Bayes floor" in capsys.readouterr().out
-    code = toydiff_main(["toy", "sample", "--run", str(out), "--steps", "1", "--n", "20", "--out", str(tmp_path / "x.npy")])
+    code = toydiff_main(["toy", "sample", "--run", str(out), "--steps", "1", "--n", "20",
+                         "--out", str(tmp_path / "x.npy")])
     assert code == 0 and np.load(tmp_path / "x.npy").shape == (20, 1)
     for argv in (["--process", "jump", "--objective", "consistency"], ["--process", "flow", "--objective", "meanflow"]):
         assert exit_code(["toy", "train", *argv, "--out", str(tmp_path / "b")]) == 2
         err = capsys.readouterr().err
         assert "--objective" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_a_jump_run_takes_its_family_recipe():
+    assert default_recipe("8gaussians", "jump") is RECIPE_JUMP_2D and default_recipe("two_gaussians", "jump") is \
+        RECIPE_JUMP_1D
+    assert default_recipe("8gaussians", "flow") is default_recipe("8gaussians")
 
 
 def exit_code(argv) -> int:

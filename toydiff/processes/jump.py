@@ -5,7 +5,8 @@
     x_s = proc.jump(fn, x_t, t, s)                                    # one jump t -> s, [B, *event]
 
 The network u_θ(x_t, r, t) predicts the AVERAGE velocity of the probability-flow ODE over [r, t] on a Gaussian
-interpolant (default linear, x_t = (1 − t) x_0 + t ε, t ∈ [0, 1], t = 1 the noise end), so that one evaluation moves
+interpolant (default linear, x_t = (1 − t) x_0 + t ε, t ∈ [0, 1], t = 1 the noise end), so that one evaluation
+moves
 
     x_r = x_t − (t − r) · u_θ(x_t, r, t)
 
@@ -38,8 +39,8 @@ from toydiff.training.losses import LossTerms, batched_held_out
 __all__ = ["JUMP_TIME_SCALE", "JumpProcess", "MeanFlowObjective", "ShortcutObjective", "JUMP_OBJECTIVES"]
 
 
-#: the network sees 10 t and 10 (t − r): MeanFlow's target holds (t − r) du/dt, and the sinusoidal embedding's fastest
-#: channel at the flow process's scale 1000 made that derivative large and noisy (bench/jump_recipe_search.py: on
+#: the network sees 10 t and 10 (t − r): MeanFlow's target holds (t − r) du/dt, and the sinusoidal embedding's
+#: fastest channel at the flow process's scale 1000 made that derivative large and noisy (bench/jump_recipe_search.py: on
 #: 8gaussians the 1-jump path error was 0.44 at 1000, 0.50 at 100, 0.20 at 10 and 1, one training seed)
 JUMP_TIME_SCALE = 10.0
 
@@ -95,7 +96,7 @@ class JumpProcess:
         object.__setattr__(self, "time_scale", check_number(self.time_scale, "time_scale", min=1e-6))
 
     def describe(self) -> str:
-        return f"average-velocity jumps on the {self.interp.name} path ({self.objective_kind})"
+        return f"{self.objective_kind} jumps on the {self.interp.name} path"
 
     def network_fn(self, model: Fn) -> Fn:
         """``fn(x_t [B, *event], r [B], t [B]) = model(x_t, scale · t, scale · (t − r))``: u_θ in [0, 1] time."""
@@ -131,7 +132,8 @@ class JumpProcess:
                progress: bool = False) -> torch.Tensor:
         """``steps`` jumps (default :attr:`default_steps`) on the uniform grid 1 → 0 (or ``times``, decreasing from
         1 to 0), one evaluation each, from ``x_T [B, *event]`` at t = 1. Deterministic (``generator`` unread);
-        ``callback`` gets ``{"step", "n_steps", "t", "t_prev", "x_t", "x_prev"}`` after each jump."""
+        ``callback`` gets ``{"step", "n_steps", "t", "t_prev", "x_t", "x0_hat", "eps", "x_prev", "method"}`` after
+        each jump (x̂_0 = x_t − t · u: this jump's average velocity carried on to t = 0)."""
         check_choice(method or self.default_method, "method", self.methods)
         if times is None:
             n = check_int(self.default_steps if steps is None else steps, "steps", min=1)
@@ -142,8 +144,10 @@ class JumpProcess:
         x = x_T
         for i, (t, s) in enumerate(zip(times, times[1:])):
             x_prev = self.jump(fn, x, t, s)
-            if callback is not None:
-                callback({"step": i, "n_steps": len(times) - 1, "t": t, "t_prev": s, "x_t": x, "x_prev": x_prev})
+            if callback is not None:  # x̂_0 extrapolates this jump's average velocity to t = 0 (no extra evaluation)
+                x0 = x - t / (t - s) * (x - x_prev)
+                callback({"step": i, "n_steps": len(times) - 1, "t": t, "t_prev": s, "x_t": x, "x_prev": x_prev,
+                          "x0_hat": x0, "eps": self.interp.to_eps(x0, "x0", x, t), "method": "jump"})
             x = x_prev
         return x
 
@@ -251,7 +255,7 @@ class _JumpObjective:
 class MeanFlowObjective(_JumpObjective):
     """MeanFlow (Geng et al. 2025, Algorithm 1): regress u_θ(z_t, r, t) on the stop-gradient target
 
-        u_tgt = v − (t − r) · (v · ∂_z u_θ + ∂_t u_θ),   z_t = α_t x_0 + σ_t ε,  v = α̇_t x_0 + σ̇_t ε,
+        u_tgt = v − (t − r) · (v · ∂_z u_θ + ∂_t u_θ),  z_t = α_t x_0 + σ_t ε,  v = α̇_t x_0 + σ̇_t ε,
 
     the total derivative d/dt u_θ(z_t, r, t) along the conditional path by one JVP (:func:`torch.func.jvp`, tangent
     (v, 0, 1)). The exact average velocity satisfies the identity u = v − (t − r) du/dt with the marginal velocity
@@ -309,7 +313,7 @@ class MeanFlowObjective(_JumpObjective):
 class ShortcutObjective(_JumpObjective):
     """Shortcut models (Frans et al. 2024, Eq. 5) in the average-velocity form, d = t − r:
 
-        flow matching at d = 0:  ‖u_θ(z_t, t, t) − v‖²                         (a 1 − ``consistency_share`` of the batch)
+        flow matching at d = 0:  ‖u_θ(z_t, t, t) − v‖²            (on a 1 − ``consistency_share`` of the batch)
         self-consistency:        ‖u_θ(z_t, t − 2d, t) − sg(½ (u_1 + u_2))‖²,  u_1 = u_θ(z_t, t − d, t),
                                  u_2 = u_θ(z_t − d u_1, t − 2d, t − d)
 
@@ -329,7 +333,8 @@ class ShortcutObjective(_JumpObjective):
             raise ValueError(f"max_steps must be a power of two, got {max_steps}")
 
     def consistency_target(self, fn: Fn, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """½ (u_1 + u_2): the average velocity over [r, t] from two half jumps of ``fn`` (no gradient); ``[B, *event]``."""
+        """½ (u_1 + u_2): the average velocity over [r, t] from two half jumps of ``fn`` (no gradient),
+        ``z [B, *event]``, ``r``, ``t`` ``[B]`` -> ``[B, *event]``."""
         with torch.no_grad():
             mid = (r + t) / 2
             u1 = fn(z, mid, t)
@@ -353,7 +358,8 @@ class ShortcutObjective(_JumpObjective):
         fn = self.network_fn(model)
         goal = self.interp.target(x0, eps, "velocity", t)
         if k:
-            goal = torch.cat([goal[: B - k], self.consistency_target(fn, z[B - k:], r[B - k:], t[B - k:]).to(goal.dtype)])
+            half = self.consistency_target(fn, z[B - k:], r[B - k:], t[B - k:])
+            goal = torch.cat([goal[: B - k], half.to(goal.dtype)])
         u = fn(z, r, t)
         per = (u.float() - goal.float()).pow(2).flatten(1).mean(dim=1)
         return per.mean(), LossTerms(per_sample=per, t=t)

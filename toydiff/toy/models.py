@@ -118,7 +118,8 @@ class TwoTimeConfig(MLPConfig):
 
 class TwoTimeMLP(nn.Module):
     """u(x, t, gap): an MLP on ``concat(x, embed(t), embed(gap))``, ``[B, D], [B], [B] -> [B, D]`` (each time embedded
-    as :func:`embed_time`); the average-velocity network of MeanFlow / shortcut models (gap = t − r, the step size)."""
+    as :func:`embed_time`); the average-velocity network of MeanFlow / shortcut models (gap = t − r, the step
+    size)."""
 
     def __init__(self, config: TwoTimeConfig):
         super().__init__()
