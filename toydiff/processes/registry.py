@@ -12,13 +12,14 @@ from toydiff.checks import check_choice
 from toydiff.processes.base import Process, process_of
 from toydiff.processes.flow import FlowObjective, InterpolantProcess
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant
+from toydiff.processes.jump import JumpProcess
 from toydiff.processes.schedules import NoiseSchedule
 from toydiff.processes.vp import VPObjective, VPProcess
 
 __all__ = ["PROCESSES", "register", "process_from_dict", "objective_from_meta", "process_of", "all_methods",
            "as_process"]
 
-_REGISTRY: dict[str, type] = {"vp": VPProcess, "flow": InterpolantProcess}
+_REGISTRY: dict[str, type] = {"vp": VPProcess, "flow": InterpolantProcess, "jump": JumpProcess}
 #: name -> process class (read-only view; :func:`register` adds one)
 PROCESSES = MappingProxyType(_REGISTRY)
 

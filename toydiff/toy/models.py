@@ -3,6 +3,9 @@
 ``MLPDenoiser(config)(x [B, D], t LongTensor [B]) -> eps_hat [B, D]``. The step enters either as a
 sinusoidal embedding (:func:`toydiff.embeddings.sinusoidal_embedding`, shared with image_track's UNets)
 or, as in the seed exercise, as the raw number t concatenated to x.
+
+``TwoTimeMLP(TwoTimeConfig)(x [B, D], t [B], gap [B]) -> [B, D]``: the same MLP with a second time input, the
+gap t − r of an average-velocity network (:class:`toydiff.processes.jump.JumpProcess`; MeanFlow, Geng et al. 2025).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from torch import nn
 
 from toydiff.embeddings import sinusoidal_embedding
 
-__all__ = ["MLPConfig", "MLPDenoiser", "ACTIVATIONS", "exercise_config", "build_mlp", "mlp_net", "embed_time"]
+__all__ = ["MLPConfig", "MLPDenoiser", "ACTIVATIONS", "exercise_config", "build_mlp", "mlp_net", "embed_time",
+           "TwoTimeConfig", "TwoTimeMLP", "network_config_for"]
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 TIME_INPUTS = ("sinusoidal", "raw")
@@ -100,6 +104,53 @@ class MLPDenoiser(nn.Module):
         return asdict(self.config)
 
 
-def build_mlp(config: MLPConfig | dict) -> MLPDenoiser:
-    """An :class:`MLPDenoiser` from a config or its dict (as stored in checkpoints)."""
-    return MLPDenoiser(config if isinstance(config, MLPConfig) else MLPConfig(**config))
+@dataclass(frozen=True)
+class TwoTimeConfig(MLPConfig):
+    """:class:`MLPConfig` of a :class:`TwoTimeMLP`; ``times`` (always 2) marks its checkpoint dicts."""
+
+    times: int = 2
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.times != 2:
+            raise ValueError(f"times must be 2, got {self.times!r}")
+
+
+class TwoTimeMLP(nn.Module):
+    """u(x, t, gap): an MLP on ``concat(x, embed(t), embed(gap))``, ``[B, D], [B], [B] -> [B, D]`` (each time embedded
+    as :func:`embed_time`); the average-velocity network of MeanFlow / shortcut models (gap = t − r, the step
+    size)."""
+
+    def __init__(self, config: TwoTimeConfig):
+        super().__init__()
+        self.config = config
+        self.net = mlp_net(config, extra_in=config.time_dim if config.time_input == "sinusoidal" else 1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.config.dim:
+            raise ValueError(f"x must have shape [B, {self.config.dim}], got {tuple(x.shape)}")
+        for name, v in (("t", t), ("gap", gap)):
+            if v.shape != (x.shape[0],):
+                raise ValueError(f"{name} must have shape [B={x.shape[0]}], got {tuple(v.shape)}")
+        h = torch.cat([x.to(torch.float32), embed_time(self.config, t).to(x.device),
+                       embed_time(self.config, gap).to(x.device)], dim=1)
+        return self.net(h).to(x.dtype)
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+
+def network_config_for(config: MLPConfig, process) -> MLPConfig:
+    """The network ``process`` needs with ``config``'s architecture: a :class:`TwoTimeConfig` where the process's
+    network takes two times (``process.network_times == 2``), else ``config`` itself."""
+    if getattr(process, "network_times", 1) == 2 and not isinstance(config, TwoTimeConfig):
+        return TwoTimeConfig(**asdict(config))
+    return config
+
+
+def build_mlp(config: MLPConfig | dict) -> MLPDenoiser | TwoTimeMLP:
+    """An :class:`MLPDenoiser` (or a :class:`TwoTimeMLP` for a :class:`TwoTimeConfig`) from a config or its dict
+    (as stored in checkpoints: a dict with ``times`` is a two-time network's)."""
+    if isinstance(config, dict):
+        config = (TwoTimeConfig if "times" in config else MLPConfig)(**config)
+    return TwoTimeMLP(config) if isinstance(config, TwoTimeConfig) else MLPDenoiser(config)

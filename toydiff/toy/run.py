@@ -30,7 +30,7 @@ from toydiff.threads import thread_scope
 from toydiff.training.checkpoint import CheckpointError, load_checkpoint, load_weights, require_kind, run_lock
 from toydiff.toy.datasets import Normalizer, ToyDataset, get_dataset
 from toydiff.exact.mixture import GaussianMixture
-from toydiff.toy.models import MLPConfig, build_mlp
+from toydiff.toy.models import MLPConfig, build_mlp, network_config_for
 from toydiff.toy.recipes import Recipe, default_recipe
 from toydiff.processes.base import Process
 from toydiff.processes.registry import objective_from_meta, process_from_dict
@@ -118,9 +118,9 @@ class ToyRun:
             return self.process.exact_fn(self.oracle)
         net = self.process.network_fn(self.model.eval())
 
-        def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        def fn(x: torch.Tensor, *times: torch.Tensor) -> torch.Tensor:  # (t) or, for two-time networks, (r, t)
             with torch.no_grad():
-                return net(x.float(), t).to(x.dtype)
+                return net(x.float(), *times).to(x.dtype)
 
         return fn
 
@@ -184,7 +184,8 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
               fresh: bool | None = None, out: str | Path | None = None, resume: bool = False, progress: bool = True,
               on_epoch: Callable[[dict], None] | None = None, recipe: Recipe | None = None,
               process: str | Process = "vp", schedule: NoiseSchedule | None = None, interpolant: str | None = None,
-              prediction: str | None = None, target: str | None = None, threads: int | None = None) -> ToyRun:
+              prediction: str | None = None, target: str | None = None, threads: int | None = None,
+              objective: str | None = None) -> ToyRun:
     """Train an MLP denoiser on a toy data set under ``process`` (DDPM: Ho et al. 2020, Algorithm 1) and return the run.
 
     Every argument left at ``None`` comes from ``recipe`` (default :func:`~toydiff.toy.recipes.default_recipe`
@@ -204,17 +205,20 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
             other arguments must match the checkpoint's, except ``config.epochs``, which may grow.
         process: a process object (:mod:`toydiff.processes`), or the name of one of
             :func:`~toydiff.toy.process_options.build_process` built from its options: ``"vp"`` (DDPM's ε-loss
-            over ``schedule``, default the recipe's) or ``"flow"`` (the ``prediction`` network, default velocity,
-            under the ``interpolant``, default linear). An option of another process is a ValueError.
+            over ``schedule``, default the recipe's), ``"flow"`` (the ``prediction`` network, default velocity,
+            under the ``interpolant``, default linear) or ``"jump"`` (an average-velocity network under the
+            ``interpolant`` trained by ``objective``, ``"meanflow"`` or ``"shortcut"``; its network takes two
+            times, :func:`~toydiff.toy.models.network_config_for`). An option of another process is a ValueError.
         target: the regression target, ``"stf"`` (the stable target field over the batch, Xu et al. 2023) or
             ``"conditional"`` (each pair's own); default: the recipe's for the process (:meth:`Recipe.target`).
         threads: torch CPU threads while training (default: the policy of :mod:`toydiff.threads`, 1); the
             caller's thread count is restored on return.
     """
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
-    recipe = recipe or default_recipe(ds)
-    proc = build_process(process, recipe, schedule=schedule, interpolant=interpolant, prediction=prediction)
-    model_config = model_config or recipe.model_config(ds.dim)
+    recipe = recipe or default_recipe(ds, getattr(process, "name", process))
+    proc = build_process(process, recipe, schedule=schedule, interpolant=interpolant, prediction=prediction,
+                         objective=objective)
+    model_config = network_config_for(model_config or recipe.model_config(ds.dim), proc)
     config = config or recipe.train_config()
     n_train = recipe.n_train if n_train is None else n_train
     fresh = recipe.fresh if fresh is None else fresh

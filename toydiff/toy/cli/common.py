@@ -17,6 +17,7 @@ from toydiff.cli import fail
 from toydiff.options import positive, seed_arg
 from toydiff.processes.base import Process
 from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
+from toydiff.processes.jump import JUMP_OBJECTIVES
 from toydiff.processes.registry import all_methods
 from toydiff.processes.schedules import SPACINGS, from_name
 from toydiff.sampling.loop import REGISTRY
@@ -62,6 +63,10 @@ PROCESS_FLAGS = {
         ("--prediction", {"choices": PREDICTIONS, "help": "flow: what the network predicts (default velocity, "
                           "conditional flow matching)"})),
         lambda a, recipe: {"interpolant": a.interpolant, "prediction": a.prediction}),
+    "jump": ProcessFlags((
+        ("--objective", {"choices": tuple(JUMP_OBJECTIVES), "help": "jump: how the average-velocity network is "
+                         "trained (default shortcut, Frans et al. 2024; meanflow, Geng et al. 2025)"}),),
+        lambda a, recipe: {"objective": a.objective}),
 }
 
 
@@ -75,7 +80,7 @@ def add_process_flags(parser, title: str = "process") -> None:
     g = parser.add_argument_group(title)
     g.add_argument("--process", choices=names, default=None,
                    help="vp: DDPM's ε-prediction over a noise schedule (default); flow: flow matching under "
-                        "--interpolant")
+                        "--interpolant; jump: few-step jumps of an average velocity (--objective)")
     for name in names:
         for flag, kw in PROCESS_FLAGS[name].flags:
             g.add_argument(flag, default=None, **kw)
@@ -122,7 +127,7 @@ def run_for(a: Namespace):
                  "without --run; a run's checkpoint fixes its process")
         run = load_toy(a.run)
     else:
-        run = oracle_run(a.dataset, process_from_args(a, default_recipe(a.dataset)))
+        run = oracle_run(a.dataset, process_from_args(a, default_recipe(a.dataset, a.process)))
     if a.oracle and not run.dataset.has_oracle:
         fail(f"{PROG} {a.command}: error: --oracle: dataset {run.dataset.name!r} has no exact mixture")
     return run

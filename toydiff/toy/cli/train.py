@@ -74,7 +74,7 @@ def train_settings(a) -> dict:
     """The keyword arguments of :func:`~toydiff.toy.run.train_toy` that parsed ``train`` flags give: each flag
     left out takes the data set's default recipe (:func:`~toydiff.toy.recipes.default_recipe`); ``process`` is
     the process object (:func:`~toydiff.toy.cli.common.process_from_args`)."""
-    recipe, dim = default_recipe(a.dataset), get_dataset(a.dataset).dim
+    recipe, dim = default_recipe(a.dataset, a.process), get_dataset(a.dataset).dim
     pick = lambda value, default: default if value is None else value
     if a.preset == "exercise":
         model_config = exercise_config(dim)
