@@ -62,6 +62,12 @@ PROCESS_FLAGS = {
         ("--prediction", {"choices": PREDICTIONS, "help": "flow: what the network predicts (default velocity, "
                           "conditional flow matching)"})),
         lambda a, recipe: {"interpolant": a.interpolant, "prediction": a.prediction}),
+    "consistency": ProcessFlags((
+        ("--objective", {"choices": ("cd", "ct"), "help": "consistency: ct, improved consistency training (default), "
+                         "or cd, consistency distillation from --teacher"}),
+        ("--teacher", {"help": "consistency --objective cd: 'exact' (the data's exact velocity, default) or a trained "
+                       "toy flow run (folder or checkpoint)"})),
+        lambda a, recipe: {"objective": a.objective, "teacher": a.teacher}),
 }
 
 
