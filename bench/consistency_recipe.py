@@ -39,6 +39,8 @@ CANDIDATES = {
     "cd16": (dict(objective_name="cd", teacher="exact", n_cd=16, rho=2.0), 20),
     "cd8": (dict(objective_name="cd", teacher="exact", n_cd=8, rho=2.0), 20),
     "cd32": (dict(objective_name="cd", teacher="exact", n_cd=32, rho=2.0), 20),
+    "cd16-p0": (dict(objective_name="cd", teacher="exact", n_cd=16, rho=2.0, p_mean=0.0), 20),
+    "cd16-e40": (dict(objective_name="cd", teacher="exact", n_cd=16, rho=2.0), 40),
     "ct80": (dict(objective_name="ct", s0=10, s1=80, rho=2.0), 20),
     "ct160": (dict(objective_name="ct", s0=10, s1=160, rho=2.0), 20),
 }

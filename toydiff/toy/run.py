@@ -252,7 +252,7 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
     proc = build_process(process, recipe, schedule=schedule, interpolant=interpolant, prediction=prediction,
                          objective=objective, teacher=teacher)
     model_config = model_config or recipe.model_config(ds.dim)
-    config = config or recipe.train_config()
+    config = config or recipe.train_config(proc)
     n_train = recipe.n_train if n_train is None else n_train
     fresh = recipe.fresh if fresh is None else fresh
     if model_config.dim != ds.dim:
