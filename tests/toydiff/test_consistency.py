@@ -87,14 +87,14 @@ def _memo(f):
 
 def test_cd_loss_on_the_exact_oracle_is_near_zero_and_a_perturbed_f_is_not():
     gm = oracle()
-    p = ConsistencyProcess(objective_name="cd", teacher="exact", n_cd=16)
+    p = ConsistencyProcess(objective_name="cd", teacher="exact", n_cd=16, rho=1.0)
     obj = p.objective().bind(teacher_velocity=gm.velocity_fn(LINEAR))
     g = torch.Generator().manual_seed(1)
     x0, noise = gm.sample(16, g), torch.randn(16, 1, generator=g, dtype=torch.float64)
     times, exact = obj.times(), _memo(p.exact_fn(gm, rtol=1e-7, atol=1e-7))
     i = torch.full((16,), 9)  # one interval for the whole batch: one exact solve per side
     loss, terms = obj.pair_loss(exact, x0, i, times, noise)
-    bent, _ = obj.pair_loss(lambda x, t: exact(x, t) + 0.05 * t[:, None] * x, x0, i, times, noise)
+    bent, _ = obj.pair_loss(lambda x, t: exact(x, t) + 0.2 * t[:, None] * x, x0, i, times, noise)
     assert float(loss) < 2e-3 and float(bent) > 10 * float(loss)
     assert torch.allclose(terms.t, times[10].float().expand(16))
     # a target read at the wrong end of the interval (f(x_{t_i}, t_{i+1})) is far from consistent
