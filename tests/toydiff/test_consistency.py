@@ -173,3 +173,12 @@ def test_cli_refuses_a_bad_teacher_in_one_line(tmp_path, capsys, flags, words):
     err = capsys.readouterr().err.strip()
     assert code == 2 and words in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_loss_figure_title_reads_past_empty_buckets():
+    from toydiff.toy.figures.training import LossData, bucket_title
+
+    nan = float("nan")
+    last, floor = [nan, 0.1, nan, 0.9, nan, 0.3], [nan, 0.05, nan, 0.2, nan, 0.25]  # 3 held-out times of 6 buckets
+    d = LossData([1], [1.0], [1.0], 0.5, (np.arange(6) + 0.5) / 6, last, last, floor)
+    assert bucket_title(d) == "held-out loss by t bucket: highest at t/T ≈ 0.58; most above the floor at t/T ≈ 0.58 (+0.7)"
