@@ -59,9 +59,9 @@ class Recipe:
     #: FM model keeps at 16–32 NFE is gradient noise at t ∈ [0.1, 0.7] (docs/flow.md, "Why the stable target")
     flow_target: str = "stf"
     #: epochs of the processes whose measured recipe trains for another length than ``epochs``: consistency
-    #: distillation reaches its 1-NFE quality in 20 epochs of the 2-D family's batches, 40 of the 1-D family's
-    #: (2 NFE 1.36× the floor there against 1.68× at 20; bench/consistency_recipe.py, docs/measurements.md)
-    process_epochs: tuple[tuple[str, int], ...] = (("consistency", 20),)
+    #: distillation at 40 epochs of the family's batches beat 20 at every NFE on both families (8gaussians 1 NFE
+    #: 1.28× the floor against 1.58×, two_gaussians 1.11× against 1.18×; bench/consistency_recipe.py, docs/measurements.md)
+    process_epochs: tuple[tuple[str, int], ...] = (("consistency", 40),)
 
     def schedule(self) -> NoiseSchedule:
         """The recipe's schedule (a fresh immutable object each call)."""
@@ -99,7 +99,7 @@ class Recipe:
 #: 1.12× to 0.91× the oracle's W1, the mode weights already right), and drawing t = 0 eight times as often as
 #: uniform t does took the worst of training seeds 10–13 from 1.23 to 1.03 (bench/toy_recipe_search.py, 60–67)
 RECIPE_1D = Recipe(epochs=100, batch_size=512, n_train=40_000, lr=5e-3, ema_decay=0.999, ema_warmup=True,
-                   min_lr_ratio=0.1, t_sampling="low-noise", process_epochs=(("consistency", 40),))
+                   min_lr_ratio=0.1, t_sampling="low-noise")
 #: the 2-D family: β linear from 1e-4 (σ at t = 0 is 0.01, below the 8 Gaussians' normalised mode std 0.105)
 #: to 0.04 over T = 250 (ᾱ at T−1 ≈ 0.0066, as the seed schedule's), more of the training t drawn at low noise
 #: (the low-noise t distribution); MLP 128 × 4 for 200 epochs of batch 128: the same train time as the
