@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from toydiff.checks import check_choice
 from toydiff.processes.base import Process, process_of
+from toydiff.processes.consistency import ConsistencyProcess
 from toydiff.processes.flow import FlowObjective, InterpolantProcess
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant
 from toydiff.processes.jump import JumpProcess
@@ -19,7 +20,8 @@ from toydiff.processes.vp import VPObjective, VPProcess
 __all__ = ["PROCESSES", "register", "process_from_dict", "objective_from_meta", "process_of", "all_methods",
            "as_process"]
 
-_REGISTRY: dict[str, type] = {"vp": VPProcess, "flow": InterpolantProcess, "jump": JumpProcess}
+_REGISTRY: dict[str, type] = {"vp": VPProcess, "flow": InterpolantProcess, "jump": JumpProcess,
+                             "consistency": ConsistencyProcess}
 #: name -> process class (read-only view; :func:`register` adds one)
 PROCESSES = MappingProxyType(_REGISTRY)
 
@@ -37,7 +39,7 @@ def register(cls: type) -> type:
 
 def unregister(name: str) -> None:
     """Remove a process added by :func:`register` (the built-in ``vp`` and ``flow`` stay)."""
-    if name in ("vp", "flow"):
+    if name in ("vp", "flow", "consistency"):
         raise ValueError(f"process {name!r} is built in")
     _REGISTRY.pop(name, None)
 

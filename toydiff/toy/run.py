@@ -39,7 +39,8 @@ from toydiff.processes.schedules import NoiseSchedule
 from toydiff.training.engine import History, TrainConfig
 from toydiff.toy.training import KIND, ToyTrainer
 
-__all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME"]
+__all__ = ["ToyRun", "default_schedule", "toy_trainer", "train_toy", "load_toy", "oracle_run", "CHECKPOINT_NAME",
+           "teacher_velocity"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
@@ -176,7 +177,39 @@ def toy_trainer(dataset: ToyDataset, objective, model_config: MLPConfig, config:
     fresh_data = (lambda n, g: normalizer.forward(dataset.sample(n, g))) if fresh else None
     trainer = ToyTrainer(model, objective, xn[:n_train], xn[n_train:], config, oracle=oracle, metadata=meta,
                          fresh_data=fresh_data, data=data)
+    bind = getattr(trainer.objective, "bind", None)  # objectives that need the run (consistency models)
+    if bind is not None:
+        bind(total_steps=trainer.total_steps, teacher_velocity=teacher_velocity(
+            getattr(trainer.objective, "teacher", None), dataset, oracle, normalizer))
     return trainer, normalizer
+
+
+def teacher_velocity(teacher: str | None, dataset: ToyDataset, oracle: GaussianMixture | None,
+                     normalizer: Normalizer) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """A distillation teacher's velocity ``v(x [B, D], t float [B])`` in the student's model units: ``"exact"``
+    (the normalised data's exact field on the linear path, ``oracle.velocity_fn``), or a trained toy flow run
+    (folder or checkpoint) of the same data set, normalisation and linear path, its prediction converted to the
+    velocity. ``None`` gives ``None`` (no teacher). A mismatched run is a ValueError naming ``teacher``."""
+    if teacher is None:
+        return None
+    from toydiff.processes.interpolants import linear
+
+    if teacher == "exact":
+        if oracle is None:
+            raise ValueError(f"teacher 'exact': dataset {dataset.name!r} has no exact mixture")
+        return oracle.velocity_fn(linear())
+    run = load_toy(teacher)
+    proc = run.process
+    if run.dataset.name != dataset.name or proc.name != "flow" or proc.interp != linear():
+        raise ValueError(f"teacher {teacher!r} must be a linear-path flow run of {dataset.name!r} "
+                         f"(it is {proc.describe()} on {run.dataset.name!r})")
+    same = all(torch.allclose(getattr(run.normalizer, k), getattr(normalizer, k), rtol=1e-5, atol=1e-8)
+               for k in ("mean", "std"))
+    if not same:
+        raise ValueError(f"teacher {teacher!r} was trained in another normalisation (its --seed / --n-train differ): "
+                         "train the student with the teacher's")
+    fn = run.denoiser_fn()
+    return lambda x, t: proc.interp.to_velocity(fn(x, t), proc.prediction, x, t)
 
 
 def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPConfig | None = None,
@@ -185,7 +218,7 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
               on_epoch: Callable[[dict], None] | None = None, recipe: Recipe | None = None,
               process: str | Process = "vp", schedule: NoiseSchedule | None = None, interpolant: str | None = None,
               prediction: str | None = None, target: str | None = None, threads: int | None = None,
-              objective: str | None = None) -> ToyRun:
+              objective: str | None = None, teacher: str | None = None) -> ToyRun:
     """Train an MLP denoiser on a toy data set under ``process`` (DDPM: Ho et al. 2020, Algorithm 1) and return the run.
 
     Every argument left at ``None`` comes from ``recipe`` (default :func:`~toydiff.toy.recipes.default_recipe`
@@ -209,6 +242,9 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
             under the ``interpolant``, default linear) or ``"jump"`` (an average-velocity network under the
             ``interpolant`` trained by ``objective``, ``"meanflow"`` or ``"shortcut"``; its network takes two
             times, :func:`~toydiff.toy.models.network_config_for`). An option of another process is a ValueError.
+        objective, teacher: ``process="jump"``: ``"shortcut"`` (default) or ``"meanflow"``; ``process="consistency"``:
+            ``"ct"`` (default) or ``"cd"``, and the CD teacher (``"exact"``, default, or a trained toy flow run's path;
+            :func:`teacher_velocity`).
         target: the regression target, ``"stf"`` (the stable target field over the batch, Xu et al. 2023) or
             ``"conditional"`` (each pair's own); default: the recipe's for the process (:meth:`Recipe.target`).
         threads: torch CPU threads while training (default: the policy of :mod:`toydiff.threads`, 1); the
@@ -217,9 +253,9 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     recipe = recipe or default_recipe(ds, getattr(process, "name", process))
     proc = build_process(process, recipe, schedule=schedule, interpolant=interpolant, prediction=prediction,
-                         objective=objective)
+                         objective=objective, teacher=teacher)
     model_config = network_config_for(model_config or recipe.model_config(ds.dim), proc)
-    config = config or recipe.train_config()
+    config = config or recipe.train_config(proc)
     n_train = recipe.n_train if n_train is None else n_train
     fresh = recipe.fresh if fresh is None else fresh
     if model_config.dim != ds.dim:

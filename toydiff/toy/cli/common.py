@@ -17,6 +17,7 @@ from toydiff.cli import fail
 from toydiff.options import positive, seed_arg
 from toydiff.processes.base import Process
 from toydiff.processes.interpolants import BUILDERS as INTERPOLANTS, PREDICTIONS
+from toydiff.processes.consistency import CONSISTENCY_OBJECTIVES
 from toydiff.processes.jump import JUMP_OBJECTIVES
 from toydiff.processes.registry import all_methods
 from toydiff.processes.schedules import SPACINGS, from_name
@@ -50,7 +51,21 @@ def _schedule(a: Namespace, recipe: Recipe):
     return from_name(kind, **params | ({} if a.T is None else {"T": a.T}))
 
 
-#: process name -> its flags
+#: ``--objective``, one flag shared by the processes trained by more than one objective (each checks its own)
+OBJECTIVE_FLAG = ("--objective", {"metavar": "OBJECTIVE", "help": "how the process is trained (default: "
+                  "jump shortcut, Frans et al. 2024; consistency ct, improved consistency training); jump: shortcut "
+                  "or meanflow (Geng et al. 2025); consistency: ct or cd (consistency distillation from --teacher)"})
+
+
+def _objective(a: Namespace, process: str, choices: tuple[str, ...]) -> str | None:
+    """``--objective`` checked against ``process``'s objectives (exit 2 naming the choices)."""
+    if a.objective is not None and a.objective not in choices:
+        fail(f"{PROG} {a.command}: error: argument --objective: invalid choice for --process {process}: "
+             f"{a.objective!r} (choose from {', '.join(map(repr, choices))})")
+    return a.objective
+
+
+#: process name -> its flags (a flag may be shared: it is added once and belongs to every process that lists it)
 PROCESS_FLAGS = {
     "vp": ProcessFlags((
         ("--schedule", {"choices": SCHEDULES, "help": "vp: default the data set's recipe's (1-D: constant beta 0.02, "
@@ -63,10 +78,12 @@ PROCESS_FLAGS = {
         ("--prediction", {"choices": PREDICTIONS, "help": "flow: what the network predicts (default velocity, "
                           "conditional flow matching)"})),
         lambda a, recipe: {"interpolant": a.interpolant, "prediction": a.prediction}),
-    "jump": ProcessFlags((
-        ("--objective", {"choices": tuple(JUMP_OBJECTIVES), "help": "jump: how the average-velocity network is "
-                         "trained (default shortcut, Frans et al. 2024; meanflow, Geng et al. 2025)"}),),
-        lambda a, recipe: {"objective": a.objective}),
+    "jump": ProcessFlags((OBJECTIVE_FLAG,), lambda a, recipe: {"objective": _objective(a, "jump", tuple(JUMP_OBJECTIVES))}),
+    "consistency": ProcessFlags((
+        OBJECTIVE_FLAG,
+        ("--teacher", {"help": "consistency --objective cd: 'exact' (the data's exact velocity, default) or a trained "
+                       "toy flow run (folder or checkpoint)"})),
+        lambda a, recipe: {"objective": _objective(a, "consistency", CONSISTENCY_OBJECTIVES), "teacher": a.teacher}),
 }
 
 
@@ -80,23 +97,28 @@ def add_process_flags(parser, title: str = "process") -> None:
     g = parser.add_argument_group(title)
     g.add_argument("--process", choices=names, default=None,
                    help="vp: DDPM's ε-prediction over a noise schedule (default); flow: flow matching under "
-                        "--interpolant; jump: few-step jumps of an average velocity (--objective)")
+                        "--interpolant; jump: few-step jumps of an average velocity (--objective); consistency: "
+                        "consistency models (--objective, --teacher)")
+    added = set()
     for name in names:
         for flag, kw in PROCESS_FLAGS[name].flags:
-            g.add_argument(flag, default=None, **kw)
+            if flag not in added:
+                g.add_argument(flag, default=None, **kw)
+                added.add(flag)
 
 
 def given_process_flags(a: Namespace) -> list[str]:
     """The process flags given on the command line (``--process`` included)."""
-    flags = ["--process"] + [f for pf in PROCESS_FLAGS.values() for f, _ in pf.flags]
+    flags = ["--process"] + list(dict.fromkeys(f for pf in PROCESS_FLAGS.values() for f, _ in pf.flags))
     return [f for f in flags if getattr(a, _dest(f), None) is not None]
 
 
 def process_from_args(a: Namespace, recipe: Recipe) -> Process:
     """The process ``--process`` (default vp) and its flags describe; exit 2 for a flag of another process."""
     name = a.process or "vp"
+    own = {f for f, _ in PROCESS_FLAGS[name].flags}
     for other, pf in PROCESS_FLAGS.items():
-        given = [f for f, _ in pf.flags if other != name and getattr(a, _dest(f)) is not None]
+        given = [f for f, _ in pf.flags if other != name and f not in own and getattr(a, _dest(f)) is not None]
         if given:
             fail(f"{PROG} {a.command}: error: {', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
                  f"--process {other}, not {name}")

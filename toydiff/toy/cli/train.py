@@ -83,12 +83,12 @@ def train_settings(a) -> dict:
                                  activation=pick(a.activation, recipe.activation),
                                  time_input=pick(a.time_input, recipe.time_input))
     values = dataclass_values(a, TrainConfig, skip=_NOT_FLAGS)  # a given --ema-decay 0 is None: no EMA
-    base = recipe.train_config()
-    values |= {k: getattr(base, k) for k in _RECIPE_FIELDS if getattr(a, k) is None}  # flags left out
-    config = TrainConfig(**values)
     if a.n_train is not None and a.n_train < 2:  # before --out is touched: the normalisation needs a spread
         raise ValueError(f"--n-train must be at least 2 (the data are normalised by their mean and std), got {a.n_train}")
     process = process_from_args(a, recipe)
+    base = recipe.train_config(process)
+    values |= {k: getattr(base, k) for k in _RECIPE_FIELDS if getattr(a, k) is None}  # flags left out
+    config = TrainConfig(**values)
     # the process's objective refuses what it cannot train (a flow's --loss-weighting min-snr ...) before any work
     process.objective(t_sampling=config.t_sampling, loss_weighting=config.loss_weighting,
                       min_snr_gamma=config.min_snr_gamma)

@@ -59,11 +59,11 @@ def bucket_title(d: LossData, *, t_name: str = "t/T", sep: str = "; ") -> str:
     where its excess over the floor per bucket peaks (no claim that holds for one data set only). ``sep`` joins
     the two (``"<br>"`` in a Plotly title)."""
     last = np.asarray(d.last, dtype=float)
-    i = int(last.argmax())
+    i = int(np.nanargmax(last))  # empty buckets are NaN (an objective with few held-out times)
     out = f"held-out loss by t bucket: highest at {t_name} ≈ {d.centers[i]:.2f}"
     if d.floor_by_bucket is not None:
         excess = last - np.asarray(d.floor_by_bucket, dtype=float)
-        j = int(excess.argmax())
+        j = int(np.nanargmax(excess))
         out += f"{sep}most above the floor at {t_name} ≈ {d.centers[j]:.2f} (+{excess[j]:.2g})"
     return out
 
