@@ -32,6 +32,7 @@ import torch
 
 from toydiff.processes import schedules
 from toydiff.testing.oracle import Recorder
+from toydiff.testing.peer_families import diffusers_family, from_diffusers_family
 from toydiff.testing.protocol import KitSampler, Run, _timesteps_from_calls, from_callable, from_toydiff
 
 __all__ = ["from_diffusers", "from_k_diffusion", "from_spec", "as_sampler", "k_diffusion_sampling", "karras_sigmas"]
@@ -71,6 +72,9 @@ def from_diffusers(scheduler_class, *, name: str | None = None, order: float | N
     as a :class:`KitSampler`; ``order`` is the convergence order you claim for it (None: not checked)."""
     if not inspect.isclass(scheduler_class) or not hasattr(scheduler_class, "set_timesteps"):
         raise TypeError(f"scheduler_class must be a diffusers scheduler class, got {scheduler_class!r}")
+    family = diffusers_family(scheduler_class)  # flow matching, EDM, consistency: toydiff.testing.peer_families
+    if family != "vp":
+        return from_diffusers_family(scheduler_class, family, name=name, order=order, **config)
     owned = sorted(set(config) & set(_OWNED))
     if owned:
         raise ValueError(f"config: {owned} cannot be set: the scheduler gets the oracle's own discrete schedule")
