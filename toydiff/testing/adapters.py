@@ -134,17 +134,25 @@ def from_k_diffusion(sample_fn: Callable, *, sigmas="linspace", name: str | None
     if not callable(sample_fn):
         raise TypeError(f"sample_fn must be a k-diffusion sampling function, got {type(sample_fn).__name__}")
     params = inspect.signature(sample_fn).parameters
-    unknown = sorted(k for k in kwargs if k not in params or k in ("model", "x", "sigmas"))
+    unknown = sorted(k for k in kwargs if k not in params or k in ("model", "x", "sigmas", "sigma_min", "sigma_max", "n"))
     if unknown:
         raise ValueError(f"config: {getattr(sample_fn, '__name__', 'sample_fn')} has no option {unknown[0]!r}")
+
+    # DPM-Solver's sample_dpm_fast / sample_dpm_adaptive take a σ range, not levels, and stop at sigma_min > 0
+    ranged = "sigmas" not in params and {"sigma_min", "sigma_max"} <= set(params)
 
     def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
         levels = _k_sigmas(sigmas, rec, steps)
         x = x_T.to(torch.float64) * math.sqrt(1.0 + float(levels[0]) ** 2)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        model = lambda xs, sigma, **_: rec.denoiser(xs, sigma)  # noqa: E731
+        hi, lo = float(levels[0]), float(levels[-2]) if len(levels) > 2 else float(rec.problem.sigmas[0])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            x0 = sample_fn(lambda xs, sigma, **_: rec.denoiser(xs, sigma), x, levels, disable=True, **kwargs)
+            if ranged:
+                x0 = sample_fn(model, x, lo, hi, disable=True, **({"n": steps} if "n" in params else {}), **kwargs)
+                return Run(x0.to(x_T.dtype) / math.sqrt(1.0 + lo**2), None, (hi, lo))
+            x0 = sample_fn(model, x, levels, disable=True, **kwargs)
         return Run(x0.to(x_T.dtype), None, tuple(float(v) for v in levels))
 
     label = ",".join([f"sigmas={sigmas}"] * isinstance(sigmas, str) + [f"{k}={v}" for k, v in kwargs.items()])

@@ -155,7 +155,7 @@ class Recorder:
         if self.cheap:
             return torch.zeros_like(x_t)
         xf = x_t.detach().cpu().to(torch.float64)
-        out = self.problem.mixture.average_velocity(xf, float(r), float(t), interp, rtol=1e-9, atol=1e-9)
+        out = self.problem.mixture.average_velocity(xf, float(r), float(t), interp, rtol=1e-8, atol=1e-8)
         return out.to(dtype=x_t.dtype, device=x_t.device)
 
     def consistency(self, x_t: torch.Tensor, t) -> torch.Tensor:
@@ -173,7 +173,7 @@ class Recorder:
         if self.cheap:
             return x_t.clone()
         xf = x_t.detach().cpu().to(torch.float64)
-        out = self.problem.mixture.flow_map(xf, tv.long(), -1, self.problem.schedule, rtol=1e-9, atol=1e-9)
+        out = self.problem.mixture.flow_map(xf, tv.long(), -1, self.problem.schedule, rtol=1e-8, atol=1e-8)
         return out.to(dtype=x_t.dtype, device=x_t.device)
 
     def denoiser(self, x_s: torch.Tensor, sigma) -> torch.Tensor:

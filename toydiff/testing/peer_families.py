@@ -16,7 +16,9 @@ pure noise, 0 clean), so the kit's properties and its exact ODE reference apply 
   exact consistency model: its ε output is the one whose x̂_0 — after LCM's boundary scalings, for LCM — is
   f*(x_t) = Φ_{t→clean}(x_t), the exact flow map (Song et al. 2023);
 - ``flow-map`` (``FlowMapEulerDiscreteScheduler``): the exact average velocity u*(x_t, r, t) (Geng et al. 2025) on
-  the rectified-flow path, r the next timestep.
+  the rectified-flow path, r the next timestep;
+- ``flow-consistency`` (``FlowMatchLCMScheduler``): a consistency model on the rectified-flow path, its velocity
+  output v with x_t − t v = Φ_{t→0}(x_t), i.e. the average velocity u*(x_t, 0, t).
 
 Config keys go where the scheduler takes them: ``__init__`` (``shift``), else ``set_timesteps`` (``mu``), else
 ``step`` (TCD's ``eta``); an unknown key is the caller's ValueError.
@@ -39,10 +41,12 @@ __all__ = ["diffusers_family", "from_diffusers_family", "FAMILIES"]
 
 #: family -> scheduler classes of diffusers 0.42.1 the adapter knows (others: by their ``__init__``)
 FAMILIES = {
-    "flow": ("FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler"),
+    "flow": ("FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler",
+             "LTXEulerAncestralRFScheduler"),
     "edm": ("EDMEulerScheduler", "EDMDPMSolverMultistepScheduler"),
     "consistency": ("LCMScheduler", "TCDScheduler"),
     "flow-map": ("FlowMapEulerDiscreteScheduler",),
+    "flow-consistency": ("FlowMatchLCMScheduler",),
 }
 
 
@@ -87,8 +91,9 @@ def _dedupe(levels) -> list[float]:
     return [v for i, v in enumerate(out) if i == 0 or v != out[i - 1]]
 
 
-def _flow_run(cls, init: dict, ts_kw: dict, step_kw: dict, average: bool):
-    """Flow matching (or flow map, ``average``) on the rectified-flow path; levels σ_fm → Karras σ = σ_fm/(1 − σ_fm)."""
+def _flow_run(cls, init: dict, ts_kw: dict, step_kw: dict, family: str):
+    """Flow matching, flow map or flow consistency (``family``) on the rectified-flow path; levels σ_fm → Karras
+    σ = σ_fm/(1 − σ_fm)."""
     path = linear()
 
     def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
@@ -100,10 +105,10 @@ def _flow_run(cls, init: dict, ts_kw: dict, step_kw: dict, average: bool):
 
         def model(x_in, t, sched):
             t_now = float(t) / T
-            if not average:
+            if family == "flow":
                 return rec.predict(x_in, t_now, path, "velocity")
-            i = sched.index_for_timestep(t)
-            return rec.average_velocity(x_in, float(sched.sigmas[i + 1]), t_now, path)
+            r = float(sched.sigmas[sched.index_for_timestep(t) + 1]) if family == "flow-map" else 0.0
+            return rec.average_velocity(x_in, r, t_now, path)
 
         x = _loop(sched, x_T.to(torch.float32) * norm[0], model, step_kw, generator)
         karras = tuple(s / (1 - s) if s < 1 else math.inf for s in fm)
@@ -176,12 +181,12 @@ def from_diffusers_family(cls, family: str, *, name: str | None = None, order: f
         raise ValueError("config: the exact EDM network is the epsilon-type F of Karras et al. 2022, Table 1; "
                          f"prediction_type={init['prediction_type']!r} is not modelled")
     _probe(cls, init, ts_kw, family)
-    if family in ("flow", "flow-map"):
-        run = _flow_run(cls, init, ts_kw, step_kw, average=family == "flow-map")
+    if family.startswith("flow"):
+        run = _flow_run(cls, init, ts_kw, step_kw, family)
     elif family == "edm":
         run = _edm_run(cls, init, ts_kw, step_kw)
     else:
         run = _consistency_run(cls, init, ts_kw, step_kw)
     label = ",".join(f"{k}={v}" for k, v in config.items())
-    few = "few-step" if family in ("consistency", "flow-map") else "diffusion"
+    few = "diffusion" if family in ("flow", "edm") else "few-step"
     return KitSampler(name or f"diffusers:{cls.__name__}" + (f"[{label}]" if label else ""), run, order, few)
