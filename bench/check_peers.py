@@ -3,6 +3,7 @@
     python bench/check_peers.py            # default steps 12,24,48,96 (few-step: 2,4) and the full timestep sweep
     python bench/check_peers.py --quick    # steps 12,24,48, timesteps of 1..64 only
     python bench/check_peers.py --only FlowMatch,EDM,LCM,TCD,FlowMap   # classes whose name contains one of these
+    PYTHONPATH=.:/path/to/flow_matching python bench/check_peers.py --only flow_matching   # the optional extra
 
 Every scheduler class diffusers exports is listed: run under the kit (one line per configuration in ``CONFIGS``,
 the default configuration otherwise), or "not checked" with the reason (``NOT_CHECKABLE``, or the adapter's refusal).
@@ -120,6 +121,23 @@ def _k_jobs(only):
                                                               order=K_ORDERS.get(n)), "k-diffusion") for n in names]
 
 
+def _extra_jobs(only):
+    """facebookresearch flow_matching's ODESolver (optional: ``pip install --no-deps flow_matching``); torchcfm."""
+    if only and not any(o in "flow_matching torchcfm" for o in only):
+        return []
+    try:
+        from toydiff.testing.peer_families import from_flow_matching
+
+        from_flow_matching("euler")
+    except ImportError as e:
+        return [("flow_matching:ODESolver", None, f"not installed ({e})")]
+    jobs = [(f"flow_matching:ODESolver[{m}]", lambda m=m, o=o: from_flow_matching(m, order=o), "flow")
+            for m, o in (("euler", 1), ("midpoint", 2), ("rk4", 4))]
+    reason = ("no sampler of its own (training losses and paths; it samples through torchdyn's NeuralODE) and its "
+              "import needs POT")
+    return jobs + [("torchcfm", None, reason)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -130,7 +148,7 @@ def main() -> None:
     steps, sweep = ((12, 24, 48), range(1, 65)) if args.quick else (DEFAULT_STEPS, DEFAULT_SWEEP)
     print("| sampler | family | verdict | order / flow map | failing properties | s |\n|---|---|---|---|---|---:|")
     start = time.perf_counter()
-    for label, build, family in _diffusers_jobs(only) + _k_jobs(only):
+    for label, build, family in _diffusers_jobs(only) + _k_jobs(only) + _extra_jobs(only):
         if build is None:
             print(f"| `{label}` | — | not checked | — | {family} | — |", flush=True)
             continue

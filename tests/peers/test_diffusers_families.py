@@ -80,3 +80,14 @@ def test_stochastic_flow_matching_euler_on_a_velocity_model_loses_variance_at_an
         run = Runner(from_diffusers(diffusers.FlowMatchEulerDiscreteScheduler, **cfg)).attempt(p, x_T, 48, 0).run
         spread[bool(cfg)] = float(run.x0.var(0).sum()) / true_var
     assert spread[True] < 0.8 and spread[False] > 0.85, spread
+
+
+def test_flow_matching_ode_solver_on_the_exact_velocity_has_its_order():
+    """facebookresearch flow_matching (an optional extra, skipped when absent): its midpoint solver, run on the
+    reversed clock (t = 0 noise), converges at order 2 against the exact ODE."""
+    pytest.importorskip("flow_matching")
+    from toydiff.testing.peer_families import from_flow_matching
+
+    rep = check_sampler(from_flow_matching("midpoint", order=2), steps=(8, 16), sweep=(1,),
+                        problem=default_problem(batch=4))
+    assert rep.passed, rep.table()

@@ -37,7 +37,7 @@ from toydiff.testing.families import edm_network_output, lcm_network_output
 from toydiff.testing.oracle import Recorder
 from toydiff.testing.protocol import KitSampler, Run, _timesteps_from_calls
 
-__all__ = ["diffusers_family", "from_diffusers_family", "FAMILIES"]
+__all__ = ["diffusers_family", "from_diffusers_family", "from_flow_matching", "FAMILIES"]
 
 #: family -> scheduler classes of diffusers 0.42.1 the adapter knows (others: by their ``__init__``)
 FAMILIES = {
@@ -190,3 +190,24 @@ def from_diffusers_family(cls, family: str, *, name: str | None = None, order: f
     label = ",".join(f"{k}={v}" for k, v in config.items())
     few = "diffusion" if family in ("flow", "edm") else "few-step"
     return KitSampler(name or f"diffusers:{cls.__name__}" + (f"[{label}]" if label else ""), run, order, few)
+
+
+def from_flow_matching(method: str = "euler", *, order: float | None = None, name: str | None = None) -> KitSampler:
+    """facebookresearch ``flow_matching``'s ``ODESolver`` (fixed-grid torchdiffeq ``method``: euler, midpoint, rk4, ...)
+    on the exact velocity, ``steps`` uniform steps. Its clock runs the other way (t = 0 noise, t = 1 data:
+    x_t = t x_1 + (1 − t) x_0, Lipman et al. 2023), so its model is −u*(x, 1 − t) of the kit's linear path.
+    An optional extra: ``pip install --no-deps flow_matching`` (needs torchdiffeq); ImportError if absent."""
+    from flow_matching.solver import ODESolver  # noqa: F401 - fail at build time, not per run
+
+    path = linear()
+
+    def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
+        def velocity(x, t, **_):
+            return -rec.predict(x, 1.0 - float(t), path, "velocity")
+
+        grid = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+        x = ODESolver(velocity).sample(x_T.to(torch.float64), step_size=None, method=method, time_grid=grid)
+        karras = tuple(float(s) / (1 - float(s)) if s < 1 else math.inf for s in 1 - grid)
+        return Run(x.to(x_T.dtype), None, karras)
+
+    return KitSampler(name or f"flow_matching:ODESolver[method={method}]", run, order)
