@@ -61,7 +61,7 @@ NOT_CHECKABLE = {
     "KarrasVeScheduler": "deprecated stub (takes *args, **kwargs; no sampler)",
     "UnCLIPScheduler": "deprecated in favour of DDPMScheduler; its own squaredcos schedule (no trained_betas)",
     "ScoreSdeVeScheduler": "VE predictor-corrector: step_pred/step_correct with a score model; no adapter written",
-    "DDPMWuerstchenScheduler": "Wuerstchen's continuous cosine schedule with its own ratio timesteps; no adapter written",
+    "DDPMWuerstchenScheduler": "Wuerstchen's continuous cosine schedule, its own ratio timesteps; no adapter written",
     "CosineDPMSolverMultistepScheduler": "Stable Audio's arctan c_noise and v-prediction; no exact model written",
     "CMStochasticIterativeScheduler": "consistency model with its own sigma-space c_skip/c_out; no adapter written",
     "SCMScheduler": "TrigFlow sCM (Lu & Song 2024); no adapter written",

@@ -134,7 +134,8 @@ def from_k_diffusion(sample_fn: Callable, *, sigmas="linspace", name: str | None
     if not callable(sample_fn):
         raise TypeError(f"sample_fn must be a k-diffusion sampling function, got {type(sample_fn).__name__}")
     params = inspect.signature(sample_fn).parameters
-    unknown = sorted(k for k in kwargs if k not in params or k in ("model", "x", "sigmas", "sigma_min", "sigma_max", "n"))
+    owned = ("model", "x", "sigmas", "sigma_min", "sigma_max", "n")
+    unknown = sorted(k for k in kwargs if k not in params or k in owned)
     if unknown:
         raise ValueError(f"config: {getattr(sample_fn, '__name__', 'sample_fn')} has no option {unknown[0]!r}")
 

@@ -127,8 +127,8 @@ def lcm_scalings(t: float, timestep_scaling: float = 10.0, sigma_data: float = 0
 
 
 def lcm_network_output(f_star: torch.Tensor, x: torch.Tensor, t: float, timestep_scaling: float = 10.0):
-    """The x̂_0-type output F of an exact LCM network at timestep ``t``: c_skip x + c_out F = f*(x) (:func:`lcm_scalings`);
-    at c_out = 0 (t = 0) F = f* (any F gives c_skip x = x there)."""
+    """The x̂_0-type output F of an exact LCM network at timestep ``t``: c_skip x + c_out F = f*(x)
+    (:func:`lcm_scalings`); at c_out = 0 (t = 0) F = f* (any F gives c_skip x = x there)."""
     c_skip, c_out = lcm_scalings(t, timestep_scaling)
     if c_out == 0:
         return f_star.to(torch.float64)

@@ -122,8 +122,8 @@ class Recorder:
         return eps.to(dtype=x_t.dtype, device=x_t.device)
 
     def predict(self, x_t: torch.Tensor, t, interp, kind: str = "velocity") -> torch.Tensor:
-        """The exact prediction ``kind`` (eps, x0, v, velocity, score: :func:`toydiff.testing.families.exact_prediction`)
-        at ``(x_t [B, *event], t)`` on the interpolant ``interp`` — a flow-matching model; ``t`` in [0, 1] (scalar or
+        """The exact prediction ``kind`` (eps, x0, v, velocity, score:
+        :func:`toydiff.testing.families.exact_prediction`) at ``(x_t [B, *event], t)`` on the interpolant ``interp`` — a flow-matching model; ``t`` in [0, 1] (scalar or
         ``[B]``; outside is an :class:`OracleCallError`). Logs the Karras level σ_t/α_t (inf at pure noise)."""
         from toydiff.testing.families import exact_prediction, karras_level
 
@@ -160,7 +160,8 @@ class Recorder:
 
     def consistency(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """The exact consistency function f*(x_t, t) = Φ_{t→clean}(x_t) (Song et al. 2023) of the problem's schedule at
-        the integer timestep ``t`` in [0, T − 1] (scalar or ``[B]``), ``[B, *event]`` in ``x_t``'s dtype; logs (t, σ_t)."""
+        the integer timestep ``t`` in [0, T − 1] (scalar or ``[B]``), ``[B, *event]`` in ``x_t``'s dtype; logs
+        (t, σ_t)."""
         if self.deadline is not None:
             self.deadline.check()
         tv = self._levels(torch.as_tensor(t), x_t.shape[0])

@@ -14,7 +14,8 @@ from toydiff.testing import default_problem, pf_ode
 from toydiff.testing.families import (edm_network_output, exact_prediction, lcm_network_output, lcm_scalings,
                                       shift_of_mu, shift_time, shifted)
 
-GM = GaussianMixture.diagonal([0.4, 0.6], torch.tensor([[-1.0, 0.5], [1.2, -0.3]]), torch.tensor([[0.5, 0.8], [0.7, 0.4]]))
+GM = GaussianMixture.diagonal([0.4, 0.6], torch.tensor([[-1.0, 0.5], [1.2, -0.3]]),
+                              torch.tensor([[0.5, 0.8], [0.7, 0.4]]))
 
 
 def _x(n=6, seed=0):
