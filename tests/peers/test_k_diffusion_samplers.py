@@ -34,3 +34,14 @@ def test_lms_converges_faster_than_second_order():
 def test_the_adapter_refuses_an_option_the_sampler_lacks():
     with pytest.raises(ValueError, match="no option 'eta'"):
         from_k_diffusion(K.sample_euler, eta=1.0)
+
+
+def test_dpm_solver_fast_converges_at_third_order_and_stops_at_sigma_min_by_design():
+    """``sample_dpm_fast`` takes a σ range and refuses σ_min = 0, so it ends at σ_min (0.01 here), not the clean
+    sample: the kit says so (timesteps, clean end) and measures its order against the ODE to σ_min."""
+    from toydiff.testing import default_problem
+
+    rep = check_sampler(from_k_diffusion(K.sample_dpm_fast, sigmas="karras"), steps=(6, 12), sweep=(),
+                        problem=default_problem(batch=4))
+    assert {r.name for r in rep.failures} == {"timesteps", "clean end"}, rep.table()
+    assert rep.order > 2.5, rep.table()

@@ -9,7 +9,10 @@ Modules: :mod:`.oracle` (the exact problem and the probability-flow ODE referenc
 sampler protocol, toydiff's own methods), :mod:`.adapters` (diffusers schedulers, k-diffusion samplers, spec strings),
 :mod:`.check` (``check_sampler`` and its report), :mod:`.runner` (one guarded run: failures and the
 per-run time limit, ``timeout=``, default 60 s), :mod:`.assertions` (pytest helpers), :mod:`.strategies`
-(hypothesis strategies; needs ``hypothesis``). diffusers and k-diffusion are optional (the ``peers`` extra).
+(hypothesis strategies; needs ``hypothesis``), :mod:`.families` (the exact model of each sampler family: ε, x̂_0,
+score, velocity on any interpolant and shifted clock, EDM and LCM parametrisations), :mod:`.peer_families`
+(diffusers' flow-matching, EDM, consistency and flow-map schedulers; flow_matching's ODE solver), :mod:`.few_step`
+(the ``flow map`` row). diffusers and k-diffusion are optional (the ``peers`` extra).
 """
 
 from toydiff.testing.adapters import as_sampler, from_diffusers, from_k_diffusion, from_spec

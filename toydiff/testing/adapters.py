@@ -32,6 +32,7 @@ import torch
 
 from toydiff.processes import schedules
 from toydiff.testing.oracle import Recorder
+from toydiff.testing.peer_families import diffusers_family, from_diffusers_family
 from toydiff.testing.protocol import KitSampler, Run, _timesteps_from_calls, from_callable, from_toydiff
 
 __all__ = ["from_diffusers", "from_k_diffusion", "from_spec", "as_sampler", "k_diffusion_sampling", "karras_sigmas"]
@@ -71,6 +72,9 @@ def from_diffusers(scheduler_class, *, name: str | None = None, order: float | N
     as a :class:`KitSampler`; ``order`` is the convergence order you claim for it (None: not checked)."""
     if not inspect.isclass(scheduler_class) or not hasattr(scheduler_class, "set_timesteps"):
         raise TypeError(f"scheduler_class must be a diffusers scheduler class, got {scheduler_class!r}")
+    family = diffusers_family(scheduler_class)  # flow matching, EDM, consistency: toydiff.testing.peer_families
+    if family != "vp":
+        return from_diffusers_family(scheduler_class, family, name=name, order=order, **config)
     owned = sorted(set(config) & set(_OWNED))
     if owned:
         raise ValueError(f"config: {owned} cannot be set: the scheduler gets the oracle's own discrete schedule")
@@ -130,17 +134,26 @@ def from_k_diffusion(sample_fn: Callable, *, sigmas="linspace", name: str | None
     if not callable(sample_fn):
         raise TypeError(f"sample_fn must be a k-diffusion sampling function, got {type(sample_fn).__name__}")
     params = inspect.signature(sample_fn).parameters
-    unknown = sorted(k for k in kwargs if k not in params or k in ("model", "x", "sigmas"))
+    owned = ("model", "x", "sigmas", "sigma_min", "sigma_max", "n")
+    unknown = sorted(k for k in kwargs if k not in params or k in owned)
     if unknown:
         raise ValueError(f"config: {getattr(sample_fn, '__name__', 'sample_fn')} has no option {unknown[0]!r}")
+
+    # DPM-Solver's sample_dpm_fast / sample_dpm_adaptive take a σ range, not levels, and stop at sigma_min > 0
+    ranged = "sigmas" not in params and {"sigma_min", "sigma_max"} <= set(params)
 
     def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
         levels = _k_sigmas(sigmas, rec, steps)
         x = x_T.to(torch.float64) * math.sqrt(1.0 + float(levels[0]) ** 2)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        model = lambda xs, sigma, **_: rec.denoiser(xs, sigma)  # noqa: E731
+        hi, lo = float(levels[0]), float(levels[-2]) if len(levels) > 2 else float(rec.problem.sigmas[0])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            x0 = sample_fn(lambda xs, sigma, **_: rec.denoiser(xs, sigma), x, levels, disable=True, **kwargs)
+            if ranged:
+                x0 = sample_fn(model, x, lo, hi, disable=True, **({"n": steps} if "n" in params else {}), **kwargs)
+                return Run(x0.to(x_T.dtype) / math.sqrt(1.0 + lo**2), None, (hi, lo))
+            x0 = sample_fn(model, x, levels, disable=True, **kwargs)
         return Run(x0.to(x_T.dtype), None, tuple(float(v) for v in levels))
 
     label = ",".join([f"sigmas={sigmas}"] * isinstance(sigmas, str) + [f"{k}={v}" for k, v in kwargs.items()])

@@ -36,6 +36,7 @@ import torch
 from toydiff.checks import check_int, check_number
 from toydiff.options import MAX_SEED
 from toydiff.testing.adapters import as_sampler
+from toydiff.testing.few_step import flow_map_row
 from toydiff.testing.oracle import OracleCallError, Problem, default_problem, pf_ode
 from toydiff.testing.properties import clean_end_row, distribution_row, path_problems
 from toydiff.testing.protocol import Run
@@ -264,10 +265,12 @@ def check_sampler(sampler, steps: Sequence[int] = DEFAULT_STEPS, *, order: float
     if rep.stochastic:
         ok, detail = distribution_row(runner, problem, steps[-1], a["n_samples"], seed)
         rep.rows += [Row("pathwise", None, "stochastic sampler"), Row("distribution", ok, detail)]
-    elif rep.stochastic is False:
+    elif rep.stochastic is False and runner.sampler.family == "diffusion":
         rep.errors = _pathwise(problem, runs)
         rep.order, rows = _order_rows(rep.errors, claimed, a["order_tol"], a["min_order"])
         rep.rows += rows
+    if runner.sampler.family == "few-step":  # consistency / flow-map samplers: toydiff.testing.few_step
+        rep.rows.append(Row("flow map", *flow_map_row(runner, problem, seed, deterministic=rep.stochastic is False)))
     if runner.timed_out is not None and runs_row.passed:  # a timeout outside the main runs still fails 'runs'
         rep.rows[0] = Row("runs", False, f"{runs_row.detail}; but {runner.timed_out}")
     return rep

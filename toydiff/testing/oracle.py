@@ -121,6 +121,62 @@ class Recorder:
         eps = self.problem.mixture.eps_star(x_t.detach().cpu().to(torch.float64), ab)
         return eps.to(dtype=x_t.dtype, device=x_t.device)
 
+    def predict(self, x_t: torch.Tensor, t, interp, kind: str = "velocity") -> torch.Tensor:
+        """The exact prediction ``kind`` (eps, x0, v, velocity, score:
+        :func:`toydiff.testing.families.exact_prediction`) at ``(x_t [B, *event], t)`` on the interpolant ``interp`` — a flow-matching model; ``t`` in [0, 1] (scalar or
+        ``[B]``; outside is an :class:`OracleCallError`). Logs the Karras level σ_t/α_t (inf at pure noise)."""
+        from toydiff.testing.families import exact_prediction, karras_level
+
+        if self.deadline is not None:
+            self.deadline.check()
+        tv = self._levels(torch.as_tensor(t), x_t.shape[0])
+        outside = [float(v) for v in tv.unique() if not 0.0 <= float(v) <= 1.0]
+        if outside:
+            self.bad.extend(outside)
+            raise OracleCallError(f"the model was called at t = {outside[0]:g}, outside [0, 1]")
+        self.calls.append((None, karras_level(interp, float(tv[0]))))
+        if self.cheap:
+            return torch.zeros_like(x_t)
+        out = exact_prediction(self.problem.mixture, x_t.detach().cpu().to(torch.float64), tv, interp, kind)
+        return out.to(dtype=x_t.dtype, device=x_t.device)
+
+    def average_velocity(self, x_t: torch.Tensor, r: float, t: float, interp) -> torch.Tensor:
+        """The exact average velocity u*(x_t, r, t) = (x_t − Φ_{t→r}(x_t))/(t − r) on ``interp`` (MeanFlow, Geng et al.
+        2025) — a flow-map model; ``r``, ``t`` floats in [0, 1]. Logs the Karras level at t."""
+        from toydiff.testing.families import karras_level
+
+        if self.deadline is not None:
+            self.deadline.check()
+        outside = [v for v in (float(r), float(t)) if not 0.0 <= v <= 1.0]
+        if outside:
+            self.bad.extend(outside)
+            raise OracleCallError(f"the flow-map model was called at t = {outside[0]:g}, outside [0, 1]")
+        self.calls.append((None, karras_level(interp, float(t))))
+        if self.cheap:
+            return torch.zeros_like(x_t)
+        xf = x_t.detach().cpu().to(torch.float64)
+        out = self.problem.mixture.average_velocity(xf, float(r), float(t), interp, rtol=1e-8, atol=1e-8)
+        return out.to(dtype=x_t.dtype, device=x_t.device)
+
+    def consistency(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        """The exact consistency function f*(x_t, t) = Φ_{t→clean}(x_t) (Song et al. 2023) of the problem's schedule at
+        the integer timestep ``t`` in [0, T − 1] (scalar or ``[B]``), ``[B, *event]`` in ``x_t``'s dtype; logs
+        (t, σ_t)."""
+        if self.deadline is not None:
+            self.deadline.check()
+        tv = self._levels(torch.as_tensor(t), x_t.shape[0])
+        T = self.problem.schedule.T
+        bad = [float(v) for v in tv.unique() if not (0 <= float(v) <= T - 1 and float(v) == int(v))]
+        if bad:
+            self.bad.extend(bad)
+            raise OracleCallError(f"the consistency model was called at t = {bad[0]:g}, not an integer in [0, {T - 1}]")
+        self.calls.append((float(tv[0]), self.problem.sigma_at(float(tv[0]))))
+        if self.cheap:
+            return x_t.clone()
+        xf = x_t.detach().cpu().to(torch.float64)
+        out = self.problem.mixture.flow_map(xf, tv.long(), -1, self.problem.schedule, rtol=1e-8, atol=1e-8)
+        return out.to(dtype=x_t.dtype, device=x_t.device)
+
     def denoiser(self, x_s: torch.Tensor, sigma) -> torch.Tensor:
         """The exact x̂_0 for Karras' x̃ = x_0 + σ ε at ``sigma`` (a scalar or ``[B]``), shape of ``x_s``."""
         if self.deadline is not None:
@@ -146,7 +202,26 @@ def pf_ode(problem: Problem, x_start: torch.Tensor, sigma_start: float, sigma_en
     """
     if sigma_start == sigma_end:
         return x_start.detach().cpu().to(torch.float64).clone()
+    if math.isinf(sigma_start) or math.isinf(sigma_end):
+        return _pf_ode_via_flow_map(problem, x_start, sigma_start, sigma_end, rtol=rtol, atol=atol)
     return problem.mixture.probability_flow(x_start, [sigma_start, sigma_end], rtol=rtol, atol=atol)[-1]
+
+
+def _pf_ode_via_flow_map(problem: Problem, x_start, sigma_start: float, sigma_end: float, *, rtol, atol):
+    """:func:`pf_ode` with an end at σ = inf (pure noise, a flow-matching sampler's t = 1): the exact flow map on the
+    rectified-flow path, where σ = t/(1 − t) and the VP state x/sqrt(1 + σ²) is the path's x_t/sqrt(α² + σ²)."""
+    from toydiff.processes.interpolants import linear
+
+    def t_of(sig: float) -> float:
+        return 1.0 if math.isinf(sig) else sig / (1.0 + sig)
+
+    def norm(t: float) -> float:  # sqrt(α² + σ²) on the linear path
+        return math.sqrt((1.0 - t) ** 2 + t**2)
+
+    ta, tb = t_of(sigma_start), t_of(sigma_end)
+    x = x_start.detach().cpu().to(torch.float64) * norm(ta)
+    out = problem.mixture.flow_map(x, ta, tb, linear(), rtol=rtol, atol=atol)
+    return out / norm(tb)
 
 
 def default_problem(batch: int = 16, seed: int = 0, *, dim: int = 2) -> Problem:

@@ -52,11 +52,14 @@ class KitSampler:
     """A sampler as the kit sees it: ``run(recorder, x_T [B, *event], steps, generator) -> Run``.
 
     ``order``: the convergence order it claims (checked by :func:`toydiff.testing.check_sampler`), or ``None``.
+    ``family``: ``"diffusion"`` (an ODE/SDE solver: judged by its convergence) or ``"few-step"`` (a consistency or
+    flow-map sampler on an exact consistency / flow-map model: judged against the exact flow map at 1, 2, 4 steps).
     """
 
     name: str
     run: Callable[[Recorder, torch.Tensor, int, torch.Generator], Run]
     order: float | None = None
+    family: str = "diffusion"
 
     def __str__(self) -> str:
         return self.name
