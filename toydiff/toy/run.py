@@ -258,10 +258,7 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
     config = config or recipe.train_config(proc)
     n_train = recipe.n_train if n_train is None else n_train
     fresh = recipe.fresh if fresh is None else fresh
-    if model_config.dim != ds.dim:
-        raise ValueError(f"model_config.dim is {model_config.dim} but dataset {ds.name!r} has dimension {ds.dim}")
-    if resume and out is None:
-        raise ValueError("resume needs out, the folder holding the checkpoint")
+    _check_train_args(model_config, ds, resume, out)
     objective = proc.objective(t_sampling=config.t_sampling, loss_weighting=config.loss_weighting,
                                min_snr_gamma=config.min_snr_gamma, target=recipe.target(proc) if target is None else target)
     with thread_scope(threads):  # the one thread policy (toydiff.threads); the caller's count back after
@@ -273,6 +270,13 @@ def train_toy(dataset: str | ToyDataset = "two_gaussians", *, model_config: MLPC
                 history = _fit_into(trainer, Path(out), resume, progress, on_epoch)
     return ToyRun(ds, proc, normalizer, trainer.eval_model.eval(), history,
                   dict(trainer.metadata) | trainer.objective.metadata(), trainer.objective)
+
+
+def _check_train_args(model_config, ds: ToyDataset, resume: bool, out) -> None:
+    if model_config.dim != ds.dim:
+        raise ValueError(f"model_config.dim is {model_config.dim} but dataset {ds.name!r} has dimension {ds.dim}")
+    if resume and out is None:
+        raise ValueError("resume needs out, the folder holding the checkpoint")
 
 
 def _fit_into(trainer: ToyTrainer, out: Path, resume: bool, progress: bool, on_epoch) -> History:
