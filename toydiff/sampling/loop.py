@@ -90,8 +90,10 @@ REGISTRY: MappingProxyType[str, Method] = MappingProxyType({
     "heun": Method(m.heun_step, nfe=lambda n: 2 * n - 1, default_spacing="linspace", order=2.0),
     # DPM-Solver++ is built for steps uniform in log-SNR (Lu et al. 2022); linspace is its worst case
     "dpm++2m": Method(m.dpmpp_2m_step, default_spacing="logsnr", order=2.0),
-    # issue 25: the solvers of diffusers / k-diffusion (orders measured by the kit: docs/testing.md)
-    "dpm++3m": Method(m.dpmpp_3m_step, default_spacing="logsnr", order=3.0),
+    # issue 25: the solvers of diffusers / k-diffusion (orders measured by the kit: docs/testing.md). The 3M's order
+    # is the one measured on the exact oracle, not the paper's 3: the kit fits 2.39 (finest pair 2.22) on its default
+    # problem, exactly as for k-diffusion's own 3M (the same numbers to 1e-15), and 2.8 at 48..384 linspace steps
+    "dpm++3m": Method(m.dpmpp_3m_step, default_spacing="logsnr", order=2.5),
     "unipc": Method(m.unipc_step, default_spacing="logsnr", order=3.0),
     "euler-ancestral": Method(m.euler_ancestral_step),
     "dpm++2m-sde": Method(m.dpmpp_2m_sde_step, default_spacing="logsnr"),
