@@ -10,7 +10,6 @@ Stochastic methods have no order: the kit's distribution row (energy distance ag
 from __future__ import annotations
 
 import importlib.util
-import math
 import sys
 import warnings
 from pathlib import Path
