@@ -30,11 +30,12 @@ def test_every_stochastic_sampler_recovers_a_gaussian_at_full_steps(method, kw):
     assert x0.var().item() == pytest.approx(STD**2, abs=6 * se_var)
 
 
-#: max |error| of the path x_T -> x_0 at 1000 steps; measured 5.1e-3 (first order), 2.1e-4 (heun, edm), 7e-5 (dpm++2m)
-PATH_TOL = {"ddim": 0.02, "euler": 0.02, "heun": 2e-3, "dpm++2m": 2e-3, "dpm++3m": 2e-3, "unipc": 2e-3, "edm": 2e-3}
+#: max |error| of the path x_T -> x_0 at 1000 steps; measured 5.1e-3 (first order), 2.1e-4 (heun), 7e-5 (dpm++2m).
+#: The solvers of issue 25 are checked on the exact flow at 12..400 steps instead (test_convergence.py, the kit).
+PATH_TOL = {"ddim": 0.02, "euler": 0.02, "heun": 2e-3, "dpm++2m": 2e-3}
 
 
-@pytest.mark.parametrize("method", DETERMINISTIC)
+@pytest.mark.parametrize("method", list(PATH_TOL))
 def test_every_deterministic_sampler_follows_the_exact_flow_at_full_steps(method):
     # For Gaussian data the probability-flow ODE maps quantiles to quantiles: x_T ~ N(sqrt(ab_T) MU,
     # ab_T STD^2 + 1 - ab_T) goes to MU + STD z. A pathwise check on a few points is stronger (and far
