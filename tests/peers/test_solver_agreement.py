@@ -7,7 +7,7 @@ the same draws (k-diffusion's ``noise_sampler``, diffusers' ``variance_noise``; 
 has no noise sampler, from torch's global generator seeded alike inside ``fork_rng``). diffusers' schedules are
 float32: after ``set_timesteps`` the scheduler's ``sigmas`` are replaced by toydiff's float64 σ at the same
 timesteps, so both run the same algorithm on the same levels (``DPMSolverMultistepScheduler`` still does its
-update in float32: gaps of 3e-7..6e-7 there, 1e-15 elsewhere). Skipped without the peers.
+update in float32: gaps of 2e-7..6e-7 there, 1e-14 and below elsewhere). Skipped without the peers.
 """
 
 import math
