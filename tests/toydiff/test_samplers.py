@@ -12,7 +12,8 @@ from toydiff.processes import schedules
 S = schedules.linear(T=1000)
 MU, STD = 1.5, 0.7
 ONE = td.GaussianMixture([1.0], [[MU]], [[[STD**2]]])
-DETERMINISTIC = ("ddim", "euler", "heun", "dpm++2m")
+DETERMINISTIC = ("ddim", "euler", "heun", "dpm++2m", "dpm++3m", "unipc", "edm")
+STOCHASTIC = ("ddpm", "euler-ancestral", "dpm++2m-sde")  # and ddim with eta > 0, edm with s_churn > 0
 
 
 def noise(shape, seed, dtype=torch.float64):
@@ -29,11 +30,12 @@ def test_every_stochastic_sampler_recovers_a_gaussian_at_full_steps(method, kw):
     assert x0.var().item() == pytest.approx(STD**2, abs=6 * se_var)
 
 
-#: max |error| of the path x_T -> x_0 at 1000 steps; measured 5.1e-3 (first order), 2.1e-4 (heun), 7e-5 (dpm++2m)
+#: max |error| of the path x_T -> x_0 at 1000 steps; measured 5.1e-3 (first order), 2.1e-4 (heun), 7e-5 (dpm++2m).
+#: The solvers of issue 25 are checked on the exact flow at 12..400 steps instead (test_convergence.py, the kit).
 PATH_TOL = {"ddim": 0.02, "euler": 0.02, "heun": 2e-3, "dpm++2m": 2e-3}
 
 
-@pytest.mark.parametrize("method", DETERMINISTIC)
+@pytest.mark.parametrize("method", list(PATH_TOL))
 def test_every_deterministic_sampler_follows_the_exact_flow_at_full_steps(method):
     # For Gaussian data the probability-flow ODE maps quantiles to quantiles: x_T ~ N(sqrt(ab_T) MU,
     # ab_T STD^2 + 1 - ab_T) goes to MU + STD z. A pathwise check on a few points is stronger (and far
@@ -43,6 +45,20 @@ def test_every_deterministic_sampler_follows_the_exact_flow_at_full_steps(method
     exact = MU + STD * (x_T - math.sqrt(ab_T) * MU) / math.sqrt(ab_T * STD**2 + 1 - ab_T)
     x0 = td.sample(ONE.eps_fn(S), x_T, S, method=method)
     assert (x0 - exact).abs().max().item() < PATH_TOL[method]
+
+
+@pytest.mark.parametrize("steps", [1, 9, [900, 500, 499, 120, 3, 0]])
+def test_edm_without_churn_is_heun_and_churn_only_where_s_tmin_s_tmax_allow(steps):
+    """Karras et al. 2022 Algorithm 2 with S_churn = 0 is Algorithm 1 (Heun); a window [s_tmin, s_tmax] that holds no
+    level of the run churns nothing, one that holds some changes the samples."""
+    x_T, g = noise((6, 2), 5), lambda: torch.Generator().manual_seed(0)
+    gm = td.GaussianMixture.diagonal([1, 2], [[-1.0, 0.0], [2.0, 1.0]], [0.5, 0.8])
+    heun = td.sample(gm.eps_fn(S), x_T, S, method="heun", steps=steps)
+    edm = lambda **kw: td.sample(gm.eps_fn(S), x_T, S, method="edm", steps=steps, generator=g(), **kw)
+    assert torch.equal(edm(), heun)
+    assert torch.equal(edm(s_churn=40.0, s_tmin=500.0), heun)  # every σ of the schedule is below 157
+    if steps != 1:  # one step from σ = 157: its raised level is past the schedule's end, so nothing to churn
+        assert not torch.equal(edm(s_churn=40.0, s_tmax=2.0), heun)
 
 
 def test_ddpm_without_noise_collapses_the_spread():
@@ -64,11 +80,11 @@ def test_deterministic_given_x_T(method):
 def test_same_seed_same_result_and_other_seed_differs(method):
     x_T = noise((32, 2), 3)
     gm = td.GaussianMixture.diagonal([1, 1], [[-2.0, 0.0], [2.0, 1.0]], [0.5, 0.8])
-    kw = {"eta": 0.5} if method == "ddim" else {}
+    kw = {"ddim": {"eta": 0.5}, "edm": {"s_churn": 3.0}}.get(method, {})
     run = lambda seed: td.sample(gm.eps_fn(S), x_T, S, method=method, steps=25, **kw,
                                  generator=torch.Generator().manual_seed(seed))
     assert torch.equal(run(7), run(7))
-    if method in ("ddpm", "ddim"):
+    if method in STOCHASTIC + ("ddim", "edm"):
         assert not torch.equal(run(7), run(8))
 
 
@@ -103,12 +119,14 @@ def test_same_call_for_every_rank(shape, method):
     assert out.shape == shape and out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
-def test_per_sample_generators_make_sample_i_independent_of_batch_size():
+@pytest.mark.parametrize("method,kw", [("ddpm", {}), ("euler-ancestral", {}), ("dpm++2m-sde", {}),
+                                       ("edm", {"s_churn": 3.0})])
+def test_per_sample_generators_make_sample_i_independent_of_batch_size(method, kw):
     gm = td.GaussianMixture.diagonal([1, 1], [[-2.0, 0.0], [2.0, 1.0]], [0.5, 0.8])
     def run(n):
         gens = [torch.Generator().manual_seed(100 + i) for i in range(n)]
         x_T = torch.stack([torch.randn(2, generator=g, dtype=torch.float64) for g in gens])
-        return td.sample(gm.eps_fn(S), x_T, S, method="ddpm", steps=30, generator=gens)
+        return td.sample(gm.eps_fn(S), x_T, S, method=method, steps=12, generator=gens, **kw)
     assert torch.allclose(run(3), run(7)[:3])
 
 
@@ -161,8 +179,9 @@ def test_terminal_warning_for_a_start_that_keeps_signal():
 
 from toydiff.sampling.loop import OPTION_DEFAULTS, REGISTRY  # noqa: E402
 
-#: a non-default value for every option that only some methods use
-NON_DEFAULT = {"eta": 0.5, "variance": "posterior"}
+#: a non-default value for every option that only some methods use, and what else it needs to show an effect
+NON_DEFAULT = {"eta": 0.5, "variance": "posterior", "s_churn": 5.0, "s_noise": 0.5, "s_tmin": 2.0, "s_tmax": 2.0}
+NEEDS = {"s_noise": {"s_churn": 5.0}, "s_tmin": {"s_churn": 5.0}, "s_tmax": {"s_churn": 5.0}}
 
 
 def test_registry_covers_methods_and_every_step_names_its_paper():
@@ -191,8 +210,9 @@ def test_an_option_the_method_does_not_use_is_refused_naming_it(method, option):
     default = run()
     assert torch.equal(run(**{option: OPTION_DEFAULTS[option]}), default), "the default is always accepted"
     if option in REGISTRY[method].options:
-        changed = run(**{option: NON_DEFAULT[option]})
-        assert not torch.equal(changed, default), f"{method} uses {option}: a new value must change the sample"
+        base = run(**NEEDS.get(option, {}))
+        changed = run(**NEEDS.get(option, {}), **{option: NON_DEFAULT[option]})
+        assert not torch.equal(changed, base), f"{method} uses {option}: a new value must change the sample"
     else:
         with pytest.raises(ValueError, match=rf"^{option}=.*{re.escape(method)}"):
             run(**{option: NON_DEFAULT[option]})
@@ -297,11 +317,11 @@ def test_bad_option_types_name_the_argument(kwargs, exc, match):
 
 @pytest.mark.parametrize("method", td.METHODS)
 def test_default_spacing_is_the_methods_own(method):
-    """spacing=None (the default) respaces as REGISTRY[method].default_spacing: logsnr for DPM-Solver++,
+    """spacing=None (the default) respaces as REGISTRY[method].default_spacing: logsnr for DPM-Solver++ and UniPC,
     linspace for the others; an explicit spacing is unchanged."""
     gm = td.GaussianMixture.diagonal([1, 2], [[-1.0, 0.0], [2.0, 1.0]], [0.5, 0.8])
     x_T = noise((6, 2), 11)
-    expected = {"dpm++2m": "logsnr"}.get(method, "linspace")
+    expected = "logsnr" if method in ("dpm++2m", "dpm++3m", "unipc", "dpm++2m-sde") else "linspace"
     assert td.sampling.REGISTRY[method].default_spacing == expected
     run = lambda **kw: td.sample(gm.eps_fn(S), x_T, S, method=method, steps=10,
                                  generator=torch.Generator().manual_seed(2), **kw)

@@ -102,16 +102,20 @@ class StepContext(FiniteProbe):
 
     ``denoise(x, t)`` is the one place the denoiser is called; ``alpha_bar(t)`` looks up ᾱ as a Python
     float (1.0 at ``t = -1``); ``noise(x)`` draws N(0, I) like ``x`` from the run's generator(s);
-    ``eta`` / ``variance`` are the run's options; ``memory`` is a dict a multistep method keeps its
-    history in (fresh for every run).
+    ``eta`` / ``variance`` are the run's options; ``churn`` the EDM sampler's ``(s_churn, s_noise, s_tmin, s_tmax)``;
+    ``n_steps`` the run's number of steps (set by :func:`~toydiff.sampling.loop.sample`); ``memory`` is a dict a
+    multistep method keeps its history in (fresh for every run).
     """
 
-    __slots__ = ("eps_fn", "eta", "variance", "generator", "clip_x0", "memory", "_ab", "_shape", "_t")
+    __slots__ = ("eps_fn", "eta", "variance", "generator", "clip_x0", "memory", "churn", "n_steps", "_ab",
+                 "_shape", "_t")
 
     def __init__(self, eps_fn: EpsFn, schedule: NoiseSchedule, x_T: torch.Tensor, *, eta: float = 0.0,
-                 variance: str = "beta", generator=None, clip_x0: float | None = None, method: str = "?"):
+                 variance: str = "beta", generator=None, clip_x0: float | None = None, method: str = "?",
+                 churn: tuple[float, float, float, float] = (0.0, 1.0, 0.0, math.inf), n_steps: int = 0):
         self.eps_fn, self.eta, self.variance = eps_fn, eta, variance
         self.generator, self.clip_x0, self.memory = generator, clip_x0, {}
+        self.churn, self.n_steps = churn, n_steps
         self.method, self.step = method, 0  # the step index, set by sample() before each step
         self._ab = schedule._ab_list
         self._shape = x_T.shape

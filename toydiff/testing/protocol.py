@@ -108,13 +108,13 @@ def _probe_toydiff(method: str, spacing: str | None, options: dict) -> None:
 
 def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSampler:
     """toydiff's own ``method`` (a key of :data:`toydiff.sampling.loop.REGISTRY`) through :func:`toydiff.sample`, with its
-    ``spacing`` and options (``eta``, ``variance``); the visited timesteps come from its callback."""
+    ``spacing`` and options (``eta``, ``variance``, ``edm``'s ``s_churn``...); the visited timesteps come from its callback."""
     registry = sampling_loop.REGISTRY  # read at call time: a method is one registry line, its order included
     check_choice(method, "method", tuple(registry))
     if spacing is not None:
         check_choice(spacing, "spacing", SPACINGS)
     for key in options:
-        check_choice(key, "option", ("eta", "variance"))
+        check_choice(key, "option", tuple(sampling_loop.OPTION_DEFAULTS))
     _probe_toydiff(method, spacing, options)
 
     def run(rec: Recorder, x_T: torch.Tensor, steps: int, generator: torch.Generator) -> Run:
@@ -128,6 +128,6 @@ def from_toydiff(method: str, *, spacing: str | None = None, **options) -> KitSa
                                   spacing=spacing, generator=generator, callback=grab, **options)
         return Run(x0, tuple(ts))
 
-    order = registry[method].order if not options.get("eta") else None
+    order = registry[method].order if not (options.get("eta") or options.get("s_churn")) else None  # else stochastic
     label = ",".join([f"spacing={spacing}"] * (spacing is not None) + [f"{k}={v}" for k, v in options.items()])
     return KitSampler(f"toydiff:{method}" + (f"[{label}]" if label else ""), run, order)

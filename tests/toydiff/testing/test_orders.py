@@ -12,7 +12,8 @@ from toydiff.testing.oracle import default_problem
 
 def test_every_method_carries_its_order():
     assert {k: m.order for k, m in loop.REGISTRY.items()} == {
-        "ddpm": None, "ddpm-no-noise": None, "ddim": 1.0, "euler": 1.0, "heun": 2.0, "dpm++2m": 2.0}
+        "ddpm": None, "ddpm-no-noise": None, "ddim": 1.0, "euler": 1.0, "heun": 2.0, "dpm++2m": 2.0,
+        "dpm++3m": 2.5, "unipc": 3.0, "euler-ancestral": None, "dpm++2m-sde": None, "edm": 2.0}
     assert {k: m.order for k, m in flow_steps.FLOW_REGISTRY.items()} == {
         "euler": 1.0, "heun": 2.0, "midpoint": 2.0, "dpm++2m": 2.0}
 
@@ -21,6 +22,7 @@ def test_the_kit_claims_the_registry_order():
     for name, method in loop.REGISTRY.items():
         assert from_toydiff(name).order == method.order
     assert from_toydiff("ddim", eta=0.5).order is None  # eta > 0: stochastic, no order claimed
+    assert from_toydiff("edm", s_churn=1.0).order is None  # churn: stochastic
 
 
 def test_a_new_method_is_one_registry_line(monkeypatch):
