@@ -239,7 +239,8 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None,
                    **sample_kw) -> dict:
     """Score a loaded model with :mod:`image_track.evaluate` on ``n`` samples per setting.
 
-    Unconditional: FID-MNIST vs ``n`` test digits, its floor (train vs test at the same ``n``), class histogram,
+    Unconditional: :func:`image_track.evaluate.mnist_metrics` (FID-MNIST, KID, precision / recall vs ``n`` test
+    digits; their floors, train vs test at the same ``n``, under ``floors``), class histogram,
     KL to uniform, confident fraction; with a ``guide`` model, the same at every autoguidance scale ``w``
     (Karras et al. 2024; w = 1 is the model alone; ``guide_t_max`` limits it to steps t below it). Conditional: the same for the null class (w = 0 is the
     unconditional denoiser), and accuracy / confident fraction / FID for labels ``i mod 10`` at every ``w``.
@@ -247,20 +248,20 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None,
     import torch
 
     from image_track import evaluate
-    from image_track.data import load_mnist
     from image_track.sampling import generate
 
-    n = check_int(n, "n", min=2, max=10_000)
-    x_test, _ = load_mnist("test", pad_to_32=m.image_size == 32)
-    ref = x_test[torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed + 1))[:n]]
-    floor = evaluate.fid_floor(n)
+    n = check_int(n, "n", min=4, max=10_000)
+    ref = evaluate.MnistReference(n, seed=seed, pad_to_32=m.image_size == 32)
 
     def scores(x):
         hist = evaluate.class_histogram(x)
-        return {"fid_mnist": evaluate.fid_mnist(x, ref), "confident_fraction": evaluate.confident_fraction(x, 0.9),
+        r = evaluate.mnist_metrics(x, ref)
+        return {"fid_mnist": r["fid"], "confident_fraction": r["confident"],
+                **{k: r[k] for k in ("kid", "kid_sd", "precision", "recall")},
                 "class_histogram": [round(v, 4) for v in hist.tolist()], "kl_to_uniform": evaluate.kl_to_uniform(hist)}
 
-    result = {"n": n, "fid_floor": floor, "sampler": {k: v for k, v in sample_kw.items() if k != "progress"},
+    result = {"n": n, "fid_floor": ref.floors["fid_floor"], "floors": ref.floors,
+              "sampler": {k: v for k, v in sample_kw.items() if k != "progress"},
               "seed": seed, "conditional": m.conditional, "model": m.model.config,
               "checkpoint_step": m.metadata.get("step")}
     x_u = generate(m.model, m.process, n, seed=seed, **sample_kw)
@@ -296,14 +297,17 @@ def _run_eval(a) -> int:
         fail(f"{PROG}: error: --ws: autoguidance scales must be >= 1, got {min(a.ws):g}")
     result = evaluate_model(m, a.n, a.ws, seed=a.seed, guide=guide, guide_t_max=a.guide_t_max, **_sample_kw(a))
     out = atomic_write_text(a.out, json.dumps(result, indent=1))
-    u = result["unconditional"]
-    print(f"FID-MNIST {u['fid_mnist']:.2f} (floor {result['fid_floor']:.2f} at n={a.n}), "
-          f"confident {u['confident_fraction']:.3f}, KL to uniform {u['kl_to_uniform']:.4f}")
-    for w, r in result.get("autoguidance", {}).items():
-        print(f"autoguidance w={w}: confident {r['confident_fraction']:.3f}, FID {r['fid_mnist']:.2f}, "
+    f = result["floors"]
+    print(f"floors (real vs real, n={a.n}): FID-MNIST {f['fid_floor']:.2f}, KID {f['kid_floor']:.2g} ± {f['kid_floor_sd']:.2g}, "
+          f"precision {f['precision_floor']:.3f}, recall {f['recall_floor']:.3f}, confident {f['confident_floor']:.3f}")
+    rows = [("model alone", result["unconditional"])]
+    rows += [(f"autoguidance w={w}", r) for w, r in result.get("autoguidance", {}).items()]
+    rows += [(f"w={w}", r) for w, r in result.get("per_w", {}).items()]
+    for name, r in rows:
+        acc = f"accuracy {r['accuracy']:.3f}, " if "accuracy" in r else ""
+        print(f"{name}: {acc}FID-MNIST {r['fid_mnist']:.2f}, KID {r['kid']:.3g} ± {r['kid_sd']:.2g}, precision "
+              f"{r['precision']:.3f}, recall {r['recall']:.3f}, confident {r['confident_fraction']:.3f}, "
               f"KL to uniform {r['kl_to_uniform']:.4f}")
-    for w, r in result.get("per_w", {}).items():
-        print(f"w={w}: accuracy {r['accuracy']:.3f}, confident {r['confident_fraction']:.3f}, FID {r['fid_mnist']:.2f}")
     print(out)
     return 0
 
