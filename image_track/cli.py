@@ -5,6 +5,7 @@
                          [--figures grid,sweep,fixed-init,progression,gif] [--ws 0,5,10] [--w 3]
     toydiff mnist eval   [--checkpoint CKPT | --conditional] --n 1000 [--ws 0,1,3,5] --out eval.json
     toydiff mnist lab    <experiment> ...          (see image_track.lab)
+    toydiff mnist distill --out runs/pd --rounds 2 --start-steps 8     (progressive distillation of tiny_uncond)
 
 Without ``--checkpoint``, ``sample`` and ``eval`` use the committed ``tiny`` weights (``--conditional`` picks
 the class-conditional one). ``--guide [CKPT]`` autoguides an unconditional model (Karras et al. 2024) with a
@@ -61,6 +62,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="sampler, one the model's process offers (default ddim; a flow model: heun)")
     p.add_argument("--steps", type=positive(int), default=None, help="sampler steps (default 50; a flow model: 10)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
+    p.add_argument("--spacing", default=None, choices=("linspace", "leading", "trailing", "karras", "logsnr"),
+                   help="DDPM models: the step spacing (default: the method's; a distilled student: trailing)")
     p.add_argument("--seed", type=seed_arg, default=0, help="image i uses seed + i (default %(default)s)")
     p.add_argument("--batch-size", type=positive(int), default=500, help="images per sampler call")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
@@ -98,6 +101,10 @@ def build_parser() -> OneLineParser:
     e.add_argument("--ws", type=float_list, default=None,
                    help="guidance scales (default 0,1,3,5; with --guide, autoguidance scales >= 1, default 1,2,3)")
     e.add_argument("--out", default="mnist_eval.json", help="JSON to write (default %(default)s)")
+
+    from image_track.training.distill_cli import HELP as DISTILL_HELP, add_distill_arguments
+
+    add_distill_arguments(sub.add_parser("distill", help=DISTILL_HELP, description=DISTILL_HELP))
 
     # parsed by image_track.lab's own parser (main hands it the arguments after "lab"); listed here for --help
     sub.add_parser("lab", add_help=False, help="one figure per lab experiment (denoise, sdedit, inpaint, anagram, "
@@ -157,7 +164,8 @@ def _resolve_sampler(a, m) -> None:
 def _sample_kw(a) -> dict:
     if not 0.0 <= a.eta <= 1.0:
         fail(f"{PROG}: error: --eta must lie in [0, 1], got {a.eta}")
-    return dict(method=a.method, steps=a.steps, eta=a.eta, batch_size=a.batch_size, progress=not a.quiet)
+    extra = {"options": {"spacing": a.spacing}} if a.spacing is not None else {}
+    return dict(method=a.method, steps=a.steps, eta=a.eta, batch_size=a.batch_size, progress=not a.quiet, **extra)
 
 
 def _run_sample(a) -> int:
@@ -319,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(importlib.import_module("image_track.lab").main(argv[1:]) or 0)
     if not argv:
-        print(f"{PROG}: error: a command is required (train, sample, eval, lab)", file=sys.stderr)
+        print(f"{PROG}: error: a command is required (train, sample, eval, lab, distill)", file=sys.stderr)
         return 2
     if argv[0] in ("-h", "--help"):
         build_parser().print_help()
@@ -332,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from image_track.training import run_from_args
 
             return run_from_args(a)
+        if a.command == "distill":
+            from image_track.training.distill_cli import run_distill
+
+            return run_distill(a, PROG)
         return {"sample": _run_sample, "eval": _run_eval}[a.command](a)
 
     return run_guarded(run, PROG)
