@@ -204,8 +204,8 @@ def mnist_metrics(images: torch.Tensor, reference: MnistReference | int | None =
 
 def format_metrics(r: dict) -> str:
     """One line of :func:`mnist_metrics`' dict: each metric with its floor."""
-    return (f"FID {r['fid']:.2f} (floor {r['fid_floor']:.2f}), KID {r['kid'] * 1e3:.2f} ± {r['kid_sd'] * 1e3:.2f} e-3 "
-            f"(floor {r['kid_floor'] * 1e3:.2f}), precision {r['precision']:.3f} (floor {r['precision_floor']:.3f}), "
+    return (f"FID {r['fid']:.2f} (floor {r['fid_floor']:.2f}), KID {r['kid']:.3g} ± {r['kid_sd']:.2g} "
+            f"(floor {r['kid_floor']:.2g} ± {r['kid_floor_sd']:.2g}), precision {r['precision']:.3f} (floor {r['precision_floor']:.3f}), "
             f"recall {r['recall']:.3f} (floor {r['recall_floor']:.3f}), confident {r['confident']:.3f} "
             f"(floor {r['confident_floor']:.3f}), n = {r['n']}")
 

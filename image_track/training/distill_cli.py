@@ -53,14 +53,17 @@ def run_distill(a, prog: str = "toydiff mnist") -> int:
     if a.eval_n != 0 and not 4 <= a.eval_n <= 10_000:
         fail(f"{prog} distill: error: --eval-n must be 0 or in 4..10000, got {a.eval_n}")
     settings = DistillSettings(steps=a.steps_per_round, batch_size=a.batch_size, lr=a.lr, seed=a.seed)
-    ref = evaluate.MnistReference(a.eval_n, seed=a.seed) if a.eval_n else None
+    refs: list = []  # the reference digits and floors, built at the first report
     if a.overwrite:
         for f in held:
             f.unlink()
 
     def report(r, steps, student, trainer):
-        if ref is None:
+        if not a.eval_n:
             return
+        if not refs:
+            refs.append(evaluate.MnistReference(a.eval_n, seed=a.seed))
+        ref = refs[0]
         x = generate(student, trainer.objective.process, a.eval_n, seed=a.seed,
                      **sampler_keywords(trainer.objective.process, steps))
         print(f"round {r}, student at {steps} steps: {evaluate.format_metrics(evaluate.mnist_metrics(x, ref))}",
