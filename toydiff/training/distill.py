@@ -44,6 +44,11 @@ def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
 
+def _as_time(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Times ``v [B]`` on ``like``'s device: integer steps stay integers, continuous times take ``like``'s dtype."""
+    return v.to(like.device, like.dtype if v.is_floating_point() else v.dtype)
+
+
 def ddim_move(process, x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """One deterministic DDIM step (Song et al. 2021, η = 0) from ``x_t [B, *event]`` at times ``t [B]`` to ``s [B]``
     given the x_0 estimate ``x0_hat``: x_s = α_s x̂ + σ_s (x_t − α_t x̂)/σ_t, coefficients from ``process.path_coefs``."""
@@ -92,10 +97,10 @@ class ProgressiveDistillation:
         if [p[0] for p in student] != [p[0] for p in teacher[::2]] or [p[1] for p in student] != [p[1] for p in teacher[1::2]]:
             raise ValueError(f"the {2 * self.steps}-step grid does not nest the {self.steps}-step grid of "
                              f"{process.describe()}: choose steps so that the grid halves evenly")
-        kind = torch.long if process.schedule is not None else torch.float64
-        self.starts = torch.tensor([p[0] for p in student], dtype=kind)   # [N] t of each student step
-        self.mids = torch.tensor([p[1] for p in teacher[::2]], dtype=kind)  # [N] the teacher's middle boundary
-        self.ends = torch.tensor([p[1] for p in student], dtype=kind)     # [N] s of each student step
+        # process time as the grid gives it: integer steps (long) or continuous times (float64)
+        self.starts = torch.tensor([p[0] for p in student])   # [N] t of each student step
+        self.mids = torch.tensor([p[1] for p in teacher[::2]])  # [N] the teacher's middle boundary
+        self.ends = torch.tensor([p[1] for p in student])     # [N] s of each student step
         self.info = dict(info or {})
         self._base = process.objective()
 
@@ -104,8 +109,7 @@ class ProgressiveDistillation:
         return self.process.network_fn(model)
 
     def _times(self, idx: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        t, m, s = (v[idx.cpu()].to(like.device) for v in (self.starts, self.mids, self.ends))
-        return (t, m, s) if self.schedule is not None else tuple(v.to(like.dtype) for v in (t, m, s))
+        return tuple(_as_time(v[idx.cpu()], like) for v in (self.starts, self.mids, self.ends))
 
     def index_of(self, t: torch.Tensor) -> torch.Tensor:
         """The student step ``[B]`` that starts at each time of ``t [B]`` (a ValueError for a time off the grid)."""
@@ -167,7 +171,7 @@ class ProgressiveDistillation:
         g = torch.Generator().manual_seed(seed)
         idx = torch.randint(len(self.starts), (shape[0],), generator=g)
         t = self.starts[idx]
-        return (t if self.schedule is not None else t.float()), torch.randn(tuple(shape), generator=g, dtype=noise_dtype)
+        return (t.float() if t.is_floating_point() else t), torch.randn(tuple(shape), generator=g, dtype=noise_dtype)
 
     def held_out_loss(self, fn: Fn, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, *, n_buckets: int = 10,
                       batch_size: int = 65_536, model_kwargs: dict | None = None,
