@@ -1,9 +1,9 @@
 """Progressive distillation (Salimans & Ho 2022) of the committed ``tiny_uncond`` to 4, 2 and 1 DDIM steps on CPU.
 
     python bench/mnist_distill.py                                  # the full recipe (goal: ≤ 30 min on 2 cores)
-    python bench/mnist_distill.py --steps-per-round 200 --eval-n 300 --out /tmp/pd   # a short check
+    python bench/mnist_distill.py --start-steps 8 --rounds 2 --steps-per-round 300 --eval-n 300 --out /tmp/pd  # short
 
-Rounds 8 → 4 → 2 → 1 (:func:`image_track.training.distill.distill_mnist`; each student starts from its teacher's
+Rounds 64 → 32 → … → 2 → 1 by default (:func:`image_track.training.distill.distill_mnist`; each student starts from its teacher's
 weights, trains ``--steps-per-round`` steps of batch ``--batch-size`` on the 55k training digits with bf16
 autocast where the CPU has AMX), then one table: the teacher at 50 DDIM steps (its usual sampler), the teacher
 with the students' own sampler (deterministic DDIM, trailing spacing) at 4, 2, 1 steps, and each student at its
@@ -38,11 +38,11 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default=None, help="the teacher (default: the committed tiny_uncond)")
     p.add_argument("--out", default="runs/mnist_distill", help="folder for the rounds' checkpoints")
-    p.add_argument("--start-steps", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--steps-per-round", type=int, default=3000)
+    p.add_argument("--start-steps", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--steps-per-round", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weighting", default="truncated-snr", choices=("truncated-snr", "snr"))
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)

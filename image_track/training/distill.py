@@ -42,7 +42,7 @@ class DistillSettings:
     """Per-round training settings: ``steps`` optimiser steps of batch ``batch_size``, AdamW ``lr`` with ``warmup``
     steps and cosine decay, gradient clipping 1, EMA ``ema_decay``, ``seed``, bf16 autocast where fast."""
 
-    def __init__(self, steps: int = 2000, batch_size: int = 64, lr: float = 2e-4, warmup: int = 50,
+    def __init__(self, steps: int = 2000, batch_size: int = 64, lr: float = 1e-3, warmup: int = 50,
                  ema_decay: float | None = 0.999, seed: int = 0, amp: bool = True):
         self.steps, self.batch_size = check_int(steps, "steps", min=1), check_int(batch_size, "batch_size", min=1)
         self.lr, self.warmup = check_number(lr, "lr", min=1e-12), check_int(warmup, "warmup", min=0)
