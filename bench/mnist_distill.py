@@ -64,7 +64,8 @@ def main(argv=None) -> None:
     rows.append(_row("teacher, DDIM 50 (linspace)", 50, score(teacher.model, method="ddim", steps=50)))
     finals = [a.start_steps >> (r + 1) for r in range(a.rounds)]
     for n in finals:
-        rows.append(_row(f"teacher, DDIM {n} (trailing)", n, score(teacher.model, **sampler_keywords(teacher.process, n))))
+        x = score(teacher.model, **sampler_keywords(teacher.process, n))
+        rows.append(_row(f"teacher, DDIM {n} (trailing)", n, x))
     t0, times = time.perf_counter(), {}
 
     def on_round(r, steps, student, trainer):

@@ -102,7 +102,8 @@ def kid(feats_a, feats_b, *, subsets: int = 10, subset_size: int | None = None, 
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feats_a and feats_b differ in feature width: {a.shape[1]} vs {b.shape[1]}")
     subsets, seed = check_int(subsets, "subsets", min=1), check_int(seed, "seed", min=0)
-    m = max(2, min(1000, len(a) // 2, len(b) // 2)) if subset_size is None else check_int(subset_size, "subset_size", min=2)
+    m = (max(2, min(1000, len(a) // 2, len(b) // 2)) if subset_size is None
+         else check_int(subset_size, "subset_size", min=2))
     if m > min(len(a), len(b)):
         raise ValueError(f"subset_size must be at most both set sizes ({len(a)}, {len(b)}), got {m}")
     rng, f = np.random.default_rng(seed), a.shape[1]
@@ -160,7 +161,8 @@ class MnistReference:
                  k: int = 3, kid_subsets: int = 10):
         from image_track.data import load_mnist
 
-        self.n, self.seed = check_int(n, "n", min=max(2, check_int(k, "k", min=1) + 1), max=10_000), check_int(seed, "seed")
+        self.n = check_int(n, "n", min=max(2, check_int(k, "k", min=1) + 1), max=10_000)
+        self.seed = check_int(seed, "seed")
         self.classifier, self.k, self.kid_subsets = classifier, k, check_int(kid_subsets, "kid_subsets", min=1)
         gen = torch.Generator().manual_seed(self.seed)
         x_train, _ = load_mnist("train", pad_to_32=pad_to_32)
@@ -168,7 +170,8 @@ class MnistReference:
         self.real = x_train[torch.randperm(len(x_train), generator=gen)[:self.n]]
         self.reference = x_test[torch.randperm(len(x_test), generator=gen)[:self.n]]
         self.reference_features = features(self.reference, classifier)
-        self.floors = {("kid_floor_sd" if k == "kid_sd" else f"{k}_floor"): v for k, v in self._scores(self.real).items()}
+        self.floors = {("kid_floor_sd" if k == "kid_sd" else f"{k}_floor"): v
+                       for k, v in self._scores(self.real).items()}
 
     def _scores(self, images: torch.Tensor) -> dict:
         feats = features(images, self.classifier)
@@ -205,7 +208,8 @@ def mnist_metrics(images: torch.Tensor, reference: MnistReference | int | None =
 def format_metrics(r: dict) -> str:
     """One line of :func:`mnist_metrics`' dict: each metric with its floor."""
     return (f"FID {r['fid']:.2f} (floor {r['fid_floor']:.2f}), KID {r['kid']:.3g} ± {r['kid_sd']:.2g} "
-            f"(floor {r['kid_floor']:.2g} ± {r['kid_floor_sd']:.2g}), precision {r['precision']:.3f} (floor {r['precision_floor']:.3f}), "
+            f"(floor {r['kid_floor']:.2g} ± {r['kid_floor_sd']:.2g}), "
+            f"precision {r['precision']:.3f} (floor {r['precision_floor']:.3f}), "
             f"recall {r['recall']:.3f} (floor {r['recall_floor']:.3f}), confident {r['confident']:.3f} "
             f"(floor {r['confident_floor']:.3f}), n = {r['n']}")
 

@@ -50,7 +50,8 @@ def run_distill(a, prog: str = "toydiff mnist") -> int:
         fail(f"{prog} distill: error: --out {out} already holds distillation rounds ({held[0].name}); pass --resume "
              "to continue them, --overwrite to replace them, or choose another --out")
     if a.start_steps % 2 ** a.rounds:
-        fail(f"{prog} distill: error: --start-steps must be divisible by 2**rounds = {2 ** a.rounds}, got {a.start_steps}")
+        fail(f"{prog} distill: error: --start-steps must be divisible by 2**rounds = {2 ** a.rounds}, "
+             f"got {a.start_steps}")
     if a.eval_n != 0 and not 4 <= a.eval_n <= 10_000:
         fail(f"{prog} distill: error: --eval-n must be 0 or in 4..10000, got {a.eval_n}")
     settings = DistillSettings(steps=a.steps_per_round, batch_size=a.batch_size, lr=a.lr, seed=a.seed)

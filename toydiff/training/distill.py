@@ -51,7 +51,7 @@ def _as_time(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def ddim_move(process, x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """One deterministic DDIM step (Song et al. 2021, η = 0) from ``x_t [B, *event]`` at times ``t [B]`` to ``s [B]``
-    given the x_0 estimate ``x0_hat``: x_s = α_s x̂ + σ_s (x_t − α_t x̂)/σ_t, coefficients from ``process.path_coefs``."""
+    given the x_0 estimate ``x0_hat``: x_s = α_s x̂ + σ_s (x_t − α_t x̂)/σ_t (coefficients: ``process.path_coefs``)."""
     a_t, s_t = process.path_coefs(t)
     a_s, s_s = process.path_coefs(s)
     ratio = _bcast(s_s / s_t, x_t)
@@ -94,7 +94,9 @@ class ProgressiveDistillation:
         self.weighting = check_choice(weighting, "weighting", WEIGHTINGS)
         self.sampler = process.step_options(self.steps)  # refuses a process without a DDIM-equivalent step
         student, teacher = process.step_grid(self.steps), process.step_grid(2 * self.steps)
-        if [p[0] for p in student] != [p[0] for p in teacher[::2]] or [p[1] for p in student] != [p[1] for p in teacher[1::2]]:
+        nested = [p[0] for p in student] == [p[0] for p in teacher[::2]] and \
+            [p[1] for p in student] == [p[1] for p in teacher[1::2]]
+        if not nested:
             raise ValueError(f"the {2 * self.steps}-step grid does not nest the {self.steps}-step grid of "
                              f"{process.describe()}: choose steps so that the grid halves evenly")
         # process time as the grid gives it: integer steps (long) or continuous times (float64)
@@ -176,7 +178,7 @@ class ProgressiveDistillation:
     def held_out_loss(self, fn: Fn, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, *, n_buckets: int = 10,
                       batch_size: int = 65_536, model_kwargs: dict | None = None,
                       context: Callable[[], ContextManager] | None = None) -> tuple[float, list[float]]:
-        """(mean, per bucket) of the weighted distillation loss of ``fn`` (the student's sampler view) on fixed draws."""
+        """(mean, per bucket) of the weighted distillation loss of ``fn`` (the student's sampler view), fixed draws."""
         idx = self.index_of(t)
         return batched_held_out(
             lambda sl, kw: self._per_sample(fn, x0[sl], idx[sl], noise[sl], **kw)[0],
@@ -190,7 +192,7 @@ class ProgressiveDistillation:
             "teacher_steps": 2 * self.steps, "weighting": self.weighting, "sampler": self.sampler, **self.info}}
 
     def check_resume(self, meta: dict) -> None:
-        """Raise :class:`CheckpointMismatch` unless ``meta`` was written by this very round (process, steps, teacher)."""
+        """Raise :class:`CheckpointMismatch` unless ``meta`` was written by this round (process, steps, teacher)."""
         if process_of(meta) != self.process.name:
             raise CheckpointMismatch(f"was trained with --process {process_of(meta)}, not {self.process.name}")
         there, here = meta.get("distilled"), self.metadata()["distilled"]

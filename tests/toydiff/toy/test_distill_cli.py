@@ -24,7 +24,8 @@ def test_distill_writes_student_runs_with_their_teacher(teacher_run, tmp_path, c
     assert "| 2 | 1 |" in text and "teacher @ 2N" in text, text
     student = load_toy(out / "round2_1steps.safetensors")  # an ordinary DDPM run
     d = student.metadata["distilled"]
-    assert (d["round"], d["steps"], d["teacher_steps"], d["sampler"]) == (2, 1, 2, {"method": "ddim", "steps": 1, "spacing": "trailing"})
+    assert (d["round"], d["steps"], d["teacher_steps"]) == (2, 1, 2)
+    assert d["sampler"] == {"method": "ddim", "steps": 1, "spacing": "trailing"}
     first = load_toy(out / "round1_2steps.safetensors").metadata["distilled"]
     assert len(first["teacher_sha256"]) == 64 and first["teacher_sha256"] != d["teacher_sha256"]
     assert student.sample(5, **student.process.step_options(1)).shape == (5, 1)
