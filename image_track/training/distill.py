@@ -40,7 +40,8 @@ def sampler_keywords(process, steps: int) -> dict:
 
 class DistillSettings:
     """Per-round training settings: ``steps`` optimiser steps of batch ``batch_size``, AdamW ``lr`` with ``warmup``
-    steps and cosine decay, gradient clipping 1, EMA ``ema_decay``, ``seed``, bf16 autocast where fast."""
+    steps and cosine decay, gradient clipping 1, EMA ``ema_decay`` with warm-up (a short round's EMA is not left
+    mostly the teacher's), ``seed``, bf16 autocast where fast."""
 
     def __init__(self, steps: int = 2000, batch_size: int = 64, lr: float = 1e-3, warmup: int = 50,
                  ema_decay: float | None = 0.999, seed: int = 0, amp: bool = True):
@@ -52,7 +53,7 @@ class DistillSettings:
     def config(self) -> TrainConfig:
         return TrainConfig(max_steps=self.steps, epochs=10 ** 6, batch_size=self.batch_size, lr=self.lr,
                            warmup_steps=self.warmup, lr_schedule="cosine", grad_clip=1.0, ema_decay=self.ema_decay,
-                           seed=self.seed)
+                           ema_warmup=True, seed=self.seed)
 
 
 def distill_mnist(checkpoint: str | Path | None = None, *, out: str | Path, rounds: int = 2, start_steps: int = 8,
