@@ -5,6 +5,7 @@
                          [--figures grid,sweep,fixed-init,progression,gif] [--ws 0,5,10] [--w 3]
     toydiff mnist eval   [--checkpoint CKPT | --conditional] --n 1000 [--ws 0,1,3,5] --out eval.json
     toydiff mnist lab    <experiment> ...          (see image_track.lab)
+    toydiff mnist distill --out runs/pd --rounds 2 --start-steps 8     (progressive distillation of tiny_uncond)
 
 Without ``--checkpoint``, ``sample`` and ``eval`` use the committed ``tiny`` weights (``--conditional`` picks
 the class-conditional one). ``--guide [CKPT]`` autoguides an unconditional model (Karras et al. 2024) with a
@@ -61,6 +62,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="sampler, one the model's process offers (default ddim; a flow model: heun)")
     p.add_argument("--steps", type=positive(int), default=None, help="sampler steps (default 50; a flow model: 10)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
+    p.add_argument("--spacing", default=None, choices=("linspace", "leading", "trailing", "karras", "logsnr"),
+                   help="DDPM models: the step spacing (default: the method's; a distilled student: trailing)")
     p.add_argument("--seed", type=seed_arg, default=0, help="image i uses seed + i (default %(default)s)")
     p.add_argument("--batch-size", type=positive(int), default=500, help="images per sampler call")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
@@ -98,6 +101,10 @@ def build_parser() -> OneLineParser:
     e.add_argument("--ws", type=float_list, default=None,
                    help="guidance scales (default 0,1,3,5; with --guide, autoguidance scales >= 1, default 1,2,3)")
     e.add_argument("--out", default="mnist_eval.json", help="JSON to write (default %(default)s)")
+
+    from image_track.training.distill_cli import HELP as DISTILL_HELP, add_distill_arguments
+
+    add_distill_arguments(sub.add_parser("distill", help=DISTILL_HELP, description=DISTILL_HELP))
 
     # parsed by image_track.lab's own parser (main hands it the arguments after "lab"); listed here for --help
     sub.add_parser("lab", add_help=False, help="one figure per lab experiment (denoise, sdedit, inpaint, anagram, "
@@ -157,7 +164,8 @@ def _resolve_sampler(a, m) -> None:
 def _sample_kw(a) -> dict:
     if not 0.0 <= a.eta <= 1.0:
         fail(f"{PROG}: error: --eta must lie in [0, 1], got {a.eta}")
-    return dict(method=a.method, steps=a.steps, eta=a.eta, batch_size=a.batch_size, progress=not a.quiet)
+    extra = {"options": {"spacing": a.spacing}} if a.spacing is not None else {}
+    return dict(method=a.method, steps=a.steps, eta=a.eta, batch_size=a.batch_size, progress=not a.quiet, **extra)
 
 
 def _run_sample(a) -> int:
@@ -239,7 +247,8 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None,
                    **sample_kw) -> dict:
     """Score a loaded model with :mod:`image_track.evaluate` on ``n`` samples per setting.
 
-    Unconditional: FID-MNIST vs ``n`` test digits, its floor (train vs test at the same ``n``), class histogram,
+    Unconditional: :func:`image_track.evaluate.mnist_metrics` (FID-MNIST, KID, precision / recall vs ``n`` test
+    digits; their floors, train vs test at the same ``n``, under ``floors``), class histogram,
     KL to uniform, confident fraction; with a ``guide`` model, the same at every autoguidance scale ``w``
     (Karras et al. 2024; w = 1 is the model alone; ``guide_t_max`` limits it to steps t below it). Conditional: the same for the null class (w = 0 is the
     unconditional denoiser), and accuracy / confident fraction / FID for labels ``i mod 10`` at every ``w``.
@@ -247,20 +256,20 @@ def evaluate_model(m, n: int, ws: Sequence[float], *, seed: int = 0, guide=None,
     import torch
 
     from image_track import evaluate
-    from image_track.data import load_mnist
     from image_track.sampling import generate
 
-    n = check_int(n, "n", min=2, max=10_000)
-    x_test, _ = load_mnist("test", pad_to_32=m.image_size == 32)
-    ref = x_test[torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed + 1))[:n]]
-    floor = evaluate.fid_floor(n)
+    n = check_int(n, "n", min=4, max=10_000)
+    ref = evaluate.MnistReference(n, seed=seed, pad_to_32=m.image_size == 32)
 
     def scores(x):
         hist = evaluate.class_histogram(x)
-        return {"fid_mnist": evaluate.fid_mnist(x, ref), "confident_fraction": evaluate.confident_fraction(x, 0.9),
+        r = evaluate.mnist_metrics(x, ref)
+        return {"fid_mnist": r["fid"], "confident_fraction": r["confident"],
+                **{k: r[k] for k in ("kid", "kid_sd", "precision", "recall")},
                 "class_histogram": [round(v, 4) for v in hist.tolist()], "kl_to_uniform": evaluate.kl_to_uniform(hist)}
 
-    result = {"n": n, "fid_floor": floor, "sampler": {k: v for k, v in sample_kw.items() if k != "progress"},
+    result = {"n": n, "fid_floor": ref.floors["fid_floor"], "floors": ref.floors,
+              "sampler": {k: v for k, v in sample_kw.items() if k != "progress"},
               "seed": seed, "conditional": m.conditional, "model": m.model.config,
               "checkpoint_step": m.metadata.get("step")}
     x_u = generate(m.model, m.process, n, seed=seed, **sample_kw)
@@ -296,14 +305,17 @@ def _run_eval(a) -> int:
         fail(f"{PROG}: error: --ws: autoguidance scales must be >= 1, got {min(a.ws):g}")
     result = evaluate_model(m, a.n, a.ws, seed=a.seed, guide=guide, guide_t_max=a.guide_t_max, **_sample_kw(a))
     out = atomic_write_text(a.out, json.dumps(result, indent=1))
-    u = result["unconditional"]
-    print(f"FID-MNIST {u['fid_mnist']:.2f} (floor {result['fid_floor']:.2f} at n={a.n}), "
-          f"confident {u['confident_fraction']:.3f}, KL to uniform {u['kl_to_uniform']:.4f}")
-    for w, r in result.get("autoguidance", {}).items():
-        print(f"autoguidance w={w}: confident {r['confident_fraction']:.3f}, FID {r['fid_mnist']:.2f}, "
+    f = result["floors"]
+    print(f"floors (real vs real, n={a.n}): FID-MNIST {f['fid_floor']:.2f}, KID {f['kid_floor']:.2g} ± {f['kid_floor_sd']:.2g}, "
+          f"precision {f['precision_floor']:.3f}, recall {f['recall_floor']:.3f}, confident {f['confident_floor']:.3f}")
+    rows = [("model alone", result["unconditional"])]
+    rows += [(f"autoguidance w={w}", r) for w, r in result.get("autoguidance", {}).items()]
+    rows += [(f"w={w}", r) for w, r in result.get("per_w", {}).items()]
+    for name, r in rows:
+        acc = f"accuracy {r['accuracy']:.3f}, " if "accuracy" in r else ""
+        print(f"{name}: {acc}FID-MNIST {r['fid_mnist']:.2f}, KID {r['kid']:.3g} ± {r['kid_sd']:.2g}, precision "
+              f"{r['precision']:.3f}, recall {r['recall']:.3f}, confident {r['confident_fraction']:.3f}, "
               f"KL to uniform {r['kl_to_uniform']:.4f}")
-    for w, r in result.get("per_w", {}).items():
-        print(f"w={w}: accuracy {r['accuracy']:.3f}, confident {r['confident_fraction']:.3f}, FID {r['fid_mnist']:.2f}")
     print(out)
     return 0
 
@@ -315,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(importlib.import_module("image_track.lab").main(argv[1:]) or 0)
     if not argv:
-        print(f"{PROG}: error: a command is required (train, sample, eval, lab)", file=sys.stderr)
+        print(f"{PROG}: error: a command is required (train, sample, eval, lab, distill)", file=sys.stderr)
         return 2
     if argv[0] in ("-h", "--help"):
         build_parser().print_help()
@@ -328,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from image_track.training import run_from_args
 
             return run_from_args(a)
+        if a.command == "distill":
+            from image_track.training.distill_cli import run_distill
+
+            return run_distill(a, PROG)
         return {"sample": _run_sample, "eval": _run_eval}[a.command](a)
 
     return run_guarded(run, PROG)

@@ -43,10 +43,11 @@ AUTOGUIDANCE_T_MAX = 600
 
 #: the kind tags of files :func:`load_model` reads: training checkpoints and exported / committed weights (and
 #: untagged files that describe an image_track model)
-MODEL_KINDS = ("image_track.train/1", "image_track.weights/1")
+MODEL_KINDS = ("image_track.train/1", "image_track.weights/1", "image_track.distill/1")
 register_kind("image_track.train/1", "an image_track training checkpoint (toydiff mnist train)")
 register_kind("image_track.weights/1", "image_track weights (an exported or committed MNIST model)")
 register_kind("mnist_classifier", "the MNIST classifier's weights")
+register_kind("image_track.distill/1", "a progressive-distillation round's checkpoint (toydiff mnist distill)")
 
 
 def as_process(process) -> Process:

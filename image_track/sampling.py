@@ -82,7 +82,8 @@ def generate(model: nn.Module, process: ProcessLike, n: int, *, labels: torch.Te
              w: float | None = None, method: str | None = None, steps: int | None = 50, eta: float = 0.0,
              seed: int = 0, batch_size: int = 500, device: str | torch.device | None = None,
              clip_x0: float | None = 1.0, x_T: torch.Tensor | None = None, callback=None,
-             progress: bool = False, guide: nn.Module | None = None, guide_t_max: int | None = None) -> torch.Tensor:
+             progress: bool = False, guide: nn.Module | None = None, guide_t_max: int | None = None,
+             options: dict | None = None) -> torch.Tensor:
     """Draw ``n`` images ``[n, C, H, W]`` (CPU, clipped to [-1, 1]) with ``process.sample``.
 
     ``process``: the model's :class:`~toydiff.processes.base.Process` (``LoadedModel.process``); a training
@@ -101,7 +102,11 @@ def generate(model: nn.Module, process: ProcessLike, n: int, *, labels: torch.Te
     check_sampler(process, method, eta)
     if steps is None and process.default_steps is not None:
         steps = FLOW_STEPS
-    options = {"eta": eta} if "eta" in process.options else {}
+    extra = dict(options or {})
+    if set(extra) - set(process.options):
+        raise ValueError(f"options must be among {process.describe()}'s sampler options {process.options}, got "
+                         f"{sorted(extra)}")
+    options = ({"eta": eta} if "eta" in process.options else {}) | extra
     labels = handle.labels(labels, n)
     device = next(model.parameters()).device if device is None else check_device(device, "device")
     shape = (handle.in_channels, handle.image_size, handle.image_size)

@@ -53,7 +53,10 @@ def test_train_sample_eval(trained, tmp_path, capsys):
     r = json.loads(out.read_text())
     assert r["n"] == 20 and r["fid_floor"] >= 0 and set(r["per_w"]) == {"0", "2"}
     assert 0 <= r["per_w"]["2"]["accuracy"] <= 1 and len(r["unconditional"]["class_histogram"]) == 10
-    assert "FID-MNIST" in capsys.readouterr().out
+    assert set(r["floors"]) >= {"fid_floor", "kid_floor", "precision_floor", "recall_floor", "confident_floor"}
+    assert 0 <= r["unconditional"]["precision"] <= 1 and "kid" in r["per_w"]["2"]
+    text = capsys.readouterr().out
+    assert "FID-MNIST" in text and "KID" in text and "recall" in text and "floors (real vs real, n=20)" in text
 
 
 @pytest.mark.parametrize("argv", [

@@ -154,3 +154,54 @@ def test_fid_identical_floor_and_degraded(clf, test_set):
     assert ev.fid_mnist(very_noisy, real_b, clf) > fid_noisy
     with pytest.raises(ValueError, match="n must"):
         ev.fid_floor(1, clf)
+
+
+# ------------------------------------------------------------------------------ KID, precision / recall, all metrics
+
+
+def test_precision_recall_of_a_set_against_itself_and_a_disjoint_cloud():
+    a = _gauss(200, 4, 0)
+    assert ev.precision_recall(a, a, k=3) == (1.0, 1.0)
+    p, r = ev.precision_recall(a, a + 20.0, k=3)  # a cloud shifted far away: inside neither manifold
+    assert p == 0.0 and r == 0.0
+    # half of the fakes on the real cloud, half far away: precision 1/2, recall still high (the real cloud is covered)
+    half = torch.cat([_gauss(100, 4, 1), _gauss(100, 4, 2) + 20.0])
+    p, r = ev.precision_recall(a, half, k=3)
+    assert p == pytest.approx(0.5, abs=0.05) and r > 0.6
+    # a collapsed generator (every fake at one real point): precise, no recall
+    p, r = ev.precision_recall(a, a[:1].repeat(200, 1) + 1e-9 * _gauss(200, 4, 3), k=3)
+    assert p == 1.0 and r < 0.05
+
+
+def test_kid_is_unbiased_and_grows_with_a_shift():
+    means = [ev.kid(_gauss(400, 8, s), _gauss(400, 8, 100 + s), subsets=5, seed=s)[0] for s in range(4)]
+    shifted, sd = ev.kid(_gauss(400, 8, 0), _gauss(400, 8, 1) + 0.5, subsets=5)
+    assert abs(np.mean(means)) < 0.2 * shifted  # two draws of one law: ≈ 0 on average (negative values allowed)
+    assert min(means) < 0 < shifted and sd > 0
+    assert shifted < ev.kid(_gauss(400, 8, 0), _gauss(400, 8, 1) + 1.0, subsets=5)[0]
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: ev.kid(_gauss(10, 2, 0), _gauss(10, 3, 1)), "feature width"),
+    (lambda: ev.kid(_gauss(10, 2, 0), _gauss(10, 2, 1), subsets=0), "subsets"),
+    (lambda: ev.kid(_gauss(10, 2, 0), _gauss(10, 2, 1), subset_size=11), "subset_size"),
+    (lambda: ev.precision_recall(_gauss(10, 2, 0), _gauss(10, 2, 1), k=10), "k must"),
+    (lambda: ev.precision_recall(_gauss(10, 2, 0), torch.zeros(10), k=3), "fake_feats"),
+    (lambda: ev.mnist_metrics(torch.zeros(5, 28, 28)), "images"),
+    (lambda: ev.mnist_metrics(torch.zeros(5, 1, 28, 28), "5"), "reference"),
+])
+def test_metric_errors_name_the_argument(call, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        call()
+
+
+def test_mnist_metrics_floors_at_the_same_n(test_set):
+    ref = ev.MnistReference(40, seed=0)
+    real = ev.mnist_metrics(ref.real, ref)  # the floor set itself: every metric equals its floor
+    assert set(real) == set(ev.METRIC_KEYS)
+    assert all(real[k] == pytest.approx(real[f"{k}_floor"]) for k in ("fid", "kid", "precision", "recall", "confident"))
+    blank = ev.mnist_metrics(torch.full((40, 1, 28, 28), -1.0) + 0.01 * torch.rand(40, 1, 28, 28), ref)
+    assert blank["fid"] > 2 * ref.floors["fid_floor"] and blank["recall"] < 0.1 and blank["kid"] > real["kid"]
+    assert "floor" in ev.format_metrics(blank)
+    with pytest.raises(ValueError, match="reference.n"):
+        ev.mnist_metrics(ref.real[:20], ref)

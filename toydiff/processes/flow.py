@@ -135,6 +135,25 @@ class InterpolantProcess:
 
         return field
 
+    # --- the deterministic few-step sampler (progressive distillation, toydiff.training.distill) ---------
+    def step_grid(self, steps: int) -> list[tuple[float, float]]:
+        """The ``(t, s)`` pairs of ``steps`` uniform steps from t = 1 to 0 (:func:`time_grid`; they nest under halving)."""
+        grid = time_grid(steps)
+        return list(zip(grid[:-1], grid[1:]))
+
+    def step_options(self, steps: int) -> dict:
+        """The :meth:`sample` keywords of the deterministic step a distilled student is run with: Euler, which is
+        DDIM (x_s = α_s x̂_0 + σ_s ε̂) on the linear path only, so other paths are refused (ValueError)."""
+        if self.interp.name != "linear" or self.prediction == "eps":
+            raise ValueError(f"a distilled flow student runs Euler steps, DDIM only on the linear path with a "
+                             f"prediction finite at t = 1; this process is {self.describe()}")
+        return {"method": "euler", "steps": steps}
+
+    def path_coefs(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(α_t, σ_t)`` float64 ``[B]`` of the path at times ``t [B]`` in [0, 1]."""
+        a, s, _, _ = self.interp.coefs(t.double())
+        return a, s
+
     def objective(self, *, t_sampling: str = "uniform", loss_weighting: str = "uniform", target: str = "conditional",
                   min_snr_gamma: float | None = None, device=None) -> "FlowObjective":
         """:class:`FlowObjective` with ``t_sampling``, ``loss_weighting`` (uniform only) and ``target``;

@@ -107,6 +107,22 @@ class VPProcess:
 
         return field
 
+    # --- the deterministic few-step sampler (progressive distillation, toydiff.training.distill) ---------
+    def step_grid(self, steps: int) -> list[tuple[int, int]]:
+        """The ``(t, s)`` pairs of DDIM at ``steps`` steps with trailing spacing (from T − 1; ``s = −1``: the clean
+        end): halving ``steps`` keeps every other boundary, so the grids of a distillation's rounds nest."""
+        return self.schedule.respace(steps, "trailing").pairs
+
+    def step_options(self, steps: int) -> dict:
+        """The :meth:`sample` keywords that run :meth:`step_grid` with deterministic DDIM (η = 0)."""
+        return {"method": "ddim", "steps": steps, "spacing": "trailing"}
+
+    def path_coefs(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(α_t, σ_t)`` float64 ``[B]`` with x_t = α_t x_0 + σ_t ε at integer steps ``t [B]`` (−1: (1, 0))."""
+        ab = self.schedule.alpha_bars.to(t.device)[t.clamp(min=0).long()]
+        ab = torch.where(t < 0, torch.ones_like(ab), ab)
+        return ab.sqrt(), (1 - ab).sqrt()
+
     def objective(self, **options):
         """:class:`~toydiff.processes.VPObjective` (``t_sampling``, ``loss_weighting``, ``min_snr_gamma``,
         ``target``, ``device``)."""

@@ -9,6 +9,7 @@
     toydiff toy guidance --out runs/guidance                             # CFG vs the exact tilted target
     toydiff toy likelihood --oracle --dataset 8gaussians --out lik/
     toydiff toy memorise --dataset 8gaussians --n-train 64 --out mem/
+    toydiff toy distill runs/8g-fm --rounds 3 --out runs/8g-pd           # progressive distillation to 1 step
 
 This module is the router: :data:`SUBCOMMANDS` lists each subcommand's module, which offers ``HELP`` (its
 one-line summary), ``add_parser(sub)`` and ``run(args) -> exit status``. Bad input prints one line on stderr
@@ -23,7 +24,7 @@ import sys
 from typing import Sequence
 
 from toydiff.cli import OneLineParser, run_guarded
-from toydiff.toy.cli import guidance, likelihood, memorise, reflow, report, sample, train
+from toydiff.toy.cli import distill, guidance, likelihood, memorise, reflow, report, sample, train
 from toydiff.toy.cli.common import PROG
 from toydiff.threads import add_threads_flag, configure_threads
 
@@ -33,7 +34,7 @@ HELP = "the 1-D / 2-D toy track: train MLP denoisers, sample, report, and labs a
 
 #: subcommand name -> its module (``HELP``, ``add_parser(sub)``, ``run(args)``)
 SUBCOMMANDS = {"train": train, "sample": sample, "report": report, "reflow": reflow, "guidance": guidance,
-               "likelihood": likelihood, "memorise": memorise}
+               "likelihood": likelihood, "memorise": memorise, "distill": distill}
 
 
 def build_parser() -> OneLineParser:
