@@ -293,7 +293,8 @@ def check_sampler(sampler, steps: Sequence[int] = DEFAULT_STEPS, *, order: float
         rep.rows += rows + [Row("efficiency", ok, detail)]
     ref_order = _reference_order(claimed, rep.order)
     rep.rows.append(Row("duplicate levels", *duplicate_row(runner, problem, steps[min(1, len(steps) - 1)], seed,
-                                                           rep.stochastic, ref_order, exact_paths)))
+                                                           rep.stochastic, ref_order, exact_paths,
+                                                           max(rep.efficiency.values(), default=0.0))))
     if runner.timed_out is not None:  # a timeout outside the main runs still fails 'runs'
         rep.rows = _after_timeout(rep.rows, runs_row, runner.timed_out)
     return rep
