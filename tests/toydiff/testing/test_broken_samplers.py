@@ -89,7 +89,7 @@ import pytest  # noqa: E402
 
 from toydiff.testing import assert_converges, check_sampler, from_callable  # noqa: E402
 
-FAST = dict(steps=(12, 24, 48), sweep=range(1, 9), n_samples=500)  # the timesteps of 1..8 steps too: enough for these bugs
+FAST = dict(steps=(12, 24, 48), sweep=range(1, 9), n_samples=500, edges=(1, 2))  # the timesteps of 1..8 steps too: enough for these bugs
 
 
 def failed(rep) -> set[str]:

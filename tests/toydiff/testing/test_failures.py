@@ -16,7 +16,7 @@ from toydiff.testing import KitSampler, Run, check_sampler
 from toydiff.testing.cli import main
 from toydiff.testing.runner import DEFAULT_TIMEOUT, Runner
 
-TINY = dict(steps=[3, 6], sweep=[], n_samples=10)  # tiny runs: these tests are about verdicts, not accuracy
+TINY = dict(steps=[3, 6], sweep=[], n_samples=10, edges=(1, 2))  # tiny runs: these tests are about verdicts, not accuracy
 PROPS = settings(deadline=None, derandomize=True, max_examples=15)
 
 

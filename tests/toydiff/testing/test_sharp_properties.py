@@ -162,3 +162,64 @@ def test_the_full_T_is_an_edge_step():
 
     rep = check_sampler(from_callable(breaks_at_T, order=1), steps=(12, 24), sweep=(), n_samples=300)
     assert failed(rep) == {"edge steps"} and "steps=1000" in rep.row("edge steps").detail, rep.table()
+
+
+def make_ddpm(noise_scale: float = 1.0):
+    """Ancestral DDPM (Ho et al. 2020 Algorithm 2, posterior variance) on linspace timesteps; ``noise_scale``
+    multiplies the noise of every step but the last (1.1: the samples come out ~10 % too wide in variance)."""
+
+    def ddpm(eps_fn, x_T, ab, steps, generator):
+        T = len(ab)
+        ts = linspace_t(T, steps) + [-1]
+        x = x_T
+        for t, tp in zip(ts, ts[1:]):
+            a, ap = float(ab[t]), (float(ab[tp]) if tp >= 0 else 1.0)
+            eps = eps_fn(x, torch.full((x.shape[0],), t))
+            x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
+            beta = 1 - a / ap
+            x = (math.sqrt(ap) * beta * x0 + math.sqrt(a / ap) * (1 - ap) * x) / (1 - a)
+            if tp >= 0:
+                z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+                x = x + noise_scale * math.sqrt(beta * (1 - ap) / (1 - a)) * z
+        return x, ts
+
+    return ddpm
+
+
+def test_a_ten_percent_too_wide_sampler_is_caught_only_by_the_calibrated_test():
+    from toydiff.toy.metrics import energy_distance
+
+    kw = dict(steps=(12, 24), sweep=(), edges=(1, 2), n_samples=1000)
+    good = check_sampler(from_callable(make_ddpm()), **kw)
+    bad = check_sampler(from_callable(make_ddpm(1.1)), **kw)
+    assert good.passed and good.stochastic, good.table()
+    assert failed(bad) == {"distribution"} and "too wide" in bad.row("distribution").detail, bad.table()
+    # the kit's former test (energy distance within 2x the largest of four true-vs-true distances) passes it
+    p, g = default_problem(), torch.Generator().manual_seed(3)
+    x_T = torch.randn(1000, 2, dtype=torch.float64, generator=g)
+    x0 = make_ddpm(1.1)(p.recorder().eps_fn, x_T, p.alphas_cumprod, 200, g)[0]
+    truth = [p.mixture.sample(1000, g) for _ in range(5)]
+    assert energy_distance(x0, truth[0]) <= 2 * max(energy_distance(b, truth[0]) for b in truth[1:])
+
+
+def test_the_two_tests_are_calibrated_on_exact_samples():
+    p, g = default_problem(), torch.Generator().manual_seed(0)
+    zs = [log_density_z(p.mixture, p.mixture.sample(500, g), g) for _ in range(40)]
+    assert abs(sum(zs) / len(zs)) < 0.5 and 0.6 < (sum(z * z for z in zs) / len(zs)) ** 0.5 < 1.5
+    assert log_density_z(p.mixture, 1.3 * p.mixture.sample(500, g), g) < -3          # too wide: lower density
+    assert energy_permutation_p(p.mixture.sample(200, g), p.mixture.sample(200, g), g) > ALPHA / 2
+    assert energy_permutation_p(p.mixture.sample(200, g) + 1.0, p.mixture.sample(200, g), g) <= ALPHA / 2
+
+
+def test_rows_a_timeout_skipped_say_so():
+    import time
+
+    def slow_after_first(eps_fn, x_T, ab, steps, generator):
+        if steps != 12:
+            time.sleep(30)
+        return make_ddim()(eps_fn, x_T, ab, steps, generator)
+
+    rep = check_sampler(from_callable(slow_after_first, order=1), steps=(12, 24), sweep=(), timeout=0.3)
+    assert not rep.row("runs").passed and "timeout after 0.3 s" in rep.row("runs").detail, rep.table()
+    assert {r.name for r in rep.rows} >= {"runs", "calls at levels", "edge steps", "duplicate levels"}
+    assert "timed out" in rep.row("duplicate levels").detail and rep.row("duplicate levels").passed is None
