@@ -49,7 +49,7 @@ def test_diffusers_scheduler_verdict(name, config, sweep, failing, band):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep = check_sampler(from_diffusers(getattr(diffusers, name), **config), steps=STEPS, sweep=sweep,
-                            n_samples=500)
+                            n_samples=500, edges=(1, 2))
     assert {r.name for r in rep.failures} == failing, rep.table()
     if band is not None:
         assert band[0] <= rep.order <= band[1], rep.table()
