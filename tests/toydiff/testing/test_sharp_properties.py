@@ -189,7 +189,7 @@ def make_ddpm(noise_scale: float = 1.0):
 def test_a_ten_percent_too_wide_sampler_is_caught_only_by_the_calibrated_test():
     from toydiff.toy.metrics import energy_distance
 
-    kw = dict(steps=(12, 24), sweep=(), edges=(1, 2), n_samples=1000)
+    kw = dict(steps=(12,), sweep=(), edges=(1,), n_samples=1000)
     good = check_sampler(from_callable(make_ddpm()), **kw)
     bad = check_sampler(from_callable(make_ddpm(1.1)), **kw)
     assert good.passed and good.stochastic, good.table()
@@ -204,8 +204,8 @@ def test_a_ten_percent_too_wide_sampler_is_caught_only_by_the_calibrated_test():
 
 def test_the_two_tests_are_calibrated_on_exact_samples():
     p, g = default_problem(), torch.Generator().manual_seed(0)
-    zs = [log_density_z(p.mixture, p.mixture.sample(500, g), g) for _ in range(40)]
-    assert abs(sum(zs) / len(zs)) < 0.5 and 0.6 < (sum(z * z for z in zs) / len(zs)) ** 0.5 < 1.5
+    zs = [log_density_z(p.mixture, p.mixture.sample(500, g), g) for _ in range(16)]  # N(0, 1) under the null
+    assert abs(sum(zs) / len(zs)) < 0.75 and 0.5 < (sum(z * z for z in zs) / len(zs)) ** 0.5 < 1.6
     assert log_density_z(p.mixture, 1.3 * p.mixture.sample(500, g), g) < -3          # too wide: lower density
     assert energy_permutation_p(p.mixture.sample(200, g), p.mixture.sample(200, g), g) > ALPHA / 2
     assert energy_permutation_p(p.mixture.sample(200, g) + 1.0, p.mixture.sample(200, g), g) <= ALPHA / 2
