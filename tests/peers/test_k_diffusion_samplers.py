@@ -21,14 +21,16 @@ CASES = [("sample_euler", 1, "linspace"), ("sample_euler", 1, "karras"), ("sampl
 @pytest.mark.parametrize("name, order, sigmas", CASES)
 def test_k_diffusion_sampler_passes_with_its_order(name, order, sigmas):
     rep = check_sampler(from_k_diffusion(getattr(K, name), sigmas=sigmas, order=order), steps=(12, 24, 48),
-                        sweep=(1, 2, 3), n_samples=500)
-    assert rep.passed, rep.table()
+                        sweep=(1, 2, 3), n_samples=500, edges=(1, 2))
+    known = {"sample_dpmpp_2m_sde": {"edge steps"}}  # one step: UnboundLocalError on 'h' (k-diffusion's own bug)
+    assert {r.name for r in rep.failures} == known.get(name, set()), rep.table()
     assert rep.stochastic is (order is None)
 
 
 def test_lms_converges_faster_than_second_order():
-    rep = check_sampler(from_k_diffusion(K.sample_lms), steps=(12, 24, 48), sweep=())
-    assert rep.passed and rep.order > 2.6, rep.table()
+    rep = check_sampler(from_k_diffusion(K.sample_lms), steps=(12, 24, 48), sweep=(), edges=(1, 2))
+    # on levels repeated to 15 digits its Lagrange weights blow up: |x_0 - ODE| ~ 1e20, silently
+    assert {r.name for r in rep.failures} == {"duplicate levels"} and rep.order > 2.6, rep.table()
 
 
 def test_the_adapter_refuses_an_option_the_sampler_lacks():

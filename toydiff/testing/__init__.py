@@ -17,10 +17,10 @@ score, velocity on any interpolant and shifted clock, EDM and LCM parametrisatio
 
 from toydiff.testing.adapters import as_sampler, from_diffusers, from_k_diffusion, from_spec
 from toydiff.testing.assertions import assert_converges, assert_passes
-from toydiff.testing.check import DEFAULT_STEPS, DEFAULT_SWEEP, DEFAULT_TIMEOUT, Report, Row, check_sampler
+from toydiff.testing.check import DEFAULT_STEPS, DEFAULT_SWEEP, DEFAULT_TIMEOUT, ROWS, Report, Row, check_sampler
 from toydiff.testing.oracle import OracleCallError, Problem, default_problem, pf_ode
 from toydiff.testing.protocol import KitSampler, Run, from_callable, from_toydiff
 
-__all__ = ["check_sampler", "Report", "Row", "DEFAULT_STEPS", "DEFAULT_SWEEP", "DEFAULT_TIMEOUT", "assert_converges",
+__all__ = ["check_sampler", "Report", "Row", "ROWS", "DEFAULT_STEPS", "DEFAULT_SWEEP", "DEFAULT_TIMEOUT", "assert_converges",
            "assert_passes", "from_callable", "from_toydiff", "from_diffusers", "from_k_diffusion", "from_spec", "as_sampler", "KitSampler", "Run",
            "Problem", "default_problem", "pf_ode", "OracleCallError"]

@@ -9,6 +9,8 @@ Properties (one row each in :class:`Report`):
 - **timesteps**: the levels visited are strictly descending, free of duplicates and of negative t (but the
   final −1, the clean sample), start where the signal is drowned (SNR ᾱ/(1 − ᾱ) ≤ 1) and end at the clean
   sample — checked at every step count of ``steps`` and of ``sweep``;
+- **calls at levels** (deterministic): every model call is at a level the run reports, or at a stage inside one
+  of its intervals, and every reported level is called (:mod:`toydiff.testing.levels`);
 - **determinism**: the same seed gives the same ``x_0``;
 - **batch invariance** (deterministic samplers): a sample does not depend on the rest of its batch;
 - **pathwise** (deterministic): the error against the exact probability-flow ODE solution
@@ -16,8 +18,13 @@ Properties (one row each in :class:`Report`):
   the step count grows, and **order**: the order fitted to it (slope of log error on log steps, over all step
   counts and over the finest pair, where an error floor shows first) matches the claimed one within
   ``order_tol``, or is at least ``min_order`` if none is claimed;
-- **distribution** (stochastic): the energy distance of ``n_samples`` samples to true samples sits within
-  the two-sample noise floor (:func:`toydiff.toy.metrics.energy_distance` between two true sets).
+- **efficiency** (deterministic): the pathwise error is at most ``EFFICIENCY_FACTOR`` (4) times that of the
+  kit's reference methods of the claimed order on the same levels (:mod:`toydiff.testing.sharp`);
+- **distribution** (stochastic): ``n_samples`` samples at 4x the finest step count (at least 200) pass a calibrated
+  two-sample test against the exact data (false-alarm rate <= 1 %; :mod:`toydiff.testing.twosample`);
+- **clean end**: on near-point-mass data the last step lands on the data; **edge steps**: 1, 2 and the full T
+  steps finish with valid paths; **duplicate levels**: on a schedule with repeated levels the sampler refuses
+  clearly or stays accurate (:mod:`toydiff.testing.levels`).
 
 Whose fault: the caller's bad arguments (``order=nan``, ``steps=[]``, a configuration the sampler refuses, a peer
 library that fails to import) raise ValueError/TypeError before any run; whatever the sampler does wrong
@@ -37,12 +44,13 @@ from toydiff.checks import check_int, check_number
 from toydiff.options import MAX_SEED
 from toydiff.testing.adapters import as_sampler
 from toydiff.testing.few_step import flow_map_row
-from toydiff.testing.oracle import OracleCallError, Problem, default_problem, pf_ode
-from toydiff.testing.properties import clean_end_row, distribution_row, path_problems
+from toydiff.testing.oracle import OracleCallError, Problem, default_problem
+from toydiff.testing.properties import clean_end_row, distribution_row, distribution_steps, path_problems
 from toydiff.testing.protocol import Run
 from toydiff.testing.runner import DEFAULT_TIMEOUT, Runner, check_timeout
+from toydiff.testing.sharp import ExactPaths, _reference_order, calls_row, duplicate_row, edge_row, efficiency_row
 
-__all__ = ["Row", "Report", "check_sampler", "DEFAULT_STEPS", "DEFAULT_SWEEP", "DEFAULT_TIMEOUT"]
+__all__ = ["ROWS", "Row", "Report", "check_sampler", "DEFAULT_STEPS", "DEFAULT_SWEEP", "DEFAULT_TIMEOUT"]
 
 #: step counts of the pathwise check: none divides T = 1000, so a sampler that strides by T // steps while its
 #: timesteps are spaced by T / steps (diffusers' DDIM) is off at every one of them
@@ -50,6 +58,12 @@ DEFAULT_STEPS = (12, 24, 48, 96)
 
 #: step counts whose timesteps are checked besides ``steps``: every count to 64 and a few larger ones
 DEFAULT_SWEEP = tuple(range(1, 65)) + (97, 103, 121, 127, 200, 251)
+
+
+#: every row a report can hold, in the order they appear ('pathwise', 'order', 'efficiency' for deterministic
+#: samplers, 'distribution' for stochastic ones)
+ROWS = ("runs", "denoiser t", "timesteps", "calls at levels", "determinism", "batch invariance", "clean end",
+        "edge steps", "pathwise", "order", "efficiency", "distribution", "duplicate levels", "flow map")
 
 
 @dataclass(frozen=True)
@@ -63,14 +77,16 @@ class Row:
 
 @dataclass
 class Report:
-    """What :func:`check_sampler` found: ``rows``, the fitted ``order`` (None if not measured), the pathwise
-    ``errors`` by step count, and whether the sampler is ``stochastic``. ``passed``: no row failed."""
+    """What :func:`check_sampler` found: ``rows`` (named as :data:`ROWS`), the fitted ``order`` (None if not
+    measured), the pathwise ``errors`` by step count, whether the sampler is ``stochastic`` and its ``efficiency``
+    (step count -> error over the reference's). ``passed``: no row failed."""
 
     sampler: str
     rows: list[Row] = field(default_factory=list)
     order: float | None = None
     errors: dict[int, float] = field(default_factory=dict)
     stochastic: bool | None = None
+    efficiency: dict[int, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -108,17 +124,14 @@ def _sigma_path(problem: Problem, run: Run) -> tuple[float, float] | None:
         return None
 
 
-def _pathwise(problem: Problem, runs: dict[int, Run]) -> dict[int, float]:
+def _pathwise(problem: Problem, runs: dict[int, Run], exact_paths: ExactPaths) -> dict[int, float]:
     """Mean over the batch of ‖x_0 − exact ODE solution‖ per step count (one ODE solve per distinct path)."""
-    refs: dict[tuple, torch.Tensor] = {}
     errors = {}
     for n, run in runs.items():
         ends = _sigma_path(problem, run)
         if ends is None:
             continue
-        if ends not in refs:
-            refs[ends] = pf_ode(problem, problem.x_T, *ends)
-        diff = run.x0.detach().cpu().to(torch.float64) - refs[ends]
+        diff = run.x0.detach().cpu().to(torch.float64) - exact_paths(problem, *ends)
         errors[n] = float(diff.reshape(diff.shape[0], -1).norm(dim=1).mean())
     return errors
 
@@ -144,16 +157,16 @@ def _order_rows(errors: dict[int, float], claimed: float | None, order_tol: floa
 
 
 def _runs_rows(runner: Runner, problem: Problem, steps: list[int], seed: int):
-    """Run every step count: the runs, the 'runs' row and the out-of-range calls."""
-    runs, errors, bad = {}, [], []
+    """Run every step count: the attempts, the runs, the 'runs' row and the out-of-range calls."""
+    attempts, runs, errors, bad = {}, {}, [], []
     for n in steps:
-        got = runner.attempt(problem, problem.x_T, n, seed)
+        got = attempts[n] = runner.attempt(problem, problem.x_T, n, seed)
         bad += [(n, v) for v in got.bad]
         if got.run is None:
             errors.append(got.error)
         else:
             runs[n] = got.run
-    return runs, _runs_row(steps, errors), bad
+    return attempts, runs, _runs_row(steps, errors), bad
 
 
 def _runs_row(steps: list[int], errors: list[str]) -> Row:
@@ -209,7 +222,7 @@ def _timestep_rows(runner: Runner, problem: Problem, runs, steps, sweep, seed, b
     return [bad_row, Row("timesteps", not wrong, detail)]
 
 
-def _check_args(steps, sweep, order, order_tol, min_order, seed, n_samples, problem, timeout) -> dict:
+def _check_args(steps, sweep, order, order_tol, min_order, seed, n_samples, problem, timeout, edges) -> dict:
     """The caller's arguments, checked (a ValueError/TypeError naming the argument), as check_sampler uses them."""
     if isinstance(steps, (str, bytes)) or not hasattr(steps, "__iter__"):
         raise TypeError(f"steps must be a sequence of step counts, got {type(steps).__name__} {steps!r}")
@@ -222,7 +235,9 @@ def _check_args(steps, sweep, order, order_tol, min_order, seed, n_samples, prob
         raise ValueError(f"order must be a positive number (or None: the sampler's own claim), got {order!r}")
     if problem is not None and not isinstance(problem, Problem):
         raise TypeError(f"problem must be a toydiff.testing.Problem, got {type(problem).__name__}")
-    return dict(steps=steps, sweep=sorted({check_int(n, "sweep", min=1) for n in sweep}), order=order,
+    if edges is not None and (isinstance(edges, (str, bytes)) or not hasattr(edges, "__iter__")):
+        raise TypeError(f"edges must be a sequence of step counts or None, got {type(edges).__name__} {edges!r}")
+    return dict(edges=None if edges is None else tuple(sorted({check_int(n, "edges", min=1) for n in edges})), steps=steps, sweep=sorted({check_int(n, "sweep", min=1) for n in sweep}), order=order,
                 order_tol=check_number(order_tol, "order_tol", min=0.0),
                 min_order=check_number(min_order, "min_order", min=0.0),
                 seed=check_int(seed, "seed", min=0, max=MAX_SEED), n_samples=check_int(n_samples, "n_samples", min=10),
@@ -232,7 +247,7 @@ def _check_args(steps, sweep, order, order_tol, min_order, seed, n_samples, prob
 def check_sampler(sampler, steps: Sequence[int] = DEFAULT_STEPS, *, order: float | None = None,
                   problem: Problem | None = None, seed: int = 0, sweep: Sequence[int] = DEFAULT_SWEEP,
                   order_tol: float = 0.35, min_order: float = 0.8, n_samples: int = 2000,
-                  timeout: float | None = DEFAULT_TIMEOUT, **config) -> Report:
+                  timeout: float | None = DEFAULT_TIMEOUT, edges: Sequence[int] | None = None, **config) -> Report:
     """Run ``sampler`` on the exact oracle ``problem`` (default :func:`~toydiff.testing.oracle.default_problem`)
     at each step count of ``steps`` and report every property (module docstring).
 
@@ -245,32 +260,61 @@ def check_sampler(sampler, steps: Sequence[int] = DEFAULT_STEPS, *, order: float
         sweep: more step counts whose visited timesteps alone are checked (zero denoiser, batch 2).
         n_samples: samples for the distribution check of a stochastic sampler.
         timeout: seconds one sampler run may take (None: no limit); a run over it fails the 'runs' row with
-            "timeout after N s" and the sampler is not run again (:mod:`toydiff.testing.runner`: how).
+            "timeout after N s", the sampler is not run again and the rows it did not get to say "timed out"
+            (:mod:`toydiff.testing.runner`: how).
+        edges: the step counts of the 'edge steps' row (default None: 1, 2 and the schedule's full T).
     Returns:
         a :class:`Report` (``.passed``, ``.order``, ``.table()``).
     Raises:
         ValueError / TypeError: the caller's bad arguments or configuration (never the sampler's misbehaviour,
         which is a failed row).
     """
-    a = _check_args(steps, sweep, order, order_tol, min_order, seed, n_samples, problem, timeout)
+    a = _check_args(steps, sweep, order, order_tol, min_order, seed, n_samples, problem, timeout, edges)
     runner = Runner(as_sampler(sampler, **config), a["timeout"])
     problem = problem if problem is not None else default_problem(seed=a["seed"])
     steps, seed = a["steps"], a["seed"]
     claimed = a["order"] if a["order"] is not None else runner.sampler.order
+    diffusion = runner.sampler.family == "diffusion"  # few-step samplers: judged by the flow map, not an order
     rep = Report(runner.sampler.name)
-    runs, runs_row, bad = _runs_rows(runner, problem, steps, seed)
+    attempts, runs, runs_row, bad = _runs_rows(runner, problem, steps, seed)
     rep.stochastic, seed_rows = _seed_rows(runner, problem, steps[0], seed, runs.get(steps[0]))
-    rep.rows += [runs_row] + _timestep_rows(runner, problem, runs, steps, a["sweep"], seed, bad) + seed_rows
+    rep.rows += [runs_row] + _timestep_rows(runner, problem, runs, steps, a["sweep"], seed, bad)
+    rep.rows += [Row("calls at levels", *calls_row(problem, attempts, rep.stochastic))] + seed_rows
     rep.rows.append(Row("clean end", *clean_end_row(runner, problem, steps[-1], seed)))
+    edges = ((1, 2, problem.schedule.T) if diffusion else (1, 2)) if a["edges"] is None else a["edges"]
+    rep.rows.append(Row("edge steps", *edge_row(runner, problem, rep.stochastic, seed, edges)))
+    exact_paths = ExactPaths()
     if rep.stochastic:
-        ok, detail = distribution_row(runner, problem, steps[-1], a["n_samples"], seed)
+        ok, detail = distribution_row(runner, problem, distribution_steps(steps[-1], problem.schedule.T),
+                                      a["n_samples"], seed)
         rep.rows += [Row("pathwise", None, "stochastic sampler"), Row("distribution", ok, detail)]
-    elif rep.stochastic is False and runner.sampler.family == "diffusion":
-        rep.errors = _pathwise(problem, runs)
+    elif rep.stochastic is False and diffusion:
+        rep.errors = _pathwise(problem, runs, exact_paths)
         rep.order, rows = _order_rows(rep.errors, claimed, a["order_tol"], a["min_order"])
-        rep.rows += rows
+        ok, detail, rep.efficiency = efficiency_row(problem, runs, rep.errors, claimed, rep.order, exact_paths)
+        rep.rows += rows + [Row("efficiency", ok, detail)]
+    if diffusion:
+        ref_order = _reference_order(claimed, rep.order)
+        rep.rows.append(Row("duplicate levels", *duplicate_row(runner, problem, steps[min(1, len(steps) - 1)], seed,
+                                                               rep.stochastic, ref_order, exact_paths,
+                                                               max(rep.efficiency.values(), default=0.0))))
+    else:
+        rep.rows.append(Row("duplicate levels", None, f"n/a: a {runner.sampler.family} sampler"))
     if runner.sampler.family == "few-step":  # consistency / flow-map samplers: toydiff.testing.few_step
         rep.rows.append(Row("flow map", *flow_map_row(runner, problem, seed, deterministic=rep.stochastic is False)))
-    if runner.timed_out is not None and runs_row.passed:  # a timeout outside the main runs still fails 'runs'
-        rep.rows[0] = Row("runs", False, f"{runs_row.detail}; but {runner.timed_out}")
+    if runner.timed_out is not None:  # a timeout outside the main runs still fails 'runs'
+        rep.rows = _after_timeout(rep.rows, runs_row, runner.timed_out)
     return rep
+
+
+def _after_timeout(rows: list[Row], runs_row: Row, message: str) -> list[Row]:
+    """The rows once a run timed out: 'runs' fails naming it, a row whose run was skipped says 'timed out'."""
+    out = []
+    for r in rows:
+        if r is runs_row and r.passed:
+            r = Row("runs", False, f"{runs_row.detail}; but {message}")
+        elif r.passed is None and "timed out" not in r.detail and "timeout" in message and r.name != "runs" \
+                and ("not run" in r.detail or "earlier run" in r.detail):
+            r = Row(r.name, None, f"timed out: {r.detail}")
+        out.append(r)
+    return out

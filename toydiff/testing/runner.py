@@ -29,6 +29,7 @@ import math
 import signal
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -47,12 +48,24 @@ DEFAULT_TIMEOUT = 60.0
 @dataclass(frozen=True)
 class Attempt:
     """One run's outcome: ``run`` (None if it failed), ``error`` (why, else None), ``skipped`` (not run: an
-    earlier run timed out) and ``bad`` (the timesteps outside ``[0, T - 1]`` the sampler asked about)."""
+    earlier run timed out), ``bad`` (the timesteps outside ``[0, T - 1]`` the sampler asked about), ``calls``
+    (every model call's ``(t or None, σ)``, as the recorder logged it), ``raised`` (the exception class the
+    sampler raised, None if it raised none) and ``in_model`` (it was raised inside the kit's model call: the
+    sampler handed the model something it refuses, such as NaN — not a refusal of the sampler's own)."""
 
     run: Run | None
     error: str | None = None
     skipped: bool = False
     bad: list = field(default_factory=list)
+    calls: list = field(default_factory=list)
+    raised: type | None = None
+    in_model: bool = False
+
+
+def _raised_in_model(error: BaseException) -> bool:
+    """Whether ``error`` came out of the kit's own model call (the sampler fed it NaN, say), not the sampler."""
+    return any(f.filename.replace("\\", "/").endswith("toydiff/testing/oracle.py")
+               for f in traceback.extract_tb(error.__traceback__))
 
 
 def check_output(x0, x_T: torch.Tensor) -> str | None:
@@ -112,13 +125,16 @@ class Runner:
             deadline.check()  # a sampler that swallowed the exception and finished late
         except _Timeout as e:
             self.timed_out = f"steps={steps}: {e}"
-            return Attempt(None, self.timed_out, bad=rec.bad)
+            return Attempt(None, self.timed_out, bad=rec.bad, calls=rec.calls)
         except OracleCallError as e:
-            return Attempt(None, f"steps={steps}: {e}", bad=rec.bad)
+            return Attempt(None, f"steps={steps}: {e}", bad=rec.bad, calls=rec.calls, raised=type(e))
         except Exception as e:  # noqa: BLE001 - a sampler's own failure is a finding, not a crash of the kit
-            return Attempt(None, f"steps={steps}: {type(e).__name__}: {' '.join(str(e).split())[:200]}", bad=rec.bad)
+            return Attempt(None, f"steps={steps}: {type(e).__name__}: {' '.join(str(e).split())[:200]}", bad=rec.bad,
+                           calls=rec.calls, raised=type(e), in_model=_raised_in_model(e))
         why = check_output(run.x0, x_T)
-        return Attempt(None, f"steps={steps}: {why}", bad=rec.bad) if why else Attempt(run, bad=rec.bad)
+        if why:
+            return Attempt(None, f"steps={steps}: {why}", bad=rec.bad, calls=rec.calls)
+        return Attempt(run, bad=rec.bad, calls=rec.calls)
 
 
 def check_timeout(timeout) -> float | None:

@@ -16,7 +16,7 @@ from toydiff.testing import KitSampler, Run, check_sampler
 from toydiff.testing.cli import main
 from toydiff.testing.runner import DEFAULT_TIMEOUT, Runner
 
-TINY = dict(steps=[3, 6], sweep=[], n_samples=10)  # tiny runs: these tests are about verdicts, not accuracy
+TINY = dict(steps=[3, 6], sweep=[], n_samples=10, edges=(1, 2))  # tiny runs: these tests are about verdicts, not accuracy
 PROPS = settings(deadline=None, derandomize=True, max_examples=15)
 
 
@@ -82,7 +82,7 @@ def nan_sampler(eps_fn, x_T, alphas_cumprod, steps, generator):
 
 def test_a_sampler_returning_nan_fails_runs_and_clean_end_with_the_reason():
     rep = check_sampler(nan_sampler, **TINY)
-    assert {r.name for r in rep.failures} == {"runs", "clean end"}, rep.table()
+    assert {r.name for r in rep.failures} == {"runs", "clean end", "edge steps", "duplicate levels"}, rep.table()
     assert "not finite" in rep.row("runs").detail and "not finite" in rep.row("clean end").detail
 
 
