@@ -234,26 +234,12 @@ def accepts_interpolants(vp_sample: Callable) -> Callable:
 
 @accepts_interpolants  # an Interpolant as `schedule`: toydiff.sampling.flow_steps.sample_interpolant runs instead
 @torch.no_grad()
-def sample(
-    eps_fn: EpsFn,
-    x_T: torch.Tensor,
-    schedule: NoiseSchedule,
-    *,
-    method: str = "ddpm",
-    steps: int | Sequence[int] | None = None,
-    spacing: str | None = None,
-    eta: float = 0.0,
-    variance: str = "beta",
-    generator: torch.Generator | list[torch.Generator] | None = None,
-    callback: Callback | None = None,
-    clip_x0: float | None = None,
-    project: Projection | None = None,
-    progress: bool = False,
-    s_churn: float = 0.0,
-    s_noise: float = 1.0,
-    s_tmin: float = 0.0,
-    s_tmax: float = math.inf,
-) -> torch.Tensor:
+def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: NoiseSchedule, *, method: str = "ddpm",
+           steps: int | Sequence[int] | None = None, spacing: str | None = None, eta: float = 0.0,
+           variance: str = "beta", generator: torch.Generator | list[torch.Generator] | None = None,
+           callback: Callback | None = None, clip_x0: float | None = None, project: Projection | None = None,
+           progress: bool = False, s_churn: float = 0.0, s_noise: float = 1.0, s_tmin: float = 0.0,
+           s_tmax: float = math.inf) -> torch.Tensor:
     """Run the reverse process from ``x_T`` to a clean sample with the method ``REGISTRY[method]``.
     (Over an :class:`~toydiff.processes.interpolants.Interpolant`: see :func:`toydiff.sampling.flow_steps.sample_interpolant`.)
 

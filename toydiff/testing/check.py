@@ -293,13 +293,10 @@ def check_sampler(sampler, steps: Sequence[int] = DEFAULT_STEPS, *, order: float
         rep.order, rows = _order_rows(rep.errors, claimed, a["order_tol"], a["min_order"])
         ok, detail, rep.efficiency = efficiency_row(problem, runs, rep.errors, claimed, rep.order, exact_paths)
         rep.rows += rows + [Row("efficiency", ok, detail)]
-    if diffusion:
-        ref_order = _reference_order(claimed, rep.order)
-        rep.rows.append(Row("duplicate levels", *duplicate_row(runner, problem, steps[min(1, len(steps) - 1)], seed,
-                                                               rep.stochastic, ref_order, exact_paths,
-                                                               max(rep.efficiency.values(), default=0.0))))
-    else:
-        rep.rows.append(Row("duplicate levels", None, f"n/a: a {runner.sampler.family} sampler"))
+    rep.rows.append(Row("duplicate levels", *duplicate_row(
+        runner, problem, steps[min(1, len(steps) - 1)], seed, rep.stochastic, _reference_order(claimed, rep.order),
+        exact_paths, max(rep.efficiency.values(), default=0.0))) if diffusion else
+        Row("duplicate levels", None, f"n/a: a {runner.sampler.family} sampler"))
     if runner.sampler.family == "few-step":  # consistency / flow-map samplers: toydiff.testing.few_step
         rep.rows.append(Row("flow map", *flow_map_row(runner, problem, seed, deterministic=rep.stochastic is False)))
     if runner.timed_out is not None:  # a timeout outside the main runs still fails 'runs'
