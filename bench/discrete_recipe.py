@@ -26,6 +26,7 @@ CANDIDATES = {
     "w128-s1500": dict(width=128, steps=1500),
     "w256-s800": dict(width=256, steps=800),
     "w256-s1500": dict(width=256, steps=1500),
+    "w64-s300": dict(width=64, steps=300, n_train=2048),
 }
 
 
@@ -41,6 +42,7 @@ def main() -> None:
     p.add_argument("--candidates", default=",".join(CANDIDATES))
     p.add_argument("--dataset", default=DEFAULT_RECIPE.dataset)
     p.add_argument("--process", default=DEFAULT_RECIPE.process)
+    p.add_argument("--T", type=int, default=None, help="discrete steps of the process (default: continuous time)")
     p.add_argument("--n", type=int, default=4000)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--method", default="ancestral")
@@ -48,11 +50,12 @@ def main() -> None:
     a = p.parse_args()
     configure_threads(1)
     exact_kl = None
-    print(f"{a.dataset}, {a.process}; KL at n = {a.n}, {a.seeds} seeds, {a.method} {a.steps} steps")
+    print(f"{a.dataset}, {a.process} (T = {a.T}); KL at n = {a.n}, {a.seeds} seeds, {a.method} {a.steps} steps")
     print("| candidate | train s | held-out | floor | ratio | KL model | KL exact | KL ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for name in a.candidates.split(","):
-        recipe = with_overrides(DEFAULT_RECIPE, dataset=a.dataset, process=a.process, **CANDIDATES[name])
+        recipe = with_overrides(DEFAULT_RECIPE, dataset=a.dataset, process=a.process, T=a.T,
+                                      **CANDIDATES[name])
         t0 = time.perf_counter()
         run = train_discrete(recipe)
         secs = time.perf_counter() - t0

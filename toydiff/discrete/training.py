@@ -28,7 +28,6 @@ from toydiff.discrete.objectives import objective_for
 from toydiff.discrete.processes import DISCRETE_PROCESSES, process_from_dict
 from toydiff.discrete.schedules import SCHEDULES
 from toydiff.training import checkpoint as ck
-from toydiff.training.batches import TensorBatches
 from toydiff.training.config import History, TrainConfig
 from toydiff.training.engine import Trainer
 from toydiff.training.hooks import HeldOutLoss, Hook, ProgressBar
@@ -51,7 +50,7 @@ class Recipe:
     process: str = "masked"
     T: int | None = None
     schedule: str = "linear"
-    width: int = 256
+    width: int = 128
     depth: int = 3
     steps: int = 1500
     batch_size: int = 256
@@ -141,8 +140,19 @@ class _Record(Hook):
                                                           "lr", "seconds") if k in r})
 
 
-def _fresh(dist):
-    return lambda n, g: dist.sample(n, g)
+class TableBatches:
+    """Fresh sequences every epoch: ``n`` draws from the table and their order, both from a generator seeded by
+    ``(seed, epoch)`` alone, so that a run resumes at any batch (the engine's generator is left to the loss)."""
+
+    def __init__(self, dist, n: int, batch_size: int, seed: int):
+        self.dist, self.n, self.batch_size, self.seed = dist, n, batch_size, seed
+        self.steps_per_epoch = -(-n // batch_size)
+
+    def epoch(self, epoch: int, start: int, generator: torch.Generator):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        data = self.dist.sample(self.n, g)
+        for idx in torch.randperm(self.n, generator=g).split(self.batch_size)[start:]:
+            yield data[idx], {}
 
 
 def make_trainer(recipe: Recipe, *, checkpoint: str | Path | None = None, progress: bool = False,
@@ -152,7 +162,7 @@ def make_trainer(recipe: Recipe, *, checkpoint: str | Path | None = None, progre
     torch.manual_seed(recipe.seed)  # the network's initial weights
     model = DenoiserMLP(net)
     g = torch.Generator().manual_seed(recipe.seed)
-    data = TensorBatches(dist.sample(recipe.n_train, g), recipe.batch_size, fresh=_fresh(dist))
+    data = TableBatches(dist, recipe.n_train, recipe.batch_size, recipe.seed)
     x_val = dist.sample(recipe.n_val, torch.Generator().manual_seed(recipe.seed + 1_000_003))
     t_val, noise_val = obj.held_out_draws(x_val.shape, seed=recipe.seed + 2)
     held = HeldOutLoss(x_val, t_val, noise_val, batch_size=4096)

@@ -39,20 +39,19 @@ def kl_by_steps(run, steps: list[int], n: int, seed: int, *, exact: bool) -> dic
     return out
 
 
-def _steps(text: str, process) -> list[int]:
+def _steps(text: str) -> list[int]:
     try:
         steps = sorted({int(s) for s in text.split(",") if s.strip()})
     except ValueError:
         raise ValueError(f"--steps must be comma-separated integers, got {text!r}") from None
     if not steps or steps[0] < 1:
         raise ValueError(f"--steps must be positive integers, got {text!r}")
-    for k in steps:
-        process.time_grid(k)  # more steps than T: a ValueError naming steps
     return steps
 
 
 def run(a) -> int:
     """Run ``toydiff discrete report``."""
+    steps = _steps(a.steps)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,7 +62,8 @@ def run(a) -> int:
 
     out = check_writable(a.out, "--out", folder=True)
     r = run_for(a)
-    steps = _steps(a.steps, r.process)
+    for k in steps:
+        r.process.time_grid(k)  # more steps than T: a ValueError naming steps, before any work
     curves = {"exact": kl_by_steps(r, steps, a.n, a.seed, exact=True)}
     if not a.exact:
         curves["model"] = kl_by_steps(r, steps, a.n, a.seed, exact=False)
