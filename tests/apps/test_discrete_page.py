@@ -15,14 +15,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_discrete_page_opens_on_the_exact_denoiser_and_trains_a_model():
-    at = assert_clean(open_page("discrete", data="words", steps="8"))
+    at = assert_clean(open_page("discrete", data="words", steps="4", kl="2"))
     assert at.selectbox(key="dc_data").value == "words"
     assert any("exact denoiser" in i.value for i in at.info)
     figs = charts(at)
     assert len(figs) == 2  # the forward grid and the bars (the KL chart waits for its button)
     bars = [t for t in figs[1]["data"] if t["type"] == "bar"]
     assert len(bars) == 2 * 5  # exact and model per position (L = 5)
-    at.select_slider(key="dc_train_steps").set_value(100)
+    at.select_slider(key="dc_train_steps").set_value(50)
     at.button(key="dc_train").click().run()
     assert_clean(at)
     m = metrics(at)

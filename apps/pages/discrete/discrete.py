@@ -17,14 +17,15 @@ from toydiff.discrete.processes import DISCRETE_PROCESSES
 from toydiff.discrete.samplers import DISCRETE_METHODS
 
 STEPS = (4, 8, 16, 32, 64)
-KL_STEPS = (1, 2, 4, 8, 16, 32)
+KL_STEPS = (1, 2, 4, 8, 16, 32, 64)
 #: the page's URL settings (apps.common.url_state)
 URL_SPEC = (url_state.Param("dc_data", str, "shapes", choices=tuple(DATASETS), url="data"),
             url_state.Param("dc_proc", str, "masked", choices=tuple(DISCRETE_PROCESSES), url="proc"),
             url_state.Param("dc_seed", int, 0, bounds="seed", url="seed"),
             url_state.Param("dc_method", str, "ancestral", choices=tuple(DISCRETE_METHODS), url="method"),
             url_state.Param("dc_steps", int, 16, choices=STEPS, url="steps"),
-            url_state.Param("dc_train_steps", int, 300, choices=work.PAGE_STEPS, url="train"))
+            url_state.Param("dc_train_steps", int, 300, choices=work.PAGE_STEPS, url="train"),
+            url_state.Param("dc_kl_steps", "int_list", [1, 2, 4, 8, 16, 32], choices=KL_STEPS, url="kl"))
 url_state.restore("discrete", URL_SPEC)
 url_state.defaults(URL_SPEC)
 
@@ -95,11 +96,13 @@ section_notes(r"\mathrm{KL}(\hat p \,\|\, p) = \sum_x \hat p(x)\log\frac{\hat p(
               "(KL of n true draws, ± 2 sd). MaskGIT's confidence ordering stalls above the floor even when exact.",
               "Chang et al. 2022; Campbell et al. 2022")
 with st.form("dc_kl_form", border=False):
-    n_kl = st.select_slider("Samples per point", (250, 500, 1000, 2000), value=500, key="dc_kl_n")
+    k1, k2 = st.columns([2, 1])
+    kl_steps = k1.multiselect("Sampler steps", KL_STEPS, key="dc_kl_steps")
+    n_kl = k2.select_slider("Samples per point", (250, 500, 1000, 2000), value=500, key="dc_kl_n")
     kl_go = st.form_submit_button("Compute KL against steps", key="dc_kl_go")
 if kl_go:
     with st.spinner("Sampling every sampler at every step count…"), readable_errors("The KL chart"):
-        st.session_state["dc_kl"] = (dataset, process, id(run), work.kl_curves(base, run is not None, KL_STEPS,
+        st.session_state["dc_kl"] = (dataset, process, id(run), work.kl_curves(base, run is not None, tuple(sorted(kl_steps)) or (16,),
                                                                                n_kl, seed))
 kl = st.session_state.get("dc_kl")
 if kl is not None and kl[:3] == (dataset, process, id(run)):

@@ -11,12 +11,12 @@ from toydiff.discrete.model import DenoiserMLP
 from toydiff.discrete.training import DEFAULT_RECIPE, DiscreteRun, Recipe, train_discrete, with_overrides
 
 #: the in-page recipe: the default recipe, shortened to train in seconds on a shared CPU
-PAGE_STEPS = (100, 300, 600)
+PAGE_STEPS = (50, 300, 600)
 
 
 def recipe_for(dataset: str, process: str, steps: int = 300) -> Recipe:
     return with_overrides(DEFAULT_RECIPE, dataset=dataset, process=process, T=None, width=64, depth=2, steps=steps,
-                          n_train=2048, n_val=1000)
+                          n_train=2048, n_val=500)
 
 
 def untrained(dataset: str, process: str) -> DiscreteRun:
