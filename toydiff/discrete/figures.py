@@ -148,6 +148,6 @@ def kl_steps_plotly(data: dict, *, title: str = "KL to the table against sampler
     fig.add_hrect(y0=max(f - 2 * sd, 1e-6), y1=f + 2 * sd, fillcolor="gray", opacity=0.2, line_width=0)
     fig.add_hline(y=f, line=dict(color="gray", width=1),
                   annotation_text=f"count floor at n = {data['n']}: {f:.3f} ± {sd:.3f}")
-    fig.update_layout(title=title, xaxis=dict(type="log", title="sampler steps"),
-                      yaxis=dict(type="log", title="KL(samples ‖ table), nats"), height=420)
+    fig.update_layout(title=title, xaxis=dict(type="log", dtick=0.30103, title="sampler steps"),
+                      yaxis=dict(type="log", dtick=1, title="KL(samples ‖ table), nats"), height=420)
     return fig
