@@ -127,6 +127,11 @@ class _Objective:
         return batched_held_out(per, t, self.bucket_sums, n_buckets=n_buckets, batch_size=batch_size,
                                 model_kwargs=model_kwargs, context=context)
 
+    def exact_floor(self, dist) -> float | None:
+        """The Bayes floor of this loss from the core's closed form, where there is one (None: only the Monte
+        Carlo floor, the exact denoiser's held-out loss)."""
+        return None
+
     # --- checkpoints -----------------------------------------------------------------------------------
     def options(self) -> dict:
         return {}
@@ -171,6 +176,12 @@ class MDLMObjective(_Objective):
         keep = x_t < self.V
         carry = torch.nn.functional.one_hot(x_t.clamp_max(self.V - 1), self.V).to(logp.dtype)
         return torch.where(keep[..., None], (carry - 1) * 1e4, logp)
+
+    def exact_floor(self, dist) -> float:
+        """:func:`toydiff.discrete.judge.mdlm_floor`: H(X) in continuous time, the T-step bound otherwise."""
+        from toydiff.discrete.judge import mdlm_floor
+
+        return mdlm_floor(dist, self.process)
 
     def per_sample(self, logp, x0, x_t, t):
         ce = -logp.gather(-1, x0[..., None])[..., 0].double()  # [B, L]

@@ -213,4 +213,5 @@ def summary(run: DiscreteRun) -> dict:
     h = run.history
     last = h.val_loss[-1] if h is not None and h.records else None
     ratio = last / h.floor if last is not None and h.floor else None
-    return json.loads(json.dumps({"val_loss": last, "floor": None if h is None else h.floor, "ratio": ratio}))
+    return json.loads(json.dumps({"val_loss": last, "floor": None if h is None else h.floor, "ratio": ratio,
+                                  "exact_floor": run.objective.exact_floor(run.dist)}))

@@ -88,7 +88,8 @@ def run(a) -> int:
         figures["loss"] = fig2
     metrics = {"dataset": r.recipe.dataset, "process": r.process.to_dict(), "steps": steps, "n": a.n,
                "kl": curves, "count_floor": floor,
-               "held_out": None if h is None or not h.records else {"loss": h.val_loss[-1], "floor": h.floor}}
+               "held_out": None if h is None or not h.records else {"loss": h.val_loss[-1], "floor": h.floor,
+                                                                   "exact_floor": r.objective.exact_floor(r.dist)}}
     with staged_folder(out) as tmp:
         for name, f in figures.items():
             save_figure(f, tmp / f"{name}.png", dpi=110)

@@ -83,5 +83,6 @@ def run(a) -> int:
     s = summary(result)
     atomic_write_text(out / "history.json", json.dumps(result.history.to_dict(), indent=1))
     print(f"{result.process.describe()} on {recipe.dataset}: held-out loss {s['val_loss']:.4f} nats, Bayes floor "
-          f"{s['floor']:.4f} (same draws), ratio {s['ratio']:.3f}; checkpoint {path}")
+          f"{s['floor']:.4f} (exact denoiser, same draws), ratio {s['ratio']:.3f}"
+          + ("" if s["exact_floor"] is None else f"; closed-form floor {s['exact_floor']:.4f}") + f"; checkpoint {path}")
     return 0
