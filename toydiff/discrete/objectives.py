@@ -62,8 +62,8 @@ class _Objective:
         return torch.where(noise[..., 0] >= a, draw, x0)
 
     def draw_times(self, n: int, generator, *, stratified: bool) -> torch.Tensor:
-        """Times ``[n]`` in process time: u ∈ (0, 1] (stratified: (r + i/n) mod 1, shuffled-free) mapped by
-        :meth:`_time_of`."""
+        """Times ``[n]`` in process time: u ∈ (0, 1], i.i.d. or stratified ((r + i/n) mod 1 for one uniform r:
+        MDLM's low-discrepancy sampler), mapped by :meth:`_time_of`."""
         r = torch.rand(1 if stratified else n, generator=generator, dtype=torch.float64)
         u = torch.remainder(r + torch.arange(n, dtype=torch.float64) / n, 1.0) if stratified else r
         return self._time_of(1.0 - u)  # in (0, 1]

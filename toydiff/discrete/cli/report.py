@@ -68,21 +68,26 @@ def run(a) -> int:
     if not a.exact:
         curves["model"] = kl_by_steps(r, steps, a.n, a.seed, exact=False)
     floor = judge.count_floor(r.dist, a.n, draws=10, generator=torch.Generator().manual_seed(a.seed + 1))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
     for who, style in (("exact", "--"), ("model", "-")):
         for i, (m, kls) in enumerate(curves.get(who, {}).items()):
             ax.plot(steps, kls, style, marker="o", color=f"C{i}", label=f"{m} ({who})")
     ax.axhline(floor["kl"], color="gray", lw=1, label=f"count floor (n = {a.n})")
     ax.set(xscale="log", yscale="log", xlabel="sampler steps", ylabel="KL(samples ‖ table), nats",
            title=f"{r.recipe.dataset}: {r.process.describe()}")
+    ax.set_xticks(steps, [str(k) for k in steps], minor=False)
+    ax.set_xticks([], minor=True)
     ax.legend(fontsize=7)
     figures = {"kl_vs_steps": fig}
     h = r.history
     if h is not None and h.records:
-        fig2, ax2 = plt.subplots(figsize=(6, 4))
+        fig2, ax2 = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
         ax2.plot(h.column("step"), h.val_loss, label="held-out loss (EMA model)")
         ax2.plot(h.column("step"), h.train_loss, alpha=0.5, label="training loss")
         ax2.axhline(h.floor, color="k", ls="--", label=f"Bayes floor {h.floor:.4f} (exact denoiser, same draws)")
+        exact = r.objective.exact_floor(r.dist)
+        if exact is not None:
+            ax2.axhline(exact, color="gray", ls=":", label=f"closed-form floor {exact:.4f} (judge.mdlm_floor)")
         ax2.set(xlabel="step", ylabel="loss, nats per sequence", ylim=(h.floor * 0.95, h.floor * 1.6))
         ax2.legend(fontsize=7)
         figures["loss"] = fig2

@@ -66,17 +66,17 @@ def run(a) -> int:
     if path.exists() and not (a.resume or a.overwrite):
         fail(f"{PROG} train: error: --out {out} already holds a run; pass --resume, --overwrite or another --out")
     values = {f.name: getattr(a, f.name) for f in fields(Recipe)}
-    if values["ema_decay"] == 0:
-        values["ema_decay"] = None
     base = read_recipe(path) if a.resume else DEFAULT_RECIPE
     if a.resume:
         changed = [k for k, v in values.items() if v is not None and k != "steps" and v != getattr(base, k)]
         if changed:
             fail(f"{PROG} train: error: --resume continues the run's own recipe; --{changed[0].replace('_', '-')} "
                  "differs from it (only --steps may change)")
-    recipe = with_overrides(base, **values)
-    if values["ema_decay"] is None and a.ema_decay == 0:
+    no_ema = values.pop("ema_decay") == 0  # --ema-decay 0: no EMA
+    recipe = with_overrides(base, **values, **({} if a.ema_decay is None or no_ema else {"ema_decay": a.ema_decay}))
+    if no_ema:
         recipe = Recipe.from_dict(recipe.to_dict() | {"ema_decay": None})
+    recipe.build(), recipe.train_config()  # a bad value: exit 2 before --out is touched
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):
         result = train_discrete(recipe, checkpoint=path, resume=a.resume, progress=not a.quiet)
