@@ -3,6 +3,7 @@ the count floor (what n true samples give), and the Bayes floors of the MDLM los
 
     python bench/discrete_samplers.py                       # shapes (V = 2, L = 9), n = 2000, 3 seeds, 1 thread (~3 min)
     python bench/discrete_samplers.py --dataset words --steps 1 4 16 64
+    python bench/discrete_samplers.py --methods maskgit --temperatures 1 4.5 20 --steps 4 16 64
     python bench/discrete_samplers.py --quick               # a smoke run
 
 Issue #26's framing: on a table the denoiser p(x₀ⁱ | x_t) is exact (:meth:`TableDistribution.denoiser`), so the
@@ -29,12 +30,13 @@ from toydiff.threads import configure_threads
 STEPS = (1, 2, 4, 8, 16, 32, 64)
 
 
-def run_cell(dist, proc, method: str, steps: int, n: int, seeds: int) -> tuple[torch.Tensor, torch.Tensor]:
+def run_cell(dist, proc, method: str, steps: int, n: int, seeds: int, **options) -> tuple[torch.Tensor, torch.Tensor]:
     """KL and TV ``[seeds]`` of ``method`` at ``steps`` on the exact denoiser of ``dist`` under ``proc``."""
     fn, kls, tvs = dist.denoiser(proc), [], []
     for seed in range(seeds):
         g = torch.Generator().manual_seed(1000 + seed)
-        x0 = td.sample(fn, proc.prior(n, dist.L, generator=g), proc, method=method, steps=steps, generator=g)
+        x0 = td.sample(fn, proc.prior(n, dist.L, generator=g), proc, method=method, steps=steps, generator=g,
+                       **options)
         kl, tv = judge.kl_tv(dist, x0)
         kls.append(kl)
         tvs.append(tv)
@@ -45,21 +47,33 @@ def fmt(x: torch.Tensor) -> str:
     return "inf" if not bool(torch.isfinite(x).all()) else f"{float(x.mean()):.4f} ± {float(x.std()):.4f}"
 
 
-def sampler_table(dist, processes, steps_list, n: int, seeds: int, floor: dict) -> list[str]:
+def rows(processes, methods, temperatures):
+    """(process, method, options, label) for every row: each method, and maskgit at each choice temperature."""
+    for proc in processes:
+        for method in proc.methods:
+            if methods and method not in methods:
+                continue
+            yield proc, method, {}, method
+            if method == "maskgit":
+                for temp in temperatures:
+                    yield proc, method, {"temperature": temp}, f"maskgit, temperature {temp:g}"
+
+
+def sampler_table(dist, processes, steps_list, n: int, seeds: int, floor: dict, methods=None,
+                  temperatures=()) -> list[str]:
     lines = ["| process | method | " + " | ".join(f"{s} steps" for s in steps_list) + " | reaches |",
              "|---|---|" + "---|" * (len(steps_list) + 1)]
     bar = floor["kl"] + 2 * floor["kl_sd"]
     print("\n".join(lines), flush=True)
-    for proc in processes:
-        for method in proc.methods:
-            cells, reach = [], "—"
-            for steps in steps_list:
-                kl, tv = run_cell(dist, proc, method, steps, n, seeds)
-                cells.append(f"{fmt(kl)} (TV {float(tv.mean()):.3f})")
-                if reach == "—" and bool(torch.isfinite(kl).all()) and float(kl.mean()) <= bar:
-                    reach = str(steps)
-            lines.append(f"| {proc.name} ({proc.schedule}) | {method} | " + " | ".join(cells) + f" | {reach} |")
-            print(lines[-1], flush=True)
+    for proc, method, options, label in rows(processes, methods, temperatures):
+        cells, reach = [], "—"
+        for steps in steps_list:
+            kl, tv = run_cell(dist, proc, method, steps, n, seeds, **options)
+            cells.append(f"{fmt(kl)} (TV {float(tv.mean()):.3f})")
+            if reach == "—" and bool(torch.isfinite(kl).all()) and float(kl.mean()) <= bar:
+                reach = str(steps)
+        lines.append(f"| {proc.name} ({proc.schedule}) | {label} | " + " | ".join(cells) + f" | {reach} |")
+        print(lines[-1], flush=True)
     return lines
 
 
@@ -79,6 +93,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
     p.add_argument("--schedule", default="linear", choices=tuple(td.discrete.SCHEDULES))
+    p.add_argument("--methods", nargs="+", default=None, choices=tuple(td.discrete.DISCRETE_METHODS),
+                   help="only these samplers (default: every one)")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[],
+                   help="extra maskgit rows at these choice temperatures (Chang et al. 2022 use 4.5)")
+    p.add_argument("--no-floors", action="store_true", help="skip the MDLM floor table")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--quick", action="store_true", help="n = 500, 2 seeds, steps 1 4 16")
     a = p.parse_args(argv)
@@ -94,9 +113,10 @@ def main(argv=None) -> int:
           f"TV {floor['tv']:.3f} ± {floor['tv_sd']:.3f}\n")
     processes = [td.discrete.masked(None, dist.V, schedule=a.schedule),
                  td.discrete.uniform(None, dist.V, schedule=a.schedule)]
-    sampler_table(dist, processes, a.steps, a.n, a.seeds, floor)
-    print("\nBayes floor of MDLM's loss (exact; H(X) in continuous time):")
-    print("\n".join(floor_table(dist, (1, 2, 4, 16, 64))))
+    sampler_table(dist, processes, a.steps, a.n, a.seeds, floor, a.methods, a.temperatures)
+    if not a.no_floors:
+        print("\nBayes floor of MDLM's loss (exact; H(X) in continuous time):")
+        print("\n".join(floor_table(dist, (1, 2, 4, 16, 64))))
     print(f"\nwall time {time.time() - start:.0f} s (shared CPU)")
     return 0
 

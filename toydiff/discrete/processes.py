@@ -53,7 +53,8 @@ class _Categorical:
     name: ClassVar[str]
     prediction: ClassVar[str] = "x0-probs"
     default_method: ClassVar[str] = "ancestral"
-    options: ClassVar[tuple[str, ...]] = ()
+    #: the ``sample`` options only some methods read (maskgit's ``temperature``)
+    options: ClassVar[tuple[str, ...]] = ("temperature",)
     interp: ClassVar[None] = None
     has_mask: ClassVar[bool]
 

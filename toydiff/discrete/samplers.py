@@ -22,12 +22,13 @@ mask or unresolved jump survives; every method makes one ``fn`` call per step (N
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from toydiff.checks import check_choice, check_int
+from toydiff.checks import check_choice, check_int, check_number
 
 __all__ = ["DISCRETE_METHODS", "DiscreteMethod", "run", "nfe", "methods_for"]
 
@@ -42,6 +43,8 @@ class _Context:
     V: int
     generator: torch.Generator | None
     final: bool = False
+    progress: float = 0.0  # the fraction of the steps done before this one
+    temperature: float = 0.0
 
 
 def _categorical(probs: torch.Tensor, generator) -> torch.Tensor:
@@ -83,10 +86,15 @@ def tau_leaping_step(ctx: _Context, x: torch.Tensor, p0: torch.Tensor, t: torch.
 
 def maskgit_step(ctx: _Context, x: torch.Tensor, p0: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Confidence-ordered unmasking (MaskGIT, Chang et al. 2022): a token drawn at every masked position; the
-    most probable ones are kept so that round(L (1 − ᾱ_s)) positions stay masked (all at s = 0)."""
+    most probable ones are kept so that round(L (1 − ᾱ_s)) positions stay masked (all at s = 0). ``temperature``
+    > 0 adds Gumbel noise times temperature · (1 − progress) to the log-confidences (their annealed choice noise)."""
     mask = x == ctx.V
     draw = _categorical(p0, ctx.generator)
-    conf = p0.gather(-1, draw[..., None])[..., 0].masked_fill(~mask, -1.0)
+    conf = p0.gather(-1, draw[..., None])[..., 0].clamp_min(1e-300).log()
+    if ctx.temperature > 0:  # Chang et al.'s annealed choice noise: Gumbel scaled by temperature · (1 − progress)
+        u = torch.rand(conf.shape, generator=ctx.generator, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+        conf = conf + ctx.temperature * (1.0 - ctx.progress) * -torch.log(-torch.log(u))
+    conf = conf.masked_fill(~mask, -math.inf)
     L = x.shape[1]
     keep_masked = (L * (1.0 - ctx.process.alpha_bar(s))).round().long()  # [B]
     n_unmask = (mask.sum(1) - keep_masked).clamp_min(0)
@@ -102,6 +110,7 @@ class DiscreteMethod:
     continuous_only: bool = False
     masked_only: bool = False
     nfe: Callable[[int], int] = lambda n: n
+    options: tuple[str, ...] = ()
 
 
 #: name -> method (a new sampler is a step function and a line here)
@@ -109,7 +118,7 @@ DISCRETE_METHODS: dict[str, DiscreteMethod] = {
     "ancestral": DiscreteMethod(ancestral_step),
     "euler": DiscreteMethod(euler_step, continuous_only=True),
     "tau-leaping": DiscreteMethod(tau_leaping_step, continuous_only=True),
-    "maskgit": DiscreteMethod(maskgit_step, masked_only=True),
+    "maskgit": DiscreteMethod(maskgit_step, masked_only=True, options=("temperature",)),
 }
 
 
@@ -124,53 +133,63 @@ def nfe(process, method: str, steps: int) -> int:
     return DISCRETE_METHODS[check_choice(method, "method", methods_for(process))].nfe(check_int(steps, "steps", min=1))
 
 
-def _denoise(fn, x: torch.Tensor, t: torch.Tensor, V: int, step: int) -> torch.Tensor:
-    """``fn(x, t)`` checked: ``[B, L, V]``, finite, non-negative; returned float64 and renormalised."""
+def _denoise(fn, x: torch.Tensor, t: torch.Tensor, V: int | None, step: int) -> torch.Tensor:
+    """``fn(x, t)`` checked: ``[B, L, V]`` (any V ≥ 2 when ``V`` is None), finite, non-negative; returned float64
+    and renormalised."""
     p0 = fn(x, t)
-    if not isinstance(p0, torch.Tensor) or tuple(p0.shape) != (*x.shape, V):
+    ok = isinstance(p0, torch.Tensor) and p0.ndim == 3 and tuple(p0.shape[:2]) == tuple(x.shape)
+    if not ok or (V is not None and p0.shape[-1] != V) or p0.shape[-1] < 2:
         raise ValueError(f"fn returned shape {tuple(getattr(p0, 'shape', ()))} at step {step}, expected "
-                         f"{(*x.shape, V)} (probabilities p(x0 | x_t))")
+                         f"{(*x.shape, V or 'V')} (probabilities p(x0 | x_t))")
     p0 = p0.to(torch.float64)
     if not bool(torch.isfinite(p0).all()) or bool((p0 < 0).any()):
         raise ValueError(f"fn returned a negative or non-finite probability at step {step}")
     return p0 / p0.sum(-1, keepdim=True).clamp_min(1e-300)
 
 
-def _check_start(process, x_T, V: int | None) -> int:
+def _check_start(process, x_T, V: int | None) -> int | None:
+    """x_T's type; the data's V (None if neither the process nor ``V`` says: the first denoiser call tells)."""
     if not isinstance(x_T, torch.Tensor) or x_T.is_floating_point() or x_T.ndim != 2 or x_T.shape[0] < 1:
         raise TypeError(f"x_T must be an integer tensor [B, L] with B >= 1, got "
                         f"{getattr(x_T, 'dtype', type(x_T).__name__)} {tuple(getattr(x_T, 'shape', ()))}")
-    V = process.vocab(V) if (V is not None or process.V is not None) else None
-    if V is None:
-        raise ValueError(f"V: unknown; build the process with V= or pass V= to sample()")
+    return process.vocab(V) if (V is not None or process.V is not None) else None
+
+
+def _check_range(process, x_T: torch.Tensor, V: int) -> None:
     if int(x_T.min()) < 0 or int(x_T.max()) >= process.n_states(V):
         raise ValueError(f"x_T: symbols must lie in 0 … {process.n_states(V) - 1}")
-    return V
 
 
 @torch.no_grad()
 def run(process, fn, x_T: torch.Tensor, *, method: str = "ancestral", steps: int = 64,
         generator: torch.Generator | None = None, callback: Callable[[dict], None] | None = None,
-        V: int | None = None) -> torch.Tensor:
+        V: int | None = None, temperature: float = 0.0) -> torch.Tensor:
     """Run ``method`` on ``process`` from ``x_T [B, L]`` long over ``steps`` steps of its time grid.
 
     ``callback`` gets, after every step, ``{"step", "n_steps", "t", "s", "x_t", "p0", "x_s", "method"}``
-    (``p0`` the denoiser's ``[B, L, V]``). ``V`` is needed only when the process was built without it.
-    Returns x₀ ``[B, L]`` long.
+    (``p0`` the denoiser's ``[B, L, V]``). ``V``: the data's symbols when the process was built without them
+    (else the first denoiser output's last dimension says); ``temperature`` (maskgit only) scales its choice noise. Returns x₀ ``[B, L]`` long.
     """
     check_choice(method, "method", methods_for(process))
+    temperature = check_number(temperature, "temperature", min=0.0)
+    if temperature and "temperature" not in DISCRETE_METHODS[method].options:
+        raise ValueError(f"temperature={temperature!r} has no effect with method={method!r} (maskgit only)")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
-    V = _check_start(process, x_T, V)
+    V, x = _check_start(process, x_T, V), x_T.long()
     grid, B = process.time_grid(steps), x_T.shape[0]
-    ctx, step = _Context(process, V, generator), DISCRETE_METHODS[method].step
-    x = x_T.long()
+    first = None
+    if V is None:  # a process built without V (``masked(T)``): the denoiser's output says it
+        first = _denoise(fn, x, grid[0].expand(B), None, 0)
+        V = process.vocab(first.shape[-1])
+    _check_range(process, x, V)
+    ctx, step = _Context(process, V, generator, temperature=temperature), DISCRETE_METHODS[method].step
     for i in range(len(grid) - 1):
         t, s = grid[i].expand(B), grid[i + 1].expand(B)
-        ctx.final = i == len(grid) - 2
-        p0 = _denoise(fn, x, t, V, i)
+        ctx.final, ctx.progress = i == len(grid) - 2, i / (len(grid) - 1)
+        p0 = first if (i == 0 and first is not None) else _denoise(fn, x, t, V, i)
         x_s = step(ctx, x, p0, t, s)
         if callback is not None:
             callback({"step": i, "n_steps": len(grid) - 1, "t": t, "s": s, "x_t": x, "p0": p0, "x_s": x_s,

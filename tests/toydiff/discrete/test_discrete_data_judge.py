@@ -90,3 +90,25 @@ def test_d3pm_bound_of_the_exact_denoiser_is_the_floor():
     for tk, m, e in zip([0.3, 0.7], mean, err):
         exact_ce = float((c * tk ** k * (1 - tk) ** (dist.L - k)).sum()) / tk  # linear: w = 1/t, 1 − ᾱ = t
         assert abs(float(m) - exact_ce) < 4 * float(e)
+
+
+def _imports_discrete(path) -> bool:
+    import ast
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import) and any(a.name.startswith("toydiff.discrete") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module and (
+                node.module.startswith("toydiff.discrete")
+                or (node.module == "toydiff" and any(a.name == "discrete" for a in node.names))):
+            return True
+    return False
+
+
+def test_the_core_does_not_import_the_discrete_package():
+    """toydiff.discrete sits on the core: only the public face (toydiff/__init__.py) and the package import it
+    (function-level imports count)."""
+    from pathlib import Path
+    root = Path(D.__file__).resolve().parents[1]
+    importing = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if _imports_discrete(p))
+    assert "__init__.py" in importing  # the check sees an import where there is one
+    assert [p for p in importing if not p.startswith("discrete/") and p != "__init__.py"] == []

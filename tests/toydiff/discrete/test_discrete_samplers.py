@@ -75,9 +75,16 @@ def test_bad_calls_are_named():
         td.sample(fn, x_T + 1, proc)
     with pytest.raises(ValueError, match="fn returned shape"):
         td.sample(lambda x, t: torch.ones(2, 3, 5), x_T, proc)
-    with pytest.raises(ValueError, match="V: unknown"):
-        td.sample(fn, x_T, D.masked(6))
-    assert td.sample(fn, x_T, D.masked(6), V=2).shape == (2, 3)
+    with pytest.raises(ValueError, match="temperature"):
+        td.sample(fn, x_T, proc, temperature=1.0)  # maskgit only
+    assert td.sample(fn, x_T, proc, method="maskgit", temperature=4.5).shape == (2, 3)
+    bare = D.masked(6)  # no V: the denoiser's output tells it, with no extra call
+    calls = []
+    out = td.sample(lambda x, t: calls.append(1) or fn(x, t), x_T, bare, steps=3, generator=torch.Generator())
+    assert out.shape == (2, 3) and int(out.max()) < 2 and len(calls) == 3
+    assert td.sample(fn, x_T, bare, V=2).shape == (2, 3)
+    with pytest.raises(ValueError, match="(?i)x_t: symbols"):  # the denoiser's own check, before the sampler's
+        td.sample(fn, x_T + 1, bare)
 
 
 def test_process_metadata_round_trip():
