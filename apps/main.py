@@ -32,6 +32,7 @@ ROUTES = [
     ("labs", "Labs", ":material/biotech:"),
     ("mnist", "MNIST", ":material/grid_view:"),
     ("image_lab", "Image lab", ":material/brush:"),
+    ("discrete", "Discrete diffusion", ":material/apps:"),
 ]
 PAGES = [st.Page(HERE / "pages" / name / f"{name}.py", title=title, icon=icon, url_path=name, default=i == 0)
          for i, (name, title, icon) in enumerate(ROUTES)]

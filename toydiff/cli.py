@@ -4,6 +4,7 @@
     toydiff app [--port P]       the Streamlit sandbox (binds 127.0.0.1 unless --address is given)
     toydiff toy  {train,sample,report,reflow,guidance,likelihood,memorise} ...
     toydiff mnist {train,sample,eval,lab} ...
+    toydiff discrete {train,sample,report} ...   masked / uniform diffusion on small categorical tables
     toydiff check-sampler SAMPLER [--config k=v,...] [--steps 12,24,48]   a sampler's properties on the exact oracle
 
 ``toydiff --help`` is built from the commands' own parsers (:func:`build_parser`): each command's module offers
@@ -142,7 +143,7 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, argpars
 
 
 #: the order of ``toydiff --help`` (other registered commands follow, by name)
-ORDER = ("demo", "toy", "mnist", "app", "check-sampler")
+ORDER = ("demo", "toy", "mnist", "app", "check-sampler", "discrete")
 
 
 def build_parser() -> OneLineParser:

@@ -17,7 +17,12 @@ from toydiff.discrete.processes import (DISCRETE_PROCESSES, MaskedProcess, Unifo
                                         uniform)
 from toydiff.discrete.samplers import DISCRETE_METHODS
 from toydiff.discrete.schedules import SCHEDULES
+from toydiff.discrete.model import DenoiserConfig, DenoiserMLP
+from toydiff.discrete.objectives import D3PMObjective, MDLMObjective, objective_for
+from toydiff.discrete.training import DEFAULT_RECIPE, DiscreteRun, Recipe, load_run, train_discrete
 
 __all__ = ["judge", "TableDistribution", "DATASETS", "SHAPES", "dataset", "markov_chain", "words", "shapes",
            "table_denoiser", "masked", "uniform", "MaskedProcess", "UniformProcess", "DISCRETE_PROCESSES",
-           "process_from_dict", "DISCRETE_METHODS", "SCHEDULES"]
+           "process_from_dict", "DISCRETE_METHODS", "SCHEDULES",
+           "DenoiserConfig", "DenoiserMLP", "MDLMObjective", "D3PMObjective", "objective_for", "Recipe",
+           "DEFAULT_RECIPE", "DiscreteRun", "train_discrete", "load_run"]

@@ -1,0 +1,1 @@
+"""The Discrete diffusion page."""
