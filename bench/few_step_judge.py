@@ -26,8 +26,9 @@ Per row, mean over ``--seeds`` seeds (each seed: fresh x_1 [n, D], fresh true se
   (a) path RMS/std: sqrt(mean over samples and coordinates of ((x̂_0 − Φ_{1→0}(x_1)) / std_d)²), std_d the data's
       exact per-coordinate std (i.e. the RMS error in model units), from the same x_1;
   (b) distance to fresh true samples (data units; sliced W1 in 2-D, 128 projections; W1 in 1-D) next to the
-      two-sample noise floor d(b, a) at the same n, each mean ± sd over seeds (the floor is itself noisy: at
-      n = 4000 a row within about one sd of it is at the floor);
+      two-sample noise floor at the same n (mean ± sd over seeds); the floor is the mean over :data:`FLOOR_DRAWS`
+      independent pairs of true sets (:func:`floor_draws`, fixed seeds, the same statistic and draws as
+      ``bench/jump_recipe_search.py``, so the two benches' rows compare; one pair is noisy: sd 20–30 % at n = 4000);
   (c) modes covered (components holding ≥ 1/4 of their expected share, points assigned by responsibility) and
       off-mode share (points more than 3 component stds, Mahalanobis, from every component),
       :func:`toydiff.toy.metrics.mode_stats`.
@@ -57,6 +58,20 @@ CURVE_TS = tuple(np.round(np.linspace(0.05, 1.0, 20), 3))  # the error-against-t
 def distance(x: np.ndarray, ref: np.ndarray) -> float:
     """W1 in 1-D, sliced W1 otherwise (data units), ``x``, ``ref`` ``[n, D]``."""
     return metrics.wasserstein1(x, ref) if x.shape[1] == 1 else metrics.sliced_wasserstein(x, ref)
+
+
+#: independent two-sample floor draws, the same for every row of this bench and bench/jump_recipe_search.py
+FLOOR_DRAWS = 8
+
+
+def floor_draws(ds, n: int, draws: int = FLOOR_DRAWS) -> list[float]:
+    """The two-sample noise floor at ``n``: :func:`distance` between two independent true sets ``[n, D]`` of ``ds``
+    (data units), for ``draws`` fixed seeds (20 000 + i, apart from every judged draw); its mean is the floor."""
+    out = []
+    for i in range(draws):
+        g = torch.Generator().manual_seed(20_000 + i)
+        out.append(distance(ds.sample(n, g).double().numpy(), ds.sample(n, g).double().numpy()))
+    return out
 
 
 def judged(ds, methods, gm, norm: Normalizer, process, n: int, seeds: int, nfes=NFES) -> fs.JudgeResult:
@@ -89,6 +104,7 @@ def run(ds, n: int, seeds: int, solvers, checkpoints) -> tuple[fs.JudgeResult, l
         r = judged(ds, [method], cgm, cnorm, proc, n, seeds)
         res.rows.update({k: v for k, v in r.rows.items() if k[0] == method.label})
         curves.append((method, cgm, proc, cnorm))
+    res.floor["dist"] = floor_draws(ds, n)  # the floor statistic of bench/jump_recipe_search.py, for every row
     return res, curves
 
 
@@ -156,7 +172,8 @@ def main(argv=None) -> int:
         return 2
     dname = "W1" if ds.dim == 1 else "sliced W1"
     print(f"{ds.name} (D = {ds.dim}, K = {ds.mixture.K} modes), linear interpolant; n = {args.n} per set, mean ± sd "
-          f"over {args.seeds} seeds; path error in units of the data's per-coordinate std\n")
+          f"over {args.seeds} seeds; path error in units of the data's per-coordinate std; noise floor: mean ± sd over "
+          f"{FLOOR_DRAWS} independent pairs of true sets at n (floor_draws, as bench/jump_recipe_search.py)\n")
     print(fs.judge_table(res, dist_name=dname))
     figures(curves, ds, args.figure, args.cloud, args.figure_n)
     print(f"\n({time.perf_counter() - t0:.1f} s)")

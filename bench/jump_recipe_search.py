@@ -2,6 +2,8 @@
 
     python bench/jump_recipe_search.py --dataset 8gaussians                   # the default recipe, both objectives
     python bench/jump_recipe_search.py --dataset two_gaussians --candidates all --seeds 3
+    python bench/jump_recipe_search.py --candidates shortcut --seed 0 --json s0.json   # one seed per process, then
+    python bench/jump_recipe_search.py --merge s0.json s1.json s2.json                 # the table of all of them
 
 Each candidate (an objective and changes to the data family's jump recipe, :data:`toydiff.toy.recipes.RECIPE_JUMP_2D`
 / ``RECIPE_JUMP_1D``) is trained once per seed (1 thread; the train time is printed, inflated by a shared machine)
@@ -10,7 +12,9 @@ as the exact map. Per row, mean over seeds, with the metrics of ``bench/few_step
 Euler / Heun / DPM++ rows are the reference at the same NFE):
   path RMS / std: sqrt(mean ((x̂_0 − Φ_{1→0}(x_1)) / std_d)²) in data units, std_d the data's exact std per
       coordinate, Φ the exact flow map of the run's own normalised oracle (:func:`toydiff.exact.flow_map.flow_map`);
-  distance (sliced W1 in 2-D, W1 in 1-D) to fresh true samples next to the two-sample floor at the same n, mean ± sd;
+  distance (sliced W1 in 2-D, W1 in 1-D) to fresh true samples, mean ± sd, next to the two-sample floor at the same
+      n: the mean over 8 independent pairs of true sets (``few_step_judge.floor_draws``: the same draws for every
+      row, and the same statistic as ``bench/few_step_judge.py``'s floor, so the two benches' rows compare);
   modes covered and the off-mode share (:func:`toydiff.toy.metrics.mode_stats`).
 Tables are printed, never asserted.
 """
@@ -18,6 +22,7 @@ Tables are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -28,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from few_step_judge import distance  # noqa: E402
+from few_step_judge import distance, floor_draws  # noqa: E402
 
 from toydiff.processes.jump import JumpProcess  # noqa: E402
 from toydiff.threads import configure_threads  # noqa: E402
@@ -36,7 +41,7 @@ from toydiff.toy import metrics  # noqa: E402
 from toydiff.toy.datasets import Normalizer, get_dataset  # noqa: E402
 from toydiff.toy.recipes import default_recipe  # noqa: E402
 from toydiff.toy.models import network_config_for  # noqa: E402
-from toydiff.toy.run import ToyRun, toy_trainer  # noqa: E402
+from toydiff.toy.run import CHECKPOINT_NAME, ToyRun, toy_trainer  # noqa: E402
 
 NFES = (1, 2, 4, 8)
 #: name -> (objective, changes): recipe fields, ``time_scale`` (the process's), the objective's own options
@@ -56,6 +61,10 @@ CANDIDATES = {
     "shortcut, 2x epochs": ("shortcut", {"epochs": 2}),
     "shortcut, 3x epochs": ("shortcut", {"epochs": 3}),
     "meanflow, adaptive p 1, 2x epochs": ("meanflow", {"adaptive_p": 1.0, "epochs": 2}),
+    "shortcut, consistency share 0.5": ("shortcut", {"consistency_share": 0.5}),
+    "shortcut, logit-normal t": ("shortcut", {"t_sampling": "logit-normal"}),
+    "shortcut, width 256": ("shortcut", {"width": 256}),
+    "shortcut, 3x epochs, consistency share 0.5": ("shortcut", {"epochs": 3, "consistency_share": 0.5}),
 }
 _PROCESS_KEYS, _OBJECTIVE_KEYS = ("time_scale",), ("adaptive_p", "flow_share", "consistency_share", "max_steps")
 DEFAULT = ("shortcut", "meanflow, equal time")
@@ -81,17 +90,19 @@ def judge_run(run, ds, n: int, seed: int, add) -> None:
     add("∞ (exact map)", exact, exact, a)
 
 
-def search(dataset: str, names, seeds: int, n: int) -> tuple[dict, dict]:
+def search(dataset: str, names, seeds, n: int, save: str | None = None) -> tuple[dict, dict]:
+    """Rows ``{(name, nfe): {metric: [per seed]}}`` of each candidate trained with each seed in ``seeds`` (an
+    iterable of ints), and the floor (:func:`few_step_judge.floor_draws`); ``save``: a folder, each run's checkpoint
+    written to ``save/<candidate>-seed<k>``."""
     ds = get_dataset(dataset)
     std = Normalizer.from_mixture(ds.mixture).std
     rows: dict = {}
-    floor: list = []
     for name in names:
         objective, changes = CANDIDATES[name]
         proc = JumpProcess(objective_kind=objective, **{k: v for k, v in changes.items() if k in _PROCESS_KEYS})
         recipe = recipe_for(dataset, {k: v for k, v in changes.items() if k not in _PROCESS_KEYS + _OBJECTIVE_KEYS})
         obj = proc.objective(t_sampling=recipe.t_sampling, **{k: v for k, v in changes.items() if k in _OBJECTIVE_KEYS})
-        for seed in range(seeds):
+        for seed in seeds:
             t0, c0 = time.perf_counter(), time.process_time()
             trainer, normalizer = toy_trainer(ds, obj, network_config_for(recipe.model_config(ds.dim), proc),
                                               recipe.train_config(seed=seed), recipe.n_train, 2000, seed, recipe.fresh)
@@ -111,20 +122,18 @@ def search(dataset: str, names, seeds: int, n: int) -> tuple[dict, dict]:
                 r["cpu"].append(cpu)
 
             judge_run(run, ds, n, seed, add)
+            if save:
+                trainer.save(Path(save) / f"{name.replace(' ', '').replace(',', '-')}-seed{seed}" / CHECKPOINT_NAME)
             print(f"  {name} seed {seed}: trained in {secs:.0f} s ({cpu:.0f} s CPU)", file=sys.stderr)
-    for seed in range(seeds):  # the two-sample floor at n, seeds as judge_run's
-        g = torch.Generator().manual_seed(10_000 + seed)
-        torch.randn(n, ds.dim, generator=g, dtype=torch.float64)
-        a = ds.sample(n, g).double().numpy()
-        floor.append(distance(ds.sample(n, g).double().numpy(), a))
-    return rows, {"dist": floor}
+    return rows, {"dist": floor_draws(ds, n)}
 
 
 def table(ds, rows: dict, floor: dict, n: int, seeds: int) -> str:
     dname = "W1" if ds.dim == 1 else "sliced W1"
     fl, fl_sd = float(np.mean(floor["dist"])), float(np.std(floor["dist"]))
     out = [f"{ds.name}: jump process, mean ± sd over {seeds} training seeds; n = {n}; path error in data std units; "
-           f"{dname} floor (true vs true, n = {n}) {fl:.4f} ± {fl_sd:.4f}", "",
+           f"{dname} floor (true vs true, n = {n}, mean ± sd over {len(floor['dist'])} draws) {fl:.4f} ± {fl_sd:.4f}",
+           "",
            f"| candidate | NFE | path RMS / std | {dname} (× floor) | floor | modes | off-mode | train s (CPU s) |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for (name, nfe), r in rows.items():
@@ -135,6 +144,23 @@ def table(ds, rows: dict, floor: dict, n: int, seeds: int) -> str:
     return "\n".join(out)
 
 
+def merge(dataset: str, paths, n: int) -> int:
+    """Print the table of the rows in ``paths`` (``--json`` files of one ``n``), each row's seeds pooled."""
+    ds, rows, seen = get_dataset(dataset), {}, set()
+    for path in paths:
+        d = json.loads(Path(path).read_text())
+        if d["n"] != n:
+            print(f"jump_recipe_search: {path} has n = {d['n']}, not --n {n}", file=sys.stderr)
+            return 2
+        for (name, nfe), r in d["rows"]:
+            dest = rows.setdefault((name, nfe), {k: [] for k in r})
+            for k, v in r.items():
+                dest[k].extend(v)
+            seen.add(len(rows[(name, nfe)]["path"]))
+    print(table(ds, rows, {"dist": floor_draws(ds, n)}, n, max(seen)))
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="8gaussians", help="a toy data set with an exact mixture")
@@ -142,7 +168,14 @@ def main(argv=None) -> int:
                    help=f"names separated by semicolons, or all: {'; '.join(CANDIDATES)}")
     p.add_argument("--n", type=int, default=4000, help="samples per set")
     p.add_argument("--seeds", type=int, default=3, help="training seeds averaged over")
+    p.add_argument("--seed", type=int, action="append", metavar="K",
+                   help="train only seed K (repeatable; for running seeds as separate processes, see --json)")
+    p.add_argument("--json", metavar="PATH", help="also write the raw per-seed rows to PATH")
+    p.add_argument("--merge", nargs="+", metavar="PATH", help="print the table of --json files (trains nothing)")
+    p.add_argument("--save", metavar="DIR", help="write each run's checkpoint under DIR")
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(args.dataset, args.merge, args.n)
     names = list(CANDIDATES) if args.candidates == "all" else [c.strip() for c in args.candidates.split(";")]
     bad = [c for c in names if c not in CANDIDATES]
     if bad or args.n < 10 or args.seeds < 1:
@@ -150,8 +183,11 @@ def main(argv=None) -> int:
     configure_threads(1)
     ds = get_dataset(args.dataset)
     t0 = time.perf_counter()
-    rows, floor = search(args.dataset, names, args.seeds, args.n)
-    print(table(ds, rows, floor, args.n, args.seeds))
+    seeds = args.seed if args.seed else range(args.seeds)
+    rows, floor = search(args.dataset, names, seeds, args.n, args.save)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"n": args.n, "rows": [[k, v] for k, v in rows.items()]}))
+    print(table(ds, rows, floor, args.n, len(seeds)))
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0
 

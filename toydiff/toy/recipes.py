@@ -108,11 +108,14 @@ RECIPE_2D = Recipe(schedule_name="linear", schedule_params=(("T", 250), ("beta_s
                    depth=4, epochs=200, batch_size=128, t_sampling="low-noise")
 
 #: the jump process (shortcut models / MeanFlow, :class:`toydiff.processes.jump.JumpProcess`), per family: the shortcut
-#: objective (its step costs a third of MeanFlow's JVP step) for 3x the epochs of the first candidates, uniform t, batch
-#: 256 (2-D) / 512 (1-D): on 8gaussians, one seed, this took the 2-jump path error from 0.15 to 0.10 data std and
-#: sliced W1 from 1.8x to 1.2x the floor; MeanFlow at the same train time stayed at 2x (bench/jump_recipe_search.py)
-RECIPE_JUMP_1D = replace(RECIPE_1D, epochs=120, batch_size=512, n_train=20_000, t_sampling="uniform")
-RECIPE_JUMP_2D = replace(RECIPE_2D, epochs=180, batch_size=256, t_sampling="uniform")
+#: objective (its step costs a third of MeanFlow's JVP step), uniform t, batch 256 (2-D) / 512 (1-D); MeanFlow at the
+#: same train time stayed behind (bench/jump_recipe_search.py). 2-D: 360 epochs (76 CPU s, 1 thread), twice the first
+#: recipe's 180: on 8gaussians, 3 seeds, n = 4000, the 2-jump path error went from 0.109 to 0.095 data std and sliced
+#: W1 from 1.80x to 1.50x the floor (1 jump: 1.87x to 1.53x); 1-D: 240 epochs (55 CPU s), twice the first 120: on
+#: two_gaussians the 2-jump path error went from 0.090 to 0.067 and W1 from 1.78x to 1.29x the floor (1 jump: 1.73x to
+#: 1.30x) (docs/measurements.md, "Issue #24 tuning")
+RECIPE_JUMP_1D = replace(RECIPE_1D, epochs=240, batch_size=512, n_train=20_000, t_sampling="uniform")
+RECIPE_JUMP_2D = replace(RECIPE_2D, epochs=360, batch_size=256, t_sampling="uniform")
 
 _BY_DIM = {1: RECIPE_1D, 2: RECIPE_2D}
 #: per-data-set recipes where the measurements asked for one (none beyond the families today)
