@@ -3,8 +3,8 @@
 For each data set, method and budget N: :func:`toydiff.sampling.optimal_steps.optimal_steps` searches the N levels on
 one set of draws (seed 0), then the pathwise error (RMS of x̂_0 − Φ(x_T) in data standard deviations,
 :func:`toydiff.evaluation.few_step.pathwise_error`) of the optimised levels and of linspace / trailing / karras /
-logsnr is measured on FRESH x_T (seeds 1..S, never seen by the search): mean ± sd over those seeds, and the margin
-best fixed / optimised (> 1: the optimised levels win). Schedule: linear, T = 1000. One torch thread.
+logsnr is measured on FRESH x_T (seeds 1..S, never seen by the search): mean ± sd over those seeds, the margin
+best fixed / optimised (> 1: the optimised levels win) and, paired on the same x_T, on how many seeds they win. Schedule: linear, T = 1000. One torch thread.
 
     python bench/optimal_steps.py                        # 8gaussians and two_gaussians, ddim / dpm++2m / heun, N = 5, 10, 20
     python bench/optimal_steps.py --steps 10 --methods ddim dpm++2m
@@ -27,12 +27,15 @@ from toydiff.threads import configure_threads  # noqa: E402
 from toydiff.toy.datasets import get_dataset  # noqa: E402
 
 
-def held_out_errors(gm, schedule, method: str, levels, draws) -> tuple[float, float]:
-    """Mean and sd over ``draws`` (``[(x_T, exact)]``) of the pathwise error of ``method`` on ``levels``."""
+def held_out_errors(gm, schedule, method: str, levels, draws) -> list[float]:
+    """The pathwise error of ``method`` on ``levels`` for each of ``draws`` (``[(x_T, exact)]``)."""
     std = data_std(gm)
-    errs = [pathwise_error(td.sample(gm.eps_fn(schedule), x, schedule, method=method, steps=list(levels)), ex, std)
+    return [pathwise_error(td.sample(gm.eps_fn(schedule), x, schedule, method=method, steps=list(levels)), ex, std)
             for x, ex in draws]
-    return statistics.mean(errs), (statistics.stdev(errs) if len(errs) > 1 else 0.0)
+
+
+def mean_sd(v: list[float]) -> tuple[float, float]:
+    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
 
 def bench_one(gm, schedule, method: str, n_steps: int, draws, args) -> dict:
@@ -42,8 +45,9 @@ def bench_one(gm, schedule, method: str, n_steps: int, draws, args) -> dict:
     for name in START_SPACINGS:
         row[name] = held_out_errors(gm, schedule, method, schedule.respace(n_steps, name).timesteps, draws)
     row["optimised"] = held_out_errors(gm, schedule, method, opt.timesteps, draws)
-    best = min(START_SPACINGS, key=lambda s: row[s][0])
-    row["best"], row["margin"] = best, row[best][0] / row["optimised"][0]
+    best = min(START_SPACINGS, key=lambda s: statistics.mean(row[s]))
+    row["best"], row["margin"] = best, statistics.mean(row[best]) / statistics.mean(row["optimised"])
+    row["wins"] = sum(o < b for o, b in zip(row["optimised"], row[best]))  # paired: the same x_T per seed
     return row
 
 
@@ -62,7 +66,7 @@ def main(argv=None) -> None:
     cols = ("linspace", "trailing", "karras", "logsnr", "optimised")
     print(f"pathwise error (data std), mean ± sd over {args.seeds} held-out seeds of {args.n} x_T; search on seed 0, "
           f"{args.search_n} x_T; linear T = 1000")
-    print("| data | method | N | " + " | ".join(cols) + " | best fixed | margin | levels (optimised) |")
+    print("| data | method | N | " + " | ".join(cols) + " | best fixed | margin (seeds won) | levels (optimised) |")
     print("|" + "---|" * (len(cols) + 6))
     levels_out = []
     for name in args.datasets:
@@ -72,8 +76,9 @@ def main(argv=None) -> None:
         for method in args.methods:
             for n_steps in args.steps:
                 r = bench_one(gm, schedule, method, n_steps, draws, args)
-                cells = " | ".join(f"{r[c][0]:.4f} ± {r[c][1]:.4f}" for c in cols)
-                print(f"| {name} | {method} | {n_steps} | {cells} | {r['best']} | {r['margin']:.2f}× | "
+                cells = " | ".join("{:.4f} ± {:.4f}".format(*mean_sd(r[c])) for c in cols)
+                print(f"| {name} | {method} | {n_steps} | {cells} | {r['best']} | {r['margin']:.2f}× "
+                      f"({r['wins']}/{len(draws)}) | "
                       f"{','.join(map(str, r['levels']))} |", flush=True)
                 levels_out.append(f"{name} {method} {n_steps}: search {r['search_s']:.1f} s, "
                                   f"{r['evaluations']} runs")
