@@ -7,7 +7,7 @@ import torch
 import toydiff as td
 from toydiff.evaluation.few_step import data_std, pathwise_error
 from toydiff.exact.mixture import GaussianMixture
-from toydiff.sampling.optimal_steps import optimal_steps, start_draws, steps_error
+from toydiff.sampling.optimal_steps import optimal_steps, search_draws, start_draws, steps_error
 
 SCHED = td.schedules.linear(200, beta_end=0.1)  # small T: cheap runs, alpha_bar[T-1] ~ 1e-4
 TWO = GaussianMixture([1.0, 2.0], [[-4.0], [4.0]], [[[1.0]], [[1.0]]])
@@ -44,12 +44,18 @@ def test_search_moves_and_improves_on_its_start(found):
 def test_reproducible_from_the_seed_and_seed_matters(found):
     again = optimal_steps(TWO, SCHED, "ddim", 4, n=32, seed=3, max_evaluations=40)
     assert again == found
-    assert start_draws(TWO, 32, 3).equal(start_draws(TWO, 32, 3))
-    assert not start_draws(TWO, 32, 3).equal(start_draws(TWO, 32, 4))
+    for draws in (start_draws, search_draws):
+        assert draws(TWO, 32, 3).equal(draws(TWO, 32, 3)) and not draws(TWO, 32, 3).equal(draws(TWO, 32, 4))
+
+
+def test_search_draws_are_standard_normal_quasi_random():
+    x = search_draws(TWO, 256, 0)
+    assert x.shape == (256, 1) and torch.isfinite(x).all()
+    assert abs(float(x.mean())) < 0.02 and abs(float(x.std()) - 1) < 0.03  # QMC: far tighter than 1/sqrt(256)
 
 
 def test_objective_is_the_bench_pathwise_error_at_the_returned_levels(found):
-    x_T = start_draws(TWO, 32, 3)
+    x_T = search_draws(TWO, 32, 3)
     x0 = td.sample(TWO.eps_fn(SCHED), x_T, SCHED, method="ddim", steps=list(found.timesteps))
     exact = TWO.flow_map(x_T, SCHED.T - 1, -1, SCHED)
     assert found.error == pytest.approx(pathwise_error(x0, exact, data_std(TWO)), rel=1e-12)
@@ -60,7 +66,7 @@ def test_one_gaussian_never_worse_than_its_linspace_start():
     r = optimal_steps(ONE, SCHED, "dpm++2m", 5, n=16, seed=0, start="linspace", max_evaluations=30)
     assert r.start == tuple(SCHED.respace(5, "linspace").timesteps)
     assert r.error <= r.start_error
-    x_T = start_draws(ONE, 16, 0)
+    x_T = search_draws(ONE, 16, 0)
     assert r.start_error == pytest.approx(steps_error(ONE, SCHED, "dpm++2m", r.start, x_T), rel=1e-12)
 
 

@@ -31,7 +31,7 @@ from toydiff.exact.flow_map import flow_map, resolve
 from toydiff.processes.schedules import SPACINGS, NoiseSchedule
 from toydiff.sampling.loop import METHODS, REGISTRY, sample
 
-__all__ = ["OptimalSteps", "optimal_steps", "steps_error", "exact_targets", "start_draws"]
+__all__ = ["OptimalSteps", "optimal_steps", "steps_error", "exact_targets", "start_draws", "search_draws"]
 
 #: the fixed spacings a search may start from (``leading`` does not start at T − 1, so it is not among them)
 START_SPACINGS = ("linspace", "trailing", "karras", "logsnr")
@@ -78,6 +78,17 @@ def start_draws(gm, n: int, seed: int) -> torch.Tensor:
     """x_T ~ N(0, I), ``[n, D]`` float64, from ``torch.Generator().manual_seed(seed)``."""
     n, seed = check_int(n, "n", min=1), check_int(seed, "seed", min=0)
     return torch.randn(n, gm.D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def search_draws(gm, n: int, seed: int) -> torch.Tensor:
+    """The search's x_T ``[n, D]`` float64: a scrambled Sobol sequence (Owen scrambling seeded by ``seed``) mapped
+    through the normal quantile, a quasi-Monte Carlo N(0, I) sample. The pathwise error is dominated by the few x_T
+    whose path passes between modes; QMC covers them evenly, so the search overfits its draws far less than with
+    i.i.d. draws (judge the result on :func:`start_draws` of other seeds)."""
+    n, seed = check_int(n, "n", min=1), check_int(seed, "seed", min=0)
+    u = torch.quasirandom.SobolEngine(gm.D, scramble=True, seed=seed).draw(n, dtype=torch.float64)
+    eps = 0.5 / n
+    return torch.special.ndtri(u.clamp(eps, 1 - eps))
 
 
 def exact_targets(gm, process, x_T: torch.Tensor) -> torch.Tensor:
@@ -140,7 +151,7 @@ def optimal_steps(gm, process, method: str, n_steps: int, *, n: int = 256, seed:
         process: a :class:`NoiseSchedule` or a VP process object.
         method: a deterministic method of :data:`toydiff.sampling.loop.METHODS` (ddim, euler, heun, dpm++2m).
         n_steps: the budget N of levels (``2 <= N <= T``); a single level has nothing to optimise.
-        n, seed: the search's draws x_T ``[n, D]`` (:func:`start_draws`); judge the result on other seeds.
+        n, seed: the search's draws x_T ``[n, D]`` (:func:`search_draws`); judge the result on other draws.
         start: ``"best"`` (the best of linspace / trailing / karras / logsnr on these draws), one of those names,
             or an explicit descending sequence of ``n_steps`` levels from T − 1.
         max_evaluations: the most sampler runs the search makes; tol: the smallest λ move (δ) it tries.
@@ -152,7 +163,7 @@ def optimal_steps(gm, process, method: str, n_steps: int, *, n: int = 256, seed:
     n_steps = check_int(n_steps, "n_steps", min=2, max=schedule.T)
     max_evaluations = check_int(max_evaluations, "max_evaluations", min=1)
     tol = check_number(tol, "tol", min=1e-12)
-    x_T = start_draws(gm, n, seed)
+    x_T = search_draws(gm, n, seed)
     exact = exact_targets(gm, schedule, x_T)
     cache: dict[tuple[int, ...], float] = {}
 
