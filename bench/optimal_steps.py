@@ -1,12 +1,13 @@
 """Optimised sampling levels against the fixed spacings, on the exact oracle (issue #25, part 4).
 
 For each data set, method and budget N: :func:`toydiff.sampling.optimal_steps.optimal_steps` searches the N levels on
-one set of draws (seed 0), then the pathwise error (RMS of x̂_0 − Φ(x_T) in data standard deviations,
-:func:`toydiff.evaluation.few_step.pathwise_error`) of the optimised levels and of linspace / trailing / karras /
-logsnr is measured on FRESH x_T (seeds 1..S, never seen by the search): mean ± sd over those seeds, the margin
-best fixed / optimised (> 1: the optimised levels win) and, paired on the same x_T, on how many seeds they win. Schedule: linear, T = 1000. One torch thread.
+256 quasi-random x_T (``search_draws``, seed 0), then the pathwise error (RMS of x̂_0 − Φ(x_T) in data standard
+deviations, :func:`toydiff.evaluation.few_step.pathwise_error`) of the optimised levels and of linspace / trailing /
+karras / logsnr is measured on FRESH x_T (i.i.d. draws of seeds 1..S, never seen by the search): mean ± sd over
+those seeds, the margin best fixed / optimised (> 1: the optimised levels win) and, paired on the same x_T, on how
+many seeds they win. Schedule: linear, T = 1000. One torch thread.
 
-    python bench/optimal_steps.py                        # 8gaussians and two_gaussians, ddim / dpm++2m / heun, N = 5, 10, 20
+    python bench/optimal_steps.py          # 8gaussians, two_gaussians; ddim, dpm++2m, heun; N = 10, 5, 20
     python bench/optimal_steps.py --steps 10 --methods ddim dpm++2m
 """
 
@@ -64,8 +65,8 @@ def main(argv=None) -> None:
     configure_threads(1)
     schedule = td.schedules.linear(1000)
     cols = ("linspace", "trailing", "karras", "logsnr", "optimised")
-    print(f"pathwise error (data std), mean ± sd over {args.seeds} held-out seeds of {args.n} x_T; search on seed 0, "
-          f"{args.search_n} x_T; linear T = 1000")
+    print(f"pathwise error (data std), mean ± sd over {args.seeds} held-out seeds of {args.n} x_T; search on "
+          f"{args.search_n} quasi-random x_T; linear T = 1000")
     print("| data | method | N | " + " | ".join(cols) + " | best fixed | margin (seeds won) | levels (optimised) |")
     print("|" + "---|" * (len(cols) + 6))
     levels_out = []

@@ -13,7 +13,8 @@ from app_harness import plotly_array as arr  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 #: the smallest sweep above the section (one line, one step count, one seed), so the test pays for the search only
-SMALL = {"lab_steps_1000": [5], "lab_seeds": 1, "lab_n": 500, "lab_methods": ["ddim"], "lab_flows": [], "lab_side_steps_1000": 5}
+SMALL = {"lab_steps_1000": [5], "lab_seeds": 1, "lab_n": 500, "lab_methods": ["ddim"], "lab_flows": [],
+         "lab_side_steps_1000": 5}
 
 
 def steps_table(at) -> dict[str, list[str]]:

@@ -7,15 +7,15 @@ compare with Φ(x_T) from the same x_T. The **pathwise error** is
 
     E(t_1, ..., t_{N−1}) = sqrt( mean_{b, d} ((x̂_0[b, d] − Φ(x_T)[b, d]) / std_d)² )
 
-in units of the data's per-coordinate standard deviation (the same number as
-:func:`toydiff.evaluation.few_step.pathwise_error`). :func:`optimal_steps` minimises it over the N − 1 free
+in units of the data's per-coordinate standard deviation (the number
+:func:`toydiff.evaluation.few_step.pathwise_error` gives). :func:`optimal_steps` minimises it over the N − 1 free
 integer levels by a compass (pattern) search in log-SNR λ = log(ᾱ / (1 − ᾱ)): each level in turn moves by ±δ in λ
-to the nearest integer step, strictly between its neighbours (so the levels stay strictly descending by
+to the nearest integer step strictly between its neighbours (so the levels stay strictly descending by
 construction), a move is kept only if it lowers E, and δ halves when a sweep keeps nothing. The search starts from
-the best fixed spacing (or the one given), so its result is never worse than that start on the draws it saw;
-everything is seeded and deterministic. Align Your Steps minimises a KL bound with a learned model; here the exact
-map makes the pathwise error itself the objective. The first level stays at T − 1: x_T ~ N(0, I) is that step's
-marginal, and a later start would sample a different x_T.
+the best fixed spacing (or the one given), so its result is never worse than that start on the draws it saw; its
+draws are quasi-random (:func:`search_draws`), and everything is seeded and deterministic. Align Your Steps
+minimises a KL bound with a learned model; here the exact map makes the pathwise error itself the objective. The
+first level stays at T − 1: x_T ~ N(0, I) is that step's marginal, and a later start would sample a different x_T.
 """
 
 from __future__ import annotations

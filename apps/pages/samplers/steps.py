@@ -66,6 +66,7 @@ def show_optimal_steps(key: tuple, dataset: str, schedule) -> None:
         st.metric(f"{method}, {n_steps} levels: best fixed spacing ({best}) / optimised", f"{margin:.2f}×")
         st.caption(f"Pathwise error: RMS of x̂_0 − Φ(x_T) against the exact flow map from the same x_T, in data "
                    f"standard deviations, mean ± sd over {HELD_SEEDS} held-out seeds of {HELD_N} x_T. The search "
-                   f"(compass search in log-SNR, {res['evaluations']} sampler runs) saw only seed 0 ({SEARCH_N} x_T).")
+                   f"(compass search in log-SNR, {res['evaluations']} sampler runs) saw only its own {SEARCH_N} "
+                   "quasi-random x_T.")
         markdown_table([{"grid": lab, "error": f"{g['error'][0]:.4f} ± {g['error'][1]:.4f}",
                          "levels t": ", ".join(map(str, g["timesteps"]))} for lab, g in grids.items()])

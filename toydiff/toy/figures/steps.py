@@ -67,16 +67,21 @@ def levels_plotly(grids: Mapping[str, dict]) -> "go.Figure":
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
+    from plotly.colors import qualitative
+
     data = levels_data(grids)
     labels = list(data)
+    palette = qualitative.Plotly
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.68, 0.32], horizontal_spacing=0.03,
                         subplot_titles=("the levels", "pathwise error to the exact flow map"))
     for i, lab in enumerate(labels):
-        g = data[lab]
+        g, colour = data[lab], palette[i % len(palette)]  # one colour per grid in both panels
         fig.add_trace(go.Scatter(x=g.log_snr, y=[lab] * len(g.log_snr), mode="lines+markers", name=lab,
+                                 line={"color": colour}, marker={"color": colour},
                                  legendgroup=lab, hovertemplate=f"<b>{lab}</b><br>λ = %{{x:.2f}}<extra></extra>"),
                       row=1, col=1)
         fig.add_trace(go.Bar(x=[g.error], y=[lab], orientation="h", name=lab, legendgroup=lab, showlegend=False,
+                             marker={"color": colour},
                              error_x={"type": "data", "array": [g.error_sd]},
                              hovertemplate=f"<b>{lab}</b><br>error %{{x:.3g}} ± {g.error_sd:.2g}<extra></extra>"),
                       row=1, col=2)
