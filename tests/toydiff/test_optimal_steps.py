@@ -77,7 +77,8 @@ def test_one_gaussian_never_worse_than_its_linspace_start():
     ({"start": (199, 100, 50)}, ValueError, "start"),
     ({"start": "leading"}, ValueError, "start"),
     ({"n": 0}, ValueError, "n"),
-    ({"process": td.interpolants.linear()}, TypeError, "process"),
+    ({"process": "linear"}, TypeError, "process"),
+    ({"process": td.interpolants.linear()}, ValueError, "method"),  # ddim is not a flow method
 ])
 def test_bad_arguments_are_named(kwargs, exc, word):
     args = {"process": SCHED, "method": "ddim", "n_steps": 4, **kwargs}
@@ -88,3 +89,16 @@ def test_bad_arguments_are_named(kwargs, exc, word):
 def test_steps_error_refuses_levels_that_do_not_start_at_T_minus_1():
     with pytest.raises(ValueError, match="timesteps"):
         steps_error(TWO, SCHED, "ddim", (150, 50), torch.zeros(4, 1, dtype=torch.float64))
+
+
+def test_over_an_interpolant_the_times_are_searched_and_the_objective_is_the_bench_error():
+    interp = td.interpolants.linear()
+    r = optimal_steps(TWO, interp, "heun", 3, n=32, seed=1, max_evaluations=30)
+    assert r.timesteps[0] == 1.0 and all(a > b > 0 for a, b in zip(r.timesteps, r.timesteps[1:]))
+    assert r.error < r.start_error
+    starts = [(1.0, 2 / 3, 1 / 3), (1.0, 6 / 7, 0.6)]  # uniform or shift 3, snapped to a table of 4096 times
+    assert any(r.start == pytest.approx(s, abs=1 / 4096) for s in starts)
+    x_T = search_draws(TWO, 32, 1)
+    x0 = td.sample(TWO.velocity_fn(interp), x_T, interp, method="heun", times=[*r.timesteps, 0.0])
+    exact = TWO.flow_map(x_T, 1.0, 0.0, interp)
+    assert r.error == pytest.approx(pathwise_error(x0, exact, data_std(TWO)), rel=1e-12)

@@ -22,19 +22,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from toydiff.checks import check_choice, check_int, check_number, check_tensor
 from toydiff.exact.flow_map import flow_map, resolve
-from toydiff.processes.schedules import SPACINGS, NoiseSchedule
+from toydiff.processes.interpolants import Interpolant
+from toydiff.processes.schedules import NoiseSchedule
+from toydiff.sampling.flow_steps import FLOW_METHODS, FLOW_REGISTRY, sample_interpolant, time_grid
 from toydiff.sampling.loop import METHODS, REGISTRY, sample
 
 __all__ = ["OptimalSteps", "optimal_steps", "steps_error", "exact_targets", "start_draws", "search_draws"]
 
 #: the fixed spacings a search may start from (``leading`` does not start at T − 1, so it is not among them)
 START_SPACINGS = ("linspace", "trailing", "karras", "logsnr")
+#: over an interpolant: uniform times and SD3's shift 3 (Esser et al. 2024), on a table of FLOW_TABLE + 1 times
+FLOW_SPACINGS = {"uniform": None, "shift 3": 3.0}
+FLOW_TABLE = 4096
 
 
 @dataclass(frozen=True)
@@ -57,17 +62,32 @@ class OptimalSteps:
     log_snr: tuple[float, ...]
 
 
-def _schedule_of(process) -> NoiseSchedule:
+@dataclass(frozen=True)
+class _Space:
+    """Where the levels live: indices into a table of log-SNR ``lam [K]`` that falls with the index. The first
+    level is fixed at ``top``; free levels lie in ``[lo, top − 1]``; ``value`` turns an index into the level a
+    sampler is given (a VP step, an interpolant's time)."""
+
+    process: object
+    lam: torch.Tensor
+    top: int
+    lo: int
+    value: Callable[[int], float]
+    spacings: tuple[str, ...]
+
+
+def _space_of(process) -> _Space:
     proc = resolve(process)
-    if not isinstance(proc, NoiseSchedule):
-        raise TypeError("process must be a VP schedule (NoiseSchedule or VPProcess): the optimised levels are its "
-                        f"integer steps; got {type(process).__name__} (interpolants: not supported yet)")
-    return proc
+    if isinstance(proc, NoiseSchedule):
+        return _Space(proc, proc.log_snr, proc.T - 1, 0, int, START_SPACINGS)
+    taus = torch.linspace(0.0, 1.0, FLOW_TABLE + 1, dtype=torch.float64)
+    return _Space(proc, proc.log_snr(taus), FLOW_TABLE, 1, lambda j: j / FLOW_TABLE, tuple(FLOW_SPACINGS))
 
 
-def _check_method(method: str) -> str:
-    check_choice(method, "method", METHODS)
-    if REGISTRY[method].order is None:
+def _check_method(method: str, space: _Space) -> str:
+    vp = isinstance(space.process, NoiseSchedule)
+    check_choice(method, "method", METHODS if vp else FLOW_METHODS)
+    if vp and REGISTRY[method].order is None:
         deterministic = [k for k, v in REGISTRY.items() if v.order is not None]
         raise ValueError(f"method={method!r} is stochastic: its samples have no exact path to compare with; use one "
                          f"of {deterministic}")
@@ -92,47 +112,72 @@ def search_draws(gm, n: int, seed: int) -> torch.Tensor:
 
 
 def exact_targets(gm, process, x_T: torch.Tensor) -> torch.Tensor:
-    """Φ_{T−1→clean}(x_T) ``[B, D]``: where every sampler started at step T − 1 from ``x_T`` should land."""
-    schedule = _schedule_of(process)
-    return flow_map(gm, check_tensor(x_T, "x_T", min_ndim=2), schedule.T - 1, -1, schedule)
+    """Φ(x_T) ``[B, D]`` from the noisy end (VP step T − 1, interpolant time 1) to the clean end: where every
+    sampler started there from ``x_T`` should land."""
+    proc = _space_of(process).process
+    x_T = check_tensor(x_T, "x_T", min_ndim=2)
+    if isinstance(proc, NoiseSchedule):
+        return flow_map(gm, x_T, proc.T - 1, -1, proc)
+    return flow_map(gm, x_T, 1.0, 0.0, proc)
 
 
-def steps_error(gm, process, method: str, timesteps: Sequence[int], x_T: torch.Tensor,
+def _run(gm, proc, method: str, levels: list, x_T: torch.Tensor) -> torch.Tensor:
+    if isinstance(proc, NoiseSchedule):
+        return sample(gm.eps_fn(proc), x_T, proc, method=method, steps=[int(t) for t in levels])
+    return sample_interpolant(gm.velocity_fn(proc), x_T, proc, method=method, times=[*map(float, levels), 0.0])
+
+
+def steps_error(gm, process, method: str, timesteps: Sequence, x_T: torch.Tensor,
                 exact: torch.Tensor | None = None) -> float:
     """The pathwise error (module docstring) of ``method`` on the levels ``timesteps`` from ``x_T`` ``[B, D]``.
 
-    ``exact`` (``[B, D]``, :func:`exact_targets`) is computed when not given; pass it to reuse one exact solve.
+    ``timesteps``: VP steps from T − 1 (the clean end −1 implied), or interpolant times from 1 (the clean end 0
+    implied). ``exact`` (``[B, D]``, :func:`exact_targets`) is computed when not given; pass it to reuse one solve.
     """
-    schedule = _schedule_of(process)
-    _check_method(method)
-    ts = [int(t) for t in timesteps]
-    if not ts or ts[0] != schedule.T - 1:
-        raise ValueError(f"timesteps must start at T - 1 = {schedule.T - 1} (x_T ~ N(0, I) is that step's "
-                         f"marginal), got {tuple(ts)[:3]}...")
-    x = sample(gm.eps_fn(schedule), x_T.double(), schedule, method=method, steps=ts)
-    exact = exact_targets(gm, schedule, x_T) if exact is None else exact
+    space = _space_of(process)
+    _check_method(method, space)
+    levels = list(timesteps)
+    if not levels or levels[0] != space.value(space.top):
+        raise ValueError(f"timesteps must start at the noisy end {space.value(space.top)} (x_T ~ N(0, I) is that "
+                         f"level's marginal), got {tuple(levels)[:3]}...")
+    x = _run(gm, space.process, method, levels, x_T.double())
+    exact = exact_targets(gm, space.process, x_T) if exact is None else exact
     std = gm.covariance().diagonal().sqrt().reshape(1, -1)
-    return float(((x - exact.double()) / std).pow(2).mean().sqrt())
+    return float(((x.double() - exact.double()) / std).pow(2).mean().sqrt())
 
 
-def _start_levels(schedule: NoiseSchedule, n_steps: int, start, score) -> tuple[int, ...]:
-    """The search's first levels: a spacing name, ``"best"`` (the best of ``START_SPACINGS`` by ``score``) or an
-    explicit strictly descending sequence starting at T − 1."""
+def _spacing(space: _Space, name: str, n_steps: int) -> tuple[int, ...]:
+    proc = space.process
+    if isinstance(proc, NoiseSchedule):
+        return tuple(proc.respace(n_steps, name).timesteps)
+    grid = time_grid(n_steps, shift=FLOW_SPACINGS[name])[:-1]  # the clean end is implied
+    idx = [min(max(round(t * FLOW_TABLE), space.lo), space.top) for t in grid]
+    for j in range(len(idx) - 2, -1, -1):  # strictly descending after snapping to the table
+        idx[j] = max(idx[j], idx[j + 1] + 1)
+    return tuple(idx)
+
+
+def _start_levels(space: _Space, n_steps: int, start, score) -> tuple[int, ...]:
+    """The search's first levels (table indices): a spacing name, ``"best"`` (the best of ``space.spacings`` by
+    ``score``) or an explicit strictly descending sequence of levels from the noisy end."""
     if isinstance(start, str):
-        names = START_SPACINGS if start == "best" else (check_choice(start, "start", START_SPACINGS + ("best",)),)
-        plans = [tuple(schedule.respace(n_steps, s).timesteps) for s in names]
-        return min(plans, key=score)
-    ts = tuple(schedule.respace(list(start)).timesteps)  # checks ints, range and strict descent
-    if len(ts) != n_steps or ts[0] != schedule.T - 1:
-        raise ValueError(f"start must hold n_steps = {n_steps} levels starting at T - 1 = {schedule.T - 1}, got {ts}")
+        names = space.spacings if start == "best" else (check_choice(start, "start", space.spacings + ("best",)),)
+        return min((_spacing(space, s, n_steps) for s in names), key=score)
+    if isinstance(space.process, NoiseSchedule):
+        ts = tuple(space.process.respace(list(start)).timesteps)  # checks ints, range and strict descent
+    else:
+        ts = tuple(round(check_number(t, "start", min=0.0, max=1.0) * FLOW_TABLE) for t in start)
+    if len(ts) != n_steps or ts[0] != space.top or any(a <= b for a, b in zip(ts, ts[1:])) or ts[-1] < space.lo:
+        raise ValueError(f"start must hold n_steps = {n_steps} strictly descending levels from the noisy end "
+                         f"{space.value(space.top)}, got {tuple(start)}")
     return ts
 
 
-def _moved(lam: torch.Tensor, ts: list[int], i: int, delta: float) -> int:
-    """Level ``i`` moved by ``delta`` in λ (λ falls with t, so +δ is towards t = 0): the nearest integer step
-    strictly between its neighbours; one step over when rounding lands back on the level itself."""
+def _moved(lam: torch.Tensor, ts: list[int], i: int, delta: float, lo_end: int) -> int:
+    """Level ``i`` moved by ``delta`` in λ (λ falls with the index, so +δ is towards the clean end): the nearest
+    table index strictly between its neighbours; one over when rounding lands back on the level itself."""
     hi = ts[i - 1] - 1
-    lo = ts[i + 1] + 1 if i + 1 < len(ts) else 0
+    lo = ts[i + 1] + 1 if i + 1 < len(ts) else lo_end
     if lo > hi:
         return ts[i]
     target = float(lam[ts[i]]) + delta
@@ -142,48 +187,18 @@ def _moved(lam: torch.Tensor, ts: list[int], i: int, delta: float) -> int:
     return min(max(t, lo), hi)
 
 
-def optimal_steps(gm, process, method: str, n_steps: int, *, n: int = 256, seed: int = 0, start="best",
-                  max_evaluations: int = 400, tol: float = 1e-3) -> OptimalSteps:
-    """The ``n_steps`` levels that minimise ``method``'s exact pathwise error on ``gm`` (module docstring).
-
-    Args:
-        gm: a :class:`~toydiff.exact.mixture.GaussianMixture` (the oracle: ε* and the exact flow map).
-        process: a :class:`NoiseSchedule` or a VP process object.
-        method: a deterministic method of :data:`toydiff.sampling.loop.METHODS` (ddim, euler, heun, dpm++2m).
-        n_steps: the budget N of levels (``2 <= N <= T``); a single level has nothing to optimise.
-        n, seed: the search's draws x_T ``[n, D]`` (:func:`search_draws`); judge the result on other draws.
-        start: ``"best"`` (the best of linspace / trailing / karras / logsnr on these draws), one of those names,
-            or an explicit descending sequence of ``n_steps`` levels from T − 1.
-        max_evaluations: the most sampler runs the search makes; tol: the smallest λ move (δ) it tries.
-
-    Returns:
-        an :class:`OptimalSteps`; its ``error`` is never above ``start_error``.
-    """
-    schedule, method = _schedule_of(process), _check_method(method)
-    n_steps = check_int(n_steps, "n_steps", min=2, max=schedule.T)
-    max_evaluations = check_int(max_evaluations, "max_evaluations", min=1)
-    tol = check_number(tol, "tol", min=1e-12)
-    x_T = search_draws(gm, n, seed)
-    exact = exact_targets(gm, schedule, x_T)
-    cache: dict[tuple[int, ...], float] = {}
-
-    def score(ts: Sequence[int]) -> float:
-        key = tuple(ts)
-        if key not in cache:
-            cache[key] = steps_error(gm, schedule, method, key, x_T, exact)
-        return cache[key]
-
-    first = _start_levels(schedule, n_steps, start, score)
-    lam = schedule.log_snr
-    ts, best = list(first), score(first)
+def _compass(score, space: _Space, first: tuple[int, ...], budget: int, tol: float) -> list[int]:
+    """Compass search (module docstring) from ``first``, at most ``budget`` distinct evaluations of ``score``."""
+    lam, ts, best = space.lam, list(first), score(first)
     gaps = [float(lam[b] - lam[a]) for a, b in zip(first, first[1:])]
-    delta = 0.5 * sum(gaps) / len(gaps)
-    while delta >= tol and len(cache) < max_evaluations:
+    gaps = [g for g in gaps if math.isfinite(g)]
+    delta = 0.5 * sum(gaps) / len(gaps) if gaps else 1.0
+    while delta >= tol and score.count() < budget:
         improved = False
-        for i in range(1, n_steps):
+        for i in range(1, len(ts)):
             for sign in (1.0, -1.0):
-                t = _moved(lam, ts, i, sign * delta)
-                if t == ts[i] or len(cache) >= max_evaluations:
+                t = _moved(lam, ts, i, sign * delta, space.lo)
+                if t == ts[i] or score.count() >= budget:
                     continue
                 trial = ts[:i] + [t] + ts[i + 1:]
                 e = score(trial)
@@ -192,5 +207,54 @@ def optimal_steps(gm, process, method: str, n_steps: int, *, n: int = 256, seed:
                     break
         if not improved:
             delta /= 2
-    return OptimalSteps(tuple(ts), best, tuple(first), score(first), len(cache),
-                        tuple(float(lam[t]) for t in ts))
+    return ts
+
+
+class _Score:
+    """The pathwise error of table-index levels on fixed draws, memoised (``count()``: distinct evaluations)."""
+
+    def __init__(self, gm, space: _Space, method: str, x_T: torch.Tensor):
+        self.gm, self.space, self.method, self.x_T = gm, space, method, x_T
+        self.exact = exact_targets(gm, space.process, x_T)
+        self.cache: dict[tuple[int, ...], float] = {}
+
+    def count(self) -> int:
+        return len(self.cache)
+
+    def __call__(self, idx: Sequence[int]) -> float:
+        key = tuple(idx)
+        if key not in self.cache:
+            levels = [self.space.value(j) for j in key]
+            self.cache[key] = steps_error(self.gm, self.space.process, self.method, levels, self.x_T, self.exact)
+        return self.cache[key]
+
+
+def optimal_steps(gm, process, method: str, n_steps: int, *, n: int = 256, seed: int = 0, start="best",
+                  max_evaluations: int = 400, tol: float = 1e-3) -> OptimalSteps:
+    """The ``n_steps`` levels that minimise ``method``'s exact pathwise error on ``gm`` (module docstring).
+
+    Args:
+        gm: a :class:`~toydiff.exact.mixture.GaussianMixture` (the oracle: ε*, the velocity and the exact flow map).
+        process: a :class:`NoiseSchedule`, an :class:`Interpolant` or a process object (VP or interpolant).
+        method: a deterministic method: of :data:`toydiff.sampling.loop.METHODS` (ddim, euler, heun, dpm++2m) over a
+            schedule, of :data:`toydiff.sampling.flow_steps.FLOW_METHODS` over an interpolant.
+        n_steps: the budget N of levels (``2 <= N``, ``<= T`` for a schedule); one level has nothing to optimise.
+        n, seed: the search's draws x_T ``[n, D]`` (:func:`search_draws`); judge the result on other draws.
+        start: ``"best"`` (the best fixed spacing on these draws: linspace / trailing / karras / logsnr for a
+            schedule, ``FLOW_SPACINGS`` for an interpolant), one of those names, or explicit levels from the noisy end.
+        max_evaluations: the most sampler runs the search makes; tol: the smallest λ move (δ) it tries.
+
+    Returns:
+        an :class:`OptimalSteps` (VP steps, or interpolant times with the clean end 0 implied); its ``error`` is
+        never above ``start_error``.
+    """
+    space = _space_of(process)
+    method = _check_method(method, space)
+    n_steps = check_int(n_steps, "n_steps", min=2, max=space.top)
+    max_evaluations = check_int(max_evaluations, "max_evaluations", min=1)
+    tol = check_number(tol, "tol", min=1e-12)
+    score = _Score(gm, space, method, search_draws(gm, n, seed))
+    first = _start_levels(space, n_steps, start, score)
+    ts = _compass(score, space, first, max_evaluations, tol)
+    return OptimalSteps(tuple(space.value(j) for j in ts), score(ts), tuple(space.value(j) for j in first),
+                        score(first), score.count(), tuple(float(space.lam[j]) for j in ts))
