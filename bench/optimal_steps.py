@@ -9,6 +9,7 @@ many seeds they win. Schedule: linear, T = 1000. One torch thread.
 
     python bench/optimal_steps.py          # 8gaussians, two_gaussians; ddim, dpm++2m, heun; N = 10, 5, 20
     python bench/optimal_steps.py --steps 10 --methods ddim dpm++2m
+    python bench/optimal_steps.py --process flow --methods euler heun dpm++2m   # the linear interpolant
 """
 
 from __future__ import annotations
@@ -23,30 +24,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import toydiff as td  # noqa: E402
 from toydiff.evaluation.few_step import data_std, pathwise_error  # noqa: E402
-from toydiff.sampling.optimal_steps import START_SPACINGS, exact_targets, optimal_steps, start_draws  # noqa: E402
+from toydiff.sampling.optimal_steps import (exact_targets, fixed_levels, optimal_steps, start_draws,  # noqa: E402
+                                            steps_error)
 from toydiff.threads import configure_threads  # noqa: E402
 from toydiff.toy.datasets import get_dataset  # noqa: E402
 
 
-def held_out_errors(gm, schedule, method: str, levels, draws) -> list[float]:
-    """The pathwise error of ``method`` on ``levels`` for each of ``draws`` (``[(x_T, exact)]``)."""
-    std = data_std(gm)
-    return [pathwise_error(td.sample(gm.eps_fn(schedule), x, schedule, method=method, steps=list(levels)), ex, std)
-            for x, ex in draws]
+def held_out_errors(gm, process, method: str, levels, draws) -> list[float]:
+    """The pathwise error of ``method`` on ``levels`` for each of ``draws`` (``[(x_T, exact)]``): the search's own
+    objective, which tests/toydiff/test_optimal_steps.py checks equals ``toydiff.evaluation.few_step.pathwise_error``."""
+    return [steps_error(gm, process, method, levels, x, ex) for x, ex in draws]
 
 
 def mean_sd(v: list[float]) -> tuple[float, float]:
     return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
 
-def bench_one(gm, schedule, method: str, n_steps: int, draws, args) -> dict:
+def bench_one(gm, process, method: str, n_steps: int, draws, args) -> dict:
     t0 = time.perf_counter()
-    opt = optimal_steps(gm, schedule, method, n_steps, n=args.search_n, seed=0, max_evaluations=args.max_evaluations)
+    opt = optimal_steps(gm, process, method, n_steps, n=args.search_n, seed=0, max_evaluations=args.max_evaluations)
     row = {"search_s": time.perf_counter() - t0, "levels": opt.timesteps, "evaluations": opt.evaluations}
-    for name in START_SPACINGS:
-        row[name] = held_out_errors(gm, schedule, method, schedule.respace(n_steps, name).timesteps, draws)
-    row["optimised"] = held_out_errors(gm, schedule, method, opt.timesteps, draws)
-    best = min(START_SPACINGS, key=lambda s: statistics.mean(row[s]))
+    fixed = fixed_levels(process, n_steps)
+    for name, levels in fixed.items():
+        row[name] = held_out_errors(gm, process, method, levels, draws)
+    row["optimised"] = held_out_errors(gm, process, method, opt.timesteps, draws)
+    best = min(fixed, key=lambda s: statistics.mean(row[s]))
     row["best"], row["margin"] = best, statistics.mean(row[best]) / statistics.mean(row["optimised"])
     row["wins"] = sum(o < b for o, b in zip(row["optimised"], row[best]))  # paired: the same x_T per seed
     return row
@@ -61,26 +63,29 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=512, help="held-out draws per seed")
     p.add_argument("--search-n", type=int, default=256, help="draws the search optimises on (seed 0)")
     p.add_argument("--max-evaluations", type=int, default=400)
+    p.add_argument("--process", choices=("vp", "flow"), default="vp",
+                   help="vp: linear schedule, T = 1000 (default); flow: the linear interpolant (exact velocity; "
+                        "methods euler / heun / midpoint / dpm++2m)")
     args = p.parse_args(argv)
     configure_threads(1)
-    schedule = td.schedules.linear(1000)
-    cols = ("linspace", "trailing", "karras", "logsnr", "optimised")
+    process = td.schedules.linear(1000) if args.process == "vp" else td.interpolants.linear()
+    cols = (*fixed_levels(process, 2), "optimised")
     print(f"pathwise error (data std), mean ± sd over {args.seeds} held-out seeds of {args.n} x_T; search on "
-          f"{args.search_n} quasi-random x_T; linear T = 1000")
+          f"{args.search_n} quasi-random x_T; {'linear T = 1000' if args.process == 'vp' else 'linear interpolant'}")
     print("| data | method | N | " + " | ".join(cols) + " | best fixed | margin (seeds won) | levels (optimised) |")
     print("|" + "---|" * (len(cols) + 6))
     levels_out = []
     for name in args.datasets:
         gm = get_dataset(name).mixture
-        draws = [(x, exact_targets(gm, schedule, x)) for x in (start_draws(gm, args.n, s) for s in
+        draws = [(x, exact_targets(gm, process, x)) for x in (start_draws(gm, args.n, s) for s in
                                                               range(1, args.seeds + 1))]
         for method in args.methods:
             for n_steps in args.steps:
-                r = bench_one(gm, schedule, method, n_steps, draws, args)
+                r = bench_one(gm, process, method, n_steps, draws, args)
                 cells = " | ".join("{:.4f} ± {:.4f}".format(*mean_sd(r[c])) for c in cols)
                 print(f"| {name} | {method} | {n_steps} | {cells} | {r['best']} | {r['margin']:.2f}× "
                       f"({r['wins']}/{len(draws)}) | "
-                      f"{','.join(map(str, r['levels']))} |", flush=True)
+                      f"{','.join(f'{v:.4g}' for v in r['levels'])} |", flush=True)
                 levels_out.append(f"{name} {method} {n_steps}: search {r['search_s']:.1f} s, "
                                   f"{r['evaluations']} runs")
     print("\n".join(levels_out))

@@ -33,7 +33,8 @@ from toydiff.processes.schedules import NoiseSchedule
 from toydiff.sampling.flow_steps import FLOW_METHODS, FLOW_REGISTRY, sample_interpolant, time_grid
 from toydiff.sampling.loop import METHODS, REGISTRY, sample
 
-__all__ = ["OptimalSteps", "optimal_steps", "steps_error", "exact_targets", "start_draws", "search_draws"]
+__all__ = ["OptimalSteps", "optimal_steps", "steps_error", "exact_targets", "start_draws", "search_draws",
+           "fixed_levels"]
 
 #: the fixed spacings a search may start from (``leading`` does not start at T − 1, so it is not among them)
 START_SPACINGS = ("linspace", "trailing", "karras", "logsnr")
@@ -144,6 +145,15 @@ def steps_error(gm, process, method: str, timesteps: Sequence, x_T: torch.Tensor
     exact = exact_targets(gm, space.process, x_T) if exact is None else exact
     std = gm.covariance().diagonal().sqrt().reshape(1, -1)
     return float(((x.double() - exact.double()) / std).pow(2).mean().sqrt())
+
+
+def fixed_levels(process, n_steps: int) -> dict[str, tuple]:
+    """The fixed grids a search is compared with, ``{name: levels}`` in :func:`steps_error`'s form: VP steps of
+    linspace / trailing / karras / logsnr, or an interpolant's uniform and shift-3 times (the clean end implied)."""
+    proc = _space_of(process).process
+    if isinstance(proc, NoiseSchedule):
+        return {s: tuple(proc.respace(n_steps, s).timesteps) for s in START_SPACINGS}
+    return {name: time_grid(n_steps, shift=shift)[:-1] for name, shift in FLOW_SPACINGS.items()}
 
 
 def _spacing(space: _Space, name: str, n_steps: int) -> tuple[int, ...]:
