@@ -30,6 +30,11 @@ from toydiff.threads import configure_threads  # noqa: E402
 from toydiff.toy.datasets import get_dataset  # noqa: E402
 
 
+#: --process: how to build it and how the table names it
+PROCESS_CHOICES = {"vp": (lambda: td.schedules.linear(1000), "linear T = 1000"),
+                   "flow": (td.interpolants.linear, "linear interpolant")}
+
+
 def held_out_errors(gm, process, method: str, levels, draws) -> list[float]:
     """The pathwise error of ``method`` on ``levels`` for each of ``draws`` (``[(x_T, exact)]``): the search's own
     objective, which tests/toydiff/test_optimal_steps.py checks equals ``toydiff.evaluation.few_step.pathwise_error``."""
@@ -63,15 +68,16 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=512, help="held-out draws per seed")
     p.add_argument("--search-n", type=int, default=256, help="draws the search optimises on (seed 0)")
     p.add_argument("--max-evaluations", type=int, default=400)
-    p.add_argument("--process", choices=("vp", "flow"), default="vp",
+    p.add_argument("--process", choices=tuple(PROCESS_CHOICES), default="vp",
                    help="vp: linear schedule, T = 1000 (default); flow: the linear interpolant (exact velocity; "
                         "methods euler / heun / midpoint / dpm++2m)")
     args = p.parse_args(argv)
     configure_threads(1)
-    process = td.schedules.linear(1000) if args.process == "vp" else td.interpolants.linear()
+    build, described = PROCESS_CHOICES[args.process]
+    process = build()
     cols = (*fixed_levels(process, 2), "optimised")
     print(f"pathwise error (data std), mean ± sd over {args.seeds} held-out seeds of {args.n} x_T; search on "
-          f"{args.search_n} quasi-random x_T; {'linear T = 1000' if args.process == 'vp' else 'linear interpolant'}")
+          f"{args.search_n} quasi-random x_T; {described}")
     print("| data | method | N | " + " | ".join(cols) + " | best fixed | margin (seeds won) | levels (optimised) |")
     print("|" + "---|" * (len(cols) + 6))
     levels_out = []
