@@ -13,6 +13,7 @@ import torch
 import toydiff as td
 from apps.common import url_state
 from apps.charts import downloads, section_notes, show_chart
+from apps.pages.samplers.steps import show_optimal_steps
 from apps.pages.samplers.sweep import (FLOW_SHIFTS, Line, ddim_euler_gap, distance, line_label, mean_spread, nfe,
                                       run_line, verdict)
 from apps.pages.schedules.widgets import schedule_or_error, schedule_picker, spec_of
@@ -258,6 +259,15 @@ if lines and steps_list:
 else:
     st.info("Pick at least one sampler and one step count, then press **Run the sweep**.")
 url_state.publish(URL_SPEC)
+
+st.subheader("Optimal steps from the oracle")
+if src.trained is None:
+    st.caption("Which N levels should a sampler visit? A search moves each level in log-SNR while the exact pathwise "
+               "error falls (Align Your Steps' idea, Sabour et al. 2024, judged by the exact flow map), then compares "
+               "the levels it found with the fixed spacings on fresh x_T.")
+    show_optimal_steps(src.key, src.dataset, src.schedule)
+else:
+    st.caption("The level search needs the exact flow map: pick the exact oracle as the denoiser.")
 
 st.subheader("One x_T, three samplers")
 st.caption("The same starting noise through ancestral DDPM, DDPM without its σ·z term (every step jumps to the "

@@ -14,6 +14,8 @@ its figure.
 - :mod:`~toydiff.toy.figures.memorisation`: copies of training points, the copy rate against n;
 - :mod:`~toydiff.toy.figures.few_step`: few-step methods against the exact flow map (one-jump error against t,
   the one-jump cloud coloured by the error);
+- :mod:`~toydiff.toy.figures.steps`: sampling levels on the log-SNR axis beside their pathwise errors (the optimised
+  grid of :mod:`toydiff.sampling.optimal_steps` beside the fixed spacings);
 - :mod:`~toydiff.toy.figures.base` (colours, extents, density grids) and :mod:`~toydiff.toy.figures.plotly_kit`
   (Plotly traces, the frame animator, :func:`~toydiff.toy.figures.plotly_kit.log_axis` for every log axis and
   :func:`~toydiff.toy.figures.plotly_kit.plane_axes` for every panel of points in a plane) are what the families

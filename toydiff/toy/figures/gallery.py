@@ -63,6 +63,11 @@ def _curves():
             "ddim": {"x": [5, 10, 20, 50], "mean": [0.6, 0.3, 0.12, 0.08], "std": [0.02] * 4}}
 
 
+def _grids():
+    return {"logsnr": {"log_snr": [-10.0, -5.0, 0.0, 5.0, 9.0], "error": (0.08, 0.01)},
+            "optimised": {"log_snr": [-10.0, -3.0, 0.5, 3.0, 6.0], "error": (0.03, 0.004)}}
+
+
 def _guidance_rows():
     return [dict(source=src, interval="full", w=w, sw_tilted=0.1 / (1 + w) + 0.02, sw_cond=0.05 * w + 0.02,
                  off_data=0.01 * w, modes_covered=4, n_modes=4, class_share=0.9, sw_tilted_floor=0.02,
@@ -85,6 +90,12 @@ def _jumps(d: int = 2, n: int = 200):
     ts = np.linspace(0.1, 1.0, 10)
     return x_1, {"one step": torch.zeros_like(x_1), "two steps": 0.7 * exact}, exact, ts, {
         "one step": 0.02 + ts, "two steps": 0.01 + 0.4 * ts ** 2, "exact map": np.zeros_like(ts)}
+
+
+def _steps():
+    from toydiff.toy.figures import steps
+
+    return steps
 
 
 def mpl_cases() -> dict[str, tuple[Callable, bool]]:
@@ -126,6 +137,7 @@ def mpl_cases() -> dict[str, tuple[Callable, bool]]:
         "jump_error_mpl": (lambda: few_step.jump_error_mpl(_jumps()[3], _jumps()[4]), False),
         "one_jump_mpl": (lambda: few_step.one_jump_mpl(*_jumps()[:3]), True),
         "one_jump_mpl/1d": (lambda: few_step.one_jump_mpl(*_jumps(d=1)[:3]), False),
+        "levels_mpl": (lambda: _steps().levels_mpl(_grids()), False),
     }
 
 
@@ -180,4 +192,5 @@ def plotly_cases() -> dict[str, tuple[Callable, bool]]:
         "jump_error_plotly": (lambda: few_step.jump_error_plotly(_jumps()[3], _jumps()[4]), False),
         "one_jump_plotly": (lambda: few_step.one_jump_plotly(*_jumps()[:3]), True),
         "one_jump_plotly/1d": (lambda: few_step.one_jump_plotly(*_jumps(d=1)[:3]), False),
+        "levels_plotly": (lambda: _steps().levels_plotly(_grids()), False),
     }
