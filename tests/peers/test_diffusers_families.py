@@ -24,9 +24,9 @@ STEPS = (8, 16)
 CASES = [
     ("FlowMatchEulerDiscreteScheduler", {"shift": 3.0}, (0.8, 1.2), (1, 2), set()),
     ("FlowMatchEulerDiscreteScheduler", {"use_dynamic_shifting": True, "mu": 1.15, "shift_terminal": 0.1},
-     (0.8, 1.2), (1,), {"denoiser t"}),
+     (0.8, 1.2), (1,), {"denoiser t", "edge steps"}),
     ("FlowMatchHeunDiscreteScheduler", {"shift": 3.0}, (1.7, 2.5), (1, 2), set()),
-    ("EDMEulerScheduler", {"sigma_schedule": "exponential"}, (0.8, 1.2), (1,), {"timesteps"}),
+    ("EDMEulerScheduler", {"sigma_schedule": "exponential"}, (0.8, 1.2), (1,), {"timesteps", "edge steps"}),
     ("EDMDPMSolverMultistepScheduler", {}, (1.6, 2.6), (1, 2), set()),
 ]
 

@@ -49,7 +49,11 @@ def run_sigmas(problem: Problem, run: Run) -> list[float] | None:
 
 
 def _at(a: float, b: float) -> bool:
-    return abs(a - b) <= LEVEL_RTOL * max(abs(a), abs(b)) or a == b
+    """Whether σ ``a`` is the level ``b`` (to :data:`LEVEL_RTOL`); σ = ∞ (a flow path's pure-noise end) only equals
+    itself."""
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= LEVEL_RTOL * max(abs(a), abs(b))
 
 
 def _place(sig: list[float], s: float):

@@ -51,8 +51,10 @@ def distinct_levels(sigmas: Sequence[float]) -> list[float]:
     near-zero one would make a multistep method divide rounding noise by ~1e-15."""
     out: list[float] = []
     for s in sigmas:
-        if not out or abs(float(s) - out[-1]) > 1e-12 * abs(out[-1]):
-            out.append(float(s))
+        s = float(s)
+        if not out or (s != out[-1] if math.isinf(s) or math.isinf(out[-1]) else
+                       abs(s - out[-1]) > 1e-12 * abs(out[-1])):
+            out.append(s)
     return out
 
 
@@ -131,5 +133,15 @@ def reference_solve(mixture: GaussianMixture, x_start: torch.Tensor, sigmas: Seq
     if fn is None:
         raise ValueError(f"method must be one of {[k for m in REFERENCES.values() for k in m]}, got {method!r}")
     sig = distinct_levels(sigmas)
-    xs = x_start.detach().cpu().to(torch.float64) * math.sqrt(1.0 + sig[0] ** 2)
+    x = x_start.detach().cpu().to(torch.float64)
+    if math.isinf(sig[0]):  # a flow path's pure-noise end: every method's first step is its σ → ∞ limit, DDIM from
+        # ᾱ = 0 (ε̂ = x_T, x̂₀ = E[x₀]): x̃ = E[x₀] + σ₁ x_T (Karras scale); the method runs on from σ₁
+        if len(sig) == 1 or math.isinf(sig[1]):
+            raise ValueError("sigmas must have a finite level after an infinite one")
+        mean = (mixture._w[:, None] * mixture._mu).sum(0).reshape((1,) + x.shape[1:])
+        xs, sig = mean + sig[1] * x, sig[1:]
+    else:
+        xs = x * math.sqrt(1.0 + sig[0] ** 2)
+    if len(sig) == 1:
+        return xs / math.sqrt(1.0 + sig[-1] ** 2)
     return fn(_field(mixture), xs, sig) / math.sqrt(1.0 + sig[-1] ** 2)

@@ -55,7 +55,10 @@ def calls_row(problem: Problem, attempts: dict[int, Attempt], stochastic: bool |
     """``(passed, detail)`` of 'calls at levels' over the runs ``attempts`` (step count -> attempt)."""
     if stochastic:
         return None, "stochastic sampler (noise injection, EDM churn, may move the state off its grid)"
-    wrong = {n: call_problems(problem, a.run, a.calls) for n, a in attempts.items() if a.run is not None}
+    done = {n: a for n, a in attempts.items() if a.run is not None}
+    if done and all(n > 1 and len(run_sigmas(problem, a.run) or ()) == 2 for n, a in done.items()):
+        return None, "the sampler reports only the ends of its path (its inner levels are its own: adaptive / fast)"
+    wrong = {n: call_problems(problem, a.run, a.calls) for n, a in done.items()}
     wrong = {n: w for n, w in wrong.items() if w}
     if not attempts or all(a.run is None for a in attempts.values()):
         return None, "no run finished"
