@@ -353,6 +353,7 @@ def _diverging_worker(rank: int, world: int, port: int, out: str) -> None:
         result = "finished"
     except NonFiniteLossError as e:
         result = f"stopped at {e.step}"
+    dist.barrier()  # neither process tears the group down while the other still talks to it (a gloo abort)
     dist.destroy_process_group()
     with open(os.path.join(out, f"rank{rank}.txt"), "w") as f:
         f.write(result)
