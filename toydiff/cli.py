@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 from toydiff.options import HelpFormatter, plain_text
 
-__all__ = ["main", "build_parser", "command_parsers", "OneLineParser", "run_guarded", "fail", "check_writable", "EXIT_USAGE", "EXIT_DIVERGED"]
+__all__ = ["main", "build_parser", "command_parsers", "OneLineParser", "run_guarded", "subcommand_parser", "run_subcommand", "fail", "check_writable", "EXIT_USAGE", "EXIT_DIVERGED"]
 
 #: exit status of bad input (one stderr line)
 EXIT_USAGE = 2
@@ -110,6 +110,34 @@ def run_guarded(fn: Callable[[], int | None], prog: str) -> int:
         msg = f"{prog}: error: {e}"
     print(" ".join(msg.split()), file=sys.stderr)
     return status
+
+
+def subcommand_parser(prog: str, description: str, examples: str, modules: dict) -> OneLineParser:
+    """A track's parser (``toydiff toy``, ``toydiff discrete``): one sub-parser per module of ``modules`` (name ->
+    module offering ``HELP``, ``add_parser(sub)``, ``run(args)``), each with ``--threads`` (:mod:`toydiff.threads`)."""
+    from toydiff.threads import add_threads_flag
+
+    p = OneLineParser(prog=prog, description=description, epilog="examples:\n" + examples)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="SUBCOMMAND",
+                           title=f"subcommands ({prog} SUBCOMMAND --help: its options)")
+    for name, module in modules.items():
+        module.add_parser(sub)
+        add_threads_flag(sub.choices[name])  # every subcommand: the one thread policy (toydiff.threads)
+    return p
+
+
+def run_subcommand(build: Callable[[], argparse.ArgumentParser], modules: dict, prog: str,
+                   argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``) with ``build()``, set the thread count, run the chosen module's
+    ``run(args)`` under :func:`run_guarded`; the exit status."""
+    from toydiff.threads import configure_threads
+
+    def run() -> int:
+        a = build().parse_args(list(sys.argv[1:] if argv is None else argv))
+        configure_threads(a.threads)
+        return modules[a.command].run(a)
+
+    return run_guarded(run, prog)
 
 
 def _summary(module) -> str:

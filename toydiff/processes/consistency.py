@@ -41,6 +41,7 @@ from toydiff.processes.base import CheckpointMismatch, Fn, process_of
 from toydiff.processes.flow import FLOW_TIME_SCALE
 from toydiff.processes.forward import expand_to, randn_like
 from toydiff.processes.interpolants import Interpolant, time_tensor
+from toydiff.training.flow_losses import unit_bucket_sums
 from toydiff.training.losses import LossTerms, batched_held_out
 
 __all__ = ["ConsistencyProcess", "ConsistencyObjective", "CONSISTENCY_METHODS", "CONSISTENCY_OBJECTIVES",
@@ -264,14 +265,6 @@ class ConsistencyProcess:
                    **{k: d[k] for k in keys if k in d})
 
 
-def _bucket_sums(values: torch.Tensor, t: torch.Tensor, n_buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per equal-width time bucket of [0, 1] ``(sum, count)`` of ``values [B]`` at times ``t [B]``, float64."""
-    b = (t.double() * n_buckets).long().clamp_(0, n_buckets - 1)
-    v = values.detach().double()
-    s = torch.zeros(n_buckets, dtype=torch.float64, device=v.device).index_add_(0, b.to(v.device), v)
-    return s, torch.zeros_like(s).index_add_(0, b.to(v.device), torch.ones_like(v))
-
-
 class ConsistencyObjective:
     """Consistency distillation (``"cd"``, Song et al. 2023 Algorithm 2) or improved consistency training
     (``"ct"``, Song & Dhariwal 2023) of a :class:`ConsistencyProcess`, for :class:`toydiff.training.Trainer`.
@@ -364,7 +357,7 @@ class ConsistencyObjective:
         return out
 
     def bucket_sums(self, values: torch.Tensor, t: torch.Tensor, n_buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _bucket_sums(values, t, n_buckets)
+        return unit_bucket_sums(values, t, n_buckets)
 
     def held_out_draws(self, shape, *, seed: int, noise_dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
         """Times ``t [N]`` cycling over :data:`HELD_OUT_LEVELS` quarter midpoints (float32) and noise ``[N, *event]`` seeded ``seed``."""

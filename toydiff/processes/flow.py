@@ -24,7 +24,7 @@ from toydiff.processes import interpolants
 from toydiff.processes.base import CheckpointMismatch, Fn, process_of
 from toydiff.processes.interpolants import PREDICTIONS, Interpolant
 from toydiff.sampling.flow_steps import FLOW_METHODS, flow_evaluations, sample_interpolant, time_grid
-from toydiff.training.flow_losses import TIME_SAMPLINGS, interpolant_loss
+from toydiff.training.flow_losses import TIME_SAMPLINGS, interpolant_loss, unit_bucket_sums, unit_held_out_draws
 from toydiff.training.losses import LOSS_WEIGHTINGS, LossTerms, batched_held_out
 from toydiff.training.stable_target import TARGETS
 
@@ -240,16 +240,11 @@ class FlowObjective:
 
     def bucket_sums(self, values: torch.Tensor, t: torch.Tensor, n_buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per equal-width time bucket of [0, 1] ``(sum, count)`` of ``values [B]`` at times ``t [B]``."""
-        b = (t.double() * n_buckets).long().clamp_(0, n_buckets - 1)
-        v = values.detach().double()
-        s = torch.zeros(n_buckets, dtype=torch.float64, device=v.device).index_add_(0, b.to(v.device), v)
-        return s, torch.zeros_like(s).index_add_(0, b.to(v.device), torch.ones_like(v))
+        return unit_bucket_sums(values, t, n_buckets)
 
     def held_out_draws(self, shape, *, seed: int, noise_dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed times ``t [N]`` ~ U[0, 1] (float32) then noise ``[N, *event]`` from a CPU generator seeded ``seed``."""
-        g = torch.Generator().manual_seed(seed)
-        t = torch.rand(shape[0], generator=g, dtype=torch.float64).float()
-        return t, torch.randn(tuple(shape), generator=g, dtype=noise_dtype)
+        return unit_held_out_draws(shape, seed=seed, noise_dtype=noise_dtype)
 
     def held_out_loss(self, fn: Fn, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, *, n_buckets: int = 10,
                       batch_size: int = 65_536, model_kwargs: dict | None = None,

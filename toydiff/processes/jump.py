@@ -33,7 +33,8 @@ from toydiff.processes import interpolants
 from toydiff.processes.base import CheckpointMismatch, Fn, process_of
 from toydiff.processes.forward import randn_like
 from toydiff.processes.interpolants import Interpolant, time_tensor
-from toydiff.training.flow_losses import TIME_SAMPLINGS, interpolant_loss, sample_times
+from toydiff.training.flow_losses import (TIME_SAMPLINGS, interpolant_loss, sample_times, unit_bucket_sums,
+                                          unit_held_out_draws)
 from toydiff.training.losses import LossTerms, batched_held_out
 
 __all__ = ["JUMP_TIME_SCALE", "JumpProcess", "MeanFlowObjective", "ShortcutObjective", "JUMP_OBJECTIVES"]
@@ -215,16 +216,11 @@ class _JumpObjective:
 
     def bucket_sums(self, values: torch.Tensor, t: torch.Tensor, n_buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per equal-width bucket of t ∈ [0, 1] ``(sum, count)`` of ``values [B]``."""
-        b = (t.double() * n_buckets).long().clamp_(0, n_buckets - 1)
-        v = values.detach().double()
-        s = torch.zeros(n_buckets, dtype=torch.float64, device=v.device).index_add_(0, b.to(v.device), v)
-        return s, torch.zeros_like(s).index_add_(0, b.to(v.device), torch.ones_like(v))
+        return unit_bucket_sums(values, t, n_buckets)
 
     def held_out_draws(self, shape, *, seed: int, noise_dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed times ``t [N]`` ~ U[0, 1] (float32) then noise ``[N, *event]`` from a CPU generator seeded ``seed``."""
-        g = torch.Generator().manual_seed(seed)
-        t = torch.rand(shape[0], generator=g, dtype=torch.float64).float()
-        return t, torch.randn(tuple(shape), generator=g, dtype=noise_dtype)
+        return unit_held_out_draws(shape, seed=seed, noise_dtype=noise_dtype)
 
     def held_out_loss(self, fn: Fn, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, *, n_buckets: int = 10,
                       batch_size: int = 65_536, model_kwargs: dict | None = None,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from toydiff.exact.mixture import GaussianMixture
 
 __all__ = ["TIME_SAMPLINGS", "TARGETS", "sample_times", "stable_target", "interpolant_loss", "flow_matching_loss",
-           "interpolant_loss_floor"]
+           "interpolant_loss_floor", "unit_bucket_sums", "unit_held_out_draws"]
 
 TIME_SAMPLINGS = ("uniform", "logit-normal", "low-noise")
 
@@ -122,3 +122,19 @@ def interpolant_loss_floor(gm: GaussianMixture, interp: Interpolant, kind: str =
         means.append(se.mean())
         errs.append(se.std() / math.sqrt(n))
     return LossFloor(t=ts, per_t=torch.stack(means), stderr=torch.stack(errs), n=n)
+
+
+def unit_bucket_sums(values: torch.Tensor, t: torch.Tensor, n_buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per equal-width bucket of t ∈ [0, 1] ``(sum, count)`` of ``values [B]`` at times ``t [B]``, float64 (the
+    objectives over continuous time share it)."""
+    b = (t.double() * n_buckets).long().clamp_(0, n_buckets - 1)
+    v = values.detach().double()
+    s = torch.zeros(n_buckets, dtype=torch.float64, device=v.device).index_add_(0, b.to(v.device), v)
+    return s, torch.zeros_like(s).index_add_(0, b.to(v.device), torch.ones_like(v))
+
+
+def unit_held_out_draws(shape, *, seed: int, noise_dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed times ``t [N]`` ~ U[0, 1] (float32) then noise ``[N, *event]`` from a CPU generator seeded ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(shape[0], generator=g, dtype=torch.float64).float()
+    return t, torch.randn(tuple(shape), generator=g, dtype=noise_dtype)

@@ -16,10 +16,9 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from toydiff.cli import OneLineParser, run_guarded
+from toydiff.cli import OneLineParser, run_subcommand, subcommand_parser
 from toydiff.discrete.cli import report, sample, train
 from toydiff.discrete.cli.common import PROG
-from toydiff.threads import add_threads_flag, configure_threads
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS", "HELP"]
 
@@ -31,25 +30,14 @@ SUBCOMMANDS = {"train": train, "sample": sample, "report": report}
 
 def build_parser() -> OneLineParser:
     """The ``toydiff discrete`` parser: one sub-parser per entry of :data:`SUBCOMMANDS`."""
-    p = OneLineParser(prog=PROG, description="Masked and uniform diffusion on small categorical data whose every "
-                                             "probability is known: train a model, sample it, judge it exactly.",
-                      epilog="examples:\n" + __doc__.split("\n\n")[1])
-    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="SUBCOMMAND",
-                           title="subcommands (toydiff discrete SUBCOMMAND --help: its options)")
-    for name, module in SUBCOMMANDS.items():
-        module.add_parser(sub)
-        add_threads_flag(sub.choices[name])
-    return p
+    return subcommand_parser(PROG, "Masked and uniform diffusion on small categorical data whose every "
+                             "probability is known: train a model, sample it, judge it exactly.",
+                             __doc__.split("\n\n")[1], SUBCOMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the subcommand; its exit status."""
-    def run() -> int:
-        a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        configure_threads(a.threads)
-        return SUBCOMMANDS[a.command].run(a)
-
-    return run_guarded(run, PROG)
+    return run_subcommand(build_parser, SUBCOMMANDS, PROG, argv)
 
 
 if __name__ == "__main__":

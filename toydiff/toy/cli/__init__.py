@@ -23,10 +23,9 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from toydiff.cli import OneLineParser, run_guarded
+from toydiff.cli import OneLineParser, run_subcommand, subcommand_parser
 from toydiff.toy.cli import distill, guidance, likelihood, memorise, reflow, report, sample, train
 from toydiff.toy.cli.common import PROG
-from toydiff.threads import add_threads_flag, configure_threads
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS", "HELP"]
 
@@ -39,25 +38,14 @@ SUBCOMMANDS = {"train": train, "sample": sample, "report": report, "reflow": ref
 
 def build_parser() -> OneLineParser:
     """The ``toydiff toy`` parser: one sub-parser per entry of :data:`SUBCOMMANDS`."""
-    p = OneLineParser(prog=PROG, description="The 1-D / 2-D toy track: train MLP denoisers under a process, sample "
-                                             "them, and measure them against the exact oracle of the data's mixture.",
-                      epilog="examples:\n" + __doc__.split("\n\n")[1])
-    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="SUBCOMMAND",
-                           title="subcommands (toydiff toy SUBCOMMAND --help: its options)")
-    for name, module in SUBCOMMANDS.items():
-        module.add_parser(sub)
-        add_threads_flag(sub.choices[name])  # every subcommand: the one thread policy (toydiff.threads)
-    return p
+    return subcommand_parser(PROG, "The 1-D / 2-D toy track: train MLP denoisers under a process, sample "
+                             "them, and measure them against the exact oracle of the data's mixture.",
+                             __doc__.split("\n\n")[1], SUBCOMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the subcommand; its exit status."""
-    def run() -> int:
-        a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        configure_threads(a.threads)
-        return SUBCOMMANDS[a.command].run(a)
-
-    return run_guarded(run, PROG)
+    return run_subcommand(build_parser, SUBCOMMANDS, PROG, argv)
 
 
 if __name__ == "__main__":
