@@ -65,9 +65,13 @@ CANDIDATES = {
     "shortcut, logit-normal t": ("shortcut", {"t_sampling": "logit-normal"}),
     "shortcut, width 256": ("shortcut", {"width": 256}),
     "shortcut, 3x epochs, consistency share 0.5": ("shortcut", {"epochs": 3, "consistency_share": 0.5}),
+    "distill": ("distill", {}),
+    "distill, uniform pairs": ("distill", {"pairs": "uniform"}),
+    "distill, 1/2 epochs": ("distill", {"epochs": 0.5}),
 }
-_PROCESS_KEYS, _OBJECTIVE_KEYS = ("time_scale",), ("adaptive_p", "flow_share", "consistency_share", "max_steps")
-DEFAULT = ("shortcut", "meanflow, equal time")
+_PROCESS_KEYS = ("time_scale",)
+_OBJECTIVE_KEYS = ("adaptive_p", "flow_share", "consistency_share", "max_steps", "pairs", "grid", "pool")
+DEFAULT = ("distill", "shortcut", "meanflow, equal time")
 
 
 def recipe_for(name: str, changes: dict):
@@ -99,7 +103,8 @@ def search(dataset: str, names, seeds, n: int, save: str | None = None) -> tuple
     rows: dict = {}
     for name in names:
         objective, changes = CANDIDATES[name]
-        proc = JumpProcess(objective_kind=objective, **{k: v for k, v in changes.items() if k in _PROCESS_KEYS})
+        proc = JumpProcess(objective_kind=objective, teacher="exact" if objective == "distill" else None,
+                           **{k: v for k, v in changes.items() if k in _PROCESS_KEYS})
         recipe = recipe_for(dataset, {k: v for k, v in changes.items() if k not in _PROCESS_KEYS + _OBJECTIVE_KEYS})
         obj = proc.objective(t_sampling=recipe.t_sampling, **{k: v for k, v in changes.items() if k in _OBJECTIVE_KEYS})
         for seed in seeds:

@@ -43,3 +43,16 @@ def test_few_step_section_jumps_colours_by_error_and_resubmits():
     assert [t["name"] for t in charts(at)[0]["data"]] == ["exact map", "Heun (Karras) · 2 NFE"]
     assert at.query_params["fs_methods"] == "Heun (Karras) · 2 NFE" and at.query_params["labs_section"] == "few-step"
     assert "mem_n" not in at.query_params
+
+
+def test_the_shipped_distilled_run_is_shown_by_default_and_beats_the_solvers():
+    from apps.pages.labs.few_step import SHIPPED_LABEL, checkpoints
+
+    assert SHIPPED_LABEL in checkpoints("8gaussians") and SHIPPED_LABEL not in checkpoints("two_gaussians")
+    at = open_page("labs", labs_section="few-step", fs_n="200")
+    assert_clean(at)
+    cloud, curve = charts(at)
+    colour = {t["name"]: plotly_array(t["marker"]["color"]) for t in cloud["data"]}
+    assert SHIPPED_LABEL in colour and SHIPPED_LABEL in {t["name"] for t in curve["data"]}
+    # one learned jump lands closer to the exact map than any solver on the exact field at 1-2 evaluations
+    assert colour[SHIPPED_LABEL].mean() < 0.5 * min(colour[m].mean() for m in colour if "NFE" in m)

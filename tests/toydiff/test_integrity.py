@@ -23,6 +23,8 @@ from toydiff.training import checkpoint as ck
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "toydiff" / "toy" / "weights"
 SHIPPED = sorted(p.name for p in WEIGHTS.iterdir() if (p / CHECKPOINT_NAME).is_file())
+#: the shipped few-step runs (bench/ship_toy_weights.py few_step/<name>), shown by the Labs page's few-step section
+FEW_STEP = sorted(p.name for p in (WEIGHTS / "few_step").iterdir() if (p / CHECKPOINT_NAME).is_file())
 
 
 def _header(path: Path) -> dict:
@@ -64,6 +66,25 @@ def test_shipped_toy_checkpoint_is_the_current_default_recipe(name):
     assert meta["target"] == recipe.target(process)
     assert set(meta).isdisjoint({"optimizer", "rng_states"})  # stripped to what sampling needs
     assert load_toy(path).model is not None
+
+
+@pytest.mark.parametrize("name", FEW_STEP)
+def test_shipped_few_step_run_is_the_jump_recipe_distilled_and_two_jumps_follow_the_exact_map(name):
+    from toydiff.toy.datasets import Normalizer
+
+    path = WEIGHTS / "few_step" / name / CHECKPOINT_NAME
+    assert "toydiff.sha256" in _header(path)
+    _, meta = ck.load_checkpoint(path)
+    assert (meta["process"], meta["objective"], meta["teacher"]) == ("jump", "distill", "exact")
+    recipe = default_recipe(name, "jump")
+    assert meta["config"] == json.loads(json.dumps(recipe.train_config(seed=meta["data_seed"]).to_dict())), \
+        f"retrain it: PYTHONPATH=. python bench/ship_toy_weights.py few_step/{name}"
+    run = load_toy(path)
+    x1 = torch.randn(400, run.dataset.dim, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    exact = run.normalizer.inverse(run.oracle.flow_map(x1, 1.0, 0.0, run.process.interp))
+    two = run.normalizer.inverse(run.process.sample(run.denoiser_fn(), x1, steps=2).double())
+    std = Normalizer.from_mixture(run.dataset.mixture).std
+    assert float((((two - exact) / std) ** 2).mean().sqrt()) < 0.08  # measured 0.045 (docs/flow.md)
 
 
 @pytest.fixture

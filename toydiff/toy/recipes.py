@@ -113,7 +113,9 @@ RECIPE_2D = Recipe(schedule_name="linear", schedule_params=(("T", 250), ("beta_s
 #: recipe's 180: on 8gaussians, 3 seeds, n = 4000, the 2-jump path error went from 0.109 to 0.095 data std and sliced
 #: W1 from 1.80x to 1.50x the floor (1 jump: 1.87x to 1.53x); 1-D: 240 epochs (55 CPU s), twice the first 120: on
 #: two_gaussians the 2-jump path error went from 0.090 to 0.067 and W1 from 1.78x to 1.29x the floor (1 jump: 1.73x to
-#: 1.30x) (docs/measurements.md, "Issue #24 tuning")
+#: 1.30x) (docs/measurements.md, "Issue #24 tuning"). Flow-map distillation (``--objective distill``) on the same recipes,
+#: exact teacher, 3 seeds: 8gaussians 1 / 2 jumps at 1.03x / 1.07x the floor, path 0.036 / 0.045, 62 CPU s;
+#: two_gaussians at the exact map's own distance, path 0.021 / 0.025, 45 CPU s (docs/flow.md)
 RECIPE_JUMP_1D = replace(RECIPE_1D, epochs=240, batch_size=512, n_train=20_000, t_sampling="uniform")
 RECIPE_JUMP_2D = replace(RECIPE_2D, epochs=360, batch_size=256, t_sampling="uniform")
 

@@ -32,19 +32,22 @@ ORACLE = {f"{lab} · {b} NFE": (m, b) for b in (1, 2) for m, lab in fs.SOLVERS.i
 SAMPLES = (200, 500, 1000)
 TS = tuple(np.round(np.linspace(0.1, 1.0, 10), 2))  # the error-against-t chart's starting times
 N_CURVE = 200  # draws of x_t per t
+#: the shipped few-step run's label (toydiff/toy/weights/few_step/8gaussians: flow-map distillation from the exact
+#: teacher), shown by default where its data set is picked (a default method absent from the options is dropped)
+SHIPPED_LABEL = "jump/distill (8gaussians)"
 #: the section's URL settings (apps.common.url_state); trained checkpoints are named in fs_methods by their label
 URL_SPEC = (url_state.Param("fs_ds", str, "8gaussians", choices=tuple(dataset_names(oracle_only=True))),
             url_state.Param("fs_methods", "str_list",
-                            ["Euler · 1 NFE", "Heun (Karras) · 2 NFE", "DPM++(2M) · 2 NFE"]),
+                            ["Euler · 1 NFE", "Heun (Karras) · 2 NFE", "DPM++(2M) · 2 NFE", SHIPPED_LABEL]),
             url_state.Param("fs_n", int, 500, choices=SAMPLES),
             url_state.Param("fs_seed", int, 0, bounds="seed"))
 #: the section's other widgets' defaults
 DEFAULTS: dict = {}
 TRAIN_HINT = ("No trained few-step checkpoint of this data set was found (under `runs/`, `TOYDIFF_RUNS_DIR` or "
               "the shipped weights), so only the exact oracle's solvers are shown. Train one with a few-step process "
-              "of issue #24 (a process with `.jump`: MeanFlow / shortcut, consistency), e.g. `toydiff toy train "
-              "--dataset 8gaussians --process jump --objective meanflow --out runs/mf`, and it is listed here; "
-              "`python bench/few_step_judge.py --checkpoint runs/mf` gives its table.")
+              "(a process with `.jump`: shortcut / MeanFlow / flow-map distillation, consistency), e.g. `toydiff toy "
+              "train --dataset two_gaussians --process jump --objective distill --out runs/map`, and it is listed "
+              "here; `python bench/few_step_judge.py --checkpoint runs/map` gives its table.")
 
 
 def _roots() -> list[Path]:
@@ -160,7 +163,7 @@ def section() -> None:
         "colour is the method's own error, with no sampling noise. The exact oracle's solvers at 1–2 evaluations "
         "are the bar: a trained one-step model should beat them.",
         "Song et al. 2023 (consistency models); Frans et al. 2024 (shortcut models); Geng et al. 2025 (Mean Flows); "
-        "Liu et al. 2023 (rectified flow)",
+        "Boffi et al. 2024 (flow map matching); Liu et al. 2023 (rectified flow)",
         key="fs_ds")
     found = checkpoints(dataset)
     if found:

@@ -53,8 +53,12 @@ def _schedule(a: Namespace, recipe: Recipe):
 
 #: ``--objective``, one flag shared by the processes trained by more than one objective (each checks its own)
 OBJECTIVE_FLAG = ("--objective", {"metavar": "OBJECTIVE", "help": "how the process is trained (default: "
-                  "jump shortcut, Frans et al. 2024; consistency ct, improved consistency training); jump: shortcut "
-                  "or meanflow (Geng et al. 2025); consistency: ct or cd (consistency distillation from --teacher)"})
+                  "jump shortcut, Frans et al. 2024; consistency ct, improved consistency training); jump: shortcut, "
+                  "meanflow (Geng et al. 2025) or distill (flow-map distillation from --teacher, Boffi et al. 2024); "
+                  "consistency: ct or cd (consistency distillation from --teacher)"})
+#: ``--teacher``, shared by the distillation objectives (jump distill, consistency cd)
+TEACHER_FLAG = ("--teacher", {"help": "jump --objective distill, consistency --objective cd: 'exact' (the data's exact "
+                "velocity, default) or a trained toy flow run (folder or checkpoint)"})
 
 
 def _objective(a: Namespace, process: str, choices: tuple[str, ...]) -> str | None:
@@ -78,11 +82,9 @@ PROCESS_FLAGS = {
         ("--prediction", {"choices": PREDICTIONS, "help": "flow: what the network predicts (default velocity, "
                           "conditional flow matching)"})),
         lambda a, recipe: {"interpolant": a.interpolant, "prediction": a.prediction}),
-    "jump": ProcessFlags((OBJECTIVE_FLAG,), lambda a, recipe: {"objective": _objective(a, "jump", tuple(JUMP_OBJECTIVES))}),
-    "consistency": ProcessFlags((
-        OBJECTIVE_FLAG,
-        ("--teacher", {"help": "consistency --objective cd: 'exact' (the data's exact velocity, default) or a trained "
-                       "toy flow run (folder or checkpoint)"})),
+    "jump": ProcessFlags((OBJECTIVE_FLAG, TEACHER_FLAG), lambda a, recipe: {
+        "objective": _objective(a, "jump", tuple(JUMP_OBJECTIVES)), "teacher": a.teacher}),
+    "consistency": ProcessFlags((OBJECTIVE_FLAG, TEACHER_FLAG),
         lambda a, recipe: {"objective": _objective(a, "consistency", CONSISTENCY_OBJECTIVES), "teacher": a.teacher}),
 }
 
