@@ -3,8 +3,9 @@
 is for a condition (the script run an action started has finished, images loaded, charts drawn), never a fixed
 sleep. Never runs ``playwright install``: it uses /usr/bin/chromium and the tests skip where that is missing.
 
-The ``server`` and ``browser`` fixtures are re-exported by tests/apps/conftest.py (module scope: one server per
-test file).
+The ``server`` and ``browser`` fixtures are re-exported by tests/apps/conftest.py (session scope: one server and one
+Chromium per test process, shared by every browser test file it runs; each test opens its own pages, so its own
+Streamlit sessions).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _wait_healthy(proc: subprocess.Popen, url: str, log_name: str, seconds: floa
         time.sleep(0.3)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """``toydiff app`` on a free port of 127.0.0.1 (the committed checkpoints serve the MNIST pages)."""
     port = free_port()
@@ -104,7 +105,7 @@ def server(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 

@@ -6,4 +6,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from browser_harness import browser, server  # noqa: E402,F401  (module-scoped fixtures)
+from browser_harness import browser, server  # noqa: E402,F401  (session-scoped fixtures)
