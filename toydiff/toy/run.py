@@ -206,8 +206,9 @@ def teacher_velocity(teacher: str | None, dataset: ToyDataset, oracle: GaussianM
     same = all(torch.allclose(getattr(run.normalizer, k), getattr(normalizer, k), rtol=1e-5, atol=1e-8)
                for k in ("mean", "std"))
     if not same:
-        raise ValueError(f"teacher {teacher!r} was trained in another normalisation (its --seed / --n-train differ): "
-                         "train the student with the teacher's")
+        meta = run.metadata
+        raise ValueError(f"teacher {teacher!r} was trained in another normalisation: train the student on the "
+                         f"teacher's data draw (--seed {meta.get('data_seed')} --n-train {meta.get('n_train')})")
     fn = run.denoiser_fn()
     return lambda x, t: proc.interp.to_velocity(fn(x, t), proc.prediction, x, t)
 
