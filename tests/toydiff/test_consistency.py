@@ -182,3 +182,11 @@ def test_loss_figure_title_reads_past_empty_buckets():
     last, floor = [nan, 0.1, nan, 0.9, nan, 0.3], [nan, 0.05, nan, 0.2, nan, 0.25]  # 3 held-out times of 6 buckets
     d = LossData([1], [1.0], [1.0], 0.5, (np.arange(6) + 0.5) / 6, last, last, floor)
     assert bucket_title(d) == "held-out loss by t bucket: highest at t/T ≈ 0.58; most above the floor at t/T ≈ 0.58 (+0.7)"
+
+
+def test_cli_calls_the_held_out_reference_what_it_is(tmp_path, capsys):
+    code = toydiff_main(["toy", "train", "--dataset", "two_gaussians", "--process", "consistency", "--out",
+                         str(tmp_path / "r"), "--epochs", "1", "--n-train", "64", "--n-val", "32", "--batch-size",
+                         "32", "--width", "8", "--depth", "1", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "x the exact f*'s value" in out and "Bayes floor" not in out

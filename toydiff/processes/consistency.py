@@ -133,6 +133,9 @@ class ConsistencyProcess:
     p_std: float = 2.0
     time_scale: float = FLOW_TIME_SCALE
     name: ClassVar[str] = "consistency"
+    #: what the held-out loss is shown beside (other processes: the Bayes floor): the exact f*'s value on the same
+    #: draws, a reference, not a bound (:class:`ConsistencyObjective`)
+    loss_reference: ClassVar[str] = "the exact f*'s value"
     prediction: ClassVar[str] = "x0"
     methods: ClassVar[tuple[str, ...]] = CONSISTENCY_METHODS
     default_method: ClassVar[str] = "consistency"

@@ -133,7 +133,8 @@ def run(a) -> int:
         save_figure(loss_curves_mpl(run_.history, title=ds.name, meta=run_.metadata), out / "loss.png", dpi=110)
     last = run_.history.records[-1]
     floor = run_.history.floor
-    ratio = f" = {last['val_loss'] / floor:.4f} x the Bayes floor {floor:.4f}" if floor else ""
+    reference = getattr(run_.process, "loss_reference", "the Bayes floor")  # consistency: a reference, not a floor
+    ratio = f" = {last['val_loss'] / floor:.4f} x {reference} {floor:.4f}" if floor else ""
     epochs = f"{last['epoch']} epoch{'' if last['epoch'] == 1 else 's'}"
     print(f"{ds.name}: {epochs}, held-out loss {last['val_loss']:.4f}{ratio}; wrote {out}")
     return 0
