@@ -110,8 +110,8 @@ class JumpProcess:
         object.__setattr__(self, "time_scale", check_number(self.time_scale, "time_scale", min=1e-6))
 
     def describe(self) -> str:
-        how = f"distilled from the {self.teacher} teacher" if self.teacher else self.objective_kind
-        return f"{how} jumps on the {self.interp.name} path"
+        how = f"jumps distilled from the {self.teacher} teacher" if self.teacher else f"{self.objective_kind} jumps"
+        return f"{how} on the {self.interp.name} path"
 
     def network_fn(self, model: Fn) -> Fn:
         """``fn(x_t [B, *event], r [B], t [B]) = model(x_t, scale · t, scale · (t − r))``: u_θ in [0, 1] time."""
