@@ -56,6 +56,11 @@ def test_train_sample_report_and_resume(capsys, tmp_path):
         assert (rep / f).exists(), f
     m = json.loads((rep / "metrics.json").read_text())["metrics"]
     assert {"value", "floor"} <= set(m["wasserstein1"])
+    # a second report into the same folder rewrites every file and adds none (the README's rerun contract)
+    first = {p: p.stat().st_mtime_ns for p in rep.rglob("*")}
+    assert cli(capsys, "report", "--run", str(run), "--steps", "20", "--n", "300", "--out", str(rep))[0] == 0
+    second = {p: p.stat().st_mtime_ns for p in rep.rglob("*")}
+    assert set(second) == set(first) and all(second[p] != first[p] for p in first if p.is_file())
 
 
 def test_report_2d_oracle(capsys, tmp_path):
@@ -65,6 +70,11 @@ def test_report_2d_oracle(capsys, tmp_path):
     m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     assert m["modes_covered"]["value"] == 8
     assert (tmp_path / "vector_field.png").exists()
+    first = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}  # a rerun rewrites every file, adds none
+    assert cli(capsys, "report", "--oracle", "--dataset", "8gaussians", "--method", "heun", "--steps", "15",
+               "--n", "300", "--out", str(tmp_path))[0] == 0
+    second = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    assert set(second) == set(first) and all(second[p] != first[p] for p in first if p.is_file())
 
 
 @pytest.mark.parametrize("argv, needle", [
