@@ -154,3 +154,21 @@ def test_bad_input_is_refused(one):
         fs.OracleSolver(one, LIN).jump(x(4), 1.5, 0.0)
     labels = [m.label for m in fs.at_budgets([fs.OracleSolver(one, LIN, "heun"), fs.ExactMap(one, LIN)], (1, 2, 4))]
     assert labels == ["Heun (Karras) · 2 NFE", "Heun (Karras) · 4 NFE", "exact map"]
+
+
+def test_a_run_solver_on_the_exact_field_is_the_oracle_solver_and_refuses_a_vp_run():
+    ring = td.GaussianMixture.diagonal([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], [[0.2, 0.2], [0.2, 0.2]])
+    x1 = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for method, nfe in (("euler", 3), ("heun", 4), ("dpm++2m", 2)):
+        run = fs.RunSolver(ring, LIN, method, nfe=nfe, velocity=ring.velocity_fn(LIN))
+        oracle = fs.OracleSolver(ring, LIN, method, nfe=nfe)
+        assert torch.equal(run.sample(x1, nfe), oracle.sample(x1, nfe))
+        assert torch.equal(run.jump(x1, 0.7, 0.1), oracle.jump(x1, 0.7, 0.1))
+    with pytest.raises(TypeError, match="velocity"):
+        fs.RunSolver(ring, LIN, "euler")
+
+    class VPRun:  # what RunSolver.of_run reads of a loaded DDPM run
+        process = td.processes.VPProcess(td.schedules.linear(T=50))
+
+    with pytest.raises(TypeError, match="continuous-time"):
+        fs.RunSolver.of_run(VPRun())

@@ -12,6 +12,8 @@ one evaluation for a one-step method). Adapters:
 
 - :class:`OracleSolver`: Euler / Heun / DPM-Solver++(2M) over the exact velocity (what a perfect diffusion model
   gives at that budget);
+- :class:`RunSolver`: the same solvers over a trained flow run's velocity (the baselines: reflow, a distilled flow
+  student; :meth:`RunSolver.of_run`);
 - :class:`ExactMap`: Φ itself (the floor: error 0);
 - :class:`ProcessMethod`: any process object with ``.sample(fn, x_T, steps=N, generator=g)`` and
   ``.jump(fn, x_t, t, s)`` plus its network ``fn`` (:meth:`ProcessMethod.of_run` takes a loaded toy run).
@@ -36,7 +38,7 @@ from toydiff.exact.flow_map import flow_map, resolve
 from toydiff.processes.interpolants import Interpolant, time_tensor
 from toydiff.sampling.flow_steps import flow_evaluations, sample_interpolant
 
-__all__ = ["FewStepMethod", "OracleSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps", "at_budgets",
+__all__ = ["FewStepMethod", "OracleSolver", "RunSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps", "at_budgets",
            "run_label", "data_std", "pathwise_error", "marginal_draws", "exact_jumps", "jump_error_curves", "JudgeResult", "judge", "judge_table"]
 
 #: the exact-oracle solvers and their labels
@@ -127,6 +129,40 @@ class OracleSolver:
             times = [a + (b - a) * i / k for i in range(k + 1)]
             out[idx] = sample_interpolant(self.fn, x_t[idx], self.interp, method=self.method, times=times)
         return out
+
+
+@dataclass
+class RunSolver(OracleSolver):
+    """A trained flow-matching run's velocity integrated by the same solvers as :class:`OracleSolver`: the baseline
+    few-step methods, an ODE solver on a learned field (reflow, Liu et al. 2023: Euler on a 2-rectified flow; a
+    progressively distilled flow student, Salimans & Ho 2022, whose sampler is Euler). ``velocity(x_t [B, *event],
+    t [B]) -> [B, *event]`` is the run's field; ``gm`` its own oracle. :meth:`of_run` builds it from a loaded run."""
+
+    velocity: Callable | None = None
+
+    def __post_init__(self):
+        check_choice(self.method, "method", tuple(SOLVERS))
+        if not isinstance(self.interp, Interpolant) or not callable(self.velocity):
+            raise TypeError("RunSolver needs an Interpolant and a callable velocity (RunSolver.of_run(run))")
+        self.label = self.label or SOLVERS[self.method]
+        self.fn = self.velocity
+
+    @classmethod
+    def of_run(cls, run, method: str = "euler", source=None) -> "RunSolver":
+        """From a loaded toy run of a continuous-time interpolant process (``TypeError`` for another, e.g. a VP run
+        over a discrete schedule); label ``"<process> (<folder>) · <solver>"``."""
+        proc = run.process
+        interp = getattr(proc, "interp", None)
+        if not isinstance(interp, Interpolant) or interp.schedule is not None or not hasattr(proc, "prediction"):
+            raise TypeError(f"a run judged by its ODE needs a continuous-time interpolant process, got "
+                            f"{proc.describe()}")
+        net = run.denoiser_fn()
+
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return interp.to_velocity(net(x, t), proc.prediction, x, t)
+
+        label = f"{run_label(run, source)} · {SOLVERS[check_choice(method, 'method', tuple(SOLVERS))]}"
+        return cls(run.oracle, interp, method, label=label, velocity=velocity)
 
 
 @dataclass
