@@ -234,8 +234,8 @@ def at_budgets(methods: Sequence[FewStepMethod], budgets: Sequence[int] = (1, 2)
 
 
 def run_label(run, source=None) -> str:
-    """``"<process>/<objective> (<folder>)"`` of a loaded toy run, the folder that of ``source`` (a checkpoint file
-    or the folder holding it), when given."""
+    """``"<process>/<objective> (<where>)"`` of a loaded toy run, when ``source`` is given: the folder of a run's
+    ``checkpoint.safetensors`` (or the folder itself), ``<folder>/<stem>`` of another file (a distilled round)."""
     meta = getattr(run, "metadata", {}) or {}
     name = str(meta.get("process", getattr(run.process, "name", type(run.process).__name__)))
     if isinstance(meta.get("objective"), str):
@@ -243,7 +243,10 @@ def run_label(run, source=None) -> str:
     if source is None:
         return name
     path = Path(source)
-    return f"{name} ({path.name if path.is_dir() or path.suffix != '.safetensors' else path.parent.name})"
+    if path.is_dir() or path.suffix != ".safetensors":
+        return f"{name} ({path.name})"
+    where = path.parent.name if path.name == "checkpoint.safetensors" else f"{path.parent.name}/{path.stem}"
+    return f"{name} ({where})"  # a run folder's checkpoint by its folder; another file (a distilled round) by name
 
 
 # --- metrics ---------------------------------------------------------------------------------------------
