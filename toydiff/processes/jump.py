@@ -265,7 +265,7 @@ class _JumpObjective:
                  meta.get("teacher"))
         here = (self.interp.name, self.kind, self.time_scale, self.teacher)
         if there != here:
-            raise CheckpointMismatch(f"was trained with interpolant/objective/time scale {there}, not {here}")
+            raise CheckpointMismatch(f"was trained with interpolant/objective/time scale/teacher {there}, not {here}")
 
 
 class MeanFlowObjective(_JumpObjective):
@@ -392,9 +392,10 @@ class MapDistillObjective(_JumpObjective):
     (``substeps`` steps per cell of a uniform ``grid`` of times k / grid, so the 1, 2, 4, 8 … jump samplers' times are
     on it), kept ``[grid + 1, pool, *event]``; each training pair is a trajectory and two grid times r < t
     (:meth:`draw_pairs`; by default every power-of-two jump length equally often, which put one jump on 8gaussians
-    at path error 0.035 data std against 0.061 for uniform pairs, bench/jump_recipe_search.py). The teacher (``"exact"``: the mixture's exact velocity, so the trajectories ARE the exact flow map up to
-    Heun's error; or a trained toy flow run) is given by the track through :meth:`bind`, as consistency distillation's.
-    The data batch ``x0`` gives only the batch size, dtype and event shape.
+    at path error 0.035 data std against 0.061 for uniform pairs, bench/jump_recipe_search.py). The teacher
+    (``"exact"``: the mixture's exact velocity, so the trajectories ARE the exact flow map up to Heun's error; or a
+    trained toy flow run) is given by the track through :meth:`bind`, as consistency distillation's. The data batch
+    ``x0`` gives only the batch size, dtype and event shape; ``t_sampling`` is unread (the times are the grid's).
     """
 
     kind = "distill"
