@@ -38,8 +38,9 @@ from toydiff.exact.flow_map import flow_map, resolve
 from toydiff.processes.interpolants import Interpolant, time_tensor
 from toydiff.sampling.flow_steps import flow_evaluations, sample_interpolant
 
-__all__ = ["FewStepMethod", "OracleSolver", "RunSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps", "at_budgets",
-           "run_label", "data_std", "pathwise_error", "marginal_draws", "exact_jumps", "jump_error_curves", "JudgeResult", "judge", "judge_table"]
+__all__ = ["FewStepMethod", "OracleSolver", "RunSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps",
+           "at_budgets", "run_label", "data_std", "pathwise_error", "marginal_draws", "exact_jumps",
+           "jump_error_curves", "JudgeResult", "judge", "judge_table"]
 
 #: the exact-oracle solvers and their labels
 SOLVERS = {"euler": "Euler", "heun": "Heun (Karras)", "dpm++2m": "DPM++(2M)"}

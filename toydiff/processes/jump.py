@@ -447,10 +447,10 @@ class MapDistillObjective(_JumpObjective):
 
     def draw_pairs(self, batch: int, generator: torch.Generator | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(trajectory, hi, lo)``, each ``[batch]`` int64 on the CPU: a trajectory of the pool and two grid indices
-        lo ≤ hi (times lo / grid ≤ hi / grid); lo = hi on a ``flow_share`` of the batch. ``pairs="dyadic"``: a jump of
-        2^−k (k uniform in 0 … log₂ grid) at a t drawn uniformly on the grid above it; ``"uniform"``: t uniform on the
-        grid, r uniform below it."""
+        """``(trajectory, hi, lo)``, each ``[batch]`` int64 on the CPU: a trajectory of the pool and two grid
+        indices lo ≤ hi (times lo / grid ≤ hi / grid); lo = hi on a ``flow_share`` of the batch.
+        ``pairs="dyadic"``: a jump of 2^−k (k uniform in 0 … log₂ grid) at a t drawn uniformly on the grid above
+        it; ``"uniform"``: t uniform on the grid, r uniform below it."""
         n, dev = self.grid, (generator.device if generator is not None else torch.device("cpu"))
 
         def uniform(size=(batch,)):
