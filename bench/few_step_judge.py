@@ -89,13 +89,11 @@ def checkpoint_method(path: str, ds):
     run = load_toy(path)
     if run.dataset.name != ds.name:
         raise ValueError(f"--checkpoint {path} was trained on {run.dataset.name!r}, not --dataset {ds.name!r}")
-    if callable(getattr(run.process, "jump", None)):  # a few-step process: its own jumps
-        return fs.ProcessMethod.of_run(run, source=path), run.oracle, run.normalizer, run.process
-    try:  # a flow run (reflow, a distilled flow student): Euler on its learned field, the baseline
-        method = fs.RunSolver.of_run(run, "euler", source=path)
+    try:  # a few-step process: its own jumps; a flow run (reflow, a distilled student): Euler on its field
+        method = fs.method_of_run(run, source=path)
     except TypeError as e:
         raise ValueError(f"--checkpoint {path}: {e}") from None
-    return method, run.oracle, run.normalizer, method.interp
+    return method, run.oracle, run.normalizer, method.process
 
 
 def run(ds, n: int, seeds: int, solvers, checkpoints) -> tuple[fs.JudgeResult, list]:

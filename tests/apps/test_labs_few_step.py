@@ -56,3 +56,19 @@ def test_the_shipped_distilled_run_is_shown_by_default_and_beats_the_solvers():
     assert SHIPPED_LABEL in colour and SHIPPED_LABEL in {t["name"] for t in curve["data"]}
     # one learned jump lands closer to the exact map than any solver on the exact field at 1-2 evaluations
     assert colour[SHIPPED_LABEL].mean() < 0.5 * min(colour[m].mean() for m in colour if "NFE" in m)
+
+
+def test_a_flow_run_is_listed_and_jumps_by_one_euler_step(tmp_path, monkeypatch):
+    from apps.pages.labs import few_step as page
+    from toydiff.toy.models import MLPConfig
+    from toydiff.toy.run import train_toy
+    from toydiff.training.engine import TrainConfig
+
+    train_toy("two_gaussians", process="flow", model_config=MLPConfig(dim=1, width=8, depth=1),
+              config=TrainConfig(epochs=1, batch_size=32, warmup_steps=1), n_train=64, n_val=32,
+              out=tmp_path / "rf", progress=False)
+    monkeypatch.setenv("TOYDIFF_RUNS_DIR", str(tmp_path))
+    found = page.checkpoints("two_gaussians")
+    assert "flow (rf) · Euler" in found and "flow (rf) · Euler" not in page.checkpoints("8gaussians")
+    r = page.one_jump("two_gaussians", (), 50, 0, (("flow (rf) · Euler", found["flow (rf) · Euler"]),))
+    assert r["jumps"]["flow (rf) · Euler"].shape == (50, 1) and len(r["errors"]["flow (rf) · Euler"]) == len(page.TS)

@@ -38,7 +38,8 @@ from toydiff.exact.flow_map import flow_map, resolve
 from toydiff.processes.interpolants import Interpolant, time_tensor
 from toydiff.sampling.flow_steps import flow_evaluations, sample_interpolant
 
-__all__ = ["FewStepMethod", "OracleSolver", "RunSolver", "ExactMap", "ProcessMethod", "SOLVERS", "solver_steps",
+__all__ = ["FewStepMethod", "OracleSolver", "RunSolver", "ExactMap", "ProcessMethod", "method_of_run", "SOLVERS",
+           "solver_steps",
            "at_budgets", "run_label", "data_std", "pathwise_error", "marginal_draws", "exact_jumps",
            "jump_error_curves", "JudgeResult", "judge", "judge_table"]
 
@@ -217,6 +218,15 @@ class ProcessMethod:
             a, b = tt + (ss - tt) * i / self.nfe, tt + (ss - tt) * (i + 1) / self.nfe
             x = self.process.jump(self.fn, x, a.to(x.dtype), b.to(x.dtype))
         return x
+
+
+def method_of_run(run, source=None) -> "ProcessMethod | RunSolver":
+    """A loaded toy run as a few-step method: its own jumps (:class:`ProcessMethod`) where its process has
+    ``.jump``, else Euler on its learned field (:class:`RunSolver`: a flow run, reflow, a distilled flow student);
+    ``TypeError`` naming the process for neither (a VP run over a discrete schedule)."""
+    if callable(getattr(run.process, "jump", None)):
+        return ProcessMethod.of_run(run, source=source)
+    return RunSolver.of_run(run, "euler", source=source)
 
 
 def at_budgets(methods: Sequence[FewStepMethod], budgets: Sequence[int] = (1, 2)) -> list[FewStepMethod]:

@@ -7,6 +7,8 @@ found (a process with ``.jump``; under ``runs/``, ``TOYDIFF_RUNS_DIR`` or the sh
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import os
 from pathlib import Path
 
@@ -44,10 +46,11 @@ URL_SPEC = (url_state.Param("fs_ds", str, "8gaussians", choices=tuple(dataset_na
 #: the section's other widgets' defaults
 DEFAULTS: dict = {}
 TRAIN_HINT = ("No trained few-step checkpoint of this data set was found (under `runs/`, `TOYDIFF_RUNS_DIR` or "
-              "the shipped weights), so only the exact oracle's solvers are shown. Train one with a few-step process "
-              "(a process with `.jump`: shortcut / MeanFlow / flow-map distillation, consistency), e.g. `toydiff toy "
-              "train --dataset two_gaussians --process jump --objective distill --out runs/map`, and it is listed "
-              "here; `python bench/few_step_judge.py --checkpoint runs/map` gives its table.")
+              "the shipped weights), so only the exact oracle's solvers are shown. Train one and it is listed here: a "
+              "process with `.jump` (shortcut / MeanFlow / flow-map distillation, consistency), e.g. `toydiff toy "
+              "train --dataset two_gaussians --process jump --objective distill --out runs/map`, or a flow run "
+              "(after `toydiff toy reflow`), moved by one Euler step; `python bench/few_step_judge.py --checkpoint "
+              "runs/map` gives its table.")
 
 
 def _roots() -> list[Path]:
@@ -58,14 +61,16 @@ def _roots() -> list[Path]:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _load(path: str, stamp: float):
-    """A toy run if ``path`` is one whose process can jump (``.jump`` and ``.sample``), else None."""
+    """A toy run if ``path`` is one the judge can move in one jump (:func:`fs.method_of_run`: a process with
+    ``.jump``, or a flow run by Euler on its field), else None."""
     from toydiff.toy.run import load_toy
 
     try:
         run = load_toy(path)
+        fs.method_of_run(run)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return run if callable(getattr(run.process, "jump", None)) else None
+    return run
 
 
 def checkpoints(dataset: str) -> dict[str, str]:
@@ -77,7 +82,7 @@ def checkpoints(dataset: str) -> dict[str, str]:
                 continue
             run = _load(str(p.resolve()), p.stat().st_mtime)
             if run is not None and run.dataset.name == dataset:
-                found.setdefault(fs.run_label(run, p), str(p.resolve()))
+                found.setdefault(fs.method_of_run(run, p).label, str(p.resolve()))
     return found
 
 
@@ -113,10 +118,10 @@ def one_jump(dataset: str, methods: tuple, n: int, seed: int, ckpts: tuple) -> d
     out["errors"] = fs.jump_error_curves(oracle, gm, interp, TS, reference=ref) if oracle else {}
     for label, path in ckpts:
         run = _load(path, Path(path).stat().st_mtime)
-        method, cgm = fs.ProcessMethod.of_run(run, label), run.oracle
+        method, cgm = replace(fs.method_of_run(run, path), label=label), run.oracle
         out["jumps"][label] = _to_display(method.jump(x_1, 1.0, 0.0), run, norm)
-        out["references"][label] = _to_display(fs.ExactMap(cgm, run.process).jump(x_1, 1.0, 0.0), run, norm)
-        out["errors"].update(fs.jump_error_curves([method], cgm, run.process, TS, n=N_CURVE, seed=seed))
+        out["references"][label] = _to_display(fs.ExactMap(cgm, method.process).jump(x_1, 1.0, 0.0), run, norm)
+        out["errors"].update(fs.jump_error_curves([method], cgm, method.process, TS, n=N_CURVE, seed=seed))
     return out
 
 
