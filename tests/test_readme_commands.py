@@ -50,13 +50,13 @@ CHEAP = {
 #: contract is checked at a fraction of the cost; a command that writes nothing (check-sampler) runs once
 SECOND_RUN_SMALLER = {
     "toydiff demo": ["--n", "500"],
-    "toydiff toy guidance": ["--n", "200"],
 }
 #: cheap commands run once here, whose rerun contract is checked in-process on a small sample instead (the same
 #: writer; a fresh interpreter per rerun costs seconds of imports): prefix -> the test that checks it
 RERUN_CHECKED_ELSEWHERE = {
     "toydiff toy report --run runs/8g": "tests/toydiff/toy/test_toy_cli.py::test_train_sample_report_and_resume",
     "toydiff toy report --oracle --dataset 8gaussians": "tests/toydiff/toy/test_toy_cli.py::test_report_2d_oracle",
+    "toydiff toy guidance": "tests/toydiff/toy/test_guidance_toy.py::test_toy_guidance_command_writes_json_and_figures",
 }
 #: run-folder trainings: prefix -> the shipped weights that stand in for the run (toydiff/toy/weights/<name>)
 STAND_IN = {

@@ -100,3 +100,8 @@ def test_toy_guidance_command_writes_json_and_figures(tmp_path, capsys):
     assert {p.name for p in out.glob("*.png")} == {"curves.png", "posterior.png", "panels_exact_full.png",
                                                    "panels_exact_limited.png"}
     assert "SW→tilted" in capsys.readouterr().out
+    first = {p: p.stat().st_mtime_ns for p in out.rglob("*")}  # a rerun rewrites every file and adds none
+    assert main(["toy", "guidance", "--dataset", "8gaussians_2class", "--w", "0,2", "--n", "30", "--steps", "4",
+                 "--grid", "48", "--out", str(out)]) == 0
+    second = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert set(second) == set(first) and all(second[p] != first[p] for p in first)
