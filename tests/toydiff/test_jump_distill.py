@@ -132,3 +132,9 @@ def test_the_cli_distils_from_the_exact_teacher_and_from_a_trained_flow_run(smal
                     *TINY]) == 2
     err = capsys.readouterr().err
     assert "teacher" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+
+
+def test_a_teacher_that_blows_up_is_named_before_training():
+    obj = MapDistillObjective(LIN, pool=8, grid=4).bind(teacher_velocity=lambda x, t: x / (t[:, None] - 0.5))
+    with pytest.raises(ValueError, match="non-finite"):
+        obj.trajectories((2,))

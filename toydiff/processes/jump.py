@@ -442,6 +442,9 @@ class MapDistillObjective(_JumpObjective):
                 x = x - h / 2 * (v + self._velocity(pred, (k - 1) * h))
                 if (k - 1) % self.substeps == 0:
                     paths.append(x.float())
+            if not torch.isfinite(x).all():  # a broken trained teacher: say so before any training step
+                raise ValueError(f"teacher {self.teacher!r}: its velocity carried the noise to non-finite values; "
+                                 "check the teacher run")
             self._paths = torch.stack(paths[::-1])
         return self._paths
 
