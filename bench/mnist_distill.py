@@ -1,16 +1,21 @@
-"""Progressive distillation (Salimans & Ho 2022) of the committed ``tiny_uncond`` to 4, 2 and 1 DDIM steps on CPU.
+"""Distil the committed ``tiny_uncond`` to 4, 2 and 1 DDIM steps on CPU and score every student (issue 24).
 
-    python bench/mnist_distill.py                                  # the full recipe (goal: ≤ 30 min on 2 cores; 1 thread by the policy)
-    python bench/mnist_distill.py --start-steps 8 --rounds 2 --steps-per-round 300 --eval-n 300 --out /tmp/pd  # short
+    python bench/mnist_distill.py                                  # flow-map distillation, the default recipe
+    python bench/mnist_distill.py --method progressive             # progressive distillation, 64 → 32 → … → 1
+    python bench/mnist_distill.py --pool 512 --steps-per-round 100 --eval-n 300 --out /tmp/map   # a short check
 
-Rounds 64 → 32 → … → 2 → 1 by default (:func:`image_track.training.distill.distill_mnist`; each student starts from its teacher's
-weights, trains ``--steps-per-round`` steps of batch ``--batch-size`` on the 55k training digits with bf16
-autocast where the CPU has AMX), then one table: the teacher at 50 DDIM steps (its usual sampler), the teacher
-with the students' own sampler (deterministic DDIM, trailing spacing) at 4, 2, 1 steps, and each student at its
-steps; every row scored by :func:`image_track.evaluate.mnist_metrics` on ``--eval-n`` samples (FID-MNIST, KID,
-precision / recall with k = 3, the confident share) next to the real-vs-real floors at the same n.
+``--method map`` (:func:`image_track.training.distill.map_distill_mnist`): the teacher's DPM-Solver++(2M) paths
+(16 trailing steps) from ``--pool`` noises, computed once, and one student per step count, each from the teacher's
+weights, trained ``--steps-per-round`` steps of batch ``--batch-size`` on its own grid's jumps (the error where
+each jump lands). ``--method progressive`` (:func:`~image_track.training.distill.distill_mnist`, Salimans & Ho 2022):
+halving rounds from ``--start-steps``. One table: the teacher at 50 DDIM steps (its usual sampler), at 16 DPM++
+steps (the paths' sampler), and with the students' own sampler (deterministic DDIM, trailing spacing) and DPM++
+at 4, 2, 1 steps; each student at its steps; every row scored by :func:`image_track.evaluate.mnist_metrics` on
+``--eval-n`` samples (FID-MNIST, KID, precision / recall with k = 3, the confident share) beside the real-vs-real
+floors at the same n. Then, for the map students, each jump's RMS path error against 512 held-out teacher paths
+(another seed), beside the teacher's own DDIM jump: where along t the error sits.
 
-Goal (issue 24): the student at 4 NFE within 1.2× the teacher's FID at 50 NFE, at 2 NFE within 1.5×.
+Goal (issue 24): the student at 4 NFE within 1.2× the teacher's FID at 50 NFE, at 2 NFE within 1.5×; ≤ 30 min.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from toydiff.threads import configure_threads
 from image_track import evaluate
 from image_track.loaded import default_checkpoint, load_model
 from image_track.sampling import generate
-from image_track.training.distill import DistillSettings, distill_mnist, sampler_keywords
-
-COLUMNS = ("fid", "kid", "precision", "recall", "confident")
+from image_track.training.distill import (DistillSettings, distill_mnist, map_distill_mnist, mnist_teacher_paths,
+                                          sampler_keywords)
+from toydiff.training.distill import GridMapDistillation, file_sha256
 
 
 def _row(name: str, nfe: int, r: dict) -> str:
@@ -37,13 +42,20 @@ def _row(name: str, nfe: int, r: dict) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default=None, help="the teacher (default: the committed tiny_uncond)")
-    p.add_argument("--out", default="runs/mnist_distill", help="folder for the rounds' checkpoints")
-    p.add_argument("--start-steps", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--steps-per-round", type=int, default=3500)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--method", choices=("map", "progressive"), default="map")
+    p.add_argument("--out", default=None, help="folder for the checkpoints (default runs/mnist_distill_METHOD)")
+    p.add_argument("--students", default="4,2,1", help="map: the students' steps")
+    p.add_argument("--pool", type=int, default=16384, help="map: teacher paths")
+    p.add_argument("--teacher-steps", type=int, default=16, help="map: the teacher's DPM++ steps per path")
+    p.add_argument("--start-steps", type=int, default=64, help="progressive")
+    p.add_argument("--rounds", type=int, default=6, help="progressive")
+    p.add_argument("--steps-per-round", default=None,
+                   help="per student (map: 4000,4000,2500 for students 4,2,1; one count or one per student) / per "
+                        "round (progressive: 3500)")
+    p.add_argument("--workers", type=int, default=2, help="map: processes of one thread each")
+    p.add_argument("--batch-size", type=int, default=None, help="map: 64, progressive: 32")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weighting", default="truncated-snr", choices=("truncated-snr", "snr"))
+    p.add_argument("--weighting", default=None, choices=("landing", "truncated-snr", "snr"))
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the policy, 1)")
@@ -51,6 +63,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     n_threads = configure_threads(a.threads)
     source = Path(a.checkpoint) if a.checkpoint else default_checkpoint(conditional=False)
+    out = Path(a.out or f"runs/mnist_distill_{a.method}")
     teacher = load_model(source)
     ref = evaluate.MnistReference(a.eval_n, seed=a.seed)
     f = ref.floors
@@ -61,29 +74,63 @@ def main(argv=None) -> None:
     def score(model, **kw) -> dict:
         return evaluate.mnist_metrics(generate(model, teacher.process, a.eval_n, seed=a.seed, **kw), ref)
 
+    if a.method == "map":
+        finals = [int(v) for v in a.students.split(",")]
+    else:
+        finals = [a.start_steps >> (r + 1) for r in range(a.rounds)]
     rows.append(_row("teacher, DDIM 50 (linspace)", 50, score(teacher.model, method="ddim", steps=50)))
-    finals = [a.start_steps >> (r + 1) for r in range(a.rounds)]
+    rows.append(_row("teacher, DPM++(2M) 16 (trailing: the paths' sampler)", 16,
+                     score(teacher.model, method="dpm++2m", steps=16, options={"spacing": "trailing"})))
     for n in finals:
-        x = score(teacher.model, **sampler_keywords(teacher.process, n))
-        rows.append(_row(f"teacher, DDIM {n} (trailing)", n, x))
-    t0, times, scoring = time.perf_counter(), {}, [0.0]
+        rows.append(_row(f"teacher, DDIM {n} (trailing)", n, score(teacher.model, **sampler_keywords(teacher.process, n))))
+        if n > 1:
+            rows.append(_row(f"teacher, DPM++(2M) {n} (trailing)", n,
+                             score(teacher.model, method="dpm++2m", steps=n, options={"spacing": "trailing"})))
+    t0, times, scoring, students, done = time.perf_counter(), {}, [0.0], {}, {}
 
-    def on_round(r, steps, student, trainer):
+    def on_student(r, steps, student, trainer):
         t1 = time.perf_counter()
-        times[steps] = t1 - t0 - scoring[0]  # distillation alone: the scoring of earlier rounds taken out
-        rows.append(_row(f"student round {r}, DDIM {steps} (trailing)", steps,
-                         score(student, **sampler_keywords(teacher.process, steps))))
+        times[steps] = t1 - t0 - scoring[0]  # distillation alone: the scoring of earlier students taken out
+        students[steps] = student
+        name = f"student round {r}" if a.method == "progressive" else "flow-map student"
+        done[steps] = _row(f"{name}, DDIM {steps} (trailing)", steps,
+                           score(student, **sampler_keywords(teacher.process, steps)))
         scoring[0] += time.perf_counter() - t1
-        print(rows[-1], f"({times[steps] / 60:.1f} min of distillation so far)", flush=True)
+        print(done[steps], f"({times[steps] / 60:.1f} min of distillation so far)", flush=True)
 
-    settings = DistillSettings(steps=a.steps_per_round, batch_size=a.batch_size, lr=a.lr, seed=a.seed)
-    distill_mnist(source, out=a.out, rounds=a.rounds, start_steps=a.start_steps, settings=settings,
-                  weighting=a.weighting, resume=a.resume, progress=False, on_round=on_round)
-    print(f"\nprogressive distillation of {source.name}: {a.start_steps} → {finals[-1]} steps, {a.rounds} rounds of "
-          f"{a.steps_per_round} steps (batch {a.batch_size}, lr {a.lr:g}, {a.weighting}), {n_threads} thread(s); "
-          f"distillation wall time {max(times.values()) / 60:.1f} min (scoring not included); n = {a.eval_n}\n")
+    lr, seed = a.lr, a.seed
+    if a.method == "map":
+        per = [int(v) for v in (a.steps_per_round or "4000,4000,2500").split(",")]
+        per = per * len(finals) if len(per) == 1 else per
+        settings = DistillSettings(batch_size=a.batch_size or 64, lr=lr, seed=seed)
+        map_distill_mnist(source, out=out, students=finals, pool=a.pool, teacher_steps=a.teacher_steps,
+                          settings=settings, weighting=a.weighting or "landing", pool_seed=seed, resume=a.resume,
+                          workers=a.workers, steps_per_student=per, on_student=on_student)
+        recipe = (f"flow-map distillation of {source.name}: {a.pool} DPM++(2M) {a.teacher_steps}-step teacher paths, "
+                  f"students {finals} trained {per} steps (batch {settings.batch_size}, lr {lr:g}, "
+                  f"{a.weighting or 'landing'}) on {a.workers} worker(s)")
+    else:
+        settings = DistillSettings(steps=int(a.steps_per_round or 3500), batch_size=a.batch_size or 32, lr=lr, seed=seed)
+        distill_mnist(source, out=out, rounds=a.rounds, start_steps=a.start_steps, settings=settings,
+                      weighting=a.weighting or "truncated-snr", resume=a.resume, on_round=on_student)
+        recipe = (f"progressive distillation of {source.name}: {a.start_steps} → {finals[-1]} steps, {a.rounds} rounds "
+                  f"of {settings.steps} steps (batch {settings.batch_size}, lr {lr:g}, {a.weighting or 'truncated-snr'})")
+    print(f"\n{recipe}, {n_threads} thread(s); distillation wall time {max(times.values()) / 60:.1f} min (scoring not "
+          f"included); n = {a.eval_n}\n")
     print("| model | NFE | FID-MNIST | KID | precision | recall | confident |\n|---|---:|---:|---:|---:|---:|---:|")
-    print("\n".join(rows))
+    print("\n".join(rows + [done[n] for n in sorted(done, reverse=True)]))
+    if a.method == "map":
+        held, record = mnist_teacher_paths(teacher.model, teacher.process, out=out / "held_out", students=finals,
+                                           pool=512, teacher_steps=a.teacher_steps, pool_seed=seed + 1,
+                                           teacher_sha256=file_sha256(source))
+        print("\nRMS path error of each jump (pixels in [−1, 1]) on 512 held-out teacher paths (seed "
+              f"{seed + 1}), the student's one step against the teacher's DDIM step from the same z_t:\n")
+        print("| steps | jump (t → s) | teacher DDIM | student |\n|---:|---|---:|---:|")
+        for n in finals:
+            obj = GridMapDistillation(teacher.process, n, record["times"])
+            mine, theirs = obj.jump_errors(students[n], held), obj.jump_errors(teacher.model, held)
+            for j in range(n):
+                print(f"| {n} | {int(obj.starts[j])} → {int(obj.ends[j])} | {float(theirs[j]):.4f} | {float(mine[j]):.4f} |")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""``toydiff mnist {train,sample,eval,lab}``: train UNet presets, sample and draw them, score them.
+"""``toydiff mnist {train,sample,eval,lab,distill}``: train UNet presets, sample and draw them, score them, distil them.
 
     toydiff mnist train  --preset tiny --conditional --epochs 5 --out runs/tiny_cond [--minutes 10] [--resume CKPT]
     toydiff mnist sample [--checkpoint CKPT | --conditional] --out figs/ [--method ddim --steps 50 --eta 0]
                          [--figures grid,sweep,fixed-init,progression,gif] [--ws 0,5,10] [--w 3]
     toydiff mnist eval   [--checkpoint CKPT | --conditional] --n 1000 [--ws 0,1,3,5] --out eval.json
     toydiff mnist lab    <experiment> ...          (see image_track.lab)
-    toydiff mnist distill --out runs/pd --rounds 2 --start-steps 8     (progressive distillation of tiny_uncond)
+    toydiff mnist distill --out runs/map [--students 4,2,1]         (flow-map distillation of tiny_uncond; or
+                          --method progressive --rounds 2 --start-steps 8)
 
 Without ``--checkpoint``, ``sample`` and ``eval`` use the committed ``tiny`` weights (``--conditional`` picks
 the class-conditional one). ``--guide [CKPT]`` autoguides an unconditional model (Karras et al. 2024) with a

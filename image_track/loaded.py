@@ -47,7 +47,8 @@ MODEL_KINDS = ("image_track.train/1", "image_track.weights/1", "image_track.dist
 register_kind("image_track.train/1", "an image_track training checkpoint (toydiff mnist train)")
 register_kind("image_track.weights/1", "image_track weights (an exported or committed MNIST model)")
 register_kind("mnist_classifier", "the MNIST classifier's weights")
-register_kind("image_track.distill/1", "a progressive-distillation round's checkpoint (toydiff mnist distill)")
+register_kind("image_track.distill/1", "a distilled few-step student (toydiff mnist distill)")
+register_kind("image_track.teacher_paths/1", "a teacher's sampling paths kept for flow-map distillation (toydiff mnist distill)")
 
 
 def as_process(process) -> Process:

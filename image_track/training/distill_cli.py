@@ -1,11 +1,15 @@
-"""``toydiff mnist distill``: progressive distillation (Salimans & Ho 2022) of an unconditional MNIST model.
+"""``toydiff mnist distill``: an unconditional MNIST model distilled to few DDIM steps.
 
-    toydiff mnist distill --out runs/pd --rounds 2 --start-steps 8 --steps-per-round 2000   # tiny_uncond: 8 → 4 → 2
-    toydiff mnist eval --checkpoint runs/pd/round2_2steps.safetensors --method ddim --steps 2 --spacing trailing
+    toydiff mnist distill --out runs/map                       # flow-map distillation: students at 4, 2, 1 steps
+    toydiff mnist distill --method progressive --out runs/pd --rounds 2 --start-steps 8   # 8 → 4 → 2 (Salimans & Ho)
+    toydiff mnist eval --checkpoint runs/map/map_2steps.safetensors --method ddim --steps 2 --spacing trailing
 
-Each round's checkpoint (``round{r}_{N}steps.safetensors`` in ``--out``) is an ordinary model of the teacher's
-process; its metadata's ``distilled`` record names the teacher's SHA-256, the round and the sampler keywords.
-Prints each round's student at N steps with :func:`image_track.evaluate.mnist_metrics` (``--eval-n``, 0: none).
+``--method map`` (the default; :func:`image_track.training.distill.map_distill_mnist`): the teacher's DPM-Solver++
+paths are computed once (``--pool``) and each student of ``--students`` learns its own grid's jumps from them;
+``--method progressive``: halving rounds. Every checkpoint (``map_{N}steps`` / ``round{r}_{N}steps.safetensors`` in
+``--out``) is an ordinary model of the teacher's process; its metadata's ``distilled`` record names the method, the
+teacher's SHA-256 and the sampler keywords. Prints each student at its steps with
+:func:`image_track.evaluate.mnist_metrics` (``--eval-n``, 0: none).
 """
 
 from __future__ import annotations
@@ -15,20 +19,61 @@ from toydiff.options import positive, seed_arg
 
 __all__ = ["HELP", "add_distill_arguments", "run_distill"]
 
-HELP = "progressive distillation (Salimans & Ho 2022) of an unconditional model to few DDIM steps"
+HELP = "distil an unconditional model to few DDIM steps (flow-map distillation, or progressive)"
+
+#: flow-map students' optimiser steps by their step count when not given (the measured recipe: the 4- and 2-step
+#: students train side by side on two workers, the 1-step after the 2-step, ~25 min on 2 cores); other counts: 6000
+MAP_STEPS = {4: 4000, 2: 4000, 1: 2500}
+#: progressive distillation's optimiser steps per round when not given
+PROGRESSIVE_STEPS = 2000
+
+
+def _counts(text: str, distinct: bool) -> list[int]:
+    import argparse
+    try:
+        out = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers like 4,2,1, got {text!r}") from None
+    if not out or min(out) < 1 or (distinct and len(set(out)) != len(out)):
+        raise argparse.ArgumentTypeError(f"must be {'distinct ' if distinct else ''}positive integers like 4,2,1, "
+                                         f"got {text!r}")
+    return out
+
+
+def _students(text: str) -> list[int]:
+    return _counts(text, distinct=True)
+
+
+def _step_counts(text: str) -> list[int]:
+    return _counts(text, distinct=False)
 
 
 def add_distill_arguments(p) -> None:
     p.add_argument("--checkpoint", default=None, help="the teacher (default: the committed tiny_uncond)")
-    p.add_argument("--out", required=True, help="folder for the rounds' checkpoints")
-    p.add_argument("--rounds", type=positive(int), default=2, help="halving rounds (default %(default)s)")
-    p.add_argument("--start-steps", type=positive(int), default=8, help="the teacher's steps in round 1 (default 8)")
-    p.add_argument("--steps-per-round", type=positive(int), default=2000, help="optimiser steps per round")
-    p.add_argument("--batch-size", type=positive(int), default=64, help="images per step (default %(default)s)")
+    p.add_argument("--out", required=True, help="folder for the students' checkpoints")
+    p.add_argument("--method", choices=("map", "progressive"), default="map",
+                   help="map: flow-map distillation onto each student's grid (Boffi et al. 2024; the default, it "
+                        "beat progressive at every step count, docs/measurements.md); progressive: halving rounds "
+                        "(Salimans & Ho 2022)")
+    p.add_argument("--students", type=_students, default=[4, 2, 1], help="map: the students' steps (default 4,2,1)")
+    p.add_argument("--pool", type=positive(int), default=16384, help="map: teacher paths (default %(default)s)")
+    p.add_argument("--teacher-steps", type=positive(int), default=16,
+                   help="map: the teacher's DPM-Solver++(2M) steps per path (default %(default)s)")
+    p.add_argument("--workers", type=positive(int), default=2,
+                   help="map: processes (one thread each) that share out the paths and the students (default "
+                        "%(default)s: the 2-core machine's cores)")
+    p.add_argument("--rounds", type=positive(int), default=2, help="progressive: halving rounds (default %(default)s)")
+    p.add_argument("--start-steps", type=positive(int), default=8,
+                   help="progressive: the teacher's steps in round 1 (default 8)")
+    p.add_argument("--steps-per-round", type=_step_counts, default=None,
+                   help="optimiser steps per student (map: one count, or one per student; default 4000, 4000, 2500 "
+                        f"for 4, 2, 1 steps) or per round (progressive, default {PROGRESSIVE_STEPS})")
+    p.add_argument("--batch-size", type=positive(int), default=None, help="images per step (default 64)")
     p.add_argument("--lr", type=float, default=1e-3,
                    help="peak AdamW learning rate (default %(default)s: it beat 2e-4 in a 300-step round)")
-    p.add_argument("--weighting", choices=("truncated-snr", "snr"), default="truncated-snr",
-                   help="loss weight of the x-space error: max(SNR, 1) (the paper's) or SNR (the ε-space loss)")
+    p.add_argument("--weighting", choices=("landing", "truncated-snr", "snr"), default=None,
+                   help="the loss weight: landing (map's default: the error where each jump lands), truncated-snr "
+                        "(progressive's default: max(SNR, 1) on the x-space error, the paper's) or snr (the ε loss)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the training draws and the samples")
     p.add_argument("--eval-n", type=int, default=1000, help="samples scored per round (0: no scoring)")
     p.add_argument("--resume", action="store_true", help="continue the rounds --out holds")
@@ -36,42 +81,72 @@ def add_distill_arguments(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _steps_per_student(a, prog: str) -> list[int] | None:
+    """``--steps-per-round`` as one count per student (map; the :data:`MAP_STEPS` defaults) or as given (progressive:
+    one count or None); a wrong number of counts fails in one line."""
+    per = a.steps_per_round
+    if a.method == "map":
+        per = [MAP_STEPS.get(n, 6000) for n in a.students] if per is None else per * len(a.students) \
+            if len(per) == 1 else per
+        if len(per) != len(a.students):
+            fail(f"{prog} distill: error: --steps-per-round must give one count or one per student "
+                 f"({len(a.students)} for --students {','.join(map(str, a.students))}), got {len(per)}")
+    elif per is not None and len(per) != 1:
+        fail(f"{prog} distill: error: --steps-per-round takes one count with --method progressive, got {len(per)}")
+    return per
+
+
 def run_distill(a, prog: str = "toydiff mnist") -> int:
     """Run ``toydiff mnist distill``."""
     from image_track import evaluate
+    from image_track.loaded import default_checkpoint, load_model
     from image_track.sampling import generate
-    from image_track.training.distill import DistillSettings, distill_mnist, sampler_keywords
+    from image_track.training.distill import DistillSettings, distill_mnist, map_distill_mnist, sampler_keywords
 
     out = check_writable(a.out, "--out", folder=True)
-    held = sorted(out.glob("round*_*steps.safetensors")) if out.exists() else []
+    held = sorted([*out.glob("round*_*steps.safetensors"), *out.glob("map_*steps.safetensors")]) \
+        if out.exists() else []
     if a.resume and a.overwrite:
         fail(f"{prog} distill: error: --resume and --overwrite exclude each other")
     if held and not (a.resume or a.overwrite):
-        fail(f"{prog} distill: error: --out {out} already holds distillation rounds ({held[0].name}); pass --resume "
+        fail(f"{prog} distill: error: --out {out} already holds distilled students ({held[0].name}); pass --resume "
              "to continue them, --overwrite to replace them, or choose another --out")
-    if a.start_steps % 2 ** a.rounds:
+    if a.method == "progressive" and a.weighting == "landing":
+        fail(f"{prog} distill: error: --weighting landing is flow-map distillation's (--method map); progressive takes "
+             "truncated-snr or snr")
+    weighting = a.weighting or ("landing" if a.method == "map" else "truncated-snr")
+    if a.method == "progressive" and a.start_steps % 2 ** a.rounds:
         fail(f"{prog} distill: error: --start-steps must be divisible by 2**rounds = {2 ** a.rounds}, "
              f"got {a.start_steps}")
     if a.eval_n != 0 and not 4 <= a.eval_n <= 10_000:
         fail(f"{prog} distill: error: --eval-n must be 0 or in 4..10000, got {a.eval_n}")
-    settings = DistillSettings(steps=a.steps_per_round, batch_size=a.batch_size, lr=a.lr, seed=a.seed)
+    per = _steps_per_student(a, prog)
+    settings = DistillSettings(steps=per[0] if per else PROGRESSIVE_STEPS, batch_size=a.batch_size or 64, lr=a.lr,
+                               seed=a.seed)
     refs: list = []  # the reference digits and floors, built at the first report
     if a.overwrite:
         for f in held:
             f.unlink()
 
-    def report(r, steps, student, trainer):
+    def report(r, steps, student, *_):
         if not a.eval_n:
             return
         if not refs:
             refs.append(evaluate.MnistReference(a.eval_n, seed=a.seed))
         ref = refs[0]
-        x = generate(student, trainer.objective.process, a.eval_n, seed=a.seed,
-                     **sampler_keywords(trainer.objective.process, steps))
-        print(f"round {r}, student at {steps} steps: {evaluate.format_metrics(evaluate.mnist_metrics(x, ref))}",
+        process = load_model(a.checkpoint or default_checkpoint(conditional=False)).process
+        x = generate(student, process, a.eval_n, seed=a.seed, **sampler_keywords(process, steps))
+        what = f"round {r}" if a.method == "progressive" else "flow-map distillation"
+        print(f"{what}, student at {steps} steps: {evaluate.format_metrics(evaluate.mnist_metrics(x, ref))}",
               flush=True)
 
-    paths = distill_mnist(a.checkpoint, out=out, rounds=a.rounds, start_steps=a.start_steps, settings=settings,
-                          weighting=a.weighting, resume=a.resume, progress=not a.quiet, on_round=report)
+    if a.method == "map":
+        paths = map_distill_mnist(a.checkpoint, out=out, students=a.students, pool=a.pool,
+                                  teacher_steps=a.teacher_steps, settings=settings, weighting=weighting,
+                                  pool_seed=a.seed, resume=a.resume, progress=not a.quiet, workers=a.workers,
+                                  steps_per_student=per, on_student=report)
+    else:
+        paths = distill_mnist(a.checkpoint, out=out, rounds=a.rounds, start_steps=a.start_steps, settings=settings,
+                              weighting=weighting, resume=a.resume, progress=not a.quiet, on_round=report)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -7,7 +7,9 @@ import torch
 from image_track.cli import main
 from image_track.loaded import default_checkpoint, load_model
 from image_track.sampling import generate
-from image_track.training.distill import DistillSettings, distill_mnist, sampler_keywords
+from image_track.training.distill import (PATHS_FILE, DistillSettings, distill_mnist, map_distill_mnist,
+                                          sampler_keywords)
+from toydiff.training.checkpoint import load_checkpoint
 from toydiff.training.distill import file_sha256
 
 
@@ -24,8 +26,52 @@ def test_one_round_of_the_committed_model_is_a_loadable_student(tmp_path):
     assert x.shape == (2, 1, 28, 28) and torch.isfinite(x).all()
 
 
+def test_flow_map_students_of_the_committed_model_keep_its_paths_and_resume(tmp_path):
+    """Two students from one set of teacher paths: each checkpoint is a loadable model that names the method, its
+    steps and the paths' sampler; the paths file is reused (not recomputed) on a resume, and its columns are the
+    teacher's DPM++ run (x_T first, a clipped image last)."""
+    settings = DistillSettings(steps=2, batch_size=4, warmup=0, amp=False)
+    paths = map_distill_mnist(out=tmp_path, students=(2, 1), pool=6, teacher_steps=4, settings=settings)
+    assert [p.name for p in paths] == ["map_2steps.safetensors", "map_1steps.safetensors"]
+    tensors, meta = load_checkpoint(tmp_path / PATHS_FILE)
+    assert tensors["paths"].shape == (6, 3, 1, 28, 28) and meta["record"]["times"] == [999, 499, -1]
+    x_T = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(tensors["paths"][:, 0], x_T)
+    assert float(tensors["paths"][:, -1].abs().max()) <= 1.0
+    m = load_model(paths[0])
+    d = m.metadata["distilled"]
+    assert d["method"].startswith("flow-map distillation") and d["steps"] == 2 and d["pool"] == 6
+    assert d["teacher_sampler"] == {"method": "dpm++2m", "steps": 4, "spacing": "trailing"}
+    assert d["teacher_sha256"] == file_sha256(default_checkpoint(conditional=False)) and d["start"] == "the teacher"
+    assert load_model(paths[1]).metadata["distilled"]["start"] == "the 2-step student"  # the default init_from
+    x = generate(m.model, m.process, 2, **sampler_keywords(m.process, 2))
+    assert x.shape == (2, 1, 28, 28) and torch.isfinite(x).all()
+    stamp = (tmp_path / PATHS_FILE).stat().st_mtime_ns
+    again = map_distill_mnist(out=tmp_path, students=(2, 1), pool=6, teacher_steps=4, settings=settings, resume=True)
+    assert again == paths and (tmp_path / PATHS_FILE).stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="students"):
+        map_distill_mnist(out=tmp_path / "b", students=(2, 2), pool=6, settings=settings)
+    with pytest.raises(ValueError, match="init_from"):
+        map_distill_mnist(out=tmp_path / "c", students=(4, 2, 1), pool=6, settings=settings, init_from={1: 2, 2: 4})
+
+
+def test_distill_cli_map_writes_students_and_refuses_a_full_out(tmp_path, capsys):
+    argv = ["distill", "--out", str(tmp_path), "--students", "1", "--pool", "4", "--teacher-steps", "2",
+            "--steps-per-round", "1", "--batch-size", "2", "--eval-n", "0", "--quiet"]
+    assert main(argv) == 0
+    assert (tmp_path / "map_1steps.safetensors").exists()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume" in err, err
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["distill", "--rounds", "2", "--start-steps", "6"], "divisible"),
+    (["distill", "--method", "progressive", "--rounds", "2", "--start-steps", "6"], "divisible"),
+    (["distill", "--students", "4,4"], "--students"),
+    (["distill", "--students", "four"], "--students"),
+    (["distill", "--students", "4,2", "--steps-per-round", "5,5,5"], "--steps-per-round"),
+    (["distill", "--method", "progressive", "--steps-per-round", "5,5"], "--steps-per-round"),
+    (["distill", "--method", "progressive", "--weighting", "landing"], "landing"),
     (["distill", "--eval-n", "2"], "--eval-n"),
     (["distill", "--resume", "--overwrite"], "exclude"),
     (["distill", "--checkpoint", "CKPT_COND"], "class-conditional"),
@@ -35,3 +81,17 @@ def test_distill_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, messag
     assert main([*argv, "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def _threads_here() -> int:
+    return torch.get_num_threads()
+
+
+def test_spawned_workers_follow_the_thread_policy():
+    """Each worker of --workers runs the policy's one thread: torch would take every core in each spawned process,
+    and two workers of two threads on two cores ran 3× slower."""
+    from image_track.training.distill import _spawn_pool
+    from toydiff.threads import default_threads
+
+    with _spawn_pool(1) as ex:
+        assert ex.submit(_threads_here).result() == default_threads()

@@ -24,19 +24,24 @@ from __future__ import annotations
 import copy
 import hashlib
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Sequence
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from toydiff.checks import check_choice, check_int
 from toydiff.processes.base import CheckpointMismatch, Fn, process_of
 from toydiff.training.losses import LossTerms, batched_held_out
 
-__all__ = ["ProgressiveDistillation", "WEIGHTINGS", "halving_rounds", "file_sha256", "distil", "ddim_move"]
+__all__ = ["ProgressiveDistillation", "GridMapDistillation", "teacher_paths", "WEIGHTINGS", "MAP_WEIGHTINGS",
+           "halving_rounds",
+           "file_sha256", "distil", "ddim_move", "one_step_x_target", "x_loss_weight"]
 
 #: the loss weights of the x-space error: the paper's truncated SNR, or SNR (the ε-space loss)
 WEIGHTINGS = ("truncated-snr", "snr")
+#: :class:`GridMapDistillation`'s weights: the error where the jump lands (x_s), or :data:`WEIGHTINGS`'
+MAP_WEIGHTINGS = ("landing", *WEIGHTINGS)
 
 
 def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -56,6 +61,24 @@ def ddim_move(process, x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor,
     a_s, s_s = process.path_coefs(s)
     ratio = _bcast(s_s / s_t, x_t)
     return _bcast(a_s, x_t) * x0_hat + ratio * (x_t - _bcast(a_t, x_t) * x0_hat)
+
+
+def one_step_x_target(process, z_t: torch.Tensor, z_s: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """The x_0 estimate ``[B, *event]`` whose one DDIM step from ``z_t`` at ``t [B]`` lands on ``z_s`` at ``s [B]``
+    (Salimans & Ho 2022, Algorithm 2): x̃ = (z_s − (σ_s/σ_t) z_t) / (α_s − (σ_s/σ_t) α_t); at the clean end
+    (α_s, σ_s) = (1, 0) it is ``z_s`` itself."""
+    a_t, s_t = process.path_coefs(t)
+    a_s, s_s = process.path_coefs(s)
+    ratio = s_s / s_t
+    return (z_s - _bcast(ratio, z_t) * z_t) / _bcast(a_s - ratio * a_t, z_t)
+
+
+def x_loss_weight(process, t: torch.Tensor, weighting: str) -> torch.Tensor:
+    """The weight ``[B]`` (float64) of an x-space error at times ``t [B]``: ``"truncated-snr"`` max(α_t²/σ_t², 1)
+    (Salimans & Ho 2022), ``"snr"`` α_t²/σ_t² (the ε-space loss)."""
+    a, s = process.path_coefs(t)
+    snr = (a / s) ** 2
+    return snr.clamp(min=1.0) if weighting == "truncated-snr" else snr
 
 
 def halving_rounds(start_steps: int, rounds: int) -> list[tuple[int, int]]:
@@ -135,16 +158,11 @@ class ProgressiveDistillation:
         for a, b in ((t, m), (m, s)):
             out = self.teacher_fn(z, a, **model_kwargs).to(x_t.dtype)
             z = ddim_move(self.process, z, self.process.to_x0(out, z, a), a, b)
-        a_t, s_t = self.process.path_coefs(t)
-        a_s, s_s = self.process.path_coefs(s)
-        ratio = s_s / s_t
-        return (z - _bcast(ratio, x_t) * x_t) / _bcast(a_s - ratio * a_t, x_t)
+        return one_step_x_target(self.process, x_t, z, t, s)
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
         """The loss weight ``[B]`` (float64) at student start times ``t``."""
-        a, s = self.process.path_coefs(t)
-        snr = (a / s) ** 2
-        return snr.clamp(min=1.0) if self.weighting == "truncated-snr" else snr
+        return x_loss_weight(self.process, t, self.weighting)
 
     def _per_sample(self, fn: Fn, x0: torch.Tensor, idx: torch.Tensor, noise: torch.Tensor,
                     **model_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,6 +217,168 @@ class ProgressiveDistillation:
         there, here = meta.get("distilled"), self.metadata()["distilled"]
         if there != here:
             raise CheckpointMismatch(f"is another distillation round ({there}), not {here}")
+
+
+def _time_list(times) -> list:
+    return [float(t) if isinstance(t, float) else int(t) for t in times]
+
+
+def _column(times: list, t, what: str) -> int:
+    """The index of ``t`` in ``times`` (to 1e-9 for continuous times), else a ValueError naming ``what``."""
+    for k, u in enumerate(times):
+        if abs(float(u) - float(t)) < 1e-9:
+            return k
+    raise ValueError(f"times must hold every boundary of {what}; {t} is missing from {times}")
+
+
+@torch.no_grad()
+def teacher_paths(process, teacher_fn: Fn, x_T: torch.Tensor, times: Sequence, *, method: str = "dpm++2m",
+                  steps: int = 16, batch_size: int = 512, clip_x0: float | None = 1.0,
+                  progress: bool = False) -> torch.Tensor:
+    """The teacher's deterministic paths from ``x_T [P, *event]``, kept at ``times``: ``[P, K, *event]`` float32.
+
+    The teacher ``teacher_fn`` (as the sampler calls it) runs ``method`` (default DPM-Solver++(2M), Lu et al. 2022)
+    on ``process.step_grid(steps)``; column k holds x at process time ``times[k]`` (``times[0]``: the grid's first
+    start, where x = x_T; the clean end is the sample). Every time must be a boundary of that grid, so a student
+    grid whose boundaries lie on it (trailing spacing nests 4 and 2 in 16) reads its jumps off the columns
+    (:class:`GridMapDistillation`). ``clip_x0`` as in :func:`toydiff.sample` (images: 1)."""
+    times = _time_list(times)
+    grid = process.step_grid(check_int(steps, "steps", min=1))
+    bounds = [grid[0][0]] + [p[1] for p in grid]
+    for t in times:
+        _column(bounds, t, f"the teacher's {steps}-step grid")
+    if abs(float(times[0]) - float(grid[0][0])) > 1e-9:
+        raise ValueError(f"times[0] must be the grid's first start {grid[0][0]} (where x = x_T), got {times[0]}")
+    if method not in process.methods:
+        raise ValueError(f"method must be one of {process.describe()}'s samplers {tuple(process.methods)}, got {method!r}")
+    opts = process.step_options(steps) | {"method": method}
+    out = []
+    for i0 in tqdm(range(0, x_T.shape[0], check_int(batch_size, "batch_size", min=1)), desc="teacher paths",
+                   unit="batch", disable=not progress, leave=False):
+        xb = x_T[i0: i0 + batch_size]
+        cols: list = [None] * len(times)
+        cols[0] = xb.float().clone()
+
+        def keep(d):
+            for k, t in enumerate(times[1:], start=1):
+                if abs(float(d["t_prev"]) - float(t)) < 1e-9:
+                    cols[k] = d["x_prev"].detach().float().clone()
+
+        process.sample(teacher_fn, xb, clip_x0=clip_x0, callback=keep, **opts)
+        if any(c is None for c in cols):
+            raise RuntimeError(f"the sampler skipped a time of {times} (its callback never reached it)")
+        out.append(torch.stack(cols, 1))
+    return torch.cat(out)
+
+
+class GridMapDistillation:
+    """Flow-map distillation onto the student's own grid: each of the student's ``steps`` deterministic DDIM jumps
+    t → s regresses on the teacher's ODE path between the same two times.
+
+    The flow map Φ(x_t, t → s) is what every few-step generator approximates (Boffi, Albergo & Vanden-Eijnden
+    2024, "Flow map matching": their Lagrangian distillation reads it off the teacher's trajectories; for one jump
+    this is Luhman & Luhman 2021's knowledge distillation). Here the student is an ordinary model of ``process``,
+    sampled by DDIM on ``process.step_grid(steps)``, so it only needs Φ at its grid's ``steps`` jumps: the data are
+    the teacher's paths ``[B, K, *event]`` (:func:`teacher_paths`, column k at process time ``times[k]``), a jump j
+    is drawn per path, and the student's x_0 estimate at z_t regresses on the x-target :func:`one_step_x_target`
+    that makes one DDIM step land on the path's z_s. The default weight ``"landing"`` scores the error where the
+    jump lands, ‖x_s − z_s‖² = (α_s − σ_s α_t/σ_t)² ‖x̂ − x̃‖²: the truncated-SNR x-space loss (``"truncated-snr"``,
+    :func:`x_loss_weight`) weighs the first jump from t = T − 1 (where α_t ≈ 0.006 and an ε-model's x̂ is 160×
+    its ε error) about 100× the last, which is the one that draws the digit. Unlike
+    :class:`ProgressiveDistillation` the target is the teacher's full-accuracy path, not a halving round's (whose
+    errors compound over the rounds), and no teacher runs during training.
+
+    Args:
+        process: the :class:`~toydiff.processes.base.Process` of teacher and student.
+        steps: the student's number of steps N.
+        times: the process times of the paths' columns (descending; every boundary of the N-step grid among them).
+        weighting: :data:`MAP_WEIGHTINGS`.
+        info: extra JSON for the checkpoint's ``distilled`` record (teacher hash, the paths' sampler and count).
+    """
+
+    def __init__(self, process, steps: int, times: Sequence, *, weighting: str = "landing",
+                 info: dict | None = None):
+        self.process, self.schedule = process, process.schedule
+        self.steps = check_int(steps, "steps", min=1)
+        self.weighting = check_choice(weighting, "weighting", MAP_WEIGHTINGS)
+        self.sampler = process.step_options(self.steps)  # refuses a process without a DDIM-equivalent step
+        self.times = _time_list(times)
+        grid = process.step_grid(self.steps)
+        what = f"the student's {self.steps}-step grid"
+        self.col_t = torch.tensor([_column(self.times, t, what) for t, _ in grid])  # [N] the columns of z_t
+        self.col_s = torch.tensor([_column(self.times, s, what) for _, s in grid])  # [N] … and of z_s
+        self.starts = torch.tensor([p[0] for p in grid])  # [N] process time of each jump's start
+        self.ends = torch.tensor([p[1] for p in grid])    # [N] … and its end
+        self.info = dict(info or {})
+        self._base = process.objective()
+
+    def network_fn(self, model: Fn) -> Fn:
+        """The student as the sampler calls it (:meth:`process.network_fn`)."""
+        return self.process.network_fn(model)
+
+    def _check(self, paths: torch.Tensor) -> None:
+        if not isinstance(paths, torch.Tensor) or paths.ndim < 3 or paths.shape[1] != len(self.times):
+            raise ValueError(f"paths must be [B, K = {len(self.times)}, *event] (a column per time of {self.times}), "
+                             f"got {list(getattr(paths, 'shape', []))}")
+
+    def _per_sample(self, fn: Fn, paths: torch.Tensor, idx: torch.Tensor, **model_kwargs):
+        rows, i = torch.arange(paths.shape[0], device=paths.device), idx.cpu()
+        z_t = paths[rows, self.col_t[i].to(paths.device)]
+        z_s = paths[rows, self.col_s[i].to(paths.device)]
+        t, s = _as_time(self.starts[i], z_t), _as_time(self.ends[i], z_t)
+        target = one_step_x_target(self.process, z_t, z_s, t, s)
+        x_hat = self.process.to_x0(fn(z_t, t, **model_kwargs).to(z_t.dtype), z_t, t)
+        err = (x_hat - target).pow(2).flatten(1).mean(1)
+        if self.weighting == "landing":  # x_s − z_s = (α_s − σ_s α_t / σ_t)(x̂ − x̃)
+            a_t, s_t = self.process.path_coefs(t)
+            a_s, s_s = self.process.path_coefs(s)
+            return err * ((a_s - s_s / s_t * a_t) ** 2).to(err), t
+        return err * x_loss_weight(self.process, t, self.weighting).to(err), t
+
+    def loss(self, model: Fn, paths: torch.Tensor, *, generator: torch.Generator | None = None,
+             **model_kwargs) -> tuple[torch.Tensor, LossTerms]:
+        """(the weighted mean, :class:`LossTerms` of the per-sample loss and the jumps' start times ``t [B]``) for
+        teacher paths ``[B, K, *event]``: one jump per path drawn uniformly from ``generator``."""
+        self._check(paths)
+        dev = generator.device if generator is not None else paths.device
+        idx = torch.randint(self.steps, (paths.shape[0],), generator=generator, device=dev)
+        per, t = self._per_sample(self.network_fn(model), paths, idx, **model_kwargs)
+        return per.mean(), LossTerms(per, t)
+
+    @torch.no_grad()
+    def jump_errors(self, fn: Fn, paths: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+        """RMS ``[N]`` over ``paths [B, K, *event]`` of each jump's one DDIM step from the teacher's z_t against the
+        teacher's z_s (data units): where along the path a student (or the teacher's own DDIM) misses the map."""
+        self._check(paths)
+        sums = torch.zeros(self.steps, dtype=torch.float64)
+        for j in range(self.steps):
+            for i0 in range(0, paths.shape[0], batch_size):
+                p = paths[i0: i0 + batch_size]
+                z_t, z_s = p[:, int(self.col_t[j])], p[:, int(self.col_s[j])]
+                t = _as_time(self.starts[j].repeat(p.shape[0]), z_t)
+                s = _as_time(self.ends[j].repeat(p.shape[0]), z_t)
+                x0 = self.process.to_x0(fn(z_t, t).to(z_t.dtype), z_t, t)
+                sums[j] += (ddim_move(self.process, z_t, x0, t, s) - z_s).double().pow(2).flatten(1).mean(1).sum()
+        return (sums / paths.shape[0]).sqrt()
+
+    def bucket_sums(self, values: torch.Tensor, t: torch.Tensor, n_buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per time bucket ``(sum, count)`` of ``values [B]`` at ``t [B]``: the process's own buckets."""
+        return self._base.bucket_sums(values, t, n_buckets)
+
+    def metadata(self) -> dict:
+        """The process keys and ``distilled``: method, student steps, weighting, the student's sampler keywords and
+        :attr:`info` (teacher hash, the paths' sampler and count)."""
+        return self.process.to_dict() | {"target": "conditional", "distilled": {
+            "method": "flow-map distillation on the student's grid (Boffi et al. 2024)", "steps": self.steps,
+            "times": self.times, "weighting": self.weighting, "sampler": self.sampler, **self.info}}
+
+    def check_resume(self, meta: dict) -> None:
+        """Raise :class:`CheckpointMismatch` unless ``meta`` was written by this objective (process, steps, paths)."""
+        if process_of(meta) != self.process.name:
+            raise CheckpointMismatch(f"was trained with --process {process_of(meta)}, not {self.process.name}")
+        there, here = meta.get("distilled"), self.metadata()["distilled"]
+        if there != here:
+            raise CheckpointMismatch(f"is another distillation ({there}), not {here}")
 
 
 def distil(teacher: nn.Module, process, make_trainer: Callable, *, start_steps: int, rounds: int,
