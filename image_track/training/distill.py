@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import torch
 
 from toydiff.checks import check_int, check_number
-from toydiff.training.checkpoint import load_checkpoint, run_lock, save_checkpoint
+from toydiff.training.checkpoint import CheckpointError, load_checkpoint, run_lock, save_checkpoint
 from toydiff.training.distill import GridMapDistillation, distil, file_sha256, halving_rounds, teacher_paths
 from toydiff.training.engine import TensorBatches, TrainConfig, Trainer
 from toydiff.training.hooks import ProgressBar
@@ -145,8 +145,12 @@ def mnist_teacher_paths(model, process, *, out: str | Path, students=(4, 2, 1), 
               "times": times}
     path = Path(out) / PATHS_FILE
     if path.exists():
-        tensors, meta = load_checkpoint(path)
-        if meta.get("kind") == PATHS_KIND and meta.get("record") == record:
+        try:
+            tensors, meta = load_checkpoint(path)
+        except CheckpointError as e:  # a cache: a damaged file is computed again, not trusted
+            print(f"warning: {path} is unreadable ({e}); computing the teacher's paths again", file=sys.stderr)
+            tensors, meta = {}, {}
+        if meta.get("kind") == PATHS_KIND and meta.get("record") == record and "paths" in tensors:
             return tensors["paths"], record
     shape = (model.config["in_channels"], model.config["image_size"], model.config["image_size"])
     x_T = torch.randn(pool, *shape, generator=torch.Generator().manual_seed(pool_seed))

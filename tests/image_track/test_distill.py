@@ -49,6 +49,11 @@ def test_flow_map_students_of_the_committed_model_keep_its_paths_and_resume(tmp_
     stamp = (tmp_path / PATHS_FILE).stat().st_mtime_ns
     again = map_distill_mnist(out=tmp_path, students=(2, 1), pool=6, teacher_steps=4, settings=settings, resume=True)
     assert again == paths and (tmp_path / PATHS_FILE).stat().st_mtime_ns == stamp
+    data = bytearray((tmp_path / PATHS_FILE).read_bytes())
+    data[-100:] = bytes(100)  # a damaged cache is computed again, to the same paths
+    (tmp_path / PATHS_FILE).write_bytes(bytes(data))
+    map_distill_mnist(out=tmp_path, students=(2, 1), pool=6, teacher_steps=4, settings=settings, resume=True)
+    torch.testing.assert_close(load_checkpoint(tmp_path / PATHS_FILE)[0]["paths"], tensors["paths"])
     with pytest.raises(ValueError, match="students"):
         map_distill_mnist(out=tmp_path / "b", students=(2, 2), pool=6, settings=settings)
     with pytest.raises(ValueError, match="init_from"):

@@ -7,6 +7,7 @@ from torch import nn
 
 import toydiff as td
 from toydiff.processes import interpolants
+from toydiff.processes.base import CheckpointMismatch
 from toydiff.processes.flow import InterpolantProcess
 from toydiff.processes.vp import VPProcess
 from toydiff.training.distill import GridMapDistillation, ddim_move, one_step_x_target, teacher_paths
@@ -85,6 +86,10 @@ def test_bad_input_names_the_argument():
         GridMapDistillation(proc, 2, [999, 499, -1]).loss(exact, torch.zeros(4, 5, 2))
     with pytest.raises(ValueError, match="weighting"):
         GridMapDistillation(proc, 2, [999, 499, -1], weighting="min-snr")
+    two = GridMapDistillation(proc, 2, [999, 749, 499, 249, -1])
+    two.check_resume(two.metadata())  # its own record resumes; another student's is refused
+    with pytest.raises(CheckpointMismatch, match="another distillation"):
+        two.check_resume(GridMapDistillation(proc, 4, [999, 749, 499, 249, -1]).metadata())
 
 
 class _Tiny(nn.Module):

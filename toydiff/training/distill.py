@@ -81,6 +81,15 @@ def x_loss_weight(process, t: torch.Tensor, weighting: str) -> torch.Tensor:
     return snr.clamp(min=1.0) if weighting == "truncated-snr" else snr
 
 
+def _check_same_distillation(objective, meta: dict, what: str) -> None:
+    """Raise :class:`CheckpointMismatch` unless ``meta`` has ``objective``'s process and ``distilled`` record."""
+    if process_of(meta) != objective.process.name:
+        raise CheckpointMismatch(f"was trained with --process {process_of(meta)}, not {objective.process.name}")
+    there, here = meta.get("distilled"), objective.metadata()["distilled"]
+    if there != here:
+        raise CheckpointMismatch(f"is another {what} ({there}), not {here}")
+
+
 def halving_rounds(start_steps: int, rounds: int) -> list[tuple[int, int]]:
     """``[(teacher_steps, student_steps), …]`` of ``rounds`` rounds from ``start_steps`` (halved each round)."""
     start_steps, rounds = check_int(start_steps, "start_steps", min=2), check_int(rounds, "rounds", min=1)
@@ -212,11 +221,7 @@ class ProgressiveDistillation:
 
     def check_resume(self, meta: dict) -> None:
         """Raise :class:`CheckpointMismatch` unless ``meta`` was written by this round (process, steps, teacher)."""
-        if process_of(meta) != self.process.name:
-            raise CheckpointMismatch(f"was trained with --process {process_of(meta)}, not {self.process.name}")
-        there, here = meta.get("distilled"), self.metadata()["distilled"]
-        if there != here:
-            raise CheckpointMismatch(f"is another distillation round ({there}), not {here}")
+        _check_same_distillation(self, meta, "distillation round")
 
 
 def _time_list(times) -> list:
@@ -374,11 +379,7 @@ class GridMapDistillation:
 
     def check_resume(self, meta: dict) -> None:
         """Raise :class:`CheckpointMismatch` unless ``meta`` was written by this objective (process, steps, paths)."""
-        if process_of(meta) != self.process.name:
-            raise CheckpointMismatch(f"was trained with --process {process_of(meta)}, not {self.process.name}")
-        there, here = meta.get("distilled"), self.metadata()["distilled"]
-        if there != here:
-            raise CheckpointMismatch(f"is another distillation ({there}), not {here}")
+        _check_same_distillation(self, meta, "distillation")
 
 
 def distil(teacher: nn.Module, process, make_trainer: Callable, *, start_steps: int, rounds: int,
