@@ -29,6 +29,7 @@ from toydiff.threads import configure_threads
 from image_track import evaluate
 from image_track.loaded import default_checkpoint, load_model
 from image_track.sampling import generate
+from image_track.training.distill_cli import MAP_STEPS
 from image_track.training.distill import (DistillSettings, distill_mnist, map_distill_mnist, mnist_teacher_paths,
                                           sampler_keywords)
 from toydiff.training.distill import GridMapDistillation, file_sha256
@@ -100,7 +101,8 @@ def main(argv=None) -> None:
 
     lr, seed = a.lr, a.seed
     if a.method == "map":
-        per = [int(v) for v in (a.steps_per_round or "4000,4000,2500").split(",")]
+        per = [int(v) for v in a.steps_per_round.split(",")] if a.steps_per_round else \
+            [MAP_STEPS.get(n, 6000) for n in finals]  # the CLI's defaults
         per = per * len(finals) if len(per) == 1 else per
         settings = DistillSettings(batch_size=a.batch_size or 64, lr=lr, seed=seed)
         map_distill_mnist(source, out=out, students=finals, pool=a.pool, teacher_steps=a.teacher_steps,

@@ -141,7 +141,7 @@ def mnist_teacher_paths(model, process, *, out: str | Path, students=(4, 2, 1), 
     workers = check_int(workers, "workers", min=1)
     times = _student_times(process, students)
     record = {"teacher_sha256": teacher_sha256, "pool": pool, "pool_seed": check_int(pool_seed, "pool_seed", min=0),
-              "teacher_sampler": {"method": teacher_method, "steps": teacher_steps, "spacing": "trailing"},
+              "teacher_sampler": process.step_options(teacher_steps) | {"method": teacher_method},
               "times": times}
     path = Path(out) / PATHS_FILE
     if path.exists():
