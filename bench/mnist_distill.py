@@ -13,7 +13,9 @@ steps (the paths' sampler), and with the students' own sampler (deterministic DD
 at 4, 2, 1 steps; each student at its steps; every row scored by :func:`image_track.evaluate.mnist_metrics` on
 ``--eval-n`` samples (FID-MNIST, KID, precision / recall with k = 3, the confident share) beside the real-vs-real
 floors at the same n. Then, for the map students, each jump's RMS path error against 512 held-out teacher paths
-(another seed), beside the teacher's own DDIM jump: where along t the error sits.
+(another seed), beside the teacher's own DDIM jump: where along t the error sits. Last, the goal's ratio: each
+student's FID over the teacher's DDIM 50 FID on ``--draws`` independent draws (draw d: samples seeded from
+``seed + d``, n real test and training digits drawn with that seed), mean ± sd.
 
 Goal (issue 24): the student at 4 NFE within 1.2× the teacher's FID at 50 NFE, at 2 NFE within 1.5×; ≤ 30 min.
 """
@@ -54,10 +56,14 @@ def main(argv=None) -> None:
                    help="per student (map: 4000,4000,2500 for students 4,2,1; one count or one per student) / per "
                         "round (progressive: 3500)")
     p.add_argument("--workers", type=int, default=2, help="map: processes of one thread each")
+    p.add_argument("--experts", action=argparse.BooleanOptionalAction, default=True,
+                   help="map: one copy of the teacher per jump (the CLI's default)")
     p.add_argument("--batch-size", type=int, default=None, help="map: 64, progressive: 32")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weighting", default=None, choices=("landing", "truncated-snr", "snr"))
     p.add_argument("--eval-n", type=int, default=1000)
+    p.add_argument("--draws", type=int, default=5,
+                   help="independent draws (sample seeds and reference sets) for the FID ratio to the teacher")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the policy, 1)")
     p.add_argument("--resume", action="store_true")
@@ -107,10 +113,11 @@ def main(argv=None) -> None:
         settings = DistillSettings(batch_size=a.batch_size or 64, lr=lr, seed=seed)
         map_distill_mnist(source, out=out, students=finals, pool=a.pool, teacher_steps=a.teacher_steps,
                           settings=settings, weighting=a.weighting or "landing", pool_seed=seed, resume=a.resume,
-                          workers=a.workers, steps_per_student=per, on_student=on_student)
+                          workers=a.workers, steps_per_student=per, experts=a.experts, on_student=on_student)
         recipe = (f"flow-map distillation of {source.name}: {a.pool} DPM++(2M) {a.teacher_steps}-step teacher paths, "
                   f"students {finals} trained {per} steps (batch {settings.batch_size}, lr {lr:g}, "
-                  f"{a.weighting or 'landing'}) on {a.workers} worker(s)")
+                  f"{a.weighting or 'landing'}, {'one expert per jump' if a.experts else 'one network'}) on "
+                  f"{a.workers} worker(s)")
     else:
         settings = DistillSettings(steps=int(a.steps_per_round or 3500), batch_size=a.batch_size or 32, lr=lr, seed=seed)
         distill_mnist(source, out=out, rounds=a.rounds, start_steps=a.start_steps, settings=settings,
@@ -133,6 +140,33 @@ def main(argv=None) -> None:
             mine, theirs = obj.jump_errors(students[n], held), obj.jump_errors(teacher.model, held)
             for j in range(n):
                 print(f"| {n} | {int(obj.starts[j])} → {int(obj.ends[j])} | {float(theirs[j]):.4f} | {float(mine[j]):.4f} |")
+
+    _ratios(teacher, students, a)
+
+
+def _ratios(teacher, students: dict, a) -> None:
+    """The FID of each student over the teacher's DDIM 50 FID on ``a.draws`` independent draws (table)."""
+    import statistics
+
+    if a.draws < 1:
+        return
+    fids: dict = {"teacher": []} | {n: [] for n in students}
+    for d in range(a.draws):
+        ref = evaluate.MnistReference(a.eval_n, seed=a.seed + d)
+        for key, model, kw in [("teacher", teacher.model, {"method": "ddim", "steps": 50})] + \
+                [(n, students[n], sampler_keywords(teacher.process, n)) for n in students]:
+            x = generate(model, teacher.process, a.eval_n, seed=a.seed + d, **kw)
+            fids[key].append(evaluate.mnist_metrics(x, ref)["fid"])
+    sd = (lambda v: statistics.stdev(v) if len(v) > 1 else float("nan"))
+    print(f"\nFID over {a.draws} independent draws (n = {a.eval_n} each; floor {ref.floors['fid_floor']:.2f} at the "
+          f"last), and each student's FID over the teacher's DDIM 50 FID on the same draw:\n")
+    print("| model | NFE | FID mean ± sd | FID / teacher's, mean ± sd |\n|---|---:|---:|---:|")
+    t = fids["teacher"]
+    print(f"| teacher, DDIM 50 | 50 | {statistics.mean(t):.2f} ± {sd(t):.2f} | 1 |")
+    for n in sorted(students, reverse=True):
+        r = [f / g for f, g in zip(fids[n], t)]
+        print(f"| student | {n} | {statistics.mean(fids[n]):.2f} ± {sd(fids[n]):.2f} | "
+              f"{statistics.mean(r):.3f} ± {sd(r):.3f} |")
 
 
 if __name__ == "__main__":

@@ -236,4 +236,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, u
     schedule = process.schedule
     if schedule is not None and schedule.T != model.config["T"]:
         raise CheckpointError(f"{path}: schedule has T={schedule.T} but the model was built with T={model.config['T']}")
+    if getattr(model, "schedule", None) is not None and model.schedule != schedule:  # an x_0 expert's conversion
+        raise CheckpointError(f"{path}: the model converts x_0 with another schedule than its process's")
     return LoadedModel(model.to(device).eval().requires_grad_(False), process, meta)

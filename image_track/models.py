@@ -13,6 +13,7 @@ preset         architecture                                                  par
 ``attention``  GroupNorm/GELU double convs, self-attention at S/4 and S/8    12 919 041
 ``tiny``       skip UNet 16-32-64, scalar t / T through small MLPs           144 945
 ``fcblock``    Conv/DownConv/UpConv/Flatten/Unflatten + FCBlock modulation   1 996 417 (D = 64)
+``experts``    one copy of ``expert`` (a preset's config) per band of steps   N x the expert's
 =============  ============================================================  =======================
 
 ``build_model(name, ...)`` builds one; ``model.config`` is a JSON-friendly dict and
@@ -29,6 +30,7 @@ from torch import nn
 from image_track.unets.attention_unet import AttentionUNet, AttentionUNetConfig
 from image_track.unets.block_unet import BlockUNet, BlockUNetConfig
 from image_track.unets.common import EpsUNet, UNetConfig
+from image_track.unets.experts import ExpertsConfig, TimeExperts
 from image_track.unets.fcblock_unet import FCBlockUNet, FCBlockUNetConfig
 from image_track.unets.tiny_unet import TinyUNet, TinyUNetConfig
 
@@ -56,6 +58,8 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(TinyUNetConfig, TinyUNet, {}, "skip UNet with scalar-t MLPs, ~145k parameters"),
     "fcblock": Preset(FCBlockUNetConfig, FCBlockUNet, {},
                       "Conv/Flatten/Unflatten UNet with FCBlock time and class modulation, ~2.0M parameters (D=64)"),
+    "experts": Preset(ExpertsConfig, lambda config: TimeExperts(config, build_model), {},
+                      "one copy of another preset per band of steps (a few-step student's grid), N x its parameters"),
 }
 
 

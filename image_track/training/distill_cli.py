@@ -14,6 +14,8 @@ teacher's SHA-256 and the sampler keywords. Prints each student at its steps wit
 
 from __future__ import annotations
 
+import argparse
+
 from toydiff.cli import check_writable, fail
 from toydiff.options import positive, seed_arg
 
@@ -22,14 +24,14 @@ __all__ = ["HELP", "add_distill_arguments", "run_distill"]
 HELP = "distil an unconditional model to few DDIM steps (flow-map distillation, or progressive)"
 
 #: flow-map students' optimiser steps by their step count when not given (the measured recipe: the 4- and 2-step
-#: students train side by side on two workers, the 1-step after the 2-step, ~25 min on 2 cores); other counts: 6000
-MAP_STEPS = {4: 4000, 2: 4000, 1: 2500}
+#: students train side by side on two workers, the 1-step after the 2-step; 27 min on 2 cores, the paths' 3
+#: included, python bench/mnist_distill.py); other counts: 6000
+MAP_STEPS = {4: 7000, 2: 5500, 1: 2500}
 #: progressive distillation's optimiser steps per round when not given
 PROGRESSIVE_STEPS = 2000
 
 
 def _counts(text: str, distinct: bool) -> list[int]:
-    import argparse
     try:
         out = [int(v) for v in text.split(",")]
     except ValueError:
@@ -59,6 +61,9 @@ def add_distill_arguments(p) -> None:
     p.add_argument("--pool", type=positive(int), default=16384, help="map: teacher paths (default %(default)s)")
     p.add_argument("--teacher-steps", type=positive(int), default=16,
                    help="map: the teacher's DPM-Solver++(2M) steps per path (default %(default)s)")
+    p.add_argument("--experts", action=argparse.BooleanOptionalAction, default=True,
+                   help="map: give each of a student's jumps its own copy of the teacher's network (eDiff-I's "
+                        "experts; default on: N x the parameters, the same cost per step; --no-experts: one network)")
     p.add_argument("--workers", type=positive(int), default=2,
                    help="map: processes (one thread each) that share out the paths and the students (default "
                         "%(default)s: the 2-core machine's cores)")
@@ -66,7 +71,7 @@ def add_distill_arguments(p) -> None:
     p.add_argument("--start-steps", type=positive(int), default=8,
                    help="progressive: the teacher's steps in round 1 (default 8)")
     p.add_argument("--steps-per-round", type=_step_counts, default=None,
-                   help="optimiser steps per student (map: one count, or one per student; default 4000, 4000, 2500 "
+                   help="optimiser steps per student (map: one count, or one per student; default 7000, 5500, 2500 "
                         f"for 4, 2, 1 steps) or per round (progressive, default {PROGRESSIVE_STEPS})")
     p.add_argument("--batch-size", type=positive(int), default=None, help="images per step (default 64)")
     p.add_argument("--lr", type=float, default=1e-3,
@@ -144,7 +149,7 @@ def run_distill(a, prog: str = "toydiff mnist") -> int:
         paths = map_distill_mnist(a.checkpoint, out=out, students=a.students, pool=a.pool,
                                   teacher_steps=a.teacher_steps, settings=settings, weighting=weighting,
                                   pool_seed=a.seed, resume=a.resume, progress=not a.quiet, workers=a.workers,
-                                  steps_per_student=per, on_student=report)
+                                  steps_per_student=per, experts=a.experts, on_student=report)
     else:
         paths = distill_mnist(a.checkpoint, out=out, rounds=a.rounds, start_steps=a.start_steps, settings=settings,
                               weighting=weighting, resume=a.resume, progress=not a.quiet, on_round=report)

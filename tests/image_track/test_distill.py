@@ -44,6 +44,8 @@ def test_flow_map_students_of_the_committed_model_keep_its_paths_and_resume(tmp_
     assert d["teacher_sampler"] == {"method": "dpm++2m", "steps": 4, "spacing": "trailing"}
     assert d["teacher_sha256"] == file_sha256(default_checkpoint(conditional=False)) and d["start"] == "the teacher"
     assert load_model(paths[1]).metadata["distilled"]["start"] == "the 2-step student"  # the default init_from
+    assert d["experts"] and m.model.config["starts"] == [999, 499]  # one expert per jump of the 2-step grid
+    assert m.model.config["expert"]["name"] == "tiny" and m.model.config["predictions"] == ["x0", "eps"]
     x = generate(m.model, m.process, 2, **sampler_keywords(m.process, 2))
     assert x.shape == (2, 1, 28, 28) and torch.isfinite(x).all()
     stamp = (tmp_path / PATHS_FILE).stat().st_mtime_ns
@@ -65,9 +67,13 @@ def test_distill_cli_map_writes_students_and_refuses_a_full_out(tmp_path, capsys
             "--steps-per-round", "1", "--batch-size", "2", "--eval-n", "0", "--quiet"]
     assert main(argv) == 0
     assert (tmp_path / "map_1steps.safetensors").exists()
+    assert load_model(tmp_path / "map_1steps.safetensors").model.config["predictions"] == ["x0"]  # an expert
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--resume" in err, err
+    one = tmp_path / "one"
+    assert main([*argv[:2], str(one), *argv[3:], "--no-experts", "--workers", "1"]) == 0
+    assert load_model(one / "map_1steps.safetensors").model.config["name"] == "tiny"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -100,3 +106,29 @@ def test_spawned_workers_follow_the_thread_policy():
 
     with _spawn_pool(1) as ex:
         assert ex.submit(_threads_here).result() == default_threads()
+
+
+def test_student_network_gives_each_jump_an_expert_from_its_start():
+    """A student with experts begins as its start network in every band, x_0 experts where the band starts below
+    SNR 0.04 (t = 999, 749 of the linear schedule) and ε at t = 499, 249; one from a student with experts takes, per
+    jump, the expert at that jump's start (the 1-step student: the t = 999 expert)."""
+    from image_track.training.distill import student_network
+    from image_track.unets.experts import TimeExperts
+
+    m = load_model(default_checkpoint(conditional=False))
+    two = student_network(m.model, m.process, 2, experts=True)
+    assert isinstance(two, TimeExperts) and two.config["starts"] == [999, 499]
+    assert two.predictions == ("x0", "eps")
+    assert student_network(m.model, m.process, 4, experts=True).predictions == ("x0", "x0", "eps", "eps")
+    assert type(student_network(m.model, m.process, 2, experts=False)) is type(m.model)
+    with torch.no_grad():
+        two.experts[0].out.bias += 1.0  # mark the t = 999 expert
+        two.experts[1].out.bias -= 1.0
+    one = student_network(two, m.process, 1, experts=True)
+    four = student_network(two, m.process, 4, experts=True)
+    assert one.config["starts"] == [999] and one.predictions == ("x0",)
+    torch.testing.assert_close(one.experts[0].out.bias, m.model.out.bias + 1.0)
+    biases = [float(e.out.bias - m.model.out.bias) for e in four.experts]  # 999, 749 → expert 0; 499, 249 → 1
+    assert biases == pytest.approx([1.0, 1.0, -1.0, -1.0])
+    with pytest.raises(ValueError, match="experts"):
+        student_network(two, m.process, 1, experts=False)

@@ -9,12 +9,14 @@ from image_track.models import PRESETS, build_model, count_parameters, list_pres
 
 # Parameter counts for one input channel at 28x28, unconditional. The notebooks report 3 712 257
 # (simple), 678 961 (efficient) and 145 233 (tiny, counted with 3 input channels = 144 945 with 1).
-TARGETS = {"simple": 3_712_257, "efficient": 678_961, "attention": 12_919_041, "tiny": 144_945, "fcblock": 1_996_417}
+TARGETS = {"simple": 3_712_257, "efficient": 678_961, "attention": 12_919_041, "tiny": 144_945, "fcblock": 1_996_417,
+           "experts": 2 * 144_945}  # experts: two tiny experts by default
 BAND = 0.02  # relative
 
 # Narrow versions of each preset (overrides of the preset's own config fields), for the slower checks.
 SMALL = {"simple": {"channels": [8, 16, 32]}, "efficient": {"channels": [8, 16, 32], "time_dim": 16},
-         "attention": {"base_channels": 8}, "tiny": {"widths": [4, 8, 16]}, "fcblock": {"hidden": 8}}
+         "attention": {"base_channels": 8}, "tiny": {"widths": [4, 8, 16]}, "fcblock": {"hidden": 8},
+         "experts": {"expert": {"name": "tiny", "widths": [4, 8, 16]}}}
 
 CASES = [(name, size, nc) for name in PRESETS for size in (28, 32) for nc in (None, 10)]
 
@@ -98,7 +100,7 @@ def test_attention_rejects_sizes_it_cannot_handle():
 
 
 def test_registry_and_build_errors():
-    assert set(list_presets()) == {"simple", "efficient", "attention", "tiny", "fcblock"}
+    assert set(list_presets()) == {"simple", "efficient", "attention", "tiny", "fcblock", "experts"}
     with pytest.raises(ValueError, match="name"):
         build_model("resnet")
     with pytest.raises(ValueError, match="overrides"):
@@ -147,3 +149,66 @@ def test_eval_output_of_a_sample_does_not_depend_on_its_batch(name):
         batch = model(x, t, y)
         single = model(x[1:2], t[1:2], y[1:2])
     assert torch.allclose(batch[1:2], single, atol=1e-5)
+
+
+def test_experts_answer_by_band_and_start_as_copies_of_the_network():
+    """Expert k answers the steps (starts[k+1], starts[k]]; from_network copies the network into every band, and a
+    change to one expert moves only its band's outputs, alone or in a mixed batch."""
+    from image_track.unets.experts import TimeExperts
+
+    net = build_model("tiny", widths=[4, 8, 16]).eval()
+    model = TimeExperts.from_network(net, (999, 749, 499, 249)).eval()
+    t = torch.tensor([999, 750, 749, 500, 499, 250, 249, 0])
+    assert model.expert_of(t).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        assert torch.allclose(model(x, t), net(x, t), atol=1e-5)
+        model.experts[2].out.bias += 1.0
+        moved = (model(x, t) - net(x, t)).abs().amax((1, 2, 3))
+        alone = model(x[4:5], t[4:5])
+    assert (moved[4:6] > 0.99).all() and (moved[[0, 1, 2, 3, 6, 7]] < 1e-4).all()
+    assert torch.allclose(alone, model(x, t)[4:5], atol=1e-5)
+    rebuilt = build_model(**json.loads(json.dumps(model.config)))
+    rebuilt.load_state_dict(model.state_dict())
+    assert rebuilt.config["starts"] == [999, 749, 499, 249] and torch.equal(rebuilt.eval()(x, t), model(x, t))
+
+
+def test_experts_config_errors_name_the_argument():
+    with pytest.raises(ValueError, match="starts"):
+        build_model("experts", starts=[499, 999])
+    with pytest.raises(ValueError, match="starts"):
+        build_model("experts", starts=[1000])
+    with pytest.raises(ValueError, match="expert"):
+        build_model("experts", expert={"name": "experts"})
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model("experts", expert={"name": "tiny", "num_classes": 10})
+    with pytest.raises(ValueError, match="name"):
+        build_model("experts", expert={"name": "resnet"})
+
+
+def test_an_x0_expert_answers_eps_through_the_schedule():
+    """An x_0 expert's output becomes ε̂ = (x_t − √ᾱ_t x̂_0)/√(1 − ᾱ_t), so a sampler's x̂_0 is the expert's own
+    output; its ε band is untouched, and the config (schedule included) survives JSON."""
+    from toydiff.processes import forward, schedules
+    from image_track.unets.experts import TimeExperts
+
+    net, sched = build_model("tiny", widths=[4, 8, 16]).eval(), schedules.linear(1000)
+    model = TimeExperts.from_network(net, (999, 499), predictions=("x0", "eps"), schedule=sched).eval()
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(7))
+    t = torch.tensor([999, 600, 499, 3])
+    with torch.no_grad():
+        eps = model(x, t)
+        raw = net(x, t)
+    torch.testing.assert_close(forward.eps_to_x0(sched, x[:2], t[:2], eps[:2]), raw[:2], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(eps[2:], raw[2:], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(eps[:2], raw[:2], atol=1e-2)
+    rebuilt = build_model(**json.loads(json.dumps(model.config)))
+    rebuilt.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x, t), eps)
+    with pytest.raises(ValueError, match="schedule"):
+        TimeExperts.from_network(net, (999, 499), predictions=("x0", "eps"))
+    with pytest.raises(ValueError, match="predictions"):
+        TimeExperts.from_network(net, (999, 499), predictions=("x0",), schedule=sched)
+    with pytest.raises(ValueError, match="predictions"):
+        TimeExperts.from_network(net, (999, 499), predictions=("x0", "v"), schedule=sched)

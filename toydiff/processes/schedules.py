@@ -116,6 +116,15 @@ class NoiseSchedule:
     def __setattr__(self, key, value):
         raise AttributeError("NoiseSchedule is immutable; build a new one instead")
 
+    def __copy__(self) -> "NoiseSchedule":  # immutable: a copy may share it (a model holding one deep-copies)
+        return self
+
+    def __deepcopy__(self, memo) -> "NoiseSchedule":
+        return self
+
+    def __reduce__(self):
+        return NoiseSchedule, (self._betas, self.name, self.params)
+
     def __repr__(self) -> str:
         return f"NoiseSchedule({self.name}, T={self.T}, alpha_bar[T-1]={self._ab_list[-1]:.3g})"
 
