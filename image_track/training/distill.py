@@ -205,8 +205,9 @@ def student_network(start, process, steps: int, *, experts: bool):
         if isinstance(start, TimeExperts):
             raise ValueError("a student without experts cannot start from one with experts; pass experts=True")
         return copy.deepcopy(start)
-    if process.name != "vp":
-        raise ValueError(f"experts need a process of integer steps (vp), not {process.describe()}; pass experts=False")
+    if process.schedule is None:  # an expert's band and its x_0 conversion are in a schedule's integer steps
+        raise ValueError(f"experts need a process with a discrete schedule, not {process.describe()}; pass "
+                         f"experts=False")
     starts = [int(t) for t, _ in process.step_grid(steps)]
     a, s = process.path_coefs(torch.tensor(starts))
     predictions = ["x0" if snr < X0_BELOW_SNR else "eps" for snr in (a / s).pow(2).tolist()]

@@ -132,3 +132,13 @@ def test_student_network_gives_each_jump_an_expert_from_its_start():
     assert biases == pytest.approx([1.0, 1.0, -1.0, -1.0])
     with pytest.raises(ValueError, match="experts"):
         student_network(two, m.process, 1, experts=False)
+
+
+def test_experts_refuse_a_process_without_a_discrete_schedule():
+    from image_track.training.distill import student_network
+    from toydiff.processes import interpolants
+    from toydiff.processes.flow import InterpolantProcess
+
+    m = load_model(default_checkpoint(conditional=False))
+    with pytest.raises(ValueError, match="experts"):
+        student_network(m.model, InterpolantProcess(interpolants.linear()), 2, experts=True)
