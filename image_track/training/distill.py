@@ -209,8 +209,7 @@ def student_network(start, process, steps: int, *, experts: bool):
         raise ValueError(f"experts need a process with a discrete schedule, not {process.describe()}; pass "
                          f"experts=False")
     starts = [int(t) for t, _ in process.step_grid(steps)]
-    a, s = process.path_coefs(torch.tensor(starts))
-    predictions = ["x0" if snr < X0_BELOW_SNR else "eps" for snr in (a / s).pow(2).tolist()]
+    predictions = ["x0" if snr < X0_BELOW_SNR else "eps" for snr in process.schedule.snr[starts].tolist()]
     if not isinstance(start, TimeExperts):
         return TimeExperts.from_network(start, starts, predictions=predictions, schedule=process.schedule)
     k = start.expert_of(torch.tensor(starts)).tolist()
@@ -274,6 +273,7 @@ def map_distill_mnist(checkpoint: str | Path | None = None, *, out: str | Path, 
     m = load_model(source)
     if m.conditional:
         raise ValueError(f"checkpoint {source} is class-conditional; distillation here takes unconditional models")
+    student_network(m.model, m.process, students[0], experts=experts)  # a refusal before minutes of paths
     sha = file_sha256(source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,12 @@ def test_schedule_is_immutable():
     with pytest.raises(AttributeError):
         s.T = 5
     assert td.NoiseSchedule.from_dict(s.to_dict()) == s
+    import copy
+    import pickle
+
+    assert copy.deepcopy(s) is s and copy.copy(s) is s  # immutable: a model holding one deep-copies it
+    again = pickle.loads(pickle.dumps(s))
+    assert again == s and again.name == s.name and again.params == s.params and again.T == 10
 
 
 @pytest.mark.parametrize("betas", [[0.1, 0.0], [0.5, 1.0], [-0.1], [float("nan")], []])
