@@ -9,8 +9,9 @@
 weights, trained ``--steps-per-round`` steps of batch ``--batch-size`` on its own grid's jumps (the error where
 each jump lands). ``--method progressive`` (:func:`~image_track.training.distill.distill_mnist`, Salimans & Ho 2022):
 halving rounds from ``--start-steps``. One table: the teacher at 50 DDIM steps (its usual sampler), at 16 DPM++
-steps (the paths' sampler), and with the students' own sampler (deterministic DDIM, trailing spacing) and DPM++
-at 4, 2, 1 steps; each student at its steps; every row scored by :func:`image_track.evaluate.mnist_metrics` on
+steps (the paths' sampler), and with the students' sampler (deterministic DDIM, trailing spacing) and DPM++
+at 4, 2, 1 steps; each student with its own sampler (DDIM on its grid: the 2-step student's splits at SNR 1/3,
+(999, 374), unless ``--grid 2=999,499``); every row scored by :func:`image_track.evaluate.mnist_metrics` on
 ``--eval-n`` samples (FID-MNIST, KID, precision / recall with k = 3, the confident share) beside the real-vs-real
 floors at the same n. Then, for the map students, each jump's RMS path error against 512 held-out teacher paths
 (another seed), beside the teacher's own DDIM jump: where along t the error sits. Last, the goal's ratio: each
@@ -31,9 +32,9 @@ from toydiff.threads import configure_threads
 from image_track import evaluate
 from image_track.loaded import default_checkpoint, load_model
 from image_track.sampling import generate
-from image_track.training.distill_cli import MAP_STEPS
+from image_track.training.distill_cli import MAP_STEPS, _grid
 from image_track.training.distill import (DistillSettings, distill_mnist, map_distill_mnist, mnist_teacher_paths,
-                                          sampler_keywords)
+                                          sampler_keywords, student_grids)
 from toydiff.training.distill import GridMapDistillation, file_sha256
 
 
@@ -56,6 +57,8 @@ def main(argv=None) -> None:
                    help="per student (map: 4000,4000,2500 for students 4,2,1; one count or one per student) / per "
                         "round (progressive: 3500)")
     p.add_argument("--workers", type=int, default=2, help="map: processes of one thread each")
+    p.add_argument("--grid", type=_grid, action="append", default=None, metavar="N=T1,T2,...",
+                   help="map: student N's own grid (default: trailing, the 2-step split at SNR 1/3: 2=999,374)")
     p.add_argument("--experts", action=argparse.BooleanOptionalAction, default=True,
                    help="map: one copy of the teacher per jump (the CLI's default)")
     p.add_argument("--batch-size", type=int, default=None, help="map: 64, progressive: 32")
@@ -85,23 +88,29 @@ def main(argv=None) -> None:
         finals = [int(v) for v in a.students.split(",")]
     else:
         finals = [a.start_steps >> (r + 1) for r in range(a.rounds)]
+    own_grid = student_grids(teacher.process, finals, dict(a.grid or {}), teacher_steps=a.teacher_steps) \
+        if a.method == "map" else {}
     rows.append(_row("teacher, DDIM 50 (linspace)", 50, score(teacher.model, method="ddim", steps=50)))
     rows.append(_row("teacher, DPM++(2M) 16 (trailing: the paths' sampler)", 16,
                      score(teacher.model, method="dpm++2m", steps=16, options={"spacing": "trailing"})))
     for n in finals:
         rows.append(_row(f"teacher, DDIM {n} (trailing)", n, score(teacher.model, **sampler_keywords(teacher.process, n))))
+        if not isinstance(own_grid.get(n, n), int):  # the student's own grid, where it is not trailing
+            rows.append(_row(f"teacher, DDIM {n} (grid {own_grid[n]})", n,
+                             score(teacher.model, **sampler_keywords(teacher.process, own_grid[n]))))
         if n > 1:
             rows.append(_row(f"teacher, DPM++(2M) {n} (trailing)", n,
                              score(teacher.model, method="dpm++2m", steps=n, options={"spacing": "trailing"})))
     t0, times, scoring, students, done = time.perf_counter(), {}, [0.0], {}, {}
 
-    def on_student(r, steps, student, trainer):
+    def on_student(r, steps, student, written):  # written: map's checkpoint, progressive's trainer
         t1 = time.perf_counter()
         times[steps] = t1 - t0 - scoring[0]  # distillation alone: the scoring of earlier students taken out
-        students[steps] = student
+        own = load_model(written).sampler if isinstance(written, Path) else sampler_keywords(teacher.process, steps)
+        students[steps] = (student, own)
         name = f"student round {r}" if a.method == "progressive" else "flow-map student"
-        done[steps] = _row(f"{name}, DDIM {steps} (trailing)", steps,
-                           score(student, **sampler_keywords(teacher.process, steps)))
+        grid = "trailing" if isinstance(own["steps"], int) else f"grid {tuple(own['steps'])}"
+        done[steps] = _row(f"{name}, DDIM {steps} ({grid})", steps, score(student, **own))
         scoring[0] += time.perf_counter() - t1
         print(done[steps], f"({times[steps] / 60:.1f} min of distillation so far)", flush=True)
 
@@ -113,7 +122,8 @@ def main(argv=None) -> None:
         settings = DistillSettings(batch_size=a.batch_size or 64, lr=lr, seed=seed)
         map_distill_mnist(source, out=out, students=finals, pool=a.pool, teacher_steps=a.teacher_steps,
                           settings=settings, weighting=a.weighting or "landing", pool_seed=seed, resume=a.resume,
-                          workers=a.workers, steps_per_student=per, experts=a.experts, on_student=on_student)
+                          workers=a.workers, steps_per_student=per, experts=a.experts,
+                          grids=dict(a.grid) if a.grid else None, on_student=on_student)
         recipe = (f"flow-map distillation of {source.name}: {a.pool} DPM++(2M) {a.teacher_steps}-step teacher paths, "
                   f"students {finals} trained {per} steps (batch {settings.batch_size}, lr {lr:g}, "
                   f"{a.weighting or 'landing'}, {'one expert per jump' if a.experts else 'one network'}) on "
@@ -129,15 +139,16 @@ def main(argv=None) -> None:
     print("| model | NFE | FID-MNIST | KID | precision | recall | confident |\n|---|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows + [done[n] for n in sorted(done, reverse=True)]))
     if a.method == "map":
-        held, record = mnist_teacher_paths(teacher.model, teacher.process, out=out / "held_out", students=finals,
+        grids = [students[n][1]["steps"] for n in finals]  # each student's step count or explicit grid
+        held, record = mnist_teacher_paths(teacher.model, teacher.process, out=out / "held_out", students=grids,
                                            pool=512, teacher_steps=a.teacher_steps, pool_seed=seed + 1,
                                            teacher_sha256=file_sha256(source))
         print("\nRMS path error of each jump (pixels in [−1, 1]) on 512 held-out teacher paths (seed "
               f"{seed + 1}), the student's one step against the teacher's DDIM step from the same z_t:\n")
         print("| steps | jump (t → s) | teacher DDIM | student |\n|---:|---|---:|---:|")
-        for n in finals:
-            obj = GridMapDistillation(teacher.process, n, record["times"])
-            mine, theirs = obj.jump_errors(students[n], held), obj.jump_errors(teacher.model, held)
+        for n, grid in zip(finals, grids):
+            obj = GridMapDistillation(teacher.process, grid, record["times"])
+            mine, theirs = obj.jump_errors(students[n][0], held), obj.jump_errors(teacher.model, held)
             for j in range(n):
                 print(f"| {n} | {int(obj.starts[j])} → {int(obj.ends[j])} | {float(theirs[j]):.4f} | {float(mine[j]):.4f} |")
 
@@ -154,7 +165,7 @@ def _ratios(teacher, students: dict, a) -> None:
     for d in range(a.draws):
         ref = evaluate.MnistReference(a.eval_n, seed=a.seed + d)
         for key, model, kw in [("teacher", teacher.model, {"method": "ddim", "steps": 50})] + \
-                [(n, students[n], sampler_keywords(teacher.process, n)) for n in students]:
+                [(n, *students[n]) for n in students]:
             x = generate(model, teacher.process, a.eval_n, seed=a.seed + d, **kw)
             fids[key].append(evaluate.mnist_metrics(x, ref)["fid"])
     sd = (lambda v: statistics.stdev(v) if len(v) > 1 else float("nan"))

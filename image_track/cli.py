@@ -60,11 +60,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="with --guide: guide only at steps t < this, a limited guidance interval (default 600, "
                         "measured best for the committed model; 0: every step)")
     p.add_argument("--method", default=None, choices=all_methods(),
-                   help="sampler, one the model's process offers (default ddim; a flow model: heun)")
+                   help="sampler, one the model's process offers (default ddim; a flow model: heun; a distilled "
+                        "student with none of --method/--steps/--spacing: its own sampler and grid)")
     p.add_argument("--steps", type=positive(int), default=None, help="sampler steps (default 50; a flow model: 10)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta in [0, 1] (default %(default)s)")
     p.add_argument("--spacing", default=None, choices=("linspace", "leading", "trailing", "karras", "logsnr"),
-                   help="DDPM models: the step spacing (default: the method's; a distilled student: trailing)")
+                   help="DDPM models: the step spacing (default: the method's)")
     p.add_argument("--seed", type=seed_arg, default=0, help="image i uses seed + i (default %(default)s)")
     p.add_argument("--batch-size", type=positive(int), default=500, help="images per sampler call")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
@@ -146,10 +147,15 @@ def _load(a):
 
 def _resolve_sampler(a, m) -> None:
     """``--method`` / ``--steps`` defaults for the model's process (:func:`image_track.sampling.default_sampler`);
-    a sampler the process does not offer, an ``--eta`` it does not read, or a figure that needs a noise schedule
-    of a process without one, is a one-line error."""
+    with none of ``--method``, ``--steps``, ``--spacing`` a distilled student runs its own sampler
+    (:attr:`~image_track.loaded.LoadedModel.sampler`: e.g. DDIM on its grid (999, 374)). A sampler the process
+    does not offer, an ``--eta`` it does not read, or a figure that needs a noise schedule of a process without
+    one, is a one-line error."""
     from image_track.sampling import check_sampler, default_sampler
 
+    if a.method is None and a.steps is None and a.spacing is None and "distilled" in m.metadata:
+        own = m.sampler
+        a.method, a.steps, a.spacing = own["method"], own["steps"], own["options"].get("spacing")
     method, steps = default_sampler(m.process)
     a.method, a.steps = a.method or method, a.steps or steps
     try:
@@ -205,7 +211,7 @@ def _run_sample(a) -> int:
         written.append(out / "guidance_sweep.png")
     if "fixed-init" in a.figures:
         samples = S.fixed_init_samples(m.model, m.process, 10, seed=a.seed, label=a.label,
-                                       steps=None if a.steps >= m.process.schedule.T else a.steps)
+                                       steps=None if _n_steps(a.steps) >= m.process.schedule.T else a.steps)
         fig = S.fixed_init_figure(samples)
         save_figure(fig, _into(out, "fixed_init.png"), dpi=120)
         plt.close(fig)
@@ -213,7 +219,7 @@ def _run_sample(a) -> int:
     if "progression" in a.figures or "gif" in a.figures:
         labels = None if a.label is None else torch.full((4,), a.label)
         w = a.w if nc and labels is not None else None
-        keep = None if "gif" in a.figures else S.evenly_spaced_steps(a.steps, 10)
+        keep = None if "gif" in a.figures else S.evenly_spaced_steps(_n_steps(a.steps), 10)
         rec = S.record_progression(m.model, m.process, 4, labels=labels, w=w, method=a.method, steps=a.steps,
                                    seed=a.seed, keep_steps=keep)
         if "progression" in a.figures:
@@ -228,6 +234,11 @@ def _run_sample(a) -> int:
     for p in written:
         print(p)
     return 0
+
+
+def _n_steps(steps: int | list[int]) -> int:
+    """A sampler's number of steps: ``--steps``, or the length of a distilled student's explicit grid."""
+    return steps if isinstance(steps, int) else len(steps)
 
 
 def _into(folder: Path, name: str) -> Path:

@@ -33,7 +33,8 @@ from toydiff.processes.registry import process_from_dict
 from toydiff.processes.schedules import NoiseSchedule
 from toydiff.processes.vp import VPProcess
 
-__all__ = ["LoadedModel", "as_process", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "MODEL_KINDS"]
+__all__ = ["LoadedModel", "as_process", "load_model", "default_checkpoint", "default_guide", "default_sampler",
+           "AUTOGUIDANCE_T_MAX", "DEFAULT_SAMPLER", "FLOW_STEPS", "MODEL_KINDS"]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -62,6 +63,21 @@ def as_process(process) -> Process:
         return process.process
     raise TypeError(f"process must be a Process (toydiff.processes), its objective or a noise schedule "
                     f"(NoiseSchedule), got {type(process).__name__}")
+
+
+#: how the committed checkpoints are sampled by default (wherever the model's process offers this method)
+DEFAULT_SAMPLER = {"method": "ddim", "steps": 50, "eta": 0.0}
+#: steps of a process without DDIM (a flow model) when none are given: its default method (Heun: 20 evaluations)
+FLOW_STEPS = 10
+
+
+def default_sampler(process) -> tuple[str, int]:
+    """The track's ``(method, steps)`` for ``process`` (as :func:`as_process` reads it): :data:`DEFAULT_SAMPLER`
+    where the process offers its method, else the process's own default method in :data:`FLOW_STEPS` steps."""
+    process = as_process(process)
+    if DEFAULT_SAMPLER["method"] in process.methods:
+        return DEFAULT_SAMPLER["method"], DEFAULT_SAMPLER["steps"]
+    return process.default_method, FLOW_STEPS
 
 
 @dataclass
@@ -112,6 +128,18 @@ class LoadedModel:
         """The network's config (UNet presets carry one), else the metadata's ``model_config``."""
         own = getattr(self.model, "config", None)
         return own if isinstance(own, dict) else self.metadata.get("model_config", {})
+
+    @property
+    def sampler(self) -> dict:
+        """:func:`image_track.sampling.generate`'s ``method``, ``steps`` and ``options`` for this checkpoint: a
+        distilled student's own few-step sampler (its ``distilled`` record's, e.g. DDIM on the grid (999, 374)),
+        else the track's default (:func:`default_sampler`)."""
+        record = self.metadata.get("distilled")
+        if isinstance(record, dict) and isinstance(record.get("sampler"), dict):
+            opts = dict(record["sampler"])
+            return {"method": opts.pop("method"), "steps": opts.pop("steps"), "options": opts}
+        method, steps = default_sampler(self.process)
+        return {"method": method, "steps": steps, "options": {}}
 
     @property
     def net(self) -> nn.Module:

@@ -37,7 +37,8 @@ from toydiff.checks import check_device, check_int, check_tensor
 from toydiff.processes.base import Process
 from toydiff.processes.schedules import NoiseSchedule
 
-from image_track.loaded import AUTOGUIDANCE_T_MAX, LoadedModel, as_process, default_checkpoint, default_guide, load_model
+from image_track.loaded import (AUTOGUIDANCE_T_MAX, DEFAULT_SAMPLER, FLOW_STEPS, LoadedModel, as_process,
+                                default_checkpoint, default_guide, default_sampler, load_model)
 
 __all__ = [
     "LoadedModel", "load_model", "default_checkpoint", "default_guide", "AUTOGUIDANCE_T_MAX", "DEFAULT_SAMPLER",
@@ -46,24 +47,11 @@ __all__ = [
     "fixed_init_samples", "fixed_init_figure", "record_progression", "progression_figure", "progression_gif",
 ]
 
-#: how the committed checkpoints are sampled by default (wherever the model's process offers this method)
-DEFAULT_SAMPLER = {"method": "ddim", "steps": 50, "eta": 0.0}
 DEFAULT_W = 3.0
-#: steps of a process without DDIM (a flow model) when none are given: its default method (Heun: 20 evaluations)
-FLOW_STEPS = 10
 
 #: what the functions below take as the model's process: a Process, its objective or a NoiseSchedule (DDPM),
 #: read by :func:`image_track.loaded.as_process`
 ProcessLike = Union[Process, NoiseSchedule, Any]
-
-
-def default_sampler(process: ProcessLike) -> tuple[str, int]:
-    """The track's ``(method, steps)`` for ``process``: :data:`DEFAULT_SAMPLER` where the process offers its
-    method, else the process's own default method in :data:`FLOW_STEPS` steps."""
-    process = as_process(process)
-    if DEFAULT_SAMPLER["method"] in process.methods:
-        return DEFAULT_SAMPLER["method"], DEFAULT_SAMPLER["steps"]
-    return process.default_method, FLOW_STEPS
 
 
 def check_sampler(process: ProcessLike, method: str, eta: float = 0.0) -> None:

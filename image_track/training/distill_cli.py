@@ -2,19 +2,21 @@
 
     toydiff mnist distill --out runs/map                       # flow-map distillation: students at 4, 2, 1 steps
     toydiff mnist distill --method progressive --out runs/pd --rounds 2 --start-steps 8   # 8 → 4 → 2 (Salimans & Ho)
-    toydiff mnist eval --checkpoint runs/map/map_2steps.safetensors --method ddim --steps 2 --spacing trailing
+    toydiff mnist eval --checkpoint runs/map/map_2steps.safetensors   # a student runs its own sampler and grid
 
 ``--method map`` (the default; :func:`image_track.training.distill.map_distill_mnist`): the teacher's DPM-Solver++
 paths are computed once (``--pool``) and each student of ``--students`` learns its own grid's jumps from them;
 ``--method progressive``: halving rounds. Every checkpoint (``map_{N}steps`` / ``round{r}_{N}steps.safetensors`` in
 ``--out``) is an ordinary model of the teacher's process; its metadata's ``distilled`` record names the method, the
-teacher's SHA-256 and the sampler keywords. Prints each student at its steps with
+teacher's SHA-256 and the student's sampler (DDIM on its grid: trailing spacing, the 2-step student split at SNR 1/3,
+(999, 374); ``--grid 2=999,499`` another). Prints each student with its sampler by
 :func:`image_track.evaluate.mnist_metrics` (``--eval-n``, 0: none).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from toydiff.cli import check_writable, fail
 from toydiff.options import positive, seed_arg
@@ -24,7 +26,7 @@ __all__ = ["HELP", "add_distill_arguments", "run_distill"]
 HELP = "distil an unconditional model to few DDIM steps (flow-map distillation, or progressive)"
 
 #: flow-map students' optimiser steps by their step count when not given (the measured recipe: the 4- and 2-step
-#: students train side by side on two workers, the 1-step after the 2-step; 27 min on 2 cores, the paths' 3
+#: students train side by side on two workers, the 1-step after the 2-step; 26 min on 2 cores, the paths' 3
 #: included, python bench/mnist_distill.py); other counts: 6000
 MAP_STEPS = {4: 7000, 2: 5500, 1: 2500}
 #: progressive distillation's optimiser steps per round when not given
@@ -50,6 +52,14 @@ def _step_counts(text: str) -> list[int]:
     return _counts(text, distinct=False)
 
 
+def _grid(text: str) -> tuple[int, tuple[int, ...]]:
+    n, sep, times = text.partition("=")
+    try:
+        return int(n), tuple(int(v) for v in times.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be N=T1,T2,... like 2=999,374, got {text!r}") from None
+
+
 def add_distill_arguments(p) -> None:
     p.add_argument("--checkpoint", default=None, help="the teacher (default: the committed tiny_uncond)")
     p.add_argument("--out", required=True, help="folder for the students' checkpoints")
@@ -58,6 +68,9 @@ def add_distill_arguments(p) -> None:
                         "beat progressive at every step count, docs/measurements.md); progressive: halving rounds "
                         "(Salimans & Ho 2022)")
     p.add_argument("--students", type=_students, default=[4, 2, 1], help="map: the students' steps (default 4,2,1)")
+    p.add_argument("--grid", type=_grid, action="append", default=None, metavar="N=T1,T2,...",
+                   help="map: student N's own grid, descending timesteps on the teacher's grid from T-1 (repeatable; "
+                        "default: trailing spacing, the 2-step student split at SNR 1/3: 2=999,374)")
     p.add_argument("--pool", type=positive(int), default=16384, help="map: teacher paths (default %(default)s)")
     p.add_argument("--teacher-steps", type=positive(int), default=16,
                    help="map: the teacher's DPM-Solver++(2M) steps per path (default %(default)s)")
@@ -101,6 +114,25 @@ def _steps_per_student(a, prog: str) -> list[int] | None:
     return per
 
 
+def _grids(a, prog: str) -> dict | None:
+    """``--grid`` as ``{N: timesteps}``, checked against the teacher's process before anything is written or
+    deleted (:func:`image_track.training.distill.student_grids`); a bad one fails in one line."""
+    if not a.grid:
+        return None
+    from image_track.loaded import default_checkpoint, load_model
+    from image_track.training.distill import student_grids
+
+    grids = dict(a.grid)
+    if a.method != "map" or len(grids) != len(a.grid):
+        fail(f"{prog} distill: error: --grid applies to --method map, once per student")
+    try:
+        student_grids(load_model(a.checkpoint or default_checkpoint(conditional=False)).process, a.students, grids,
+                      teacher_steps=a.teacher_steps)
+    except ValueError as e:
+        fail(f"{prog} distill: error: --grid: {e}")
+    return grids
+
+
 def run_distill(a, prog: str = "toydiff mnist") -> int:
     """Run ``toydiff mnist distill``."""
     from image_track import evaluate
@@ -126,6 +158,7 @@ def run_distill(a, prog: str = "toydiff mnist") -> int:
     if a.eval_n != 0 and not 4 <= a.eval_n <= 10_000:
         fail(f"{prog} distill: error: --eval-n must be 0 or in 4..10000, got {a.eval_n}")
     per = _steps_per_student(a, prog)
+    grids = _grids(a, prog)
     settings = DistillSettings(steps=per[0] if per else PROGRESSIVE_STEPS, batch_size=a.batch_size or 64, lr=a.lr,
                                seed=a.seed)
     refs: list = []  # the reference digits and floors, built at the first report
@@ -133,14 +166,15 @@ def run_distill(a, prog: str = "toydiff mnist") -> int:
         for f in held:
             f.unlink()
 
-    def report(r, steps, student, *_):
+    def report(r, steps, student, written):  # written: map's checkpoint path, progressive's trainer
         if not a.eval_n:
             return
         if not refs:
             refs.append(evaluate.MnistReference(a.eval_n, seed=a.seed))
         ref = refs[0]
         process = load_model(a.checkpoint or default_checkpoint(conditional=False)).process
-        x = generate(student, process, a.eval_n, seed=a.seed, **sampler_keywords(process, steps))
+        own = load_model(written).sampler if isinstance(written, Path) else sampler_keywords(process, steps)
+        x = generate(student, process, a.eval_n, seed=a.seed, **own)
         what = f"round {r}" if a.method == "progressive" else "flow-map distillation"
         print(f"{what}, student at {steps} steps: {evaluate.format_metrics(evaluate.mnist_metrics(x, ref))}",
               flush=True)
@@ -149,7 +183,7 @@ def run_distill(a, prog: str = "toydiff mnist") -> int:
         paths = map_distill_mnist(a.checkpoint, out=out, students=a.students, pool=a.pool,
                                   teacher_steps=a.teacher_steps, settings=settings, weighting=weighting,
                                   pool_seed=a.seed, resume=a.resume, progress=not a.quiet, workers=a.workers,
-                                  steps_per_student=per, experts=a.experts, on_student=report)
+                                  steps_per_student=per, experts=a.experts, grids=grids, on_student=report)
     else:
         paths = distill_mnist(a.checkpoint, out=out, rounds=a.rounds, start_steps=a.start_steps, settings=settings,
                               weighting=weighting, resume=a.resume, progress=not a.quiet, on_round=report)

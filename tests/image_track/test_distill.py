@@ -34,7 +34,7 @@ def test_flow_map_students_of_the_committed_model_keep_its_paths_and_resume(tmp_
     paths = map_distill_mnist(out=tmp_path, students=(2, 1), pool=6, teacher_steps=4, settings=settings)
     assert [p.name for p in paths] == ["map_2steps.safetensors", "map_1steps.safetensors"]
     tensors, meta = load_checkpoint(tmp_path / PATHS_FILE)
-    assert tensors["paths"].shape == (6, 3, 1, 28, 28) and meta["record"]["times"] == [999, 499, -1]
+    assert tensors["paths"].shape == (6, 3, 1, 28, 28) and meta["record"]["times"] == [999, 249, -1]  # nearest SNR 1/3
     x_T = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(tensors["paths"][:, 0], x_T)
     assert float(tensors["paths"][:, -1].abs().max()) <= 1.0
@@ -44,9 +44,10 @@ def test_flow_map_students_of_the_committed_model_keep_its_paths_and_resume(tmp_
     assert d["teacher_sampler"] == {"method": "dpm++2m", "steps": 4, "spacing": "trailing"}
     assert d["teacher_sha256"] == file_sha256(default_checkpoint(conditional=False)) and d["start"] == "the teacher"
     assert load_model(paths[1]).metadata["distilled"]["start"] == "the 2-step student"  # the default init_from
-    assert d["experts"] and m.model.config["starts"] == [999, 499]  # one expert per jump of the 2-step grid
+    assert d["experts"] and m.model.config["starts"] == [999, 249]  # one expert per jump of the 2-step grid
     assert m.model.config["expert"]["name"] == "tiny" and m.model.config["predictions"] == ["x0", "eps"]
-    x = generate(m.model, m.process, 2, **sampler_keywords(m.process, 2))
+    assert m.sampler == {"method": "ddim", "steps": [999, 249], "options": {"spacing": "trailing"}}
+    x = generate(m.model, m.process, 2, **m.sampler)
     assert x.shape == (2, 1, 28, 28) and torch.isfinite(x).all()
     stamp = (tmp_path / PATHS_FILE).stat().st_mtime_ns
     again = map_distill_mnist(out=tmp_path, students=(2, 1), pool=6, teacher_steps=4, settings=settings, resume=True)
@@ -142,3 +143,38 @@ def test_experts_refuse_a_process_without_a_discrete_schedule():
     m = load_model(default_checkpoint(conditional=False))
     with pytest.raises(ValueError, match="experts"):
         student_network(m.model, InterpolantProcess(interpolants.linear()), 2, experts=True)
+
+
+def test_student_grids_split_two_steps_at_snr_one_third_on_the_teachers_grid():
+    """The 2-step student's boundary is the teacher-grid time nearest SNR 1/3 in log-SNR (t = 374 of the linear
+    schedule's 16-step grid, SNR 0.31; 311 has 0.58, 437 about 0.17), other counts keep trailing spacing; an explicit
+    grid must have N steps from T − 1 on the teacher's grid."""
+    from image_track.training.distill import SPLIT_SNR, student_grids
+
+    m = load_model(default_checkpoint(conditional=False))
+    snr = m.process.schedule.snr
+    assert float(snr[311]) > SPLIT_SNR > float(snr[374]) and float(snr[374] / SPLIT_SNR) > float(SPLIT_SNR / snr[311])
+    assert student_grids(m.process, (4, 2, 1)) == {4: 4, 2: (999, 374), 1: 1}
+    assert student_grids(m.process, (2,), teacher_steps=8) == {2: (999, 374)}
+    assert student_grids(m.process, (2,), teacher_steps=4) == {2: (999, 249)}  # log-SNR 0.10 beats 499's −2.46
+    assert student_grids(m.process, (2,), teacher_steps=2) == {2: (999, 499)}  # the only boundary there
+    assert student_grids(m.process, (4, 2), {2: [999, 499]}) == {4: 4, 2: (999, 499)}
+    for grids, what in [({2: (999, 300)}, "teacher's"), ({2: (999,)}, "2 descending"), ({2: (749, 249)}, "from 999"),
+                        ({3: (999, 499, 249)}, "not among"), ({2: (249, 999)}, "descending")]:
+        with pytest.raises(ValueError, match=what):
+            student_grids(m.process, (4, 2), grids)
+
+
+def test_sample_cli_runs_a_student_on_its_own_grid(tmp_path):
+    """``toydiff mnist sample --checkpoint`` a distilled student with no sampler flags: its record's DDIM on its grid
+    ((999, 249) from a 4-step teacher grid); given flags win."""
+    settings = DistillSettings(steps=1, batch_size=2, warmup=0, amp=False)
+    student = map_distill_mnist(out=tmp_path, students=(2,), pool=2, teacher_steps=4, settings=settings)[0]
+    base = ["sample", "--checkpoint", str(student), "--figures", "grid", "--save-tensor", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "own")]) == 0
+    assert load_checkpoint(tmp_path / "own" / "samples.safetensors")[1]["steps"] == [999, 249]
+    assert main([*base, "--out", str(tmp_path / "given"), "--steps", "3"]) == 0
+    meta = load_checkpoint(tmp_path / "given" / "samples.safetensors")[1]
+    assert (meta["method"], meta["steps"]) == ("ddim", 3)
+    teacher = load_model(default_checkpoint(conditional=False))  # not distilled: the track's default sampler
+    assert teacher.sampler == {"method": "ddim", "steps": 50, "options": {}}

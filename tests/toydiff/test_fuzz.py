@@ -136,8 +136,9 @@ def test_fuzz_forward(data, B, D):
     fn_name = data.draw(st.sampled_from(["q_sample", "eps_to_x0", "x0_to_eps", "v_target", "v_to_eps", "v_to_x0"]))
     second = {"q_sample": "noise", "eps_to_x0": "eps", "x0_to_eps": "x0", "v_target": "eps", "v_to_eps": "v",
               "v_to_x0": "v"}[fn_name]
+    low = -1 if fn_name == "q_sample" else 0  # q_sample's t = −1 is the clean end (x_0 itself), documented
     bad_t = [v for v in T_BAD if not (isinstance(v, torch.Tensor) and v.shape == (B,) and not v.is_floating_point()
-                                      and v.min() >= 0 and v.max() < S.T)]  # tensor([1, 2]) is fine when B = 2
+                                      and v.min() >= low and v.max() < S.T)]  # tensor([1, 2]) is fine when B = 2
     # q_sample lets non-finite training data through: the training engine names the step of the non-finite loss
     bad_x = BAD_TENSOR[:2] + BAD_TENSOR[3:4] if fn_name == "q_sample" else BAD_TENSOR
     kw, bad = pick(data, {"x": x, "t": t, "y": torch.randn(B, D, generator=g, dtype=torch.float64)},

@@ -71,6 +71,36 @@ def test_target_step_lands_on_the_path_and_the_loss_is_zero_for_the_teachers_own
     assert float(own_obj.loss(fn, own.flip(1), generator=torch.Generator().manual_seed(1))[0]) > 1e-2
 
 
+def test_an_explicit_grid_is_the_students_own():
+    """A student on its own grid (999, 249): two jumps read off the matching columns, the sampler's record keeps the
+    grid, the exact teacher's DDIM on that grid is its perfect student, and a trailing 2-step record is another
+    distillation; a flow process takes step counts only."""
+    proc, times = PROCESSES["vp"], TIMES["vp"]
+    exact = proc.exact_fn(GM)
+    obj = GridMapDistillation(proc, (999, 249), times)
+    assert obj.steps == 2 and obj.starts.tolist() == [999, 249] and obj.ends.tolist() == [249, -1]
+    assert obj.col_t.tolist() == [0, 3] and obj.col_s.tolist() == [3, 4]
+    assert obj.metadata()["distilled"]["sampler"] == {"method": "ddim", "steps": [999, 249], "spacing": "trailing"}
+    seen = {}
+    final = proc.sample(exact, _x_T(), **proc.step_options((999, 249)),
+                        callback=lambda d: seen.setdefault(int(d["t_prev"]), d["x_prev"].clone()))
+    own = torch.stack([_x_T(), seen[249], final], 1)
+    own_obj = GridMapDistillation(proc, [999, 249], [999, 249, -1])
+    assert float(own_obj.loss(exact, own, generator=torch.Generator().manual_seed(1))[0]) < 1e-10
+    fine = teacher_paths(proc, exact, _x_T(), times, method="dpm++2m", steps=16, clip_x0=None).double()
+    x = one_step_x_target(proc, fine[:, 0], fine[:, 3], obj.starts[:1].repeat(64), obj.ends[:1].repeat(64))
+    torch.testing.assert_close(ddim_move(proc, fine[:, 0], x, obj.starts[:1].repeat(64), obj.ends[:1].repeat(64)),
+                               fine[:, 3], rtol=1e-9, atol=1e-9)
+    with pytest.raises(CheckpointMismatch, match="another distillation"):
+        obj.check_resume(GridMapDistillation(proc, 2, times).metadata())
+    with pytest.raises(ValueError, match="descending"):
+        GridMapDistillation(proc, (249, 999), times)
+    with pytest.raises(ValueError, match="times must hold"):
+        GridMapDistillation(proc, (999, 374), times)
+    with pytest.raises(TypeError, match="steps"):
+        GridMapDistillation(PROCESSES["flow"], (1.0, 0.25), TIMES["flow"])
+
+
 def test_bad_input_names_the_argument():
     proc = PROCESSES["vp"]
     exact = proc.exact_fn(GM)

@@ -147,7 +147,7 @@ class InterpolantProcess:
         if self.interp.name != "linear" or self.prediction == "eps":
             raise ValueError(f"a distilled flow student runs Euler steps, DDIM only on the linear path with a "
                              f"prediction finite at t = 1; this process is {self.describe()}")
-        return {"method": "euler", "steps": steps}
+        return {"method": "euler", "steps": len(self.step_grid(steps))}  # an int: a grid of times is refused
 
     def path_coefs(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(α_t, σ_t)`` float64 ``[B]`` of the path at times ``t [B]`` in [0, 1]."""

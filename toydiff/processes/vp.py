@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, ClassVar, ContextManager
+from typing import Callable, ClassVar, ContextManager, Sequence
 
 import torch
 
@@ -108,14 +108,18 @@ class VPProcess:
         return field
 
     # --- the deterministic few-step sampler (progressive distillation, toydiff.training.distill) ---------
-    def step_grid(self, steps: int) -> list[tuple[int, int]]:
+    def step_grid(self, steps: int | Sequence[int]) -> list[tuple[int, int]]:
         """The ``(t, s)`` pairs of DDIM at ``steps`` steps with trailing spacing (from T − 1; ``s = −1``: the clean
-        end): halving ``steps`` keeps every other boundary, so the grids of a distillation's rounds nest."""
+        end): halving ``steps`` keeps every other boundary, so the grids of a distillation's rounds nest. An explicit
+        strictly descending sequence of timesteps (a student's own grid, e.g. ``(999, 249)``) gives its pairs."""
         return self.schedule.respace(steps, "trailing").pairs
 
-    def step_options(self, steps: int) -> dict:
-        """The :meth:`sample` keywords that run :meth:`step_grid` with deterministic DDIM (η = 0)."""
-        return {"method": "ddim", "steps": steps, "spacing": "trailing"}
+    def step_options(self, steps: int | Sequence[int]) -> dict:
+        """The :meth:`sample` keywords that run :meth:`step_grid` with deterministic DDIM (η = 0); an explicit grid
+        is kept as a list of ints (JSON, a checkpoint's record)."""
+        plan = self.schedule.respace(steps, "trailing")  # refuses a bad count or grid here, naming steps
+        return {"method": "ddim", "steps": steps if isinstance(steps, int) else list(plan.timesteps),
+                "spacing": "trailing"}
 
     def path_coefs(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(α_t, σ_t)`` float64 ``[B]`` with x_t = α_t x_0 + σ_t ε at integer steps ``t [B]`` (−1: (1, 0))."""

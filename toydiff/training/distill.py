@@ -295,21 +295,24 @@ class GridMapDistillation:
 
     Args:
         process: the :class:`~toydiff.processes.base.Process` of teacher and student.
-        steps: the student's number of steps N.
-        times: the process times of the paths' columns (descending; every boundary of the N-step grid among them).
+        steps: the student's number of steps N (``process.step_grid(N)``), or its own grid: explicit descending
+            timesteps (a discrete schedule's, e.g. ``(999, 249)``; :meth:`~toydiff.processes.VPProcess.step_grid`).
+        times: the process times of the paths' columns (descending; every boundary of the student's grid among them).
         weighting: :data:`MAP_WEIGHTINGS`.
         info: extra JSON for the checkpoint's ``distilled`` record (teacher hash, the paths' sampler and count).
     """
 
-    def __init__(self, process, steps: int, times: Sequence, *, weighting: str = "landing",
+    def __init__(self, process, steps: int | Sequence[int], times: Sequence, *, weighting: str = "landing",
                  info: dict | None = None):
         self.process, self.schedule = process, process.schedule
-        self.steps = check_int(steps, "steps", min=1)
+        if isinstance(steps, int) or isinstance(steps, bool):
+            steps = check_int(steps, "steps", min=1)
         self.weighting = check_choice(weighting, "weighting", MAP_WEIGHTINGS)
-        self.sampler = process.step_options(self.steps)  # refuses a process without a DDIM-equivalent step
+        self.sampler = process.step_options(steps)  # refuses a process without a DDIM-equivalent step, a bad grid
         self.times = _time_list(times)
-        grid = process.step_grid(self.steps)
-        what = f"the student's {self.steps}-step grid"
+        grid = process.step_grid(steps)
+        self.steps = len(grid)
+        what = f"the student's {self.steps}-step grid {[p[0] for p in grid]}"
         self.col_t = torch.tensor([_column(self.times, t, what) for t, _ in grid])  # [N] the columns of z_t
         self.col_s = torch.tensor([_column(self.times, s, what) for _, s in grid])  # [N] … and of z_s
         self.starts = torch.tensor([p[0] for p in grid])  # [N] process time of each jump's start
