@@ -128,15 +128,16 @@ def student_grids(process, students: Sequence[int], grids: dict | None = None, *
                   teacher_steps: int = 16) -> dict[int, int | tuple[int, ...]]:
     """Each student's grid ``{N: grid}``: ``grids[N]`` (explicit descending timesteps) where given, else for two
     steps of a discrete schedule ``(T − 1, t*)`` with t* the boundary of the teacher's ``teacher_steps``-step grid
-    nearest :data:`SPLIT_SNR` in log-SNR ((999, 374) for the committed teacher), else ``N`` (``process.step_grid(N)``: trailing spacing). A grid must have
-    N steps, start where the teacher's paths start and keep its boundaries on the teacher's grid (ValueError)."""
+    nearest :data:`SPLIT_SNR` in log-SNR ((999, 374) for the committed teacher), else ``N``
+    (``process.step_grid(N)``: trailing spacing). A grid must have N steps, start where the teacher's paths start
+    and keep its boundaries on the teacher's grid (ValueError)."""
     grids = {} if grids is None else dict(grids)
     unknown = sorted(set(grids) - set(students))
     if unknown:
         raise ValueError(f"grids name students {unknown} that are not among the students {list(students)}")
     teacher = process.step_grid(teacher_steps)
     bounds = [t for t, _ in teacher] + [teacher[-1][1]]
-    if process.schedule is not None and 2 in students and 2 not in grids:
+    if process.schedule is not None and 2 in students and 2 not in grids and len(bounds) > 2:
         inner = torch.tensor(bounds[1:-1])
         t_star = int(inner[(process.schedule.snr[inner].log() - torch.tensor(SPLIT_SNR).log()).abs().argmin()])
         grids[2] = (bounds[0], t_star)

@@ -158,6 +158,7 @@ def test_student_grids_split_two_steps_at_snr_one_third_on_the_teachers_grid():
     assert student_grids(m.process, (2,), teacher_steps=8) == {2: (999, 374)}
     assert student_grids(m.process, (2,), teacher_steps=4) == {2: (999, 249)}  # log-SNR 0.10 beats 499's −2.46
     assert student_grids(m.process, (2,), teacher_steps=2) == {2: (999, 499)}  # the only boundary there
+    assert student_grids(m.process, (2,), teacher_steps=1) == {2: 2}  # none: teacher_paths then names the grid
     assert student_grids(m.process, (4, 2), {2: [999, 499]}) == {4: 4, 2: (999, 499)}
     for grids, what in [({2: (999, 300)}, "teacher's"), ({2: (999,)}, "2 descending"), ({2: (749, 249)}, "from 999"),
                         ({3: (999, 499, 249)}, "not among"), ({2: (249, 999)}, "descending")]:
