@@ -34,7 +34,7 @@ from toydiff.processes.schedules import NoiseSchedule
 from toydiff.processes.vp import VPProcess
 
 __all__ = ["LoadedModel", "as_process", "load_model", "default_checkpoint", "default_guide", "default_sampler",
-           "AUTOGUIDANCE_T_MAX", "DEFAULT_SAMPLER", "FLOW_STEPS", "MODEL_KINDS"]
+           "generate_keywords", "AUTOGUIDANCE_T_MAX", "DEFAULT_SAMPLER", "FLOW_STEPS", "MODEL_KINDS"]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -78,6 +78,13 @@ def default_sampler(process) -> tuple[str, int]:
     if DEFAULT_SAMPLER["method"] in process.methods:
         return DEFAULT_SAMPLER["method"], DEFAULT_SAMPLER["steps"]
     return process.default_method, FLOW_STEPS
+
+
+def generate_keywords(sampler: dict) -> dict:
+    """A process's sample keywords (``process.step_options``: method, steps, spacing, …) as
+    :func:`image_track.sampling.generate` takes them: ``method``, ``steps`` and the rest as ``options``."""
+    opts = dict(sampler)
+    return {"method": opts.pop("method"), "steps": opts.pop("steps"), "options": opts}
 
 
 @dataclass
@@ -136,8 +143,7 @@ class LoadedModel:
         else the track's default (:func:`default_sampler`)."""
         record = self.metadata.get("distilled")
         if isinstance(record, dict) and isinstance(record.get("sampler"), dict):
-            opts = dict(record["sampler"])
-            return {"method": opts.pop("method"), "steps": opts.pop("steps"), "options": opts}
+            return generate_keywords(record["sampler"])
         method, steps = default_sampler(self.process)
         return {"method": method, "steps": steps, "options": {}}
 

@@ -50,8 +50,9 @@ def sampler_keywords(process, steps: int | Sequence[int]) -> dict:
     """:func:`image_track.sampling.generate`'s keywords for the deterministic ``steps``-step sampler a student of
     ``process`` was distilled for (``process.step_options``; ``steps`` an int or the student's explicit grid). A
     loaded student's own: :attr:`image_track.loaded.LoadedModel.sampler`."""
-    opts = dict(process.step_options(steps))
-    return {"method": opts.pop("method"), "steps": opts.pop("steps"), "options": opts}
+    from image_track.loaded import generate_keywords
+
+    return generate_keywords(process.step_options(steps))
 
 
 class DistillSettings:

@@ -125,9 +125,9 @@ def _grids(a, prog: str) -> dict | None:
     grids = dict(a.grid)
     if a.method != "map" or len(grids) != len(a.grid):
         fail(f"{prog} distill: error: --grid applies to --method map, once per student")
+    process = load_model(a.checkpoint or default_checkpoint(conditional=False)).process  # its own errors: --checkpoint
     try:
-        student_grids(load_model(a.checkpoint or default_checkpoint(conditional=False)).process, a.students, grids,
-                      teacher_steps=a.teacher_steps)
+        student_grids(process, a.students, grids, teacher_steps=a.teacher_steps)
     except ValueError as e:
         fail(f"{prog} distill: error: --grid: {e}")
     return grids

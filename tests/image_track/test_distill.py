@@ -87,12 +87,17 @@ def test_distill_cli_map_writes_students_and_refuses_a_full_out(tmp_path, capsys
     (["distill", "--eval-n", "2"], "--eval-n"),
     (["distill", "--resume", "--overwrite"], "exclude"),
     (["distill", "--checkpoint", "CKPT_COND"], "class-conditional"),
+    (["distill", "--grid", "2=999,300"], "teacher's 16-step grid"),
+    (["distill", "--grid", "2=999,374", "--grid", "2=999,499"], "once per student"),
+    (["distill", "--method", "progressive", "--grid", "2=999,374"], "--grid applies to --method map"),
+    (["distill", "--grid", "2"], "N=T1,T2"),
 ])
 def test_distill_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     argv = [str(default_checkpoint(conditional=True)) if a == "CKPT_COND" else a for a in argv]
     assert main([*argv, "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
 def _threads_here() -> int:

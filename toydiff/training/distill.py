@@ -305,7 +305,7 @@ class GridMapDistillation:
     def __init__(self, process, steps: int | Sequence[int], times: Sequence, *, weighting: str = "landing",
                  info: dict | None = None):
         self.process, self.schedule = process, process.schedule
-        if isinstance(steps, int) or isinstance(steps, bool):
+        if isinstance(steps, int):  # a count (bool refused here); a grid is checked by the process
             steps = check_int(steps, "steps", min=1)
         self.weighting = check_choice(weighting, "weighting", MAP_WEIGHTINGS)
         self.sampler = process.step_options(steps)  # refuses a process without a DDIM-equivalent step, a bad grid
