@@ -47,19 +47,11 @@ def find_runs(root: Path | None = None) -> list[Path]:
 def is_image_checkpoint(path: Path) -> bool:
     """Whether ``path`` is an image_track model (its header's kind tag, and a model config): the MNIST pages list
     only those, not the toy track's runs, without loading any weights."""
-    import json
-
-    from safetensors import SafetensorError, safe_open
-
     from image_track.loaded import MODEL_KINDS
-    from toydiff.training.checkpoint import checkpoint_kind
+    from toydiff.training.checkpoint import checkpoint_kind, read_metadata
 
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = json.loads((f.metadata() or {}).get("toydiff", "{}"))
-    except (OSError, ValueError, RuntimeError, SafetensorError):
-        return False
-    return isinstance(meta, dict) and checkpoint_kind(meta) in MODEL_KINDS + (None,) and "model_config" in meta
+    meta = read_metadata(path)
+    return meta is not None and checkpoint_kind(meta) in MODEL_KINDS + (None,) and "model_config" in meta
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the checkpoint…")

@@ -58,6 +58,14 @@ IMAGES_LOADED = """() => {
   return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
 }"""
 PLOTS_DRAWN = "() => [...document.querySelectorAll('.stPlotlyChart')].every(c => c.querySelector('.main-svg'))"
+
+
+def plots_drawn(n: int) -> str:
+    """A page condition: exactly ``n`` Plotly charts, each drawn. A page streams its charts one by one, and the
+    script-state flag can read "not running" before a first run starts, so a condition on "every chart there is"
+    can hold while later ones are on their way; a count cannot."""
+    return f"""() => {{ const c = [...document.querySelectorAll('.stPlotlyChart')];
+  return c.length === {int(n)} && c.every(p => p.querySelector('.main-svg')); }}"""
 PLOTLY_LAID_OUT = "() => [...document.querySelectorAll('.js-plotly-plot')].every(g => g._fullLayout)"
 TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 MAIN_HEIGHT = "document.querySelector('[data-testid=\"stMain\"]').scrollHeight"

@@ -62,8 +62,8 @@ def test_every_page_in_chromium(server, browser, tmp_path):
 
 
 # --- the Discrete diffusion page (issue #26) ---------------------------------------------------------------
-DISCRETE_PLOTS_DRAWN = """() => { const c = [...document.querySelectorAll('.stPlotlyChart')];
-  return c.length > 0 && c.every(p => p.querySelector('.main-svg')); }"""
+
+
 DISCRETE_CHART_DATA = "n => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[n].data.map(t => [t.x, t.y, t.z]))"
 
 
@@ -76,7 +76,7 @@ def test_discrete_page_in_chromium(server, browser, tmp_path):
     timings: list[tuple[str, float]] = []
     t0 = time.perf_counter()
     page = H.open_app(browser, server.rstrip("/") + "/discrete?train=50&kl=4&steps=8")
-    page.wait_for_function(DISCRETE_PLOTS_DRAWN)
+    page.wait_for_function(H.plots_drawn(2))
     if page.locator('[role="dialog"]').count():  # Streamlit's "Page not found" on a cold deep link; the page runs
         page.keyboard.press("Escape")
         page.locator('[role="dialog"]').wait_for(state="detached")
@@ -84,14 +84,15 @@ def test_discrete_page_in_chromium(server, browser, tmp_path):
     H.clean(page)
     assert page.locator(".stPlotlyChart").count() == 2
     H.timed(page, timings, "Discrete: train a small model (50 steps)",
-            lambda: page.get_by_role("button", name="Train a small model").click(), ready=(DISCRETE_PLOTS_DRAWN,))
+            lambda: page.get_by_role("button", name="Train a small model").click(), ready=(H.plots_drawn(2),))
     H.clean(page)
     assert page.get_by_text("Bayes floor (exact denoiser, same draws)").count() == 1
     before = page.evaluate(DISCRETE_CHART_DATA, 1)
-    H.timed(page, timings, "Discrete: step slider +1", press(page, "Step", "ArrowRight"), ready=(DISCRETE_PLOTS_DRAWN,))
+    H.timed(page, timings, "Discrete: step slider +1", press(page, "Step", "ArrowRight"),
+            ready=(H.plots_drawn(2),))
     assert page.evaluate(DISCRETE_CHART_DATA, 1) != before, "moving the step did not redraw the bars"
     H.timed(page, timings, "Discrete: KL against steps (4 samplers × 1 step count, model + exact, n = 500)",
-            lambda: page.get_by_role("button", name="Compute KL against steps").click(), ready=(DISCRETE_PLOTS_DRAWN,))
+            lambda: page.get_by_role("button", name="Compute KL against steps").click(), ready=(H.plots_drawn(3),))
     H.clean(page)
     assert page.locator(".stPlotlyChart").count() == 3 and "train=50" in page.url
     H.screenshot(page, "discrete", tmp_path, ready=H.PLOTLY_LAID_OUT)

@@ -22,8 +22,10 @@ PLOTS_DRAWN = """() => { const c = [...document.querySelectorAll('.stPlotlyChart
 CHART_DATA = "n => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[n].data.map(t => [t.x, t.y, t.z]))"
 
 
-def timed(page, timings: list, what: str, action, timeout_ms: int = 120_000) -> float:
-    return H.timed(page, timings, what, action, ready=(PLOTS_DRAWN,), timeout_ms=timeout_ms)
+def timed(page, timings: list, what: str, action, charts: int | None = None, timeout_ms: int = 120_000) -> float:
+    """:func:`H.timed`, ready once every chart is drawn (exactly ``charts`` of them where given)."""
+    ready = H.plots_drawn(charts) if charts is not None else PLOTS_DRAWN
+    return H.timed(page, timings, what, action, ready=(ready,), timeout_ms=timeout_ms)
 
 
 def shoot(page, name: str, out) -> None:
@@ -36,7 +38,7 @@ def test_labs_page_in_chromium(server, browser, tmp_path):
     page = H.open_app(browser, server)
     timings.append(("Schedules: first paint (cold server)", time.perf_counter() - t0))
     timed(page, timings, "Labs: open, guidance section (exact CFG, w sweep, class posterior; cold)",
-          nav(page, "Labs"))
+          nav(page, "Labs"), charts=3)
     H.clean(page)
     assert page.locator(".stPlotlyChart").count() == 3 and page.locator(".katex").count() >= 1
 
@@ -67,7 +69,7 @@ def test_labs_page_in_chromium(server, browser, tmp_path):
     assert page.get_by_text("KL(p ‖ p_θ), model").count() == 1
     timed(page, timings, "Likelihood: map log p over a 16 × 16 grid (PF-ODE, model + oracle), Compute",
           lambda: (page.locator('[data-testid="stCheckbox"]').filter(has_text="Map log p over a grid").first
-                   .locator("label").click(), page.get_by_role("button", name="Compute").click()))
+                   .locator("label").click(), page.get_by_role("button", name="Compute").click()), charts=3)
     H.clean(page)
     assert page.locator(".stPlotlyChart").count() == 3 and "lik_grid=1" in page.url
     shoot(page, "labs_likelihood", tmp_path)
@@ -79,7 +81,7 @@ def test_labs_page_in_chromium(server, browser, tmp_path):
     shoot(page, "labs_memorisation", tmp_path)
 
     timed(page, timings, "Few-step: open the section (one-jump cloud, the exact map, error against t)",
-          lambda: page.locator('[data-testid="stButtonGroup"]').get_by_text("few-step").click())
+          lambda: page.locator('[data-testid="stButtonGroup"]').get_by_text("few-step").click(), charts=2)
     H.clean(page)
     assert page.locator(".stPlotlyChart").count() == 2 and "labs_section=few-step" in page.url
     shoot(page, "labs_few_step", tmp_path)  # resubmitting the form: tests/apps/test_labs_few_step.py (AppTest)

@@ -12,6 +12,7 @@ from app_harness import charts, open_page, plotly_array  # noqa: E402
 from app_harness import clean as assert_clean  # noqa: E402
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -67,8 +68,18 @@ def test_a_flow_run_is_listed_and_jumps_by_one_euler_step(tmp_path, monkeypatch)
     train_toy("two_gaussians", process="flow", model_config=MLPConfig(dim=1, width=8, depth=1),
               config=TrainConfig(epochs=1, batch_size=32, warmup_steps=1), n_train=64, n_val=32,
               out=tmp_path / "rf", progress=False)
+    from toydiff.training.checkpoint import save_checkpoint
+
+    # a distillation's path cache (hundreds of MB in a real run) is not a toy run: its header says so, and it is
+    # never loaded
+    save_checkpoint(tmp_path / "cache" / "teacher_paths.safetensors", {"x": torch.zeros(8)},
+                    {"kind": "image_track.teacher_paths/1"})
+    loaded: list[str] = []
+    real_load = page._load
+    monkeypatch.setattr(page, "_load", lambda path, stamp: loaded.append(path) or real_load(path, stamp))
     monkeypatch.setenv("TOYDIFF_RUNS_DIR", str(tmp_path))
     found = page.checkpoints("two_gaussians")
+    assert not [p for p in loaded if "teacher_paths" in p] and any(p.endswith("checkpoint.safetensors") for p in loaded)
     assert "flow (rf) · Euler" in found and "flow (rf) · Euler" not in page.checkpoints("8gaussians")
     r = page.one_jump("two_gaussians", (), 50, 0, (("flow (rf) · Euler", found["flow (rf) · Euler"]),))
     assert r["jumps"]["flow (rf) · Euler"].shape == (50, 1) and len(r["errors"]["flow (rf) · Euler"]) == len(page.TS)

@@ -173,3 +173,23 @@ def test_the_run_lock_keeps_a_second_writer_out_and_is_reentrant(tmp_path):
         with pytest.raises(ck.RunLockedError, match="another process is writing"):
             with ck.run_lock(tmp_path / "run"):
                 pass
+
+
+def test_read_metadata_reads_the_header_only(tmp_path):
+    from safetensors.torch import save_file
+
+    path = ck.save_checkpoint(tmp_path / "c.safetensors", {"w": torch.zeros(1000)}, {"kind": "toydiff.toy", "step": 3})
+    assert ck.read_metadata(path) == ck.load_checkpoint(path)[1]
+    assert ck.read_metadata(path)["kind"] == "toydiff.toy"
+    # damage past the header: the metadata still reads (no tensor is touched), the verified load refuses
+    data = bytearray(path.read_bytes())
+    data[-8:] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+    assert ck.read_metadata(path)["step"] == 3
+    with pytest.raises(ck.CheckpointError):
+        ck.load_checkpoint(path)
+    save_file({"w": torch.zeros(2)}, tmp_path / "plain.safetensors")  # safetensors without toydiff metadata
+    save_file({"w": torch.zeros(2)}, tmp_path / "list.safetensors", metadata={"toydiff": "[1, 2]"})
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    for name in ("plain", "list", "junk", "missing"):
+        assert ck.read_metadata(tmp_path / f"{name}.safetensors") is None, name

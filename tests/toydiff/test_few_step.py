@@ -64,7 +64,7 @@ def test_exact_map_has_zero_error_and_one_euler_step_the_closed_form(one):
 def test_the_error_against_t_curve_matches_the_closed_form(one):
     ts, n = (0.25, 1.0), 300
     curves = fs.jump_error_curves([fs.OracleSolver(one, LIN, "euler"), fs.ExactMap(one, LIN)], one, LIN, ts, n=n)
-    assert curves["exact map"].tolist() == [0.0, 0.0]
+    assert curves["exact map"].max() < 1e-8  # its own solve, one t at a time, against the reference's joint solve
     g = torch.Generator().manual_seed(0)  # jump_error_curves' draws: the same generator, t after t
     for i, t in enumerate(ts):
         step, exact = euler_closed_form(fs.marginal_draws(one, LIN, t, n, g), t)
@@ -85,7 +85,7 @@ class Swapped(fs.ExactMap):
 def test_a_method_jumping_the_wrong_way_is_caught(ring):
     ok, bad = fs.ExactMap(ring, LIN), Swapped(ring, LIN, label="swapped")
     curves = fs.jump_error_curves([ok, bad], ring, LIN, (0.5, 1.0), n=64)
-    assert curves["exact map"].max() == 0.0 and curves["swapped"].min() > 0.3
+    assert curves["exact map"].max() < 1e-8 and curves["swapped"].min() > 0.3
     res = fs.judge([bad, fs.OracleSolver(ring, LIN, "heun")], ring, LIN, (1, 2), n=64, seeds=1,
                    distance=lambda a, b: float(np.abs(a.mean(0) - b.mean(0)).sum()))
     assert np.mean(res.rows[("exact map (the floor)", "∞")]["path"]) == 0.0

@@ -96,6 +96,25 @@ def test_vp_schedule_agrees_with_the_karras_probability_flow():
     torch.testing.assert_close(GM2.flow_map(x, 150, 20, S), ref, rtol=0, atol=1e-7)
 
 
+def test_every_pair_in_one_call_matches_the_closed_form():
+    """All the cases of one process in ONE call (per-sample times: rows toward the data and away from it, across
+    σ̃ = 1, from and to the singular end, carried in one ODE system on their own clocks): each row its closed form."""
+    m, v = torch.tensor([0.7, -1.2], dtype=torch.float64), torch.tensor([0.3, 2.5], dtype=torch.float64)
+    gm = td.GaussianMixture.diagonal([1.0], m[None], v.sqrt()[None])
+    for process in (LIN, COS, S):
+        pairs = [(t, s) for p, t, s in CASES if p is process]
+        x = points(len(pairs), 2, seed=3, scale=1.5)
+        if isinstance(process, NoiseSchedule):
+            tt, ss = torch.tensor([t for t, _ in pairs]), torch.tensor([s for _, s in pairs])
+        else:
+            tt, ss = (torch.tensor(c, dtype=torch.float64) for c in zip(*pairs))
+        got = gm.flow_map(x, tt, ss, process, **TOL)
+        for i, (t, s) in enumerate(pairs):
+            (at, st), (as_, ss_) = coefs(process, t), coefs(process, s)
+            want = as_ * m + (as_**2 * v + ss_**2).sqrt() / (at**2 * v + st**2).sqrt() * (x[i] - at * m)
+            torch.testing.assert_close(got[i], want, rtol=1e-6, atol=1e-6, msg=f"{process.name}: {t} -> {s}")
+
+
 def test_per_sample_times_group_like_scalar_calls():
     x = points(6, 2, seed=6)
     t = torch.tensor([0.9, 0.5, 0.9, 1.0, 0.2, 0.5], dtype=torch.float64)

@@ -93,41 +93,52 @@ def _coefs(process, t) -> tuple[float, float]:
     return float(a), float(s)
 
 
-def _solve(gm: MixtureLike, v: torch.Tensor, a: float, b: float, solver: dict) -> torch.Tensor:
-    """Carry ``v [N, D]`` from σ̃ = ``a`` to σ̃ = ``b`` (either may be 0 or inf): y = x/α where σ̃ ≤ 1, z = x/σ where
-    σ̃ ≥ 1 (equal at σ̃ = 1), crossing σ̃ = 1 between the two halves of the module docstring's ODE."""
+def _segment(gm: MixtureLike, v: torch.Tensor, c0: torch.Tensor, c1: torch.Tensor, data_side: bool,
+             solver: dict) -> torch.Tensor:
+    """Carry each row of ``v [N, D]`` from its clock ``c0[i]`` to ``c1[i]`` (``[N]``) on one side of σ̃ = 1, all rows in
+    ONE solve: the clock of row i is c0_i + u (c1_i − c0_i) for u ∈ [0, 1], so dv_i/du = (c1_i − c0_i) f(v_i, clock_i).
+    The data side's clock is σ̃ (dy/dσ̃ = E[ε | y], y = x_0 + σ̃ ε); the noise side's is τ (dz/dτ = E[x_0 | z],
+    z = τ x_0 + ε). Rows with c0 = c1 are returned unchanged."""
     from scipy.integrate import solve_ivp
 
-    if a == b:
+    moving = c0 != c1
+    if not bool(moving.any()):
         return v
-    if (a - 1.0) * (b - 1.0) < 0:
-        return _solve(gm, _solve(gm, v, a, 1.0, solver), 1.0, b, solver)
-    data_side = max(a, b) <= 1.0
-    n, d = v.shape
+    w0, a, span = v[moving], c0[moving], (c1 - c0)[moving]
+    n, d = w0.shape
     one = torch.ones(n, dtype=torch.float64)
 
-    def rhs(clock: float, w: np.ndarray) -> np.ndarray:
-        vt = torch.from_numpy(w).reshape(n, d)
-        if data_side:  # dy/dσ̃ = E[ε | y], y = x_0 + σ̃ ε
-            return posterior_at(gm, vt, one, one * clock)[1].numpy().ravel()
-        return posterior_at(gm, vt, one * clock, one)[0].numpy().ravel()  # dz/dτ = E[x_0 | z], z = τ x_0 + ε
+    def rhs(u: float, w: np.ndarray) -> np.ndarray:
+        vt, clock = torch.from_numpy(w).reshape(n, d), a + u * span
+        pair = posterior_at(gm, vt, one, clock)[1] if data_side else posterior_at(gm, vt, clock, one)[0]
+        return (span[:, None] * pair).numpy().ravel()
 
-    span = (a, b) if data_side else (1.0 / a, 1.0 / b)  # τ = 1/σ̃ (1/inf = 0)
-    sol = solve_ivp(rhs, span, v.numpy().ravel(), t_eval=[span[1]], **solver)
+    sol = solve_ivp(rhs, (0.0, 1.0), w0.numpy().ravel(), t_eval=[1.0], **solver)
     if not sol.success:
-        raise RuntimeError(f"the probability-flow solve from sigma~={a} to {b} failed: {sol.message}")
-    return torch.from_numpy(sol.y[:, -1].copy()).reshape(n, d)
+        side = "data side (sigma~ <= 1)" if data_side else "noise side (sigma~ >= 1)"
+        raise RuntimeError(f"the probability-flow solve on the {side} failed: {sol.message}")
+    out = v.clone()
+    out[moving] = torch.from_numpy(sol.y[:, -1].copy()).reshape(n, d)
+    return out
 
 
-def _map_group(gm: MixtureLike, xf: torch.Tensor, process, t, s, solver: dict) -> torch.Tensor:
-    """Φ_{t→s} of ``xf [N, D]`` at one pair of times."""
-    if t == s:
-        return xf
-    (at, st), (as_, ss) = _coefs(process, t), _coefs(process, s)
-    sig_t, sig_s = (st / at if at > 0 else math.inf), (ss / as_ if as_ > 0 else math.inf)
-    v = xf / at if sig_t <= 1.0 else xf / st
-    v = _solve(gm, v, sig_t, sig_s, solver)
-    return as_ * v if sig_s <= 1.0 else ss * v
+def _solve(gm: MixtureLike, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, solver: dict) -> torch.Tensor:
+    """Carry row i of ``v [N, D]`` from σ̃ = ``a[i]`` to ``b[i]`` (``[N]``; either may be 0 or inf): y = x/α where
+    σ̃ ≤ 1, z = x/σ where σ̃ ≥ 1 (equal at σ̃ = 1). Rows moving toward the data cross the noise side, then the data
+    side; rows moving away, the reverse: at most four solves however many distinct (a, b) there are."""
+    out = v.clone()
+    for down in (True, False):
+        rows = ((a >= b) if down else (a < b)).nonzero().flatten()
+        if not len(rows):
+            continue
+        w, ar, br = v[rows], a[rows], b[rows]
+        for data_side in ((False, True) if down else (True, False)):
+            if data_side:  # the part of [a, b] with σ̃ ≤ 1, clock σ̃
+                w = _segment(gm, w, ar.clamp(max=1.0), br.clamp(max=1.0), True, solver)
+            else:  # the part with σ̃ ≥ 1, clock τ = 1/σ̃ (1/inf = 0)
+                w = _segment(gm, w, 1.0 / ar.clamp(min=1.0), 1.0 / br.clamp(min=1.0), False, solver)
+        out[rows] = w
+    return out
 
 
 def flow_map(gm: MixtureLike, x: torch.Tensor, t, s, process, *, rtol: float = 1e-10, atol: float = 1e-10,
@@ -137,8 +148,8 @@ def flow_map(gm: MixtureLike, x: torch.Tensor, t, s, process, *, rtol: float = 1
     Args:
         x: ``[B, *event]`` with prod(event) = D, finite, floating point.
         t, s: times of ``process``: integer steps in [−1, T − 1] for a schedule (−1 is the clean end, ᾱ = 1), floats
-            in [0, 1] for an interpolant; each a scalar or a tensor ``[B]`` (per-sample times; samples sharing a
-            pair (t, s) are solved together).
+            in [0, 1] for an interpolant; each a scalar or a tensor ``[B]`` (per-sample times: every sample is
+            carried in one ODE system, each on its own clock, so many pairs (t, s) cost about as much as one).
         process: a :class:`NoiseSchedule`, an :class:`Interpolant`, or a process object (:func:`resolve`).
         rtol, atol, method: passed to :func:`scipy.integrate.solve_ivp`.
 
@@ -149,13 +160,19 @@ def flow_map(gm: MixtureLike, x: torch.Tensor, t, s, process, *, rtol: float = 1
     xf = gm._flat(x, "x").detach().cpu()  # [B, D] float64, checked finite
     n = xf.shape[0]
     tt, ss = _times(proc, t, n, "t"), _times(proc, s, n, "s")
-    solver = {"rtol": rtol, "atol": atol, "method": method}
-    out = xf.clone()
+    coef = torch.empty(n, 4, dtype=torch.float64)  # α_t, σ_t, α_s, σ_s per sample
     pairs, inv = torch.unique(torch.stack([tt.double(), ss.double()], 1), dim=0, return_inverse=True)
+    cast = int if isinstance(proc, NoiseSchedule) else float
     for g, (tg, sg) in enumerate(pairs.tolist()):
-        idx = (inv == g).nonzero().flatten()
-        cast = int if isinstance(proc, NoiseSchedule) else float
-        out[idx] = _map_group(gm, xf[idx], proc, cast(tg), cast(sg), solver)
+        coef[inv == g] = torch.tensor([*_coefs(proc, cast(tg)), *_coefs(proc, cast(sg))], dtype=torch.float64)
+    at, st, as_, ss_ = coef.unbind(1)
+    inf = torch.tensor(math.inf, dtype=torch.float64)
+    sig_t = torch.where(at > 0, st / at, inf)
+    sig_s = torch.where(as_ > 0, ss_ / as_, inf)
+    v = xf / torch.where(sig_t <= 1.0, at, st)[:, None]
+    v = _solve(gm, v, sig_t, sig_s, {"rtol": rtol, "atol": atol, "method": method})
+    out = v * torch.where(sig_s <= 1.0, as_, ss_)[:, None]
+    out[tt == ss] = xf[tt == ss]
     return out.reshape(x.shape).to(device=x.device)
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_checkpoint_bytes",
+    "read_metadata",
     "atomic_write_bytes",
     "rng_state",
     "set_rng_state",
@@ -142,6 +143,20 @@ def load_checkpoint(path: str | os.PathLike, *, allow_non_finite: bool = False) 
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     return load_checkpoint_bytes(data, name=str(path), allow_non_finite=allow_non_finite)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The toydiff metadata of the checkpoint at ``path`` from its header alone (no tensor is read, so listing a
+    folder of large files stays cheap), or None where ``path`` is not a readable safetensors file with a JSON object
+    under the toydiff key. Unverified: :func:`load_checkpoint` checks the content hash."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get(_META_KEY, "null"))
+    except (OSError, ValueError, RuntimeError, SafetensorError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _parse(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, Any]]:

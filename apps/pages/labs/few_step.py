@@ -19,11 +19,13 @@ import torch
 import toydiff as td
 from apps.charts import csv_bytes, downloads, mixture_section, show_chart
 from apps.common import url_state
-from apps.common.models import REPO_ROOT, is_image_checkpoint
+from apps.common.models import REPO_ROOT
 from apps.common.ui import fig_png, readable_errors
 from apps.pages.toy.data import dataset_names
 from toydiff.evaluation import few_step as fs
 from toydiff.toy.datasets import Normalizer, get_dataset
+from toydiff.toy.training import KIND as TOY_KIND
+from toydiff.training.checkpoint import checkpoint_kind, read_metadata
 from toydiff.toy.figures.few_step import jump_error_mpl, jump_error_plotly, one_jump_mpl, one_jump_plotly
 
 __all__ = ["URL_SPEC", "DEFAULTS", "ORACLE", "section", "checkpoints", "one_jump"]
@@ -78,7 +80,8 @@ def checkpoints(dataset: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for root in _roots():
         for p in sorted(root.rglob("*.safetensors")) if root.is_dir() else ():
-            if is_image_checkpoint(p):  # an MNIST model: its header says so, no weights read
+            meta = read_metadata(p)  # the header alone: an MNIST model or a distillation's path cache is skipped
+            if meta is None or checkpoint_kind(meta) != TOY_KIND:  # unread, however large
                 continue
             run = _load(str(p.resolve()), p.stat().st_mtime)
             if run is not None and run.dataset.name == dataset:
