@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_harness import (ARM, CHART, MARKS, PLOTLY_LAID_OUT, PLOTS_DRAWN, RAN_AND_DONE, clean, labelled, nav,
-                             open_app, screenshot)
+from browser_harness import (ARM, CHART, MARKS, PLOTLY_LAID_OUT, PLOTS_DRAWN, clean, labelled, nav,
+                             open_app, screenshot, wait_ran)
 
 pytestmark = [*MARKS, pytest.mark.slow]
 
@@ -43,7 +43,7 @@ def timed(page, name: str, action, timeout_ms: int = 120_000) -> float:
     t0 = time.perf_counter()
     action()
     try:
-        page.wait_for_function(RAN_AND_DONE, timeout=timeout_ms)
+        wait_ran(page, timeout_ms)
         page.wait_for_function(PLOTS_DRAWN, timeout=timeout_ms)
     except Exception:
         page.screenshot(path=str(Path(tempfile.gettempdir()) / "toydiff_toy_motion_failed.png"))
