@@ -9,6 +9,11 @@ from hypothesis import HealthCheck, settings
 
 matplotlib.use("Agg")
 
+# The project's thread policy (toydiff.threads: small models run on one torch thread) for every test process: the
+# suite runs two workers on two cores, and two workers of two threads each spin (3x wall on the shared CPU). A test
+# of the policy itself sets and restores what it needs (tests/toydiff/test_outputs_threads.py).
+torch.set_num_threads(1)
+
 # CI: reproducible and free of timing flakiness. Locally: the same, but random examples.
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=25,
                           suppress_health_check=[HealthCheck.too_slow])
