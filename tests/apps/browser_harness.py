@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -161,15 +160,6 @@ def wait_ran(page, timeout_ms: int = 120_000) -> None:
         if page.evaluate(CHANGED_AND_IDLE):
             return
         page.wait_for_function(RAN_AND_DONE, timeout=timeout_ms - MISSED_RUN_MS)
-
-
-@contextmanager
-def rerun(page, timeout_ms: int = 60_000):
-    """Wrap an action that makes the app rerun: on exit, that run has finished and its images have loaded."""
-    page.evaluate(ARM)
-    yield
-    wait_ran(page, timeout_ms)
-    page.wait_for_function(IMAGES_LOADED, timeout=timeout_ms)
 
 
 def timed(page, timings: list, what: str, action, ready: tuple[str, ...] = (PLOTS_DRAWN,),
