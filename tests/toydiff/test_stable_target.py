@@ -120,7 +120,7 @@ def test_stf_training_fits_the_exact_velocity_better_than_the_conditional_target
     for target in ("conditional", "stf"):
         run = train_toy("two_gaussians", process="flow", target=target, progress=False, n_train=4_096,
                         out=tmp_path / target,
-                        config=TrainConfig(epochs=40, batch_size=256, lr=5e-3, t_sampling="low-noise", ema_decay=None))
+                        config=TrainConfig(epochs=20, batch_size=256, lr=5e-3, t_sampling="low-noise", ema_decay=None))
         assert run.flow.target == target and load_toy(tmp_path / target).flow.target == target
         gm = run.normalizer.oracle(run.dataset.mixture)
         x0, eps, g = _pairs(gm, 20_000, 5)
@@ -129,7 +129,7 @@ def test_stf_training_fits_the_exact_velocity_better_than_the_conditional_target
         with torch.no_grad():
             errs[target] = float((run.flow_fn(False)(xt.float(), t.float()).double() - run.flow_fn(True)(xt, t))
                                  .square().mean())
-    assert errs["stf"] < 0.7 * errs["conditional"], errs
+    assert errs["stf"] < 0.7 * errs["conditional"], errs  # 0.33 at 20 epochs and at 40
 
 
 def test_the_toy_recipes_train_flows_on_the_stable_target():
