@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
 from toydiff.checks import check_number, check_tensor
 
@@ -71,6 +70,8 @@ def copy_stats(samples: torch.Tensor, train: torch.Tensor, *, ratio: float = COP
         d1 = np.sqrt(((x - y[0]) ** 2).sum(1))
         r, idx = np.where(d1 == 0, 0.0, 1.0), np.zeros(x.shape[0], dtype=np.int64)
     else:
+        from scipy.spatial import cKDTree  # here: scipy.spatial costs 0.2 s of every toydiff import
+
         dist, nn = cKDTree(y).query(x, k=2)  # [N, 2]; distinct points, so d2 > 0
         d1, r, idx = dist[:, 0], dist[:, 0] / dist[:, 1], nn[:, 0]
     return CopyStats(torch.from_numpy(r), torch.from_numpy(first[idx]), torch.from_numpy(d1), thr)
