@@ -153,7 +153,7 @@ def _resolve_sampler(a, m) -> None:
     one, is a one-line error."""
     from image_track.sampling import check_sampler, default_sampler
 
-    if a.method is None and a.steps is None and a.spacing is None and "distilled" in m.metadata:
+    if a.method is None and a.steps is None and a.spacing is None:  # the checkpoint's own sampler
         own = m.sampler
         a.method, a.steps, a.spacing = own["method"], own["steps"], own["options"].get("spacing")
     method, steps = default_sampler(m.process)

@@ -24,9 +24,9 @@ from apps.common.ui import fig_png, readable_errors
 from apps.pages.toy.data import dataset_names
 from toydiff.evaluation import few_step as fs
 from toydiff.toy.datasets import Normalizer, get_dataset
+from toydiff.toy.figures.few_step import jump_error_mpl, jump_error_plotly, one_jump_mpl, one_jump_plotly
 from toydiff.toy.training import KIND as TOY_KIND
 from toydiff.training.checkpoint import checkpoint_kind, read_metadata
-from toydiff.toy.figures.few_step import jump_error_mpl, jump_error_plotly, one_jump_mpl, one_jump_plotly
 
 __all__ = ["URL_SPEC", "DEFAULTS", "ORACLE", "section", "checkpoints", "one_jump"]
 
